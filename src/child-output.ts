@@ -1,0 +1,45 @@
+/** @module pipeLines: copies a child's output to sluice's own, whole lines at a time. */
+
+import type { LineOutput } from "./output.ts";
+
+const NEWLINE = 10;
+/** A line longer than this is passed on in pieces rather than held without bound. */
+const MAX_HELD_BYTES = 64 * 1024;
+
+/**
+ * Reads `stream` to its end and writes it to `out` in whole lines, so a child's line never
+ * interleaves with sluice's log records or the other stream's lines. A last line without
+ * a newline gets one.
+ */
+export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOutput): Promise<void> {
+  let held: Uint8Array = new Uint8Array(0);
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value: chunk } = await reader.read();
+      if (done) break;
+      const lastNewline = chunk.lastIndexOf(NEWLINE);
+      if (lastNewline < 0) {
+        held = join(held, chunk);
+        if (held.length > MAX_HELD_BYTES) {
+          out.write(join(held, Uint8Array.of(NEWLINE)));
+          held = new Uint8Array(0);
+        }
+        continue;
+      }
+      out.write(join(held, chunk.subarray(0, lastNewline + 1)));
+      held = chunk.slice(lastNewline + 1);
+    }
+  } catch {
+    // The pipe broke (child killed): pass on what was read.
+  }
+  if (held.length > 0) out.write(join(held, Uint8Array.of(NEWLINE)));
+}
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

@@ -1,0 +1,185 @@
+/** @module The command line: argv and environment -> a subcommand, a Config, or a usage error. */
+
+import { ConfigError, envName, type OptionKey, OPTIONS, type OptionSources, resolveConfig, stopBudget, validateConfig, type Config } from "./config.ts";
+import { formatDuration } from "./config-values.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { flushLogging, setupLogging } from "./log.ts";
+import { LineOutput } from "./output.ts";
+import type { Runtime } from "./runtime/types.ts";
+import { Service } from "./service.ts";
+import { raceDeadline } from "./supervisor.ts";
+import { versionLine } from "./version.ts";
+
+/** A command line that cannot be understood; exits with ExitCode.USAGE. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const USAGE = `Usage:
+  sluice [options] [--] <command> [args...]   supervise <command>, proxy to it
+  sluice check [options]                      validate options, print the shutdown budget
+  sluice healthcheck [url]                    exit 0 when sluice is ready (default: --admin-listen's /readyz)
+  sluice version                              print version, commit and runtime
+`;
+
+const FLAG_KEYS = new Map<string, OptionKey>(
+  (Object.entries(OPTIONS) as [OptionKey, (typeof OPTIONS)[OptionKey]][]).map(([key, spec]) => [spec.name, key]),
+);
+
+function isBooleanOption(key: OptionKey): boolean {
+  return OPTIONS[key].placeholder === "BOOL";
+}
+
+/**
+ * Splits `args` into options and the command. Options end at `--` or at the first
+ * argument that is not a flag. Forms: `--name value`, `--name=value`; booleans also
+ * `--name` and `--no-name`.
+ */
+export function parseArgs(args: readonly string[]): { flags: OptionSources; command: string[] } {
+  const flags: OptionSources = {};
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("--")) {
+      if (arg.startsWith("-") && arg !== "-") throw new UsageError(`Unknown flag ${arg}`);
+      break;
+    }
+    const eq = arg.indexOf("=");
+    let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let text = eq < 0 ? undefined : arg.slice(eq + 1);
+    let key = FLAG_KEYS.get(name);
+    if (key === undefined && name.startsWith("no-") && text === undefined) {
+      key = FLAG_KEYS.get(name.slice(3));
+      if (key !== undefined && isBooleanOption(key)) {
+        name = name.slice(3);
+        text = "false";
+      } else key = undefined;
+    }
+    if (key === undefined) throw new UsageError(`Unknown flag --${name}`);
+    if (text === undefined) {
+      if (isBooleanOption(key)) text = "true";
+      else {
+        const next = args[++i];
+        if (next === undefined) throw new UsageError(`Missing value for --${name}`);
+        text = next;
+      }
+    }
+    flags[key] = { text, from: `--${name}` };
+  }
+  return { flags, command: args.slice(i) };
+}
+
+export function helpText(): string {
+  const rows = Object.values(OPTIONS).map((spec) => {
+    const flag = `--${spec.name} ${spec.placeholder}`;
+    const def = spec.defaultText === undefined ? "(unset)" : spec.defaultText === "" ? '""' : spec.defaultText;
+    return `  ${flag.padEnd(34)} ${envName(spec.name).padEnd(27)} ${def}\n      ${spec.help}\n`;
+  });
+  return `${USAGE}
+Options (flag, environment variable, default). Flags win over variables; an empty
+variable counts as unset. Durations: 250ms, 5s, 2m or plain seconds. Sizes: bytes,
+or with KiB/MiB/GiB/KB/MB/GB. Booleans: --name, --no-name or --name=true|false.
+${rows.join("")}
+Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast.
+Exit codes: 0 clean stop, the child's own code when it exits by itself (128+n when
+killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start failure.
+`;
+}
+
+function loadConfig(flags: OptionSources, env: Record<string, string | undefined>, command: string[]): Config {
+  const config = resolveConfig(flags, env, command);
+  validateConfig(config);
+  return config;
+}
+
+function budgetText(config: Config): string {
+  const { phases, totalMs } = stopBudget(config);
+  const lines = phases.map(([name, ms]) => `  ${name.padEnd(16)} ${formatDuration(ms).padStart(8)}`);
+  lines.push(`  ${"total".padEnd(16)} ${formatDuration(totalMs).padStart(8)}`);
+  if (config.gracePeriod !== undefined) {
+    const spare = config.gracePeriod - totalMs;
+    lines.push(`  ${"grace-period".padEnd(16)} ${formatDuration(config.gracePeriod).padStart(8)}  ` +
+      (spare >= 0 ? `fits, ${formatDuration(spare)} to spare` : `DOES NOT FIT: ${formatDuration(-spare)} over`));
+  } else {
+    lines.push("  (no --grace-period given: Kubernetes' default terminationGracePeriodSeconds is 30s)");
+  }
+  return `Stop budget (shutdown-delay + drain-timeout + stop-timeout + flush-timeout):\n${lines.join("\n")}\n`;
+}
+
+async function healthcheck(url: string | undefined, env: Record<string, string | undefined>): Promise<number> {
+  if (url === undefined) {
+    const admin = resolveConfig({}, env, []).adminListen;
+    if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
+    const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
+    url = `http://${host}:${admin.port}/readyz`;
+  }
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    await response.body?.cancel();
+    return response.status === 200 ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+/** Runs the command line; returns the exit code. */
+export async function runCli(runtime: Runtime): Promise<number> {
+  const stdout = new LineOutput(runtime, 1);
+  const stderr = new LineOutput(runtime, 2);
+  const env = runtime.env();
+  const [first, ...rest] = runtime.args;
+  try {
+    switch (first) {
+      case "version":
+      case "--version":
+        stdout.write(`${versionLine(runtime)}\n`);
+        return ExitCode.OK;
+      case "help":
+      case "--help":
+      case "-h":
+        stdout.write(helpText());
+        return ExitCode.OK;
+      case "healthcheck": {
+        const code = await healthcheck(rest[0], env);
+        if (code !== 0) stderr.write(`sluice healthcheck: not ready\n`);
+        return code;
+      }
+      case "check": {
+        const { flags, command } = parseArgs(rest);
+        let config: Config;
+        try {
+          config = loadConfig(flags, env, command);
+        } catch (error) {
+          if (error instanceof ConfigError) stdout.write(budgetText(resolveConfig(flags, env, command)));
+          throw error;
+        }
+        stdout.write(`Configuration is valid.\n${budgetText(config)}`);
+        return ExitCode.OK;
+      }
+    }
+    const { flags, command } = parseArgs(runtime.args);
+    if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
+    const config = loadConfig(flags, env, command);
+    await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
+    const code = await new Service(config, { runtime, env, stdout, stderr }).run();
+    await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), config.flushTimeout, new AbortController().signal);
+    return code;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      stderr.write(`sluice: ${error.message}\nRun "sluice --help" for usage.\n`);
+      return ExitCode.USAGE;
+    }
+    if (error instanceof ConfigError) {
+      stderr.write(`sluice: ${error.message}\n`);
+      return ExitCode.STARTUP_FAILED;
+    }
+    stderr.write(`sluice: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return ExitCode.STARTUP_FAILED;
+  } finally {
+    await Promise.all([stdout.flush(), stderr.flush()]);
+  }
+}

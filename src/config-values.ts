@@ -1,0 +1,140 @@
+/** @module Parsers for option values: durations, sizes, ports, listen addresses, CIDR lists. */
+
+/** A parser turns the text of a flag or variable into a value, or throws a RangeError saying why. */
+export type ValueParser<T> = (text: string) => T;
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `5s`, `2m`, `1h`, or plain seconds (`30`, `1.5`); returns milliseconds. */
+export function parseDuration(text: string): number {
+  const match = DURATION.exec(text.trim());
+  if (!match) throw new RangeError("expected a duration such as 250ms, 5s, 2m or plain seconds");
+  const unit = match[2] ?? "s";
+  return Math.round(Number(match[1]) * DURATION_UNIT_MS[unit]!);
+}
+
+/** Formats milliseconds the way a user would write them back (`1.5s`, `250ms`, `2m`). */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
+const SIZE_UNIT: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** `1048576`, `512KiB`, `10MB`, `1GiB` (`k`/`m`/`g` alone are binary); returns bytes. */
+export function parseSize(text: string): number {
+  const match = SIZE.exec(text.trim());
+  if (!match) throw new RangeError("expected a size such as 1048576, 512KiB, 10MB or 1GiB");
+  return Math.floor(Number(match[1]) * SIZE_UNIT[(match[2] ?? "b").toLowerCase()]!);
+}
+
+export function parseNonNegativeInteger(text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new RangeError("expected a whole number of 0 or more");
+  return Number(text);
+}
+
+export function parsePort(text: string): number {
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new RangeError("expected a port number from 0 to 65535");
+  return port;
+}
+
+export interface ListenAddress {
+  hostname: string;
+  port: number;
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseListenAddress(text: string): ListenAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
+  if (!match) throw new RangeError("expected host:port, [ipv6]:port or :port");
+  const hostname = match[1] ?? (match[2] || "0.0.0.0");
+  return { hostname, port: parsePort(match[3]!) };
+}
+
+export function parseBoolean(text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off"].includes(value)) return false;
+  throw new RangeError("expected true or false");
+}
+
+export function parseChoice<T extends string>(choices: readonly T[]): ValueParser<T> {
+  return (text) => {
+    const value = text.trim() as T;
+    if (!choices.includes(value)) throw new RangeError(`expected one of ${choices.join(", ")}`);
+    return value;
+  };
+}
+
+/** An IPv4 or IPv6 network, as parsed from CIDR notation. */
+export interface Cidr {
+  family: 4 | 6;
+  /** The address as a 32- or 128-bit number. */
+  bits: bigint;
+  prefix: number;
+}
+
+/** Comma-separated CIDRs or addresses: `10.0.0.0/8, 127.0.0.1, ::1, fd00::/8`. */
+export function parseCidrList(text: string): Cidr[] {
+  return text
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "")
+    .map((part) => {
+      const [address = "", prefixText] = part.split("/");
+      const parsed = parseIp(address);
+      if (!parsed) throw new RangeError(`"${part}" is not an IP address or CIDR range`);
+      const width = parsed.family === 4 ? 32 : 128;
+      const prefix = prefixText === undefined ? width : Number(prefixText);
+      if (!Number.isInteger(prefix) || prefix < 0 || prefix > width) {
+        throw new RangeError(`"${part}" has a prefix length outside 0-${width}`);
+      }
+      return { ...parsed, prefix };
+    });
+}
+
+/** True when `address` lies in one of `networks`; IPv4-mapped IPv6 addresses count as IPv4. */
+export function cidrsContain(networks: readonly Cidr[], address: string): boolean {
+  if (networks.length === 0) return false;
+  const ip = parseIp(address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address);
+  if (!ip) return false;
+  return networks.some((net) => {
+    if (net.family !== ip.family) return false;
+    const shift = BigInt((net.family === 4 ? 32 : 128) - net.prefix);
+    return (net.bits >> shift) === (ip.bits >> shift);
+  });
+}
+
+function parseIp(text: string): { family: 4 | 6; bits: bigint } | undefined {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(text)) {
+    const octets = text.split(".").map(Number);
+    if (octets.some((o) => o > 255)) return undefined;
+    return { family: 4, bits: octets.reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) };
+  }
+  if (!text.includes(":") || !/^[0-9a-f:]+$/i.test(text)) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  if (groups.some((g) => g.length === 0 || g.length > 4)) return undefined;
+  return { family: 6, bits: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+}

@@ -1,0 +1,166 @@
+/** @module Every option in one table: flag, SLUICE_* variable, default, parser, help. The only reader of the environment. */
+
+import {
+  type Cidr,
+  type ListenAddress,
+  parseBoolean,
+  parseChoice,
+  parseCidrList,
+  parseDuration,
+  parseListenAddress,
+  parseNonNegativeInteger,
+  parsePort,
+  parseSize,
+  type ValueParser,
+} from "./config-values.ts";
+
+interface OptionSpec<T> {
+  /** The flag without dashes; the variable is SLUICE_ + its upper-snake form. */
+  name: string;
+  /** Default as the user would write it; undefined means "unset". */
+  defaultText: string | undefined;
+  parse: ValueParser<T>;
+  /** What the value looks like, for --help. */
+  placeholder: string;
+  help: string;
+}
+
+function option<T>(
+  name: string,
+  defaultText: string,
+  parse: ValueParser<T>,
+  placeholder: string,
+  help: string,
+): OptionSpec<T> {
+  return { name, defaultText, parse, placeholder, help };
+}
+
+function optional<T>(name: string, parse: ValueParser<T>, placeholder: string, help: string): OptionSpec<T | undefined> {
+  return { name, defaultText: undefined, parse, placeholder, help };
+}
+
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+const parseAdminListen: ValueParser<ListenAddress | undefined> = (text) =>
+  text.trim() === "off" ? undefined : parseListenAddress(text);
+
+const parseReadyPath: ValueParser<string> = (text) => {
+  if (!text.startsWith("/")) throw new RangeError("expected a path starting with /");
+  return text;
+};
+
+/** The option table: --help, the README and the parser are all generated from it. */
+export const OPTIONS = {
+  httpHost: option("http-host", "0.0.0.0", (t) => t.trim(), "HOST", "Address sluice serves HTTP on"),
+  httpPort: option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"),
+  targetHost: option("target-host", "127.0.0.1", (t) => t.trim(), "HOST", "Address the child listens on"),
+  targetPort: option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"),
+  adminListen: option("admin-listen", "127.0.0.1:9000", parseAdminListen, "HOST:PORT|off", "Serves /livez, /readyz and /metrics"),
+  readyPath: optional("ready-path", parseReadyPath, "PATH", "Child is ready when GET PATH answers 2xx (default: when its port accepts TCP)"),
+  readyTimeout: option("ready-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child to become ready before giving up"),
+  holdTimeout: option("hold-timeout", "30s", parseDuration, "DURATION", "Requests arriving before the child is ready wait this long, then get 503"),
+  maxHeldRequests: option("max-held-requests", "1000", parseNonNegativeInteger, "N", "Requests held at once while the child is not ready; more get 503"),
+  upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504"),
+  maxRequestBody: option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"),
+  trustedProxies: option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),
+  accessLog: option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"),
+  shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
+  drainTimeout: option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"),
+  stopTimeout: option("stop-timeout", "5s", parseDuration, "DURATION", "At stop, longest wait for the child to exit after --stop-signal before SIGKILL"),
+  stopSignal: option("stop-signal", "SIGTERM", parseChoice(STOP_SIGNALS), "SIGNAL", "Signal sent to the child's process group to stop it"),
+  flushTimeout: option("flush-timeout", "2s", parseDuration, "DURATION", "At stop, longest wait for logs and traces to flush"),
+  gracePeriod: optional("grace-period", parseDuration, "DURATION", "The orchestrator's stop deadline; refuse to start when the stop budget exceeds it"),
+  restart: option("restart", "never", parseChoice(["never", "on-failure", "always"] as const), "POLICY", "Restart the child when it exits: never, on-failure or always"),
+  restartMaxDelay: option("restart-max-delay", "10s", parseDuration, "DURATION", "Cap of the exponential backoff between restarts"),
+  logLevel: option("log-level", "info", parseChoice(LOG_LEVELS), "LEVEL", "Lowest level logged: trace, debug, info, warning, error or fatal"),
+  logFormat: option("log-format", "json", parseChoice(["json", "text"] as const), "FORMAT", "json (one JSON object per line) or text"),
+} as const;
+
+export type OptionKey = keyof typeof OPTIONS;
+
+/** Options as parsed values; `command` is the child's argv. */
+export type Config = { -readonly [K in OptionKey]: ReturnType<(typeof OPTIONS)[K]["parse"]> } & {
+  command: string[];
+};
+
+export type { Cidr, ListenAddress };
+
+/** A configuration that cannot be used; `subject` names the flag, variable or rule at fault. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function envName(optionName: string): string {
+  return `SLUICE_${optionName.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** Where each option's text came from, for error messages. */
+export type OptionSources = Partial<Record<OptionKey, { text: string; from: string }>>;
+
+/**
+ * Resolves every option from flags (already split by the CLI), then the environment, then
+ * the defaults. An empty variable counts as unset. Throws ConfigError naming the source.
+ */
+export function resolveConfig(flags: OptionSources, env: Record<string, string | undefined>, command: string[]): Config {
+  const config: Record<string, unknown> = { command };
+  for (const [key, spec] of Object.entries(OPTIONS) as [OptionKey, OptionSpec<unknown>][]) {
+    const variable = envName(spec.name);
+    const envText = env[variable];
+    const source = flags[key] ??
+      (envText ? { text: envText, from: variable } : undefined) ??
+      (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
+    if (source === undefined) continue;
+    try {
+      config[key] = spec.parse(source.text);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
+    }
+  }
+  return config as Config;
+}
+
+/** The stop budget: every phase that can run after SIGTERM, in order. */
+export function stopBudget(config: Config): { phases: [string, number][]; totalMs: number } {
+  const phases: [string, number][] = [
+    ["shutdown-delay", config.shutdownDelay],
+    ["drain-timeout", config.drainTimeout],
+    ["stop-timeout", config.stopTimeout],
+    ["flush-timeout", config.flushTimeout],
+  ];
+  return { phases, totalMs: phases.reduce((sum, [, ms]) => sum + ms, 0) };
+}
+
+/** Rules that involve more than one option. */
+export function validateConfig(config: Config): void {
+  const { totalMs } = stopBudget(config);
+  if (config.gracePeriod !== undefined && totalMs > config.gracePeriod) {
+    throw new ConfigError(
+      `The stop budget of ${totalMs}ms (shutdown-delay + drain-timeout + stop-timeout + flush-timeout) ` +
+        `exceeds --grace-period ${config.gracePeriod}ms: lower a timeout or raise the grace period (run "sluice check")`,
+    );
+  }
+  if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {
+    throw new ConfigError(`--admin-listen and --http-port both use port ${config.httpPort}`);
+  }
+  if (config.httpPort === config.targetPort) {
+    throw new ConfigError(`--http-port and --target-port are both ${config.httpPort}: the child needs a port of its own`);
+  }
+  if (config.targetPort === 0) {
+    throw new ConfigError(`Cannot use --target-port 0: the child needs a known port; current value is "0"`);
+  }
+}
+
+/** Variables meant for sluice alone: systemd's notify socket, watchdog and socket activation. */
+const SLUICE_ONLY_VARIABLES = /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_PID|LISTEN_FDS|LISTEN_FDNAMES)$/;
+
+/** The child's environment: sluice's own, less what belongs to sluice alone, with PORT set. */
+export function childEnvironment(env: Record<string, string | undefined>, port: number): Record<string, string> {
+  const childEnv: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !SLUICE_ONLY_VARIABLES.test(name)) childEnv[name] = value;
+  }
+  childEnv.PORT = String(port);
+  return childEnv;
+}

@@ -1,0 +1,68 @@
+/** @module Exchange: one request's record, from arrival to the last byte of its response. */
+
+/** How an exchange ended. */
+export type Outcome =
+  | "complete" // the response body was fully sent
+  | "client-cancel" // the client went away first (logged as 499)
+  | "aborted" // sluice cut it at the drain deadline or a fast stop
+  | "error"; // the upstream body failed midway
+
+export type EndListener = (exchange: Exchange) => void;
+
+/**
+ * Everything the pipeline learns about one request, shared by the server (in-flight
+ * registry, drain), the middlewares (access log, metrics) and the proxy. Ended exactly once.
+ */
+export class Exchange {
+  readonly startedAt = performance.now();
+  readonly startedAtEpochMs = Date.now();
+  /** Aborted when the client disconnects, or when sluice cuts the request at stop. */
+  readonly #abort = new AbortController();
+  requestId = "";
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Time from sending upstream to receiving its response headers, when there was one. */
+  upstreamMs: number | undefined;
+  /** Why the upstream request failed (502), for the access log. */
+  upstreamError: string | undefined;
+  outcome: Outcome | undefined;
+  #listeners: EndListener[] = [];
+
+  constructor(readonly request: Request, readonly clientAddress: string) {
+    const clientSignal = request.signal;
+    clientSignal.addEventListener("abort", () => this.abort("client-cancel"), { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get ended(): boolean {
+    return this.outcome !== undefined;
+  }
+
+  /** Why the exchange was aborted, if it was. */
+  get abortReason(): Outcome | undefined {
+    return this.#abort.signal.aborted ? (this.#abort.signal.reason as Outcome) : undefined;
+  }
+
+  abort(reason: "client-cancel" | "aborted"): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+  }
+
+  onEnd(listener: EndListener): void {
+    this.#listeners.push(listener);
+  }
+
+  end(outcome: Outcome): void {
+    if (this.outcome !== undefined) return;
+    this.outcome = outcome;
+    for (const listener of this.#listeners) listener(this);
+  }
+
+  /** Milliseconds since the request arrived. */
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+}

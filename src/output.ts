@@ -1,0 +1,63 @@
+/** @module LineOutput: ordered, whole-line, non-blocking writes to stdout or stderr. */
+
+import type { Runtime } from "./runtime/types.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * Collects lines and writes them in order, many lines per write, never splitting one.
+ * Log records and the child's output share stdout through one LineOutput, so lines never
+ * interleave. Writes are asynchronous: a slow reader of the pipe slows nothing but the
+ * queue, and `flush()` awaits everything written so far (call it before exit).
+ */
+export class LineOutput {
+  #pending: (string | Uint8Array)[] = [];
+  #writing: Promise<void> | undefined;
+  #runtime: Runtime;
+  #fd: 1 | 2;
+
+  constructor(runtime: Runtime, fd: 1 | 2) {
+    this.#runtime = runtime;
+    this.#fd = fd;
+  }
+
+  /** Queues text that already ends with a newline. */
+  write(chunk: string | Uint8Array): void {
+    this.#pending.push(chunk);
+    this.#writing ??= this.#drain();
+  }
+
+  /** Resolves when everything queued before the call (and since) has been written. */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async #drain(): Promise<void> {
+    // Let the current task queue more lines before the first write.
+    await Promise.resolve();
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending;
+        this.#pending = [];
+        await this.#runtime.write(this.#fd, concat(batch));
+      }
+    } catch {
+      // stdout closed (EPIPE): nothing sensible to do but drop what cannot be written.
+      this.#pending = [];
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+}
+
+function concat(chunks: (string | Uint8Array)[]): Uint8Array {
+  if (chunks.length === 1 && typeof chunks[0] === "string") return encoder.encode(chunks[0]);
+  const parts = chunks.map((c) => (typeof c === "string" ? encoder.encode(c) : c));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

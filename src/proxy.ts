@@ -1,0 +1,127 @@
+/** @module The forwarder: streams a request to the child and its response back. */
+
+import type { Context } from "hono";
+import type { Cidr } from "./config-values.ts";
+import type { Exchange } from "./exchange.ts";
+import { removeHopByHop, upstreamRequestHeaders } from "./forwarded-headers.ts";
+import type { UpstreamFetch } from "./runtime/types.ts";
+
+export interface ProxyOptions {
+  /** The child's origin, such as http://127.0.0.1:3000 */
+  origin: string;
+  fetch: UpstreamFetch;
+  upstreamTimeoutMs: number;
+  /** 0 means no limit. */
+  maxRequestBody: number;
+  trustedProxies: readonly Cidr[];
+}
+
+export type ProxyEnv = { Bindings: { exchange: Exchange } };
+
+/** Responses that never carry a body (RFC 9110 sections 6.4.1 and 9.3.2). */
+function bodyless(method: string, status: number): boolean {
+  return method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
+}
+
+class BodyTooLarge extends Error {
+  override name = "BodyTooLarge";
+}
+
+/** Plain-text error responses; never any internal detail. */
+export function errorResponse(status: 413 | 499 | 502 | 503 | 504, exchange: Exchange): Response {
+  const text: Record<typeof status, string> = {
+    413: "Payload Too Large",
+    499: "Client Closed Request",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+  };
+  const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
+  if (status === 503) headers.set("retry-after", "1");
+  if (status === 413) headers.set("connection", "close"); // the unread body stays on the connection
+  return new Response(`${text[status]}\n`, { status, headers });
+}
+
+export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies }: ProxyOptions) {
+  return async function forward(c: Context<ProxyEnv>): Promise<Response> {
+    const exchange = c.env.exchange;
+    const incoming = exchange.request;
+    const declaredLength = incoming.headers.get("content-length");
+    if (declaredLength !== null) {
+      exchange.bytesIn = Number(declaredLength) || 0;
+      if (maxRequestBody > 0 && exchange.bytesIn > maxRequestBody) return errorResponse(413, exchange);
+    }
+    const tooLarge = new AbortController();
+    const body = incoming.body === null
+      ? null
+      : declaredLength !== null && maxRequestBody === 0
+      ? incoming.body
+      : countBody(incoming.body, exchange, maxRequestBody, tooLarge);
+
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort("timeout"), upstreamTimeoutMs);
+    const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
+    const sentAt = performance.now();
+    try {
+      const upstream = await fetch(
+        new Request(url, {
+          method: incoming.method,
+          headers: upstreamRequestHeaders(exchange, trustedProxies),
+          body,
+          redirect: "manual",
+          signal: AbortSignal.any([exchange.signal, timeout.signal, tooLarge.signal]),
+          // @ts-expect-error: duplex is in the fetch standard but not yet in TypeScript's DOM types
+          duplex: "half",
+        }),
+      );
+      exchange.upstreamMs = performance.now() - sentAt;
+      const headers = new Headers(upstream.headers);
+      removeHopByHop(headers);
+      headers.set("x-request-id", exchange.requestId);
+      const keepBody = !bodyless(incoming.method, upstream.status);
+      if (!keepBody) await upstream.body?.cancel().catch(() => {});
+      return new Response(keepBody ? upstream.body : null, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers,
+      });
+    } catch (error) {
+      if (tooLarge.signal.aborted) return errorResponse(413, exchange);
+      if (exchange.abortReason === "client-cancel") return errorResponse(499, exchange);
+      if (exchange.abortReason === "aborted") return errorResponse(503, exchange);
+      if (timeout.signal.aborted) return errorResponse(504, exchange);
+      exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      return errorResponse(502, exchange);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/** Passes the request body through, counting it and enforcing the size limit as it streams. */
+function countBody(
+  body: ReadableStream<Uint8Array>,
+  exchange: Exchange,
+  limit: number,
+  tooLarge: AbortController,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let counted = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      counted += value.byteLength;
+      exchange.bytesIn = counted;
+      if (limit > 0 && counted > limit) {
+        const error = new BodyTooLarge(`request body over --max-request-body ${limit}`);
+        tooLarge.abort(error);
+        controller.error(error);
+        await reader.cancel(error).catch(() => {});
+        return;
+      }
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,85 @@
+/** @module Readiness: whether sluice can serve now, and the gate that holds requests until it can. */
+
+export type ReadinessState = "starting" | "ready" | "not-ready" | "stopping";
+
+export interface HoldLimits {
+  /** Longest a request waits for readiness. */
+  timeoutMs: number;
+  /** Requests allowed to wait at once; more are refused at once. */
+  maxHeld: number;
+}
+
+/**
+ * The one source of truth for `/readyz`: ready when the child is ready and sluice is not
+ * stopping. Requests that arrive while the child is starting or restarting wait here
+ * (bounded in time and count) instead of failing with 502. During the stop's shutdown
+ * delay `/readyz` says 503 but requests are still served: the gate follows the child only.
+ */
+export class Readiness {
+  #child: "starting" | "ready" | "not-ready" = "starting";
+  #stopping = false;
+  #waiters = new Set<() => void>();
+  #listeners: ((state: ReadinessState) => void)[] = [];
+
+  get state(): ReadinessState {
+    return this.#stopping ? "stopping" : this.#child;
+  }
+
+  /** What `/readyz` reports. */
+  get isReady(): boolean {
+    return this.state === "ready";
+  }
+
+  get isChildReady(): boolean {
+    return this.#child === "ready";
+  }
+
+  /** Requests waiting now. */
+  get held(): number {
+    return this.#waiters.size;
+  }
+
+  onChange(listener: (state: ReadinessState) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  setChild(state: "ready" | "not-ready"): void {
+    if (this.#child === state) return;
+    this.#child = state;
+    this.#changed();
+  }
+
+  /** Final: sluice never becomes ready again once stopping. */
+  setStopping(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#changed();
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener(this.state);
+    if (this.#child === "ready" || this.#stopping) {
+      for (const wake of this.#waiters) wake();
+    }
+  }
+
+  /**
+   * Resolves true once the child is ready, false when the wait is refused (too many
+   * waiting, timed out, stopping) or `signal` aborts.
+   */
+  waitUntilReady({ timeoutMs, maxHeld }: HoldLimits, signal: AbortSignal): Promise<boolean> {
+    if (this.#child === "ready") return Promise.resolve(true);
+    if (this.#stopping || this.#waiters.size >= maxHeld || signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.#waiters.delete(done);
+        resolve(this.#child === "ready");
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal.addEventListener("abort", done, { once: true });
+      this.#waiters.add(done);
+    });
+  }
+}

@@ -1,0 +1,95 @@
+/** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
+
+import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions } from "./types.ts";
+import { signalNumber } from "./signals.ts";
+
+function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
+  const server = Bun.serve({
+    hostname,
+    port,
+    // Bun closes connections idle for 10 s by default, including one whose request waits
+    // on a slow upstream; sluice bounds that wait itself (--upstream-timeout).
+    idleTimeout: 0,
+    fetch(request, server) {
+      return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
+    },
+    error: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
+  });
+  return Promise.resolve({
+    port: server.port ?? port,
+    close() {
+      // Graceful: the listening socket closes now, requests in flight continue.
+      void server.stop(false);
+    },
+    closeAllConnections() {
+      void server.stop(true);
+    },
+  });
+}
+
+function spawn(command: readonly string[], { env, cwd }: { env: Record<string, string>; cwd?: string }): ChildProcess {
+  const proc = Bun.spawn([...command], {
+    env,
+    ...(cwd === undefined ? {} : { cwd }),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    // setsid: the child leads its own process group, so a terminal's Ctrl-C reaches only
+    // sluice, and sluice can signal the child's whole group.
+    detached: true,
+  });
+  const exited: Promise<ExitStatus> = proc.exited.then(() => {
+    const signal = proc.signalCode === null ? null : String(proc.signalCode);
+    return { code: signal ? 128 + signalNumber(signal) : (proc.exitCode ?? 0), signal };
+  });
+  return {
+    pid: proc.pid,
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+    exited,
+    killGroup(signal: ChildSignal): boolean {
+      try {
+        process.kill(-proc.pid, signal);
+        return true;
+      } catch {
+        return false; // ESRCH: no process of the group remains.
+      }
+    },
+  };
+}
+
+async function probeTcp(hostname: string, port: number): Promise<boolean> {
+  try {
+    const socket = await Bun.connect({ hostname, port, socket: { data() {} } });
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function upstreamFetch(request: Request): Promise<Response> {
+  // decompress: false passes the upstream's bytes through with their content-encoding
+  // (Bun's fetch then also stops adding its own accept-encoding header).
+  return fetch(request, { decompress: false });
+}
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+  version: Bun.version,
+  args: process.argv.slice(2),
+  env: () => ({ ...process.env }) as Record<string, string>,
+  serve,
+  spawn,
+  probeTcp,
+  upstreamFetch,
+  onSignal(signal, listener) {
+    process.on(signal, listener);
+    return () => void process.off(signal, listener);
+  },
+  async write(fd, bytes) {
+    await Bun.write(fd === 1 ? Bun.stdout : Bun.stderr, bytes);
+  },
+  exit: (code) => process.exit(code),
+  sourceCommit: () => undefined,
+};

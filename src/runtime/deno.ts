@@ -1,0 +1,116 @@
+/** @module The Deno adapter: fills the Runtime interface with Deno.*. */
+
+import { Http1Client } from "../upstream/http1-client.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
+import { signalNumber } from "./signals.ts";
+
+function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname,
+    port,
+    onListen: resolve,
+    onError: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
+    handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }),
+  });
+  return listening.then((addr) => ({
+    port: addr.port,
+    close() {
+      // Listener closes now; requests in flight continue. Its promise settles after them.
+      server.shutdown().catch(() => {});
+    },
+    closeAllConnections() {
+      // Deno has no safe way to cut connections from outside (aborting the serve signal
+      // after shutdown() crashes Deno with BadResource): sluice aborts each request in
+      // flight itself, which closes its connection.
+    },
+  }));
+}
+
+function spawn(command: readonly string[], { env, cwd }: { env: Record<string, string>; cwd?: string }): ChildProcess {
+  const [program = "", ...args] = command;
+  const child = new Deno.Command(program, {
+    args,
+    env,
+    clearEnv: true,
+    ...(cwd === undefined ? {} : { cwd }),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true, // setsid: the child leads its own process group
+  }).spawn();
+  const exited: Promise<ExitStatus> = child.status.then(({ code, signal }) => ({
+    code: signal ? 128 + signalNumber(signal) : code,
+    signal: signal ?? null,
+  }));
+  return {
+    pid: child.pid,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    killGroup(signal: ChildSignal): boolean {
+      try {
+        Deno.kill(-child.pid, signal);
+        return true;
+      } catch {
+        return false; // ESRCH: no process of the group remains.
+      }
+    },
+  };
+}
+
+async function probeTcp(hostname: string, port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname, port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function connect(hostname: string, port: number): Promise<TcpConnection> {
+  const conn = await Deno.connect({ hostname, port });
+  await conn.setNoDelay(true);
+  return { readable: conn.readable, writable: conn.writable, close: () => conn.close() };
+}
+
+// Deno's fetch decodes gzip/br bodies while keeping content-encoding, adds headers and drops
+// a Host header: the upstream client speaks HTTP/1.1 itself to pass bytes through exactly.
+let upstreamClient: Http1Client | undefined;
+
+async function writeAll(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
+  const stream = fd === 1 ? Deno.stdout : Deno.stderr;
+  for (let offset = 0; offset < bytes.length;) offset += await stream.write(bytes.subarray(offset));
+}
+
+function sourceCommit(): string | undefined {
+  try {
+    const { success, stdout } = new Deno.Command("git", {
+      args: ["rev-parse", "--short", "HEAD"],
+      cwd: new URL("../..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    return success ? new TextDecoder().decode(stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const denoRuntime: Runtime = {
+  name: "deno",
+  version: Deno.version.deno,
+  args: Deno.args,
+  env: () => Deno.env.toObject(),
+  serve,
+  spawn,
+  probeTcp,
+  upstreamFetch: (request) => (upstreamClient ??= new Http1Client({ connect })).fetch(request),
+  onSignal(signal, listener) {
+    Deno.addSignalListener(signal, listener);
+    return () => Deno.removeSignalListener(signal, listener);
+  },
+  write: writeAll,
+  exit: (code) => Deno.exit(code),
+  sourceCommit,
+};

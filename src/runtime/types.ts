@@ -1,0 +1,99 @@
+/** @module The Runtime interface: everything sluice needs from Bun or Deno, in one shape. */
+
+/** Signals sluice listens for. SIGUSR1 is absent on purpose: Deno opens an inspector on it. */
+export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2";
+
+/** Signals sluice may send to its children. */
+export type ChildSignal =
+  | "SIGTERM"
+  | "SIGINT"
+  | "SIGQUIT"
+  | "SIGHUP"
+  | "SIGKILL"
+  | "SIGUSR1"
+  | "SIGUSR2"
+  | "SIGWINCH";
+
+/** Per-request facts the listener knows and the request does not carry. */
+export interface ConnectionInfo {
+  /** The peer's IP address, or "" when unknown (unix sockets). */
+  remoteAddress: string;
+}
+
+export type FetchHandler = (request: Request, info: ConnectionInfo) => Response | Promise<Response>;
+
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+  handler: FetchHandler;
+  /** Called for errors thrown by `handler` that escaped it. */
+  onError?: (error: unknown) => Response;
+}
+
+/** A bound HTTP listener. */
+export interface HttpListener {
+  /** The bound port (useful when 0 was asked for). */
+  readonly port: number;
+  /**
+   * Stops accepting: the listening socket closes at once (new connections are refused),
+   * idle keep-alive connections close, requests in flight continue.
+   */
+  close(): void;
+  /** Cuts every connection still open. Call only after the drain deadline. */
+  closeAllConnections(): void;
+}
+
+export interface ExitStatus {
+  /** Exit code, or 128+n when the process was killed by signal n. */
+  code: number;
+  /** The signal that killed the process, if one did. */
+  signal: string | null;
+}
+
+export interface SpawnOptions {
+  /** The child's whole environment (nothing is inherited implicitly). */
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ChildProcess {
+  readonly pid: number;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves once with the exit status; never rejects. */
+  readonly exited: Promise<ExitStatus>;
+  /** Signals the child's whole process group; false when no process of it remains. */
+  killGroup(signal: ChildSignal): boolean;
+}
+
+/** A plain TCP connection as two byte streams (what the HTTP/1.1 upstream client runs on). */
+export interface TcpConnection {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  close(): void;
+}
+
+/** Upstream requests: bytes pass through undecoded and the given Host header is sent. */
+export type UpstreamFetch = (request: Request) => Promise<Response>;
+
+export interface Runtime {
+  readonly name: "bun" | "deno";
+  readonly version: string;
+  /** Command-line arguments after the program (and script) name. */
+  readonly args: readonly string[];
+  /** A snapshot of the process environment. */
+  env(): Record<string, string>;
+  serve(options: ServeOptions): Promise<HttpListener>;
+  /** Spawns `command` in its own process group (setsid) with piped output. */
+  spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
+  /** True when a TCP connection to hostname:port succeeds (it is closed at once). */
+  probeTcp(hostname: string, port: number): Promise<boolean>;
+  upstreamFetch: UpstreamFetch;
+  /** Adds a signal listener (replacing the default action); returns its remover. */
+  onSignal(signal: ListenSignal, listener: () => void): () => void;
+  /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
+  write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
+  exit(code: number): never;
+  /** The git commit of a run from source, when it can be found; undefined otherwise. */
+  sourceCommit(): string | undefined;
+}

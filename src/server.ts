@@ -1,0 +1,150 @@
+/** @module Server: the public listener, its in-flight registry, and the drain with a deadline. */
+
+import { Exchange } from "./exchange.ts";
+import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
+
+export type ExchangeHandler = (exchange: Exchange) => Promise<Response>;
+
+export interface DrainResult {
+  drained: number;
+  aborted: number;
+}
+
+/**
+ * Serves HTTP and keeps its own registry of exchanges in flight: a request counts from
+ * arrival until its response body has been sent or cut (neither runtime offers a portable
+ * count). The stop sequence uses it to drain, then to abort what is left.
+ */
+export class Server {
+  #listener: HttpListener | undefined;
+  #inFlight = new Set<Exchange>();
+  #emptied: (() => void) | undefined;
+  #connectionClose = false;
+  #runtime: Runtime;
+  #handler: ExchangeHandler;
+
+  constructor(runtime: Runtime, handler: ExchangeHandler) {
+    this.#runtime = runtime;
+    this.#handler = handler;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get port(): number {
+    return this.#listener?.port ?? 0;
+  }
+
+  async start(hostname: string, port: number): Promise<void> {
+    this.#listener = await this.#runtime.serve({
+      hostname,
+      port,
+      handler: (request, info) => this.#serve(request, info),
+    });
+  }
+
+  /** From now on every response carries `Connection: close`, so keep-alive clients move away. */
+  closeConnectionsAfterResponse(): void {
+    this.#connectionClose = true;
+  }
+
+  /** Closes the listening socket: new connections are refused, requests in flight go on. */
+  closeListener(): void {
+    this.#listener?.close();
+  }
+
+  /**
+   * Waits for the requests in flight to finish, up to `timeoutMs` or until `cut` aborts;
+   * then aborts the rest and cuts their connections.
+   */
+  async drain(timeoutMs: number, cut: AbortSignal): Promise<DrainResult> {
+    const before = this.#inFlight.size;
+    if (before > 0 && !cut.aborted) {
+      const emptied = new Promise<void>((resolve) => (this.#emptied = resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onCut = (): void => this.#emptied?.();
+      cut.addEventListener("abort", onCut, { once: true });
+      await Promise.race([emptied, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+      cut.removeEventListener("abort", onCut);
+    }
+    const aborted = this.#inFlight.size;
+    for (const exchange of this.#inFlight) exchange.abort("aborted");
+    if (aborted > 0) this.#listener?.closeAllConnections();
+    return { drained: before - aborted, aborted };
+  }
+
+  async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response> {
+    const exchange = new Exchange(request, remoteAddress);
+    this.#inFlight.add(exchange);
+    exchange.onEnd(() => this.#remove(exchange));
+    let response: Response;
+    try {
+      response = await this.#handler(exchange);
+    } catch (error) {
+      exchange.status = 500;
+      exchange.end("error");
+      throw error;
+    }
+    exchange.status = response.status;
+    let final = response;
+    if (response.body === null) exchange.end(exchange.abortReason ?? "complete");
+    else final = new Response(observeBody(response.body, exchange), response);
+    if (this.#connectionClose) {
+      if (final === response) final = new Response(null, response); // headers may be immutable
+      final.headers.set("connection", "close");
+    }
+    return final;
+  }
+
+  #remove(exchange: Exchange): void {
+    this.#inFlight.delete(exchange);
+    if (this.#inFlight.size === 0) this.#emptied?.();
+  }
+}
+
+/** Passes a body through chunk by chunk, counting bytes and ending the exchange when it ends. */
+function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const finish = (outcome: "complete" | "client-cancel" | "aborted" | "error"): void => {
+    exchange.signal.removeEventListener("abort", onAbort);
+    exchange.end(outcome);
+  };
+  // A cut response must end in an error, never a clean close: a clean close would send the
+  // final chunk and the client would take a truncated body for a whole one.
+  const onAbort = (): void => {
+    output?.error(new Error(`response cut: ${exchange.abortReason}`));
+    reader.cancel(exchange.abortReason).catch(() => {});
+    finish(exchange.abortReason ?? "aborted");
+  };
+  exchange.signal.addEventListener("abort", onAbort, { once: true });
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      output = controller;
+    },
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (exchange.ended) return;
+        if (done) {
+          controller.close();
+          finish("complete");
+          return;
+        }
+        exchange.bytesOut += value.byteLength;
+        controller.enqueue(value);
+      } catch (error) {
+        if (exchange.ended) return;
+        controller.error(error);
+        finish("error");
+      }
+    },
+    cancel(reason) {
+      // The runtime cancels the body when the client goes away.
+      finish(exchange.abortReason ?? "client-cancel");
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}

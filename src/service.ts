@@ -1,0 +1,213 @@
+/** @module Service: owns the lifecycle order: start, serve, stop (DESIGN.md's numbered steps). */
+
+import { buildAdminApp } from "./admin.ts";
+import { buildApp } from "./app.ts";
+import { childEnvironment, type Config } from "./config.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { log } from "./log.ts";
+import type { LineOutput } from "./output.ts";
+import { Readiness } from "./readiness.ts";
+import type { HttpListener, Runtime } from "./runtime/types.ts";
+import { Server } from "./server.ts";
+import { type StopRequest, StopSignals } from "./stop-signals.ts";
+import { ChildStartError, raceDeadline, Supervisor } from "./supervisor.ts";
+import { Metrics } from "./telemetry/metrics.ts";
+
+export interface ServiceDeps {
+  runtime: Runtime;
+  env: Record<string, string | undefined>;
+  stdout: LineOutput;
+  stderr: LineOutput;
+}
+
+/** Why the service stops: a signal, the child's own exit, or a failed start. */
+type StopTrigger =
+  | { kind: "signal"; signal: string }
+  | { kind: "child-exit"; code: number }
+  | { kind: "start-failed"; code: number };
+
+export class Service {
+  #config: Config;
+  #deps: ServiceDeps;
+  #metrics = new Metrics();
+  #readiness = new Readiness();
+  #server: Server;
+  #supervisor: Supervisor;
+  #admin: HttpListener | undefined;
+  #signals: StopSignals;
+
+  constructor(config: Config, deps: ServiceDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    const { runtime } = deps;
+    this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
+    this.#server = new Server(
+      runtime,
+      buildApp(config, { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch }),
+    );
+    this.#supervisor = new Supervisor(
+      {
+        command: config.command,
+        env: childEnvironment(deps.env, config.targetPort),
+        targetHost: config.targetHost,
+        targetPort: config.targetPort,
+        readyPath: config.readyPath,
+        readyTimeoutMs: config.readyTimeout,
+        restart: config.restart,
+        restartMaxDelayMs: config.restartMaxDelay,
+      },
+      { runtime, readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
+    );
+    this.#signals = new StopSignals(runtime);
+  }
+
+  /** Runs until stopped; returns the exit code. Never throws. */
+  async run(): Promise<number> {
+    const trigger = await this.#start();
+    return this.#stop(trigger);
+  }
+
+  /** Step 1: listeners, then the child, then ready. Returns what ended the serving. */
+  async #start(): Promise<StopTrigger> {
+    const config = this.#config;
+    this.#signals.install();
+    try {
+      await this.#bindListeners();
+    } catch (error) {
+      log.lifecycle.fatal("{error}", { event: "start.failed", error: error instanceof Error ? error.message : String(error) });
+      return { kind: "start-failed", code: ExitCode.STARTUP_FAILED };
+    }
+    const stopRequested = this.#signals.stopRequested.then((request) => this.#signalTrigger(request));
+    try {
+      const started = await Promise.race([this.#supervisor.start().then(() => undefined), stopRequested]);
+      if (started) return started;
+    } catch (error) {
+      const code = error instanceof ChildStartError && error.status ? error.status.code : ExitCode.STARTUP_FAILED;
+      log.lifecycle.fatal("{error}", { event: "start.failed", error: error instanceof Error ? error.message : String(error), code });
+      return { kind: "start-failed", code };
+    }
+    log.lifecycle.info("sluice is ready on {host}:{port}", {
+      event: "ready",
+      host: config.httpHost,
+      port: this.#server.port,
+      childPid: this.#supervisor.pid,
+    });
+    return Promise.race([
+      stopRequested,
+      this.#supervisor.exited.then((status): StopTrigger => ({ kind: "child-exit", code: status.code })),
+    ]);
+  }
+
+  async #bindListeners(): Promise<void> {
+    const { runtime } = this.#deps;
+    const { adminListen, httpHost, httpPort } = this.#config;
+    if (adminListen) {
+      const adminApp = buildAdminApp({
+        readiness: this.#readiness,
+        metrics: this.#metrics,
+        sample: () => {
+          this.#metrics.requestsInFlight.set(this.#server.inFlight);
+          this.#metrics.heldRequests.set(this.#readiness.held);
+        },
+      });
+      this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, () =>
+        runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request) }));
+    }
+    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort).then(() => undefined));
+    log.lifecycle.info("Listening on {host}:{port}", {
+      event: "listening",
+      host: httpHost,
+      port: this.#server.port,
+      adminPort: this.#admin?.port ?? null,
+    });
+  }
+
+  #signalTrigger({ signal }: StopRequest): StopTrigger {
+    return { kind: "signal", signal };
+  }
+
+  /**
+   * Step 3, in this order: not ready -> shutdown delay -> close the listener -> drain ->
+   * stop the child -> flush -> exit. Each step is timed, logged, and may fail without
+   * stopping the ones after it.
+   */
+  async #stop(trigger: StopTrigger): Promise<number> {
+    const config = this.#config;
+    const cut = this.#signals.fastStop; // a second signal, or SIGQUIT, cuts every wait short
+    const phases: Record<string, number> = {};
+    let failed = false;
+    const step = async <T>(name: string, run: () => Promise<T> | T): Promise<T | undefined> => {
+      const startedAt = performance.now();
+      try {
+        return await run();
+      } catch (error) {
+        failed = true;
+        log.lifecycle.error("Stop step {step} failed: {error}", { event: "stop.failed", step: name, error: String(error) });
+        return undefined;
+      } finally {
+        phases[name] = Math.round(performance.now() - startedAt);
+        log.lifecycle.debug("Stop step {step} done in {ms}ms", { event: "stop.phase", step: name, ms: phases[name] });
+      }
+    };
+
+    log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
+    // 1. /readyz turns 503.
+    this.#readiness.setStopping();
+    // 2. Keep serving while load balancers notice; responses ask clients to reconnect.
+    if (trigger.kind === "signal") {
+      await step("shutdown-delay", async () => {
+        this.#server.closeConnectionsAfterResponse();
+        await raceDeadline(new Promise<never>(() => {}), config.shutdownDelay, cut);
+      });
+    }
+    // 3. New connections are refused by the kernel from here on.
+    await step("close-listener", () => this.#server.closeListener());
+    // 4. Requests in flight finish, up to the drain deadline; the rest are aborted.
+    const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));
+    // 5. Only now does the child hear about the stop.
+    const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
+    await step("close-admin", () => this.#admin?.close());
+
+    const drained = drain?.drained ?? 0;
+    const aborted = drain?.aborted ?? 0;
+    const killed = stopped?.killed ?? 0;
+    const forced = aborted > 0 || killed > 0 || cut.aborted || failed || !drain || !stopped;
+    const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
+    const durationMs = Object.values(phases).reduce((a, b) => a + b, 0);
+    // 6. The last record; main() flushes the logs after it.
+    log.lifecycle.info("shutdown complete", {
+      event: "shutdown.complete",
+      reason: describe(trigger),
+      exitCode: code,
+      durationMs,
+      phases,
+      drained,
+      aborted,
+      killed,
+      fast: cut.aborted,
+      childExitCode: stopped?.status?.code ?? null,
+    });
+    return code;
+  }
+}
+
+function describe(trigger: StopTrigger): string {
+  switch (trigger.kind) {
+    case "signal":
+      return trigger.signal;
+    case "child-exit":
+      return `child exited with code ${trigger.code}`;
+    case "start-failed":
+      return "start failed";
+  }
+}
+
+/** Binds one listener, turning the runtime's error into one that names the option and address. */
+async function listen<T>(option: string, hostname: string, port: number, bind: () => Promise<T>): Promise<T> {
+  try {
+    return await bind();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot listen on ${hostname}:${port} (${option}): ${reason}`, { cause: error });
+  }
+}

@@ -1,0 +1,59 @@
+/** @module StopSignals: turns process signals into a stop request and a fast-stop cut. */
+
+import { log } from "./log.ts";
+import type { ListenSignal, Runtime } from "./runtime/types.ts";
+
+export interface StopRequest {
+  signal: ListenSignal;
+}
+
+/**
+ * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
+ * `fastStop`, which cuts every remaining wait short. SIGHUP and SIGUSR2 get handlers too,
+ * because their default action would kill sluice without a drain.
+ */
+export class StopSignals {
+  readonly stopRequested: Promise<StopRequest>;
+  #resolve!: (request: StopRequest) => void;
+  #requested = false;
+  #fast = new AbortController();
+  #runtime: Runtime;
+
+  constructor(runtime: Runtime) {
+    this.#runtime = runtime;
+    this.stopRequested = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  get fastStop(): AbortSignal {
+    return this.#fast.signal;
+  }
+
+  install(): void {
+    const on = (signal: ListenSignal, listener: () => void): void => {
+      this.#runtime.onSignal(signal, () => {
+        log.lifecycle.info("Received {signal}", { event: "signal", signal });
+        listener();
+      });
+    };
+    on("SIGTERM", () => this.#stop("SIGTERM", false));
+    on("SIGINT", () => this.#stop("SIGINT", false));
+    on("SIGQUIT", () => this.#stop("SIGQUIT", true));
+    on("SIGHUP", () =>
+      log.lifecycle.warn("SIGHUP ignored: there is no configuration file to reload", { event: "reload.skipped" }));
+    on("SIGUSR2", () =>
+      log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
+  }
+
+  #stop(signal: ListenSignal, fast: boolean): void {
+    if (this.#requested || fast) {
+      if (!this.#fast.signal.aborted) {
+        log.lifecycle.warn("Fast stop: skipping the remaining waits", { event: "stop.fast", signal });
+        this.#fast.abort(signal);
+      }
+    }
+    if (!this.#requested) {
+      this.#requested = true;
+      this.#resolve({ signal });
+    }
+  }
+}

@@ -1,0 +1,265 @@
+/** @module Supervisor: the child process: spawn, readiness, restart policy, and the stop ladder. */
+
+import { pipeLines } from "./child-output.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { log } from "./log.ts";
+import type { LineOutput } from "./output.ts";
+import type { Readiness } from "./readiness.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, Runtime } from "./runtime/types.ts";
+import type { Metrics } from "./telemetry/metrics.ts";
+
+export interface SupervisorOptions {
+  command: readonly string[];
+  env: Record<string, string>;
+  targetHost: string;
+  targetPort: number;
+  readyPath: string | undefined;
+  readyTimeoutMs: number;
+  restart: "never" | "on-failure" | "always";
+  restartMaxDelayMs: number;
+}
+
+export interface SupervisorDeps {
+  runtime: Runtime;
+  readiness: Readiness;
+  metrics: Metrics;
+  stdout: LineOutput;
+  stderr: LineOutput;
+}
+
+export interface StopResult {
+  /** Children that had to be SIGKILLed. */
+  killed: number;
+  status: ExitStatus | undefined;
+}
+
+type ChildState = "starting" | "ready" | "backoff" | "stopping" | "exited";
+
+/** The child never became ready; `status` is set when it exited first. */
+export class ChildStartError extends Error {
+  override name = "ChildStartError";
+  constructor(message: string, readonly status?: ExitStatus, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+const PROBE_INTERVAL_MS = 100;
+const FIRST_RESTART_DELAY_MS = 250;
+/** A child that stayed ready this long starts the backoff over at its next crash. */
+const STABLE_RUN_MS = 10_000;
+/** After SIGKILL the kernel needs a moment; more than this means something is very wrong. */
+const KILL_WAIT_MS = 2_000;
+
+/**
+ * Runs one child. `start()` resolves once it is ready the first time; `exited` resolves
+ * when it has exited on its own and the restart policy does not bring it back.
+ */
+export class Supervisor {
+  readonly exited: Promise<ExitStatus>;
+  #resolveExited!: (status: ExitStatus) => void;
+  #child: ChildProcess | undefined;
+  #childExited: Promise<ExitStatus> | undefined;
+  #outputs: Promise<void>[] = [];
+  #stopping = new AbortController();
+  /** Restarts since the child last ran stably; sets the backoff. */
+  #attempt = 0;
+  #options: SupervisorOptions;
+  #deps: SupervisorDeps;
+
+  constructor(options: SupervisorOptions, deps: SupervisorDeps) {
+    this.#options = options;
+    this.#deps = deps;
+    this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
+  async start(): Promise<void> {
+    for (;;) {
+      const child = this.#spawn();
+      const outcome = await this.#waitReady(child);
+      if (outcome === "ready") {
+        void this.#watch();
+        return;
+      }
+      if (outcome === "stopped") return;
+      if (outcome === "timeout") {
+        throw new ChildStartError(
+          `The child did not become ready within --ready-timeout ${this.#options.readyTimeoutMs}ms ` +
+            `(${this.#readyCondition()})`,
+        );
+      }
+      if (!this.#shouldRestart(outcome)) {
+        throw new ChildStartError(`The child exited with code ${outcome.code} before it was ready`, outcome);
+      }
+      if (!(await this.#backoff())) return;
+    }
+  }
+
+  /**
+   * Sends `signal` to the child's process group and waits up to `timeoutMs` (or until
+   * `cut` aborts) for it to exit, then SIGKILLs the group. Never throws.
+   */
+  async stop(signal: ChildSignal, timeoutMs: number, cut: AbortSignal): Promise<StopResult> {
+    this.#stopping.abort();
+    const child = this.#child;
+    if (!child || !this.#childExited) return { killed: 0, status: undefined };
+    this.#setState("stopping");
+    child.killGroup(signal);
+    let status = await raceDeadline(this.#childExited, timeoutMs, cut);
+    let killed = 0;
+    if (status === undefined) {
+      log.lifecycle.warn("Child still running after {timeoutMs}ms; sending SIGKILL to its process group", {
+        event: "child.kill",
+        pid: child.pid,
+        timeoutMs: cut.aborted ? 0 : timeoutMs,
+      });
+      child.killGroup("SIGKILL");
+      killed = 1;
+      status = await raceDeadline(this.#childExited, KILL_WAIT_MS, new AbortController().signal);
+    } else if (child.killGroup("SIGKILL")) {
+      // The child exited but left processes in its group (background jobs): they go too.
+      log.lifecycle.warn("Child exited but left processes in its group; killed them", {
+        event: "child.leftovers-killed",
+        pgid: child.pid,
+      });
+    }
+    await raceDeadline(Promise.all(this.#outputs), 1000, cut);
+    return { killed, status };
+  }
+
+  #spawn(): ChildProcess {
+    const { runtime, stdout, stderr } = this.#deps;
+    this.#setState("starting");
+    let child: ChildProcess;
+    try {
+      child = runtime.spawn(this.#options.command, { env: this.#options.env });
+    } catch (error) {
+      throw new ChildStartError(
+        `Cannot start the child "${this.#options.command.join(" ")}": ${error instanceof Error ? error.message : error}`,
+        undefined,
+        { cause: error },
+      );
+    }
+    this.#child = child;
+    this.#childExited = child.exited.then((status) => {
+      log.lifecycle.info("Child {pid} exited with code {code}", { event: "child.exited", pid: child.pid, ...status });
+      return status;
+    });
+    this.#outputs = [pipeLines(child.stdout, stdout), pipeLines(child.stderr, stderr)];
+    log.lifecycle.info("Child started with pid {pid}", {
+      event: "child.started",
+      pid: child.pid,
+      command: this.#options.command,
+      port: this.#options.targetPort,
+    });
+    return child;
+  }
+
+  /** Waits for readiness, racing the child's exit, the ready timeout and the stop. */
+  async #waitReady(child: ChildProcess): Promise<"ready" | "timeout" | "stopped" | ExitStatus> {
+    const startedAt = performance.now();
+    const deadline = startedAt + this.#options.readyTimeoutMs;
+    let exited: ExitStatus | undefined;
+    void this.#childExited!.then((status) => (exited = status));
+    while (!exited && !this.#stopping.signal.aborted) {
+      if (await this.#probe()) {
+        if (exited || this.#stopping.signal.aborted) break;
+        const ms = Math.round(performance.now() - startedAt);
+        log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.pid, ms });
+        this.#setState("ready");
+        return "ready";
+      }
+      if (performance.now() >= deadline) return "timeout";
+      await raceDeadline(this.#childExited!, PROBE_INTERVAL_MS, this.#stopping.signal);
+    }
+    return exited ?? "stopped";
+  }
+
+  async #probe(): Promise<boolean> {
+    const { targetHost, targetPort, readyPath } = this.#options;
+    if (readyPath === undefined) return this.#deps.runtime.probeTcp(targetHost, targetPort);
+    try {
+      const host = targetHost.includes(":") ? `[${targetHost}]` : targetHost;
+      const response = await this.#deps.runtime.upstreamFetch(
+        new Request(`http://${host}:${targetPort}${readyPath}`, { signal: AbortSignal.timeout(2000) }),
+      );
+      await response.body?.cancel();
+      return response.status >= 200 && response.status < 300;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Follows a ready child until it exits, then restarts it or reports the exit. */
+  async #watch(): Promise<void> {
+    const readyAt = performance.now();
+    const status = await this.#childExited!;
+    if (this.#stopping.signal.aborted) return;
+    this.#deps.readiness.setChild("not-ready");
+    if (!this.#shouldRestart(status)) {
+      this.#setState("exited");
+      this.#resolveExited(status);
+      return;
+    }
+    if (performance.now() - readyAt >= STABLE_RUN_MS) this.#attempt = 0;
+    try {
+      if (await this.#backoff()) await this.start();
+    } catch (error) {
+      log.lifecycle.error("Restarting the child failed: {error}", { event: "child.restart-failed", error: String(error) });
+      this.#setState("exited");
+      this.#resolveExited(error instanceof ChildStartError && error.status ? error.status : { code: ExitCode.STARTUP_FAILED, signal: null });
+    }
+  }
+
+  #shouldRestart(status: ExitStatus): boolean {
+    if (this.#stopping.signal.aborted) return false;
+    return this.#options.restart === "always" || (this.#options.restart === "on-failure" && status.code !== 0);
+  }
+
+  /** Waits out the backoff before the next restart; false when a stop came first. */
+  async #backoff(): Promise<boolean> {
+    const delayMs = Math.min(FIRST_RESTART_DELAY_MS * 2 ** this.#attempt, this.#options.restartMaxDelayMs);
+    this.#attempt++;
+    this.#setState("backoff");
+    this.#deps.metrics.childRestarts.inc();
+    log.lifecycle.warn("Restarting the child in {delayMs}ms", { event: "child.restarting", delayMs, attempt: this.#attempt });
+    await raceDeadline(new Promise<never>(() => {}), delayMs, this.#stopping.signal);
+    return !this.#stopping.signal.aborted;
+  }
+
+  #setState(state: ChildState): void {
+    const gauge = this.#deps.metrics.childState;
+    for (const s of ["starting", "ready", "backoff", "stopping", "exited"] as const) gauge.set(s === state ? 1 : 0, { state: s });
+    if (state === "ready") this.#deps.readiness.setChild("ready");
+    else this.#deps.readiness.setChild("not-ready");
+  }
+
+  #readyCondition(): string {
+    const { targetHost, targetPort, readyPath } = this.#options;
+    return readyPath === undefined
+      ? `waiting for ${targetHost}:${targetPort} to accept TCP connections; does the app listen on $PORT?`
+      : `waiting for GET ${readyPath} on ${targetHost}:${targetPort} to answer 2xx`;
+  }
+}
+
+/** Resolves with `promise`'s value, or undefined at the deadline or when `cut` aborts. */
+export async function raceDeadline<T>(promise: Promise<T>, ms: number, cut: AbortSignal): Promise<T | undefined> {
+  if (cut.aborted) return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onCut: (() => void) | undefined;
+  const stop = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    onCut = () => resolve(undefined);
+    cut.addEventListener("abort", onCut, { once: true });
+  });
+  try {
+    return await Promise.race([promise, stop]);
+  } finally {
+    clearTimeout(timer);
+    cut.removeEventListener("abort", onCut!);
+  }
+}

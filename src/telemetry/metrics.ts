@@ -1,0 +1,114 @@
+/** @module A small Prometheus registry: counters, gauges and histograms rendered as text format 0.0.4. */
+
+type Labels = Record<string, string>;
+
+interface Metric {
+  render(): string;
+}
+
+function labelKey(labels: Labels): string {
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return "";
+  return `{${entries.map(([k, v]) => `${k}="${v.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`))}"`).join(",")}}`;
+}
+
+function header(name: string, help: string, type: string): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+}
+
+export class Counter implements Metric {
+  #values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+  }
+
+  value(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    const lines = [...this.#values].map(([key, value]) => `${this.name}${key} ${value}\n`);
+    return header(this.name, this.help, "counter") + (lines.length ? lines.join("") : `${this.name} 0\n`);
+  }
+}
+
+export class Gauge implements Metric {
+  #values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+
+  set(value: number, labels: Labels = {}): void {
+    this.#values.set(labelKey(labels), value);
+  }
+
+  add(by: number, labels: Labels = {}): void {
+    const key = labelKey(labels);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+  }
+
+  value(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    const lines = [...this.#values].map(([key, value]) => `${this.name}${key} ${value}\n`);
+    return header(this.name, this.help, "gauge") + (lines.length ? lines.join("") : `${this.name} 0\n`);
+  }
+}
+
+/** A histogram without labels; buckets are upper bounds in the metric's unit. */
+export class Histogram implements Metric {
+  #counts: number[];
+  #sum = 0;
+  #count = 0;
+  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {
+    this.#counts = buckets.map(() => 0);
+  }
+
+  observe(value: number): void {
+    this.#sum += value;
+    this.#count++;
+    const index = this.buckets.findIndex((bound) => value <= bound);
+    if (index >= 0) this.#counts[index]!++;
+  }
+
+  render(): string {
+    let cumulative = 0;
+    const lines = this.buckets.map((bound, i) => {
+      cumulative += this.#counts[i]!;
+      return `${this.name}_bucket{le="${bound}"} ${cumulative}\n`;
+    });
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}\n`);
+    lines.push(`${this.name}_sum ${this.#sum}\n${this.name}_count ${this.#count}\n`);
+    return header(this.name, this.help, "histogram") + lines.join("");
+  }
+}
+
+/** The metrics sluice exports; one instance per process, shared by every pipeline. */
+export class Metrics {
+  readonly requestsInFlight = new Gauge("sluice_requests_in_flight", "Requests being served now");
+  readonly requests = new Counter("sluice_requests_total", "Requests answered, by status code");
+  readonly requestDuration = new Histogram(
+    "sluice_request_duration_seconds",
+    "Time from request arrival to the end of the response body",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly heldRequests = new Gauge("sluice_requests_held", "Requests waiting for the child to become ready");
+  readonly childRestarts = new Counter("sluice_child_restarts_total", "Times the child was restarted");
+  readonly childState = new Gauge("sluice_child_state", "1 for the child's current state, 0 for the others");
+  readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
+
+  render(): string {
+    return [
+      this.requestsInFlight,
+      this.requests,
+      this.requestDuration,
+      this.heldRequests,
+      this.childRestarts,
+      this.childState,
+      this.ready,
+    ].map((m) => m.render()).join("");
+  }
+}

@@ -1,0 +1,427 @@
+/** @module Http1Client on real sockets: Bun.serve and raw Bun.listen upstreams, a Bun.connect TcpConnection. */
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import type { TcpConnection } from "../../src/runtime/types.ts";
+import { Http1Client } from "../../src/upstream/http1-client.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Test-local TcpConnection over Bun.connect (src/ may not use Bun APIs; tests may). */
+async function bunConnect(hostname: string, port: number): Promise<TcpConnection> {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let drained: (() => void) | undefined;
+  let closed = false;
+  const end = (error?: Error) => {
+    closed = true;
+    drained?.();
+    try {
+      if (error) controller.error(error);
+      else controller.close();
+    } catch {}
+  };
+  const socket = await Bun.connect({
+    hostname,
+    port,
+    socket: {
+      data: (_socket, data) => controller.enqueue(new Uint8Array(data)), // copy: Bun may reuse the buffer
+      drain: () => drained?.(),
+      end: () => end(),
+      close: (_socket, error) => end(error),
+    },
+  });
+  const readable = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    cancel: () => socket.terminate(),
+  });
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      for (let rest = chunk; ; ) {
+        const written = closed ? -1 : socket.write(rest);
+        if (written < 0) throw new Error("Socket closed");
+        if (written === rest.length) return;
+        rest = rest.subarray(written);
+        await new Promise<void>((resolve) => (drained = resolve));
+      }
+    },
+    abort: () => void socket.terminate(),
+  });
+  return { readable, writable, close: () => void ((closed = true), socket.terminate()) };
+}
+
+/** A raw TCP upstream: `respond` gets each request head (body-less requests only) and writes what it likes. */
+function rawServer(respond: (head: string, socket: Socket<{ buffer: string; requests: number }>, nth: number) => void) {
+  const heads: string[] = [];
+  const counts = { opened: 0, closed: 0 };
+  let onClose = () => {};
+  const listener = Bun.listen<{ buffer: string; requests: number }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open: (socket) => void (counts.opened++, (socket.data = { buffer: "", requests: 0 })),
+      data(socket, data) {
+        socket.data.buffer += Buffer.from(data).toString("latin1");
+        for (let end; (end = socket.data.buffer.indexOf("\r\n\r\n")) !== -1; ) {
+          const head = socket.data.buffer.slice(0, end);
+          socket.data.buffer = socket.data.buffer.slice(end + 4);
+          heads.push(head);
+          respond(head, socket, ++socket.data.requests);
+        }
+      },
+      close: () => void (counts.closed++, onClose()),
+    },
+  });
+  cleanups.push(() => listener.stop(true));
+  const closedOnce = () => new Promise<void>((resolve) => (onClose = resolve));
+  return { url: `http://127.0.0.1:${listener.port}`, port: listener.port, heads, counts, closedOnce };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Timed out: ${what}`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function readN(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<string> {
+  let text = "";
+  while (text.length < n) {
+    const { done, value } = await withTimeout(reader.read(), 3000, `reading ${n} bytes`);
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  return text;
+}
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function client(options: { idleTimeoutMs?: number; maxHeaderBytes?: number } = {}) {
+  let opened = 0;
+  const c = new Http1Client({ connect: (h, p) => bunConnect(h, p).then((t) => (opened++, t)), ...options });
+  cleanups.push(() => c.close());
+  return Object.assign(c, { opened: () => opened });
+}
+
+// One Bun.serve upstream for the routes that a real HTTP server expresses best.
+const gzipped = Bun.gzipSync(encoder.encode("hello gzip ".repeat(500)));
+const portsByTag = new Map<string, Set<number>>();
+let slowGate = Promise.withResolvers<void>();
+let foreverAborted = Promise.withResolvers<void>();
+let upstream: ReturnType<typeof Bun.serve>;
+let base = "";
+
+beforeAll(() => {
+  upstream = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req, server) {
+      const url = new URL(req.url);
+      const tag = url.searchParams.get("tag");
+      if (tag) portsByTag.set(tag, (portsByTag.get(tag) ?? new Set()).add(server.requestIP(req)!.port));
+      switch (url.pathname) {
+        case "/hello":
+          return new Response("hello world", { headers: { "x-up": "1" } });
+        case "/echo":
+          return new Response(req.body, {
+            headers: { "x-got-length": req.headers.get("content-length") ?? "none", "x-got-te": req.headers.get("transfer-encoding") ?? "none" },
+          });
+        case "/gzip":
+          return new Response(gzipped, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+        case "/stream":
+          return new Response(
+            new ReadableStream({
+              async start(c) {
+                for (const part of ["one,", "two,", "three"]) {
+                  c.enqueue(encoder.encode(part));
+                  await Bun.sleep(5);
+                }
+                c.close();
+              },
+            }),
+          );
+        case "/slow":
+          return new Response(
+            new ReadableStream({
+              async start(c) {
+                c.enqueue(encoder.encode("first"));
+                await slowGate.promise;
+                c.enqueue(encoder.encode("rest"));
+                c.close();
+              },
+            }),
+          );
+        case "/forever": {
+          req.signal.addEventListener("abort", () => foreverAborted.resolve());
+          let timer: ReturnType<typeof setInterval>;
+          return new Response(
+            new ReadableStream({
+              start: (c) => void (timer = setInterval(() => c.enqueue(encoder.encode("tick")), 10)),
+              cancel: () => clearInterval(timer),
+            }),
+          );
+        }
+        case "/eleven":
+          return new Response("0123456789a");
+        case "/204":
+          return new Response(null, { status: 204 });
+        case "/304":
+          return new Response(null, { status: 304, headers: { etag: '"x"' } });
+      }
+      return new Response("not found", { status: 404 });
+    },
+  });
+  base = `http://127.0.0.1:${upstream.port}`;
+});
+afterAll(() => upstream.stop(true));
+
+describe("Http1Client against Bun.serve", () => {
+  test("GET returns status, headers and body", async () => {
+    const res = await client().fetch(new Request(`${base}/hello`));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-up")).toBe("1");
+    expect(res.headers.get("content-length")).toBe("11");
+    expect(await res.text()).toBe("hello world");
+  });
+
+  test("POST streams the request body and the response body at the same time", async () => {
+    let input!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
+    input.enqueue(encoder.encode("one;"));
+    const res = await withTimeout(client().fetch(new Request(`${base}/echo`, { method: "POST", body, duplex: "half" } as RequestInit)), 3000, "response head");
+    expect(res.headers.get("x-got-te")).toBe("chunked");
+    const reader = res.body!.getReader();
+    expect(await readN(reader, 4)).toBe("one;"); // echoed while the request body is still open
+    input.enqueue(encoder.encode("two;"));
+    expect(await readN(reader, 4)).toBe("two;");
+    input.close();
+    expect((await reader.read()).done).toBe(true);
+  });
+
+  test("a request content-length is kept and the body streamed with it", async () => {
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(encoder.encode("abc"));
+        await Bun.sleep(5);
+        c.enqueue(encoder.encode("def"));
+        c.close();
+      },
+    });
+    const request = new Request(`${base}/echo`, { method: "POST", body, headers: { "content-length": "6" }, duplex: "half" } as RequestInit);
+    const res = await client().fetch(request);
+    expect(res.headers.get("x-got-length")).toBe("6");
+    expect(res.headers.get("x-got-te")).toBe("none");
+    expect(await res.text()).toBe("abcdef");
+  });
+
+  test("a chunked response is de-chunked and transfer-encoding dropped", async () => {
+    const res = await client().fetch(new Request(`${base}/stream`));
+    expect(res.headers.has("transfer-encoding")).toBe(false);
+    expect(await res.text()).toBe("one,two,three");
+  });
+
+  test("a gzip response passes through byte-exact with content-encoding and content-length", async () => {
+    const res = await client().fetch(new Request(`${base}/gzip`, { headers: { "accept-encoding": "gzip" } }));
+    expect(res.headers.get("content-encoding")).toBe("gzip");
+    expect(res.headers.get("content-length")).toBe(String(gzipped.length));
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(gzipped);
+  });
+
+  test("HEAD, 204 and 304 have no body, and the connection is reused after them", async () => {
+    const c = client();
+    const head = await c.fetch(new Request(`${base}/eleven?tag=bodyless`, { method: "HEAD" }));
+    expect(head.body).toBeNull();
+    expect(head.headers.get("content-length")).toBe("11");
+    const noContent = await c.fetch(new Request(`${base}/204?tag=bodyless`));
+    expect([noContent.status, noContent.body]).toEqual([204, null]);
+    const notModified = await c.fetch(new Request(`${base}/304?tag=bodyless`));
+    expect([notModified.status, notModified.body, notModified.headers.get("etag")]).toEqual([304, null, '"x"']);
+    expect(await (await c.fetch(new Request(`${base}/eleven?tag=bodyless`))).text()).toBe("0123456789a");
+    expect(portsByTag.get("bodyless")?.size).toBe(1);
+    expect(c.opened()).toBe(1);
+  });
+
+  test("keep-alive: sequential requests reuse one connection; connection: close does not", async () => {
+    const c = client();
+    for (let i = 0; i < 3; i++) expect(await (await c.fetch(new Request(`${base}/hello?tag=reuse`))).text()).toBe("hello world");
+    expect(portsByTag.get("reuse")?.size).toBe(1);
+    for (let i = 0; i < 2; i++) await (await c.fetch(new Request(`${base}/hello?tag=close`, { headers: { connection: "close" } }))).text();
+    expect(portsByTag.get("close")?.size).toBe(2);
+  });
+
+  test("the first bytes of a slow body arrive before the rest is sent", async () => {
+    slowGate = Promise.withResolvers<void>();
+    const res = await client().fetch(new Request(`${base}/slow`));
+    const reader = res.body!.getReader();
+    expect(await readN(reader, 5)).toBe("first"); // would time out if the client waited for more
+    slowGate.resolve();
+    expect(await readN(reader, 4)).toBe("rest");
+  });
+
+  test("aborting mid-body errors the body with the reason and closes the connection", async () => {
+    foreverAborted = Promise.withResolvers<void>();
+    const c = client();
+    const controller = new AbortController();
+    const res = await c.fetch(new Request(`${base}/forever?tag=abort`, { signal: controller.signal }));
+    const reader = res.body!.getReader();
+    await reader.read();
+    const reason = new Error("client went away");
+    controller.abort(reason);
+    expect(await reader.read().catch((e) => e)).toBe(reason);
+    await withTimeout(foreverAborted.promise, 3000, "upstream to see the connection close");
+    await (await c.fetch(new Request(`${base}/hello?tag=abort`))).text();
+    expect(portsByTag.get("abort")?.size).toBe(2); // the aborted connection never went back to the pool
+  });
+
+  test("cancelling the body closes the connection", async () => {
+    foreverAborted = Promise.withResolvers<void>();
+    const res = await client().fetch(new Request(`${base}/forever`));
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await withTimeout(foreverAborted.promise, 3000, "upstream to see the connection close");
+  });
+
+  test("an already aborted signal rejects with its reason", async () => {
+    const reason = new Error("too late");
+    const request = new Request(`${base}/hello`, { signal: AbortSignal.abort(reason) });
+    expect(await client().fetch(request).catch((e) => e)).toBe(reason);
+  });
+
+  test("a refused connection rejects with a TypeError carrying the cause", async () => {
+    const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = listener.port;
+    listener.stop(true);
+    const error = await client().fetch(new Request(`http://127.0.0.1:${port}/`)).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+    expect(error.cause).toBeDefined();
+  });
+
+  test("https: URLs are refused", async () => {
+    expect(client().fetch(new Request("https://127.0.0.1/"))).rejects.toThrow(TypeError);
+  });
+});
+
+describe("Http1Client against a raw TCP upstream", () => {
+  const ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+  test("sends the headers exactly as given, Host included, adding nothing", async () => {
+    const server = rawServer((_head, socket) => socket.write(ok));
+    const c = client();
+    const headers = { host: "example.test", "x-one": "1", "accept-encoding": "gzip" };
+    await (await c.fetch(new Request(`${server.url}/p/a?q=1&r`, { headers }))).text();
+    const [line, ...fields] = server.heads[0]!.split("\r\n");
+    expect(line).toBe("GET /p/a?q=1&r HTTP/1.1");
+    expect(fields.sort()).toEqual(["accept-encoding: gzip", "host: example.test", "x-one: 1"]);
+    await (await c.fetch(new Request(`${server.url}/`))).text();
+    expect(server.heads[1]).toBe(`GET / HTTP/1.1\r\nhost: 127.0.0.1:${server.port}`); // host from the URL only when absent
+  });
+
+  test("keeps the status text and never follows redirects", async () => {
+    const server = rawServer((_head, socket) => socket.write("HTTP/1.1 302 Found It\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"));
+    const res = await client().fetch(new Request(server.url));
+    expect([res.status, res.statusText, res.headers.get("location")]).toEqual([302, "Found It", "/elsewhere"]);
+    expect(server.heads.length).toBe(1);
+  });
+
+  test("skips 1xx interim responses", async () => {
+    const server = rawServer((_head, socket) =>
+      socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n" + ok),
+    );
+    const res = await client().fetch(new Request(server.url));
+    expect([res.status, res.headers.has("link"), await res.text()]).toEqual([200, false, "ok"]);
+  });
+
+  test("de-chunks a body with chunk extensions and trailers, then reuses the connection", async () => {
+    const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0\r\ntrailer-x: 1\r\n\r\n";
+    const server = rawServer((_head, socket) => socket.write(chunked));
+    const c = client();
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("hello world");
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("hello world");
+    expect(server.counts.opened).toBe(1);
+  });
+
+  test("reads a close-delimited body until EOF and does not pool the connection", async () => {
+    const server = rawServer((_head, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nsome bytes");
+      setTimeout(() => (socket.write(" and more"), socket.end()), 20);
+    });
+    const c = client();
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("some bytes and more");
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("some bytes and more");
+    expect(server.counts.opened).toBe(2);
+  });
+
+  test("retries once on a fresh connection when a pooled one was closed by the upstream", async () => {
+    // The second request on any connection gets EOF with no response, like a keep-alive close race.
+    const server = rawServer((_head, socket, nth) => (nth === 1 ? socket.write(ok) : socket.end()));
+    const c = client();
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("ok");
+    expect(await (await c.fetch(new Request(server.url))).text()).toBe("ok");
+    expect(server.counts.opened).toBe(2);
+  });
+
+  test("an upstream that closes without responding on a fresh connection rejects", async () => {
+    const server = rawServer((_head, socket) => socket.end());
+    const error = await client().fetch(new Request(server.url)).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain("closed the connection before responding");
+    expect(server.counts.opened).toBe(1);
+  });
+
+  test.each([
+    ["HTTP/1.1 2x0 OK\r\n\r\n", "invalid status line"],
+    ["HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "invalid header line"],
+    ["HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\n\r\n", "invalid header line"],
+    ["HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\nhello", "invalid content-length"],
+    [`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(300)}\r\n\r\n`, "longer than 256 bytes"],
+  ])("a malformed response rejects with a TypeError: %j", async (response, message) => {
+    const server = rawServer((_head, socket) => socket.write(response));
+    const error = await client({ maxHeaderBytes: 256 }).fetch(new Request(server.url)).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain(message);
+  });
+
+  test("a malformed chunk size errors the body", async () => {
+    const server = rawServer((_head, socket) => socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n"));
+    const res = await client().fetch(new Request(server.url));
+    const error = await res.text().catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain('invalid chunk size "zz"');
+  });
+
+  test("aborting before the response head rejects with the reason and closes the connection", async () => {
+    const server = rawServer(() => {}); // never answers
+    const closed = server.closedOnce();
+    const controller = new AbortController();
+    const pending = client().fetch(new Request(server.url, { signal: controller.signal }));
+    await withTimeout(
+      (async () => {
+        while (server.heads.length === 0) await Bun.sleep(5);
+      })(),
+      3000,
+      "request to arrive",
+    );
+    const reason = new Error("gave up");
+    controller.abort(reason);
+    expect(await pending.catch((e) => e)).toBe(reason);
+    await withTimeout(closed, 3000, "upstream to see the connection close");
+  });
+
+  test("idle connections close after idleTimeoutMs, and close() closes the rest", async () => {
+    const server = rawServer((_head, socket) => socket.write(ok));
+    const quick = client({ idleTimeoutMs: 30 });
+    await (await quick.fetch(new Request(server.url))).text();
+    await withTimeout(server.closedOnce(), 3000, "idle timeout");
+    const c = client();
+    await (await c.fetch(new Request(server.url))).text();
+    expect(server.counts.closed).toBe(1);
+    const closed = server.closedOnce();
+    c.close();
+    await withTimeout(closed, 3000, "close() to close the idle connection");
+    expect(server.counts).toEqual({ opened: 2, closed: 2 });
+  });
+});
