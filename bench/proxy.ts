@@ -9,6 +9,7 @@
  *   BENCH_ROUNDS    rounds of direct/raw/sluice (default 3)
  *   BENCH_IDLE      idle time before reading idle RSS (default 3s)
  *   BENCH_SLUICE    path to the sluice binary (default dist/sluice)
+ *   BENCH_SLUICE_ARGS  extra sluice flags, whitespace-separated (e.g. "--access-log=false")
  *
  * Setup (2 cores): the proxy under test runs on CPU 0; the upstream app and wrk on CPU 1.
  * sluice starts bench/upstream.ts as its child on the target port; the direct run hits
@@ -337,6 +338,7 @@ async function main(): Promise<number> {
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) | 0);
   const idle = seconds("BENCH_IDLE", 3);
   const nproc = availableParallelism();
+  const extraSluiceArgs = (process.env.BENCH_SLUICE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
   if (!which("taskset")) throw new BenchError("taskset is missing (util-linux)");
   if (nproc < 2) throw new BenchError(`needs 2 CPUs for the pinning, found ${nproc}`);
@@ -356,10 +358,12 @@ async function main(): Promise<number> {
   if (sluiceState.ok) {
     const cmd = [
       "taskset", "-c", PROXY_CPU, SLUICE,
+      "--http-host", "127.0.0.1",
       "--http-port", String(httpPort),
       "--target-port", String(targetPort),
       "--admin-listen", `127.0.0.1:${adminPort}`,
       "--shutdown-delay", "0",
+      ...extraSluiceArgs,
       "--", ...upstreamCmd,
     ];
     log(`starting sluice: ${cmd.slice(3).join(" ")}`);
@@ -369,7 +373,10 @@ async function main(): Promise<number> {
       await waitHttp200(`http://127.0.0.1:${httpPort}/`, sluice, 20_000, "sluice");
     } catch (e) {
       const tail = existsSync(sluiceStderr) ? readFileSync(sluiceStderr, "utf8").trim().split("\n").slice(-15).join("\n") : "";
-      throw new BenchError(`${(e as Error).message}${tail ? `\nsluice stderr (tail):\n${tail}` : ""}`);
+      const exited = sluice.exitCode !== null || sluice.signalCode !== null
+        ? `\nsluice exited with ${sluice.signalCode ?? sluice.exitCode}; its stdout (where it logs) is discarded: run the command above by hand to see why`
+        : "";
+      throw new BenchError(`${(e as Error).message}${exited}${tail ? `\nsluice stderr (tail):\n${tail}` : ""}`);
     }
     // Readiness as sluice reports it (informational: the proxy answering 200 is what counts).
     await waitHttp200(`http://127.0.0.1:${adminPort}/readyz`, sluice, 10_000, "sluice /readyz").catch((e: Error) =>
@@ -506,7 +513,7 @@ async function main(): Promise<number> {
   const result = {
     date: new Date().toISOString(),
     bun: Bun.version,
-    sluice: sluiceState.ok ? { binary: SLUICE, version: sluiceState.version } : { skipped: sluiceState.reason },
+    sluice: sluiceState.ok ? { binary: SLUICE, version: sluiceState.version, extraArgs: extraSluiceArgs } : { skipped: sluiceState.reason },
     machine: { nproc, cpu: cpuModel, kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() },
     setup: {
       wrk: `wrk -t1 -c${CONNECTIONS} -d${duration}s --latency`,

@@ -146,7 +146,7 @@ export class Service {
         return undefined;
       } finally {
         phases[name] = Math.round(performance.now() - startedAt);
-        log.lifecycle.debug("Stop step {step} done in {ms}ms", { event: "stop.phase", step: name, ms: phases[name] });
+        log.lifecycle.info("Stop step {step} done in {ms}ms", { event: "stop.phase", step: name, ms: phases[name] });
       }
     };
 

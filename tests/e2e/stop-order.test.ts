@@ -1,0 +1,121 @@
+/** @module The stop sequence end to end: order, drain under load, fast stop, shutdown delay. */
+
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+
+describe.each(TARGETS)("stop order ($name)", (target) => {
+  test("the child gets its stop signal only after the listener closed and nothing is in flight", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "300ms", "--drain-timeout", "20s"],
+      env: { APP_ON_TERM: "probe", RECORD_FILE: recordFile },
+    });
+    // Requests in flight when SIGTERM arrives must finish before the child hears anything.
+    const slow = [1500, 2500].map((ms) => fetch(`${sluice.url}/slow?ms=${ms}`));
+    await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_in_flight 2"), 10_000, "2 in flight");
+    sluice.signal("SIGTERM");
+    const responses = await Promise.all(slow);
+    expect(responses.map((r) => r.status)).toEqual([200, 200]);
+    expect(await sluice.exitCode()).toBe(0);
+
+    // The child itself saw the world at the instant of its SIGTERM.
+    const seen = JSON.parse(readFileSync(recordFile, "utf8").trim().split("\n").at(-1)!);
+    expect(seen).toEqual({ probe: "term", sluicePort: "refused", inFlight: 0 });
+
+    const last = sluice.records.at(-1)!;
+    expect(last.event).toBe("shutdown.complete");
+    expect(last).toMatchObject({ drained: 2, aborted: 0, killed: 0, exitCode: 0 });
+    expect(Object.keys(last.phases as object)).toEqual(["shutdown-delay", "close-listener", "drain", "stop-child", "close-admin"]);
+  }, 60_000);
+
+  test("during the shutdown delay requests are served with Connection: close and /readyz is 503", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "3s"] });
+    expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+    const inFlight = fetch(`${sluice.url}/slow?ms=6000`);
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    const ready = await fetch(`${sluice.adminUrl}/readyz`);
+    expect(ready.status).toBe(503);
+    expect((await ready.text()).trim()).toBe("stopping");
+    const response = await fetch(`${sluice.url}/`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("connection")).toBe("close");
+    expect((await response.text()).length).toBe(1024);
+    // After the delay the listener closes: new connections are refused at the TCP level
+    // while the request in flight is still being drained.
+    await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "close-listener");
+    expect(await refuses(sluice.httpPort)).toBe(true);
+    expect((await inFlight).status).toBe(200);
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("under concurrent load during a stop: no 5xx and no reset on accepted requests", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "1500ms", "--drain-timeout", "20s"] });
+    const statuses: number[] = [];
+    const errors: string[] = [];
+    let stopping = false;
+    let refusedAfterClose = 0;
+    const worker = async () => {
+      // Bounded: at most 400 requests per worker, and only until the listener refuses.
+      for (let i = 0; i < 400; i++) {
+        try {
+          const response = await fetch(`${sluice.url}/slow?ms=${i % 5 === 0 ? 300 : 5}`);
+          statuses.push(response.status);
+          await response.text();
+        } catch (error) {
+          if (stopping && (await refuses(sluice.httpPort))) {
+            refusedAfterClose++;
+            return;
+          }
+          errors.push(String(error));
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    await until(() => statuses.length >= 50, 20_000, "50 responses before the stop");
+    stopping = true;
+    sluice.signal("SIGTERM");
+    await Promise.all(workers);
+    expect(await sluice.exitCode()).toBe(0);
+    expect(statuses.filter((s) => s >= 500)).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(statuses.length).toBeGreaterThan(50);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 0 });
+  }, 90_000);
+
+  test("a second SIGTERM skips the remaining waits", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    const before = performance.now();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(75);
+    expect(performance.now() - before).toBeLessThan(1000);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", fast: true });
+  }, 60_000);
+
+  test("SIGQUIT stops fast at once, aborting requests in flight", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
+    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.text()).catch((e) => `error: ${e}`);
+    await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_in_flight 1"), 10_000, "1 in flight");
+    const before = performance.now();
+    sluice.signal("SIGQUIT");
+    expect(await sluice.exitCode()).toBe(75);
+    expect(performance.now() - before).toBeLessThan(1000);
+    expect(await slow).not.toBe("slow 20000\n");
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", fast: true, aborted: 1 });
+  }, 60_000);
+
+  test("requests still running at the drain deadline are aborted and counted", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "500ms"] });
+    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.text()).catch((e) => `error: ${e}`);
+    await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_in_flight 1"), 10_000, "1 in flight");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(75);
+    expect(await slow).not.toBe("slow 20000\n");
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1, drained: 0 });
+  }, 60_000);
+});

@@ -1,0 +1,252 @@
+/**
+ * @module Starts sluice for end-to-end tests: the compiled binary or Deno from source, with the
+ * fixture app as its child; collects its log records; cleans up every process it started.
+ */
+
+import { afterEach } from "bun:test";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..");
+export const BUN = join(ROOT, "node_modules/.bin/bun");
+export const DENO = join(ROOT, "node_modules/.bin/deno");
+export const BINARY = join(ROOT, "dist/sluice");
+export const FIXTURE_APP = [BUN, join(ROOT, "tests/fixtures/app.ts")];
+
+export interface Target {
+  name: "binary" | "deno";
+  command: string[];
+}
+
+/** Every end-to-end test runs against both: the shipped binary and the source under Deno. */
+export const TARGETS: Target[] = [
+  { name: "binary", command: [BINARY] },
+  {
+    name: "deno",
+    command: [DENO, "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", join(ROOT, "src/main.ts")],
+  },
+];
+
+if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run ./compile.sh first (npm test does)`);
+
+export type LogRecord = Record<string, unknown> & { event?: string; message?: string };
+
+/** Processes started by tests; killed after each test, whatever happened. */
+const started = new Set<{ pid: number; group: boolean }>();
+
+afterEach(() => {
+  for (const proc of started) {
+    try {
+      process.kill(proc.group ? -proc.pid : proc.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  started.clear();
+});
+
+/** Registers a process group (or process) for cleanup after the current test. */
+export function track(pid: number, group = false): void {
+  started.add({ pid, group });
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "sluice-test-"));
+}
+
+export interface StartOptions {
+  /** sluice flags; --http-port, --target-port and --admin-listen are added unless given. */
+  args?: string[];
+  /** Extra environment for sluice (and so for the child). */
+  env?: Record<string, string>;
+  /** The child's command; the fixture app by default. */
+  child?: string[];
+  /** Wait for the "ready" record before returning (default true). */
+  waitReady?: boolean;
+}
+
+export class Sluice {
+  readonly records: LogRecord[] = [];
+  /** Lines of stdout that are not JSON (the child's own output). */
+  readonly otherLines: string[] = [];
+  stderr = "";
+  readonly exited: Promise<number>;
+  #waiters: { match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
+
+  constructor(
+    readonly proc: ReturnType<typeof Bun.spawn>,
+    readonly httpPort: number,
+    readonly adminPort: number,
+    readonly targetPort: number,
+  ) {
+    this.exited = proc.exited;
+    void this.#read(proc.stdout as ReadableStream<Uint8Array>, (line) => this.#line(line));
+    void this.#read(proc.stderr as ReadableStream<Uint8Array>, (line) => (this.stderr += `${line}\n`));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  get adminUrl(): string {
+    return `http://127.0.0.1:${this.adminPort}`;
+  }
+
+  /** The pid of the child, once started. */
+  get childPid(): number | undefined {
+    return this.records.findLast((r) => r.event === "child.started")?.pid as number | undefined;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    process.kill(this.proc.pid, signal);
+  }
+
+  /** Resolves with the first record (past or future) matching `event`. */
+  waitFor(event: string | ((r: LogRecord) => boolean), timeoutMs = 30_000): Promise<LogRecord> {
+    const match = typeof event === "string" ? (r: LogRecord) => r.event === event : event;
+    const seen = this.records.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${String(event)}; stderr: ${this.stderr}\nlast records: ${JSON.stringify(this.records.slice(-5))}`));
+      }, timeoutMs);
+      this.#waiters.push({ match, resolve: (r) => (clearTimeout(timer), resolve(r)) });
+    });
+  }
+
+  /** Waits for exit (bounded), returns the exit code. */
+  async exitCode(timeoutMs = 30_000): Promise<number> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`sluice did not exit within ${timeoutMs}ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  events(event: string): LogRecord[] {
+    return this.records.filter((r) => r.event === event);
+  }
+
+  #line(line: string): void {
+    let record: LogRecord;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      this.otherLines.push(line);
+      return;
+    }
+    if (typeof record !== "object" || record === null || !("@timestamp" in record)) {
+      this.otherLines.push(line);
+      return;
+    }
+    this.records.push(record);
+    if (record.event === "child.started" && typeof record.pid === "number") track(record.pid, true);
+    this.#waiters = this.#waiters.filter((w) => (w.match(record) ? (w.resolve(record), false) : true));
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of stream) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        onLine(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+    }
+    if (buffer) onLine(buffer);
+  }
+}
+
+/** Starts sluice with the fixture app (or `child`) and, by default, waits until it is ready. */
+export async function startSluice(target: Target, options: StartOptions = {}): Promise<Sluice> {
+  const args = options.args ?? [];
+  const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const httpPort = has("--http-port") ? Number(args[args.indexOf("--http-port") + 1]) : freePort();
+  const targetPort = has("--target-port") ? Number(args[args.indexOf("--target-port") + 1]) : freePort();
+  const adminPort = freePort();
+  const full = [
+    ...(has("--http-port") ? [] : ["--http-port", String(httpPort)]),
+    ...(has("--target-port") ? [] : ["--target-port", String(targetPort)]),
+    ...(has("--admin-listen") ? [] : ["--admin-listen", `127.0.0.1:${adminPort}`]),
+    ...(has("--http-host") ? [] : ["--http-host", "127.0.0.1"]),
+    ...args,
+    "--",
+    ...(options.child ?? FIXTURE_APP),
+  ];
+  const proc = Bun.spawn([...target.command, ...full], {
+    cwd: ROOT,
+    // PROBE_PORT lets the fixture app probe sluice's own port when it gets SIGTERM.
+    env: { ...process.env, PROBE_PORT: String(httpPort), ...options.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  track(proc.pid);
+  const sluice = new Sluice(proc, httpPort, adminPort, targetPort);
+  if (options.waitReady ?? true) {
+    await Promise.race([
+      sluice.waitFor("ready", 60_000),
+      sluice.exited.then((code) => {
+        throw new Error(`sluice exited with ${code} before ready: ${sluice.stderr}`);
+      }),
+    ]);
+  }
+  return sluice;
+}
+
+/** Runs sluice to completion with `args` (no child started by the harness); returns code and output. */
+export async function runSluice(target: Target, args: string[], env: Record<string, string> = {}) {
+  const proc = Bun.spawn([...target.command, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  track(proc.pid);
+  const [code, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout as ReadableStream).text(),
+    new Response(proc.stderr as ReadableStream).text(),
+  ]);
+  return { code, stdout, stderr };
+}
+
+/** True when a TCP connection to the port is refused. */
+export async function refuses(port: number): Promise<boolean> {
+  try {
+    const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    socket.end();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Polls `check` until true or the deadline. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+/** True when a process (or, with a negative pid, a process group) still exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
