@@ -24,11 +24,8 @@ class ResponseError extends TypeError {}
 /** A pooled connection the upstream closed while it was idle: the request is safe to retry. */
 class StaleConnectionError extends Error {}
 
-/** A response body's payload, read piece by piece: `next()` gives null at the end, `done` is set once it was read. */
-interface BodyReader {
-  next(): Promise<Uint8Array | null>;
-  done: boolean;
-}
+/** Reads a response body's payload piece by piece: the next bytes, or null at its end. */
+type BodyReader = () => Promise<Uint8Array | null>;
 
 /**
  * An HTTP/1.1 client for upstream requests. It adds no header but `host` (when absent) and body framing, never
@@ -63,9 +60,10 @@ export class Http1Client {
     const head = encodeHead(request, url, chunked);
     const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
     const port = Number(url.port || 80);
+    // Only a pooled connection can be stale, and the retry always opens a fresh one: at most one retry.
     for (let retry = false; ; retry = true) {
-      // Only a pooled connection can be stale, and the retry always opens a fresh one: at most one retry.
-      const conn = (retry ? undefined : this.#takeIdle(`${hostname}:${port}`)) ?? (await this.#open(hostname, port, request.signal));
+      const pooled = retry ? undefined : this.#takeIdle(`${hostname}:${port}`);
+      const conn = pooled ?? (await this.#open(hostname, port, request.signal));
       try {
         return await this.#exchange(conn, request, head, length);
       } catch (error) {
@@ -123,7 +121,7 @@ export class Http1Client {
     };
 
     const bytesBefore = conn.bytesRead;
-    let parsed: Head | undefined;
+    let parsed: ReturnType<typeof parseHead> | undefined;
     try {
       signal.throwIfAborted();
       await conn.write(head);
@@ -132,12 +130,17 @@ export class Http1Client {
         // Sent while the response is read: the upstream may answer (or refuse) before the body ends.
         sendBody(conn, request.body, length).then(
           () => void (sent = true),
-          (error) => void ((sendError = error), conn.destroy()),
+          (error) => {
+            sendError = error;
+            // After a failed write the response may still be readable (an early 413); any other failure
+            // (the body source errored, or its length was wrong) leaves the upstream waiting: close now.
+            if (!conn.writeFailed) conn.destroy();
+          },
         );
       }
       while (parsed === undefined || parsed.status < 200) {
         const bytes = await conn.readUntil(HEAD_END, this.#maxHeaderBytes, "response head");
-        if (bytes === null) throw new ResponseError(`Upstream ${conn.key} closed the connection before responding`);
+        if (bytes === null) throw cutShort(conn.key, "before responding");
         parsed = parseHead(bytes, conn.key); // 100 Continue and 103 Early Hints are skipped: the final one follows
         if (parsed.status === 101) throw malformed(conn.key, "101 Switching Protocols is not supported");
       }
@@ -148,44 +151,26 @@ export class Http1Client {
     }
 
     const { status, statusText, headers } = parsed;
-    let reusable = parsed.minor === "1" && !hasClose(headers) && !hasClose(request.headers);
-    // Kept: content-length and content-encoding, which describe the bytes passed through. Dropped: transfer-encoding,
-    // as the body is the de-chunked payload and the serving runtime frames it anew.
-    const transferEncoding = headers.get("transfer-encoding");
-    const contentLength = headers.get("content-length");
-    headers.delete("transfer-encoding");
-    let body: BodyReader | null = { done: false, next: () => conn.readSome(Number.POSITIVE_INFINITY) }; // until EOF
-    if (request.method === "HEAD" || status === 204 || status === 304) body = null;
-    else if (transferEncoding !== null) {
-      // RFC 9112 section 6.3: transfer-encoding wins over content-length (and then the connection is not trusted);
-      // without a final "chunked", the body ends at EOF.
-      if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) body = chunkedBody(conn, this.#maxHeaderBytes);
-      else reusable = false;
-      if (contentLength !== null) headers.delete("content-length");
-      reusable &&= contentLength === null;
-    } else if (contentLength !== null) {
-      const size = parseLength(contentLength);
-      if (size === undefined) throw fail(malformed(conn.key, `invalid content-length "${contentLength}"`), "");
-      body = size === 0 ? null : lengthBody(conn, size);
-    } else reusable = false;
-
-    const init = { status, statusText, headers };
+    let framing: ReturnType<typeof responseFraming>;
+    try {
+      framing = responseFraming(conn, request, parsed, this.#maxHeaderBytes);
+    } catch (error) {
+      throw fail(error, "read");
+    }
+    const { body, reusable } = framing;
     if (body === null) {
       finish(reusable);
-      return new Response(null, init);
+      return new Response(null, { status, statusText, headers });
     }
-    const reader = body;
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (c) => void (controller = c),
         async pull(c) {
           try {
-            const chunk = await reader.next();
-            if (chunk !== null) c.enqueue(chunk);
-            if (chunk === null || reader.done) {
-              c.close();
-              finish(reusable);
-            }
+            const chunk = await body();
+            if (chunk !== null) return c.enqueue(chunk);
+            c.close();
+            finish(reusable);
           } catch (error) {
             c.error(fail(error, "read the response body from"));
           }
@@ -194,7 +179,7 @@ export class Http1Client {
       },
       { highWaterMark: 0 }, // read from the socket only when the consumer reads: a slow client slows the upstream
     );
-    return new Response(stream, init);
+    return new Response(stream, { status, statusText, headers });
   }
 
   #park(conn: Connection): void {
@@ -225,6 +210,7 @@ class Connection {
   /** Set once pooled: a failure before any response byte may then mean the upstream closed it while idle. */
   reused = false;
   bytesRead = 0;
+  writeFailed = false;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #buffer = new Uint8Array(0) as Uint8Array;
@@ -244,15 +230,21 @@ class Connection {
     return this.#buffer.length;
   }
 
+  /** Resolves when the runtime took the bytes: awaiting it is the backpressure. */
   write(bytes: Uint8Array): Promise<void> {
-    return this.#writer.write(bytes); // resolves when the runtime took the bytes: awaiting it is the backpressure
+    return this.#writer.write(bytes).catch((error: unknown) => {
+      this.writeFailed = true;
+      throw error;
+    });
   }
 
   /** The bytes before the next `delimiter` (consumed with it); null on EOF with nothing buffered. */
   async readUntil(delimiter: Uint8Array, max: number, what: string): Promise<Uint8Array | null> {
     for (let from = 0; ; ) {
       const end = indexOf(this.#buffer, delimiter, from);
-      if (end > max || (end === -1 && this.#buffer.length > max)) throw malformed(this.key, `${what} longer than ${max} bytes`);
+      if (end > max || (end === -1 && this.#buffer.length > max)) {
+        throw malformed(this.key, `${what} longer than ${max} bytes`);
+      }
       if (end !== -1) {
         const found = this.#buffer.subarray(0, end);
         this.#buffer = this.#buffer.subarray(end + delimiter.length);
@@ -261,7 +253,7 @@ class Connection {
       from = Math.max(0, this.#buffer.length - delimiter.length + 1); // rescan only where a match can start
       if (await this.#fill()) continue;
       if (this.#buffer.length === 0) return null;
-      throw new ResponseError(`Upstream ${this.key} closed the connection in the middle of the ${what}`);
+      throw cutShort(this.key, `in the middle of the ${what}`);
     }
   }
 
@@ -323,7 +315,9 @@ async function sendBody(conn: Connection, body: ReadableStream<Uint8Array>, leng
     for (let read = await reader.read(); !read.done; read = await reader.read()) {
       const chunk = read.value;
       total += chunk.length;
-      if (length !== undefined && total > length) throw new TypeError(`Cannot send the request body: longer than its content-length ${length}`);
+      if (length !== undefined && total > length) {
+        throw new TypeError(`Cannot send the request body: longer than its content-length ${length}`);
+      }
       // A chunk's size line, data and CRLF go in one write (one syscall); an empty chunk would end the body.
       if (length !== undefined) await conn.write(chunk);
       else if (chunk.length > 0) await conn.write(concat([latin1Encode(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
@@ -338,61 +332,76 @@ async function sendBody(conn: Connection, body: ReadableStream<Uint8Array>, leng
 
 function lengthBody(conn: Connection, length: number): BodyReader {
   let remaining = length;
-  const body: BodyReader = {
-    done: false,
-    async next() {
-      const bytes = await conn.readSome(remaining);
-      if (bytes === null) throw new ResponseError(`Upstream ${conn.key} closed the connection ${remaining} bytes before the end of the body`);
-      remaining -= bytes.length;
-      body.done = remaining === 0;
-      return bytes;
-    },
+  return async () => {
+    if (remaining === 0) return null;
+    const bytes = await conn.readSome(remaining);
+    if (bytes === null) throw cutShort(conn.key, `${remaining} bytes before the end of the body`);
+    remaining -= bytes.length;
+    return bytes;
   };
-  return body;
 }
 
 /** De-chunks (RFC 9112 section 7.1): chunk extensions and trailers are read and dropped. */
 function chunkedBody(conn: Connection, maxLine: number): BodyReader {
-  let [left, first] = [0, true];
+  let left = 0;
+  let state: "first" | "more" | "done" = "first";
   const line = async (what: string) => {
     const bytes = await conn.readUntil(CRLF, maxLine, what);
-    if (bytes === null) throw new ResponseError(`Upstream ${conn.key} closed the connection in the middle of the chunked body`);
+    if (bytes === null) throw cutShort(conn.key, "in the middle of the chunked body");
     return latin1Decode(bytes);
   };
-  const body: BodyReader = {
-    done: false,
-    async next() {
+  return async () => {
+    if (state === "done") return null;
+    if (left === 0) {
+      if (state === "more" && (await line("chunk")) !== "") throw malformed(conn.key, "chunk data longer than its size");
+      state = "more";
+      const size = (await line("chunk size line")).split(";")[0]!.trim();
+      if (!/^[0-9a-f]{1,12}$/i.test(size)) throw malformed(conn.key, `invalid chunk size "${size.slice(0, 40)}"`);
+      left = Number.parseInt(size, 16);
       if (left === 0) {
-        if (!first && (await line("chunk")) !== "") throw malformed(conn.key, "chunk data longer than its size");
-        first = false;
-        const size = (await line("chunk size line")).split(";")[0]!.trim();
-        if (!/^[0-9a-f]{1,12}$/i.test(size)) throw malformed(conn.key, `invalid chunk size "${size.slice(0, 40)}"`);
-        left = Number.parseInt(size, 16);
-        if (left === 0) {
-          for (let count = 0; (await line("trailer")) !== ""; count++) {
-            if (count === 100) throw malformed(conn.key, "more than 100 trailer lines");
-          }
-          body.done = true;
-          return null;
+        for (let count = 0; (await line("trailer")) !== ""; count++) {
+          if (count === 100) throw malformed(conn.key, "more than 100 trailer lines");
         }
+        state = "done";
+        return null;
       }
-      const bytes = await conn.readSome(left);
-      if (bytes === null) throw new ResponseError(`Upstream ${conn.key} closed the connection in the middle of a chunk`);
-      left -= bytes.length;
-      return bytes;
-    },
+    }
+    const bytes = await conn.readSome(left);
+    if (bytes === null) throw cutShort(conn.key, "in the middle of a chunk");
+    left -= bytes.length;
+    return bytes;
   };
-  return body;
 }
 
-interface Head {
-  minor: string;
-  status: number;
-  statusText: string;
-  headers: Headers;
+/**
+ * How the response body is framed, and whether the connection can carry another request afterwards.
+ * Kept: content-length and content-encoding, which describe the bytes passed through. Dropped: transfer-encoding,
+ * as the body is the de-chunked payload and the serving runtime frames it anew.
+ */
+function responseFraming(conn: Connection, request: Request, head: ReturnType<typeof parseHead>, maxLine: number) {
+  const { headers, status } = head;
+  let reusable = head.minor === "1" && !hasClose(headers) && !hasClose(request.headers);
+  const transferEncoding = headers.get("transfer-encoding");
+  const contentLength = headers.get("content-length");
+  headers.delete("transfer-encoding");
+  let body: BodyReader | null = () => conn.readSome(Number.POSITIVE_INFINITY); // until EOF
+  if (request.method === "HEAD" || status === 204 || status === 304) body = null;
+  else if (transferEncoding !== null) {
+    // RFC 9112 section 6.3: transfer-encoding wins over content-length (and then the connection is not trusted);
+    // without a final "chunked", the body ends at EOF.
+    if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) body = chunkedBody(conn, maxLine);
+    else reusable = false;
+    if (contentLength !== null) headers.delete("content-length");
+    reusable &&= contentLength === null;
+  } else if (contentLength !== null) {
+    const size = parseLength(contentLength);
+    if (size === undefined) throw malformed(conn.key, `invalid content-length "${contentLength}"`);
+    body = size === 0 ? null : lengthBody(conn, size);
+  } else reusable = false;
+  return { body, reusable };
 }
 
-function parseHead(bytes: Uint8Array, key: string): Head {
+function parseHead(bytes: Uint8Array, key: string) {
   const [statusLine = "", ...lines] = latin1Decode(bytes).split("\r\n");
   // The reason phrase allows HTAB, SP, VCHAR and obs-text (RFC 9112 section 4), which Response also accepts.
   const match = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(statusLine);
@@ -401,7 +410,8 @@ function parseHead(bytes: Uint8Array, key: string): Head {
   for (const line of lines) {
     const colon = line.indexOf(":");
     try {
-      // Headers rejects names that are not tokens (so obs-fold lines too) and values with CR, LF or NUL.
+      // Headers rejects names that are not tokens (so obs-fold lines too) and values with CR, LF or NUL;
+      // a line without a name gets " ", which is not a token either.
       headers.append(colon > 0 ? line.slice(0, colon) : " ", line.slice(colon + 1));
     } catch {
       throw malformed(key, `invalid header line "${line.slice(0, 80)}"`);
@@ -421,6 +431,10 @@ function encodeHead(request: Request, url: URL, chunked: boolean): Uint8Array {
 
 function malformed(key: string, what: string): ResponseError {
   return new ResponseError(`Cannot parse the response from upstream ${key}: ${what}`);
+}
+
+function cutShort(key: string, where: string): ResponseError {
+  return new ResponseError(`Upstream ${key} closed the connection ${where}`);
 }
 
 /** A content-length; repeated identical values ("5, 5") are allowed (RFC 9110 section 8.6). */

@@ -393,6 +393,38 @@ describe("Http1Client against a raw TCP upstream", () => {
     expect(error.message).toContain('invalid chunk size "zz"');
   });
 
+  test("an early response is delivered while the request body streams, then the body source is cancelled", async () => {
+    const server = rawServer((_head, socket) => {
+      socket.write("HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!");
+      socket.end();
+    });
+    const cancelled = Promise.withResolvers<void>();
+    const body = new ReadableStream<Uint8Array>({
+      pull: async (c) => (await Bun.sleep(1), c.enqueue(new Uint8Array(16384).fill(120))), // endless "xxx..."
+      cancel: () => cancelled.resolve(),
+    });
+    const res = await client().fetch(new Request(server.url, { method: "POST", body, duplex: "half" } as RequestInit));
+    expect([res.status, await res.text()]).toEqual([413, "too big!"]);
+    await withTimeout(cancelled.promise, 3000, "request body to be cancelled");
+  });
+
+  test("a request body that errors rejects with the error as cause and closes the connection", async () => {
+    const server = rawServer(() => {}); // waits for the rest of the body
+    const closed = server.closedOnce();
+    const failure = new Error("client upload broke");
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(encoder.encode("partial"));
+        await Bun.sleep(20);
+        c.error(failure);
+      },
+    });
+    const error = await client().fetch(new Request(server.url, { method: "POST", body, duplex: "half" } as RequestInit)).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.cause).toBe(failure);
+    await withTimeout(closed, 3000, "upstream to see the connection close");
+  });
+
   test("aborting before the response head rejects with the reason and closes the connection", async () => {
     const server = rawServer(() => {}); // never answers
     const closed = server.closedOnce();

@@ -1,0 +1,18 @@
+/** @module The README stays true: its option table and exit codes come from the code. */
+
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { optionsTable } from "../../scripts/options-table.ts";
+import { ExitCode } from "../../src/exit-codes.ts";
+
+const readme = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
+
+test("the README's option table is the one generated from src/config.ts", () => {
+  const between = readme.split("<!-- options:start -->\n")[1]?.split("\n<!-- options:end -->")[0];
+  expect(between).toBe(optionsTable());
+});
+
+test("the README documents every exit code", () => {
+  for (const code of Object.values(ExitCode)) expect(readme).toContain(`| ${code} |`);
+});
