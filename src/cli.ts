@@ -1,6 +1,6 @@
 /** @module The command line: argv and environment -> a subcommand, a Config, or a usage error. */
 
-import { ConfigError, envName, type OptionKey, OPTIONS, type OptionSources, resolveConfig, stopBudget, validateConfig, type Config } from "./config.ts";
+import { ConfigError, envName, type OptionKey, OPTIONS, type OptionSources, resolveConfig, resolveOption, stopBudget, validateConfig, type Config } from "./config.ts";
 import { formatDuration } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, setupLogging } from "./log.ts";
@@ -64,7 +64,9 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
       if (isBooleanOption(key)) text = "true";
       else {
         const next = args[++i];
-        if (next === undefined) throw new UsageError(`Missing value for --${name}`);
+        // No value of any option starts with "--": `--drain-timeout --stop-timeout 1s` and
+        // `--drain-timeout -- app` lack a value rather than have a strange one.
+        if (next === undefined || next.startsWith("--")) throw new UsageError(`Missing value for --${name}`);
         text = next;
       }
     }
@@ -112,7 +114,8 @@ function budgetText(config: Config): string {
 
 async function healthcheck(url: string | undefined, env: Record<string, string | undefined>): Promise<number> {
   if (url === undefined) {
-    const admin = resolveConfig({}, env, []).adminListen;
+    // Only --admin-listen matters here: an unrelated bad SLUICE_* variable must not fail the check.
+    const admin = resolveOption("adminListen", {}, env);
     if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
     url = `http://${host}:${admin.port}/readyz`;
@@ -132,6 +135,8 @@ export async function runCli(runtime: Runtime): Promise<number> {
   const stderr = new LineOutput(runtime, 2);
   const env = runtime.env();
   const [first, ...rest] = runtime.args;
+  /** Set once the service ran: from then on the flush at exit is bounded (and already done). */
+  let flushTimeoutMs: number | undefined;
   try {
     switch (first) {
       case "version":
@@ -166,7 +171,10 @@ export async function runCli(runtime: Runtime): Promise<number> {
     const config = loadConfig(flags, env, command);
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
     const code = await new Service(config, { runtime, env, stdout, stderr }).run();
-    await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), config.flushTimeout, new AbortController().signal);
+    // --flush-timeout bounds the flush: a reader that stopped reading must not keep sluice
+    // alive past its stop budget; what it has not taken by then is lost.
+    flushTimeoutMs = config.flushTimeout;
+    await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), flushTimeoutMs, new AbortController().signal);
     return code;
   } catch (error) {
     if (error instanceof UsageError) {
@@ -180,6 +188,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
     stderr.write(`sluice: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return ExitCode.STARTUP_FAILED;
   } finally {
-    await Promise.all([stdout.flush(), stderr.flush()]);
+    const flushed = Promise.all([stdout.flush(), stderr.flush()]);
+    if (flushTimeoutMs === undefined) await flushed;
   }
 }

@@ -97,37 +97,63 @@ export function parseCidrList(text: string): Cidr[] {
     .map((part) => part.trim())
     .filter((part) => part !== "")
     .map((part) => {
-      const [address = "", prefixText] = part.split("/");
+      const slash = part.indexOf("/");
+      const address = slash < 0 ? part : part.slice(0, slash);
+      const prefixText = slash < 0 ? undefined : part.slice(slash + 1);
       const parsed = parseIp(address);
       if (!parsed) throw new RangeError(`"${part}" is not an IP address or CIDR range`);
       const width = parsed.family === 4 ? 32 : 128;
-      const prefix = prefixText === undefined ? width : Number(prefixText);
-      if (!Number.isInteger(prefix) || prefix < 0 || prefix > width) {
+      // Digits only: Number() would take "", " 8" or "0x8" too.
+      const prefix = prefixText === undefined ? width : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+      if (!(prefix >= 0 && prefix <= width)) {
         throw new RangeError(`"${part}" has a prefix length outside 0-${width}`);
+      }
+      // An IPv4-mapped network (::ffff:10.0.0.0/104) is the IPv4 network it maps.
+      if (parsed.family === 6 && prefix >= 96 && parsed.bits >> 32n === 0xffffn) {
+        return { family: 4 as const, bits: parsed.bits & 0xffffffffn, prefix: prefix - 96 };
       }
       return { ...parsed, prefix };
     });
 }
 
-/** True when `address` lies in one of `networks`; IPv4-mapped IPv6 addresses count as IPv4. */
+/**
+ * True when `address` lies in one of `networks`; IPv4-mapped IPv6 addresses
+ * (`::ffff:10.0.0.1`, `::ffff:a00:1`) count as IPv4, and an IPv6 zone (`%eth0`) is ignored.
+ */
 export function cidrsContain(networks: readonly Cidr[], address: string): boolean {
   if (networks.length === 0) return false;
-  const ip = parseIp(address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address);
+  const zone = address.indexOf("%");
+  let ip = parseIp(zone < 0 ? address : address.slice(0, zone));
   if (!ip) return false;
+  if (ip.family === 6 && ip.bits >> 32n === 0xffffn) ip = { family: 4, bits: ip.bits & 0xffffffffn };
+  const { family, bits } = ip;
   return networks.some((net) => {
-    if (net.family !== ip.family) return false;
+    if (net.family !== family) return false;
     const shift = BigInt((net.family === 4 ? 32 : 128) - net.prefix);
-    return (net.bits >> shift) === (ip.bits >> shift);
+    return (net.bits >> shift) === (bits >> shift);
   });
 }
 
+function parseIpv4(text: string): bigint | undefined {
+  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(text)) return undefined;
+  const octets = text.split(".").map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return octets.reduce((acc, o) => (acc << 8n) | BigInt(o), 0n);
+}
+
 function parseIp(text: string): { family: 4 | 6; bits: bigint } | undefined {
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(text)) {
-    const octets = text.split(".").map(Number);
-    if (octets.some((o) => o > 255)) return undefined;
-    return { family: 4, bits: octets.reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) };
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { family: 4, bits: v4 };
+  if (!text.includes(":")) return undefined;
+  // A dotted IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
+  let tail4: bigint | undefined;
+  const lastColon = text.lastIndexOf(":");
+  if (text.includes(".", lastColon)) {
+    tail4 = parseIpv4(text.slice(lastColon + 1));
+    if (tail4 === undefined) return undefined;
+    text = `${text.slice(0, lastColon + 1)}${(tail4 >> 16n).toString(16)}:${(tail4 & 0xffffn).toString(16)}`;
   }
-  if (!text.includes(":") || !/^[0-9a-f:]+$/i.test(text)) return undefined;
+  if (!/^[0-9a-f:]+$/i.test(text)) return undefined;
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
   const head = halves[0] ? halves[0].split(":") : [];

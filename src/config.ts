@@ -2,6 +2,7 @@
 
 import {
   type Cidr,
+  formatDuration,
   type ListenAddress,
   parseBoolean,
   parseChoice,
@@ -104,21 +105,32 @@ export type OptionSources = Partial<Record<OptionKey, { text: string; from: stri
  */
 export function resolveConfig(flags: OptionSources, env: Record<string, string | undefined>, command: string[]): Config {
   const config: Record<string, unknown> = { command };
-  for (const [key, spec] of Object.entries(OPTIONS) as [OptionKey, OptionSpec<unknown>][]) {
-    const variable = envName(spec.name);
-    const envText = env[variable];
-    const source = flags[key] ??
-      (envText ? { text: envText, from: variable } : undefined) ??
-      (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
-    if (source === undefined) continue;
-    try {
-      config[key] = spec.parse(source.text);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
-    }
+  for (const key of Object.keys(OPTIONS) as OptionKey[]) {
+    const value = resolveOption(key, flags, env);
+    if (value !== undefined) config[key] = value;
   }
   return config as Config;
+}
+
+/** Resolves one option the way resolveConfig does, ignoring every other one. */
+export function resolveOption<K extends OptionKey>(
+  key: K,
+  flags: OptionSources,
+  env: Record<string, string | undefined>,
+): Config[K] {
+  const spec = OPTIONS[key] as OptionSpec<unknown>;
+  const variable = envName(spec.name);
+  const envText = env[variable];
+  const source = flags[key] ??
+    (envText ? { text: envText, from: variable } : undefined) ??
+    (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
+  if (source === undefined) return undefined as Config[K];
+  try {
+    return spec.parse(source.text) as Config[K];
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
+  }
 }
 
 /** The stop budget: every phase that can run after SIGTERM, in order. */
@@ -137,8 +149,8 @@ export function validateConfig(config: Config): void {
   const { totalMs } = stopBudget(config);
   if (config.gracePeriod !== undefined && totalMs > config.gracePeriod) {
     throw new ConfigError(
-      `The stop budget of ${totalMs}ms (shutdown-delay + drain-timeout + stop-timeout + flush-timeout) ` +
-        `exceeds --grace-period ${config.gracePeriod}ms: lower a timeout or raise the grace period (run "sluice check")`,
+      `The stop budget of ${formatDuration(totalMs)} (shutdown-delay + drain-timeout + stop-timeout + flush-timeout) ` +
+        `exceeds --grace-period ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
     );
   }
   if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {

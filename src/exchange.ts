@@ -7,6 +7,13 @@ export type Outcome =
   | "aborted" // sluice cut it at the drain deadline or a fast stop
   | "error"; // the upstream body failed midway
 
+/** Why an exchange's signal was aborted; the upstream request and the response body stop. */
+export type AbortReason =
+  | "client-cancel" // the client disconnected
+  | "aborted" // sluice cut it (drain deadline, fast stop)
+  | "upstream-timeout" // no response headers within --upstream-timeout
+  | "body-too-large"; // the request body grew past --max-request-body
+
 export type EndListener = (exchange: Exchange) => void;
 
 /**
@@ -16,7 +23,11 @@ export type EndListener = (exchange: Exchange) => void;
 export class Exchange {
   readonly startedAt = performance.now();
   readonly startedAtEpochMs = Date.now();
-  /** Aborted when the client disconnects, or when sluice cuts the request at stop. */
+  /**
+   * The one signal of the exchange, passed to the upstream request: aborted for any
+   * AbortReason (one signal per request instead of AbortSignal.any over several, which is
+   * measurably slower on Bun).
+   */
   readonly #abort = new AbortController();
   requestId = "";
   status = 0;
@@ -43,11 +54,11 @@ export class Exchange {
   }
 
   /** Why the exchange was aborted, if it was. */
-  get abortReason(): Outcome | undefined {
-    return this.#abort.signal.aborted ? (this.#abort.signal.reason as Outcome) : undefined;
+  get abortReason(): AbortReason | undefined {
+    return this.#abort.signal.aborted ? (this.#abort.signal.reason as AbortReason) : undefined;
   }
 
-  abort(reason: "client-cancel" | "aborted"): void {
+  abort(reason: AbortReason): void {
     if (!this.#abort.signal.aborted) this.#abort.abort(reason);
   }
 

@@ -51,15 +51,13 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       exchange.bytesIn = Number(declaredLength) || 0;
       if (maxRequestBody > 0 && exchange.bytesIn > maxRequestBody) return errorResponse(413, exchange);
     }
-    const tooLarge = new AbortController();
     const body = incoming.body === null
       ? null
       : declaredLength !== null && maxRequestBody === 0
       ? incoming.body
-      : countBody(incoming.body, exchange, maxRequestBody, tooLarge);
+      : countBody(incoming.body, exchange, maxRequestBody);
 
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort("timeout"), upstreamTimeoutMs);
+    const timer = setTimeout(() => exchange.abort("upstream-timeout"), upstreamTimeoutMs);
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
     const sentAt = performance.now();
     try {
@@ -69,7 +67,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
           headers: upstreamRequestHeaders(exchange, trustedProxies),
           body,
           redirect: "manual",
-          signal: AbortSignal.any([exchange.signal, timeout.signal, tooLarge.signal]),
+          signal: exchange.signal,
           // @ts-expect-error: duplex is in the fetch standard but not yet in TypeScript's DOM types
           duplex: "half",
         }),
@@ -86,10 +84,16 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
         headers,
       });
     } catch (error) {
-      if (tooLarge.signal.aborted) return errorResponse(413, exchange);
-      if (exchange.abortReason === "client-cancel") return errorResponse(499, exchange);
-      if (exchange.abortReason === "aborted") return errorResponse(503, exchange);
-      if (timeout.signal.aborted) return errorResponse(504, exchange);
+      switch (exchange.abortReason) {
+        case "body-too-large":
+          return errorResponse(413, exchange);
+        case "client-cancel":
+          return errorResponse(499, exchange);
+        case "aborted":
+          return errorResponse(503, exchange);
+        case "upstream-timeout":
+          return errorResponse(504, exchange);
+      }
       exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
       return errorResponse(502, exchange);
     } finally {
@@ -103,7 +107,6 @@ function countBody(
   body: ReadableStream<Uint8Array>,
   exchange: Exchange,
   limit: number,
-  tooLarge: AbortController,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let counted = 0;
@@ -115,7 +118,7 @@ function countBody(
       exchange.bytesIn = counted;
       if (limit > 0 && counted > limit) {
         const error = new BodyTooLarge(`request body over --max-request-body ${limit}`);
-        tooLarge.abort(error);
+        exchange.abort("body-too-large");
         controller.error(error);
         await reader.cancel(error).catch(() => {});
         return;

@@ -18,8 +18,8 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
   return Promise.resolve({
     port: server.port ?? port,
     close() {
-      // Graceful: the listening socket closes now, requests in flight continue.
-      void server.stop(false);
+      // Graceful: the listening socket closes now; resolves when every response is sent.
+      return server.stop(false);
     },
     closeAllConnections() {
       void server.stop(true);
@@ -76,6 +76,7 @@ function upstreamFetch(request: Request): Promise<Response> {
 
 export const bunRuntime: Runtime = {
   name: "bun",
+  fastBodyPassthrough: true,
   version: Bun.version,
   args: process.argv.slice(2),
   env: () => ({ ...process.env }) as Record<string, string>,

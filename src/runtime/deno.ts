@@ -16,8 +16,8 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
   return listening.then((addr) => ({
     port: addr.port,
     close() {
-      // Listener closes now; requests in flight continue. Its promise settles after them.
-      server.shutdown().catch(() => {});
+      // Listener closes now; requests in flight continue. Settles after them.
+      return server.shutdown().catch(() => {});
     },
     closeAllConnections() {
       // Deno has no safe way to cut connections from outside (aborting the serve signal
@@ -99,6 +99,7 @@ function sourceCommit(): string | undefined {
 
 export const denoRuntime: Runtime = {
   name: "deno",
+  fastBodyPassthrough: false,
   version: Deno.version.deno,
   args: Deno.args,
   env: () => Deno.env.toObject(),

@@ -36,9 +36,10 @@ export interface HttpListener {
   readonly port: number;
   /**
    * Stops accepting: the listening socket closes at once (new connections are refused),
-   * idle keep-alive connections close, requests in flight continue.
+   * idle keep-alive connections close, requests in flight continue. Resolves once every
+   * response has been sent in full.
    */
-  close(): void;
+  close(): Promise<void>;
   /** Cuts every connection still open. Call only after the drain deadline. */
   closeAllConnections(): void;
 }
@@ -78,6 +79,12 @@ export type UpstreamFetch = (request: Request) => Promise<Response>;
 
 export interface Runtime {
   readonly name: "bun" | "deno";
+  /**
+   * True when passing a fetched body through untouched is much faster than observing it
+   * in JS, and `closeAllConnections()` can cut such a response. Otherwise every body is
+   * observed, so that aborting its exchange cuts it.
+   */
+  readonly fastBodyPassthrough: boolean;
   readonly version: string;
   /** Command-line arguments after the program (and script) name. */
   readonly args: readonly string[];

@@ -81,12 +81,10 @@ export class Http1Client {
 
   async #open(hostname: string, port: number, signal: AbortSignal): Promise<Connection> {
     const key = `${hostname}:${port}`;
-    try {
-      return new Connection(key, await abortable(this.#connect(hostname, port), signal));
-    } catch (error) {
-      if (signal.aborted) throw signal.reason;
-      throw new TypeError(`Cannot connect to upstream ${key}`, { cause: error });
-    }
+    const tcp = await abortable(this.#connect(hostname, port), signal).catch((error: unknown) => {
+      throw signal.aborted ? signal.reason : new TypeError(`Cannot connect to upstream ${key}`, { cause: error });
+    });
+    return new Connection(key, tcp);
   }
 
   async #exchange(conn: Connection, request: Request, head: Uint8Array, length?: number): Promise<Response> {
@@ -101,7 +99,9 @@ export class Http1Client {
       conn.destroy();
       try {
         controller?.error(signal.reason);
-      } catch {} // the body had already ended
+      } catch {
+        // The body had already ended.
+      }
     };
     signal.addEventListener("abort", onAbort);
     const finish = (reusable: boolean) => {
@@ -128,14 +128,11 @@ export class Http1Client {
       if (request.body !== null) {
         bodyStarted = true;
         // Sent while the response is read: the upstream may answer (or refuse) before the body ends.
+        // A failure (the source errored, a wrong length, a failed write) closes the connection, so the upstream is
+        // not left waiting for the rest; the response read then fails with that failure as its cause.
         sendBody(conn, request.body, length).then(
           () => void (sent = true),
-          (error) => {
-            sendError = error;
-            // After a failed write the response may still be readable (an early 413); any other failure
-            // (the body source errored, or its length was wrong) leaves the upstream waiting: close now.
-            if (!conn.writeFailed) conn.destroy();
-          },
+          (error) => void ((sendError = error), conn.destroy()),
         );
       }
       while (parsed === undefined || parsed.status < 200) {
@@ -210,7 +207,6 @@ class Connection {
   /** Set once pooled: a failure before any response byte may then mean the upstream closed it while idle. */
   reused = false;
   bytesRead = 0;
-  writeFailed = false;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #buffer = new Uint8Array(0) as Uint8Array;
@@ -232,10 +228,7 @@ class Connection {
 
   /** Resolves when the runtime took the bytes: awaiting it is the backpressure. */
   write(bytes: Uint8Array): Promise<void> {
-    return this.#writer.write(bytes).catch((error: unknown) => {
-      this.writeFailed = true;
-      throw error;
-    });
+    return this.#writer.write(bytes);
   }
 
   /** The bytes before the next `delimiter` (consumed with it); null on EOF with nothing buffered. */
@@ -301,7 +294,9 @@ class Connection {
     this.unpark();
     try {
       this.tcp.close();
-    } catch {} // already closed by the runtime (e.g. Deno's BadResource)
+    } catch {
+      // Already closed by the runtime (e.g. Deno's BadResource).
+    }
     // Cancelling ends a pending read at once (WHATWG streams), whatever the runtime does on close().
     this.#reader.cancel().catch(noop);
     this.#writer.abort().catch(noop);

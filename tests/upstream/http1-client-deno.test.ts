@@ -46,4 +46,4 @@ test("on Deno, gzip bytes pass through exactly and the given Host is sent", asyn
   expect(seen.map((s) => s.host)).toEqual(["example.test", "example.test"]);
   expect(seen[0]!.names.sort()).toEqual(["accept-encoding", "host"]); // nothing added (no user-agent, accept-language)
   expect(new Set(seen.map((s) => s.port)).size).toBe(1); // the keep-alive pool works on Deno too
-});
+}, 60_000); // explicit: bunfig's [test] timeout is not read by bun 1.4.5 (the default is 5 s)

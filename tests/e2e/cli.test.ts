@@ -1,0 +1,144 @@
+/** @module The command line end to end: version, help, usage errors, bad values, check, the grace-period refusal. */
+
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { OPTIONS, envName } from "../../src/config.ts";
+import { runSluice, TARGETS, tempDir } from "../harness.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+/** Variables that would change what these tests see, removed from the inherited environment. */
+const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
+
+describe.each(TARGETS)("command line ($name)", (target) => {
+  const run = (args: string[], env: Record<string, string> = {}) => runSluice(target, args, { ...CLEAN_ENV, ...env });
+  const runtime = target.name === "binary" ? "bun" : "deno";
+
+  test("version prints the version, the commit and the runtime", async () => {
+    const { code, stdout, stderr } = await run(["version"]);
+    expect(code).toBe(0);
+    expect(stderr).toBe("");
+    const match = /^sluice (\S+) \(commit (\S+), (bun|deno) (\d+\.\d+\.\d+\S*)\)\n$/.exec(stdout);
+    expect(match).not.toBeNull();
+    expect(match![1]).toBe(pkg.version);
+    expect(match![2]).toMatch(/^[0-9a-f]{7,}$/);
+    expect(match![3]).toBe(runtime);
+  }, 30_000);
+
+  test("--help lists every option with its variable and default", async () => {
+    const { code, stdout } = await run(["--help"]);
+    expect(code).toBe(0);
+    const lines = stdout.split("\n");
+    for (const spec of Object.values(OPTIONS)) {
+      const row = lines.find((line) => line.trimStart().startsWith(`--${spec.name} `));
+      expect(row, `--${spec.name} in --help`).toBeDefined();
+      const columns = row!.trim().split(/\s+/);
+      expect(columns).toContain(envName(spec.name));
+      const shown = spec.defaultText === undefined ? "(unset)" : spec.defaultText === "" ? '""' : spec.defaultText;
+      expect(columns.at(-1), `default of --${spec.name}`).toBe(shown);
+    }
+    for (const command of ["check", "healthcheck", "version"]) expect(stdout).toContain(`sluice ${command}`);
+    expect(stdout).toContain("64 usage error");
+  }, 30_000);
+
+  test("an unknown flag is a usage error naming it", async () => {
+    const { code, stdout, stderr } = await run(["--drain-timout", "3s", "--", "true"]);
+    expect(code).toBe(64);
+    expect(stderr).toContain("Unknown flag --drain-timout");
+    expect(stdout).toBe("");
+  }, 30_000);
+
+  test("a flag without its value is a usage error", async () => {
+    const { code, stderr } = await run(["--drain-timeout"]);
+    expect(code).toBe(64);
+    expect(stderr).toContain("Missing value for --drain-timeout");
+  }, 30_000);
+
+  test("a missing command is a usage error", async () => {
+    for (const args of [[], ["--drain-timeout", "3s"], ["--drain-timeout", "3s", "--"]]) {
+      const { code, stderr } = await run(args);
+      expect(code).toBe(64);
+      expect(stderr).toContain("Missing the command to run");
+    }
+  }, 60_000);
+
+  test("a bad value fails at start naming the flag or the variable and the value", async () => {
+    const flag = await run(["--drain-timeout", "3x", "--", "true"]);
+    expect(flag.code).toBe(78);
+    expect(flag.stderr).toContain('Cannot parse --drain-timeout: expected a duration');
+    expect(flag.stderr).toContain('current value is "3x"');
+
+    const variable = await run(["--", "true"], { SLUICE_DRAIN_TIMEOUT: "3x" });
+    expect(variable.code).toBe(78);
+    expect(variable.stderr).toContain("Cannot parse SLUICE_DRAIN_TIMEOUT: expected a duration");
+    expect(variable.stderr).toContain('current value is "3x"');
+
+    const port = await run(["--http-port=70000", "--", "true"]);
+    expect(port.code).toBe(78);
+    expect(port.stderr).toContain('Cannot parse --http-port: expected a port number from 0 to 65535; current value is "70000"');
+  }, 60_000);
+
+  test("flags win over variables", async () => {
+    // The variable alone would fail; the flag hides it.
+    const hidden = await run(["check", "--drain-timeout", "1s"], { SLUICE_DRAIN_TIMEOUT: "3x" });
+    expect(hidden.code).toBe(0);
+    expect(hidden.stdout).toMatch(/drain-timeout +1s\n/);
+
+    const both = await run(["check", "--drain-timeout=2s"], { SLUICE_DRAIN_TIMEOUT: "7s", SLUICE_STOP_TIMEOUT: "3s" });
+    expect(both.code).toBe(0);
+    expect(both.stdout).toMatch(/drain-timeout +2s\n/);
+    expect(both.stdout).toMatch(/stop-timeout +3s\n/);
+  }, 60_000);
+
+  test("check prints the stop budget and exits 0", async () => {
+    const { code, stdout } = await run(["check", "--shutdown-delay", "2s", "--drain-timeout", "10s", "--stop-timeout", "3s"]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("Configuration is valid.");
+    expect(stdout).toMatch(/shutdown-delay +2s\n/);
+    expect(stdout).toMatch(/drain-timeout +10s\n/);
+    expect(stdout).toMatch(/stop-timeout +3s\n/);
+    expect(stdout).toMatch(/flush-timeout +2s\n/);
+    expect(stdout).toMatch(/total +17s\n/);
+
+    const fits = await run(["check", "--grace-period", "30s"]);
+    expect(fits.code).toBe(0);
+    expect(fits.stdout).toMatch(/total +27s\n/);
+    expect(fits.stdout).toMatch(/grace-period +30s +fits, 3s to spare/);
+  }, 60_000);
+
+  test("check with a grace period smaller than the budget exits 78 and prints the arithmetic", async () => {
+    const { code, stdout, stderr } = await run(["check", "--grace-period", "10s"]);
+    expect(code).toBe(78);
+    expect(stdout).toMatch(/shutdown-delay +5s\n/);
+    expect(stdout).toMatch(/drain-timeout +15s\n/);
+    expect(stdout).toMatch(/stop-timeout +5s\n/);
+    expect(stdout).toMatch(/flush-timeout +2s\n/);
+    expect(stdout).toMatch(/total +27s\n/);
+    expect(stdout).toMatch(/grace-period +10s +DOES NOT FIT: 17s over/);
+    expect(stderr).toContain("exceeds --grace-period 10s");
+  }, 30_000);
+
+  test("check with a bad value exits 78 naming it", async () => {
+    const { code, stderr } = await run(["check"], { SLUICE_STOP_TIMEOUT: "soon" });
+    expect(code).toBe(78);
+    expect(stderr).toContain('Cannot parse SLUICE_STOP_TIMEOUT: expected a duration such as 250ms, 5s, 2m or plain seconds; current value is "soon"');
+  }, 30_000);
+
+  test("a grace period smaller than the budget refuses to start the child", async () => {
+    const marker = join(tempDir(), "child-ran");
+    const { code, stdout, stderr } = await run(
+      ["--grace-period", "10s", "--http-port", "0", "--admin-listen", "off", "--", "sh", "-c", `touch ${marker}`],
+    );
+    expect(code).toBe(78);
+    expect(stderr).toContain("exceeds --grace-period 10s");
+    expect(stdout).not.toContain("child.started");
+    expect(existsSync(marker)).toBe(false);
+
+    const env = await run(["--http-port", "0", "--admin-listen", "off", "--", "sh", "-c", `touch ${marker}`], {
+      SLUICE_GRACE_PERIOD: "20s",
+    });
+    expect(env.code).toBe(78);
+    expect(env.stderr).toContain("exceeds --grace-period 20s");
+    expect(existsSync(marker)).toBe(false);
+  }, 30_000);
+});

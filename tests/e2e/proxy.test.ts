@@ -1,0 +1,560 @@
+/**
+ * @module The forwarder end to end: bytes and streams pass through, cancels propagate, limits and
+ * upstream failures map to their statuses, headers are rewritten, the access log tells the truth.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { BUN, type LogRecord, refuses, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+
+/** What /gzip decodes to (see tests/fixtures/app.ts). */
+const GZIP_TEXT = "compressible ".repeat(4000);
+
+interface RawResponse {
+  /** The status line and header lines as received. */
+  head: string;
+  status: number;
+  /** Header names in lower case, values as received (repeated headers joined with ", "). */
+  headers: Record<string, string>;
+  /** Every byte after the head, as it came on the wire. */
+  wire: Uint8Array;
+  /** The payload (chunked framing removed, cut at content-length); undefined when the framing says it is incomplete. */
+  body: Uint8Array | undefined;
+  /** How the connection ended: the server closed it, reset it, or the client stopped at a complete response. */
+  end: "eof" | "reset" | "complete";
+}
+
+/**
+ * Sends `parts` on a fresh TCP connection and reads the response: a client that decodes nothing
+ * and hides nothing (fetch hides body bytes on HEAD/204/304 and decodes gzip). By default it
+ * reads until the server closes, so every byte sent is seen: the request should carry
+ * `Connection: close`. With `until: "complete"` it stops once the response is complete by its
+ * own framing, as a client does that honours `connection: close` without waiting for EOF.
+ */
+function rawHttp(
+  port: number,
+  parts: (string | Uint8Array)[],
+  { until = "eof", timeoutMs = 15_000 }: { until?: "eof" | "complete"; timeoutMs?: number } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect({ host: "127.0.0.1", port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`raw request to port ${port} got no ${until === "eof" ? "EOF" : "complete response"} within ${timeoutMs}ms; got: ${Buffer.concat(chunks).toString("latin1").slice(0, 500)}`));
+    }, timeoutMs);
+    const finish = (end: RawResponse["end"]): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      try {
+        resolve({ ...parseResponse(new Uint8Array(Buffer.concat(chunks))), end });
+      } catch (error) {
+        reject(error);
+      }
+    };
+    socket.on("connect", () => {
+      for (const part of parts) socket.write(part);
+    });
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (until === "complete" && isComplete(new Uint8Array(Buffer.concat(chunks)))) finish("complete");
+    });
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNRESET" && chunks.length > 0) return finish("reset");
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on("end", () => finish("eof"));
+  });
+}
+
+/** True when `bytes` hold a whole response framed by content-length or chunked encoding. */
+function isComplete(bytes: Uint8Array): boolean {
+  try {
+    const { headers, body } = parseResponse(bytes);
+    return body !== undefined && (headers["content-length"] !== undefined || /chunked/i.test(headers["transfer-encoding"] ?? ""));
+  } catch {
+    return false; // the head has not arrived yet
+  }
+}
+
+function parseResponse(bytes: Uint8Array): Omit<RawResponse, "end"> {
+  const text = Buffer.from(bytes).toString("latin1");
+  const end = text.indexOf("\r\n\r\n");
+  if (end < 0) throw new Error(`no complete response head in ${JSON.stringify(text.slice(0, 500))}`);
+  const [statusLine = "", ...lines] = text.slice(0, end).split("\r\n");
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1]);
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  const wire = bytes.subarray(end + 4);
+  let body: Uint8Array | undefined = wire;
+  if (/chunked/i.test(headers["transfer-encoding"] ?? "")) body = dechunk(wire);
+  else if (headers["content-length"] !== undefined) {
+    const length = Number(headers["content-length"]);
+    body = wire.length >= length ? wire.subarray(0, length) : undefined;
+  }
+  return { head: text.slice(0, end), status, headers, wire, body };
+}
+
+/** Removes chunked framing; undefined when the last chunk has not arrived (a cut body). */
+function dechunk(wire: Uint8Array): Uint8Array | undefined {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = Buffer.from(wire).indexOf("\r\n", at);
+    if (lineEnd < 0) return undefined;
+    const size = Number.parseInt(Buffer.from(wire.subarray(at, lineEnd)).toString("latin1").split(";")[0]!, 16);
+    if (!Number.isFinite(size)) throw new Error("invalid chunk size line");
+    at = lineEnd + 2;
+    if (size === 0) return new Uint8Array(Buffer.concat(out));
+    if (at + size + 2 > wire.length) return undefined;
+    out.push(wire.subarray(at, at + size));
+    at += size + 2;
+  }
+}
+
+function get(path: string, port: number, headers: Record<string, string> = {}, method = "GET"): string {
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Connection: close"];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
+/** The access record of the request with this id (written when its response has ended). */
+function accessRecord(sluice: Sluice, requestId: string): Promise<LogRecord> {
+  return sluice.waitFor((r) => r.event === "access" && r.requestId === requestId, 15_000);
+}
+
+/** Paths the fixture app has been asked for, asked on its own port (not through sluice). */
+async function seenByApp(sluice: Sluice): Promise<string[]> {
+  return (await fetch(`http://127.0.0.1:${sluice.targetPort}/seen`)).json() as Promise<string[]>;
+}
+
+/** Waits until sluice's own in-flight registry is back to `count` (an exchange that never ends leaks). */
+function inFlightBecomes(sluice: Sluice, count: number): Promise<void> {
+  return until(
+    async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes(`sluice_requests_in_flight ${count}\n`),
+    15_000,
+    `${count} requests in flight in sluice`,
+  );
+}
+
+/** The last record the fixture app wrote with this probe name, once there is one. */
+async function appRecord(file: string, probe: string): Promise<Record<string, unknown>> {
+  const find = () =>
+    readFileSync(file, { encoding: "utf8", flag: "a+" }).split("\n").filter((l) => l.includes(`"probe":"${probe}"`)).at(-1);
+  await until(() => find() !== undefined, 15_000, `the app's ${probe} record`);
+  return JSON.parse(find()!);
+}
+
+interface Echo {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  bodyLength: number;
+}
+
+describe.each(TARGETS)("proxy ($name)", (target) => {
+  test("a gzip response reaches a client that does not decode byte for byte, framed correctly", async () => {
+    const sluice = await startSluice(target);
+    const direct = await rawHttp(sluice.targetPort, [get("/gzip", sluice.targetPort, { "Accept-Encoding": "gzip" })]);
+    expect(direct.headers["content-encoding"]).toBe("gzip");
+    const viaSluice = await rawHttp(sluice.httpPort, [get("/gzip", sluice.httpPort, { "Accept-Encoding": "gzip" })]);
+    expect(viaSluice.status).toBe(200);
+    expect(viaSluice.headers["content-encoding"]).toBe("gzip");
+    expect(Buffer.from(viaSluice.body!).equals(Buffer.from(direct.body!))).toBe(true);
+    // Whatever the framing, it must describe the compressed bytes: nothing past the end, nothing short.
+    if (viaSluice.headers["content-length"] !== undefined) {
+      expect(Number(viaSluice.headers["content-length"])).toBe(direct.body!.length);
+      expect(viaSluice.wire.length).toBe(direct.body!.length);
+    } else {
+      expect(viaSluice.headers["transfer-encoding"]).toBe("chunked");
+    }
+    expect(gunzipSync(viaSluice.body!).toString()).toBe(GZIP_TEXT);
+
+    // The same through fetch with decoding off.
+    const raw = await fetch(`${sluice.url}/gzip`, { headers: { "accept-encoding": "gzip" }, decompress: false });
+    expect(raw.headers.get("content-encoding")).toBe("gzip");
+    expect(Buffer.from(await raw.arrayBuffer()).equals(Buffer.from(direct.body!))).toBe(true);
+  }, 60_000);
+
+  test("clients without accept-encoding, and decoding clients, get valid bodies; sluice itself never compresses", async () => {
+    const sluice = await startSluice(target);
+    // No accept-encoding: the body must still be valid for the content-encoding it is labelled with.
+    const plain = await rawHttp(sluice.httpPort, [get("/gzip", sluice.httpPort)]);
+    expect(plain.status).toBe(200);
+    const text = plain.headers["content-encoding"] === "gzip" ? gunzipSync(plain.body!).toString() : Buffer.from(plain.body!).toString();
+    expect(text).toBe(GZIP_TEXT);
+    // A decoding client (fetch's default) gets the text.
+    const decoded = await fetch(`${sluice.url}/gzip`);
+    expect(await decoded.text()).toBe(GZIP_TEXT);
+    // An uncompressed upstream response stays uncompressed even when the client would accept gzip.
+    for (const path of ["/", "/gzip-bytes"]) {
+      const direct = await rawHttp(sluice.targetPort, [get(path, sluice.targetPort)]);
+      const viaSluice = await rawHttp(sluice.httpPort, [get(path, sluice.httpPort, { "Accept-Encoding": "gzip, br" })]);
+      expect({ path, encoding: viaSluice.headers["content-encoding"] }).toEqual({ path, encoding: undefined });
+      expect(Buffer.from(viaSluice.body!).equals(Buffer.from(direct.body!))).toBe(true);
+    }
+  }, 60_000);
+
+  test("the first chunk of a slow streamed response reaches the client long before the upstream finishes", async () => {
+    const sluice = await startSluice(target);
+    const gapMs = 4000;
+    const started = performance.now();
+    // /stream sends chunk 1 at once, then waits gapMs before ending.
+    const response = await fetch(`${sluice.url}/stream?chunks=1&gap=${gapMs}`);
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    const firstAt = performance.now() - started;
+    expect(new TextDecoder().decode(first.value)).toBe("chunk 1\n");
+    let rest = "";
+    for (let read = await reader.read(); !read.done; read = await reader.read()) rest += new TextDecoder().decode(read.value);
+    const endAt = performance.now() - started;
+    expect(rest).toBe("");
+    expect(firstAt).toBeLessThan(gapMs / 2);
+    expect(endAt).toBeGreaterThan(gapMs - 500);
+  }, 60_000);
+
+  test("a streamed request body (no content-length) reaches the upstream whole", async () => {
+    const sluice = await startSluice(target);
+    const piece = new Uint8Array(65_536).fill(97);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 5) return controller.close();
+        sent++;
+        controller.enqueue(sent === 5 ? piece.subarray(0, 7) : piece);
+      },
+    });
+    // @ts-expect-error: duplex is in the fetch standard but not in the DOM types
+    const response = await fetch(`${sluice.url}/echo`, { method: "POST", body, duplex: "half" });
+    expect(response.status).toBe(200);
+    const echo = (await response.json()) as Echo;
+    expect(echo.bodyLength).toBe(4 * 65_536 + 7);
+    expect(echo.headers["content-length"]).toBeUndefined();
+    const record = await accessRecord(sluice, response.headers.get("x-request-id")!);
+    expect(record.bytesIn).toBe(4 * 65_536 + 7);
+  }, 60_000);
+
+  test("a client that disconnects cancels the upstream request, and the access log says 499", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { env: { RECORD_FILE: recordFile } });
+    const client = new AbortController();
+    const pending = fetch(`${sluice.url}/abort-probe?ms=30000`, { signal: client.signal, headers: { "x-request-id": "cancel-me" } })
+      .catch((error: unknown) => error);
+    const appInFlight = async () => Number(await (await fetch(`http://127.0.0.1:${sluice.targetPort}/in-flight`)).text());
+    await until(async () => (await appInFlight()) === 1, 15_000, "the request to reach the app");
+    client.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    // The app's request signal fired: it gave up long before its own 30 s.
+    const seen = await appRecord(recordFile, "abort");
+    expect(seen).toMatchObject({ probe: "abort", aborted: true });
+    expect(seen.afterMs as number).toBeLessThan(25_000);
+    const record = await accessRecord(sluice, "cancel-me");
+    expect(record).toMatchObject({ method: "GET", path: "/abort-probe", status: 499 });
+    expect(await appInFlight()).toBe(0);
+    await inFlightBecomes(sluice, 0);
+  }, 60_000);
+
+  test("a client that goes away in the middle of a streamed response cancels the upstream's stream", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { env: { RECORD_FILE: recordFile } });
+    const client = new AbortController();
+    const response = await fetch(`${sluice.url}/stream-probe?gap=100`, { signal: client.signal, headers: { "x-request-id": "gone-mid-stream" } });
+    const reader = response.body!.getReader();
+    let received = "";
+    while (!received.includes("chunk 2\n")) received += new TextDecoder().decode((await reader.read()).value);
+    client.abort();
+    await reader.read().catch(() => {});
+    const seen = await appRecord(recordFile, "stream-cancel");
+    expect(seen.sent as number).toBeLessThan(100); // cancelled within seconds, not after the test
+    const record = await accessRecord(sluice, "gone-mid-stream");
+    expect(record).toMatchObject({ status: 499, outcome: "client-cancel" });
+    expect(record.bytesOut as number).toBeGreaterThanOrEqual("chunk 1\nchunk 2\n".length);
+    await inFlightBecomes(sluice, 0);
+  }, 60_000);
+
+  test("a declared content-length over --max-request-body gets 413 and the upstream is never asked", async () => {
+    const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
+    // Only the head is sent: the 413 must come without waiting for (or reading) the body.
+    const head = `POST /echo?declared HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\nX-Request-Id: too-big\r\n\r\n`;
+    const response = await rawHttp(sluice.httpPort, [head], { until: "complete" });
+    expect(response.status).toBe(413);
+    expect(response.headers.connection).toContain("close"); // the unread body makes the connection unusable
+    expect(response.headers["x-request-id"]).toBe("too-big");
+    const record = await accessRecord(sluice, "too-big");
+    expect(record).toMatchObject({ status: 413, upstreamMs: null });
+    expect(await seenByApp(sluice)).not.toContain("/echo?declared");
+  }, 60_000);
+
+  test("a chunked request body over --max-request-body gets 413", async () => {
+    const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
+    const chunk = `258\r\n${"y".repeat(600)}\r\n`; // 0x258 = 600 bytes
+    const head = `POST /echo?chunked HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nX-Request-Id: too-big-chunked\r\n\r\n`;
+    // Two chunks cross the limit; the last chunk is never sent, so only the limit can end this.
+    const response = await rawHttp(sluice.httpPort, [head, chunk, chunk], { until: "complete" });
+    expect(response.status).toBe(413);
+    expect(response.headers.connection).toContain("close");
+    const record = await accessRecord(sluice, "too-big-chunked");
+    expect(record.status).toBe(413);
+  }, 60_000);
+
+  test("request bodies under --max-request-body pass, with or without a content-length", async () => {
+    const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
+    const declared = await fetch(`${sluice.url}/echo`, { method: "POST", body: "z".repeat(1000) });
+    expect(declared.status).toBe(200);
+    expect(((await declared.json()) as Echo).bodyLength).toBe(1000);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array(400));
+        controller.enqueue(new Uint8Array(400));
+        controller.close();
+      },
+    });
+    // @ts-expect-error: duplex is in the fetch standard but not in the DOM types
+    const streamed = await fetch(`${sluice.url}/echo`, { method: "POST", body, duplex: "half" });
+    expect(streamed.status).toBe(200);
+    expect(((await streamed.json()) as Echo).bodyLength).toBe(800);
+  }, 60_000);
+
+  test("502 when the upstream refuses the connection", async () => {
+    const sluice = await startSluice(target);
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200); // leaves a pooled connection behind, if any
+    expect(await (await fetch(`${sluice.url}/close-listener`)).text()).toBe("closing\n");
+    await until(() => refuses(sluice.targetPort), 10_000, "the app to stop listening");
+    const response = await fetch(`${sluice.url}/after-close`, { headers: { "x-request-id": "refused" } });
+    expect(response.status).toBe(502);
+    expect(await response.text()).toBe("Bad Gateway\n");
+    const record = await accessRecord(sluice, "refused");
+    expect(record.status).toBe(502);
+    expect(typeof record.upstreamError).toBe("string");
+  }, 60_000);
+
+  test("502 when the upstream closes the connection without answering", async () => {
+    // Accepts (so the TCP readiness check passes), then hangs up on every request.
+    const script = `Bun.listen({ hostname: "127.0.0.1", port: Number(process.env.PORT), socket: { data(s) { s.end(); } } });`;
+    const sluice = await startSluice(target, { child: [BUN, "-e", script] });
+    const response = await fetch(`${sluice.url}/x`, { headers: { "x-request-id": "hung-up" } });
+    expect(response.status).toBe(502);
+    expect((await accessRecord(sluice, "hung-up")).status).toBe(502);
+  }, 60_000);
+
+  test("504 when the upstream sends no headers within --upstream-timeout", async () => {
+    const sluice = await startSluice(target, { args: ["--upstream-timeout", "500ms"] });
+    const started = performance.now();
+    const response = await fetch(`${sluice.url}/hang`, { headers: { "x-request-id": "hang" } });
+    const elapsed = performance.now() - started;
+    expect(response.status).toBe(504);
+    expect(await response.text()).toBe("Gateway Timeout\n");
+    expect(elapsed).toBeGreaterThanOrEqual(450);
+    expect(elapsed).toBeLessThan(10_000);
+    expect((await accessRecord(sluice, "hang")).status).toBe(504);
+  }, 60_000);
+
+  test("503 with Retry-After when the child is not ready within --hold-timeout", async () => {
+    const sluice = await startSluice(target, {
+      args: ["--hold-timeout", "500ms"],
+      env: { APP_BIND_DELAY_MS: "60000" },
+      waitReady: false,
+    });
+    await sluice.waitFor("listening");
+    const started = performance.now();
+    const response = await fetch(`${sluice.url}/`, { headers: { "x-request-id": "held" } });
+    const elapsed = performance.now() - started;
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("1");
+    expect(elapsed).toBeGreaterThanOrEqual(450);
+    expect(elapsed).toBeLessThan(10_000);
+    expect((await accessRecord(sluice, "held")).status).toBe(503);
+    expect(sluice.events("ready")).toEqual([]);
+  }, 60_000);
+
+  test("hop-by-hop headers are removed from the request and from the response", async () => {
+    const sluice = await startSluice(target);
+    const request = [
+      "GET /echo HTTP/1.1",
+      `Host: 127.0.0.1:${sluice.httpPort}`,
+      "Connection: close, X-Secret",
+      "X-Secret: named-by-connection",
+      "Keep-Alive: timeout=5",
+      "TE: trailers",
+      "Upgrade: h2c",
+      "Proxy-Authorization: Basic Zm9vOmJhcg==",
+      "Proxy-Connection: keep-alive",
+      "Trailer: X-Checksum",
+      "X-Kept: yes",
+      "",
+      "",
+    ].join("\r\n");
+    const response = await rawHttp(sluice.httpPort, [request]);
+    expect(response.status).toBe(200);
+    const upstream = (JSON.parse(Buffer.from(response.body!).toString()) as Echo).headers;
+    expect(upstream["x-kept"]).toBe("yes");
+    for (const name of ["x-secret", "keep-alive", "te", "upgrade", "proxy-authorization", "proxy-connection", "trailer"]) {
+      expect({ name, value: upstream[name] }).toEqual({ name, value: undefined });
+    }
+    // The upstream client may announce its own connection handling, never the client's.
+    expect(upstream.connection ?? "").not.toMatch(/x-secret|close/i);
+    // The app answered with `connection: x-drop-me`, `x-drop-me` and `keep-alive`.
+    expect(response.headers["x-upstream"]).toBe("yes");
+    expect(response.headers["x-drop-me"]).toBeUndefined();
+    expect(response.headers["keep-alive"]).toBeUndefined();
+    expect(response.headers.connection ?? "").not.toMatch(/x-drop-me/i);
+  }, 60_000);
+
+  test("the upstream gets the client's end-to-end headers and sluice's own, and nothing else", async () => {
+    const sluice = await startSluice(target);
+    const request = `GET /echo HTTP/1.1\r\nHost: app.example\r\nX-Custom: 1\r\nAccept-Language: fr\r\nX-Request-Id: exact-1\r\nConnection: close\r\n\r\n`;
+    const response = await rawHttp(sluice.httpPort, [request]);
+    const upstream = (JSON.parse(Buffer.from(response.body!).toString()) as Echo).headers;
+    // The upstream client's own connection handling is its business (hop-by-hop).
+    const names = Object.keys(upstream).filter((name) => name !== "connection").sort();
+    expect(names).toEqual([
+      "accept-language",
+      "host",
+      "x-custom",
+      "x-forwarded-for",
+      "x-forwarded-host",
+      "x-forwarded-proto",
+      "x-request-id",
+      "x-request-start",
+    ]);
+  }, 60_000);
+
+  test("X-Forwarded-* come from the real peer; an untrusted client's own values are replaced", async () => {
+    const sluice = await startSluice(target);
+    const response = await fetch(`${sluice.url}/echo`, {
+      headers: {
+        "x-forwarded-for": "203.0.113.9",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "spoofed.example",
+        forwarded: "for=203.0.113.9",
+        "x-request-start": "t=1",
+      },
+    });
+    const upstream = ((await response.json()) as Echo).headers;
+    expect(upstream["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(upstream["x-forwarded-proto"]).toBe("http");
+    expect(upstream["x-forwarded-host"]).toBe(`127.0.0.1:${sluice.httpPort}`);
+    expect(upstream.forwarded).toBeUndefined();
+    expect(upstream["x-request-start"]).not.toBe("t=1");
+  }, 60_000);
+
+  test("with --trusted-proxies the incoming X-Forwarded-* are extended and kept", async () => {
+    const sluice = await startSluice(target, { args: ["--trusted-proxies", "127.0.0.1"] });
+    const response = await fetch(`${sluice.url}/echo`, {
+      headers: {
+        "x-forwarded-for": "203.0.113.9, 198.51.100.7",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "shop.example",
+        forwarded: "for=203.0.113.9;proto=https",
+      },
+    });
+    const upstream = ((await response.json()) as Echo).headers;
+    expect(upstream["x-forwarded-for"]).toBe("203.0.113.9, 198.51.100.7, 127.0.0.1");
+    expect(upstream["x-forwarded-proto"]).toBe("https");
+    expect(upstream["x-forwarded-host"]).toBe("shop.example");
+    expect(upstream.forwarded).toBe("for=203.0.113.9;proto=https");
+  }, 60_000);
+
+  test("X-Request-Id is kept when sane, made when absent or unsafe, and returned; X-Request-Start and Host reach the upstream", async () => {
+    const sluice = await startSluice(target);
+    const before = Date.now();
+    const kept = await fetch(`${sluice.url}/echo`, { headers: { "x-request-id": "req-42.abc", host: "app.example:8443" } });
+    const after = Date.now();
+    const keptEcho = (await kept.json()) as Echo;
+    expect(kept.headers.get("x-request-id")).toBe("req-42.abc");
+    expect(keptEcho.headers["x-request-id"]).toBe("req-42.abc");
+    expect(keptEcho.headers.host).toBe("app.example:8443");
+    expect(keptEcho.headers["x-forwarded-host"]).toBe("app.example:8443");
+    const start = /^t=(\d+)$/.exec(keptEcho.headers["x-request-start"] ?? "");
+    expect(start).not.toBeNull();
+    expect(Number(start![1])).toBeGreaterThanOrEqual(before - 5);
+    expect(Number(start![1])).toBeLessThanOrEqual(after + 5);
+
+    for (const incoming of [undefined, "has spaces; and <markup>", "x".repeat(300)]) {
+      const response = await fetch(`${sluice.url}/echo`, { headers: incoming === undefined ? {} : { "x-request-id": incoming } });
+      const id = response.headers.get("x-request-id");
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(((await response.json()) as Echo).headers["x-request-id"]).toBe(id!);
+    }
+  }, 60_000);
+
+  test("HEAD, 204 and 304 responses carry no body bytes on the wire", async () => {
+    const sluice = await startSluice(target);
+    for (const [method, path, status] of [["HEAD", "/", 200], ["GET", "/status?code=204", 204], ["GET", "/status?code=304", 304]] as const) {
+      const response = await rawHttp(sluice.httpPort, [get(path, sluice.httpPort, {}, method)]);
+      expect({ method, path, status: response.status, wire: Buffer.from(response.wire).toString("latin1") }).toEqual({ method, path, status, wire: "" });
+      if (status !== 200) expect(response.headers["transfer-encoding"]).toBeUndefined();
+    }
+    // A keep-alive connection stays usable after a HEAD: no stray bytes precede the next response.
+    const head = await fetch(`${sluice.url}/`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect((await (await fetch(`${sluice.url}/`)).text()).length).toBe(1024);
+  }, 60_000);
+
+  test("an upstream body that fails midway reaches the client cut, never as a clean end, without traces on stderr", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const response = await rawHttp(sluice.httpPort, [get("/stream-error", sluice.httpPort, { "X-Request-Id": "cut-body" })]);
+    expect(response.status).toBe(200);
+    expect(Buffer.from(response.wire).toString("latin1")).toContain("partial\n");
+    expect(response.body).toBeUndefined(); // the framing never completes: the client knows the body is cut
+    expect(await fetch(`${sluice.url}/stream-error`).then((r) => r.text()).then(() => "complete", () => "failed")).toBe("failed");
+    const record = await accessRecord(sluice, "cut-body");
+    expect(record).toMatchObject({ status: 200, outcome: "error", bytesOut: "partial\n".length });
+    expect(typeof record.upstreamError).toBe("string");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    // The access record says what happened; the runtime must not dump sluice's source or stack to stderr.
+    const own = sluice.stderr.split("\n").filter((line) => line.includes("$bunfs") || /\/src\/[\w/-]+\.ts/.test(line));
+    expect(own).toEqual([]);
+  }, 60_000);
+
+  test("several Set-Cookie headers stay separate", async () => {
+    const sluice = await startSluice(target);
+    const response = await rawHttp(sluice.httpPort, [get("/cookies", sluice.httpPort)]);
+    const cookies = response.head.split("\r\n").filter((line) => /^set-cookie:/i.test(line)).map((line) => line.slice(11).trim());
+    expect(cookies).toEqual(["a=1; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT", "b=2; Path=/; HttpOnly"]);
+  }, 60_000);
+
+  test("redirects are passed through, not followed", async () => {
+    const sluice = await startSluice(target);
+    const response = await fetch(`${sluice.url}/redirect`, { redirect: "manual" });
+    expect(response.status).toBe(302);
+    expect(response.headers.get("location")).toBe("/elsewhere");
+    expect(await seenByApp(sluice)).not.toContain("/elsewhere");
+  }, 60_000);
+
+  test("the access record has method, path without query, status, duration, bytes, id, client and upstream time", async () => {
+    const sluice = await startSluice(target);
+    const response = await fetch(`${sluice.url}/echo?token=secret`, {
+      method: "POST",
+      body: "hello world",
+      headers: { "x-request-id": "logged-1" },
+    });
+    const bytesOut = (await response.arrayBuffer()).byteLength;
+    const record = await accessRecord(sluice, "logged-1");
+    expect(record).toMatchObject({
+      event: "access",
+      method: "POST",
+      path: "/echo",
+      status: 200,
+      bytesIn: 11,
+      bytesOut,
+      requestId: "logged-1",
+      clientAddress: "127.0.0.1",
+    });
+    expect(JSON.stringify(record)).not.toContain("secret");
+    expect(typeof record.durationMs).toBe("number");
+    expect(typeof record.upstreamMs).toBe("number");
+    expect(record.upstreamMs as number).toBeLessThanOrEqual(record.durationMs as number);
+    expect(record.durationMs as number).toBeGreaterThanOrEqual(0);
+  }, 60_000);
+});

@@ -1,0 +1,583 @@
+/**
+ * @module The child end to end: readiness gate, held requests, exit codes, the stop ladder,
+ * restarts, the child's output and environment, the admin endpoints, healthcheck, and logs
+ * at exit when stdout is a slow pipe.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { closeSync, constants, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { join } from "node:path";
+import {
+  alive,
+  BUN,
+  FIXTURE_APP,
+  freePort,
+  type LogRecord,
+  refuses,
+  runSluice,
+  type Sluice,
+  startSluice,
+  type Target,
+  TARGETS,
+  tempDir,
+  track,
+  until,
+} from "../harness.ts";
+
+async function metricsText(sluice: Sluice): Promise<string> {
+  return (await fetch(`${sluice.adminUrl}/metrics`)).text();
+}
+
+/** The value of one sample on /metrics (`name` with its labels, as rendered), or undefined. */
+async function metric(sluice: Sluice, name: string): Promise<number | undefined> {
+  const line = (await metricsText(sluice)).split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+/** Processes of a process group, from /proc (zombies included, with state Z). */
+function groupProcesses(pgid: number): { pid: number; state: string }[] {
+  const found: { pid: number; state: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid) found.push({ pid: Number(entry), state: state! });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Waits until no process of the group exists; orphaned zombies count until init reaps them. */
+async function groupGone(pgid: number): Promise<void> {
+  await until(() => !alive(-pgid), 15_000, `process group ${pgid} to be gone (left: ${JSON.stringify(groupProcesses(pgid))})`);
+}
+
+function accessRecords(records: LogRecord[]): LogRecord[] {
+  return records.filter((r) => r.event === "access");
+}
+
+/** What the fixture's /print writes as line i (printedLine in tests/fixtures/app.ts). */
+function printedLine(stream: "out" | "err", i: number, width: number): string {
+  const head = `${stream} ${i} `;
+  return head + String(i % 10).repeat(Math.max(0, width - head.length));
+}
+
+/**
+ * sluice's stdout on a named pipe the test reads at its own pace: pause it, slow it down.
+ * Bun.spawn's own pipes are read eagerly by the test runtime, which hides a slow reader.
+ */
+class SlowStdout {
+  readonly records: LogRecord[] = [];
+  readonly otherLines: string[] = [];
+  /** Read nothing until then (performance.now() time). */
+  pausedUntil = 0;
+  /** Bytes per read and the pause after each read while reading. */
+  chunkBytes = 4096;
+  delayMs = 5;
+  readonly writeFd: number;
+  readonly ended: Promise<void>;
+  #fd: number;
+  #buffer = "";
+
+  constructor() {
+    const fifo = join(tempDir(), "stdout");
+    const made = spawnSync("mkfifo", [fifo]);
+    if (made.status !== 0) throw new Error(`mkfifo failed: ${made.stderr}`);
+    // Read end first and non-blocking, so opening the write end does not wait.
+    this.#fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    this.writeFd = openSync(fifo, constants.O_WRONLY);
+    this.ended = this.#loop();
+  }
+
+  /** Call once the writer has its copy: EOF comes when the last writer closes. */
+  releaseWriteEnd(): void {
+    closeSync(this.writeFd);
+  }
+
+  async waitFor(event: string, timeoutMs = 60_000): Promise<LogRecord> {
+    await until(() => this.records.some((r) => r.event === event), timeoutMs, `${event} on the slow stdout`);
+    return this.records.find((r) => r.event === event)!;
+  }
+
+  async #loop(): Promise<void> {
+    const chunk = Buffer.alloc(65536);
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        if (performance.now() < this.pausedUntil) {
+          await Bun.sleep(20);
+          continue;
+        }
+        let n: number;
+        try {
+          n = readSync(this.#fd, chunk, 0, this.chunkBytes, null);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+          await Bun.sleep(5);
+          continue;
+        }
+        if (n === 0) break;
+        this.#buffer += decoder.decode(chunk.subarray(0, n), { stream: true });
+        let nl: number;
+        while ((nl = this.#buffer.indexOf("\n")) >= 0) {
+          this.#line(this.#buffer.slice(0, nl));
+          this.#buffer = this.#buffer.slice(nl + 1);
+        }
+        await Bun.sleep(this.delayMs);
+      }
+      if (this.#buffer) this.#line(this.#buffer);
+    } finally {
+      closeSync(this.#fd);
+    }
+  }
+
+  #line(line: string): void {
+    try {
+      this.records.push(JSON.parse(line));
+    } catch {
+      this.otherLines.push(line);
+    }
+  }
+}
+
+/** Starts sluice (with the fixture app) whose stdout is a SlowStdout. */
+function startWithSlowStdout(target: Target, args: string[]): { proc: ReturnType<typeof Bun.spawn>; out: SlowStdout; port: number } {
+  const out = new SlowStdout();
+  const port = freePort();
+  const proc = Bun.spawn(
+    [
+      ...target.command,
+      "--http-host", "127.0.0.1",
+      "--http-port", String(port),
+      "--target-port", String(freePort()),
+      "--admin-listen", `127.0.0.1:${freePort()}`,
+      ...args,
+      "--",
+      ...FIXTURE_APP,
+    ],
+    { stdin: "ignore", stdout: out.writeFd, stderr: "inherit" },
+  );
+  track(proc.pid);
+  out.releaseWriteEnd();
+  return { proc, out, port };
+}
+
+/** Sends `total` GET / requests, `concurrency` at a time; returns their statuses (0 for a failure). */
+async function load(url: string, total: number, concurrency: number, timeoutMs = 30_000): Promise<number[]> {
+  const statuses: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < total) {
+      next++;
+      try {
+        const response = await fetch(`${url}/`, { signal: AbortSignal.timeout(timeoutMs) });
+        await response.arrayBuffer();
+        statuses.push(response.status);
+      } catch {
+        statuses.push(0);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return statuses;
+}
+
+describe.each(TARGETS)("supervision ($name)", (target) => {
+  describe("readiness gate", () => {
+    test("until the child binds, /readyz is 503 and requests are held, then they succeed", async () => {
+      const sluice = await startSluice(target, { env: { APP_BIND_DELAY_MS: "2000" }, waitReady: false });
+      await sluice.waitFor("child.started");
+      await sluice.waitFor("listening");
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(503);
+      expect((await fetch(`${sluice.adminUrl}/livez`)).status).toBe(200);
+      const held = Array.from({ length: 5 }, (_, i) =>
+        fetch(`${sluice.url}/slow?ms=10&i=${i}`).then(async (r) => ({ status: r.status, body: await r.text(), at: performance.now() })));
+      await until(async () => (await metric(sluice, "sluice_requests_held")) === 5, 10_000, "5 held requests");
+      expect(sluice.records.some((r) => r.event === "ready")).toBe(false);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(503);
+
+      const results = await Promise.all(held);
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(results.every((r) => r.body === "slow 10\n")).toBe(true);
+      const ready = await sluice.waitFor("child.ready");
+      expect(ready.ms as number).toBeGreaterThanOrEqual(1900);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+      expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+
+    test("with --ready-path the child is ready only when the path answers 2xx", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--ready-path", "/ready"],
+        env: { APP_READY_AFTER_MS: "2000" },
+        waitReady: false,
+      });
+      await sluice.waitFor("listening");
+      // The app listens at once; only its /ready says no for 2 s.
+      await until(() => sluice.otherLines.some((l) => l.startsWith("fixture app listening")), 20_000, "the app to listen");
+      expect((await fetch(`http://127.0.0.1:${sluice.targetPort}/ready`)).status).toBe(503);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(503);
+      const held = fetch(`${sluice.url}/pid`);
+      await until(async () => (await metric(sluice, "sluice_requests_held")) === 1, 10_000, "1 held request");
+      const response = await held;
+      expect(response.status).toBe(200);
+      expect(Number(await response.text())).toBe(sluice.childPid!);
+      expect((await sluice.waitFor("child.ready")).ms as number).toBeGreaterThanOrEqual(1500);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+
+    test("a child that never becomes ready: exit 78 naming --ready-timeout, and its process group is gone", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--ready-timeout", "1s"],
+        env: { APP_BIND_DELAY_MS: "600000", APP_GRANDCHILD: "1" },
+        waitReady: false,
+      });
+      const started = await sluice.waitFor("child.started");
+      const pgid = started.pid as number;
+      expect(await sluice.exitCode()).toBe(78);
+      const failed = sluice.events("start.failed");
+      expect(failed).toHaveLength(1);
+      expect(failed[0]!.error).toContain("--ready-timeout 1000ms");
+      expect(failed[0]!.error).toContain(`does the app listen on $PORT?`);
+      expect(failed[0]!.level).toBe("FATAL");
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78, reason: "start failed" });
+      await groupGone(pgid);
+    }, 60_000);
+  });
+
+  describe("held requests are bounded", () => {
+    test("--hold-timeout: a request still held at the deadline gets 503 with Retry-After", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--hold-timeout", "300ms"],
+        env: { APP_BIND_DELAY_MS: "600000" },
+        waitReady: false,
+      });
+      await sluice.waitFor("listening");
+      const before = performance.now();
+      const response = await fetch(`${sluice.url}/`);
+      const waited = performance.now() - before;
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).not.toBeNull();
+      expect(response.headers.get("x-request-id")).toBeTruthy();
+      expect(waited).toBeGreaterThanOrEqual(280);
+      expect(waited).toBeLessThan(5000);
+      expect(await metric(sluice, "sluice_requests_held")).toBe(0);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+
+    test("--max-held-requests 1: a second held request is refused at once, the first still succeeds", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--max-held-requests", "1"],
+        env: { APP_BIND_DELAY_MS: "3000" },
+        waitReady: false,
+      });
+      await sluice.waitFor("listening");
+      const first = fetch(`${sluice.url}/`);
+      await until(async () => (await metric(sluice, "sluice_requests_held")) === 1, 10_000, "1 held request");
+      const before = performance.now();
+      const second = await fetch(`${sluice.url}/`);
+      expect(second.status).toBe(503);
+      expect(second.headers.get("retry-after")).not.toBeNull();
+      expect(performance.now() - before).toBeLessThan(1000);
+      expect(sluice.records.some((r) => r.event === "ready")).toBe(false);
+      const response = await first;
+      expect(response.status).toBe(200);
+      expect((await response.text()).length).toBe(1024);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+  });
+
+  describe("exit codes", () => {
+    test("the child exits 3 by itself: sluice drains and exits 3", async () => {
+      const sluice = await startSluice(target, { env: { APP_EXIT_AFTER_MS: "1500", APP_EXIT_CODE: "3" } });
+      expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+      expect(await sluice.exitCode()).toBe(3);
+      expect(sluice.events("child.exited")).toMatchObject([{ code: 3, signal: null }]);
+      const last = sluice.records.at(-1)!;
+      expect(last).toMatchObject({ event: "shutdown.complete", exitCode: 3, reason: "child exited with code 3", killed: 0 });
+      // No shutdown delay for a child that is gone; the listener still closes before the drain.
+      expect(Object.keys(last.phases as object)).toEqual(["close-listener", "drain", "stop-child", "close-admin"]);
+      expect(sluice.events("child.restarting")).toEqual([]);
+    }, 60_000);
+
+    test("the child is killed by SIGKILL: sluice exits 137", async () => {
+      const sluice = await startSluice(target, { env: { APP_EXIT_AFTER_MS: "1000", APP_EXIT_SIGNAL: "SIGKILL" } });
+      expect(await sluice.exitCode()).toBe(137);
+      expect(sluice.events("child.exited")).toMatchObject([{ code: 137, signal: "SIGKILL" }]);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 137 });
+    }, 60_000);
+
+    test("a command that does not exist: exit 78 with a message naming it", async () => {
+      for (const command of ["/nonexistent/sluice-test-app", "sluice-test-no-such-command"]) {
+        const sluice = await startSluice(target, { child: [command, "--flag"], waitReady: false });
+        expect(await sluice.exitCode()).toBe(78);
+        const failed = sluice.events("start.failed");
+        expect(failed).toHaveLength(1);
+        expect(failed[0]!.error).toContain(`Cannot start the child "${command} --flag"`);
+        expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78 });
+        expect(sluice.events("child.started")).toEqual([]);
+      }
+    }, 60_000);
+  });
+
+  test("stop ladder: a child that ignores SIGTERM is SIGKILLed with its whole group after --stop-timeout", async () => {
+    // sh ignores TERM, leaves a `sleep` behind, and becomes the app, which ignores TERM too
+    // and starts a `sleep` of its own: three processes in the child's group.
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--stop-timeout", "1s"],
+      child: ["sh", "-c", 'trap "" TERM; sleep 600 & exec "$0" "$@"', ...FIXTURE_APP],
+      env: { APP_ON_TERM: "ignore", APP_GRANDCHILD: "1" },
+    });
+    const pgid = sluice.childPid!;
+    await until(() => groupProcesses(pgid).length >= 3, 10_000, "3 processes in the child's group");
+    const before = performance.now();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(75);
+    const elapsed = performance.now() - before;
+    expect(elapsed).toBeGreaterThanOrEqual(1000);
+    expect(elapsed).toBeLessThan(5000);
+    expect(sluice.events("child.kill")).toMatchObject([{ pid: pgid, timeoutMs: 1000 }]);
+    const last = sluice.records.at(-1)!;
+    expect(last).toMatchObject({ event: "shutdown.complete", killed: 1, exitCode: 75, childExitCode: 137 });
+    // Nothing of the group runs any more (orphaned zombies may wait a moment for init).
+    expect(groupProcesses(pgid).filter((p) => p.state !== "Z")).toEqual([]);
+    await groupGone(pgid);
+  }, 60_000);
+
+  describe("restart policy", () => {
+    test("--restart on-failure: the child is restarted with backoff and requests meanwhile are held", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--restart", "on-failure"],
+        env: { APP_EXIT_AFTER_MS: "2000", APP_EXIT_CODE: "1", APP_BIND_DELAY_MS: "500" },
+      });
+      const firstPid = sluice.childPid!;
+      expect(await metric(sluice, "sluice_child_restarts_total")).toBe(0);
+      await sluice.waitFor((r) => r.event === "child.exited" && r.pid === firstPid);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(503);
+      const during = Array.from({ length: 5 }, () => fetch(`${sluice.url}/pid`).then(async (r) => [r.status, await r.text()] as const));
+      const restarting = await sluice.waitFor("child.restarting");
+      expect(restarting).toMatchObject({ delayMs: 250, attempt: 1, level: "WARNING" });
+      const responses = await Promise.all(during);
+      const secondPid = sluice.childPid!;
+      expect(secondPid).not.toBe(firstPid);
+      expect(responses).toEqual(Array(5).fill([200, String(secondPid)]));
+      expect(await metric(sluice, "sluice_child_restarts_total")).toBeGreaterThanOrEqual(1);
+      expect(await metric(sluice, 'sluice_child_state{state="ready"}')).toBe(1);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+
+      // The second crash comes soon after: the backoff grows.
+      await sluice.waitFor((r) => r.event === "child.restarting" && r.attempt === 2);
+      expect(sluice.events("child.restarting").map((r) => r.delayMs)).toEqual([250, 500]);
+      await until(async () => (await metric(sluice, "sluice_child_restarts_total")) === 2, 10_000, "2 restarts on /metrics");
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    }, 60_000);
+
+    test("--restart on-failure does not restart a child that exits 0; sluice exits 0", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--restart", "on-failure"],
+        env: { APP_EXIT_AFTER_MS: "1000", APP_EXIT_CODE: "0" },
+      });
+      expect(await sluice.exitCode()).toBe(0);
+      expect(sluice.events("child.restarting")).toEqual([]);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", reason: "child exited with code 0" });
+    }, 60_000);
+
+    test("the restart backoff doubles and is capped by --restart-max-delay", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--restart", "always", "--restart-max-delay", "1s"],
+        child: ["sh", "-c", "exit 1"],
+        waitReady: false,
+      });
+      await until(() => sluice.events("child.started").length >= 6, 30_000, "6 child starts");
+      const delays = sluice.events("child.restarting").slice(0, 5).map((r) => r.delayMs);
+      expect(delays).toEqual([250, 500, 1000, 1000, 1000]);
+      // Each restart waits its delay after the exit before it.
+      const exits = sluice.events("child.exited").map((r) => Date.parse(r["@timestamp"] as string));
+      const starts = sluice.events("child.started").map((r) => Date.parse(r["@timestamp"] as string));
+      for (let i = 0; i < 5; i++) expect(starts[i + 1]! - exits[i]!).toBeGreaterThanOrEqual((delays[i] as number) - 5);
+      expect(await metric(sluice, "sluice_child_restarts_total")).toBeGreaterThanOrEqual(5);
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(503);
+      const before = performance.now();
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(performance.now() - before).toBeLessThan(8000);
+    }, 60_000);
+  });
+
+  test("the child's stdout and stderr arrive whole, in order, line by line, among the access records", async () => {
+    const sluice = await startSluice(target);
+    const lines = 5000;
+    const width = 120;
+    let loading = true;
+    const statuses: number[] = [];
+    const loader = async () => {
+      while (loading) {
+        const response = await fetch(`${sluice.url}/slow?ms=0`);
+        await response.text();
+        statuses.push(response.status);
+      }
+    };
+    const loaders = Array.from({ length: 8 }, loader);
+    await until(() => statuses.length >= 50, 20_000, "load before printing");
+    // Chunks of 997 bytes split lines; stdout and stderr are written alternately.
+    const printed = await fetch(`${sluice.url}/print?lines=${lines}&width=${width}&chunk=997`);
+    expect(await printed.json()).toEqual({ lines });
+    await until(() => sluice.otherLines.filter((l) => l.startsWith("out ")).length >= lines, 30_000, "every stdout line");
+    await until(() => sluice.stderr.split("\n").filter((l) => l.startsWith("err ")).length >= lines, 30_000, "every stderr line");
+    loading = false;
+    await Promise.all(loaders);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+
+    const expected = (stream: "out" | "err") => Array.from({ length: lines }, (_, i) => printedLine(stream, i, width));
+    // Every non-JSON stdout line is the app's own, intact: nothing was cut into a record.
+    expect(sluice.otherLines.filter((l) => !l.startsWith("fixture app listening"))).toEqual(expected("out"));
+    expect(sluice.stderr.split("\n").filter((l) => l !== "")).toEqual(expected("err"));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(accessRecords(sluice.records).length).toBe(statuses.length + 1);
+  }, 90_000);
+
+  test("the child gets PORT, and none of NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*", async () => {
+    const sluice = await startSluice(target, {
+      env: {
+        NOTIFY_SOCKET: join(tempDir(), "no-such-notify-socket"),
+        WATCHDOG_USEC: "30000000",
+        WATCHDOG_PID: "1",
+        LISTEN_FDS: "1",
+        LISTEN_PID: "1",
+        LISTEN_FDNAMES: "http",
+        SLUICE_TEST_PASSED_THROUGH: "yes",
+      },
+    });
+    const env = (await (await fetch(`${sluice.url}/env`)).json()) as Record<string, string>;
+    expect(env.PORT).toBe(String(sluice.targetPort));
+    expect(env.SLUICE_TEST_PASSED_THROUGH).toBe("yes");
+    for (const name of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) {
+      expect(env[name], name).toBeUndefined();
+    }
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("admin: /livez, /readyz and /metrics", async () => {
+    const sluice = await startSluice(target);
+    const livez = await fetch(`${sluice.adminUrl}/livez`);
+    expect(livez.status).toBe(200);
+    const readyz = await fetch(`${sluice.adminUrl}/readyz`);
+    expect(readyz.status).toBe(200);
+    expect((await readyz.text()).trim()).toBe("ready");
+    for (let i = 0; i < 3; i++) await (await fetch(`${sluice.url}/`)).text();
+    await (await fetch(`${sluice.url}/status?code=404`)).text();
+    await until(async () => (await metricsText(sluice)).includes('sluice_requests_total{code="404"} 1'), 5000, "the 404 counted");
+
+    const response = await fetch(`${sluice.adminUrl}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+    const text = await response.text();
+    expect(text).toContain("# TYPE sluice_requests_in_flight gauge\nsluice_requests_in_flight 0\n");
+    expect(text).toContain('# TYPE sluice_requests_total counter\n');
+    expect(text).toContain('sluice_requests_total{code="200"} 3\n');
+    expect(text).toContain("# TYPE sluice_request_duration_seconds histogram\n");
+    expect(text).toContain('sluice_request_duration_seconds_bucket{le="+Inf"} 4\n');
+    expect(text).toContain("sluice_request_duration_seconds_count 4\n");
+    expect(text).toMatch(/\nsluice_request_duration_seconds_sum \d+(\.\d+)?(e-\d+)?\n/);
+    expect(text).toContain("# TYPE sluice_child_restarts_total counter\nsluice_child_restarts_total 0\n");
+    expect(text).toContain('sluice_child_state{state="ready"} 1\n');
+    expect(text).toContain('sluice_child_state{state="starting"} 0\n');
+    expect(text).toContain("sluice_ready 1\n");
+    // Histogram buckets are cumulative.
+    const buckets = [...text.matchAll(/sluice_request_duration_seconds_bucket\{le="[^"]+"\} (\d+)/g)].map((m) => Number(m[1]));
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+
+    const inFlight = fetch(`${sluice.url}/slow?ms=1500`);
+    await until(async () => (await metric(sluice, "sluice_requests_in_flight")) === 1, 5000, "1 in flight");
+    expect((await inFlight).status).toBe(200);
+    expect((await fetch(`${sluice.adminUrl}/nothing`)).status).toBe(404);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  describe("healthcheck", () => {
+    test("exits 0 when sluice is ready, 1 when it is not, 1 when nothing listens", async () => {
+      const ready = await startSluice(target);
+      expect(await runSluice(target, ["healthcheck", `${ready.adminUrl}/readyz`])).toMatchObject({ code: 0 });
+
+      const starting = await startSluice(target, { env: { APP_BIND_DELAY_MS: "600000" }, waitReady: false });
+      await starting.waitFor("listening");
+      const notReady = await runSluice(target, ["healthcheck", `${starting.adminUrl}/readyz`]);
+      expect(notReady.code).toBe(1);
+      expect(notReady.stderr).toContain("not ready");
+
+      const nobody = await runSluice(target, ["healthcheck", `http://127.0.0.1:${freePort()}/readyz`]);
+      expect(nobody.code).toBe(1);
+
+      // While stopping, /readyz is 503: not ready.
+      ready.signal("SIGTERM");
+      await ready.waitFor("stop.begin");
+      expect((await runSluice(target, ["healthcheck", `${ready.adminUrl}/readyz`])).code).toBe(1);
+      expect(await ready.exitCode()).toBe(0);
+    }, 60_000);
+
+    test("without a URL it asks SLUICE_ADMIN_LISTEN's /readyz, whatever other variables say", async () => {
+      const sluice = await startSluice(target);
+      const env = { SLUICE_ADMIN_LISTEN: `127.0.0.1:${sluice.adminPort}` };
+      expect((await runSluice(target, ["healthcheck"], env)).code).toBe(0);
+      // An unrelated bad variable does not fail the healthcheck.
+      expect((await runSluice(target, ["healthcheck"], { ...env, SLUICE_DRAIN_TIMEOUT: "3x" })).code).toBe(0);
+      expect((await runSluice(target, ["healthcheck"], { SLUICE_ADMIN_LISTEN: `127.0.0.1:${freePort()}` })).code).toBe(1);
+      const off = await runSluice(target, ["healthcheck"], { SLUICE_ADMIN_LISTEN: "off" });
+      expect(off.code).toBe(78);
+      expect(off.stderr).toContain("--admin-listen is off");
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+  });
+
+  describe("logs at exit", () => {
+    test("every access record and the final record reach a slow stdout", async () => {
+      const { proc, out, port } = startWithSlowStdout(target, ["--shutdown-delay", "0", "--flush-timeout", "60s"]);
+      await out.waitFor("ready");
+      // Stop reading while a few thousand records are written, then read slowly: 4 KiB per 5 ms.
+      out.pausedUntil = performance.now() + 3000;
+      const statuses = await load(`http://127.0.0.1:${port}`, 3000, 16);
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      proc.kill("SIGTERM");
+      out.pausedUntil = performance.now() + 1000;
+      const code = await Promise.race([proc.exited, Bun.sleep(60_000).then(() => "timeout")]);
+      expect(code).toBe(0);
+      await out.ended;
+      const access = accessRecords(out.records);
+      expect(access.length).toBe(3000);
+      expect(new Set(access.map((r) => r.requestId)).size).toBe(3000);
+      expect(out.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+      expect(out.otherLines.filter((l) => !l.startsWith("fixture app listening"))).toEqual([]);
+    }, 120_000);
+
+    test("a stdout nobody reads neither stalls serving nor keeps sluice past --flush-timeout", async () => {
+      const { proc, out, port } = startWithSlowStdout(target, ["--shutdown-delay", "0", "--flush-timeout", "1s"]);
+      await out.waitFor("ready");
+      out.pausedUntil = Infinity;
+      // About 200 KiB of access records: far more than a pipe holds (64 KiB).
+      const statuses = await load(`http://127.0.0.1:${port}`, 500, 8, 10_000);
+      expect(statuses.filter((s) => s !== 200).length, "requests that failed while stdout was full").toBe(0);
+      const before = performance.now();
+      proc.kill("SIGTERM");
+      const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running")]);
+      expect(code).toBe(0);
+      expect(performance.now() - before).toBeLessThan(4000);
+      out.pausedUntil = 0;
+      await out.ended;
+    }, 60_000);
+  });
+});

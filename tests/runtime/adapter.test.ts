@@ -1,0 +1,42 @@
+/** @module Both runtime adapters pass the same behaviour checks (tests/runtime/contract.ts). */
+
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { BUN, DENO, ROOT, track } from "../harness.ts";
+
+const CONTRACT = join(ROOT, "tests/runtime/contract.ts");
+const RUNNERS = [
+  { name: "bun", command: [BUN, CONTRACT] },
+  { name: "deno", command: [DENO, "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", CONTRACT] },
+];
+
+describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
+  test("behaves as the Runtime interface says", async () => {
+    const proc = Bun.spawn(command, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    track(proc.pid);
+    const [code, stdout, stderr] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(stdout)).toEqual({
+      runtime: name,
+      remoteAddress: "127.0.0.1",
+      probeAfterClose: false,
+      inFlightAfterClose: 200,
+      probeClosedPort: false,
+      exit: { code: 3, signal: null, stdout: "out\n", stderr: "err\n" },
+      killed: { code: 137, signal: "SIGKILL" },
+      ownGroup: true,
+      killGroup: true,
+      groupExit: { code: 143, signal: "SIGTERM" },
+      killGroupWhenGone: false,
+      childEnv: ["given", "unset"],
+      gzip: { encoding: "gzip", exact: true },
+      host: "example.test:8080",
+      acceptEncodingAdded: false,
+      envHasPath: true,
+    });
+  }, 60_000);
+});

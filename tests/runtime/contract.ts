@@ -1,0 +1,75 @@
+/**
+ * @module The Runtime interface's behaviour, exercised through whichever adapter the running
+ * runtime selects. adapter.test.ts runs this script under Bun and under Deno and expects the
+ * same results from both. It prints one JSON object of observations.
+ */
+
+import { loadRuntime } from "../../src/runtime/load.ts";
+
+const runtime = await loadRuntime();
+const results: Record<string, unknown> = { runtime: runtime.name };
+const text = (stream: ReadableStream<Uint8Array>) => new Response(stream).text();
+const freeListener = await runtime.serve({ hostname: "127.0.0.1", port: 0, handler: () => new Response("x") });
+const closedPort = freeListener.port;
+freeListener.close();
+
+// serve: remote address, then close() refuses new connections while a request in flight finishes.
+let release!: () => void;
+const held = new Promise<void>((resolve) => (release = resolve));
+const listener = await runtime.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  handler: async (request, info) => {
+    if (new URL(request.url).pathname === "/held") await held;
+    return new Response(info.remoteAddress);
+  },
+});
+const base = `http://127.0.0.1:${listener.port}`;
+results.remoteAddress = await (await fetch(`${base}/`)).text();
+const inFlight = fetch(`${base}/held`).then((r) => r.status);
+await new Promise((resolve) => setTimeout(resolve, 200));
+listener.close();
+results.probeAfterClose = await runtime.probeTcp("127.0.0.1", listener.port);
+release();
+results.inFlightAfterClose = await inFlight;
+results.probeClosedPort = await runtime.probeTcp("127.0.0.1", closedPort);
+
+// spawn: exit codes, output, signals, process groups.
+const exits = runtime.spawn(["sh", "-c", "echo out; echo err >&2; exit 3"], { env: { PATH: "/usr/bin:/bin" } });
+results.exit = { ...(await exits.exited), stdout: await text(exits.stdout), stderr: await text(exits.stderr) };
+const killed = runtime.spawn(["sh", "-c", "kill -9 $$"], { env: { PATH: "/usr/bin:/bin" } });
+results.killed = await killed.exited;
+const group = runtime.spawn(["sh", "-c", "ps -o pgid= $$; sleep 600 & sleep 600 & wait"], { env: { PATH: "/usr/bin:/bin" } });
+const reader = group.stdout.getReader();
+const pgid = Number(new TextDecoder().decode((await reader.read()).value).trim());
+results.ownGroup = pgid === group.pid;
+results.killGroup = group.killGroup("SIGTERM");
+results.groupExit = await group.exited;
+// The orphaned sleeps are zombies until the machine's PID 1 reaps them (here it takes up to
+// a second or two): wait, bounded, for the group to vanish.
+for (let i = 0; i < 100 && group.killGroup("SIGKILL"); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+results.killGroupWhenGone = group.killGroup("SIGKILL");
+const env = runtime.spawn(["sh", "-c", "echo $ONLY; echo ${HOME:-unset}"], { env: { PATH: "/usr/bin:/bin", ONLY: "given" } });
+results.childEnv = (await text(env.stdout)).trim().split("\n");
+
+// upstreamFetch: bytes pass through undecoded, Host is sent as given, no headers are added.
+const gzip = new Uint8Array(await new Response(new Blob(["hello ".repeat(1000)]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+const upstream = await runtime.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  handler: (request) =>
+    new URL(request.url).pathname === "/gzip"
+      ? new Response(gzip, { headers: { "content-encoding": "gzip" } })
+      : Response.json(Object.fromEntries(request.headers)),
+});
+const gz = await runtime.upstreamFetch(new Request(`http://127.0.0.1:${upstream.port}/gzip`, { headers: { "accept-encoding": "gzip" } }));
+const gzBytes = new Uint8Array(await gz.arrayBuffer());
+results.gzip = { encoding: gz.headers.get("content-encoding"), exact: gzBytes.length === gzip.length && gzBytes.every((b, i) => b === gzip[i]) };
+const echoed = await (await runtime.upstreamFetch(new Request(`http://127.0.0.1:${upstream.port}/`, { headers: { host: "example.test:8080", "x-a": "1" } }))).json();
+results.host = echoed.host;
+results.acceptEncodingAdded = "accept-encoding" in echoed;
+upstream.close();
+
+results.envHasPath = typeof runtime.env().PATH === "string";
+await runtime.write(1, new TextEncoder().encode(JSON.stringify(results) + "\n"));
+runtime.exit(0);

@@ -1,0 +1,384 @@
+/** @module Option values and the command line: parsers, CIDR matching, flags against variables. */
+
+import { describe, expect, test } from "bun:test";
+import { parseArgs, UsageError } from "../../src/cli.ts";
+import {
+  childEnvironment,
+  ConfigError,
+  envName,
+  OPTIONS,
+  resolveConfig,
+  resolveOption,
+  stopBudget,
+  validateConfig,
+} from "../../src/config.ts";
+import {
+  cidrsContain,
+  formatDuration,
+  parseBoolean,
+  parseChoice,
+  parseCidrList,
+  parseDuration,
+  parseListenAddress,
+  parseNonNegativeInteger,
+  parsePort,
+  parseSize,
+} from "../../src/config-values.ts";
+
+describe("durations", () => {
+  test.each([
+    ["250ms", 250],
+    ["5s", 5000],
+    ["2m", 120_000],
+    ["1h", 3_600_000],
+    ["30", 30_000],
+    ["1.5", 1500],
+    ["1.5s", 1500],
+    ["0", 0],
+    ["0ms", 0],
+    [" 5s ", 5000],
+  ])("%p is %pms", (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  test.each(["3x", "", "-1s", "5 s", "s", "1e3", "5S", "1.s", ".5s", "5sec"])("%p is refused", (text) => {
+    expect(() => parseDuration(text)).toThrow(RangeError);
+  });
+
+  test("formatDuration writes back what a user would type", () => {
+    expect(formatDuration(0)).toBe("0s");
+    expect(formatDuration(250)).toBe("250ms");
+    expect(formatDuration(1500)).toBe("1.5s");
+    expect(formatDuration(120_000)).toBe("2m");
+    expect(parseDuration(formatDuration(27_500))).toBe(27_500);
+  });
+});
+
+describe("sizes", () => {
+  test.each([
+    ["0", 0],
+    ["1048576", 1_048_576],
+    ["512KiB", 524_288],
+    ["512kib", 524_288],
+    ["10MB", 10_000_000],
+    ["10 MB", 10_000_000],
+    ["1GiB", 1024 ** 3],
+    ["1k", 1024],
+    ["1.5KiB", 1536],
+    ["7b", 7],
+  ])("%p is %p bytes", (text, bytes) => {
+    expect(parseSize(text)).toBe(bytes);
+  });
+
+  test.each(["", "-1", "1TB", "KiB", "ten"])("%p is refused", (text) => {
+    expect(() => parseSize(text)).toThrow(RangeError);
+  });
+});
+
+describe("ports and counts", () => {
+  test.each([["0", 0], ["80", 80], ["65535", 65535], [" 8080 ", 8080]])("port %p", (text, port) => {
+    expect(parsePort(text)).toBe(port);
+  });
+
+  test.each(["65536", "-1", "", "80x", "8.5", "0x50"])("port %p is refused", (text) => {
+    expect(() => parsePort(text)).toThrow(RangeError);
+  });
+
+  test("non-negative integers", () => {
+    expect(parseNonNegativeInteger("0")).toBe(0);
+    expect(parseNonNegativeInteger("1000")).toBe(1000);
+    for (const bad of ["-1", "1.5", "", "many"]) expect(() => parseNonNegativeInteger(bad)).toThrow(RangeError);
+  });
+});
+
+describe("listen addresses", () => {
+  test.each([
+    ["127.0.0.1:9000", { hostname: "127.0.0.1", port: 9000 }],
+    [":9000", { hostname: "0.0.0.0", port: 9000 }],
+    ["[::1]:9000", { hostname: "::1", port: 9000 }],
+    ["[::]:0", { hostname: "::", port: 0 }],
+    ["localhost:9000", { hostname: "localhost", port: 9000 }],
+  ])("%p", (text, address) => {
+    expect(parseListenAddress(text)).toEqual(address);
+  });
+
+  test.each(["9000", "127.0.0.1", "::1:9000", "[::1]", "host:99999", "host:", "[::1]9000"])("%p is refused", (text) => {
+    expect(() => parseListenAddress(text)).toThrow(RangeError);
+  });
+
+  test("--admin-listen off turns the admin listener off", () => {
+    expect(resolveConfig({ adminListen: { text: "off", from: "--admin-listen" } }, {}, []).adminListen).toBeUndefined();
+  });
+});
+
+describe("booleans and choices", () => {
+  test.each(["1", "true", "TRUE", "yes", "on"])("%p is true", (text) => expect(parseBoolean(text)).toBe(true));
+  test.each(["0", "false", "no", "off", " Off "])("%p is false", (text) => expect(parseBoolean(text)).toBe(false));
+  test.each(["", "maybe", "2"])("%p is refused", (text) => expect(() => parseBoolean(text)).toThrow(RangeError));
+
+  test("choices name every allowed value when refusing", () => {
+    const parse = parseChoice(["never", "on-failure", "always"] as const);
+    expect(parse(" always ")).toBe("always");
+    expect(() => parse("sometimes")).toThrow("expected one of never, on-failure, always");
+  });
+});
+
+describe("CIDR lists", () => {
+  test("addresses and ranges of both families", () => {
+    expect(parseCidrList("10.0.0.0/8, 127.0.0.1, ::1, fd00::/8")).toEqual([
+      { family: 4, bits: 0x0a000000n, prefix: 8 },
+      { family: 4, bits: 0x7f000001n, prefix: 32 },
+      { family: 6, bits: 1n, prefix: 128 },
+      { family: 6, bits: 0xfdn << 120n, prefix: 8 },
+    ]);
+    expect(parseCidrList("")).toEqual([]);
+    expect(parseCidrList(" , ")).toEqual([]);
+  });
+
+  test.each([
+    "10.0.0.0/33",
+    "::/129",
+    "10.0.0.0/",
+    "10.0.0.0/8/9",
+    "10.0.0.0/0x8",
+    "10.0.0.0/-1",
+    "256.0.0.1",
+    "10.0.0",
+    "10.0.0.0.1",
+    "1::2::3",
+    "12345::",
+    ":1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:7:8:9",
+    "::1:2:3:4:5:6:7:8",
+    "fe80::g",
+    "example.com",
+    "::ffff:1.2.3",
+  ])("%p is refused", (text) => {
+    expect(() => parseCidrList(text)).toThrow(RangeError);
+  });
+
+  test("IPv4 matching", () => {
+    const nets = parseCidrList("10.0.0.0/8, 192.168.1.7");
+    expect(cidrsContain(nets, "10.0.0.1")).toBe(true);
+    expect(cidrsContain(nets, "10.255.255.255")).toBe(true);
+    expect(cidrsContain(nets, "11.0.0.0")).toBe(false);
+    expect(cidrsContain(nets, "9.255.255.255")).toBe(false);
+    expect(cidrsContain(nets, "192.168.1.7")).toBe(true);
+    expect(cidrsContain(nets, "192.168.1.8")).toBe(false);
+    expect(cidrsContain(nets, "")).toBe(false);
+    expect(cidrsContain(nets, "not an address")).toBe(false);
+    expect(cidrsContain([], "10.0.0.1")).toBe(false);
+  });
+
+  test("host bits set in a network are ignored; /0 matches its whole family", () => {
+    expect(cidrsContain(parseCidrList("10.1.2.3/8"), "10.200.0.1")).toBe(true);
+    const all = parseCidrList("0.0.0.0/0, ::/0");
+    expect(cidrsContain(all, "203.0.113.9")).toBe(true);
+    expect(cidrsContain(all, "2001:db8::1")).toBe(true);
+    expect(cidrsContain(parseCidrList("0.0.0.0/0"), "2001:db8::1")).toBe(false);
+  });
+
+  test("IPv6 matching, compressed or not, any case", () => {
+    const nets = parseCidrList("fd00::/8, ::1, 2001:db8:0:0:1::/80");
+    expect(cidrsContain(nets, "fd12:3456::1")).toBe(true);
+    expect(cidrsContain(nets, "FD00::ABCD")).toBe(true);
+    expect(cidrsContain(nets, "fe00::1")).toBe(false);
+    expect(cidrsContain(nets, "0:0:0:0:0:0:0:1")).toBe(true);
+    expect(cidrsContain(nets, "::2")).toBe(false);
+    expect(cidrsContain(nets, "2001:db8::1:0:ffff:1")).toBe(true);
+    expect(cidrsContain(nets, "2001:db8::2:0:0:1")).toBe(false);
+    expect(cidrsContain(nets, "fe80::1%eth0")).toBe(false);
+    expect(cidrsContain(parseCidrList("fe80::/10"), "fe80::1%eth0")).toBe(true);
+  });
+
+  test("IPv4-mapped IPv6 addresses count as IPv4, in dotted or hex form", () => {
+    const nets = parseCidrList("10.0.0.0/8");
+    expect(cidrsContain(nets, "::ffff:10.1.2.3")).toBe(true);
+    expect(cidrsContain(nets, "::ffff:a01:203")).toBe(true);
+    expect(cidrsContain(nets, "0:0:0:0:0:ffff:10.1.2.3")).toBe(true);
+    expect(cidrsContain(nets, "::ffff:11.1.2.3")).toBe(false);
+    // Only ::ffff:0:0/96 is IPv4; an IPv4-compatible or NAT64 address is not mapped.
+    expect(cidrsContain(nets, "::10.1.2.3")).toBe(false);
+    expect(cidrsContain(nets, "64:ff9b::10.1.2.3")).toBe(false);
+    // An IPv4 address never matches an IPv6 network that is not a mapped one.
+    expect(cidrsContain(parseCidrList("::/0"), "10.1.2.3")).toBe(false);
+  });
+
+  test("a mapped network is the IPv4 network it maps", () => {
+    expect(parseCidrList("::ffff:10.0.0.0/104")).toEqual([{ family: 4, bits: 0x0a000000n, prefix: 8 }]);
+    expect(cidrsContain(parseCidrList("::ffff:10.0.0.0/104"), "10.9.9.9")).toBe(true);
+    expect(cidrsContain(parseCidrList("::ffff:127.0.0.1"), "127.0.0.1")).toBe(true);
+  });
+});
+
+describe("parseArgs", () => {
+  test("options end at the first argument that is not a flag", () => {
+    const { flags, command } = parseArgs(["--drain-timeout", "3s", "bin/rails", "server", "--port", "3000"]);
+    expect(flags).toEqual({ drainTimeout: { text: "3s", from: "--drain-timeout" } });
+    expect(command).toEqual(["bin/rails", "server", "--port", "3000"]);
+  });
+
+  test("-- ends the options, even before something that looks like a flag", () => {
+    expect(parseArgs(["--restart", "always", "--", "--weird-app", "-x"])).toEqual({
+      flags: { restart: { text: "always", from: "--restart" } },
+      command: ["--weird-app", "-x"],
+    });
+    expect(parseArgs(["--"]).command).toEqual([]);
+    expect(parseArgs(["--", "--"]).command).toEqual(["--"]);
+  });
+
+  test("--name=value, including values with = and empty values", () => {
+    expect(parseArgs(["--ready-path=/up?x=1", "app"]).flags).toEqual({
+      readyPath: { text: "/up?x=1", from: "--ready-path" },
+    });
+    expect(parseArgs(["--trusted-proxies=", "app"]).flags).toEqual({
+      trustedProxies: { text: "", from: "--trusted-proxies" },
+    });
+  });
+
+  test("a value may look like a single-dash option", () => {
+    expect(parseArgs(["--http-host", "-", "app"]).flags.httpHost?.text).toBe("-");
+  });
+
+  test("booleans: --name, --no-name, --name=false", () => {
+    expect(parseArgs(["--access-log", "app"]).flags.accessLog).toEqual({ text: "true", from: "--access-log" });
+    expect(parseArgs(["--no-access-log", "app"]).flags.accessLog).toEqual({ text: "false", from: "--access-log" });
+    expect(parseArgs(["--access-log=false", "app"]).flags.accessLog).toEqual({ text: "false", from: "--access-log" });
+    // A bare boolean does not take the next argument: it is the command.
+    expect(parseArgs(["--access-log", "false"]).command).toEqual(["false"]);
+  });
+
+  test("--no- works only for booleans and takes no value", () => {
+    expect(() => parseArgs(["--no-drain-timeout", "app"])).toThrow("Unknown flag --no-drain-timeout");
+    expect(() => parseArgs(["--no-access-log=true", "app"])).toThrow("Unknown flag --no-access-log");
+    expect(() => parseArgs(["--no-such-thing", "app"])).toThrow("Unknown flag --no-such-thing");
+  });
+
+  test("unknown flags are usage errors naming the flag", () => {
+    expect(() => parseArgs(["--drain-timout", "3s", "app"])).toThrow(new UsageError("Unknown flag --drain-timout"));
+    expect(() => parseArgs(["--bogus=1", "app"])).toThrow("Unknown flag --bogus");
+    expect(() => parseArgs(["-v", "app"])).toThrow("Unknown flag -v");
+  });
+
+  test("a missing value is a usage error, also when the next argument is a flag or --", () => {
+    expect(() => parseArgs(["--drain-timeout"])).toThrow(new UsageError("Missing value for --drain-timeout"));
+    expect(() => parseArgs(["--drain-timeout", "--stop-timeout", "1s", "app"])).toThrow("Missing value for --drain-timeout");
+    expect(() => parseArgs(["--drain-timeout", "--", "app"])).toThrow("Missing value for --drain-timeout");
+  });
+
+  test("the last of a repeated flag wins", () => {
+    expect(parseArgs(["--stop-timeout", "1s", "--stop-timeout=2s", "app"]).flags.stopTimeout?.text).toBe("2s");
+  });
+});
+
+describe("resolveConfig", () => {
+  test("defaults", () => {
+    const config = resolveConfig({}, {}, ["app"]);
+    expect(config).toMatchObject({
+      httpPort: 8080,
+      targetPort: 3000,
+      adminListen: { hostname: "127.0.0.1", port: 9000 },
+      shutdownDelay: 5000,
+      drainTimeout: 15_000,
+      stopTimeout: 5000,
+      stopSignal: "SIGTERM",
+      restart: "never",
+      accessLog: true,
+      trustedProxies: [],
+      command: ["app"],
+    });
+    expect(config.readyPath).toBeUndefined();
+    expect(config.gracePeriod).toBeUndefined();
+  });
+
+  test("every option has a default that parses, or none", () => {
+    for (const spec of Object.values(OPTIONS)) {
+      if (spec.defaultText !== undefined) expect(() => (spec.parse as (t: string) => unknown)(spec.defaultText!)).not.toThrow();
+    }
+  });
+
+  test("variables override defaults, flags override variables, empty variables count as unset", () => {
+    const env = { SLUICE_DRAIN_TIMEOUT: "7s", SLUICE_STOP_TIMEOUT: "", SLUICE_NO_ACCESS_LOG: "1", SLUICE_ACCESS_LOG: "off" };
+    const config = resolveConfig({ drainTimeout: { text: "1s", from: "--drain-timeout" } }, env, []);
+    expect(config.drainTimeout).toBe(1000);
+    expect(config.stopTimeout).toBe(5000);
+    expect(config.accessLog).toBe(false);
+    expect(resolveConfig({}, env, []).drainTimeout).toBe(7000);
+  });
+
+  test("a bad value names the flag or the variable and the value", () => {
+    expect(() => resolveConfig({ drainTimeout: { text: "3x", from: "--drain-timeout" } }, {}, [])).toThrow(
+      new ConfigError(
+        'Cannot parse --drain-timeout: expected a duration such as 250ms, 5s, 2m or plain seconds; current value is "3x"',
+      ),
+    );
+    expect(() => resolveConfig({}, { SLUICE_DRAIN_TIMEOUT: "3x" }, [])).toThrow(
+      'Cannot parse SLUICE_DRAIN_TIMEOUT: expected a duration such as 250ms, 5s, 2m or plain seconds; current value is "3x"',
+    );
+    expect(() => resolveConfig({}, { SLUICE_TRUSTED_PROXIES: "10.0.0.0/40" }, [])).toThrow(/SLUICE_TRUSTED_PROXIES.*10\.0\.0\.0\/40/);
+  });
+
+  test("a flag hides a bad variable", () => {
+    expect(resolveConfig({ drainTimeout: { text: "2s", from: "--drain-timeout" } }, { SLUICE_DRAIN_TIMEOUT: "3x" }, []).drainTimeout)
+      .toBe(2000);
+  });
+
+  test("resolveOption reads one option and ignores bad unrelated ones", () => {
+    const env = { SLUICE_ADMIN_LISTEN: "127.0.0.1:9100", SLUICE_DRAIN_TIMEOUT: "3x" };
+    expect(resolveOption("adminListen", {}, env)).toEqual({ hostname: "127.0.0.1", port: 9100 });
+    expect(resolveOption("gracePeriod", {}, env)).toBeUndefined();
+    expect(() => resolveOption("drainTimeout", {}, env)).toThrow(ConfigError);
+  });
+
+  test("variable names", () => {
+    expect(envName("drain-timeout")).toBe("SLUICE_DRAIN_TIMEOUT");
+    expect(envName("max-held-requests")).toBe("SLUICE_MAX_HELD_REQUESTS");
+  });
+});
+
+describe("validateConfig", () => {
+  const config = (flags: Record<string, string>) =>
+    resolveConfig(
+      Object.fromEntries(Object.entries(flags).map(([key, text]) => [key, { text, from: `--${key}` }])),
+      {},
+      ["app"],
+    );
+
+  test("the stop budget adds every phase", () => {
+    expect(stopBudget(config({}))).toEqual({
+      phases: [["shutdown-delay", 5000], ["drain-timeout", 15_000], ["stop-timeout", 5000], ["flush-timeout", 2000]],
+      totalMs: 27_000,
+    });
+  });
+
+  test("a budget over the grace period is refused; one that fits exactly is not", () => {
+    expect(() => validateConfig(config({ gracePeriod: "10s" }))).toThrow(/The stop budget of 27s .* exceeds --grace-period 10s/);
+    expect(() => validateConfig(config({ gracePeriod: "27s" }))).not.toThrow();
+    expect(() => validateConfig(config({}))).not.toThrow();
+  });
+
+  test("ports that collide", () => {
+    expect(() => validateConfig(config({ httpPort: "3000" }))).toThrow("--http-port and --target-port are both 3000");
+    expect(() => validateConfig(config({ targetPort: "0" }))).toThrow("--target-port 0");
+    expect(() => validateConfig(config({ httpPort: "9000" }))).toThrow("--admin-listen and --http-port both use port 9000");
+    expect(() => validateConfig(config({ httpPort: "9000", adminListen: "off" }))).not.toThrow();
+  });
+});
+
+describe("childEnvironment", () => {
+  test("sets PORT and removes what belongs to sluice alone", () => {
+    const env = childEnvironment({
+      PATH: "/bin",
+      PORT: "1",
+      NOTIFY_SOCKET: "/run/notify",
+      WATCHDOG_USEC: "1000",
+      WATCHDOG_PID: "1",
+      LISTEN_FDS: "1",
+      LISTEN_PID: "1",
+      LISTEN_FDNAMES: "http",
+      LISTEN_FDS_EXTRA: "kept",
+      UNSET: undefined,
+    }, 3000);
+    expect(env).toEqual({ PATH: "/bin", PORT: "3000", LISTEN_FDS_EXTRA: "kept" });
+  });
+});
