@@ -10,6 +10,7 @@ bun=node_modules/.bin/bun
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 build() { # target outfile
   "$bun" build src/main.ts --compile --minify --sourcemap=none \
+    --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
     --define "SLUICE_COMMIT=\"$commit\"" ${1:+--target="$1"} --outfile "$2"
 }
 mkdir -p dist

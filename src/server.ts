@@ -9,10 +9,11 @@ export type ExchangeHandler = (exchange: Exchange) => Promise<Response>;
 /**
  * Bodies of a known length up to this size pass through untouched where the runtime does
  * that much faster than JS can observe them (Bun: about twice the requests per second);
- * their exchange ends when the headers go out. Larger and unknown-length (streamed)
- * bodies are observed to the last byte.
+ * their exchange ends when the headers go out (such a body fits in the socket buffers, so
+ * little happens after), and the drain still waits for them through the listener's own
+ * close. Larger and unknown-length (streamed) bodies are observed to the last byte.
  */
-const PASSTHROUGH_MAX_BYTES = 1024 * 1024;
+const PASSTHROUGH_MAX_BYTES = 64 * 1024;
 
 export interface DrainResult {
   drained: number;

@@ -1,6 +1,7 @@
 /** @module Supervisor: the child process: spawn, readiness, restart policy, and the stop ladder. */
 
 import { pipeLines } from "./child-output.ts";
+import { formatDuration } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
 import type { LineOutput } from "./output.ts";
@@ -59,7 +60,8 @@ export class Supervisor {
   #resolveExited!: (status: ExitStatus) => void;
   #child: ChildProcess | undefined;
   #childExited: Promise<ExitStatus> | undefined;
-  #outputs: Promise<void>[] = [];
+  /** Copies of every child's output still running, also those of children that were restarted. */
+  #outputs = new Set<Promise<void>>();
   #stopping = new AbortController();
   /** Restarts since the child last ran stably; sets the backoff. */
   #attempt = 0;
@@ -88,13 +90,14 @@ export class Supervisor {
       if (outcome === "stopped") return;
       if (outcome === "timeout") {
         throw new ChildStartError(
-          `The child did not become ready within --ready-timeout ${this.#options.readyTimeoutMs}ms ` +
+          `The child did not become ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} ` +
             `(${this.#readyCondition()})`,
         );
       }
       if (!this.#shouldRestart(outcome)) {
         throw new ChildStartError(`The child exited with code ${outcome.code} before it was ready`, outcome);
       }
+      this.#killLeftovers(child);
       if (!(await this.#backoff())) return;
     }
   }
@@ -120,12 +123,8 @@ export class Supervisor {
       child.killGroup("SIGKILL");
       killed = 1;
       status = await raceDeadline(this.#childExited, KILL_WAIT_MS, new AbortController().signal);
-    } else if (child.killGroup("SIGKILL")) {
-      // The child exited but left processes in its group (background jobs): they go too.
-      log.lifecycle.warn("Child exited but left processes in its group; killed them", {
-        event: "child.leftovers-killed",
-        pgid: child.pid,
-      });
+    } else {
+      this.#killLeftovers(child);
     }
     await raceDeadline(Promise.all(this.#outputs), 1000, cut);
     return { killed, status };
@@ -149,7 +148,10 @@ export class Supervisor {
       log.lifecycle.info("Child {pid} exited with code {code}", { event: "child.exited", pid: child.pid, ...status });
       return status;
     });
-    this.#outputs = [pipeLines(child.stdout, stdout), pipeLines(child.stderr, stderr)];
+    for (const output of [pipeLines(child.stdout, stdout), pipeLines(child.stderr, stderr)]) {
+      this.#outputs.add(output);
+      void output.finally(() => this.#outputs.delete(output));
+    }
     log.lifecycle.info("Child started with pid {pid}", {
       event: "child.started",
       pid: child.pid,
@@ -197,6 +199,7 @@ export class Supervisor {
   /** Follows a ready child until it exits, then restarts it or reports the exit. */
   async #watch(): Promise<void> {
     const readyAt = performance.now();
+    const child = this.#child!;
     const status = await this.#childExited!;
     if (this.#stopping.signal.aborted) return;
     this.#deps.readiness.setChild("not-ready");
@@ -206,6 +209,8 @@ export class Supervisor {
       return;
     }
     if (performance.now() - readyAt >= STABLE_RUN_MS) this.#attempt = 0;
+    // What the old child left behind could hold its port or pile up across restarts.
+    this.#killLeftovers(child);
     try {
       if (await this.#backoff()) await this.start();
     } catch (error) {
@@ -213,6 +218,15 @@ export class Supervisor {
       this.#setState("exited");
       this.#resolveExited(error instanceof ChildStartError && error.status ? error.status : { code: ExitCode.STARTUP_FAILED, signal: null });
     }
+  }
+
+  /** SIGKILLs what an exited child left in its process group (background jobs), if anything. */
+  #killLeftovers(child: ChildProcess): void {
+    if (!child.killGroup("SIGKILL")) return;
+    log.lifecycle.warn("Child exited but left processes in its group; killed them", {
+      event: "child.leftovers-killed",
+      pgid: child.pid,
+    });
   }
 
   #shouldRestart(status: ExitStatus): boolean {
