@@ -2,7 +2,7 @@
 
 import { Hono } from "hono";
 import type { Config } from "./config.ts";
-import type { Exchange } from "./exchange.ts";
+import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
@@ -18,12 +18,20 @@ export interface AppDeps {
   upstreamFetch: UpstreamFetch;
 }
 
-/** Returns the handler the server calls for each exchange. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: AppDeps): (exchange: Exchange) => Promise<Response> {
+export interface Pipeline {
+  /** Answers one exchange: the Hono middleware chain, then the proxy. */
+  handle: (exchange: Exchange) => Promise<Response>;
+  /** Observers of each exchange's end (after the last byte, or the cut). */
+  onEnd: EndListener[];
+}
+
+/** The whole pipeline: what runs for each request, in order, and what observes its end. */
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: AppDeps): Pipeline {
+  const onEnd: EndListener[] = [requestMetrics(metrics)];
+  if (config.accessLog) onEnd.push(accessLog());
+
   const app = new Hono<ProxyEnv>();
   app.use(requestId());
-  if (config.accessLog) app.use(accessLog());
-  app.use(requestMetrics(metrics));
   app.use(holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }));
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
   app.all(
@@ -36,5 +44,5 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: 
       trustedProxies: config.trustedProxies,
     }),
   );
-  return async (exchange) => app.fetch(exchange.request, { exchange });
+  return { handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })), onEnd };
 }

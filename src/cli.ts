@@ -112,7 +112,11 @@ function budgetText(config: Config): string {
   return `Stop budget (shutdown-delay + drain-timeout + stop-timeout + flush-timeout):\n${lines.join("\n")}\n`;
 }
 
-async function healthcheck(url: string | undefined, env: Record<string, string | undefined>): Promise<number> {
+/** `sluice healthcheck`'s code for "not ready": what Docker's HEALTHCHECK reads as unhealthy. */
+const UNHEALTHY = 1;
+
+/** Asks sluice's /readyz (or `url`); returns why it is not ready, or undefined when it is. */
+async function healthcheck(url: string | undefined, env: Record<string, string | undefined>, runtime: Runtime): Promise<string | undefined> {
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad SLUICE_* variable must not fail the check.
     const admin = resolveOption("adminListen", {}, env);
@@ -121,11 +125,13 @@ async function healthcheck(url: string | undefined, env: Record<string, string |
     url = `http://${host}:${admin.port}/readyz`;
   }
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    // The upstream client, not the global fetch: HTTP_PROXY set for the app must not divert
+    // a request to sluice's own local listener (both runtimes' fetch send 127.0.0.1 to it).
+    const response = await runtime.upstreamFetch(new Request(url, { signal: AbortSignal.timeout(3000) }));
     await response.body?.cancel();
-    return response.status === 200 ? 0 : 1;
-  } catch {
-    return 1;
+    return response.status === 200 ? undefined : `GET ${url} answered ${response.status}`;
+  } catch (error) {
+    return `GET ${url} failed: ${error instanceof Error ? error.message : String(error)}`;
   }
 }
 
@@ -149,9 +155,10 @@ export async function runCli(runtime: Runtime): Promise<number> {
         stdout.write(helpText());
         return ExitCode.OK;
       case "healthcheck": {
-        const code = await healthcheck(rest[0], env);
-        if (code !== 0) stderr.write(`sluice healthcheck: not ready\n`);
-        return code;
+        const notReady = await healthcheck(rest[0], env, runtime);
+        if (notReady === undefined) return ExitCode.OK;
+        stderr.write(`sluice healthcheck: not ready (${notReady})\n`);
+        return UNHEALTHY;
       }
       case "check": {
         const { flags, command } = parseArgs(rest);

@@ -38,9 +38,10 @@ export class Exchange {
   /** Why the upstream request failed (502), for the access log. */
   upstreamError: string | undefined;
   outcome: Outcome | undefined;
-  #listeners: EndListener[] = [];
+  #onEnd: EndListener;
 
-  constructor(readonly request: Request, readonly clientAddress: string) {
+  constructor(readonly request: Request, readonly clientAddress: string, onEnd: EndListener) {
+    this.#onEnd = onEnd;
     const clientSignal = request.signal;
     clientSignal.addEventListener("abort", () => this.abort("client-cancel"), { once: true });
   }
@@ -62,14 +63,10 @@ export class Exchange {
     if (!this.#abort.signal.aborted) this.#abort.abort(reason);
   }
 
-  onEnd(listener: EndListener): void {
-    this.#listeners.push(listener);
-  }
-
   end(outcome: Outcome): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
-    for (const listener of this.#listeners) listener(this);
+    this.#onEnd(this);
   }
 
   /** Milliseconds since the request arrived. */

@@ -4,6 +4,9 @@ import type { Runtime } from "./runtime/types.ts";
 
 const encoder = new TextEncoder();
 
+/** Lines are gathered this long before one write: one system call per batch, not per line. */
+const BATCH_MS = 1;
+
 /**
  * Collects lines and writes them in order, many lines per write, never splitting one.
  * Log records and the child's output share stdout through one LineOutput, so lines never
@@ -12,6 +15,7 @@ const encoder = new TextEncoder();
  */
 export class LineOutput {
   #pending: (string | Uint8Array)[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
   #runtime: Runtime;
   #fd: 1 | 2;
@@ -24,17 +28,24 @@ export class LineOutput {
   /** Queues text that already ends with a newline. */
   write(chunk: string | Uint8Array): void {
     this.#pending.push(chunk);
-    this.#writing ??= this.#drain();
+    if (this.#timer === undefined && this.#writing === undefined) {
+      this.#timer = setTimeout(() => this.#startDrain(), BATCH_MS);
+    }
   }
 
   /** Resolves when everything queued before the call (and since) has been written. */
   async flush(): Promise<void> {
+    if (this.#timer !== undefined) this.#startDrain();
     while (this.#writing) await this.#writing;
   }
 
+  #startDrain(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#writing ??= this.#drain();
+  }
+
   async #drain(): Promise<void> {
-    // Let the current task queue more lines before the first write.
-    await Promise.resolve();
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending;
@@ -51,7 +62,7 @@ export class LineOutput {
 }
 
 function concat(chunks: (string | Uint8Array)[]): Uint8Array {
-  if (chunks.length === 1 && typeof chunks[0] === "string") return encoder.encode(chunks[0]);
+  if (chunks.every((c) => typeof c === "string")) return encoder.encode(chunks.join(""));
   const parts = chunks.map((c) => (typeof c === "string" ? encoder.encode(c) : c));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;

@@ -4,7 +4,7 @@ import { Exchange } from "./exchange.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { raceDeadline } from "./supervisor.ts";
 
-export type ExchangeHandler = (exchange: Exchange) => Promise<Response>;
+import type { Pipeline } from "./app.ts";
 
 /**
  * Bodies of a known length up to this size pass through untouched where the runtime does
@@ -33,11 +33,11 @@ export class Server {
   #emptied: (() => void) | undefined;
   #connectionClose = false;
   #runtime: Runtime;
-  #handler: ExchangeHandler;
+  #pipeline: Pipeline;
 
-  constructor(runtime: Runtime, handler: ExchangeHandler) {
+  constructor(runtime: Runtime, pipeline: Pipeline) {
     this.#runtime = runtime;
-    this.#handler = handler;
+    this.#pipeline = pipeline;
   }
 
   get inFlight(): number {
@@ -82,12 +82,11 @@ export class Server {
   }
 
   async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response> {
-    const exchange = new Exchange(request, remoteAddress);
+    const exchange = new Exchange(request, remoteAddress, this.#onEnd);
     this.#inFlight.add(exchange);
-    exchange.onEnd(() => this.#remove(exchange));
     let response: Response;
     try {
-      response = await this.#handler(exchange);
+      response = await this.#pipeline.handle(exchange);
     } catch (error) {
       exchange.status = 500;
       exchange.end("error");
@@ -117,10 +116,12 @@ export class Server {
     return final;
   }
 
-  #remove(exchange: Exchange): void {
+  /** Runs when an exchange ends: leave the registry, then the pipeline's observers. */
+  #onEnd = (exchange: Exchange): void => {
     this.#inFlight.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();
-  }
+    for (const observe of this.#pipeline.onEnd) observe(exchange);
+  };
 }
 
 /** Passes a body through chunk by chunk, counting bytes and ending the exchange when it ends. */

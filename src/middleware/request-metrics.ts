@@ -1,18 +1,13 @@
 /** @module requestMetrics: counts requests by status and observes their duration. */
 
-import type { MiddlewareHandler } from "hono";
-import type { Exchange } from "../exchange.ts";
-import type { ProxyEnv } from "../proxy.ts";
+import type { EndListener } from "../exchange.ts";
 import type { Metrics } from "../telemetry/metrics.ts";
 import { reportedStatus } from "./access-log.ts";
 
-export function requestMetrics(metrics: Metrics): MiddlewareHandler<ProxyEnv> {
-  const observe = (exchange: Exchange): void => {
-    metrics.requests.inc({ code: String(reportedStatus(exchange)) });
+/** An exchange observer (see buildApp): it runs once per request, when the response ends. */
+export function requestMetrics(metrics: Metrics): EndListener {
+  return function requestMetrics(exchange) {
+    metrics.requests.inc(reportedStatus(exchange));
     metrics.requestDuration.observe(exchange.elapsedMs() / 1000);
-  };
-  return async function requestMetrics(c, next) {
-    c.env.exchange.onEnd(observe);
-    await next();
   };
 }

@@ -58,6 +58,25 @@ export class Gauge implements Metric {
   }
 }
 
+/** A counter with one label whose values are numbers (status codes): no string work per increment. */
+export class CounterByNumber implements Metric {
+  #values = new Map<number, number>();
+  constructor(readonly name: string, readonly help: string, readonly label: string) {}
+
+  inc(value: number): void {
+    this.#values.set(value, (this.#values.get(value) ?? 0) + 1);
+  }
+
+  value(labelValue: number): number {
+    return this.#values.get(labelValue) ?? 0;
+  }
+
+  render(): string {
+    const lines = [...this.#values].map(([label, value]) => `${this.name}{${this.label}="${label}"} ${value}\n`);
+    return header(this.name, this.help, "counter") + lines.join("");
+  }
+}
+
 /** A histogram without labels; buckets are upper bounds in the metric's unit. */
 export class Histogram implements Metric {
   #counts: number[];
@@ -70,8 +89,12 @@ export class Histogram implements Metric {
   observe(value: number): void {
     this.#sum += value;
     this.#count++;
-    const index = this.buckets.findIndex((bound) => value <= bound);
-    if (index >= 0) this.#counts[index]!++;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= this.buckets[i]!) {
+        this.#counts[i]!++;
+        return;
+      }
+    }
   }
 
   render(): string {
@@ -89,7 +112,7 @@ export class Histogram implements Metric {
 /** The metrics sluice exports; one instance per process, shared by every pipeline. */
 export class Metrics {
   readonly requestsInFlight = new Gauge("sluice_requests_in_flight", "Requests being served now");
-  readonly requests = new Counter("sluice_requests_total", "Requests answered, by status code");
+  readonly requests = new CounterByNumber("sluice_requests_total", "Requests answered, by status code", "code");
   readonly requestDuration = new Histogram(
     "sluice_request_duration_seconds",
     "Time from request arrival to the end of the response body",

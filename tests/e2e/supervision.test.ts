@@ -139,11 +139,16 @@ class SlowStdout {
   }
 
   #line(line: string): void {
+    let record: LogRecord;
     try {
-      this.records.push(JSON.parse(line));
+      record = JSON.parse(line);
     } catch {
       this.otherLines.push(line);
+      return;
     }
+    this.records.push(record);
+    // The harness cleans up the child's group too, should the test fail before sluice stops it.
+    if (record.event === "child.started" && typeof record.pid === "number") track(record.pid, true);
   }
 }
 
@@ -213,9 +218,10 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       const ready = await sluice.waitFor("child.ready");
       expect(ready.ms as number).toBeGreaterThanOrEqual(1900);
       expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
-      expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
+      // Read after the exit: a record is written when its response has ended, so it may trail the response.
+      expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     }, 60_000);
 
     test("with --ready-path the child is ready only when the path answers 2xx", async () => {
@@ -477,6 +483,24 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     for (const name of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) {
       expect(env[name], name).toBeUndefined();
     }
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("HTTP_PROXY meant for the app diverts none of sluice's own requests to it", async () => {
+    // A proxy that refuses everything: a request sent to it fails.
+    const proxy = `http://127.0.0.1:${freePort()}`;
+    const proxyEnv = { HTTP_PROXY: proxy, http_proxy: proxy, ALL_PROXY: proxy, all_proxy: proxy };
+    const sluice = await startSluice(target, {
+      args: [...QUICK_STOP, "--ready-path", "/ready", "--ready-timeout", "10s"],
+      env: proxyEnv,
+    });
+    const response = await fetch(`${sluice.url}/env`);
+    expect(response.status).toBe(200);
+    // The app still gets the variables: they are for its own outbound requests.
+    expect(((await response.json()) as Record<string, string>).HTTP_PROXY).toBe(proxy);
+    const check = await runSluice(target, ["healthcheck", `${sluice.adminUrl}/readyz`], proxyEnv);
+    expect(check).toMatchObject({ code: 0, stderr: "" });
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
