@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bun=node_modules/.bin/bun
-[ -x "$bun" ] || npm ci --no-audit --no-fund >&2
+[ -x "$bun" ] || npm install --no-audit --no-fund >&2
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 build() { # target outfile
   "$bun" build src/main.ts --compile --minify --sourcemap=none \
