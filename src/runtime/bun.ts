@@ -3,6 +3,19 @@
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions } from "./types.ts";
 import { signalNumber } from "./signals.ts";
 
+// The environment as sluice was given it, for the child and for configuration.
+const initialEnv = { ...process.env } as Record<string, string>;
+// Bun's fetch sends even loopback requests through HTTP_PROXY/ALL_PROXY (a proxy meant for
+// the app would swallow every upstream request); it reads NO_PROXY at call time.
+process.env.NO_PROXY = process.env.no_proxy = [process.env.NO_PROXY ?? process.env.no_proxy, "127.0.0.1", "localhost", "::1", "[::1]"]
+  .filter(Boolean)
+  .join(",");
+
+// `await Bun.write(Bun.stdout, ...)` on a full pipe blocks the whole event loop; a
+// FileSink's write + flush does not.
+let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
+let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
+
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const server = Bun.serve({
     hostname,
@@ -79,7 +92,7 @@ export const bunRuntime: Runtime = {
   fastBodyPassthrough: true,
   version: Bun.version,
   args: process.argv.slice(2),
-  env: () => ({ ...process.env }) as Record<string, string>,
+  env: () => ({ ...initialEnv }),
   serve,
   spawn,
   probeTcp,
@@ -89,7 +102,9 @@ export const bunRuntime: Runtime = {
     return () => void process.off(signal, listener);
   },
   async write(fd, bytes) {
-    await Bun.write(fd === 1 ? Bun.stdout : Bun.stderr, bytes);
+    const sink = fd === 1 ? (stdoutSink ??= Bun.stdout.writer()) : (stderrSink ??= Bun.stderr.writer());
+    sink.write(bytes);
+    await sink.flush();
   },
   exit: (code) => process.exit(code),
   sourceCommit: () => undefined,

@@ -10,11 +10,9 @@ import { closeSync, constants, openSync, readdirSync, readFileSync, readSync } f
 import { join } from "node:path";
 import {
   alive,
-  BUN,
   FIXTURE_APP,
   freePort,
   type LogRecord,
-  refuses,
   runSluice,
   type Sluice,
   startSluice,
