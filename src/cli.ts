@@ -127,7 +127,7 @@ async function healthcheck(url: string | undefined, env: Record<string, string |
   try {
     // The upstream client, not the global fetch: HTTP_PROXY set for the app must not divert
     // a request to sluice's own local listener (both runtimes' fetch send 127.0.0.1 to it).
-    const response = await runtime.upstreamFetch(new Request(url, { signal: AbortSignal.timeout(3000) }));
+    const response = await runtime.upstreamFetch(url, { signal: AbortSignal.timeout(3000) });
     await response.body?.cancel();
     return response.status === 200 ? undefined : `GET ${url} answered ${response.status}`;
   } catch (error) {

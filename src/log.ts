@@ -61,9 +61,13 @@ const textFormatter: TextFormatter = (record) => {
  */
 export async function setupLogging(out: LineOutput, { level, format }: LogOptions): Promise<void> {
   const formatter = format === "json" ? jsonFormatter : textFormatter;
+  // The sink formats each record before returning, so LogTape need not copy the record for
+  // it (LogTape's own marker for such sinks; it saves a copy of every record).
+  const sink = (record: LogRecord): void => out.write(formatter(record));
+  Object.defineProperty(sink, Symbol.for("LogTape.sinkSnapshotPolicy.immediate"), { value: true });
   await configure({
     reset: true,
-    sinks: { out: (record: LogRecord) => out.write(formatter(record)) },
+    sinks: { out: sink },
     loggers: [
       { category: ["sluice"], lowestLevel: level, sinks: ["out"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },

@@ -63,17 +63,12 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
     const sentAt = performance.now();
     try {
-      const upstream = await fetch(
-        new Request(url, {
-          method: incoming.method,
-          headers: upstreamRequestHeaders(exchange, trustedProxies),
-          body,
-          redirect: "manual",
-          signal: exchange.signal,
-          // @ts-expect-error: duplex is in the fetch standard but not yet in TypeScript's DOM types
-          duplex: "half",
-        }),
-      );
+      const upstream = await fetch(url, {
+        method: incoming.method,
+        headers: upstreamRequestHeaders(exchange, trustedProxies),
+        body,
+        signal: exchange.signal,
+      });
       exchange.upstreamMs = performance.now() - sentAt;
       return clientResponse(upstream, incoming.method, exchange);
     } catch (error) {

@@ -186,9 +186,9 @@ export class Supervisor {
     if (readyPath === undefined) return this.#deps.runtime.probeTcp(targetHost, targetPort);
     try {
       const host = targetHost.includes(":") ? `[${targetHost}]` : targetHost;
-      const response = await this.#deps.runtime.upstreamFetch(
-        new Request(`http://${host}:${targetPort}${readyPath}`, { signal: AbortSignal.timeout(2000) }),
-      );
+      const response = await this.#deps.runtime.upstreamFetch(`http://${host}:${targetPort}${readyPath}`, {
+        signal: AbortSignal.timeout(2000),
+      });
       await response.body?.cancel();
       return response.status >= 200 && response.status < 300;
     } catch {

@@ -1,7 +1,10 @@
 /** @module accessLog: one record per request, written when its response has ended. */
 
 import type { EndListener, Exchange } from "../exchange.ts";
+import type { LogRecord } from "@logtape/logtape";
 import { log } from "../log.ts";
+
+const ACCESS_CATEGORY = ["sluice", "access"] as const;
 
 /** The status an exchange is reported with: 499 when the client went away first. */
 export function reportedStatus(exchange: Exchange): number {
@@ -19,9 +22,16 @@ export function accessLog(): EndListener {
     const queryStart = url.indexOf("?", pathStart);
     const status = reportedStatus(exchange);
     const path = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
-    // A message without placeholders skips LogTape's template parsing; braces are escaped.
-    const message = `${request.method} ${path.includes("{") || path.includes("}") ? path.replace(/[{}]/g, "$&$&") : path} ${status}`;
-    log.access[status >= 500 ? "warn" : "info"](message, {
+    const message = `${request.method} ${path} ${status}`;
+    // A whole record handed to emit() skips LogTape's template parsing and lazy getters,
+    // which matter at one record per request; level filtering still applies.
+    const record: LogRecord = {
+      category: ACCESS_CATEGORY,
+      level: status >= 500 ? "warning" : "info",
+      message: [message],
+      rawMessage: message,
+      timestamp: Date.now(),
+      properties: {
       event: "access",
       method: request.method,
       path,
@@ -34,6 +44,8 @@ export function accessLog(): EndListener {
       upstreamMs: exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs),
       ...(exchange.outcome === "complete" ? {} : { outcome: exchange.outcome }),
       ...(exchange.upstreamError === undefined ? {} : { upstreamError: exchange.upstreamError }),
-    });
+      },
+    };
+    log.access.emit(record);
   };
 }

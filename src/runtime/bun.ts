@@ -1,6 +1,6 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
-import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions } from "./types.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
 import { signalNumber } from "./signals.ts";
 
 // The environment as sluice was given it, for the child and for configuration.
@@ -81,10 +81,10 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
-function upstreamFetch(request: Request): Promise<Response> {
+function upstreamFetch(url: string, init: UpstreamInit = {}): Promise<Response> {
   // decompress: false passes the upstream's bytes through with their content-encoding
   // (Bun's fetch then also stops adding its own accept-encoding header).
-  return fetch(request, { decompress: false });
+  return fetch(url, { ...init, redirect: "manual", duplex: "half", decompress: false } as RequestInit);
 }
 
 export const bunRuntime: Runtime = {

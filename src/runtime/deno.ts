@@ -106,7 +106,10 @@ export const denoRuntime: Runtime = {
   serve,
   spawn,
   probeTcp,
-  upstreamFetch: (request) => (upstreamClient ??= new Http1Client({ connect })).fetch(request),
+  upstreamFetch: (url, init = {}) =>
+    (upstreamClient ??= new Http1Client({ connect })).fetch(
+      new Request(url, { ...init, redirect: "manual", ...(init.body ? { duplex: "half" } : {}) } as RequestInit),
+    ),
   onSignal(signal, listener) {
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);

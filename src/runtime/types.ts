@@ -74,8 +74,19 @@ export interface TcpConnection {
   close(): void;
 }
 
-/** Upstream requests: bytes pass through undecoded and the given Host header is sent. */
-export type UpstreamFetch = (request: Request) => Promise<Response>;
+/** What an upstream request is made of (a Request object per request would cost more on Bun). */
+export interface UpstreamInit {
+  method?: string;
+  headers?: Headers;
+  body?: ReadableStream<Uint8Array> | null;
+  signal?: AbortSignal;
+}
+
+/**
+ * Upstream requests: bytes pass through undecoded, the given Host header is sent, and
+ * redirects are returned, never followed.
+ */
+export type UpstreamFetch = (url: string, init?: UpstreamInit) => Promise<Response>;
 
 export interface Runtime {
   readonly name: "bun" | "deno";

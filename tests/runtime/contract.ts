@@ -62,10 +62,10 @@ const upstream = await runtime.serve({
       ? new Response(gzip, { headers: { "content-encoding": "gzip" } })
       : Response.json(Object.fromEntries(request.headers)),
 });
-const gz = await runtime.upstreamFetch(new Request(`http://127.0.0.1:${upstream.port}/gzip`, { headers: { "accept-encoding": "gzip" } }));
+const gz = await runtime.upstreamFetch(`http://127.0.0.1:${upstream.port}/gzip`, { headers: new Headers({ "accept-encoding": "gzip" }) });
 const gzBytes = new Uint8Array(await gz.arrayBuffer());
 results.gzip = { encoding: gz.headers.get("content-encoding"), exact: gzBytes.length === gzip.length && gzBytes.every((b, i) => b === gzip[i]) };
-const echoed = await (await runtime.upstreamFetch(new Request(`http://127.0.0.1:${upstream.port}/`, { headers: { host: "example.test:8080", "x-a": "1" } }))).json();
+const echoed = await (await runtime.upstreamFetch(`http://127.0.0.1:${upstream.port}/`, { headers: new Headers({ host: "example.test:8080", "x-a": "1" }) })).json();
 results.host = echoed.host;
 results.acceptEncodingAdded = "accept-encoding" in echoed;
 upstream.close();
