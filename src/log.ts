@@ -27,6 +27,7 @@ export const log = {
 
 /** Renders the message with values as they are (LogTape's own formatters quote strings). */
 function renderMessage(parts: readonly unknown[]): string {
+  if (parts.length === 1) return String(parts[0]);
   let text = "";
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i];
@@ -35,20 +36,38 @@ function renderMessage(parts: readonly unknown[]): string {
   return text;
 }
 
+// The formatters run once per request (access records): what repeats is computed once.
+let lastTimestamp = -1;
+let lastIso = "";
+function isoTime(timestamp: number): string {
+  if (timestamp !== lastTimestamp) {
+    lastTimestamp = timestamp;
+    lastIso = new Date(timestamp).toISOString();
+  }
+  return lastIso;
+}
+
+const categoryNames = new WeakMap<readonly string[], string>();
+function loggerName(category: readonly string[]): string {
+  let name = categoryNames.get(category);
+  if (name === undefined) categoryNames.set(category, (name = category.join(".")));
+  return name;
+}
+
 /** One JSON object per line: timestamp, level, logger, message, then the properties flat. */
-const jsonFormatter: TextFormatter = (record) =>
-  JSON.stringify({
-    "@timestamp": new Date(record.timestamp).toISOString(),
-    level: record.level.toUpperCase(),
-    logger: record.category.join("."),
-    message: renderMessage(record.message),
-    ...record.properties,
-  }) + "\n";
+const jsonFormatter: TextFormatter = (record) => {
+  // Written out rather than stringifying a merged copy of the record: one allocation less
+  // per line, which shows at tens of thousands of access records a second.
+  const properties = JSON.stringify(record.properties);
+  return `{"@timestamp":"${isoTime(record.timestamp)}","level":"${record.level.toUpperCase()}",` +
+    `"logger":"${loggerName(record.category)}","message":${JSON.stringify(renderMessage(record.message))}` +
+    `${properties === "{}" ? "" : `,${properties.slice(1, -1)}`}}\n`;
+};
 
 /** One readable line: timestamp, level, logger, message, then key=value properties. */
 const textFormatter: TextFormatter = (record) => {
-  let line = `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase().padEnd(7)} ` +
-    `${record.category.join(".")}: ${renderMessage(record.message)}`;
+  let line = `${isoTime(record.timestamp)} ${record.level.toUpperCase().padEnd(7)} ` +
+    `${loggerName(record.category)}: ${renderMessage(record.message)}`;
   for (const [key, value] of Object.entries(record.properties)) {
     if (key !== "event") line += ` ${key}=${typeof value === "string" && /^[\w.:/-]*$/.test(value) ? value : JSON.stringify(value)}`;
   }
