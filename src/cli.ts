@@ -7,7 +7,7 @@ import { flushLogging, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
-import { raceDeadline } from "./supervisor.ts";
+import { raceDeadline } from "./deadlines.ts";
 import { versionLine } from "./version.ts";
 
 /** A command line that cannot be understood; exits with ExitCode.USAGE. */
@@ -181,7 +181,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
     // --flush-timeout bounds the flush: a reader that stopped reading must not keep sluice
     // alive past its stop budget; what it has not taken by then is lost.
     flushTimeoutMs = config.flushTimeout;
-    await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), flushTimeoutMs, new AbortController().signal);
+    await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), flushTimeoutMs);
     return code;
   } catch (error) {
     if (error instanceof UsageError) {

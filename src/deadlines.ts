@@ -1,4 +1,4 @@
-/** @module Deadlines: one timer for many same-length deadlines, instead of a timer per request. */
+/** @module Waiting with deadlines: raceDeadline and sleep for one wait, Deadlines for many same-length ones. */
 
 /**
  * Fires `onExpire` for each entry still present `timeoutMs` after it was added. Entries
@@ -33,4 +33,30 @@ export class Deadlines<T> {
       this.onExpire(entry);
     }
   }
+}
+
+/**
+ * Resolves with `promise`'s value, or undefined at the deadline or as soon as `cut`
+ * aborts (a fast stop cuts every wait short). The timer never outlives the wait.
+ */
+export async function raceDeadline<T>(promise: Promise<T>, ms: number, cut?: AbortSignal): Promise<T | undefined> {
+  if (cut?.aborted) return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onCut: (() => void) | undefined;
+  const stop = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    onCut = () => resolve(undefined);
+    cut?.addEventListener("abort", onCut, { once: true });
+  });
+  try {
+    return await Promise.race([promise, stop]);
+  } finally {
+    clearTimeout(timer);
+    cut?.removeEventListener("abort", onCut!);
+  }
+}
+
+/** Waits `ms`, or less when `cut` aborts. */
+export async function sleep(ms: number, cut?: AbortSignal): Promise<void> {
+  await raceDeadline(new Promise<never>(() => {}), ms, cut);
 }

@@ -17,11 +17,3 @@ export const ExitCode = {
    */
   STARTUP_FAILED: 78,
 } as const;
-
-/**
- * The child's own exit code passes through when the child exits on its own; a child
- * killed by signal n yields 128+n, as a shell reports it.
- */
-export function exitCodeOfSignal(signalNumber: number): number {
-  return 128 + signalNumber;
-}

@@ -2,7 +2,7 @@
 
 import { Exchange } from "./exchange.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
-import { raceDeadline } from "./supervisor.ts";
+import { raceDeadline } from "./deadlines.ts";
 
 import type { Pipeline } from "./app.ts";
 

@@ -10,7 +10,8 @@ import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { Server } from "./server.ts";
 import { type StopRequest, StopSignals } from "./stop-signals.ts";
-import { ChildStartError, raceDeadline, Supervisor } from "./supervisor.ts";
+import { sleep } from "./deadlines.ts";
+import { ChildStartError, Supervisor } from "./supervisor.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 
 export interface ServiceDeps {
@@ -157,7 +158,7 @@ export class Service {
     if (trigger.kind === "signal") {
       await step("shutdown-delay", async () => {
         this.#server.closeConnectionsAfterResponse();
-        await raceDeadline(new Promise<never>(() => {}), config.shutdownDelay, cut);
+        await sleep(config.shutdownDelay, cut);
       });
     }
     // 3. New connections are refused by the kernel from here on.

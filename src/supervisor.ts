@@ -1,6 +1,7 @@
 /** @module Supervisor: the child process: spawn, readiness, restart policy, and the stop ladder. */
 
 import { pipeLines } from "./child-output.ts";
+import { raceDeadline, sleep } from "./deadlines.ts";
 import { formatDuration } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
@@ -122,7 +123,7 @@ export class Supervisor {
       });
       child.killGroup("SIGKILL");
       killed = 1;
-      status = await raceDeadline(this.#childExited, KILL_WAIT_MS, new AbortController().signal);
+      status = await raceDeadline(this.#childExited, KILL_WAIT_MS);
     } else {
       this.#killLeftovers(child);
     }
@@ -241,7 +242,7 @@ export class Supervisor {
     this.#setState("backoff");
     this.#deps.metrics.childRestarts.inc();
     log.lifecycle.warn("Restarting the child in {delayMs}ms", { event: "child.restarting", delayMs, attempt: this.#attempt });
-    await raceDeadline(new Promise<never>(() => {}), delayMs, this.#stopping.signal);
+    await sleep(delayMs, this.#stopping.signal);
     return !this.#stopping.signal.aborted;
   }
 
@@ -257,23 +258,5 @@ export class Supervisor {
     return readyPath === undefined
       ? `waiting for ${targetHost}:${targetPort} to accept TCP connections; does the app listen on $PORT?`
       : `waiting for GET ${readyPath} on ${targetHost}:${targetPort} to answer 2xx`;
-  }
-}
-
-/** Resolves with `promise`'s value, or undefined at the deadline or when `cut` aborts. */
-export async function raceDeadline<T>(promise: Promise<T>, ms: number, cut: AbortSignal): Promise<T | undefined> {
-  if (cut.aborted) return undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onCut: (() => void) | undefined;
-  const stop = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-    onCut = () => resolve(undefined);
-    cut.addEventListener("abort", onCut, { once: true });
-  });
-  try {
-    return await Promise.race([promise, stop]);
-  } finally {
-    clearTimeout(timer);
-    cut.removeEventListener("abort", onCut!);
   }
 }
