@@ -2,8 +2,8 @@
 
 import type { Context } from "hono";
 import type { Cidr } from "./config-values.ts";
-import type { Exchange } from "./exchange.ts";
 import { Deadlines } from "./deadlines.ts";
+import type { Exchange } from "./exchange.ts";
 import { removeHopByHop, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import type { UpstreamFetch } from "./runtime/types.ts";
 
@@ -28,19 +28,20 @@ class BodyTooLarge extends Error {
   override name = "BodyTooLarge";
 }
 
+const ERROR_TEXT = {
+  413: "Payload Too Large",
+  499: "Client Closed Request",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+} as const;
+
 /** Plain-text error responses; never any internal detail. */
-export function errorResponse(status: 413 | 499 | 502 | 503 | 504, exchange: Exchange): Response {
-  const text: Record<typeof status, string> = {
-    413: "Payload Too Large",
-    499: "Client Closed Request",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-  };
+export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange): Response {
   const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
   if (status === 413) headers.set("connection", "close"); // the unread body stays on the connection
-  return new Response(`${text[status]}\n`, { status, headers });
+  return new Response(`${ERROR_TEXT[status]}\n`, { status, headers });
 }
 
 export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies }: ProxyOptions) {

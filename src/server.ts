@@ -1,10 +1,9 @@
 /** @module Server: the public listener, its in-flight registry, and the drain with a deadline. */
 
+import type { Pipeline } from "./app.ts";
+import { raceDeadline } from "./deadlines.ts";
 import { Exchange } from "./exchange.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
-import { raceDeadline } from "./deadlines.ts";
-
-import type { Pipeline } from "./app.ts";
 
 /**
  * Bodies of a known length up to this size pass through untouched where the runtime does

@@ -9,7 +9,7 @@ import type { LineOutput } from "./output.ts";
 import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { Server } from "./server.ts";
-import { type StopRequest, StopSignals } from "./stop-signals.ts";
+import { StopSignals } from "./stop-signals.ts";
 import { sleep } from "./deadlines.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
 import { Metrics } from "./telemetry/metrics.ts";
@@ -78,7 +78,7 @@ export class Service {
       log.lifecycle.fatal("{error}", { event: "start.failed", error: error instanceof Error ? error.message : String(error) });
       return { kind: "start-failed", code: ExitCode.STARTUP_FAILED };
     }
-    const stopRequested = this.#signals.stopRequested.then((request) => this.#signalTrigger(request));
+    const stopRequested = this.#signals.stopRequested.then(({ signal }): StopTrigger => ({ kind: "signal", signal }));
     try {
       const started = await Promise.race([this.#supervisor.start().then(() => undefined), stopRequested]);
       if (started) return started;
@@ -121,10 +121,6 @@ export class Service {
       port: this.#server.port,
       adminPort: this.#admin?.port ?? null,
     });
-  }
-
-  #signalTrigger({ signal }: StopRequest): StopTrigger {
-    return { kind: "signal", signal };
   }
 
   /**
