@@ -22,7 +22,6 @@ export interface LogOptions {
 export const log = {
   lifecycle: getLogger(["sluice", "lifecycle"]),
   access: getLogger(["sluice", "access"]),
-  child: getLogger(["sluice", "child"]),
 };
 
 /** Renders the message with values as they are (LogTape's own formatters quote strings). */
