@@ -1,6 +1,19 @@
 /** @module The command line: argv and environment -> a subcommand, a Config, or a usage error. */
 
-import { ConfigError, envName, type OptionKey, OPTIONS, type OptionSources, resolveConfig, resolveOption, stopBudget, validateConfig, type Config } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  envName,
+  optionKeyOf,
+  type OptionKey,
+  OPTIONS,
+  type OptionSources,
+  resolveConfig,
+  resolveOption,
+  stopBudget,
+  validateConfig,
+} from "./config.ts";
+import { loadConfigFile } from "./config-file.ts";
 import { formatDuration } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, setupLogging } from "./log.ts";
@@ -18,13 +31,9 @@ export class UsageError extends Error {
 const USAGE = `Usage:
   sluice [options] [--] <command> [args...]   supervise <command>, proxy to it
   sluice check [options]                      validate options, print the shutdown budget
-  sluice healthcheck [url]                    exit 0 when sluice is ready (default: --admin-listen's /readyz)
+  sluice healthcheck [options] [url]          exit 0 when sluice is ready (default: --admin-listen's /readyz)
   sluice version                              print version, commit and runtime
 `;
-
-const FLAG_KEYS = new Map<string, OptionKey>(
-  (Object.entries(OPTIONS) as [OptionKey, (typeof OPTIONS)[OptionKey]][]).map(([key, spec]) => [spec.name, key]),
-);
 
 function isBooleanOption(key: OptionKey): boolean {
   return OPTIONS[key].placeholder === "BOOL";
@@ -51,9 +60,9 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     const eq = arg.indexOf("=");
     let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     let text = eq < 0 ? undefined : arg.slice(eq + 1);
-    let key = FLAG_KEYS.get(name);
+    let key = optionKeyOf(name);
     if (key === undefined && name.startsWith("no-") && text === undefined) {
-      key = FLAG_KEYS.get(name.slice(3));
+      key = optionKeyOf(name.slice(3));
       if (key !== undefined && isBooleanOption(key)) {
         name = name.slice(3);
         text = "false";
@@ -82,9 +91,15 @@ export function helpText(): string {
     return `  ${flag.padEnd(34)} ${envName(spec.name).padEnd(27)} ${def}\n      ${spec.help}\n`;
   });
   return `${USAGE}
-Options (flag, environment variable, default). Flags win over variables; an empty
-variable counts as unset. Durations: 250ms, 5s, 2m or plain seconds. Sizes: bytes,
-or with KiB/MiB/GiB/KB/MB/GB. Booleans: --name, --no-name or --name=true|false.
+Options (flag, environment variable, default). Flags win over variables, variables
+over the --config file, the file over the defaults; an empty variable counts as unset.
+The file is TOML and names options as their flags, at the top level:
+  http-port = 8080
+  drain-timeout = "15s"
+  trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]
+  access-log = false
+Durations: 250ms, 5s, 2m or plain seconds. Sizes: bytes, or with KiB/MiB/GiB/KB/MB/GB.
+Booleans: --name, --no-name or --name=true|false.
 ${rows.join("")}
 Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast.
 Exit codes: 0 clean stop, the child's own code when it exits by itself (128+n when
@@ -92,10 +107,27 @@ killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start f
 `;
 }
 
-function loadConfig(flags: OptionSources, env: Record<string, string | undefined>, command: string[]): Config {
-  const config = resolveConfig(flags, env, command);
-  validateConfig(config);
-  return config;
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EISDIR: "it is a directory",
+};
+
+/** What the --config file (or SLUICE_CONFIG) sets; nothing when neither names one. */
+async function readConfigFile(flags: OptionSources, env: Record<string, string | undefined>, runtime: Runtime): Promise<OptionSources> {
+  const path = resolveOption("config", flags, env);
+  if (path === undefined) return {};
+  let text: string;
+  try {
+    text = await runtime.readTextFile(path);
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    const reason = (typeof code === "string" ? READ_ERRORS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
+    throw new ConfigError(`Cannot read the configuration file ${path} (${flags.config ? "--config" : envName("config")}): ${reason}`, {
+      cause: error,
+    });
+  }
+  return loadConfigFile(path, text);
 }
 
 function budgetText(config: Config): string {
@@ -116,10 +148,14 @@ function budgetText(config: Config): string {
 const UNHEALTHY = 1;
 
 /** Asks sluice's /readyz (or `url`); returns why it is not ready, or undefined when it is. */
-async function healthcheck(url: string | undefined, env: Record<string, string | undefined>, runtime: Runtime): Promise<string | undefined> {
+async function healthcheck(args: readonly string[], env: Record<string, string | undefined>, runtime: Runtime): Promise<string | undefined> {
+  const { flags, command } = parseArgs(args);
+  if (command.length > 1) throw new UsageError(`Too many arguments for healthcheck: ${command.join(" ")}`);
+  let url = command[0];
   if (url === undefined) {
-    // Only --admin-listen matters here: an unrelated bad SLUICE_* variable must not fail the check.
-    const admin = resolveOption("adminListen", {}, env);
+    // Only --admin-listen matters here: an unrelated bad value must not fail the check.
+    const file = await readConfigFile(flags, env, runtime);
+    const admin = resolveOption("adminListen", flags, env, { file });
     if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
     url = `http://${host}:${admin.port}/readyz`;
@@ -155,18 +191,18 @@ export async function runCli(runtime: Runtime): Promise<number> {
         stdout.write(helpText());
         return ExitCode.OK;
       case "healthcheck": {
-        const notReady = await healthcheck(rest[0], env, runtime);
+        const notReady = await healthcheck(rest, env, runtime);
         if (notReady === undefined) return ExitCode.OK;
         stderr.write(`sluice healthcheck: not ready (${notReady})\n`);
         return UNHEALTHY;
       }
       case "check": {
         const { flags, command } = parseArgs(rest);
-        let config: Config;
+        const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
         try {
-          config = loadConfig(flags, env, command);
+          validateConfig(config);
         } catch (error) {
-          if (error instanceof ConfigError) stdout.write(budgetText(resolveConfig(flags, env, command)));
+          if (error instanceof ConfigError) stdout.write(budgetText(config));
           throw error;
         }
         stdout.write(`Configuration is valid.\n${budgetText(config)}`);
@@ -175,7 +211,8 @@ export async function runCli(runtime: Runtime): Promise<number> {
     }
     const { flags, command } = parseArgs(runtime.args);
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
-    const config = loadConfig(flags, env, command);
+    const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
+    validateConfig(config);
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
     const code = await new Service(config, { runtime, env, stdout, stderr }).run();
     // --flush-timeout bounds the flush: a reader that stopped reading must not keep sluice

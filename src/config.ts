@@ -1,4 +1,7 @@
-/** @module Every option in one table: flag, SLUICE_* variable, default, parser, help. The only reader of the environment. */
+/**
+ * @module Every option in one table: flag, SLUICE_* variable, config-file key, default, parser,
+ * help. The only reader of the environment.
+ */
 
 import {
   type Cidr,
@@ -46,6 +49,11 @@ const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as co
 const parseAdminListen: ValueParser<ListenAddress | undefined> = (text) =>
   text.trim() === "off" ? undefined : parseListenAddress(text);
 
+const parseConfigPath: ValueParser<string> = (text) => {
+  if (text.trim() === "") throw new RangeError("expected the path of a TOML file");
+  return text;
+};
+
 const parseReadyPath: ValueParser<string> = (text) => {
   if (!text.startsWith("/")) throw new RangeError("expected a path starting with /");
   return text;
@@ -53,6 +61,7 @@ const parseReadyPath: ValueParser<string> = (text) => {
 
 /** The option table: --help, the README and the parser are all generated from it. */
 export const OPTIONS = {
+  config: optional("config", parseConfigPath, "PATH", "TOML file of options named as their flags (http-port = 8080); flags and variables win over it"),
   httpHost: option("http-host", "0.0.0.0", (t) => t.trim(), "HOST", "Address sluice serves HTTP on"),
   httpPort: option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"),
   targetHost: option("target-host", "127.0.0.1", (t) => t.trim(), "HOST", "Address the child listens on"),
@@ -96,17 +105,40 @@ export function envName(optionName: string): string {
   return `SLUICE_${optionName.toUpperCase().replaceAll("-", "_")}`;
 }
 
+const KEYS_BY_NAME = new Map<string, OptionKey>(
+  (Object.keys(OPTIONS) as OptionKey[]).map((key) => [OPTIONS[key].name, key]),
+);
+
+/** The option a flag or config-file key names (`drain-timeout` -> drainTimeout), if any. */
+export function optionKeyOf(name: string): OptionKey | undefined {
+  return KEYS_BY_NAME.get(name);
+}
+
 /** Where each option's text came from, for error messages. */
 export type OptionSources = Partial<Record<OptionKey, { text: string; from: string }>>;
 
+export interface ResolveOptions {
+  /**
+   * What the --config file sets (see loadConfigFile), below flags and variables.
+   * @default {}
+   */
+  file?: OptionSources;
+}
+
 /**
  * Resolves every option from flags (already split by the CLI), then the environment, then
- * the defaults. An empty variable counts as unset. Throws ConfigError naming the source.
+ * the config file, then the defaults. An empty variable counts as unset. Throws ConfigError
+ * naming the source.
  */
-export function resolveConfig(flags: OptionSources, env: Record<string, string | undefined>, command: string[]): Config {
+export function resolveConfig(
+  flags: OptionSources,
+  env: Record<string, string | undefined>,
+  command: string[],
+  options: ResolveOptions = {},
+): Config {
   const config: Record<string, unknown> = { command };
   for (const key of Object.keys(OPTIONS) as OptionKey[]) {
-    const value = resolveOption(key, flags, env);
+    const value = resolveOption(key, flags, env, options);
     if (value !== undefined) config[key] = value;
   }
   return config as Config;
@@ -117,12 +149,14 @@ export function resolveOption<K extends OptionKey>(
   key: K,
   flags: OptionSources,
   env: Record<string, string | undefined>,
+  { file = {} }: ResolveOptions = {},
 ): Config[K] {
   const spec = OPTIONS[key] as OptionSpec<unknown>;
   const variable = envName(spec.name);
   const envText = env[variable];
   const source = flags[key] ??
     (envText ? { text: envText, from: variable } : undefined) ??
+    file[key] ??
     (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
   if (source === undefined) return undefined as Config[K];
   try {

@@ -72,6 +72,11 @@ export interface StartOptions {
   child?: string[];
   /** Wait for the "ready" record before returning (default true). */
   waitReady?: boolean;
+  /**
+   * Ports sluice gets some other way (a --config file, SLUICE_* variables): no flag is added
+   * for them, and the returned Sluice uses them.
+   */
+  ports?: { http?: number; target?: number; admin?: number };
 }
 
 export class Sluice {
@@ -179,13 +184,14 @@ export class Sluice {
 export async function startSluice(target: Target, options: StartOptions = {}): Promise<Sluice> {
   const args = options.args ?? [];
   const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
-  const httpPort = has("--http-port") ? Number(args[args.indexOf("--http-port") + 1]) : freePort();
-  const targetPort = has("--target-port") ? Number(args[args.indexOf("--target-port") + 1]) : freePort();
-  const adminPort = freePort();
+  const given = options.ports ?? {};
+  const httpPort = has("--http-port") ? Number(args[args.indexOf("--http-port") + 1]) : (given.http ?? freePort());
+  const targetPort = has("--target-port") ? Number(args[args.indexOf("--target-port") + 1]) : (given.target ?? freePort());
+  const adminPort = given.admin ?? freePort();
   const full = [
-    ...(has("--http-port") ? [] : ["--http-port", String(httpPort)]),
-    ...(has("--target-port") ? [] : ["--target-port", String(targetPort)]),
-    ...(has("--admin-listen") ? [] : ["--admin-listen", `127.0.0.1:${adminPort}`]),
+    ...(has("--http-port") || given.http !== undefined ? [] : ["--http-port", String(httpPort)]),
+    ...(has("--target-port") || given.target !== undefined ? [] : ["--target-port", String(targetPort)]),
+    ...(has("--admin-listen") || given.admin !== undefined ? [] : ["--admin-listen", `127.0.0.1:${adminPort}`]),
     ...(has("--http-host") ? [] : ["--http-host", "127.0.0.1"]),
     ...args,
     "--",

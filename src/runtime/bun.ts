@@ -97,6 +97,7 @@ export const bunRuntime: Runtime = {
   spawn,
   probeTcp,
   upstreamFetch,
+  readTextFile: (path) => Bun.file(path).text(),
   onSignal(signal, listener) {
     process.on(signal, listener);
     return () => void process.off(signal, listener);

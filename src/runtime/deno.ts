@@ -110,6 +110,7 @@ export const denoRuntime: Runtime = {
     (upstreamClient ??= new Http1Client({ connect })).fetch(
       new Request(url, { ...init, redirect: "manual", ...(init.body ? { duplex: "half" } : {}) } as RequestInit),
     ),
+  readTextFile: (path) => Deno.readTextFile(path),
   onSignal(signal, listener) {
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);

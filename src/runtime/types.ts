@@ -109,6 +109,11 @@ export interface Runtime {
   upstreamFetch: UpstreamFetch;
   /** Adds a signal listener (replacing the default action); returns its remover. */
   onSignal(signal: ListenSignal, listener: () => void): () => void;
+  /**
+   * Reads a whole file as UTF-8. Rejects when it is missing or unreadable, with the errno
+   * name (ENOENT, EACCES, EISDIR ...) as the error's `code` on both runtimes.
+   */
+  readTextFile(path: string): Promise<string>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
   write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
   exit(code: number): never;

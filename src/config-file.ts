@@ -1,0 +1,158 @@
+/** @module The --config file: TOML setting options by their flags' names, turned into option sources. */
+
+import { parse, TomlDate, TomlError } from "smol-toml";
+import { ConfigError, optionKeyOf, type OptionSources } from "./config.ts";
+
+/**
+ * Reads what a configuration file sets. Each top-level key is an option's flag name
+ * (`drain-timeout = "15s"`); a string, number or boolean becomes the option's text and an
+ * array its comma-separated list, so that file values go through the same parsers as flags
+ * and variables (resolveConfig parses them, naming `<path> line <n> (<key>)`). Throws
+ * ConfigError naming the file, the line and the key for invalid TOML, an unknown key, a
+ * table, `config` itself, or a value of no usable type.
+ */
+export function loadConfigFile(path: string, text: string): OptionSources {
+  let document: Record<string, unknown>;
+  try {
+    document = parse(text);
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error;
+    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${error.codeblock.trimEnd()}`, {
+      cause: error,
+    });
+  }
+  const lines = topLevelKeyLines(text);
+  const sources: OptionSources = {};
+  for (const [name, value] of Object.entries(document)) {
+    const line = lines.get(name);
+    const where = line === undefined ? path : `${path} line ${line}`;
+    if (name === "config") throw new ConfigError(`Cannot set "config" in ${where}: a configuration file cannot name another one`);
+    if (isTable(value)) {
+      throw new ConfigError(
+        `Cannot use the table "${name}" in ${where}: options go at the top level, before any [table], named as their flags (drain-timeout = "15s")`,
+      );
+    }
+    const key = optionKeyOf(name);
+    if (key === undefined) throw new ConfigError(`Unknown key "${name}" in ${where}`);
+    const from = `${where} (${name})`;
+    const optionText = textOf(value);
+    if (optionText === undefined) {
+      throw new ConfigError(`Cannot parse ${from}: expected a string, a number, a boolean or an array of them; current value is ${kindOf(value)}`);
+    }
+    sources[key] = { text: optionText, from };
+  }
+  return sources;
+}
+
+/** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */
+function tomlReason(error: TomlError): string {
+  const reason = error.message.replace(/^Invalid TOML document: /, "").split("\n\n")[0]!;
+  // `drain-timeout = 15s` or `log-level = debug`: TOML wants quotes around text.
+  return /numeric literal|invalid value/.test(reason) ? `${reason} (text needs quotes: drain-timeout = "15s")` : reason;
+}
+
+function isTable(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof TomlDate);
+}
+
+/** The option text of a TOML value, or undefined when it has none (dates, tables, nested arrays). */
+function textOf(value: unknown, inArray = false): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value) && !inArray) {
+    const parts = value.map((item) => textOf(item, true));
+    return parts.every((part) => part !== undefined) ? parts.join(",") : undefined;
+  }
+  return undefined;
+}
+
+/** What a value without option text is (a date, or an array holding one, a table or an array). */
+function kindOf(value: unknown): string {
+  if (value instanceof TomlDate) return "a date";
+  if (!Array.isArray(value)) return "a table";
+  const odd: unknown = value.find((item) => textOf(item, true) === undefined);
+  return `an array holding ${Array.isArray(odd) ? "an array" : kindOf(odd)}`;
+}
+
+// At the start of a line: a key (bare or quoted) followed by `=` or by the `.` of a dotted
+// key, or a [table] or [[array of tables]] header; either way the key's first part is the
+// top-level name.
+const LINE_START = /[ \t]*(\[{0,2})[ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*[.=\]]/y;
+
+/**
+ * The line where each top-level key is first defined (smol-toml keeps no positions). A small
+ * scan of a document that already parsed: it skips comments, strings and values spanning
+ * lines (multi-line strings and arrays); after the first [table] header only headers
+ * define top-level names.
+ */
+export function topLevelKeyLines(text: string): Map<string, number> {
+  const lines = new Map<string, number>();
+  let line = 1;
+  let depth = 0; // brackets and braces of a value still open
+  let lineStart = true;
+  let inTable = false;
+  for (let i = 0; i < text.length;) {
+    if (lineStart && depth === 0) {
+      LINE_START.lastIndex = i;
+      const match = LINE_START.exec(text);
+      const header = match !== null && match[1] !== "";
+      if (match && (header || !inTable)) {
+        const name = unquote(match[2]!);
+        if (!lines.has(name)) lines.set(name, line);
+        i = LINE_START.lastIndex;
+      }
+      if (header) {
+        inTable = true;
+        const end = text.indexOf("\n", i); // the rest of a header line is its name and a comment
+        i = end < 0 ? text.length : end;
+      }
+    }
+    lineStart = false;
+    const c = text[i];
+    if (c === "\n") {
+      line++;
+      lineStart = true;
+      i++;
+    } else if (c === "#") {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end;
+    } else if (c === '"' || c === "'") {
+      const end = endOfString(text, i);
+      for (let j = i; j < end; j++) if (text[j] === "\n") line++;
+      i = end;
+    } else {
+      if (c === "[" || c === "{") depth++;
+      else if (c === "]" || c === "}") depth--;
+      i++;
+    }
+  }
+  return lines;
+}
+
+/** The index just past the string (basic or literal, single- or multi-line) opening at `start`. */
+function endOfString(text: string, start: number): number {
+  const quote = text[start]!;
+  const triple = quote.repeat(3);
+  const multiLine = text.startsWith(triple, start);
+  for (let i = start + (multiLine ? 3 : 1); i < text.length; i++) {
+    if (text[i] === "\\" && quote === '"') i++;
+    else if (text[i] === quote && (!multiLine || text.startsWith(triple, i))) {
+      if (!multiLine) return i + 1;
+      // Up to two more quotes belong to the content (`"""a""""` holds `a"`).
+      let end = i + 3;
+      while (end < i + 5 && text[end] === quote) end++;
+      return end;
+    }
+  }
+  return text.length;
+}
+
+function unquote(key: string): string {
+  if (key.startsWith("'")) return key.slice(1, -1);
+  if (!key.startsWith('"')) return key;
+  try {
+    return JSON.parse(key) as string;
+  } catch {
+    return key.slice(1, -1); // a TOML escape JSON lacks (\U0001F600): good enough for a line number
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * @module The --config file end to end: check validates it, errors name file, line and key, a
+ * running sluice takes its ports and settings from it, flags and variables win over it.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { envName, OPTIONS } from "../../src/config.ts";
+import { freePort, refuses, runSluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+
+/** Variables that would change what these tests see, removed from the inherited environment. */
+const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
+
+/** Writes `lines` to a new sluice.toml; returns its path. */
+function writeConfig(lines: string[]): string {
+  const path = join(tempDir(), "sluice.toml");
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+describe.each(TARGETS)("config file ($name)", (target) => {
+  const run = (args: string[], env: Record<string, string> = {}) => runSluice(target, args, { ...CLEAN_ENV, ...env });
+
+  test("check --config validates the file and prints the budget from it", async () => {
+    const path = writeConfig([
+      "# every kind of value",
+      'shutdown-delay = "2s"',
+      "drain-timeout = 10",
+      'stop-timeout = "3s"',
+      'flush-timeout = "500ms"',
+      'grace-period = "20s"',
+      'trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]',
+      "access-log = false",
+      'max-request-body = "10MB"',
+    ]);
+    const { code, stdout, stderr } = await run(["check", "--config", path]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toContain("Configuration is valid.");
+    expect(stdout).toMatch(/shutdown-delay +2s\n/);
+    expect(stdout).toMatch(/drain-timeout +10s\n/);
+    expect(stdout).toMatch(/stop-timeout +3s\n/);
+    expect(stdout).toMatch(/flush-timeout +500ms\n/);
+    expect(stdout).toMatch(/total +15.5s\n/);
+    expect(stdout).toMatch(/grace-period +20s +fits, 4.5s to spare/);
+  }, 60_000);
+
+  test("check --config with an invalid file exits 78 naming the file, the line and the key", async () => {
+    const cases: [string[], string][] = [
+      [['http-port = 8080', "", 'drain-timeout = "3x"'], 'line 3 (drain-timeout): expected a duration such as 250ms, 5s, 2m or plain seconds; current value is "3x"'],
+      [['http-port = 8080', "# typo", 'drian-timeout = "3s"'], 'Unknown key "drian-timeout" in PATH line 3'],
+      [['http-port = 8080', "drain-timeout = 15s"], "Invalid TOML in PATH line 2, column 19: illegal character in numeric literal"],
+      [['http-port = 8080', "[server]", "port = 1"], 'Cannot use the table "server" in PATH line 2'],
+      [['config = "/etc/other.toml"'], 'Cannot set "config" in PATH line 1'],
+    ];
+    for (const [lines, expected] of cases) {
+      const path = writeConfig(lines);
+      const { code, stderr } = await run(["check", "--config", path]);
+      expect(code).toBe(78);
+      expect(stderr).toContain(expected.replace("PATH", path));
+      expect(stderr).toContain(path);
+    }
+
+    const missing = join(tempDir(), "missing.toml");
+    const gone = await run(["check", "--config", missing]);
+    expect(gone.code).toBe(78);
+    expect(gone.stderr).toBe(`sluice: Cannot read the configuration file ${missing} (--config): no such file\n`);
+    const directory = await run(["check"], { SLUICE_CONFIG: tempDir() });
+    expect(directory.code).toBe(78);
+    expect(directory.stderr).toContain("(SLUICE_CONFIG): it is a directory");
+  }, 120_000);
+
+  test("SLUICE_CONFIG names the file; flags and variables win over it", async () => {
+    const path = writeConfig(['drain-timeout = "3x"', 'stop-timeout = "9s"', 'shutdown-delay = "1s"']);
+    // The file's bad drain-timeout is hidden by the flag, its stop-timeout by the variable.
+    const { code, stdout, stderr } = await run(["check", "--drain-timeout", "4s"], { SLUICE_CONFIG: path, SLUICE_STOP_TIMEOUT: "2s" });
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/shutdown-delay +1s\n/);
+    expect(stdout).toMatch(/drain-timeout +4s\n/);
+    expect(stdout).toMatch(/stop-timeout +2s\n/);
+
+    const bad = await run(["check"], { SLUICE_CONFIG: path });
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toContain(`Cannot parse ${path} line 1 (drain-timeout)`);
+
+    // --config wins over SLUICE_CONFIG.
+    const other = writeConfig(['drain-timeout = "6s"']);
+    const flag = await run(["check", "--config", other], { SLUICE_CONFIG: path });
+    expect(flag.code).toBe(0);
+    expect(flag.stdout).toMatch(/drain-timeout +6s\n/);
+  }, 60_000);
+
+  test("an invalid file refuses to start the child", async () => {
+    const marker = join(tempDir(), "child-ran");
+    const path = writeConfig(['http-port = "eighty"']);
+    const { code, stdout, stderr } = await run(["--config", path, "--", "sh", "-c", `touch ${marker}`]);
+    expect(code).toBe(78);
+    expect(stderr).toContain(`Cannot parse ${path} line 1 (http-port): expected a port number from 0 to 65535; current value is "eighty"`);
+    expect(stdout).not.toContain("child.started");
+    expect(existsSync(marker)).toBe(false);
+  }, 30_000);
+
+  test("a running sluice takes its ports and settings from the file; healthcheck finds its admin listener", async () => {
+    const http = freePort();
+    const app = freePort();
+    const admin = freePort();
+    const path = writeConfig([
+      `http-port = ${http}`,
+      `target-port = ${app}`,
+      `admin-listen = "127.0.0.1:${admin}"`,
+      'trusted-proxies = ["127.0.0.1"]',
+      'max-request-body = "1KiB"',
+      "access-log = false",
+      "shutdown-delay = 0",
+    ]);
+    const sluice = await startSluice(target, { args: ["--config", path], env: CLEAN_ENV, ports: { http, target: app, admin } });
+    expect(sluice.events("listening").length).toBeGreaterThan(0);
+
+    // trusted-proxies: the client's X-Forwarded-For is kept and extended.
+    const echo = await fetch(`${sluice.url}/echo`, { headers: { "x-forwarded-for": "203.0.113.7" } });
+    expect(echo.status).toBe(200);
+    expect(((await echo.json()) as { headers: Record<string, string> }).headers["x-forwarded-for"]).toBe("203.0.113.7, 127.0.0.1");
+    // max-request-body
+    const big = await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(2048) });
+    expect(big.status).toBe(413);
+    await big.body?.cancel();
+    expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+
+    for (const [args, env] of [[["healthcheck", "--config", path], {}], [["healthcheck"], { SLUICE_CONFIG: path }]] as const) {
+      const check = await run([...args], env);
+      expect(check.stderr).toBe("");
+      expect(check.code).toBe(0);
+    }
+
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode(30_000)).toBe(0);
+    expect(sluice.events("access")).toEqual([]); // access-log = false
+    expect(sluice.events("shutdown.complete")).toHaveLength(1);
+  }, 120_000);
+
+  test("flags and SLUICE_* variables win over the file when running", async () => {
+    const fileHttp = freePort();
+    const fileAdmin = freePort();
+    const app = freePort();
+    const path = writeConfig([
+      `http-port = ${fileHttp}`,
+      `target-port = ${app}`,
+      `admin-listen = "127.0.0.1:${fileAdmin}"`,
+      'log-level = "error"',
+      "shutdown-delay = 0",
+    ]);
+    const http = freePort();
+    const admin = freePort();
+    const sluice = await startSluice(target, {
+      args: ["--config", path, "--http-port", String(http), "--log-level", "info"],
+      env: { ...CLEAN_ENV, SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}` },
+      ports: { target: app, admin },
+    });
+    // "ready" is an info record: --log-level info won over the file's error.
+    expect(sluice.httpPort).toBe(http);
+    const response = await fetch(`${sluice.url}/echo`);
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
+    expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+    expect(await refuses(fileHttp)).toBe(true);
+    expect(await refuses(fileAdmin)).toBe(true);
+
+    // healthcheck resolves admin-listen the same way: the variable over the file.
+    const check = await run(["healthcheck", "--config", path], { SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}` });
+    expect(check.code).toBe(0);
+    const fileOnly = await run(["healthcheck", "--config", path]);
+    expect(fileOnly.code).toBe(1);
+    expect(fileOnly.stderr).toContain(`127.0.0.1:${fileAdmin}/readyz failed`);
+
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode(30_000)).toBe(0);
+  }, 120_000);
+});

@@ -1,0 +1,210 @@
+/** @module The --config file: TOML values as option text, precedence, errors naming file, line and key. */
+
+import { describe, expect, test } from "bun:test";
+import { parse } from "smol-toml";
+import { loadConfigFile, topLevelKeyLines } from "../../src/config-file.ts";
+import { ConfigError, resolveConfig } from "../../src/config.ts";
+
+const PATH = "/etc/sluice.toml";
+
+/** The config a file gives, with no flags and no variables. */
+function fromFile(text: string) {
+  return resolveConfig({}, {}, ["app"], { file: loadConfigFile(PATH, text) });
+}
+
+/** The ConfigError message loading (and resolving) `text` throws. */
+function errorOf(text: string): string {
+  try {
+    fromFile(text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("values", () => {
+  test("strings, numbers, booleans and arrays become the option's text, named by file, line and key", () => {
+    const sources = loadConfigFile(PATH, [
+      "# sluice",
+      "http-port = 8081",
+      'drain-timeout = "7s"',
+      "stop-timeout = 1.5",
+      "access-log = false",
+      'trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]',
+      "",
+    ].join("\n"));
+    expect(sources).toEqual({
+      httpPort: { text: "8081", from: `${PATH} line 2 (http-port)` },
+      drainTimeout: { text: "7s", from: `${PATH} line 3 (drain-timeout)` },
+      stopTimeout: { text: "1.5", from: `${PATH} line 4 (stop-timeout)` },
+      accessLog: { text: "false", from: `${PATH} line 5 (access-log)` },
+      trustedProxies: { text: "10.0.0.0/8,127.0.0.1", from: `${PATH} line 6 (trusted-proxies)` },
+    });
+  });
+
+  test("they go through the options' own parsers", () => {
+    const config = fromFile([
+      "http-port = 8081",
+      "target-port = 3001",
+      'admin-listen = "off"',
+      'drain-timeout = "7s"',
+      "stop-timeout = 3",
+      "shutdown-delay = 0.25",
+      "access-log = false",
+      'trusted-proxies = ["10.0.0.0/8", "::1"]',
+      'max-request-body = "10MB"',
+      "max-held-requests = 5",
+      'restart = "on-failure"',
+      'log-level = "debug"',
+      'ready-path = "/up"',
+    ].join("\n"));
+    expect(config).toMatchObject({
+      httpPort: 8081,
+      targetPort: 3001,
+      drainTimeout: 7000,
+      stopTimeout: 3000,
+      shutdownDelay: 250,
+      accessLog: false,
+      trustedProxies: [{ family: 4, bits: 0x0a000000n, prefix: 8 }, { family: 6, bits: 1n, prefix: 128 }],
+      maxRequestBody: 10_000_000,
+      maxHeldRequests: 5,
+      restart: "on-failure",
+      logLevel: "debug",
+      readyPath: "/up",
+      command: ["app"],
+    });
+    expect(config.adminListen).toBeUndefined();
+    expect(config.config).toBeUndefined();
+  });
+
+  test("a list may also be one string; an empty array is an empty list", () => {
+    expect(fromFile('trusted-proxies = "10.0.0.0/8, 127.0.0.1"').trustedProxies).toHaveLength(2);
+    expect(fromFile("trusted-proxies = []").trustedProxies).toEqual([]);
+  });
+
+  test("quoted keys, spaces and comments are fine; an empty file sets nothing", () => {
+    expect(loadConfigFile(PATH, `  "drain-timeout"  =  "2s"  # two seconds\n'stop-timeout'="1s"`)).toEqual({
+      drainTimeout: { text: "2s", from: `${PATH} line 1 (drain-timeout)` },
+      stopTimeout: { text: "1s", from: `${PATH} line 2 (stop-timeout)` },
+    });
+    expect(loadConfigFile(PATH, "")).toEqual({});
+    expect(loadConfigFile(PATH, "# nothing here\n\n")).toEqual({});
+  });
+});
+
+describe("precedence: flags > variables > file > defaults", () => {
+  const file = loadConfigFile(PATH, 'drain-timeout = "7s"\nstop-timeout = "9s"\nshutdown-delay = "1s"\n');
+
+  test("each layer wins over the ones below it", () => {
+    const config = resolveConfig(
+      { drainTimeout: { text: "1s", from: "--drain-timeout" } },
+      { SLUICE_DRAIN_TIMEOUT: "2s", SLUICE_STOP_TIMEOUT: "3s" },
+      [],
+      { file },
+    );
+    expect(config.drainTimeout).toBe(1000); // flag over variable and file
+    expect(config.stopTimeout).toBe(3000); // variable over file
+    expect(config.shutdownDelay).toBe(1000); // file over default
+    expect(config.flushTimeout).toBe(2000); // default
+  });
+
+  test("an empty variable counts as unset: the file's value holds", () => {
+    expect(resolveConfig({}, { SLUICE_STOP_TIMEOUT: "" }, [], { file }).stopTimeout).toBe(9000);
+  });
+
+  test("a flag or a variable hides a bad value in the file", () => {
+    const bad = loadConfigFile(PATH, 'drain-timeout = "3x"');
+    expect(resolveConfig({ drainTimeout: { text: "1s", from: "--drain-timeout" } }, {}, [], { file: bad }).drainTimeout).toBe(1000);
+    expect(resolveConfig({}, { SLUICE_DRAIN_TIMEOUT: "2s" }, [], { file: bad }).drainTimeout).toBe(2000);
+  });
+});
+
+describe("errors name the file, the line and the key", () => {
+  test("a bad value, with the parser's reason and the value", () => {
+    expect(errorOf('http-port = 8080\n\ndrain-timeout = "3x"\n')).toBe(
+      'Cannot parse /etc/sluice.toml line 3 (drain-timeout): expected a duration such as 250ms, 5s, 2m or plain seconds; current value is "3x"',
+    );
+    expect(errorOf("http-port = 70000")).toBe(
+      'Cannot parse /etc/sluice.toml line 1 (http-port): expected a port number from 0 to 65535; current value is "70000"',
+    );
+    expect(errorOf('\ntrusted-proxies = [\n  "10.0.0.0/8",\n  "10.0.0.0/40",\n]')).toBe(
+      'Cannot parse /etc/sluice.toml line 2 (trusted-proxies): "10.0.0.0/40" has a prefix length outside 0-32; current value is "10.0.0.0/8,10.0.0.0/40"',
+    );
+    expect(errorOf("access-log = 1.5")).toContain("line 1 (access-log): expected true or false");
+    expect(errorOf("drain-timeout = -1")).toContain('line 1 (drain-timeout): expected a duration');
+  });
+
+  test("an unknown key", () => {
+    expect(errorOf('http-port = 8080\n# drain it\ndrian-timeout = "3s"\n')).toBe(
+      'Unknown key "drian-timeout" in /etc/sluice.toml line 3',
+    );
+    expect(errorOf('"http port" = 1')).toBe('Unknown key "http port" in /etc/sluice.toml line 1');
+  });
+
+  test("invalid TOML, with its line and column", () => {
+    const message = errorOf('http-port = 8080\ndrain-timeout = "3s\n');
+    expect(message).toStartWith("Invalid TOML in /etc/sluice.toml line 2, column 20: ");
+    expect(message).toContain('2:  drain-timeout = "3s'); // the lines around it follow
+    expect(errorOf("http-port = 8080\ndrain-timeout = 15s\n")).toStartWith(
+      'Invalid TOML in /etc/sluice.toml line 2, column 19: illegal character in numeric literal (text needs quotes: drain-timeout = "15s")',
+    );
+    expect(errorOf("drain-timeout = 1\ndrain-timeout = 2\n")).toStartWith("Invalid TOML in /etc/sluice.toml line 2, column 1: ");
+  });
+
+  test("a table, whichever way it is written", () => {
+    const table = (name: string, line: number) =>
+      `Cannot use the table "${name}" in /etc/sluice.toml line ${line}: options go at the top level, before any [table], named as their flags (drain-timeout = "15s")`;
+    expect(errorOf("http-port = 8080\n\n[server]\nport = 1\n")).toBe(table("server", 3));
+    expect(errorOf("http-port = 8080\nserver.port = 1\n")).toBe(table("server", 2));
+    expect(errorOf("server = { port = 1 }")).toBe(table("server", 1));
+    expect(errorOf('[sluice]\ndrain-timeout = "3s"')).toBe(table("sluice", 1));
+    expect(errorOf("[drain-timeout]\nx = 1")).toBe(table("drain-timeout", 1));
+  });
+
+  test("config inside the file", () => {
+    expect(errorOf('http-port = 8080\nconfig = "/etc/other.toml"')).toBe(
+      'Cannot set "config" in /etc/sluice.toml line 2: a configuration file cannot name another one',
+    );
+  });
+
+  test("a value with no option text: a date, an array of tables or of arrays", () => {
+    expect(errorOf("log-level = 1979-05-27")).toBe(
+      "Cannot parse /etc/sluice.toml line 1 (log-level): expected a string, a number, a boolean or an array of them; current value is a date",
+    );
+    expect(errorOf("http-port = 1\n[[trusted-proxies]]\nx = 1")).toEndWith("line 2 (trusted-proxies): expected a string, a number, a boolean or an array of them; current value is an array holding a table");
+    expect(errorOf('trusted-proxies = ["10.0.0.1", ["10.0.0.2"]]')).toEndWith("current value is an array holding an array");
+  });
+});
+
+describe("topLevelKeyLines", () => {
+  test("skips what only looks like a key: inside strings, multi-line values and comments", () => {
+    const text = [
+      'a = """', //              1
+      "drain-timeout = 1", //    2 (inside a multi-line string)
+      '"""', //                  3
+      "b = '''x = 1", //         4
+      "c = 2'''", //             5 (still inside)
+      "d = [", //                6
+      '  "e = 3",', //           7
+      "  [1, 2],", //            8
+      "]", //                    9
+      "# drain-timeout = 9", //  10
+      'f = "x # y" # [z]', //    11
+      'g = """q\\"""', //        12 (an escaped quote does not close it)
+      'h = 1"""', //             13
+      'drain-timeout = "1s"', // 14
+      'i = """j""""', //         15 (the extra quote is content)
+      "[t.u]", //                16
+      "k = 1", //                17 (in a table: not top level)
+      "[[ 'v' ]]", //            18
+      "[t]", //                  19 (already seen)
+    ].join("\n");
+    expect(Object.keys(parse(text))).toEqual(["a", "b", "d", "f", "g", "drain-timeout", "i", "t", "v"]);
+    expect(Object.fromEntries(topLevelKeyLines(text))).toEqual({ a: 1, b: 4, d: 6, f: 11, g: 12, "drain-timeout": 14, i: 15, t: 16, v: 18 });
+  });
+
+  test("counts CRLF lines and dotted keys by their first part", () => {
+    expect(Object.fromEntries(topLevelKeyLines('\r\n x.y = 1\r\n"q.r" = 2\r\nx.z = 3'))).toEqual({ x: 2, "q.r": 3 });
+  });
+});
