@@ -23,6 +23,8 @@ export interface Pipeline {
   handle: (exchange: Exchange) => Promise<Response>;
   /** Observers of each exchange's end (after the last byte, or the cut). */
   onEnd: EndListener[];
+  /** Frees what the pipeline holds; called once, after its last exchange ended. */
+  release(): void;
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
@@ -44,5 +46,10 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: 
       trustedProxies: config.trustedProxies,
     }),
   );
-  return { handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })), onEnd };
+  return {
+    handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })),
+    onEnd,
+    // Nothing to free yet: the upstream deadline timer exists only while requests wait.
+    release() {},
+  };
 }

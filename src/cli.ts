@@ -101,7 +101,7 @@ The file is TOML and names options as their flags, at the top level:
 Durations: 250ms, 5s, 2m or plain seconds. Sizes: bytes, or with KiB/MiB/GiB/KB/MB/GB.
 Booleans: --name, --no-name or --name=true|false.
 ${rows.join("")}
-Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast.
+Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast, HUP reloads.
 Exit codes: 0 clean stop, the child's own code when it exits by itself (128+n when
 killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start failure.
 `;
@@ -211,10 +211,15 @@ export async function runCli(runtime: Runtime): Promise<number> {
     }
     const { flags, command } = parseArgs(runtime.args);
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
-    const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
-    validateConfig(config);
+    // Run again on every SIGHUP: the same flags and environment, the file as it is now.
+    const loadConfig = async (): Promise<Config> => {
+      const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
+      validateConfig(config);
+      return config;
+    };
+    const config = await loadConfig();
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
-    const code = await new Service(config, { runtime, env, stdout, stderr }).run();
+    const code = await new Service(config, { runtime, env, stdout, stderr, loadConfig }).run();
     // --flush-timeout bounds the flush: a reader that stopped reading must not keep sluice
     // alive past its stop budget; what it has not taken by then is lost.
     flushTimeoutMs = config.flushTimeout;

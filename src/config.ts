@@ -210,3 +210,25 @@ export function childEnvironment(env: Record<string, string | undefined>, port: 
   childEnv.PORT = String(port);
   return childEnv;
 }
+
+/**
+ * Options a running sluice cannot change without a new listener or a new child: a reload
+ * reports them as pending a restart and keeps the running values.
+ */
+export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
+  "httpHost",
+  "httpPort",
+  "adminListen",
+  "targetHost",
+  "targetPort",
+  "readyPath",
+  "readyTimeout",
+  "restart",
+  "restartMaxDelay",
+  "config",
+]);
+
+/** The options whose values differ, by their flag names. */
+export function changedOptions(before: Config, after: Config): OptionKey[] {
+  return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+}

@@ -19,24 +19,41 @@ export interface DrainResult {
   aborted: number;
 }
 
+/** A pipeline in service, and how many exchanges still run on it. */
+class PipelineSlot {
+  inFlight = 0;
+  retired = false;
+  constructor(readonly pipeline: Pipeline) {}
+}
+
 /**
  * Serves HTTP and keeps its own registry of exchanges in flight: a request counts from
  * arrival until its response body has been sent or cut (neither runtime offers a portable
- * count). The stop sequence uses it to drain, then to abort what is left.
+ * count). The stop sequence uses it to drain, then to abort what is left. A reload swaps
+ * the pipeline: new requests take the new one, requests in flight finish on the one they
+ * started on, which is released after its last exchange ends.
  */
 export class Server {
   #listener: HttpListener | undefined;
   /** Settles when the closed listener has finished every response, bodies included. */
   #listenerDone: Promise<void> | undefined;
-  #inFlight = new Set<Exchange>();
+  #inFlight = new Map<Exchange, PipelineSlot>();
   #emptied: (() => void) | undefined;
   #connectionClose = false;
   #runtime: Runtime;
-  #pipeline: Pipeline;
+  #current: PipelineSlot;
 
   constructor(runtime: Runtime, pipeline: Pipeline) {
     this.#runtime = runtime;
-    this.#pipeline = pipeline;
+    this.#current = new PipelineSlot(pipeline);
+  }
+
+  /** Serves new requests with `pipeline` from now on; the old one is released once idle. */
+  swapPipeline(pipeline: Pipeline): void {
+    const old = this.#current;
+    this.#current = new PipelineSlot(pipeline);
+    old.retired = true;
+    if (old.inFlight === 0) old.pipeline.release();
   }
 
   get inFlight(): number {
@@ -74,18 +91,20 @@ export class Server {
     const emptied = before === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
     const finished = await raceDeadline(Promise.all([emptied, this.#listenerDone]), timeoutMs, cut);
     const aborted = this.#inFlight.size;
-    for (const exchange of this.#inFlight) exchange.abort("aborted");
+    for (const exchange of this.#inFlight.keys()) exchange.abort("aborted");
     // Also cuts bodies that passed through unobserved and are still being sent.
     if (finished === undefined) this.#listener?.closeAllConnections();
     return { drained: before - aborted, aborted };
   }
 
   async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response> {
+    const slot = this.#current;
     const exchange = new Exchange(request, remoteAddress, this.#onEnd);
-    this.#inFlight.add(exchange);
+    this.#inFlight.set(exchange, slot);
+    slot.inFlight++;
     let response: Response;
     try {
-      response = await this.#pipeline.handle(exchange);
+      response = await slot.pipeline.handle(exchange);
     } catch (error) {
       exchange.status = 500;
       exchange.end("error");
@@ -115,11 +134,13 @@ export class Server {
     return final;
   }
 
-  /** Runs when an exchange ends: leave the registry, then the pipeline's observers. */
+  /** Runs when an exchange ends: leave the registry, run its pipeline's observers. */
   #onEnd = (exchange: Exchange): void => {
+    const slot = this.#inFlight.get(exchange)!;
     this.#inFlight.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();
-    for (const observe of this.#pipeline.onEnd) observe(exchange);
+    for (const observe of slot.pipeline.onEnd) observe(exchange);
+    if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };
 }
 

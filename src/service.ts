@@ -1,16 +1,17 @@
-/** @module Service: owns the lifecycle order: start, serve, stop (DESIGN.md's numbered steps). */
+/** @module Service: owns the lifecycle order: start, reload, stop (DESIGN.md's numbered steps). */
 
 import { buildAdminApp } from "./admin.ts";
-import { buildApp } from "./app.ts";
-import { childEnvironment, type Config } from "./config.ts";
+import { buildApp, type Pipeline } from "./app.ts";
+import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS } from "./config.ts";
+import { sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
-import { log } from "./log.ts";
+import { compareLogLevel } from "@logtape/logtape";
+import { log, setupLogging } from "./log.ts";
 import type { LineOutput } from "./output.ts";
 import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
+import { ProcessSignals } from "./process-signals.ts";
 import { Server } from "./server.ts";
-import { StopSignals } from "./stop-signals.ts";
-import { sleep } from "./deadlines.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 
@@ -19,6 +20,8 @@ export interface ServiceDeps {
   env: Record<string, string | undefined>;
   stdout: LineOutput;
   stderr: LineOutput;
+  /** Reads and validates the configuration again (flags, environment, file); throws when invalid. */
+  loadConfig: () => Promise<Config>;
 }
 
 /** Why the service stops: a signal, the child's own exit, or a failed start. */
@@ -35,17 +38,17 @@ export class Service {
   #server: Server;
   #supervisor: Supervisor;
   #admin: HttpListener | undefined;
-  #signals: StopSignals;
+  #signals: ProcessSignals;
+  /** The reload under way, if any; SIGHUPs meanwhile ask for one more after it. */
+  #reloading: Promise<void> | undefined;
+  #reloadAgain = false;
 
   constructor(config: Config, deps: ServiceDeps) {
     this.#config = config;
     this.#deps = deps;
     const { runtime } = deps;
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
-    this.#server = new Server(
-      runtime,
-      buildApp(config, { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch }),
-    );
+    this.#server = new Server(runtime, this.#buildPipeline(config));
     this.#supervisor = new Supervisor(
       {
         command: config.command,
@@ -59,7 +62,15 @@ export class Service {
       },
       { runtime, readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
     );
-    this.#signals = new StopSignals(runtime);
+    this.#signals = new ProcessSignals(runtime, () => this.#requestReload());
+  }
+
+  #buildPipeline(config: Config): Pipeline {
+    return buildApp(config, {
+      readiness: this.#readiness,
+      metrics: this.#metrics,
+      upstreamFetch: this.#deps.runtime.upstreamFetch,
+    });
   }
 
   /** Runs until stopped; returns the exit code. Never throws. */
@@ -121,6 +132,64 @@ export class Service {
       port: this.#server.port,
       adminPort: this.#admin?.port ?? null,
     });
+  }
+
+  /** A burst of SIGHUPs coalesces: at most one reload runs, and at most one more follows it. */
+  #requestReload(): void {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#reloadAgain = false;
+        await this.#reload();
+      } while (this.#reloadAgain);
+    })().finally(() => (this.#reloading = undefined));
+  }
+
+  /**
+   * Step 2: read and validate the new configuration; on error keep serving on the old one.
+   * Otherwise build the new pipeline, swap it in for new requests (requests in flight
+   * finish on the old one, released after them) and apply what can change live. Never throws.
+   */
+  async #reload(): Promise<void> {
+    const startedAt = performance.now();
+    const current = this.#config;
+    let next: Config;
+    try {
+      next = await this.#deps.loadConfig();
+    } catch (error) {
+      this.#metrics.reloads.inc({ result: "error" });
+      log.lifecycle.error("Reload failed; still serving with the previous configuration: {error}", {
+        event: "reload",
+        result: "error",
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    const changed = changedOptions(current, next);
+    const pendingRestart = changed.filter((key) => RESTART_OPTIONS.has(key));
+    // The listeners and the child keep what they were started with.
+    const applied: Config = { ...next, command: current.command };
+    for (const key of pendingRestart) (applied as Record<OptionKey, unknown>)[key] = current[key];
+    this.#server.swapPipeline(this.#buildPipeline(applied));
+    this.#config = applied;
+    this.#metrics.reloads.inc({ result: "ok" });
+    const report = (): void =>
+      log.lifecycle.info("Reloaded the configuration", {
+        event: "reload",
+        result: "ok",
+        changed: changed.filter((key) => !RESTART_OPTIONS.has(key)).map((key) => OPTIONS[key].name),
+        pendingRestart: pendingRestart.map((key) => OPTIONS[key].name),
+        ms: Math.round(performance.now() - startedAt),
+      });
+    if (applied.logLevel === current.logLevel && applied.logFormat === current.logFormat) return report();
+    // The record goes out under whichever of the two levels shows more.
+    const moreVerbose = compareLogLevel(applied.logLevel, current.logLevel) < 0;
+    if (!moreVerbose) report();
+    await setupLogging(this.#deps.stdout, { level: applied.logLevel, format: applied.logFormat });
+    if (moreVerbose) report();
   }
 
   /**

@@ -122,6 +122,7 @@ export class Metrics {
   readonly childRestarts = new Counter("sluice_child_restarts_total", "Times the child was restarted");
   readonly childState = new Gauge("sluice_child_state", "1 for the child's current state, 0 for the others");
   readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
+  readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
 
   render(): string {
     return [
@@ -132,6 +133,7 @@ export class Metrics {
       this.childRestarts,
       this.childState,
       this.ready,
+      this.reloads,
     ].map((m) => m.render()).join("");
   }
 }

@@ -1,4 +1,4 @@
-/** @module StopSignals: turns process signals into a stop request and a fast-stop cut. */
+/** @module ProcessSignals: turns process signals into a stop request, a fast-stop cut, and reloads. */
 
 import { log } from "./log.ts";
 import type { ListenSignal, Runtime } from "./runtime/types.ts";
@@ -9,18 +9,20 @@ export interface StopRequest {
 
 /**
  * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
- * `fastStop`, which cuts every remaining wait short. SIGHUP and SIGUSR2 get handlers too,
- * because their default action would kill sluice without a drain.
+ * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload. SIGUSR2 gets
+ * a handler too, because its default action would kill sluice without a drain.
  */
-export class StopSignals {
+export class ProcessSignals {
   readonly stopRequested: Promise<StopRequest>;
   #resolve!: (request: StopRequest) => void;
   #requested = false;
   #fast = new AbortController();
   #runtime: Runtime;
+  #onReload: () => void;
 
-  constructor(runtime: Runtime) {
+  constructor(runtime: Runtime, onReload: () => void) {
     this.#runtime = runtime;
+    this.#onReload = onReload;
     this.stopRequested = new Promise((resolve) => (this.#resolve = resolve));
   }
 
@@ -38,18 +40,17 @@ export class StopSignals {
     on("SIGTERM", () => this.#stop("SIGTERM", false));
     on("SIGINT", () => this.#stop("SIGINT", false));
     on("SIGQUIT", () => this.#stop("SIGQUIT", true));
-    on("SIGHUP", () =>
-      log.lifecycle.warn("SIGHUP ignored: there is no configuration file to reload", { event: "reload.skipped" }));
+    on("SIGHUP", () => {
+      if (!this.#requested) this.#onReload();
+    });
     on("SIGUSR2", () =>
       log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
   }
 
   #stop(signal: ListenSignal, fast: boolean): void {
-    if (this.#requested || fast) {
-      if (!this.#fast.signal.aborted) {
-        log.lifecycle.warn("Fast stop: skipping the remaining waits", { event: "stop.fast", signal });
-        this.#fast.abort(signal);
-      }
+    if ((this.#requested || fast) && !this.#fast.signal.aborted) {
+      log.lifecycle.warn("Fast stop: skipping the remaining waits", { event: "stop.fast", signal });
+      this.#fast.abort(signal);
     }
     if (!this.#requested) {
       this.#requested = true;

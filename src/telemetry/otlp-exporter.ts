@@ -1,0 +1,136 @@
+/**
+ * @module A SpanExporter that POSTs OTLP/HTTP JSON with the global fetch: no Node HTTP stack,
+ * the same code on Bun and Deno.
+ */
+
+import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { encodeTraceRequest } from "./otlp-json.ts";
+
+/** Spans counted once their export ended; sluice_spans_exported_total / _dropped_total read them. */
+export interface SpanCounts {
+  exported: number;
+  dropped: number;
+}
+
+export interface OtlpExporterOptions {
+  /** The full traces URL (".../v1/traces"). */
+  url: string;
+  /** Extra request headers (credentials, tenant ids). @default {} */
+  headers?: Readonly<Record<string, string>>;
+  /** Longest wait for one export request, response body included. @default 10000 */
+  timeoutMs?: number;
+  /** Where to count; pass one shared object to total across exporters. @default a new one */
+  counts?: SpanCounts;
+}
+
+/**
+ * One export is one POST; a failed one (network error, timeout, non-2xx) is not retried and
+ * its spans are counted as dropped. The only timer is each request's own timeout, cleared
+ * when the request ends: an idle exporter holds nothing, and after shutdown() resolves no
+ * request is pending.
+ */
+export class OtlpExporter implements SpanExporter {
+  static #live = 0;
+  /** Exporters constructed and not yet shut down, in this process (a leak check). */
+  static get live(): number {
+    return OtlpExporter.#live;
+  }
+
+  readonly url: string;
+  readonly counts: SpanCounts;
+  /** The URL for messages: without user info or query, which may hold credentials. */
+  readonly #where: string;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+  readonly #pending = new Set<Promise<void>>();
+  #shutDown = false;
+
+  constructor({ url, headers = {}, timeoutMs = 10_000, counts = { exported: 0, dropped: 0 } }: OtlpExporterOptions) {
+    // Fail here, on the pool's build path, rather than at the first export.
+    const protocol = URL.canParse(url) ? new URL(url).protocol : "";
+    if (protocol !== "http:" && protocol !== "https:") {
+      throw new TypeError(`Cannot export spans to "${url}": expected an http:// or https:// URL`);
+    }
+    this.url = url;
+    const { origin, pathname } = new URL(url);
+    this.#where = `${origin}${pathname}`;
+    this.#headers = { ...headers, "content-type": "application/json" };
+    this.#timeoutMs = timeoutMs;
+    this.counts = counts;
+    OtlpExporter.#live++;
+  }
+
+  /** Export requests still running. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    if (this.#shutDown) {
+      this.counts.dropped += spans.length;
+      resultCallback({ code: ExportResultCode.FAILED, error: new Error("Cannot export spans: the exporter is shut down") });
+      return;
+    }
+    // Off the pending list before the callback runs, so the callback sees it ended; a
+    // throwing callback is the caller's bug and must not become an unhandled rejection
+    // (fatal on Deno) nor stop forceFlush(). #send itself never rejects.
+    const request: Promise<void> = this.#send(spans)
+      .then((result) => {
+        this.#pending.delete(request);
+        resultCallback(result);
+      })
+      .catch(() => {});
+    this.#pending.add(request);
+  }
+
+  async #send(spans: ReadableSpan[]): Promise<ExportResult> {
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Error(`OTLP export to ${this.#where} timed out after ${this.#timeoutMs}ms`)),
+      this.#timeoutMs,
+    );
+    try {
+      const body = encodeTraceRequest(spans);
+      const response = await fetch(this.url, { method: "POST", headers: this.#headers, body, signal: abort.signal });
+      // Read the whole body (under the same timeout) so the connection can be reused.
+      const text = await response.text();
+      if (!response.ok) throw new Error(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
+      const rejected = Math.min(rejectedSpans(text), spans.length);
+      this.counts.exported += spans.length - rejected;
+      this.counts.dropped += rejected;
+      return { code: ExportResultCode.SUCCESS };
+    } catch (error) {
+      this.counts.dropped += spans.length;
+      const reason = abort.signal.aborted ? abort.signal.reason : error;
+      return { code: ExportResultCode.FAILED, error: reason instanceof Error ? reason : new Error(String(reason)) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves when every export started so far has ended (each is bounded by its timeout). */
+  async forceFlush(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
+  }
+
+  /** Refuses new exports, then waits for the running ones. */
+  async shutdown(): Promise<void> {
+    if (!this.#shutDown) {
+      this.#shutDown = true;
+      OtlpExporter.#live--;
+    }
+    await this.forceFlush();
+  }
+}
+
+/** A 2xx answer may still reject some spans (`partialSuccess`, OTLP 1.0). */
+function rejectedSpans(body: string): number {
+  if (!body.includes("rejectedSpans")) return 0;
+  try {
+    const rejected = Number((JSON.parse(body) as { partialSuccess?: { rejectedSpans?: unknown } }).partialSuccess?.rejectedSpans);
+    return Number.isSafeInteger(rejected) && rejected > 0 ? rejected : 0;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * @module SIGHUP reload end to end: a valid file applies live without failing a request, an
+ * invalid one keeps the old configuration serving, listener and child settings wait for a
+ * restart, and a burst of SIGHUPs does not pile up.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { envName, OPTIONS } from "../../src/config.ts";
+import { type LogRecord, startSluice, TARGETS, tempDir } from "../harness.ts";
+
+/** Variables that would change what these tests see, removed from the inherited environment. */
+const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
+
+function configFile(lines: string[]): { path: string; write: (lines: string[]) => void } {
+  const path = join(tempDir(), "sluice.toml");
+  const write = (next: string[]) => writeFileSync(path, `${next.join("\n")}\n`);
+  write(lines);
+  return { path, write };
+}
+
+const reloads = (records: LogRecord[]) => records.filter((r) => r.event === "reload");
+
+describe.each(TARGETS)("reload ($name)", (target) => {
+  test("a valid file applies live: new limits for new requests, nothing dropped", async () => {
+    const file = configFile(['shutdown-delay = "0s"', 'max-request-body = "1MiB"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    const body = "x".repeat(100);
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body })).status).toBe(200);
+
+    // Requests keep flowing through the reload; none may fail.
+    let stop = false;
+    const statuses: number[] = [];
+    const load = (async () => {
+      for (let i = 0; i < 2000 && !stop; i++) statuses.push((await fetch(`${sluice.url}/`)).status);
+    })();
+    file.write(['shutdown-delay = "0s"', 'max-request-body = "10"', 'log-level = "warning"']);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    stop = true;
+    await load;
+    expect(record).toMatchObject({ result: "ok", changed: ["max-request-body", "log-level"], pendingRestart: [] });
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body })).status).toBe(413);
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_reloads_total{result="ok"} 1');
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    // log-level warning applies live: after the reload record, no access record at info.
+    const after = sluice.records.slice(sluice.records.indexOf(record) + 1);
+    expect(after.filter((r) => r.event === "access" && r.level === "INFO")).toEqual([]);
+    expect(after.filter((r) => r.event === "access" && r.status === 413).length).toBe(0); // 413 is below 500: info
+    expect(sluice.records.slice(0, sluice.records.indexOf(record)).some((r) => r.event === "access")).toBe(true);
+  }, 60_000);
+
+  test("an invalid file keeps the old configuration serving and the exit code clean", async () => {
+    const file = configFile(['shutdown-delay = "0s"', 'max-request-body = "1MiB"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    file.write(['shutdown-delay = "0s"', 'max-request-body = "lots"']);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record.result).toBe("error");
+    expect(String(record.error)).toContain(`${file.path} line 2 (max-request-body)`);
+    // Still the old limit, still serving.
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(1000) })).status).toBe(200);
+    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_reloads_total{result="error"} 1');
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("listener and child settings are reported as pending a restart and keep their values", async () => {
+    const file = configFile(['shutdown-delay = "0s"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    // (The harness passes the ports as flags, which win over the file: use other settings.)
+    file.write(['shutdown-delay = "0s"', 'restart = "on-failure"', 'ready-timeout = "5s"', 'upstream-timeout = "30s"']);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record).toMatchObject({ result: "ok", changed: ["upstream-timeout"], pendingRestart: ["ready-timeout", "restart"] });
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("a burst of SIGHUPs never runs more reloads than signals arrived, and all succeed", async () => {
+    const file = configFile(['shutdown-delay = "0s"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    // The kernel merges a pending signal with a new one, so fewer than 20 may arrive; those
+    // that do must never pile up into more reloads than signals, and all must succeed.
+    for (let i = 0; i < 20; i++) sluice.signal("SIGHUP");
+    await sluice.waitFor("reload");
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    const received = sluice.events("signal").filter((r) => r.signal === "SIGHUP").length;
+    const count = reloads(sluice.records).length;
+    expect(count).toBeGreaterThanOrEqual(1);
+    expect(count).toBeLessThanOrEqual(received);
+    expect(reloads(sluice.records).every((r) => r.result === "ok")).toBe(true);
+  }, 60_000);
+});
