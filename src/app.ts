@@ -1,5 +1,6 @@
 /** @module buildApp: the whole request pipeline, assembled in one place, read top to bottom. */
 
+import type { Tracer } from "@opentelemetry/api";
 import { Hono } from "hono";
 import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
@@ -7,6 +8,7 @@ import { accessLog } from "./middleware/access-log.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
+import { endServerSpan, tracing } from "./middleware/tracing.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
 import type { UpstreamFetch } from "./runtime/types.ts";
@@ -16,6 +18,10 @@ export interface AppDeps {
   readiness: Readiness;
   metrics: Metrics;
   upstreamFetch: UpstreamFetch;
+  /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
+  tracer?: Tracer | undefined;
+  /** Frees what was acquired for this pipeline (its tracer provider lease). */
+  release?: () => void;
 }
 
 export interface Pipeline {
@@ -25,14 +31,18 @@ export interface Pipeline {
   onEnd: EndListener[];
   /** Frees what the pipeline holds; called once, after its last exchange ended. */
   release(): void;
+  /** True when every response body must be followed to its last byte (server spans end there). */
+  observeBodies: boolean;
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, tracer, release }: AppDeps): Pipeline {
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
+  if (tracer) onEnd.push(endServerSpan());
 
   const app = new Hono<ProxyEnv>();
+  if (tracer) app.use(tracing(tracer));
   app.use(requestId());
   app.use(holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }));
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
@@ -49,7 +59,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch }: 
   return {
     handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })),
     onEnd,
-    // Nothing to free yet: the upstream deadline timer exists only while requests wait.
-    release() {},
+    release: release ?? (() => {}),
+    observeBodies: tracer !== undefined,
   };
 }

@@ -114,9 +114,14 @@ const READ_ERRORS: Record<string, string> = {
 };
 
 /** What the --config file (or SLUICE_CONFIG) sets; nothing when neither names one. */
-async function readConfigFile(flags: OptionSources, env: Record<string, string | undefined>, runtime: Runtime): Promise<OptionSources> {
+/** What resolveConfig needs from the --config file, if one is given. */
+async function readConfigFile(
+  flags: OptionSources,
+  env: Record<string, string | undefined>,
+  runtime: Runtime,
+): Promise<{ file: OptionSources; otel: Record<string, string> }> {
   const path = resolveOption("config", flags, env);
-  if (path === undefined) return {};
+  if (path === undefined) return { file: {}, otel: {} };
   let text: string;
   try {
     text = await runtime.readTextFile(path);
@@ -127,7 +132,8 @@ async function readConfigFile(flags: OptionSources, env: Record<string, string |
       cause: error,
     });
   }
-  return loadConfigFile(path, text);
+  const { options, otel } = loadConfigFile(path, text);
+  return { file: options, otel };
 }
 
 function budgetText(config: Config): string {
@@ -154,7 +160,7 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   let url = command[0];
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad value must not fail the check.
-    const file = await readConfigFile(flags, env, runtime);
+    const { file } = await readConfigFile(flags, env, runtime);
     const admin = resolveOption("adminListen", flags, env, { file });
     if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
@@ -198,7 +204,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
       }
       case "check": {
         const { flags, command } = parseArgs(rest);
-        const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
+        const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
         try {
           validateConfig(config);
         } catch (error) {
@@ -213,7 +219,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
     // Run again on every SIGHUP: the same flags and environment, the file as it is now.
     const loadConfig = async (): Promise<Config> => {
-      const config = resolveConfig(flags, env, command, { file: await readConfigFile(flags, env, runtime) });
+      const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
       validateConfig(config);
       return config;
     };

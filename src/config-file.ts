@@ -3,15 +3,25 @@
 import { parse, TomlDate, TomlError } from "smol-toml";
 import { ConfigError, optionKeyOf, type OptionSources } from "./config.ts";
 
+/** What a configuration file sets: options, and OTEL_* variables for tracing. */
+export interface ConfigFile {
+  options: OptionSources;
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT = "..."` and the like, below the real environment's. */
+  otel: Record<string, string>;
+}
+
+const OTEL_VARIABLE = /^OTEL_[A-Z0-9_]+$/;
+
 /**
  * Reads what a configuration file sets. Each top-level key is an option's flag name
  * (`drain-timeout = "15s"`); a string, number or boolean becomes the option's text and an
  * array its comma-separated list, so that file values go through the same parsers as flags
  * and variables (resolveConfig parses them, naming `<path> line <n> (<key>)`). Throws
  * ConfigError naming the file, the line and the key for invalid TOML, an unknown key, a
- * table, `config` itself, or a value of no usable type.
+ * table, `config` itself, or a value of no usable type. Keys spelled like the standard
+ * OTEL_* variables configure tracing, as those variables would (the environment wins).
  */
-export function loadConfigFile(path: string, text: string): OptionSources {
+export function loadConfigFile(path: string, text: string): ConfigFile {
   let document: Record<string, unknown>;
   try {
     document = parse(text);
@@ -23,6 +33,7 @@ export function loadConfigFile(path: string, text: string): OptionSources {
   }
   const lines = topLevelKeyLines(text);
   const sources: OptionSources = {};
+  const otel: Record<string, string> = {};
   for (const [name, value] of Object.entries(document)) {
     const line = lines.get(name);
     const where = line === undefined ? path : `${path} line ${line}`;
@@ -33,15 +44,16 @@ export function loadConfigFile(path: string, text: string): OptionSources {
       );
     }
     const key = optionKeyOf(name);
-    if (key === undefined) throw new ConfigError(`Unknown key "${name}" in ${where}`);
+    if (key === undefined && !OTEL_VARIABLE.test(name)) throw new ConfigError(`Unknown key "${name}" in ${where}`);
     const from = `${where} (${name})`;
     const optionText = textOf(value);
     if (optionText === undefined) {
       throw new ConfigError(`Cannot parse ${from}: expected a string, a number, a boolean or an array of them; current value is ${kindOf(value)}`);
     }
-    sources[key] = { text: optionText, from };
+    if (key === undefined) otel[name] = optionText;
+    else sources[key] = { text: optionText, from };
   }
-  return sources;
+  return { options: sources, otel };
 }
 
 /** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */

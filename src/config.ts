@@ -17,6 +17,7 @@ import {
   parseSize,
   type ValueParser,
 } from "./config-values.ts";
+import { type TracingConfig, tracingConfigFromEnv } from "./telemetry/tracing-config.ts";
 
 interface OptionSpec<T> {
   /** The flag without dashes; the variable is SLUICE_ + its upper-snake form. */
@@ -92,6 +93,8 @@ export type OptionKey = keyof typeof OPTIONS;
 /** Options as parsed values; `command` is the child's argv. */
 export type Config = { -readonly [K in OptionKey]: ReturnType<(typeof OPTIONS)[K]["parse"]> } & {
   command: string[];
+  /** From the standard OTEL_* variables (see telemetry/tracing-config.ts). */
+  tracing: TracingConfig;
 };
 
 export type { Cidr, ListenAddress };
@@ -123,6 +126,8 @@ export interface ResolveOptions {
    * @default {}
    */
   file?: OptionSources;
+  /** OTEL_* variables the --config file sets; the environment's own win over them. */
+  otel?: Record<string, string>;
 }
 
 /**
@@ -140,6 +145,11 @@ export function resolveConfig(
   for (const key of Object.keys(OPTIONS) as OptionKey[]) {
     const value = resolveOption(key, flags, env, options);
     if (value !== undefined) config[key] = value;
+  }
+  try {
+    config.tracing = tracingConfigFromEnv({ ...options.otel, ...withoutEmpty(env) });
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error), { cause: error });
   }
   return config as Config;
 }
@@ -231,4 +241,11 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
 /** The options whose values differ, by their flag names. */
 export function changedOptions(before: Config, after: Config): OptionKey[] {
   return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+}
+
+/** The set variables only: an empty one counts as unset, so it must not hide the file's. */
+function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  const set: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value) set[name] = value;
+  return set;
 }

@@ -1,5 +1,7 @@
 /** @module Exchange: one request's record, from arrival to the last byte of its response. */
 
+import type { Context, Span, Tracer } from "@opentelemetry/api";
+
 /** How an exchange ended. */
 export type Outcome =
   | "complete" // the response body was fully sent
@@ -15,6 +17,14 @@ export type AbortReason =
   | "body-too-large"; // the request body grew past --max-request-body
 
 export type EndListener = (exchange: Exchange) => void;
+
+/** Set by the tracing middleware when tracing is on (see middleware/tracing.ts). */
+export interface ExchangeTrace {
+  tracer: Tracer;
+  span: Span;
+  /** The context the server span is active in: the parent of the proxy's client span. */
+  context: Context;
+}
 
 /**
  * Everything the pipeline learns about one request, shared by the server (in-flight
@@ -38,6 +48,7 @@ export class Exchange {
   /** Why the upstream request failed (502), for the access log. */
   upstreamError: string | undefined;
   outcome: Outcome | undefined;
+  trace: ExchangeTrace | undefined;
   #onEnd: EndListener;
 
   constructor(readonly request: Request, readonly clientAddress: string, onEnd: EndListener) {

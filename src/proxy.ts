@@ -1,9 +1,19 @@
 /** @module The forwarder: streams a request to the child and its response back. */
 
+import { type Span, SpanKind, SpanStatusCode, type TextMapSetter, trace } from "@opentelemetry/api";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+} from "@opentelemetry/semantic-conventions";
 import type { Context } from "hono";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
-import type { Exchange } from "./exchange.ts";
+import type { Exchange, ExchangeTrace } from "./exchange.ts";
+import { propagator } from "./middleware/tracing.ts";
 import { removeHopByHop, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import type { UpstreamFetch } from "./runtime/types.ts";
 
@@ -62,17 +72,18 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
 
     waitingForHeaders.add(exchange);
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
+    const headers = upstreamRequestHeaders(exchange, trustedProxies);
+    const span = exchange.trace && startClientSpan(exchange.trace, incoming.method, url, headers);
     const sentAt = performance.now();
     try {
-      const upstream = await fetch(url, {
-        method: incoming.method,
-        headers: upstreamRequestHeaders(exchange, trustedProxies),
-        body,
-        signal: exchange.signal,
-      });
+      const upstream = await fetch(url, { method: incoming.method, headers, body, signal: exchange.signal });
       exchange.upstreamMs = performance.now() - sentAt;
+      span?.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, upstream.status);
+      if (upstream.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
       return clientResponse(upstream, incoming.method, exchange);
     } catch (error) {
+      span?.setAttribute(ATTR_ERROR_TYPE, exchange.abortReason ?? "connection");
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: exchange.abortReason ?? "upstream request failed" });
       switch (exchange.abortReason) {
         case "body-too-large":
           return errorResponse(413, exchange);
@@ -87,9 +98,31 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       return errorResponse(502, exchange);
     } finally {
       waitingForHeaders.delete(exchange);
+      span?.end();
     }
   };
 }
+
+/**
+ * The span of the upstream call, from sending to the response headers, under the server
+ * span; its W3C trace context goes to the child in `traceparent`/`tracestate`.
+ */
+function startClientSpan({ tracer, context }: ExchangeTrace, method: string, url: string, headers: Headers): Span {
+  const target = new URL(url);
+  const span = tracer.startSpan(method, {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      [ATTR_HTTP_REQUEST_METHOD]: method,
+      [ATTR_SERVER_ADDRESS]: target.hostname,
+      [ATTR_SERVER_PORT]: Number(target.port),
+      [ATTR_URL_FULL]: `${target.origin}${target.pathname}`,
+    },
+  }, context);
+  propagator.inject(trace.setSpan(context, span), headers, headerSetter);
+  return span;
+}
+
+const headerSetter: TextMapSetter<Headers> = { set: (headers, key, value) => headers.set(key, value) };
 
 /**
  * The upstream's response as the client gets it. Returned as is, with its headers edited

@@ -48,6 +48,11 @@ export class Server {
     this.#current = new PipelineSlot(pipeline);
   }
 
+  /** Retires the pipeline in service (at stop, after the drain), releasing it once idle. */
+  retirePipeline(): void {
+    this.swapPipeline({ handle: () => Promise.reject(new Error("stopped")), onEnd: [], release() {}, observeBodies: false });
+  }
+
   /** Serves new requests with `pipeline` from now on; the old one is released once idle. */
   swapPipeline(pipeline: Pipeline): void {
     const old = this.#current;
@@ -117,7 +122,10 @@ export class Server {
       exchange.end(exchange.abortReason);
     } else if (response.body === null) {
       exchange.end("complete");
-    } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
+    } else if (
+      this.#runtime.fastBodyPassthrough && !slot.pipeline.observeBodies && length !== null &&
+      Number(length) <= PASSTHROUGH_MAX_BYTES
+    ) {
       exchange.bytesOut = Number(length);
       exchange.end("complete");
     } else {

@@ -3,7 +3,7 @@
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS } from "./config.ts";
-import { sleep } from "./deadlines.ts";
+import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
 import { log, setupLogging } from "./log.ts";
@@ -13,7 +13,14 @@ import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
 import { Server } from "./server.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
+import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { Metrics } from "./telemetry/metrics.ts";
+import type { SpanCounts } from "./telemetry/otlp-exporter.ts";
+import { buildSampler, SamplingTracer } from "./telemetry/sampler.ts";
+import { TracerPool } from "./telemetry/tracer-pool.ts";
+import { buildTracerProvider } from "./telemetry/tracer-provider.ts";
+import { exporterKey } from "./telemetry/tracing-config.ts";
+import { VERSION } from "./version.ts";
 
 export interface ServiceDeps {
   runtime: Runtime;
@@ -38,6 +45,8 @@ export class Service {
   #server: Server;
   #supervisor: Supervisor;
   #admin: HttpListener | undefined;
+  #tracers = new TracerPool<BasicTracerProvider>();
+  #spanCounts: SpanCounts = { exported: 0, dropped: 0 };
   #signals: ProcessSignals;
   /** The reload under way, if any; SIGHUPs meanwhile ask for one more after it. */
   #reloading: Promise<void> | undefined;
@@ -48,6 +57,12 @@ export class Service {
     this.#deps = deps;
     const { runtime } = deps;
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
+    this.#metrics.sampleTracing(() => ({
+      providersBuilt: this.#tracers.built,
+      providersActive: this.#tracers.active,
+      spansExported: this.#spanCounts.exported,
+      spansDropped: this.#spanCounts.dropped,
+    }));
     this.#server = new Server(runtime, this.#buildPipeline(config));
     this.#supervisor = new Supervisor(
       {
@@ -65,11 +80,20 @@ export class Service {
     this.#signals = new ProcessSignals(runtime, () => this.#requestReload());
   }
 
+  /**
+   * A pipeline for `config`. With tracing on it leases the tracer provider for its exporter
+   * settings: built only when no pipeline holds one with the same key, released with the
+   * pipeline after its last request (so a reload that keeps the settings builds nothing).
+   */
   #buildPipeline(config: Config): Pipeline {
+    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: this.#deps.runtime.upstreamFetch };
+    if (!config.tracing.enabled) return buildApp(config, deps);
+    const { tracing } = config;
+    const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));
     return buildApp(config, {
-      readiness: this.#readiness,
-      metrics: this.#metrics,
-      upstreamFetch: this.#deps.runtime.upstreamFetch,
+      ...deps,
+      tracer: new SamplingTracer(lease.provider.getTracer("sluice", VERSION), buildSampler(tracing.sampler)),
+      release: () => void this.#tracers.release(lease),
     });
   }
 
@@ -168,20 +192,33 @@ export class Service {
       });
       return;
     }
-    const changed = changedOptions(current, next);
-    const pendingRestart = changed.filter((key) => RESTART_OPTIONS.has(key));
+    const changed: string[] = changedOptions(current, next).map((key) => OPTIONS[key].name);
+    if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
+    const pendingKeys = changedOptions(current, next).filter((key) => RESTART_OPTIONS.has(key));
     // The listeners and the child keep what they were started with.
     const applied: Config = { ...next, command: current.command };
-    for (const key of pendingRestart) (applied as Record<OptionKey, unknown>)[key] = current[key];
-    this.#server.swapPipeline(this.#buildPipeline(applied));
+    for (const key of pendingKeys) (applied as Record<OptionKey, unknown>)[key] = current[key];
+    let pipeline: Pipeline;
+    try {
+      pipeline = this.#buildPipeline(applied);
+    } catch (error) {
+      this.#metrics.reloads.inc({ result: "error" });
+      log.lifecycle.error("Reload failed; still serving with the previous configuration: {error}", {
+        event: "reload",
+        result: "error",
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    this.#server.swapPipeline(pipeline);
     this.#config = applied;
     this.#metrics.reloads.inc({ result: "ok" });
     const report = (): void =>
       log.lifecycle.info("Reloaded the configuration", {
         event: "reload",
         result: "ok",
-        changed: changed.filter((key) => !RESTART_OPTIONS.has(key)).map((key) => OPTIONS[key].name),
-        pendingRestart: pendingRestart.map((key) => OPTIONS[key].name),
+        changed: changed.filter((name) => !pendingKeys.some((key) => OPTIONS[key].name === name)),
+        pendingRestart: pendingKeys.map((key) => OPTIONS[key].name),
         ms: Math.round(performance.now() - startedAt),
       });
     if (applied.logLevel === current.logLevel && applied.logFormat === current.logFormat) return report();
@@ -232,6 +269,11 @@ export class Service {
     const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));
     // 5. Only now does the child hear about the stop.
     const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
+    // 6. Spans of every request served, drained ones included, go out now (bounded).
+    await step("flush-traces", async () => {
+      this.#server.retirePipeline();
+      await raceDeadline(this.#tracers.settled(), config.flushTimeout, cut);
+    });
     await step("close-admin", () => this.#admin?.close());
 
     const drained = drain?.drained ?? 0;
@@ -240,7 +282,8 @@ export class Service {
     const forced = aborted > 0 || killed > 0 || cut.aborted || failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
     const durationMs = Object.values(phases).reduce((a, b) => a + b, 0);
-    // 6. The last record; main() flushes the logs after it.
+    for (const [phase, ms] of Object.entries(phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
+    // The last record; main() flushes the logs after it.
     log.lifecycle.info("shutdown complete", {
       event: "shutdown.complete",
       reason: describe(trigger),

@@ -109,6 +109,22 @@ export class Histogram implements Metric {
   }
 }
 
+/** A value read when /metrics is scraped (counts kept elsewhere, such as the tracer pool's). */
+class Sampled implements Metric {
+  constructor(readonly name: string, readonly help: string, readonly type: "counter" | "gauge", readonly read: () => number) {}
+
+  render(): string {
+    return header(this.name, this.help, this.type) + `${this.name} ${this.read()}\n`;
+  }
+}
+
+export interface TracingCounts {
+  providersBuilt: number;
+  providersActive: number;
+  spansExported: number;
+  spansDropped: number;
+}
+
 /** The metrics sluice exports; one instance per process, shared by every pipeline. */
 export class Metrics {
   readonly requestsInFlight = new Gauge("sluice_requests_in_flight", "Requests being served now");
@@ -123,6 +139,19 @@ export class Metrics {
   readonly childState = new Gauge("sluice_child_state", "1 for the child's current state, 0 for the others");
   readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
+  readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
+  #tracing: () => TracingCounts = () => ({ providersBuilt: 0, providersActive: 0, spansExported: 0, spansDropped: 0 });
+  readonly #tracingMetrics = [
+    new Sampled("sluice_tracer_providers_built_total", "Tracer providers built", "counter", () => this.#tracing().providersBuilt),
+    new Sampled("sluice_tracer_providers_active", "Tracer providers alive (in use or shutting down)", "gauge", () => this.#tracing().providersActive),
+    new Sampled("sluice_spans_exported_total", "Spans the OTLP exporter delivered", "counter", () => this.#tracing().spansExported),
+    new Sampled("sluice_spans_dropped_total", "Spans lost: export failed or the queue was full", "counter", () => this.#tracing().spansDropped),
+  ];
+
+  /** Where the tracing metrics read their values. */
+  sampleTracing(read: () => TracingCounts): void {
+    this.#tracing = read;
+  }
 
   render(): string {
     return [
@@ -134,6 +163,8 @@ export class Metrics {
       this.childState,
       this.ready,
       this.reloads,
+      this.shutdownPhase,
+      ...this.#tracingMetrics,
     ].map((m) => m.render()).join("");
   }
 }

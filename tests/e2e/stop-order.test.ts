@@ -28,7 +28,7 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     const last = sluice.records.at(-1)!;
     expect(last.event).toBe("shutdown.complete");
     expect(last).toMatchObject({ drained: 2, aborted: 0, killed: 0, exitCode: 0 });
-    expect(Object.keys(last.phases as object)).toEqual(["shutdown-delay", "close-listener", "drain", "stop-child", "close-admin"]);
+    expect(Object.keys(last.phases as object)).toEqual(["shutdown-delay", "close-listener", "drain", "stop-child", "flush-traces", "close-admin"]);
   }, 60_000);
 
   test("during the shutdown delay requests are served with Connection: close and /readyz is 503", async () => {

@@ -316,7 +316,7 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       const last = sluice.records.at(-1)!;
       expect(last).toMatchObject({ event: "shutdown.complete", exitCode: 3, reason: "child exited with code 3", killed: 0 });
       // No shutdown delay for a child that is gone; the listener still closes before the drain.
-      expect(Object.keys(last.phases as object)).toEqual(["close-listener", "drain", "stop-child", "close-admin"]);
+      expect(Object.keys(last.phases as object)).toEqual(["close-listener", "drain", "stop-child", "flush-traces", "close-admin"]);
       expect(sluice.events("child.restarting")).toEqual([]);
     }, 60_000);
 

@@ -9,7 +9,7 @@ const PATH = "/etc/sluice.toml";
 
 /** The config a file gives, with no flags and no variables. */
 function fromFile(text: string) {
-  return resolveConfig({}, {}, ["app"], { file: loadConfigFile(PATH, text) });
+  return resolveConfig({}, {}, ["app"], { file: loadConfigFile(PATH, text).options });
 }
 
 /** The ConfigError message loading (and resolving) `text` throws. */
@@ -33,7 +33,7 @@ describe("values", () => {
       "access-log = false",
       'trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]',
       "",
-    ].join("\n"));
+    ].join("\n")).options;
     expect(sources).toEqual({
       httpPort: { text: "8081", from: `${PATH} line 2 (http-port)` },
       drainTimeout: { text: "7s", from: `${PATH} line 3 (drain-timeout)` },
@@ -84,17 +84,17 @@ describe("values", () => {
   });
 
   test("quoted keys, spaces and comments are fine; an empty file sets nothing", () => {
-    expect(loadConfigFile(PATH, `  "drain-timeout"  =  "2s"  # two seconds\n'stop-timeout'="1s"`)).toEqual({
+    expect(loadConfigFile(PATH, `  "drain-timeout"  =  "2s"  # two seconds\n'stop-timeout'="1s"`).options).toEqual({
       drainTimeout: { text: "2s", from: `${PATH} line 1 (drain-timeout)` },
       stopTimeout: { text: "1s", from: `${PATH} line 2 (stop-timeout)` },
     });
-    expect(loadConfigFile(PATH, "")).toEqual({});
-    expect(loadConfigFile(PATH, "# nothing here\n\n")).toEqual({});
+    expect(loadConfigFile(PATH, "").options).toEqual({});
+    expect(loadConfigFile(PATH, "# nothing here\n\n").options).toEqual({});
   });
 });
 
 describe("precedence: flags > variables > file > defaults", () => {
-  const file = loadConfigFile(PATH, 'drain-timeout = "7s"\nstop-timeout = "9s"\nshutdown-delay = "1s"\n');
+  const file = loadConfigFile(PATH, 'drain-timeout = "7s"\nstop-timeout = "9s"\nshutdown-delay = "1s"\n').options;
 
   test("each layer wins over the ones below it", () => {
     const config = resolveConfig(
@@ -114,7 +114,7 @@ describe("precedence: flags > variables > file > defaults", () => {
   });
 
   test("a flag or a variable hides a bad value in the file", () => {
-    const bad = loadConfigFile(PATH, 'drain-timeout = "3x"');
+    const bad = loadConfigFile(PATH, 'drain-timeout = "3x"').options;
     expect(resolveConfig({ drainTimeout: { text: "1s", from: "--drain-timeout" } }, {}, [], { file: bad }).drainTimeout).toBe(1000);
     expect(resolveConfig({}, { SLUICE_DRAIN_TIMEOUT: "2s" }, [], { file: bad }).drainTimeout).toBe(2000);
   });

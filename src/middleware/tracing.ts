@@ -1,0 +1,77 @@
+/**
+ * @module tracing: one server span per request, from arrival to the last byte of the response,
+ * continuing the client's W3C trace context; the proxy adds the client span under it.
+ * Registered only when tracing is on, so a pipeline without it does no tracing work at all.
+ */
+
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type TextMapGetter, trace, type Tracer } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from "@opentelemetry/semantic-conventions";
+import type { MiddlewareHandler } from "hono";
+import type { EndListener } from "../exchange.ts";
+import type { ProxyEnv } from "../proxy.ts";
+import { reportedStatus } from "./access-log.ts";
+
+export const propagator = new W3CTraceContextPropagator();
+
+const headerGetter: TextMapGetter<Headers> = {
+  get: (headers, key) => headers.get(key) ?? undefined,
+  keys: (headers) => [...headers.keys()],
+};
+
+/** Splits a Host header into the server.address and server.port attributes. */
+function hostAttributes(host: string | null): Record<string, string | number> {
+  if (!host) return {};
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
+  if (!match) return {};
+  return match[2] ? { [ATTR_SERVER_ADDRESS]: match[1]!, [ATTR_SERVER_PORT]: Number(match[2]) } : { [ATTR_SERVER_ADDRESS]: match[1]! };
+}
+
+export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
+  return function tracing(c, next) {
+    const { exchange } = c.env;
+    const request = exchange.request;
+    const url = request.url;
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const queryStart = url.indexOf("?", pathStart);
+    const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    // Span names carry the method only: no path, so no query string or credential leaks.
+    const span = tracer.startSpan(request.method, {
+      kind: SpanKind.SERVER,
+      startTime: exchange.startedAtEpochMs,
+      attributes: {
+        [ATTR_HTTP_REQUEST_METHOD]: request.method,
+        [ATTR_URL_PATH]: queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart),
+        [ATTR_URL_SCHEME]: "http",
+        [ATTR_CLIENT_ADDRESS]: exchange.clientAddress,
+        ...hostAttributes(request.headers.get("host")),
+        ...(request.headers.has("user-agent") ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get("user-agent")! } : {}),
+      },
+    }, parent);
+    exchange.trace = { tracer, span, context: trace.setSpan(parent, span) };
+    return next();
+  };
+}
+
+/** Ends the server span when the exchange ends: after the last byte, or the cut. */
+export function endServerSpan(): EndListener {
+  return function endServerSpan(exchange) {
+    const span = exchange.trace?.span;
+    if (!span) return;
+    const status = reportedStatus(exchange);
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status >= 500 || exchange.outcome === "aborted" || exchange.outcome === "error") {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: exchange.outcome ?? "error" });
+    }
+    span.end();
+  };
+}
