@@ -31,8 +31,6 @@ export interface Pipeline {
   onEnd: EndListener[];
   /** Frees what the pipeline holds; called once, after its last exchange ended. */
   release(): void;
-  /** True when every response body must be followed to its last byte (server spans end there). */
-  observeBodies: boolean;
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
@@ -60,6 +58,5 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, tr
     handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })),
     onEnd,
     release: release ?? (() => {}),
-    observeBodies: tracer !== undefined,
   };
 }

@@ -50,7 +50,7 @@ export class Server {
 
   /** Retires the pipeline in service (at stop, after the drain), releasing it once idle. */
   retirePipeline(): void {
-    this.swapPipeline({ handle: () => Promise.reject(new Error("stopped")), onEnd: [], release() {}, observeBodies: false });
+    this.swapPipeline({ handle: () => Promise.reject(new Error("stopped")), onEnd: [], release() {} });
   }
 
   /** Serves new requests with `pipeline` from now on; the old one is released once idle. */
@@ -123,8 +123,9 @@ export class Server {
     } else if (response.body === null) {
       exchange.end("complete");
     } else if (
-      this.#runtime.fastBodyPassthrough && !slot.pipeline.observeBodies && length !== null &&
-      Number(length) <= PASSTHROUGH_MAX_BYTES
+      this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES &&
+      // A recorded server span ends at the last byte, so its body is followed to the end.
+      !exchange.trace?.span.isRecording()
     ) {
       exchange.bytesOut = Number(length);
       exchange.end("complete");
