@@ -184,13 +184,7 @@ export class Service {
     try {
       next = await this.#deps.loadConfig();
     } catch (error) {
-      this.#metrics.reloads.inc({ result: "error" });
-      log.lifecycle.error("Reload failed; still serving with the previous configuration: {error}", {
-        event: "reload",
-        result: "error",
-        error: error instanceof Error ? error.message : String(error),
-      });
-      return;
+      return this.#reloadFailed(error);
     }
     const changed: string[] = changedOptions(current, next).map((key) => OPTIONS[key].name);
     if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
@@ -202,13 +196,7 @@ export class Service {
     try {
       pipeline = this.#buildPipeline(applied);
     } catch (error) {
-      this.#metrics.reloads.inc({ result: "error" });
-      log.lifecycle.error("Reload failed; still serving with the previous configuration: {error}", {
-        event: "reload",
-        result: "error",
-        error: error instanceof Error ? error.message : String(error),
-      });
-      return;
+      return this.#reloadFailed(error);
     }
     this.#server.swapPipeline(pipeline);
     this.#config = applied;
@@ -227,6 +215,15 @@ export class Service {
     if (!moreVerbose) report();
     await setupLogging(this.#deps.stdout, { level: applied.logLevel, format: applied.logFormat });
     if (moreVerbose) report();
+  }
+
+  #reloadFailed(error: unknown): void {
+    this.#metrics.reloads.inc({ result: "error" });
+    log.lifecycle.error("Reload failed; still serving with the previous configuration: {error}", {
+      event: "reload",
+      result: "error",
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 
   /**
