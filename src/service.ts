@@ -11,6 +11,7 @@ import type { LineOutput } from "./output.ts";
 import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
+import { StopSteps } from "./stop-steps.ts";
 import { Server } from "./server.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
@@ -234,21 +235,8 @@ export class Service {
   async #stop(trigger: StopTrigger): Promise<number> {
     const config = this.#config;
     const cut = this.#signals.fastStop; // a second signal, or SIGQUIT, cuts every wait short
-    const phases: Record<string, number> = {};
-    let failed = false;
-    const step = async <T>(name: string, run: () => Promise<T> | T): Promise<T | undefined> => {
-      const startedAt = performance.now();
-      try {
-        return await run();
-      } catch (error) {
-        failed = true;
-        log.lifecycle.error("Stop step {step} failed: {error}", { event: "stop.failed", step: name, error: String(error) });
-        return undefined;
-      } finally {
-        phases[name] = Math.round(performance.now() - startedAt);
-        log.lifecycle.info("Stop step {step} done in {ms}ms", { event: "stop.phase", step: name, ms: phases[name] });
-      }
-    };
+    const steps = new StopSteps();
+    const step = steps.run.bind(steps);
 
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
     // 1. /readyz turns 503.
@@ -276,17 +264,16 @@ export class Service {
     const drained = drain?.drained ?? 0;
     const aborted = drain?.aborted ?? 0;
     const killed = stopped?.killed ?? 0;
-    const forced = aborted > 0 || killed > 0 || cut.aborted || failed || !drain || !stopped;
+    const forced = aborted > 0 || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
-    const durationMs = Object.values(phases).reduce((a, b) => a + b, 0);
-    for (const [phase, ms] of Object.entries(phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
+    for (const [phase, ms] of Object.entries(steps.phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
     // The last record; main() flushes the logs after it.
     log.lifecycle.info("shutdown complete", {
       event: "shutdown.complete",
       reason: describe(trigger),
       exitCode: code,
-      durationMs,
-      phases,
+      durationMs: steps.totalMs,
+      phases: steps.phases,
       drained,
       aborted,
       killed,

@@ -4,7 +4,7 @@
  */
 
 import { afterEach } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -258,4 +258,28 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The samples of sluice's /metrics, by series ("name" or "name{labels}" as printed). */
+export async function readMetrics(sluice: Sluice): Promise<Record<string, number>> {
+  const text = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+  const samples: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples[line.slice(0, space)] = Number(line.slice(space + 1));
+  }
+  return samples;
+}
+
+/** Open file descriptors of a process (Linux: the entries of /proc/<pid>/fd). */
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Resident memory of a process in KiB (Linux: VmRSS in /proc/<pid>/status). */
+export function rssKiB(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]);
 }
