@@ -392,7 +392,7 @@ export async function startSluice(opts: {
     ? Object.entries(opts.env).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v} `).join("")
     : "";
   log(`starting ${name}: ${envNote}${cmd.slice(3).join(" ")}`);
-  const sluice = start(name, cmd, { stdout: "ignore", stderrFile: opts.stderrFile, env: opts.env });
+  const sluice = start(name, cmd, { stdout: "ignore", stderrFile: opts.stderrFile, ...(opts.env ? { env: opts.env } : {}) });
   try {
     await waitTcp(opts.targetPort, sluice, 20_000, `${name}'s child (bench/upstream.ts)`);
     await waitHttp200(`http://127.0.0.1:${opts.httpPort}/`, sluice, 20_000, name);
