@@ -19,6 +19,10 @@ export class Deadlines<T> {
 
   delete(entry: T): void {
     this.#entries.delete(entry);
+    if (this.#entries.size === 0 && this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
   }
 
   #sweep(): void {

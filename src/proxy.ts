@@ -107,7 +107,12 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
  * The span of the upstream call, from sending to the response headers, under the server
  * span; its W3C trace context goes to the child in `traceparent`/`tracestate`.
  */
-function startClientSpan({ tracer, context }: ExchangeTrace, method: string, url: string, headers: Headers): Span {
+function startClientSpan({ tracer, span: server, context }: ExchangeTrace, method: string, url: string, headers: Headers): Span | undefined {
+  if (!server.isRecording()) {
+    // Not sampled: the child still gets the trace context (sampled flag off), no span is made.
+    propagator.inject(context, headers, headerSetter);
+    return undefined;
+  }
   const target = new URL(url);
   const span = tracer.startSpan(method, {
     kind: SpanKind.CLIENT,

@@ -40,23 +40,24 @@ export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
   return function tracing(c, next) {
     const { exchange } = c.env;
     const request = exchange.request;
-    const url = request.url;
-    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    const queryStart = url.indexOf("?", pathStart);
     const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
     // Span names carry the method only: no path, so no query string or credential leaks.
-    const span = tracer.startSpan(request.method, {
-      kind: SpanKind.SERVER,
-      startTime: exchange.startedAtEpochMs,
-      attributes: {
+    const span = tracer.startSpan(request.method, { kind: SpanKind.SERVER, startTime: exchange.startedAtEpochMs }, parent);
+    // The samplers sluice offers decide on the trace id alone: attributes are built only
+    // for spans that are recorded.
+    if (span.isRecording()) {
+      const url = request.url;
+      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+      const queryStart = url.indexOf("?", pathStart);
+      span.setAttributes({
         [ATTR_HTTP_REQUEST_METHOD]: request.method,
         [ATTR_URL_PATH]: queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart),
         [ATTR_URL_SCHEME]: "http",
         [ATTR_CLIENT_ADDRESS]: exchange.clientAddress,
         ...hostAttributes(request.headers.get("host")),
         ...(request.headers.has("user-agent") ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get("user-agent")! } : {}),
-      },
-    }, parent);
+      });
+    }
     exchange.trace = { tracer, span, context: trace.setSpan(parent, span) };
     return next();
   };
@@ -66,7 +67,7 @@ export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
 export function endServerSpan(): EndListener {
   return function endServerSpan(exchange) {
     const span = exchange.trace?.span;
-    if (!span) return;
+    if (!span?.isRecording()) return;
     const status = reportedStatus(exchange);
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     if (status >= 500 || exchange.outcome === "aborted" || exchange.outcome === "error") {
