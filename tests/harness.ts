@@ -35,7 +35,7 @@ export type LogRecord = Record<string, unknown> & { event?: string; message?: st
 /** Processes started by tests; killed after each test, whatever happened. */
 const started = new Set<{ pid: number; group: boolean }>();
 
-afterEach(() => {
+function killStarted(): void {
   for (const proc of started) {
     try {
       process.kill(proc.group ? -proc.pid : proc.pid, "SIGKILL");
@@ -44,7 +44,17 @@ afterEach(() => {
     }
   }
   started.clear();
-});
+}
+
+afterEach(killStarted);
+// A test run cut short (Ctrl-C, a CI timeout) must not leave sluices and apps behind either.
+process.on("exit", killStarted);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    killStarted();
+    process.exit(130);
+  });
+}
 
 /** Registers a process group (or process) for cleanup after the current test. */
 export function track(pid: number, group = false): void {

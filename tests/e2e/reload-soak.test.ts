@@ -1,0 +1,249 @@
+/**
+ * @module The reload soak: 1,000 SIGHUP reloads against a running sluice while requests
+ * flow, with tracing on. Nothing may fail, no tracer provider may be built or left behind,
+ * file descriptors and memory come back to their baseline, and the process still stops
+ * promptly and cleanly afterwards. Then the same run from source with an entry that does not
+ * call exit() at the end: the process must end by itself, so no timer or socket leaked.
+ */
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { envName, OPTIONS } from "../../src/config.ts";
+import { type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
+import { BUN, DENO, openFds, readMetrics, ROOT, rssKiB, type Sluice, startSluice, type Target, TARGETS, tempDir, until } from "../harness.ts";
+
+/** SLUICE_* and OTEL_* variables inherited from the shell would change what these tests see. */
+const CLEAN_ENV: Record<string, string> = {
+  ...Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""])),
+  ...Object.fromEntries(Object.keys(process.env).filter((name) => name.startsWith("OTEL_")).map((name) => [name, ""])),
+};
+
+const RELOADS = 1000;
+
+const receivers: Receiver[] = [];
+afterEach(() => {
+  for (const receiver of receivers.splice(0)) receiver.stop();
+});
+
+interface Load {
+  readonly done: number;
+  readonly failures: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `workers` clients sending requests back to back until stopped (at most 100,000 each): plain,
+ * echoed, streamed (observed to the last byte) and slow ones (in flight across reloads).
+ */
+function startLoad(sluice: Sluice, workers: number): Load {
+  let stopped = false;
+  const state = { done: 0, failures: [] as string[] };
+  const paths = ["/", "/echo", "/stream?chunks=2&gap=2", "/slow?ms=20"];
+  const expected = (path: string, body: string) =>
+    path === "/" ? body.length === 1024 : path.startsWith("/stream") ? body === "chunk 1\nchunk 2\n" : path === "/slow?ms=20" ? body === "slow 20\n" : body.startsWith("{");
+  const worker = async (w: number) => {
+    for (let i = 0; i < 100_000 && !stopped; i++) {
+      const path = paths[(i + w) % paths.length]!;
+      try {
+        const response = await fetch(`${sluice.url}${path}`);
+        const body = await response.text();
+        if (response.status !== 200 || !expected(path, body)) state.failures.push(`${path}: ${response.status} ${body.slice(0, 80)}`);
+      } catch (error) {
+        state.failures.push(`${path}: ${String(error)}`);
+      }
+      state.done++;
+    }
+  };
+  const running = Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+  return {
+    get done() {
+      return state.done;
+    },
+    failures: state.failures,
+    async stop() {
+      stopped = true;
+      await running;
+    },
+  };
+}
+
+/**
+ * sluice started with tracing on (exporting to a fresh receiver) and a config file that every
+ * SIGHUP re-reads unchanged, with helpers to send reloads and wait for them.
+ */
+async function startSoak(target: Target) {
+  const otlp = startReceiver();
+  receivers.push(otlp);
+  const path = join(tempDir(), "sluice.toml");
+  writeFileSync(
+    path,
+    ['shutdown-delay = "0s"', 'drain-timeout = "10s"', `OTEL_EXPORTER_OTLP_ENDPOINT = "${otlp.url}"`, 'OTEL_BSP_SCHEDULE_DELAY = "200"', ""].join("\n"),
+  );
+  const sluice = await startSluice(target, { args: ["--config", path], env: CLEAN_ENV });
+  const received = () => sluice.events("signal").filter((r) => r.signal === "SIGHUP").length;
+  const providers = async () => {
+    const metrics = await readMetrics(sluice);
+    return { built: metrics.sluice_tracer_providers_built_total, active: metrics.sluice_tracer_providers_active };
+  };
+  /** Provider counts seen while the reloads ran, one sample every 50 SIGHUPs. */
+  const samples: { built: number | undefined; active: number | undefined }[] = [];
+  return {
+    sluice,
+    otlp,
+    received,
+    samples,
+    /**
+     * Sends `count` SIGHUPs, each once sluice logged the one before (waiting up to 100 ms):
+     * the kernel keeps one pending signal per kind, so HUPs sent back to back would merge.
+     */
+    async hups(count: number): Promise<void> {
+      for (let i = 0; i < count; i++) {
+        const before = received();
+        sluice.signal("SIGHUP");
+        for (let waited = 0; waited < 100 && received() === before; waited++) await Bun.sleep(1);
+        if (i % 50 === 49) samples.push(await providers());
+      }
+    },
+    /** Waits until the last reload has finished: its record is out and the counter agrees. */
+    async settled(): Promise<void> {
+      let last = -1;
+      await until(async () => {
+        const count = sluice.events("reload").length;
+        const metric = (await readMetrics(sluice))['sluice_reloads_total{result="ok"}'];
+        const still = count === last && metric === count;
+        last = count;
+        if (!still) await Bun.sleep(200);
+        return still;
+      }, 60_000, "the reloads to finish");
+    },
+    providers,
+  };
+}
+
+/**
+ * How much resident memory may grow over the 1,000 reloads, from a baseline taken after a
+ * warm-up of 300 reloads and 3,000 requests (both read after 1.5 s idle; nothing sluice can
+ * be told from outside forces a GC). Measured here: binary +0.8 to +10.2 MiB over 11 runs,
+ * the value after the reloads steady at 65-70 MiB and the spread coming from where the
+ * baseline lands (59-65 MiB, GC timing); with a warm-up of only 1,000 requests, +5 to +10.
+ * Deno +9 to +16 MiB over 6 runs; that is V8 sizing its heap to the load, not the reloads:
+ * the same load with no reload moved it +9 to +17 MiB from the same baseline, and 5,000
+ * reloads in a row grew it +18 MiB in all (round to round -5..+8 MiB), not linearly. For
+ * scale: a pipeline is about 5 KiB of heap and a tracer provider about 4 KiB, so a provider
+ * leaked per reload is caught exactly by the metrics below, not by this bound; the bound
+ * catches a leak of about 16 KiB (binary) or 32 KiB (Deno) per reload.
+ */
+const RSS_GROWTH_MIB = { binary: 16, deno: 32 };
+/** Pooled keep-alive sockets (test client -> sluice, sluice -> app, sluice -> receiver) may differ by a few. */
+const FD_SLACK = 4;
+
+describe.each(TARGETS)("reload soak ($name)", (target) => {
+  test(`${RELOADS} SIGHUP reloads under load: nothing fails, nothing leaks, the stop is prompt and clean`, async () => {
+    const soak = await startSoak(target);
+    const { sluice } = soak;
+    const pid = sluice.proc.pid;
+    const failures: string[] = [];
+
+    // Warm-up: the same load and 300 reloads, so pools, JIT and heaps reach their working size.
+    let load = startLoad(sluice, 4);
+    await soak.hups(300);
+    await until(() => load.done >= 3000, 60_000, "3000 warm-up requests");
+    await soak.settled();
+    await load.stop();
+    failures.push(...load.failures);
+    await Bun.sleep(1500);
+    const baseline = { fds: openFds(pid), rssKiB: rssKiB(pid), reloads: sluice.events("reload").length, hups: soak.received(), requests: load.done };
+
+    const startedAt = performance.now();
+    load = startLoad(sluice, 4);
+    await soak.hups(RELOADS);
+    await soak.settled();
+    const reloadMs = Math.round(performance.now() - startedAt);
+    await load.stop();
+    failures.push(...load.failures);
+    await Bun.sleep(1500);
+    const after = { fds: openFds(pid), rssKiB: rssKiB(pid) };
+    const metrics = await readMetrics(sluice);
+    const measured = {
+      target: target.name,
+      hupsSent: RELOADS,
+      hupsReceived: soak.received() - baseline.hups,
+      reloads: sluice.events("reload").length - baseline.reloads,
+      reloadMs,
+      requests: load.done,
+      warmupRequests: baseline.requests,
+      fds: [baseline.fds, after.fds],
+      rssMiB: [baseline.rssKiB, after.rssKiB].map((kib) => Math.round(kib / 102.4) / 10),
+      spansExported: metrics.sluice_spans_exported_total,
+      spansDropped: metrics.sluice_spans_dropped_total,
+    };
+    console.log(JSON.stringify(measured));
+
+    expect(failures).toEqual([]);
+    expect(sluice.events("reload").every((r) => r.result === "ok")).toBe(true);
+    expect(measured.reloads).toBeGreaterThanOrEqual(RELOADS * 0.9); // coalescing merges only a few
+    expect(soak.samples.every((sample) => sample.built === 1 && sample.active === 1)).toBe(true);
+    expect(await soak.providers()).toEqual({ built: 1, active: 1 });
+    expect(after.fds).toBeLessThanOrEqual(baseline.fds + FD_SLACK);
+    expect((after.rssKiB - baseline.rssKiB) / 1024).toBeLessThan(RSS_GROWTH_MIB[target.name]);
+    expect(metrics.sluice_spans_dropped_total).toBe(0);
+
+    const stopAt = performance.now();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode(10_000)).toBe(0);
+    const stopMs = Math.round(performance.now() - stopAt);
+    console.log(JSON.stringify({ target: target.name, stopMs }));
+    expect(stopMs).toBeLessThan(5000);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, aborted: 0, killed: 0 });
+  }, 120_000);
+});
+
+/**
+ * main.ts ends with runtime.exit(code), so the real entry exits even with a timer or socket
+ * left behind. This entry is main.ts without that call: the process then ends only once
+ * nothing is left to run, which is what shows that nothing leaked.
+ */
+function naturalExitTarget(target: Target): Target {
+  const entry = join(tempDir(), "natural-exit.ts");
+  writeFileSync(
+    entry,
+    [
+      `import { runCli } from ${JSON.stringify(join(ROOT, "src/cli.ts"))};`,
+      `import { loadRuntime } from ${JSON.stringify(join(ROOT, "src/runtime/load.ts"))};`,
+      "const code = await runCli(await loadRuntime());",
+      "const global = globalThis as { Deno?: { exitCode: number }; process?: { exitCode?: number } };",
+      "if (global.Deno) global.Deno.exitCode = code;",
+      "else global.process!.exitCode = code;",
+      "",
+    ].join("\n"),
+  );
+  return target.name === "binary"
+    ? { name: "binary", command: [BUN, entry] }
+    // --config: the entry lives outside the project, whose package.json resolves the npm imports.
+    : { name: "deno", command: [DENO, "run", "--allow-all", "--config", join(ROOT, "deno.json"), "--unstable-net", "--unstable-no-legacy-abort", entry] };
+}
+
+describe.each(TARGETS)("reload soak, from source without the final exit() ($name)", (target) => {
+  test(`after ${RELOADS} reloads under load and SIGTERM, nothing keeps the process alive`, async () => {
+    const soak = await startSoak(naturalExitTarget(target));
+    const { sluice } = soak;
+    const load = startLoad(sluice, 4);
+    await soak.hups(RELOADS);
+    await soak.settled();
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    expect(await soak.providers()).toEqual({ built: 1, active: 1 });
+    const reloads = sluice.events("reload").length;
+
+    sluice.signal("SIGTERM");
+    const complete = await sluice.waitFor("shutdown.complete", 10_000);
+    const completeAt = performance.now();
+    // A leaked timer (the shortest sluice has is seconds long) or socket would hold it here.
+    expect(await sluice.exitCode(10_000)).toBe(0);
+    const lingerMs = Math.round(performance.now() - completeAt);
+    console.log(JSON.stringify({ target: `${target.name} from source`, reloads, requests: load.done, lingerMs }));
+    expect(complete).toMatchObject({ exitCode: 0, aborted: 0, killed: 0 });
+    expect(lingerMs).toBeLessThan(1000);
+  }, 120_000);
+});
