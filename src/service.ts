@@ -2,7 +2,7 @@
 
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
-import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS } from "./config.ts";
+import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
@@ -12,6 +12,7 @@ import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
 import { StopSteps } from "./stop-steps.ts";
+import { SystemdNotifier } from "./systemd-notify.ts";
 import { Server } from "./server.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
@@ -46,6 +47,7 @@ export class Service {
   #server: Server;
   #supervisor: Supervisor;
   #admin: HttpListener | undefined;
+  #notifier: SystemdNotifier;
   #tracers = new TracerPool<BasicTracerProvider>();
   #spanCounts: SpanCounts = { exported: 0, dropped: 0 };
   #signals: ProcessSignals;
@@ -57,6 +59,7 @@ export class Service {
     this.#config = config;
     this.#deps = deps;
     const { runtime } = deps;
+    this.#notifier = new SystemdNotifier(runtime, deps.env);
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
     this.#metrics.sampleTracing(() => ({
       providersBuilt: this.#tracers.built,
@@ -129,6 +132,7 @@ export class Service {
       port: this.#server.port,
       childPid: this.#supervisor.pid,
     });
+    this.#notifier.ready(`serving on ${config.httpHost}:${this.#server.port}`);
     return Promise.race([
       stopRequested,
       this.#supervisor.exited.then((status): StopTrigger => ({ kind: "child-exit", code: status.code })),
@@ -239,8 +243,9 @@ export class Service {
     const step = steps.run.bind(steps);
 
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
-    // 1. /readyz turns 503.
+    // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget.
     this.#readiness.setStopping();
+    this.#notifier.stopping(stopBudget(config).totalMs);
     // 2. Keep serving while load balancers notice; responses ask clients to reconnect.
     if (trigger.kind === "signal") {
       await step("shutdown-delay", async () => {
@@ -260,6 +265,7 @@ export class Service {
       await raceDeadline(this.#tracers.settled(), config.flushTimeout, cut);
     });
     await step("close-admin", () => this.#admin?.close());
+    this.#notifier.close();
 
     const drained = drain?.drained ?? 0;
     const aborted = drain?.aborted ?? 0;

@@ -2,6 +2,7 @@
 
 import { Http1Client } from "../upstream/http1-client.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
+import { denoNotify } from "./notify-deno.ts";
 import { signalNumber } from "./signals.ts";
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
@@ -118,4 +119,5 @@ export const denoRuntime: Runtime = {
   write: writeAll,
   exit: (code) => Deno.exit(code),
   sourceCommit,
+  notify: denoNotify((filename, symbols) => Deno.dlopen(filename, symbols)),
 };

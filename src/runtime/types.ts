@@ -119,4 +119,12 @@ export interface Runtime {
   exit(code: number): never;
   /** The git commit of a run from source, when it can be found; undefined otherwise. */
   sourceCommit(): string | undefined;
+  /**
+   * Sends one sd_notify datagram (e.g. "READY=1\nSTATUS=...") to the unix datagram socket at
+   * `socketPath` (NOTIFY_SOCKET: a path, or "@name" for the abstract namespace). Returns false
+   * (never throws) when it cannot be sent. Synchronous and never blocks: a full receive queue
+   * is a false too. As sd_notify(3), only absolute paths and "@name" are accepted (not
+   * "vsock:..."), and an empty message or one with a NUL byte is not sent.
+   */
+  notify(socketPath: string, message: string): boolean;
 }

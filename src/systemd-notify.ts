@@ -1,0 +1,49 @@
+/**
+ * @module SystemdNotifier: tells systemd about the lifecycle over NOTIFY_SOCKET (sd_notify),
+ * and pings its watchdog. Does nothing at all when sluice does not run under a notify unit.
+ * https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ */
+
+import type { Runtime } from "./runtime/types.ts";
+
+export class SystemdNotifier {
+  #runtime: Runtime;
+  #socket: string | undefined;
+  #watchdogMs: number | undefined;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+
+  constructor(runtime: Runtime, env: Record<string, string | undefined>) {
+    this.#runtime = runtime;
+    this.#socket = env.NOTIFY_SOCKET || undefined;
+    const usec = Number(env.WATCHDOG_USEC);
+    this.#watchdogMs = this.#socket && usec > 0 ? usec / 1000 : undefined;
+  }
+
+  /** The child is ready and sluice serves: systemd may consider the unit started. */
+  ready(status: string): void {
+    this.#send(`READY=1\nSTATUS=${status}`);
+    // Half the watchdog interval, as sd_watchdog_enabled(3) advises.
+    if (this.#watchdogMs !== undefined && this.#watchdog === undefined) {
+      this.#watchdog = setInterval(() => this.#send("WATCHDOG=1"), this.#watchdogMs / 2);
+    }
+  }
+
+  status(status: string): void {
+    this.#send(`STATUS=${status}`);
+  }
+
+  /** The stop has begun; `budgetMs` more may be needed (extends TimeoutStopSec for long drains). */
+  stopping(budgetMs: number): void {
+    this.#send(`STOPPING=1\nSTATUS=stopping\nEXTEND_TIMEOUT_USEC=${Math.ceil(budgetMs * 1000)}`);
+  }
+
+  /** Stops the watchdog pings (last step of the stop: nothing may keep the process alive). */
+  close(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
+  #send(message: string): void {
+    if (this.#socket !== undefined) this.#runtime.notify(this.#socket, message);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * @module sd_notify end to end: READY=1 only once the child is ready, watchdog pings at half of
+ * WATCHDOG_USEC, STOPPING=1 with EXTEND_TIMEOUT_USEC at the start of the stop, and
+ * NOTIFY_SOCKET/WATCHDOG_USEC kept from the child.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+
+/** Starts the datagram listener; `messages` fills as datagrams arrive. */
+async function listen(path: string) {
+  const proc = Bun.spawn(["python3", join(ROOT, "tests/fixtures/notify-listener.py"), path], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  track(proc.pid);
+  const messages: { text: string; at: number }[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (line === "ready") ready();
+        else messages.push({ text: JSON.parse(line), at: performance.now() });
+      }
+    }
+  })();
+  await isReady;
+  return { messages, stop: () => proc.stdin.end() };
+}
+
+describe.each(TARGETS)("systemd notify ($name)", (target) => {
+  test("READY=1 after the child is ready, watchdog pings, STOPPING=1 at the stop", async () => {
+    const path = join(tempDir(), "notify.sock");
+    const listener = await listen(path);
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "1500ms", "--drain-timeout", "5s", "--stop-timeout", "3s", "--flush-timeout", "1s"],
+      env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: "400000", APP_BIND_DELAY_MS: "500" },
+      waitReady: false,
+    });
+    const ready = await sluice.waitFor("ready", 30_000);
+    await until(() => listener.messages.some((m) => m.text.startsWith("READY=1")), 10_000, "READY=1");
+    const readyMessage = listener.messages.find((m) => m.text.startsWith("READY=1"))!;
+    expect(readyMessage.text).toContain(`STATUS=serving on 127.0.0.1:${sluice.httpPort}`);
+    // Nothing said READY before the child was ready.
+    expect(listener.messages[0]!.text.startsWith("READY=1")).toBe(true);
+    expect(sluice.records.indexOf(ready)).toBeGreaterThan(sluice.records.findIndex((r) => r.event === "child.ready"));
+
+    // Watchdog every 200 ms (half of 400 ms): at least 3 pings within a second or so.
+    await until(() => listener.messages.filter((m) => m.text === "WATCHDOG=1").length >= 3, 10_000, "3 watchdog pings");
+    const pings = listener.messages.filter((m) => m.text === "WATCHDOG=1").map((m) => m.at);
+    for (let i = 1; i < pings.length; i++) expect(pings[i]! - pings[i - 1]!).toBeLessThan(400);
+
+    // The child never sees the notify socket or the watchdog settings.
+    const env = (await (await fetch(`${sluice.url}/env`)).json()) as Record<string, string>;
+    expect(env.NOTIFY_SOCKET).toBeUndefined();
+    expect(env.WATCHDOG_USEC).toBeUndefined();
+
+    sluice.signal("SIGTERM");
+    await until(() => listener.messages.some((m) => m.text.startsWith("STOPPING=1")), 10_000, "STOPPING=1");
+    const stopping = listener.messages.find((m) => m.text.startsWith("STOPPING=1"))!;
+    // The whole stop budget: 1.5 s + 5 s + 3 s + 1 s.
+    expect(stopping.text).toContain("EXTEND_TIMEOUT_USEC=10500000");
+    expect(await sluice.exitCode()).toBe(0);
+    listener.stop();
+  }, 60_000);
+});
