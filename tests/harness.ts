@@ -3,7 +3,6 @@
  * fixture app as its child; collects its log records; cleans up every process it started.
  */
 
-import { afterEach } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,34 +31,10 @@ if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run ./compile.sh
 
 export type LogRecord = Record<string, unknown> & { event?: string; message?: string };
 
-/** Processes started by tests; killed after each test, whatever happened. */
-const started = new Set<{ pid: number; group: boolean }>();
-
-function killStarted(): void {
-  for (const proc of started) {
-    try {
-      process.kill(proc.group ? -proc.pid : proc.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  started.clear();
-}
-
-afterEach(killStarted);
-// A test run cut short (Ctrl-C, a CI timeout) must not leave sluices and apps behind either.
-process.on("exit", killStarted);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    killStarted();
-    process.exit(130);
-  });
-}
-
-/** Registers a process group (or process) for cleanup after the current test. */
-export function track(pid: number, group = false): void {
-  started.add({ pid, group });
-}
+// Cleanup of every process a test starts lives in tests/cleanup.ts, preloaded by `bun test`
+// (package.json) so that its hooks apply to every test file.
+import { track } from "./cleanup.ts";
+export { track };
 
 /** A port that was free a moment ago. */
 export function freePort(): number {
