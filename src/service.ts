@@ -170,10 +170,12 @@ export class Service {
       return;
     }
     this.#reloading = (async () => {
+      this.#notifier.reloading();
       do {
         this.#reloadAgain = false;
         await this.#reload();
       } while (this.#reloadAgain);
+      this.#notifier.reloaded();
     })().finally(() => (this.#reloading = undefined));
   }
 

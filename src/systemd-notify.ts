@@ -11,6 +11,8 @@ export class SystemdNotifier {
   #socket: string | undefined;
   #watchdogMs: number | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** The last READY status, repeated after a reload; undefined until sluice was first ready. */
+  #status: string | undefined;
 
   constructor(runtime: Runtime, env: Record<string, string | undefined>) {
     this.#runtime = runtime;
@@ -21,6 +23,7 @@ export class SystemdNotifier {
 
   /** The child is ready and sluice serves: systemd may consider the unit started. */
   ready(status: string): void {
+    this.#status = status;
     this.#send(`READY=1\nSTATUS=${status}`);
     // Half the watchdog interval, as sd_watchdog_enabled(3) advises.
     if (this.#watchdogMs !== undefined && this.#watchdog === undefined) {
@@ -28,13 +31,21 @@ export class SystemdNotifier {
     }
   }
 
-  status(status: string): void {
-    this.#send(`STATUS=${status}`);
+  /** A reload has begun; `ready()` must follow it (Type=notify-reload waits for READY=1). */
+  reloading(): void {
+    if (this.#status === undefined) return; // a SIGHUP during the start: systemd waits for READY anyway
+    const now = this.#runtime.monotonicMicros();
+    this.#send(`RELOADING=1\nSTATUS=reloading${now === undefined ? "" : `\nMONOTONIC_USEC=${now}`}`);
   }
 
   /** The stop has begun; `budgetMs` more may be needed (extends TimeoutStopSec for long drains). */
   stopping(budgetMs: number): void {
     this.#send(`STOPPING=1\nSTATUS=stopping\nEXTEND_TIMEOUT_USEC=${Math.ceil(budgetMs * 1000)}`);
+  }
+
+  /** The reload is over (done or refused): serving again. */
+  reloaded(): void {
+    if (this.#status !== undefined) this.ready(this.#status);
   }
 
   /** Stops the watchdog pings (last step of the stop: nothing may keep the process alive). */

@@ -1,7 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
-import { notify } from "./notify-bun.ts";
+import { monotonicMicros, notify } from "./notify-bun.ts";
 import { signalNumber } from "./signals.ts";
 
 // The environment as sluice was given it, for the child and for configuration.
@@ -111,4 +111,5 @@ export const bunRuntime: Runtime = {
   exit: (code) => process.exit(code),
   sourceCommit: () => undefined,
   notify,
+  monotonicMicros,
 };

@@ -119,5 +119,5 @@ export const denoRuntime: Runtime = {
   write: writeAll,
   exit: (code) => Deno.exit(code),
   sourceCommit,
-  notify: denoNotify((filename, symbols) => Deno.dlopen(filename, symbols)),
+  ...denoNotify((filename, symbols) => Deno.dlopen(filename, symbols)),
 };

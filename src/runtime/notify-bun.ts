@@ -28,7 +28,10 @@ const SYMBOLS = {
     args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32],
     returns: FFIType.i64_fast,
   },
+  clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
 } as const;
+
+const CLOCK_MONOTONIC = 1;
 
 type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
 
@@ -86,5 +89,18 @@ export function notify(socketPath: string, message: string): boolean {
     return Number(sent) === bytes.length;
   } catch {
     return false;
+  }
+}
+
+/** CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC), or undefined when unavailable. */
+export function monotonicMicros(): bigint | undefined {
+  try {
+    if (libc === undefined) libc = openLibc();
+    if (libc === null) return undefined;
+    const timespec = new BigInt64Array(2); // struct timespec { time_t tv_sec; long tv_nsec; } on 64-bit Linux
+    if (libc.clock_gettime(CLOCK_MONOTONIC, timespec) !== 0) return undefined;
+    return timespec[0]! * 1_000_000n + timespec[1]! / 1000n;
+  } catch {
+    return undefined;
   }
 }

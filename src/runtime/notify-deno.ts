@@ -26,18 +26,27 @@ const LIBC_NAMES = ["libc.so.6", "libc.so"];
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
+
+const CLOCK_MONOTONIC = 1;
 
 interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   sendto(fd: number, buf: Uint8Array, len: bigint, flags: number, addr: Uint8Array, addrlen: number): number | bigint;
+  clock_gettime(clock: number, timespec: BigInt64Array): number;
 }
 
 /** The shape of Deno.dlopen this file uses. */
 export type DlOpen = (filename: string, symbols: typeof SYMBOLS) => { symbols: Libc };
 
-/** Returns the Runtime's `notify` for Deno. The socket is opened once and kept for the process. */
-export function denoNotify(dlopen: DlOpen): (socketPath: string, message: string) => boolean {
+export interface DenoNotify {
+  notify(socketPath: string, message: string): boolean;
+  monotonicMicros(): bigint | undefined;
+}
+
+/** Returns the Runtime's `notify` and `monotonicMicros` for Deno. The socket is opened once and kept. */
+export function denoNotify(dlopen: DlOpen): DenoNotify {
   /** undefined: not opened yet; null: libc cannot be opened (not Linux, no --allow-ffi), never retried. */
   let libc: Libc | null | undefined;
   let fd = -1;
@@ -74,7 +83,19 @@ export function denoNotify(dlopen: DlOpen): (socketPath: string, message: string
     return { bytes, length: SUN_PATH_OFFSET + pathBytes };
   }
 
-  return (socketPath, message) => {
+  function monotonicMicros(): bigint | undefined {
+    try {
+      if (libc === undefined) libc = openLibc();
+      if (libc === null) return undefined;
+      const timespec = new BigInt64Array(2); // struct timespec on 64-bit Linux
+      if (libc.clock_gettime(CLOCK_MONOTONIC, timespec) !== 0) return undefined;
+      return timespec[0]! * 1_000_000n + timespec[1]! / 1000n;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function notify(socketPath: string, message: string): boolean {
     try {
       if (message === "" || message.includes("\0")) return false; // systemd ignores both
       if (socketPath !== lastPath) {
@@ -92,5 +113,7 @@ export function denoNotify(dlopen: DlOpen): (socketPath: string, message: string
     } catch {
       return false;
     }
-  };
+  }
+
+  return { notify, monotonicMicros };
 }

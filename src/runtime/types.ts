@@ -127,4 +127,6 @@ export interface Runtime {
    * "vsock:..."), and an empty message or one with a NUL byte is not sent.
    */
   notify(socketPath: string, message: string): boolean;
+  /** CLOCK_MONOTONIC in microseconds (for sd_notify's MONOTONIC_USEC); undefined when unavailable. */
+  monotonicMicros(): bigint | undefined;
 }

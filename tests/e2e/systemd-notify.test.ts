@@ -1,6 +1,7 @@
 /**
  * @module sd_notify end to end: READY=1 only once the child is ready, watchdog pings at half of
- * WATCHDOG_USEC, STOPPING=1 with EXTEND_TIMEOUT_USEC at the start of the stop, and
+ * WATCHDOG_USEC, RELOADING=1 with MONOTONIC_USEC then READY=1 around a reload, STOPPING=1
+ * with EXTEND_TIMEOUT_USEC at the start of the stop, and
  * NOTIFY_SOCKET/WATCHDOG_USEC kept from the child.
  */
 
@@ -12,7 +13,7 @@ import { ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts
 async function listen(path: string) {
   const proc = Bun.spawn(["python3", join(ROOT, "tests/fixtures/notify-listener.py"), path], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   track(proc.pid);
-  const messages: { text: string; at: number }[] = [];
+  const messages: { text: string; at: number; monotonicUsec: number }[] = [];
   let ready!: () => void;
   const isReady = new Promise<void>((resolve) => (ready = resolve));
   void (async () => {
@@ -28,7 +29,7 @@ async function listen(path: string) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
         if (line === "ready") ready();
-        else messages.push({ text: JSON.parse(line), at: performance.now() });
+        else messages.push({ ...JSON.parse(line), at: performance.now() });
       }
     }
   })();
@@ -37,7 +38,7 @@ async function listen(path: string) {
 }
 
 describe.each(TARGETS)("systemd notify ($name)", (target) => {
-  test("READY=1 after the child is ready, watchdog pings, STOPPING=1 at the stop", async () => {
+  test("READY=1 after the child is ready, watchdog pings, RELOADING=1 then READY=1 on reload, STOPPING=1 at the stop", async () => {
     const path = join(tempDir(), "notify.sock");
     const listener = await listen(path);
     const sluice = await startSluice(target, {
@@ -62,6 +63,18 @@ describe.each(TARGETS)("systemd notify ($name)", (target) => {
     const env = (await (await fetch(`${sluice.url}/env`)).json()) as Record<string, string>;
     expect(env.NOTIFY_SOCKET).toBeUndefined();
     expect(env.WATCHDOG_USEC).toBeUndefined();
+
+    // A reload: RELOADING=1 with CLOCK_MONOTONIC (as Type=notify-reload requires), then READY=1.
+    sluice.signal("SIGHUP");
+    await sluice.waitFor("reload");
+    await until(() => listener.messages.filter((m) => m.text.startsWith("READY=1")).length >= 2, 10_000, "READY=1 after the reload");
+    const reloading = listener.messages.find((m) => m.text.startsWith("RELOADING=1"))!;
+    const stamp = Number(/MONOTONIC_USEC=(\d+)/.exec(reloading.text)?.[1]);
+    // Sent before it was received, and not long before.
+    expect(stamp).toBeLessThanOrEqual(reloading.monotonicUsec);
+    expect(reloading.monotonicUsec - stamp).toBeLessThan(5_000_000);
+    const order = listener.messages.map((m) => m.text.split("\n")[0]).filter((t) => t !== "WATCHDOG=1");
+    expect(order).toEqual(["READY=1", "RELOADING=1", "READY=1"]);
 
     sluice.signal("SIGTERM");
     await until(() => listener.messages.some((m) => m.text.startsWith("STOPPING=1")), 10_000, "STOPPING=1");
