@@ -1,27 +1,11 @@
 /**
- * @module sd_notify on Deno: libc's socket + sendto through Deno.dlopen, the same calls as
- * notify-bun.ts (keep the two in step). Deno.listenDatagram({transport: "unixpacket"}) is not
- * used: it needs --unstable-net and a bound path of its own, and cannot send to an abstract
- * address. `deno run` needs --allow-ffi (-A includes it); without it, notify returns false.
- *
- * Deno.dlopen is passed in by deno.ts: this file is also type-checked by tsc, which has no
- * Deno types, and `deno check src/runtime/deno.ts` checks the real Deno.dlopen against
- * `DlOpen` at that call.
- * https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ * @module The libc functions sd-notify.ts needs, bound with Deno.dlopen (needs --allow-ffi, which
+ * -A includes; without it every notify returns false). Deno.dlopen is passed in by deno.ts:
+ * this file is also type-checked by tsc, which has no Deno types, and `deno check
+ * src/runtime/deno.ts` checks the real Deno.dlopen against `DlOpen` at that call.
  */
 
-// Linux values (x86_64, arm64).
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000; // the child never inherits the socket
-const MSG_DONTWAIT = 0x40; // a full receive queue fails the send instead of blocking the event loop
-const MSG_NOSIGNAL = 0x4000;
-/** sizeof(struct sockaddr_un): sa_family_t sun_family (2 bytes) + char sun_path[108]. */
-const SOCKADDR_UN_SIZE = 110;
-const SUN_PATH_OFFSET = 2;
-
-// glibc's soname first; musl's dynamic linker answers "libc.so" with itself.
-const LIBC_NAMES = ["libc.so.6", "libc.so"];
+import { LIBC_NAMES, type NotifyLibc, type SdNotify, sdNotify } from "./sd-notify.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -29,91 +13,31 @@ const SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
-const CLOCK_MONOTONIC = 1;
-
-interface Libc {
+/** What Deno.dlopen returns for SYMBOLS (usize arguments and isize results are bigints). */
+interface DenoLibc {
   socket(domain: number, type: number, protocol: number): number;
   sendto(fd: number, buf: Uint8Array, len: bigint, flags: number, addr: Uint8Array, addrlen: number): number | bigint;
   clock_gettime(clock: number, timespec: BigInt64Array): number;
 }
 
 /** The shape of Deno.dlopen this file uses. */
-export type DlOpen = (filename: string, symbols: typeof SYMBOLS) => { symbols: Libc };
+export type DlOpen = (filename: string, symbols: typeof SYMBOLS) => { symbols: DenoLibc };
 
-export interface DenoNotify {
-  notify(socketPath: string, message: string): boolean;
-  monotonicMicros(): bigint | undefined;
-}
-
-/** Returns the Runtime's `notify` and `monotonicMicros` for Deno. The socket is opened once and kept. */
-export function denoNotify(dlopen: DlOpen): DenoNotify {
-  /** undefined: not opened yet; null: libc cannot be opened (not Linux, no --allow-ffi), never retried. */
-  let libc: Libc | null | undefined;
-  let fd = -1;
-  let lastPath: string | undefined;
-  let lastAddress: { bytes: Uint8Array; length: number } | null = null;
-  const encoder = new TextEncoder();
-
-  function openLibc(): Libc | null {
+export function denoNotify(dlopen: DlOpen): SdNotify {
+  return sdNotify((): NotifyLibc | null => {
     for (const name of LIBC_NAMES) {
       try {
-        return dlopen(name, SYMBOLS).symbols;
+        const symbols = dlopen(name, SYMBOLS).symbols;
+        return {
+          socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),
+          sendto: (fd, bytes, length, flags, address, addressLength) =>
+            Number(symbols.sendto(fd, bytes, BigInt(length), flags, address, addressLength)),
+          clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
+        };
       } catch {
         // try the next name
       }
     }
     return null;
-  }
-
-  /**
-   * struct sockaddr_un for NOTIFY_SOCKET: an absolute path (NUL-terminated, counted in the
-   * length), or "@name" in the abstract namespace (a leading NUL byte, not terminated: every
-   * byte counted in the length is part of the name). null when it is neither or too long.
-   */
-  function socketAddress(socketPath: string): { bytes: Uint8Array; length: number } | null {
-    const abstract = socketPath.startsWith("@");
-    if (!abstract && !socketPath.startsWith("/")) return null; // relative paths, vsock:... as sd_notify
-    if (socketPath.includes("\0")) return null;
-    const name = encoder.encode(abstract ? socketPath.slice(1) : socketPath);
-    const pathBytes = abstract ? 1 + name.length : name.length + 1;
-    if (name.length === 0 || pathBytes > SOCKADDR_UN_SIZE - SUN_PATH_OFFSET) return null;
-    const bytes = new Uint8Array(SOCKADDR_UN_SIZE); // zero-filled: the NUL bytes are already there
-    new Uint16Array(bytes.buffer, 0, 1)[0] = AF_UNIX; // host byte order, as the kernel reads it
-    bytes.set(name, SUN_PATH_OFFSET + (abstract ? 1 : 0));
-    return { bytes, length: SUN_PATH_OFFSET + pathBytes };
-  }
-
-  function monotonicMicros(): bigint | undefined {
-    try {
-      if (libc === undefined) libc = openLibc();
-      if (libc === null) return undefined;
-      const timespec = new BigInt64Array(2); // struct timespec on 64-bit Linux
-      if (libc.clock_gettime(CLOCK_MONOTONIC, timespec) !== 0) return undefined;
-      return timespec[0]! * 1_000_000n + timespec[1]! / 1000n;
-    } catch {
-      return undefined;
-    }
-  }
-
-  function notify(socketPath: string, message: string): boolean {
-    try {
-      if (message === "" || message.includes("\0")) return false; // systemd ignores both
-      if (socketPath !== lastPath) {
-        lastPath = socketPath;
-        lastAddress = socketAddress(socketPath);
-      }
-      if (lastAddress === null) return false;
-      if (libc === undefined) libc = openLibc();
-      if (libc === null) return false;
-      if (fd < 0) fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0); // retried next call if it failed
-      if (fd < 0) return false;
-      const bytes = encoder.encode(message);
-      const sent = libc.sendto(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL, lastAddress.bytes, lastAddress.length);
-      return Number(sent) === bytes.length;
-    } catch {
-      return false;
-    }
-  }
-
-  return { notify, monotonicMicros };
+  });
 }
