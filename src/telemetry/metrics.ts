@@ -16,45 +16,36 @@ function header(name: string, help: string, type: string): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 }
 
-export class Counter implements Metric {
-  #values = new Map<string, number>();
+/** Values by label set, rendered as one Prometheus metric family. */
+abstract class LabelledMetric implements Metric {
+  protected readonly values = new Map<string, number>();
+  protected abstract readonly type: "counter" | "gauge";
   constructor(readonly name: string, readonly help: string) {}
 
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(labels);
-    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
-  }
-
   value(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels)) ?? 0;
+    return this.values.get(labelKey(labels)) ?? 0;
   }
 
   render(): string {
-    const lines = [...this.#values].map(([key, value]) => `${this.name}${key} ${value}\n`);
-    return header(this.name, this.help, "counter") + (lines.length ? lines.join("") : `${this.name} 0\n`);
+    const lines = [...this.values].map(([key, value]) => `${this.name}${key} ${value}\n`);
+    return header(this.name, this.help, this.type) + (lines.length ? lines.join("") : `${this.name} 0\n`);
   }
 }
 
-export class Gauge implements Metric {
-  #values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
+export class Counter extends LabelledMetric {
+  protected readonly type = "counter";
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+}
+
+export class Gauge extends LabelledMetric {
+  protected readonly type = "gauge";
 
   set(value: number, labels: Labels = {}): void {
-    this.#values.set(labelKey(labels), value);
-  }
-
-  add(by: number, labels: Labels = {}): void {
-    const key = labelKey(labels);
-    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
-  }
-
-  value(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels)) ?? 0;
-  }
-
-  render(): string {
-    const lines = [...this.#values].map(([key, value]) => `${this.name}${key} ${value}\n`);
-    return header(this.name, this.help, "gauge") + (lines.length ? lines.join("") : `${this.name} 0\n`);
+    this.values.set(labelKey(labels), value);
   }
 }
 
