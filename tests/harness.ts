@@ -79,8 +79,8 @@ export class Sluice {
     readonly targetPort: number,
   ) {
     this.exited = proc.exited;
-    void this.#read(proc.stdout as ReadableStream<Uint8Array>, (line) => this.#line(line));
-    void this.#read(proc.stderr as ReadableStream<Uint8Array>, (line) => (this.stderr += `${line}\n`));
+    void readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => this.#line(line));
+    void readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => (this.stderr += `${line}\n`));
   }
 
   get url(): string {
@@ -131,38 +131,49 @@ export class Sluice {
   }
 
   #line(line: string): void {
-    let record: LogRecord;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      this.otherLines.push(line);
-      return;
-    }
-    if (typeof record !== "object" || record === null || !("@timestamp" in record)) {
+    const record = parseLogRecord(line);
+    if (!record) {
       this.otherLines.push(line);
       return;
     }
     this.records.push(record);
-    if (record.event === "child.started" && typeof record.pid === "number") track(record.pid, true);
     this.#waiters = this.#waiters.filter((w) => (w.match(record) ? (w.resolve(record), false) : true));
   }
+}
 
-  async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    const reader = stream.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        onLine(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
+/** Calls `onLine` with each line of `stream` (the last one even without a newline). */
+export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      onLine(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
     }
-    if (buffer) onLine(buffer);
+}
+  if (buffer) onLine(buffer);
+}
+
+/**
+ * A sluice log record from one line of its stdout, or undefined for any other line (the
+ * child's own output). Tracks the child's process group for cleanup when it starts.
+ */
+export function parseLogRecord(line: string): LogRecord | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return undefined;
   }
+  if (typeof record !== "object" || record === null || !("@timestamp" in record)) return undefined;
+  const logRecord = record as LogRecord;
+  if (logRecord.event === "child.started" && typeof logRecord.pid === "number") track(logRecord.pid, true);
+  return logRecord;
 }
 
 /** Starts sluice with the fixture app (or `child`) and, by default, waits until it is ready. */

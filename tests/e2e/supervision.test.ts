@@ -13,6 +13,7 @@ import {
   FIXTURE_APP,
   freePort,
   type LogRecord,
+  parseLogRecord,
   runSluice,
   type Sluice,
   startSluice,
@@ -137,16 +138,9 @@ class SlowStdout {
   }
 
   #line(line: string): void {
-    let record: LogRecord;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      this.otherLines.push(line);
-      return;
-    }
-    this.records.push(record);
-    // The harness cleans up the child's group too, should the test fail before sluice stops it.
-    if (record.event === "child.started" && typeof record.pid === "number") track(record.pid, true);
+    const record = parseLogRecord(line);
+    if (record) this.records.push(record);
+    else this.otherLines.push(line);
   }
 }
 

@@ -7,7 +7,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+import { readLines, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Starts the datagram listener; `messages` fills as datagrams arrive. */
 async function listen(path: string) {
@@ -16,23 +16,10 @@ async function listen(path: string) {
   const messages: { text: string; at: number; monotonicUsec: number }[] = [];
   let ready!: () => void;
   const isReady = new Promise<void>((resolve) => (ready = resolve));
-  void (async () => {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (line === "ready") ready();
-        else messages.push({ ...JSON.parse(line), at: performance.now() });
-      }
-    }
-  })();
+  void readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    if (line === "ready") ready();
+    else messages.push({ ...JSON.parse(line), at: performance.now() });
+  });
   await isReady;
   return { messages, stop: () => proc.stdin.end() };
 }
