@@ -8,6 +8,7 @@ import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
 import { log, setupLogging } from "./log.ts";
 import type { LineOutput } from "./output.ts";
+import { OrphanReaping } from "./orphan-reaping.ts";
 import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
@@ -48,6 +49,7 @@ export class Service {
   #supervisor: Supervisor;
   #admin: HttpListener | undefined;
   #notifier: SystemdNotifier;
+  #orphans: OrphanReaping;
   #tracers = new TracerPool<BasicTracerProvider>();
   #spanCounts: SpanCounts = { exported: 0, dropped: 0 };
   #signals: ProcessSignals;
@@ -60,6 +62,7 @@ export class Service {
     this.#deps = deps;
     const { runtime } = deps;
     this.#notifier = new SystemdNotifier(runtime, deps.env);
+    this.#orphans = new OrphanReaping(runtime, this.#metrics.orphansReaped);
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
     this.#metrics.sampleTracing(() => ({
       providersBuilt: this.#tracers.built,
@@ -111,6 +114,7 @@ export class Service {
   async #start(): Promise<StopTrigger> {
     const config = this.#config;
     this.#signals.install();
+    this.#orphans.start(); // as PID 1 only
     try {
       await this.#bindListeners();
     } catch (error) {
@@ -268,6 +272,7 @@ export class Service {
     });
     await step("close-admin", () => this.#admin?.close());
     this.#notifier.close();
+    this.#orphans.stop();
 
     const drained = drain?.drained ?? 0;
     const aborted = drain?.aborted ?? 0;

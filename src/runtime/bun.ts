@@ -1,7 +1,9 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
-import { monotonicMicros, notify } from "./notify-bun.ts";
+import { libc } from "./libc-bun.ts";
+import { orphanReaper } from "./orphans.ts";
+import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
 
 // The environment as sluice was given it, for the child and for configuration.
@@ -16,6 +18,9 @@ process.env.NO_PROXY = process.env.no_proxy = [process.env.NO_PROXY ?? process.e
 // FileSink's write + flush does not.
 let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
 let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
+
+/** Children spawned here whose exit Bun has not yet reported: never reaped as orphans. */
+const ownChildren = new Set<number>();
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const server = Bun.serve({
@@ -52,7 +57,9 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
     // sluice, and sluice can signal the child's whole group.
     detached: true,
   });
+  ownChildren.add(proc.pid);
   const exited: Promise<ExitStatus> = proc.exited.then(() => {
+    ownChildren.delete(proc.pid);
     const signal = proc.signalCode === null ? null : String(proc.signalCode);
     return { code: signal ? 128 + signalNumber(signal) : (proc.exitCode ?? 0), signal };
   });
@@ -90,6 +97,7 @@ function upstreamFetch(url: string, init: UpstreamInit = {}): Promise<Response> 
 
 export const bunRuntime: Runtime = {
   name: "bun",
+  pid: process.pid,
   fastBodyPassthrough: true,
   version: Bun.version,
   args: process.argv.slice(2),
@@ -110,6 +118,6 @@ export const bunRuntime: Runtime = {
   },
   exit: (code) => process.exit(code),
   sourceCommit: () => undefined,
-  notify,
-  monotonicMicros,
+  ...sdNotify(libc),
+  reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
 };

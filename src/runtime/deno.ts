@@ -2,8 +2,13 @@
 
 import { Http1Client } from "../upstream/http1-client.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
-import { denoNotify } from "./notify-deno.ts";
+import { denoLibc } from "./libc-deno.ts";
+import { orphanReaper } from "./orphans.ts";
+import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
+
+/** Children spawned here whose exit Deno has not yet reported: never reaped as orphans. */
+const ownChildren = new Set<number>();
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
@@ -40,10 +45,11 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
     stderr: "piped",
     detached: true, // setsid: the child leads its own process group
   }).spawn();
-  const exited: Promise<ExitStatus> = child.status.then(({ code, signal }) => ({
-    code: signal ? 128 + signalNumber(signal) : code,
-    signal: signal ?? null,
-  }));
+  ownChildren.add(child.pid);
+  const exited: Promise<ExitStatus> = child.status.then(({ code, signal }) => {
+    ownChildren.delete(child.pid);
+    return { code: signal ? 128 + signalNumber(signal) : code, signal: signal ?? null };
+  });
   return {
     pid: child.pid,
     stdout: child.stdout,
@@ -98,8 +104,11 @@ function sourceCommit(): string | undefined {
   }
 }
 
+const libc = denoLibc((filename, symbols) => Deno.dlopen(filename, symbols));
+
 export const denoRuntime: Runtime = {
   name: "deno",
+  pid: Deno.pid,
   fastBodyPassthrough: false,
   version: Deno.version.deno,
   args: Deno.args,
@@ -119,5 +128,6 @@ export const denoRuntime: Runtime = {
   write: writeAll,
   exit: (code) => Deno.exit(code),
   sourceCommit,
-  ...denoNotify((filename, symbols) => Deno.dlopen(filename, symbols)),
+  ...sdNotify(libc),
+  reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
 };

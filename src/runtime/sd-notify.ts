@@ -1,11 +1,12 @@
 /**
- * @module sd_notify over libc, shared by both adapters: Bun has no unix-datagram API and
- * Deno's cannot send to an abstract address, so both call socket + sendto (and
- * clock_gettime for MONOTONIC_USEC) through FFI; notify-bun.ts and notify-deno.ts only bind
- * those three functions. The socket is opened once and kept for the life of the process
- * (the kernel closes it at exit); a raw fd the runtime does not know about keeps nothing alive.
+ * @module sd_notify over libc (socket + sendto, and clock_gettime for MONOTONIC_USEC), shared
+ * by both adapters; libc-bun.ts and libc-deno.ts only bind the functions. The socket is opened
+ * once and kept for the life of the process (the kernel closes it at exit); a raw fd the
+ * runtime does not know about keeps nothing alive.
  * https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
  */
+
+import type { OpenLibc } from "./libc.ts";
 
 // Linux values (x86_64, arm64: the targets sluice ships for Linux).
 const AF_UNIX = 1;
@@ -17,16 +18,6 @@ const CLOCK_MONOTONIC = 1;
 /** sizeof(struct sockaddr_un): sa_family_t sun_family (2 bytes) + char sun_path[108]. */
 const SOCKADDR_UN_SIZE = 110;
 const SUN_PATH_OFFSET = 2;
-
-/** glibc's soname first; musl's dynamic linker answers "libc.so" with itself. */
-export const LIBC_NAMES = ["libc.so.6", "libc.so"];
-
-/** The three libc functions, bound by an adapter (numbers in, numbers out). */
-export interface NotifyLibc {
-  socket(domain: number, type: number, protocol: number): number;
-  sendto(fd: number, bytes: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: number): number;
-  clockGettime(clock: number, timespec: BigInt64Array): number;
-}
 
 export interface SdNotify {
   notify(socketPath: string, message: string): boolean;
@@ -53,13 +44,10 @@ function socketAddress(socketPath: string): { bytes: Uint8Array; length: number 
   return { bytes, length: SUN_PATH_OFFSET + pathBytes };
 }
 
-/** `openLibc` runs on first use; null means libc cannot be opened here and is never retried. */
-export function sdNotify(openLibc: () => NotifyLibc | null): SdNotify {
-  let libc: NotifyLibc | null | undefined;
+export function sdNotify(lib: OpenLibc): SdNotify {
   let fd = -1;
   let lastPath: string | undefined;
   let lastAddress: { bytes: Uint8Array; length: number } | null = null;
-  const lib = (): NotifyLibc | null => (libc === undefined ? (libc = openLibc()) : libc);
 
   function notify(socketPath: string, message: string): boolean {
     try {

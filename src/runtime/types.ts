@@ -1,7 +1,9 @@
 /** @module The Runtime interface: everything sluice needs from Bun or Deno, in one shape. */
 
+import type { ReapResult } from "./orphans.ts";
+
 /** Signals sluice listens for. SIGUSR1 is absent on purpose: Deno opens an inspector on it. */
-export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2";
+export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2" | "SIGCHLD";
 
 /** Signals sluice may send to its children. */
 export type ChildSignal =
@@ -90,6 +92,8 @@ export type UpstreamFetch = (url: string, init?: UpstreamInit) => Promise<Respon
 
 export interface Runtime {
   readonly name: "bun" | "deno";
+  /** This process's PID (1 when sluice is a container's init). */
+  readonly pid: number;
   /**
    * True when passing a fetched body through untouched is much faster than observing it
    * in JS, and `closeAllConnections()` can cut such a response. Otherwise every body is
@@ -129,4 +133,9 @@ export interface Runtime {
   notify(socketPath: string, message: string): boolean;
   /** CLOCK_MONOTONIC in microseconds (for sd_notify's MONOTONIC_USEC); undefined when unavailable. */
   monotonicMicros(): bigint | undefined;
+  /**
+   * Collects every exited child this runtime did not spawn (orphans re-parented to sluice),
+   * never one of `spawn`'s, whose status `exited` reports. Never blocks.
+   */
+  reapOrphans(): ReapResult;
 }

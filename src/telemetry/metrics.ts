@@ -131,6 +131,7 @@ export class Metrics {
   readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
+  readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
   #tracing: () => TracingCounts = () => ({ providersBuilt: 0, providersActive: 0, spansExported: 0, spansDropped: 0 });
   readonly #tracingMetrics = [
     new Sampled("sluice_tracer_providers_built_total", "Tracer providers built", "counter", () => this.#tracing().providersBuilt),
@@ -155,6 +156,7 @@ export class Metrics {
       this.ready,
       this.reloads,
       this.shutdownPhase,
+      this.orphansReaped,
       ...this.#tracingMetrics,
     ].map((m) => m.render()).join("");
   }

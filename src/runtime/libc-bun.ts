@@ -1,0 +1,25 @@
+/** @module libc.ts's functions bound with bun:ffi (works in the compiled binary too). */
+
+import { dlopen, FFIType } from "bun:ffi";
+import { libcOnFirstUse } from "./libc.ts";
+
+const SYMBOLS = {
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  sendto: {
+    args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32],
+    returns: FFIType.i64_fast,
+  },
+  clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  waitid: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+} as const;
+
+export const libc = libcOnFirstUse((name) => {
+  const { symbols } = dlopen(name, SYMBOLS);
+  return {
+    socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),
+    sendto: (fd, bytes, length, flags, address, addressLength) =>
+      Number(symbols.sendto(fd, bytes, length, flags, address, addressLength)),
+    clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
+    waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
+  };
+});

@@ -1,0 +1,38 @@
+/**
+ * @module The few libc functions sluice calls through FFI, because neither runtime offers them:
+ * socket + sendto (sd_notify: Bun has no unix-datagram API, Deno's cannot send to an
+ * abstract address), clock_gettime (MONOTONIC_USEC) and waitid (reaping orphans as PID 1).
+ * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
+ */
+
+/** glibc's soname first; musl's dynamic linker answers "libc.so" with itself. */
+export const LIBC_NAMES = ["libc.so.6", "libc.so"];
+
+/** The libc functions, bound by an adapter (numbers in, numbers out). */
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  sendto(fd: number, bytes: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: number): number;
+  clockGettime(clock: number, timespec: BigInt64Array): number;
+  /** waitid(idtype, id, siginfo_t *info, options); `info` is a 128-byte siginfo_t. */
+  waitid(idType: number, id: number, info: Int32Array, options: number): number;
+}
+
+/** libc, opened on first use; null when it cannot be opened here. */
+export type OpenLibc = () => Libc | null;
+
+/** Opens libc once, on first use, with the first of LIBC_NAMES that `bind` can open; a null is never retried. */
+export function libcOnFirstUse(bind: (name: string) => Libc): OpenLibc {
+  let libc: Libc | null | undefined;
+  return () => {
+    if (libc !== undefined) return libc;
+    libc = null;
+    for (const name of LIBC_NAMES) {
+      try {
+        return (libc = bind(name));
+      } catch {
+        // try the next name
+      }
+    }
+    return libc;
+  };
+}

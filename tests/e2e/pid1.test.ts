@@ -1,0 +1,96 @@
+/**
+ * @module sluice as PID 1 of its own PID namespace (a container without an init), on the binary
+ * and under Deno: it reaps the orphans the kernel hands it without stealing its own child's
+ * exit status, and TERM/INT/QUIT/HUP get their usual handling (PID 1 has no default actions).
+ * The control shows the test can see zombies: a PID 1 that does not reap keeps them.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, track, until, type Sluice, type Target } from "../harness.ts";
+
+const ORPHAN_APP = [BUN, join(ROOT, "tests/fixtures/orphan-app.ts")];
+/** A new PID namespace (and a /proc for it) whose PID 1 is the command; killed with unshare. */
+const AS_PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+
+function asPid1(target: Target): Target {
+  return { ...target, command: [...AS_PID1, ...target.command] };
+}
+
+/** The host PIDs of a process's children (every thread's list). */
+function childrenOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
+}
+
+/** The state letter of a process (Z for a zombie), or "" once it is gone. */
+function stateOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "";
+  }
+}
+
+function zombiesUnder(pid: number): number {
+  return childrenOf(pid).filter((child) => stateOf(child) === "Z").length;
+}
+
+/** sluice's host PID: unshare's only child, which is PID 1 inside. */
+async function pid1Of(sluice: Sluice): Promise<number> {
+  await until(() => childrenOf(sluice.proc.pid).length === 1, 10_000, "unshare's child");
+  const pid = childrenOf(sluice.proc.pid)[0]!;
+  expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
+  return pid;
+}
+
+describe.each(TARGETS)("as PID 1 ($name)", (target) => {
+  test("reaps 1,110 orphaned descendants, none left a zombie, and still gets its own child's exit code", async () => {
+    const sluice = await startSluice(asPid1(target), { child: ORPHAN_APP, args: ["--log-level", "debug"] });
+    const pid1 = await pid1Of(sluice);
+    expect(sluice.events("init.reaping")).toHaveLength(1);
+
+    const { orphans } = (await (await fetch(`${sluice.url}/orphans?tree=10,10,10`)).json()) as { orphans: number };
+    expect(orphans).toBe(1110);
+    await until(async () => (await readMetrics(sluice)).sluice_orphans_reaped_total! >= orphans, 90_000, "every orphan reaped");
+    expect((await readMetrics(sluice)).sluice_orphans_reaped_total).toBe(orphans);
+    expect(zombiesUnder(pid1)).toBe(0);
+
+    // The app's own exit status reaches sluice: reaping never collected its child.
+    await fetch(`${sluice.url}/exit?code=3`);
+    expect(await sluice.exitCode(30_000)).toBe(3);
+    expect(sluice.events("shutdown.complete")[0]?.childExitCode).toBe(3);
+  }, 180_000);
+
+  test.each(["SIGTERM", "SIGINT"] as const)("%s stops it in order and it exits 0; SIGHUP reloads", async (signal) => {
+    const sluice = await startSluice(asPid1(target), { args: ["--shutdown-delay", "200ms"] });
+    const pid1 = await pid1Of(sluice);
+    process.kill(pid1, "SIGHUP");
+    await sluice.waitFor("reload", 30_000);
+    process.kill(pid1, signal);
+    expect(await sluice.exitCode(30_000)).toBe(0);
+    const complete = sluice.events("shutdown.complete")[0]!;
+    expect(complete.reason).toBe(signal);
+    expect(complete.childExitCode).toBe(0);
+  }, 120_000);
+
+  test("SIGQUIT stops it at once with 75", async () => {
+    const sluice = await startSluice(asPid1(target), { args: ["--shutdown-delay", "30s"] });
+    process.kill(await pid1Of(sluice), "SIGQUIT");
+    expect(await sluice.exitCode(30_000)).toBe(75);
+  }, 120_000);
+});
+
+test("control: a PID 1 that does not reap is left with the zombies", async () => {
+  const port = freePort();
+  const proc = Bun.spawn([...AS_PID1, ...ORPHAN_APP], { env: { ...process.env, PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
+  track(proc.pid);
+  await until(() => fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false), 30_000, "the app");
+  const app = childrenOf(proc.pid)[0]!;
+  const { orphans } = (await (await fetch(`http://127.0.0.1:${port}/orphans?tree=10,10,10`)).json()) as { orphans: number };
+  await until(() => zombiesUnder(app) === orphans, 90_000, `${orphans} zombies`);
+  proc.kill("SIGKILL"); // --kill-child takes the namespace down with it
+  await proc.exited;
+}, 180_000);
