@@ -6,31 +6,40 @@
 
 import { afterAll, afterEach } from "bun:test";
 
-/** Processes (or process groups) started by tests. */
-const started = new Set<{ pid: number; group: boolean }>();
+type Started = Set<{ pid: number; group: boolean }>;
+/** Processes (or process groups) started by tests, killed after each test. */
+const started: Started = new Set();
+/** Services a whole test file shares (a container engine), killed when the run ends. */
+const services: Started = new Set();
 
 /** Registers a process group (or process) for cleanup after the current test. */
 export function track(pid: number, group = false): void {
   started.add({ pid, group });
 }
 
-function killStarted(): void {
-  for (const proc of started) {
+/** Registers a process (group) that outlives single tests; its file should stop it in afterAll. */
+export function trackUntilEnd(pid: number, group = false): void {
+  services.add({ pid, group });
+}
+
+function kill(procs: Started): void {
+  for (const proc of procs) {
     try {
       process.kill(proc.group ? -proc.pid : proc.pid, "SIGKILL");
     } catch {
       // already gone
     }
   }
-  started.clear();
+  procs.clear();
 }
 
-afterEach(killStarted);
-afterAll(killStarted);
-process.on("exit", killStarted);
+const killAll = () => (kill(started), kill(services));
+afterEach(() => kill(started));
+afterAll(killAll);
+process.on("exit", killAll);
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => {
-    killStarted();
+    killAll();
     process.exit(130);
   });
 }

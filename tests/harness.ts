@@ -279,3 +279,23 @@ export function rssKiB(pid: number): number {
   if (!match) throw new Error(`no VmRSS for ${pid}`);
   return Number(match[1]);
 }
+
+/** The host PIDs of a process's children (every thread's list). */
+export function childrenOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
+}
+
+/** The state letter of a process (Z for a zombie), or "" once it is gone. */
+function stateOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "";
+  }
+}
+
+export function zombiesUnder(pid: number): number {
+  return childrenOf(pid).filter((child) => stateOf(child) === "Z").length;
+}

@@ -6,9 +6,9 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, track, until, type Sluice, type Target } from "../harness.ts";
+import { BUN, childrenOf, freePort, readMetrics, ROOT, startSluice, TARGETS, track, until, zombiesUnder, type Sluice, type Target } from "../harness.ts";
 
 const ORPHAN_APP = [BUN, join(ROOT, "tests/fixtures/orphan-app.ts")];
 /** A new PID namespace (and a /proc for it) whose PID 1 is the command; killed with unshare. */
@@ -16,26 +16,6 @@ const AS_PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
 function asPid1(target: Target): Target {
   return { ...target, command: [...AS_PID1, ...target.command] };
-}
-
-/** The host PIDs of a process's children (every thread's list). */
-function childrenOf(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-    readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
-}
-
-/** The state letter of a process (Z for a zombie), or "" once it is gone. */
-function stateOf(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  } catch {
-    return "";
-  }
-}
-
-function zombiesUnder(pid: number): number {
-  return childrenOf(pid).filter((child) => stateOf(child) === "Z").length;
 }
 
 /** sluice's host PID: unshare's only child, which is PID 1 inside. */
