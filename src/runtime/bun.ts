@@ -107,6 +107,15 @@ export const bunRuntime: Runtime = {
   probeTcp,
   upstreamFetch,
   readTextFile: (path) => Bun.file(path).text(),
+  async statFile(path) {
+    try {
+      const stat = await Bun.file(path).stat();
+      return stat.isFile() ? { size: stat.size, modifiedMs: stat.mtimeMs } : undefined;
+    } catch {
+      return undefined; // missing or unreadable
+    }
+  },
+  fileBody: (path, start, end) => Promise.resolve(Bun.file(path).slice(start, end + 1)),
   onSignal(signal, listener) {
     process.on(signal, listener);
     return () => void process.off(signal, listener);

@@ -1,7 +1,7 @@
 /** @module The Deno adapter: fills the Runtime interface with Deno.*. */
 
 import { Http1Client } from "../upstream/http1-client.ts";
-import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, FileStat, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
 import { sdNotify } from "./sd-notify.ts";
@@ -85,6 +85,46 @@ async function connect(hostname: string, port: number): Promise<TcpConnection> {
 // a Host header: the upstream client speaks HTTP/1.1 itself to pass bytes through exactly.
 let upstreamClient: Http1Client | undefined;
 
+async function statFile(path: string): Promise<FileStat | undefined> {
+  try {
+    const stat = await Deno.stat(path);
+    return stat.isFile ? { size: stat.size, modifiedMs: stat.mtime?.getTime() ?? 0 } : undefined;
+  } catch {
+    return undefined; // missing or unreadable
+  }
+}
+
+/** A file's bytes start..end as a stream; the file closes at the end, on cancel, or on error. */
+async function fileBody(path: string, start: number, end: number): Promise<BodyInit> {
+  const file = await Deno.open(path);
+  let remaining = end - start + 1;
+  try {
+    await file.seek(start, Deno.SeekMode.Start);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = new Uint8Array(Math.min(remaining, 64 * 1024));
+        const read = await file.read(chunk);
+        if (read === null) throw new Error(`${path} ended ${remaining} bytes early (it changed while being sent)`);
+        remaining -= read;
+        controller.enqueue(chunk.subarray(0, read));
+        if (remaining === 0) {
+          file.close();
+          controller.close();
+        }
+      } catch (error) {
+        file.close();
+        controller.error(error);
+      }
+    },
+    cancel: () => file.close(),
+  });
+}
+
 async function writeAll(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
   const stream = fd === 1 ? Deno.stdout : Deno.stderr;
   for (let offset = 0; offset < bytes.length;) offset += await stream.write(bytes.subarray(offset));
@@ -121,6 +161,8 @@ export const denoRuntime: Runtime = {
       new Request(url, { ...init, redirect: "manual", ...(init.body ? { duplex: "half" } : {}) } as RequestInit),
     ),
   readTextFile: (path) => Deno.readTextFile(path),
+  statFile,
+  fileBody,
   onSignal(signal, listener) {
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);

@@ -90,6 +90,12 @@ export interface UpstreamInit {
  */
 export type UpstreamFetch = (url: string, init?: UpstreamInit) => Promise<Response>;
 
+/** A regular file's size and modification time. */
+export interface FileStat {
+  size: number;
+  modifiedMs: number;
+}
+
 export interface Runtime {
   readonly name: "bun" | "deno";
   /** This process's PID (1 when sluice is a container's init). */
@@ -118,6 +124,13 @@ export interface Runtime {
    * name (ENOENT, EACCES, EISDIR ...) as the error's `code` on both runtimes.
    */
   readTextFile(path: string): Promise<string>;
+  /** Size and modification time of a regular file; undefined when missing or not a regular file. */
+  statFile(path: string): Promise<FileStat | undefined>;
+  /**
+   * Bytes `start` to `end` (inclusive) of a file, as a response body: on Bun a Blob slice,
+   * which Bun.serve sends with sendfile(2); on Deno a stream that closes the file at the end.
+   */
+  fileBody(path: string, start: number, end: number): Promise<BodyInit>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
   write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
   exit(code: number): never;

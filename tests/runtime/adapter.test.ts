@@ -36,6 +36,14 @@ describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
       gzip: { encoding: "gzip", exact: true },
       host: "example.test:8080",
       acceptEncodingAdded: false,
+      files: {
+        whole: { status: 200, type: "text/plain; charset=utf-8", length: "100000", same: true },
+        range: { status: 206, contentRange: "bytes 99990-99999/100000", body: "0123456789" },
+        notModified: 304,
+        unsatisfiable: 416,
+        missing: 404,
+        directory: 404,
+      },
       envHasPath: true,
     });
   }, 60_000);

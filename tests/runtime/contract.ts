@@ -4,6 +4,7 @@
  * same results from both. It prints one JSON object of observations.
  */
 
+import { fileResponse } from "../../src/files/file-response.ts";
 import { loadRuntime } from "../../src/runtime/load.ts";
 
 const runtime = await loadRuntime();
@@ -69,6 +70,33 @@ const echoed = await (await runtime.upstreamFetch(`http://127.0.0.1:${upstream.p
 results.host = echoed.host;
 results.acceptEncodingAdded = "accept-encoding" in echoed;
 upstream.close();
+
+// statFile + fileBody, through fileResponse and the runtime's own server: whole file, a
+// range (Bun sends a Blob slice with sendfile, Deno streams it), 304, 416, and no file.
+const dir = new URL(`file:///tmp/sluice-contract-${runtime.pid}/`).pathname;
+await runtime.spawn(["mkdir", "-p", dir], { env: { PATH: "/usr/bin:/bin" } }).exited;
+const fileText = "0123456789".repeat(10_000); // 100,000 bytes: several of Deno's 64 KiB reads
+await (runtime.spawn(["sh", "-c", `printf '%s' "$TEXT" > ${dir}file.txt`], { env: { PATH: "/usr/bin:/bin", TEXT: fileText } })).exited;
+const files = await runtime.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  handler: async (request) => (await fileResponse(request, dir + new URL(request.url).pathname.slice(1), runtime)) ?? new Response("none", { status: 404 }),
+});
+const fileUrl = `http://127.0.0.1:${files.port}/file.txt`;
+const whole = await fetch(fileUrl);
+const etag = whole.headers.get("etag")!;
+const wholeText = await whole.text();
+const ranged = await fetch(fileUrl, { headers: { range: "bytes=99990-" } });
+results.files = {
+  whole: { status: whole.status, type: whole.headers.get("content-type"), length: whole.headers.get("content-length"), same: wholeText === fileText },
+  range: { status: ranged.status, contentRange: ranged.headers.get("content-range"), body: await ranged.text() },
+  notModified: (await fetch(fileUrl, { headers: { "if-none-match": etag } })).status,
+  unsatisfiable: (await fetch(fileUrl, { headers: { range: "bytes=100000-" } })).status,
+  missing: (await fetch(`http://127.0.0.1:${files.port}/nothing`)).status,
+  directory: (await fetch(`http://127.0.0.1:${files.port}/`)).status,
+};
+files.close();
+await runtime.spawn(["rm", "-rf", dir], { env: { PATH: "/usr/bin:/bin" } }).exited;
 
 results.envHasPath = typeof runtime.env().PATH === "string";
 await runtime.write(1, new TextEncoder().encode(JSON.stringify(results) + "\n"));

@@ -1,0 +1,93 @@
+/**
+ * @module A GET or HEAD answered from a file, as a web server would: Content-Type from the
+ * name, Content-Length, Last-Modified and a strong ETag from size and modification time,
+ * 304 for a matching If-None-Match / If-Modified-Since, 206 for one satisfiable Range
+ * (honouring If-Range), 416 for an unsatisfiable one. Shared by X-Sendfile and static files.
+ */
+
+import { getMimeType } from "hono/utils/mime";
+import type { FileStat } from "../runtime/types.ts";
+import { parseRange } from "./byte-range.ts";
+
+/** What serving a file needs from the runtime. */
+export interface FileAccess {
+  statFile(path: string): Promise<FileStat | undefined>;
+  fileBody(path: string, start: number, end: number): Promise<BodyInit>;
+}
+
+export interface FileResponseOptions {
+  /** Cache-Control for the file's responses (none when undefined). */
+  cacheControl?: string;
+}
+
+/** HTTP dates have whole seconds: compare and print modification times that way. */
+const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
+
+function entityTag({ size, modifiedMs }: FileStat): string {
+  return `"${wholeSeconds(modifiedMs).toString(16)}-${size.toString(16)}"`;
+}
+
+/** If-None-Match: "*" or a list of tags; compared weakly (W/ ignored), as RFC 9110 §13.1.2 says. */
+function noneMatch(header: string, etag: string): boolean {
+  if (header.trim() === "*") return true;
+  return header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag);
+}
+
+/** True when a date header says the file has not changed since then; false when absent or invalid. */
+function notModifiedSince(header: string | null, modifiedMs: number): boolean {
+  if (header === null) return false;
+  const since = Date.parse(header);
+  return !Number.isNaN(since) && wholeSeconds(modifiedMs) <= since;
+}
+
+/** If-Range: the range applies only if the file is still the one the client has (strong comparison). */
+function rangeStillValid(header: string | null, etag: string, modifiedMs: number): boolean {
+  if (header === null) return true;
+  const value = header.trim();
+  if (value.startsWith('"') || value.startsWith("W/")) return value === etag;
+  const date = Date.parse(value);
+  return !Number.isNaN(date) && date === wholeSeconds(modifiedMs);
+}
+
+/**
+ * The response for `request` (GET or HEAD) from the file at `path`, or undefined when there
+ * is no regular file there. `path` must already be checked against the allowed directories.
+ */
+export async function fileResponse(
+  request: Request,
+  path: string,
+  files: FileAccess,
+  options: FileResponseOptions = {},
+): Promise<Response | undefined> {
+  const stat = await files.statFile(path);
+  if (stat === undefined) return undefined;
+  const etag = entityTag(stat);
+  const headers = new Headers({
+    "accept-ranges": "bytes",
+    etag,
+    "last-modified": new Date(wholeSeconds(stat.modifiedMs)).toUTCString(),
+  });
+  if (options.cacheControl) headers.set("cache-control", options.cacheControl);
+
+  const ifNoneMatch = request.headers.get("if-none-match");
+  const unchanged = ifNoneMatch !== null
+    ? noneMatch(ifNoneMatch, etag)
+    : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs);
+  if (unchanged) return new Response(null, { status: 304, headers });
+
+  headers.set("content-type", getMimeType(path) ?? "application/octet-stream");
+  const head = request.method === "HEAD";
+  const range = rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
+    ? parseRange(request.headers.get("range"), stat.size)
+    : "full";
+  if (range === "unsatisfiable") {
+    headers.set("content-range", `bytes */${stat.size}`);
+    headers.delete("content-type");
+    return new Response(null, { status: 416, headers });
+  }
+  const { start, end } = range === "full" ? { start: 0, end: stat.size - 1 } : range;
+  headers.set("content-length", String(end - start + 1));
+  if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
+  const body = head || stat.size === 0 ? null : await files.fileBody(path, start, end);
+  return new Response(body, { status: range === "full" ? 200 : 206, headers });
+}
