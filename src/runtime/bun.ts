@@ -3,6 +3,7 @@
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
+import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
 
@@ -129,4 +130,5 @@ export const bunRuntime: Runtime = {
   sourceCommit: () => undefined,
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
+  realPath: realPathOf(libc),
 };

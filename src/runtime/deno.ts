@@ -4,6 +4,7 @@ import { Http1Client } from "../upstream/http1-client.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, FileStat, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
+import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
 
@@ -172,4 +173,5 @@ export const denoRuntime: Runtime = {
   sourceCommit,
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
+  realPath: realPathOf(libc),
 };

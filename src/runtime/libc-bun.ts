@@ -11,6 +11,7 @@ const SYMBOLS = {
   },
   clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   waitid: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  realpath: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
 } as const;
 
 export const libc = libcOnFirstUse((name) => {
@@ -21,5 +22,6 @@ export const libc = libcOnFirstUse((name) => {
       Number(symbols.sendto(fd, bytes, length, flags, address, addressLength)),
     clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
     waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
+    realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
   };
 });

@@ -12,6 +12,7 @@ const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
+  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
 } as const;
 
 /** What Deno.dlopen returns for SYMBOLS (usize arguments and isize results are bigints). */
@@ -20,6 +21,7 @@ interface DenoLibc {
   sendto(fd: number, buf: Uint8Array, len: bigint, flags: number, addr: Uint8Array, addrlen: number): number | bigint;
   clock_gettime(clock: number, timespec: BigInt64Array): number;
   waitid(idType: number, id: number, info: Int32Array, options: number): number;
+  realpath(path: Uint8Array, resolved: Uint8Array): unknown;
 }
 
 /** The shape of Deno.dlopen this file uses. */
@@ -34,6 +36,7 @@ export function denoLibc(dlopen: DlOpen): OpenLibc {
         Number(symbols.sendto(fd, bytes, BigInt(length), flags, address, addressLength)),
       clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
       waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
+      realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
     };
   });
 }

@@ -1,7 +1,8 @@
 /**
  * @module The few libc functions sluice calls through FFI, because neither runtime offers them:
  * socket + sendto (sd_notify: Bun has no unix-datagram API, Deno's cannot send to an
- * abstract address), clock_gettime (MONOTONIC_USEC) and waitid (reaping orphans as PID 1).
+ * abstract address), clock_gettime (MONOTONIC_USEC), waitid (reaping orphans as PID 1) and
+ * realpath (confining served files to their directories; Bun has no API for it).
  * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
  */
 
@@ -15,6 +16,8 @@ export interface Libc {
   clockGettime(clock: number, timespec: BigInt64Array): number;
   /** waitid(idtype, id, siginfo_t *info, options); `info` is a 128-byte siginfo_t. */
   waitid(idType: number, id: number, info: Int32Array, options: number): number;
+  /** realpath(path, resolved): `path` NUL-terminated, `resolved` PATH_MAX bytes; false on error. */
+  realpath(path: Uint8Array, resolved: Uint8Array): boolean;
 }
 
 /** libc, opened on first use; null when it cannot be opened here. */

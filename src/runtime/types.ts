@@ -124,6 +124,8 @@ export interface Runtime {
    * name (ENOENT, EACCES, EISDIR ...) as the error's `code` on both runtimes.
    */
   readTextFile(path: string): Promise<string>;
+  /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
+  realPath(path: string): string | undefined;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */
   statFile(path: string): Promise<FileStat | undefined>;
   /**

@@ -96,6 +96,12 @@ results.files = {
   directory: (await fetch(`http://127.0.0.1:${files.port}/`)).status,
 };
 files.close();
+await runtime.spawn(["ln", "-s", `${dir}file.txt`, `${dir}link`], { env: { PATH: "/usr/bin:/bin" } }).exited;
+results.realPath = {
+  symlink: runtime.realPath(`${dir}link`) === `${dir}file.txt`,
+  dotDot: runtime.realPath(`${dir}../${dir.split("/").at(-2)}/./file.txt`) === `${dir}file.txt`,
+  missing: runtime.realPath(`${dir}nothing`) ?? "undefined",
+};
 await runtime.spawn(["rm", "-rf", dir], { env: { PATH: "/usr/bin:/bin" } }).exited;
 
 results.envHasPath = typeof runtime.env().PATH === "string";
