@@ -225,10 +225,11 @@ export async function runCli(runtime: Runtime): Promise<number> {
     };
     const config = await loadConfig();
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
-    const code = await new Service(config, { runtime, env, stdout, stderr, loadConfig }).run();
-    // --flush-timeout bounds the flush: a reader that stopped reading must not keep sluice
-    // alive past its stop budget; what it has not taken by then is lost.
-    flushTimeoutMs = config.flushTimeout;
+    const service = new Service(config, { runtime, env, stdout, stderr, loadConfig });
+    const code = await service.run();
+    // What the stop left of --flush-timeout bounds the log flush: a reader that stopped
+    // reading must not keep sluice alive past its stop budget; what it has not taken is lost.
+    flushTimeoutMs = service.logFlushMs;
     await raceDeadline(Promise.all([flushLogging(stdout), stderr.flush()]), flushTimeoutMs);
     return code;
   } catch (error) {

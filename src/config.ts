@@ -95,6 +95,8 @@ export type Config = { -readonly [K in OptionKey]: ReturnType<(typeof OPTIONS)[K
   command: string[];
   /** From the standard OTEL_* variables (see telemetry/tracing-config.ts). */
   tracing: TracingConfig;
+  /** Where each option's value came from, for errors that involve several options. */
+  sources?: Partial<Record<OptionKey, string>>;
 };
 
 export type { Cidr, ListenAddress };
@@ -141,10 +143,12 @@ export function resolveConfig(
   command: string[],
   options: ResolveOptions = {},
 ): Config {
-  const config: Record<string, unknown> = { command };
+  const sources: Partial<Record<OptionKey, string>> = {};
+  const config: Record<string, unknown> = { command, sources };
   for (const key of Object.keys(OPTIONS) as OptionKey[]) {
-    const value = resolveOption(key, flags, env, options);
+    const { value, from } = resolveWithSource(key, flags, env, options);
     if (value !== undefined) config[key] = value;
+    if (from !== undefined) sources[key] = from;
   }
   try {
     config.tracing = tracingConfigFromEnv({ ...options.otel, ...withoutEmpty(env) });
@@ -159,8 +163,18 @@ export function resolveOption<K extends OptionKey>(
   key: K,
   flags: OptionSources,
   env: Record<string, string | undefined>,
-  { file = {} }: ResolveOptions = {},
+  options: ResolveOptions = {},
 ): Config[K] {
+  return resolveWithSource(key, flags, env, options).value;
+}
+
+/** An option's value and where it came from ("--flag", "SLUICE_X", the file's key, the default). */
+function resolveWithSource<K extends OptionKey>(
+  key: K,
+  flags: OptionSources,
+  env: Record<string, string | undefined>,
+  { file = {} }: ResolveOptions,
+): { value: Config[K]; from: string | undefined } {
   const spec = OPTIONS[key] as OptionSpec<unknown>;
   const variable = envName(spec.name);
   const envText = env[variable];
@@ -168,9 +182,9 @@ export function resolveOption<K extends OptionKey>(
     (envText ? { text: envText, from: variable } : undefined) ??
     file[key] ??
     (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
-  if (source === undefined) return undefined as Config[K];
+  if (source === undefined) return { value: undefined as Config[K], from: undefined };
   try {
-    return spec.parse(source.text) as Config[K];
+    return { value: spec.parse(source.text) as Config[K], from: source.from };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
@@ -194,7 +208,7 @@ export function validateConfig(config: Config): void {
   if (config.gracePeriod !== undefined && totalMs > config.gracePeriod) {
     throw new ConfigError(
       `The stop budget of ${formatDuration(totalMs)} (shutdown-delay + drain-timeout + stop-timeout + flush-timeout) ` +
-        `exceeds --grace-period ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
+        `exceeds ${config.sources?.gracePeriod ?? "--grace-period"} ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
     );
   }
   if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {

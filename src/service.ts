@@ -104,6 +104,20 @@ export class Service {
     });
   }
 
+  /** When the flush that ends a stop must be over (performance.now() time), once it began. */
+  #flushDeadline: number | undefined;
+
+  /** What is left of --flush-timeout (all of it before the flush began), in ms. */
+  #flushRemainingMs(): number {
+    if (this.#flushDeadline === undefined) return this.#config.flushTimeout;
+    return Math.max(0, this.#flushDeadline - performance.now());
+  }
+
+  /** What run()'s caller has left for flushing the logs after it returned. */
+  get logFlushMs(): number {
+    return this.#flushRemainingMs();
+  }
+
   /** Runs until stopped; returns the exit code. Never throws. */
   async run(): Promise<number> {
     const trigger = await this.#start();
@@ -265,12 +279,16 @@ export class Service {
     const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));
     // 5. Only now does the child hear about the stop.
     const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
-    // 6. Spans of every request served, drained ones included, go out now (bounded).
+    // 6. The rest shares one --flush-timeout, so the stop budget holds: spans of every
+    // request served (drained ones included), the admin listener, then (in cli.ts) the log
+    // lines still queued, which keep the last quarter of it, up to 250 ms.
+    this.#flushDeadline = performance.now() + config.flushTimeout;
+    const logReserveMs = Math.min(250, config.flushTimeout / 4);
     await step("flush-traces", async () => {
       this.#server.retirePipeline();
-      await raceDeadline(this.#tracers.settled(), config.flushTimeout, cut);
+      await raceDeadline(this.#tracers.settled(), Math.max(0, this.#flushRemainingMs() - logReserveMs), cut);
     });
-    await step("close-admin", () => this.#admin?.close());
+    await step("close-admin", () => raceDeadline(this.#admin?.close() ?? Promise.resolve(), this.#flushRemainingMs(), cut));
     this.#notifier.close();
     this.#orphans.stop();
 

@@ -138,7 +138,7 @@ describe.each(TARGETS)("command line ($name)", (target) => {
       SLUICE_GRACE_PERIOD: "20s",
     });
     expect(env.code).toBe(78);
-    expect(env.stderr).toContain("exceeds --grace-period 20s");
+    expect(env.stderr).toContain("exceeds SLUICE_GRACE_PERIOD 20s"); // names where the value came from
     expect(existsSync(marker)).toBe(false);
   }, 30_000);
 });

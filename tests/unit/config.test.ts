@@ -339,7 +339,7 @@ describe("resolveConfig", () => {
 describe("validateConfig", () => {
   const config = (flags: Record<string, string>) =>
     resolveConfig(
-      Object.fromEntries(Object.entries(flags).map(([key, text]) => [key, { text, from: `--${key}` }])),
+      Object.fromEntries(Object.entries(flags).map(([key, text]) => [key, { text, from: `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` }])),
       {},
       ["app"],
     );
@@ -354,6 +354,8 @@ describe("validateConfig", () => {
   test("a budget over the grace period is refused; one that fits exactly is not", () => {
     expect(() => validateConfig(config({ gracePeriod: "10s" }))).toThrow(/The stop budget of 27s .* exceeds --grace-period 10s/);
     expect(() => validateConfig(config({ gracePeriod: "27s" }))).not.toThrow();
+    // The message names where the grace period came from.
+    expect(() => validateConfig(resolveConfig({}, { SLUICE_GRACE_PERIOD: "10s" }, ["app"]))).toThrow(/exceeds SLUICE_GRACE_PERIOD 10s/);
     expect(() => validateConfig(config({}))).not.toThrow();
   });
 
