@@ -1,4 +1,4 @@
-/** @module Prints the README's option table from the same table the parser uses. */
+/** @module Prints the README's option tables (all options; thruster's variables) from the table the parser uses. */
 
 import { envName, OPTIONS } from "../src/config.ts";
 
@@ -10,4 +10,13 @@ export function optionsTable(): string {
   return ["| Flag | Variable | Default | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
 }
 
-if (import.meta.main) console.log(optionsTable());
+/** thruster's variables and the sluice options they set. */
+export function thrusterTable(): string {
+  const rows = Object.values(OPTIONS).flatMap((spec) => {
+    const variable = "thruster" in spec ? spec.thruster : undefined;
+    return variable ? [`| \`${variable.name}\`, \`THRUSTER_${variable.name}\` | \`--${spec.name}\` |`] : [];
+  });
+  return ["| thruster variable | sluice option |", "| --- | --- |", ...rows].join("\n");
+}
+
+if (import.meta.main) console.log(`${optionsTable()}\n\n${thrusterTable()}`);

@@ -28,6 +28,15 @@ interface OptionSpec<T> {
   /** What the value looks like, for --help. */
   placeholder: string;
   help: string;
+  /** basecamp/thruster's variable for the same setting, read as a fallback (see thrusterSource). */
+  thruster?: ThrusterVariable;
+}
+
+/** A thruster variable (without its optional THRUSTER_ prefix) and how its value reads as sluice's. */
+interface ThrusterVariable {
+  name: string;
+  /** thruster's value as sluice would write it; undefined means "not set". */
+  convert?: (text: string) => string | undefined;
 }
 
 function option<T>(
@@ -42,6 +51,18 @@ function option<T>(
 
 function optional<T>(name: string, parse: ValueParser<T>, placeholder: string, help: string): OptionSpec<T | undefined> {
   return { name, defaultText: undefined, parse, placeholder, help };
+}
+
+/** The same option, with thruster's variable as a fallback. */
+function thruster<T>(spec: OptionSpec<T>, name: string, convert?: (text: string) => string | undefined): OptionSpec<T> {
+  return { ...spec, thruster: { name, ...(convert ? { convert } : {}) } };
+}
+
+/** Go's strconv.ParseBool, which thruster uses; undefined for anything else. */
+function goBool(text: string): boolean | undefined {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
+  return undefined;
 }
 
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
@@ -64,27 +85,35 @@ const parseReadyPath: ValueParser<string> = (text) => {
 export const OPTIONS = {
   config: optional("config", parseConfigPath, "PATH", "TOML file of options named as their flags (http-port = 8080); flags and variables win over it"),
   httpHost: option("http-host", "0.0.0.0", (t) => t.trim(), "HOST", "Address sluice serves HTTP on"),
-  httpPort: option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"),
+  httpPort: thruster(option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"), "HTTP_PORT"),
   targetHost: option("target-host", "127.0.0.1", (t) => t.trim(), "HOST", "Address the child listens on"),
-  targetPort: option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"),
+  targetPort: thruster(option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"), "TARGET_PORT"),
   adminListen: option("admin-listen", "127.0.0.1:9000", parseAdminListen, "HOST:PORT|off", "Serves /livez, /readyz and /metrics"),
   readyPath: optional("ready-path", parseReadyPath, "PATH", "Child is ready when GET PATH answers 2xx (default: when its port accepts TCP)"),
   readyTimeout: option("ready-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child to become ready before giving up"),
   holdTimeout: option("hold-timeout", "30s", parseDuration, "DURATION", "Requests arriving before the child is ready wait this long, then get 503"),
   maxHeldRequests: option("max-held-requests", "1000", parseNonNegativeInteger, "N", "Requests held at once while the child is not ready; more get 503"),
   upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504"),
-  maxRequestBody: option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"),
-  trustedProxies: option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),
-  accessLog: option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"),
+  maxRequestBody: thruster(option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"), "MAX_REQUEST_BODY"),
+  trustedProxies: thruster(
+    option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),
+    "FORWARD_HEADERS", // true: every peer's headers are kept, as thruster does
+    (text) => ({ true: "0.0.0.0/0,::/0", false: "" })[String(goBool(text)) as "true" | "false"],
+  ),
+  accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS"),
   shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
-  drainTimeout: option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"),
+  drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT"),
   stopTimeout: option("stop-timeout", "5s", parseDuration, "DURATION", "At stop, longest wait for the child to exit after --stop-signal before SIGKILL"),
   stopSignal: option("stop-signal", "SIGTERM", parseChoice(STOP_SIGNALS), "SIGNAL", "Signal sent to the child's process group to stop it"),
   flushTimeout: option("flush-timeout", "2s", parseDuration, "DURATION", "At stop, longest wait for logs and traces to flush"),
   gracePeriod: optional("grace-period", parseDuration, "DURATION", "The orchestrator's stop deadline; refuse to start when the stop budget exceeds it"),
   restart: option("restart", "never", parseChoice(["never", "on-failure", "always"] as const), "POLICY", "Restart the child when it exits: never, on-failure or always"),
   restartMaxDelay: option("restart-max-delay", "10s", parseDuration, "DURATION", "Cap of the exponential backoff between restarts"),
-  logLevel: option("log-level", "info", parseChoice(LOG_LEVELS), "LEVEL", "Lowest level logged: trace, debug, info, warning, error or fatal"),
+  logLevel: thruster(
+    option("log-level", "info", parseChoice(LOG_LEVELS), "LEVEL", "Lowest level logged: trace, debug, info, warning, error or fatal"),
+    "DEBUG",
+    (text) => (goBool(text) ? "debug" : undefined),
+  ),
   logFormat: option("log-format", "json", parseChoice(["json", "text"] as const), "FORMAT", "json (one JSON object per line) or text"),
 } as const;
 
@@ -181,6 +210,7 @@ function resolveWithSource<K extends OptionKey>(
   const source = flags[key] ??
     (envText ? { text: envText, from: variable } : undefined) ??
     file[key] ??
+    thrusterSource(spec, env) ??
     (spec.defaultText !== undefined ? { text: spec.defaultText, from: `the default of --${spec.name}` } : undefined);
   if (source === undefined) return { value: undefined as Config[K], from: undefined };
   try {
@@ -188,6 +218,35 @@ function resolveWithSource<K extends OptionKey>(
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
+  }
+}
+
+/**
+ * thruster's variable for an option, so that sluice can replace `thrust` with nothing else
+ * changed: THRUSTER_<NAME> first, then <NAME>, as thruster reads them, below sluice's own
+ * flags, variables and file. An unprefixed variable may belong to the app (DEBUG=express:*),
+ * so a value thruster could not read either is ignored; a THRUSTER_ one is an error.
+ */
+function thrusterSource(spec: OptionSpec<unknown>, env: Record<string, string | undefined>) {
+  const variable = spec.thruster;
+  if (variable === undefined) return undefined;
+  const prefixed = `THRUSTER_${variable.name}`;
+  for (const name of [prefixed, variable.name]) {
+    const text = env[name];
+    if (!text) continue;
+    const converted = variable.convert ? variable.convert(text) : text;
+    if (name === prefixed) return { text: converted ?? text, from: name }; // a bad value fails to parse, naming it
+    if (converted !== undefined && readable(spec, converted)) return { text: converted, from: name };
+  }
+  return undefined;
+}
+
+function readable(spec: OptionSpec<unknown>, text: string): boolean {
+  try {
+    spec.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 

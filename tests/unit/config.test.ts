@@ -384,3 +384,28 @@ describe("childEnvironment", () => {
     expect(env).toEqual({ PATH: "/bin", PORT: "3000", LISTEN_FDS_EXTRA: "kept" });
   });
 });
+
+describe("thruster's variables", () => {
+  const resolve = (env: Record<string, string>, flags: Record<string, string> = {}) =>
+    resolveConfig(Object.fromEntries(Object.entries(flags).map(([key, text]) => [key, { text, from: `--${key}` }])), env, ["app"]);
+
+  test("read as fallbacks, THRUSTER_ first, below sluice's own flags and variables", () => {
+    const config = resolve({ TARGET_PORT: "4000", HTTP_PORT: "81", MAX_REQUEST_BODY: "1048576", LOG_REQUESTS: "false", HTTP_DRAIN_TIMEOUT: "20", DEBUG: "1" });
+    expect(config).toMatchObject({ targetPort: 4000, httpPort: 81, maxRequestBody: 1_048_576, accessLog: false, drainTimeout: 20_000, logLevel: "debug" });
+    expect(resolve({ HTTP_PORT: "81", THRUSTER_HTTP_PORT: "82" }).httpPort).toBe(82);
+    expect(resolve({ THRUSTER_HTTP_PORT: "82", SLUICE_HTTP_PORT: "83" }).httpPort).toBe(83);
+    expect(resolve({ SLUICE_HTTP_PORT: "83" }, { httpPort: "84" }).httpPort).toBe(84);
+    expect(resolve({}).httpPort).toBe(8080);
+  });
+
+  test("FORWARD_HEADERS trusts every peer, or none", () => {
+    expect(resolve({ FORWARD_HEADERS: "true" }).trustedProxies).toHaveLength(2);
+    expect(resolve({ FORWARD_HEADERS: "false" }).trustedProxies).toEqual([]);
+  });
+
+  test("an unprefixed value thruster could not read is ignored (it may be the app's); a THRUSTER_ one is an error naming it", () => {
+    expect(resolve({ DEBUG: "express:*", HTTP_PORT: "http" }).logLevel).toBe("info");
+    expect(resolve({ HTTP_PORT: "http" }).httpPort).toBe(8080);
+    expect(() => resolve({ THRUSTER_HTTP_PORT: "http" })).toThrow(/Cannot parse THRUSTER_HTTP_PORT: .*"http"/);
+  });
+});

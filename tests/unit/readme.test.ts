@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { optionsTable } from "../../scripts/options-table.ts";
+import { optionsTable, thrusterTable } from "../../scripts/options-table.ts";
 import { ExitCode } from "../../src/exit-codes.ts";
 
 const readme = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
@@ -11,6 +11,11 @@ const readme = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
 test("the README's option table is the one generated from src/config.ts", () => {
   const between = readme.split("<!-- options:start -->\n")[1]?.split("\n<!-- options:end -->")[0];
   expect(between).toBe(optionsTable());
+});
+
+test("the README's table of thruster's variables is the one generated from src/config.ts", () => {
+  const between = readme.split("<!-- thruster:start -->\n")[1]?.split("\n<!-- thruster:end -->")[0];
+  expect(between).toBe(thrusterTable());
 });
 
 test("the README documents every exit code", () => {
