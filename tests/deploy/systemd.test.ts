@@ -31,6 +31,8 @@ const NO_READY_UNIT = "sluice-noready.service";
 /** How long the app waits before listening (server.py's default). */
 const APP_BIND_DELAY_MS = 3000;
 const MACHINE = `sluice-test-${process.pid}`;
+/** What the app's own JSON lines start with (server.py). */
+const APP_LINE = '^\\{"app": ';
 
 /** The environment for every command: no proxy may take loopback traffic elsewhere. */
 const ENV: Record<string, string> = Object.fromEntries(
@@ -152,9 +154,13 @@ function notifications(lines: string[], unit: string): Notification[] {
   });
 }
 
-/** JSON lines the unit's processes wrote (sluice's log records and the app's own lines). */
-async function serviceRecords(unit = UNIT): Promise<Record<string, unknown>[]> {
-  return (await journal(`_SYSTEMD_UNIT=${unit}`)).flatMap((e) => {
+/**
+ * JSON lines the unit's processes wrote (sluice's log records and the app's own lines) that
+ * contain `grep` (a regular expression, applied by journalctl: the access records of the
+ * load test would make reading them all slow).
+ */
+async function serviceRecords(grep: string): Promise<Record<string, unknown>[]> {
+  return (await journal(`_SYSTEMD_UNIT=${UNIT}`, `--grep=${grep}`)).flatMap((e) => {
     try {
       const value = JSON.parse(e.message) as unknown;
       return typeof value === "object" && value !== null ? [value as Record<string, unknown>] : [];
@@ -171,7 +177,10 @@ async function withJournal(body: () => Promise<void>): Promise<void> {
   } catch (error) {
     let tail = "";
     try {
-      tail = (await inside(["journalctl", "--no-pager", "-o", "cat", "-n", "60", "-u", UNIT], 10_000)).stdout;
+      // Without systemd's debug lines about setting up the unit's namespace.
+      const noise = /mount|Mount|namespace|duplicate|redundant|inaccessible|propagate|system call/;
+      const lines = (await inside(["journalctl", "--no-pager", "-o", "cat", "-n", "1000", "-u", UNIT], 10_000)).stdout.split("\n");
+      tail = lines.filter((line) => !noise.test(line)).slice(-60).join("\n");
     } catch (inner) {
       tail = `(no journal: ${String(inner)})`;
     }
@@ -507,7 +516,7 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).not.toBe("0");
       expect(/^CapEff:\s+(\w+)/m.exec(status)?.[1]).toBe("0000000000000400");
       expect(/^CapBnd:\s+(\w+)/m.exec(status)?.[1]).toBe("0000000000000400");
-      const app = (await serviceRecords()).find((r) => r.app === "started");
+      const app = (await serviceRecords(APP_LINE)).find((r) => r.app === "started");
       expect(app).toMatchObject({ ppid: mainPid, leaked: [] });
       expect(app?.uid).not.toBe(0);
       expect(await httpStatus("http://127.0.0.1:80/")).toBe("200");
@@ -516,8 +525,11 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
   test("systemctl reload under load: RELOADING=1 then READY=1, no request fails; a config over the grace period fails the reload", () =>
     withJournal(async () => {
       expect(mainPid).toBeGreaterThan(0);
-      const load = startLoad("http://127.0.0.1:80/", 4, 4000, 60);
+      // Bounded: 8,000 requests (journald keeps 10,000 lines per unit and 30 s; each request
+      // logs one) or 60 s; it is stopped as soon as enough requests followed the reload.
+      const load = startLoad("http://127.0.0.1:80/", 4, 8000, 60);
       await until(() => load.state.ok >= 300 || load.state.final !== undefined, 30_000, "300 requests answered before the reload");
+      expect(load.state.final).toBeUndefined();
       const before = notifications(await managerLog(UNIT), UNIT).length;
 
       // A live change: the reload record must name it.
@@ -534,11 +546,13 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       );
       expect(after.slice(0, 2).map((n) => [n.pid, n.fields.split(", ")[0]])).toEqual([[mainPid, "RELOADING=1"], [mainPid, "READY=1"]]);
       expect(after[0]!.fields).toMatch(/MONOTONIC_USEC=\d+/);
+      // The load ran from before the reload to after READY=1.
+      expect(load.state.final).toBeUndefined();
+      const okAtReady = load.state.ok;
       let reload: Record<string, unknown> | undefined;
-      await until(async () => (reload = (await serviceRecords()).find((r) => r.event === "reload")) !== undefined, 30_000, "sluice's reload record");
+      await until(async () => (reload = (await serviceRecords('"event":"reload"'))[0]) !== undefined, 30_000, "sluice's reload record");
       expect(reload).toMatchObject({ result: "ok", changed: ["upstream-timeout"] });
-      const okAtReload = load.state.ok;
-      await until(() => load.state.ok >= okAtReload + 300 || load.state.final !== undefined, 30_000, "300 more requests after the reload");
+      await until(() => load.state.ok >= okAtReady + 300 || load.state.final !== undefined, 30_000, "300 more requests after the reload");
       const summary = await load.finish();
       console.log(`load through the reload: ${summary.ok} ok, ${summary.failed} failed`);
       expect(summary.errors).toEqual([]);
@@ -583,12 +597,13 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       expect(log.some((line) => /watchdog timeout/i.test(line))).toBe(false);
     }), 90_000);
 
-  test("Restart=on-failure: after sluice is SIGKILLed, systemd kills the app it left behind and starts both again", () =>
+  test("a hung sluice (SIGSTOP): the watchdog kills it, systemd kills the app it left behind, Restart=on-failure starts both again", () =>
     withJournal(async () => {
       expect(mainPid).toBeGreaterThan(0);
-      const oldApp = (await serviceRecords()).findLast((r) => r.app === "started")?.pid as number;
+      const oldApp = (await serviceRecords(APP_LINE)).findLast((r) => r.app === "started")?.pid as number;
       expect(oldApp).toBeGreaterThan(0);
-      await insideOk(["kill", "-KILL", String(mainPid)]);
+      const started = performance.now();
+      await insideOk(["kill", "-STOP", String(mainPid)]);
       let props: Record<string, string> = {};
       await until(
         async () => {
@@ -599,15 +614,22 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
         "the unit to be restarted and active again",
       );
       const log = await managerLog(UNIT);
-      expect(log).toContain(`${UNIT}: Main process exited, code=killed, status=9/KILL`);
+      const timeout = log.findIndex((line) => line === `${UNIT}: Watchdog timeout (limit 10s)!`);
+      expect(timeout).toBeGreaterThanOrEqual(0);
+      // Pings stopped with the process, so the timeout came no earlier than WatchdogSec after
+      // (at most one ping period, 5 s, before the SIGSTOP).
+      expect(performance.now() - started).toBeGreaterThanOrEqual(5_000);
+      const after = log.slice(timeout);
+      expect(after.some((line) => /^sluice\.service: Main process exited, code=(dumped|killed), status=6\/ABRT$/.test(line))).toBe(true);
+      expect(after).toContain(`${UNIT}: Failed with result 'watchdog'.`);
       // The orphaned app was killed with the rest of the unit's control group (KillMode=mixed
-      // sends the final SIGKILL to every process left), so the new app got its port.
-      expect(log).toContain(`${UNIT}: Killing process ${oldApp} (server) with signal SIGKILL.`);
-      expect(log.some((line) => line.startsWith(`${UNIT}: Scheduled restart job`))).toBe(true);
+      // sends the final SIGKILL to every process left), so the new app could take its port.
+      expect(after).toContain(`${UNIT}: Killing process ${oldApp} (server) with signal SIGKILL.`);
+      expect(after.some((line) => line.startsWith(`${UNIT}: Scheduled restart job`))).toBe(true);
       expect((await inside(["test", "-e", `/proc/${oldApp}`])).code).not.toBe(0);
       const newMain = Number(props.MainPID);
       expect(newMain).not.toBe(mainPid);
-      const newApp = (await serviceRecords()).findLast((r) => r.app === "started");
+      const newApp = (await serviceRecords(APP_LINE)).findLast((r) => r.app === "started");
       expect(newApp?.pid).not.toBe(oldApp);
       expect(newApp?.ppid).toBe(newMain);
       expect(await httpStatus("http://127.0.0.1:80/")).toBe("200");
@@ -625,7 +647,7 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
 
       // The app's own record: SIGTERM came from sluice (the unit's main process), not from
       // systemd (PID 1 in the container), and sluice's port already refused connections.
-      const records = await serviceRecords();
+      const records = await serviceRecords(`${APP_LINE}|"event":"shutdown.complete"`);
       const term = records.filter((r) => r.app === "term");
       expect(term).toEqual([{ app: "term", sender: mainPid, sluicePort: "refused" }]);
       const complete = records.find((r) => r.event === "shutdown.complete");
