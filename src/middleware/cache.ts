@@ -1,0 +1,212 @@
+/**
+ * @module cache: answers GET and HEAD from a ResponseCache (304 when the client's validator
+ * matches), and stores public responses while their bodies stream through to the client:
+ * nothing is held back, and a body is stored only once it completed within the item limit.
+ */
+
+import type { Context, MiddlewareHandler, Next } from "hono";
+import { type CacheEntry, freshnessLifetime, requestPolicy, type ResponseCache } from "../cache/response-cache.ts";
+import type { ProxyEnv } from "../proxy.ts";
+
+/** What happened to one request or one response, as far as the cache is concerned. */
+export type CacheEvent =
+  | "hit" // answered from the cache
+  | "not-modified" // answered 304 from the cache (If-None-Match / If-Modified-Since)
+  | "miss" // looked up, not found: forwarded
+  | "bypass" // forwarded without looking: another method, Authorization, no-cache, Range ...
+  | "stored" // a response was stored, once its body had completed
+  | "too-large" // a storable response passed through unstored: over the item limit
+  | "cut"; // a storable response's body was cut short (client gone, upstream error): not stored
+
+export interface CacheOptions {
+  /** Called for each CacheEvent (metrics, tests). @default a no-op */
+  observe?: (event: CacheEvent) => void;
+}
+
+/** Methods that do not change the resource (RFC 9110 section 9.2.1); others invalidate it (RFC 9111 section 4.4). */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
+
+/** Response headers a 304 repeats from the stored response (RFC 9110 section 15.4.5). */
+const NOT_MODIFIED_HEADERS = new Set(["cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"]);
+
+const noop = (): void => {};
+
+/**
+ * Every response gets `X-Cache: hit|miss|bypass`; hits also get `Age` and the request's own
+ * `X-Request-Id`. Put it after requestId and before holdUntilReady, so that hits are
+ * answered even while the child is restarting.
+ */
+export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {}): MiddlewareHandler<ProxyEnv> {
+  return async function cache(c: Context<ProxyEnv>, next: Next): Promise<Response | void> {
+    const { exchange } = c.env;
+    const request = exchange.request;
+    const policy = requestPolicy(request);
+    if (policy === "use") {
+      const entry = store.lookup(request);
+      if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
+    }
+    await next();
+    const method = request.method;
+    const label = policy === "use" ? "miss" : "bypass";
+    observe(label);
+    if (method !== "GET") {
+      if (!SAFE_METHODS.has(method) && c.res.status < 400) store.invalidate(request.url);
+      setXCache(c, label);
+      return;
+    }
+    const response = c.res;
+    if (policy === "bypass" || freshnessLifetime(response) === undefined) {
+      setXCache(c, label);
+      return;
+    }
+    const declared = response.headers.get("content-length");
+    const length = declared === null ? undefined : Number(declared);
+    if (length !== undefined && !(length <= store.maxItemSize)) {
+      observe("too-large");
+      setXCache(c, label);
+      return;
+    }
+    const save = (body: Uint8Array<ArrayBuffer>): void => observe(store.store(request, response, body) ? "stored" : "too-large");
+    if (response.body === null) {
+      save(new Uint8Array(0));
+      setXCache(c, label);
+      return;
+    }
+    const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observe);
+    const headers = new Headers(response.headers);
+    headers.set("x-cache", label);
+    // Reset first: assigning over a response makes Hono copy it and merge the old headers in.
+    c.res = undefined;
+    c.res = new Response(body, { status: response.status, statusText: response.statusText, headers });
+  };
+}
+
+/** The response to `request` from a stored entry: the whole response, its head (HEAD), or 304. */
+function fromCache(
+  store: ResponseCache,
+  entry: CacheEntry,
+  request: Request,
+  requestId: string,
+  observe: (event: CacheEvent) => void,
+): Response {
+  if (notModified(request.headers, entry)) {
+    observe("not-modified");
+    const headers = new Headers();
+    for (const [name, value] of entry.headers) if (NOT_MODIFIED_HEADERS.has(name)) headers.append(name, value);
+    stamp(headers, store.age(entry), requestId);
+    return new Response(null, { status: 304, headers });
+  }
+  observe("hit");
+  const headers = new Headers(entry.headers);
+  stamp(headers, store.age(entry), requestId);
+  return new Response(request.method === "HEAD" ? null : entry.body, { status: entry.status, headers });
+}
+
+function stamp(headers: Headers, age: number, requestId: string): void {
+  headers.set("age", String(age));
+  headers.set("x-cache", "hit");
+  if (requestId) headers.set("x-request-id", requestId);
+}
+
+/**
+ * RFC 9110 section 13.1: If-None-Match (weak comparison, "*" matches any stored entry) and,
+ * only without it, If-Modified-Since against the stored Last-Modified.
+ */
+function notModified(headers: Headers, entry: CacheEntry): boolean {
+  const ifNoneMatch = headers.get("if-none-match");
+  if (ifNoneMatch !== null) {
+    if (ifNoneMatch.trim() === "*") return true;
+    if (entry.etag === null) return false;
+    const stored = weak(entry.etag);
+    return ifNoneMatch.split(",").some((tag) => weak(tag.trim()) === stored);
+  }
+  const since = headers.get("if-modified-since");
+  if (since === null || entry.lastModified === null) return false;
+  const sinceMs = Date.parse(since);
+  const modifiedMs = Date.parse(entry.lastModified);
+  return !Number.isNaN(sinceMs) && !Number.isNaN(modifiedMs) && modifiedMs <= sinceMs;
+}
+
+const weak = (tag: string): string => (tag.startsWith("W/") ? tag.slice(2) : tag);
+
+function setXCache(c: Context<ProxyEnv>, value: string): void {
+  try {
+    c.res.headers.set("x-cache", value);
+  } catch {
+    // Immutable headers (a fetched Response on some runtimes): copy the response.
+    const response = c.res;
+    const headers = new Headers(response.headers);
+    headers.set("x-cache", value);
+    c.res = undefined;
+    c.res = new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+}
+
+/**
+ * Passes `body` through chunk by chunk, pulled by the client (nothing read ahead, nothing
+ * held back), keeping a copy of the bytes until they pass `limit`. `save` gets the whole
+ * body once it completed: at its declared length, or at its end when none was declared.
+ * A body that errors, is cancelled, or ends short of its declared length is never saved.
+ */
+function storeAsItStreams(
+  body: ReadableStream<Uint8Array>,
+  declared: number | undefined,
+  limit: number,
+  save: (body: Uint8Array<ArrayBuffer>) => void,
+  observe: (event: CacheEvent) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let chunks: Uint8Array[] | undefined = [];
+  let length = 0;
+  const complete = (): void => {
+    const whole = new Uint8Array(length);
+    let offset = 0;
+    for (const chunk of chunks!) {
+      whole.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    chunks = undefined;
+    save(whole);
+  };
+  const giveUp = (event: "too-large" | "cut"): void => {
+    if (chunks === undefined) return;
+    chunks = undefined;
+    observe(event);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let result: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        giveUp("cut");
+        controller.error(error);
+        return;
+      }
+      if (result.done) {
+        if (chunks !== undefined) {
+          if (declared === undefined || length === declared) complete();
+          else giveUp("cut");
+        }
+        controller.close();
+        return;
+      }
+      const chunk = result.value;
+      if (chunks !== undefined) {
+        length += chunk.byteLength;
+        if (length > limit || (declared !== undefined && length > declared)) {
+          giveUp("too-large");
+        } else {
+          // A copy: the producer may reuse its buffer once the chunk is handed on.
+          chunks.push(chunk.slice());
+          if (length === declared) complete();
+        }
+      }
+      controller.enqueue(chunk);
+    },
+    cancel(reason) {
+      giveUp("cut");
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
