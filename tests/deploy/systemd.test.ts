@@ -12,12 +12,13 @@
  * namespace: sluice gets port 80 there). Traffic runs inside that namespace only
  * (`nsenter -n`); systemctl and journalctl inside the container (`nsenter -a`).
  *
- * Needs root and systemd-nspawn (installed here with apt-get when missing). The container
- * and the mount are removed after the last test, and on exit when a run is cut short.
+ * Needs root; systemd-nspawn (Debian's systemd-container), python3 and curl are installed with
+ * apt-get when missing. The container and the mount are removed after the last test, and at
+ * exit when a run is cut short.
  */
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, BUN, readLines, ROOT, track, until } from "../harness.ts";
@@ -293,16 +294,27 @@ afterAll(async () => {
   await teardown(true);
 });
 
-/** systemd-nspawn, from Debian's systemd-container when missing. */
-async function ensureNspawn(): Promise<void> {
-  if (Bun.which("systemd-nspawn")) return;
+/**
+ * What the test runs, from Debian's packages when missing: systemd-nspawn (systemd-container),
+ * the app's interpreter at the path its #! names, curl for requests inside the container.
+ */
+const NEEDED: [path: string, pkg: string][] = [
+  ["/usr/bin/systemd-nspawn", "systemd-container"],
+  ["/usr/bin/python3", "python3"],
+  ["/usr/bin/curl", "curl"],
+];
+
+async function ensurePackages(): Promise<void> {
+  const missing = NEEDED.filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
   // apt keeps whatever proxy settings the machine has.
   const env = { ...(process.env as Record<string, string>), DEBIAN_FRONTEND: "noninteractive" };
-  for (const cmd of [["apt-get", "update"], ["apt-get", "install", "-y", "systemd-container"]]) {
+  for (const cmd of [["apt-get", "update"], ["apt-get", "install", "-y", ...missing]]) {
     const result = await run(cmd, 300_000, env);
     if (result.code !== 0) throw new Error(`${cmd.join(" ")} failed (${result.code}): ${result.stderr.slice(-2000)}`);
   }
-  if (!Bun.which("systemd-nspawn")) throw new Error("systemd-nspawn is still missing after installing systemd-container");
+  const still = NEEDED.filter(([path]) => !existsSync(path)).map(([path]) => path);
+  if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(", ")}`);
 }
 
 /** The shipped unit with `changes` applied (each pattern must match, or the test is wrong). */
@@ -317,7 +329,7 @@ function derivedUnit(changes: [RegExp, string][]): string {
 
 async function boot(): Promise<{ bootMs: number; state: string }> {
   if (process.getuid?.() !== 0) throw new Error("this test boots systemd-nspawn containers and needs root");
-  await ensureNspawn();
+  await ensurePackages();
   const work = mkdtempSync(join(tmpdir(), "sluice-systemd-"));
   chmodSync(work, 0o755);
   const root = join(work, "root");
@@ -348,7 +360,7 @@ async function boot(): Promise<{ bootMs: number; state: string }> {
   const started = performance.now();
   const nspawn = Bun.spawn(
     [
-      "systemd-nspawn",
+      "/usr/bin/systemd-nspawn",
       "--quiet",
       "--register=no", // no systemd-machined on the host
       "--keep-unit",
