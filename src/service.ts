@@ -270,7 +270,11 @@ export class Service {
     if (trigger.kind === "signal") {
       await step("shutdown-delay", async () => {
         this.#server.closeConnectionsAfterResponse();
-        await sleep(config.shutdownDelay, cut);
+        // With no child left to answer, serving on would only turn requests into 502s;
+        // a refused connection lets a load balancer retry elsewhere.
+        const childGone = new AbortController();
+        void this.#supervisor.exited.then(() => childGone.abort());
+        await sleep(config.shutdownDelay, AbortSignal.any([cut, childGone.signal]));
       });
     }
     // 3. New connections are refused by the kernel from here on.

@@ -97,6 +97,17 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", fast: true });
   }, 60_000);
 
+  test("a child that dies during the shutdown delay ends the delay: the port refuses instead of answering 502", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s"] });
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    process.kill(sluice.childPid!, "SIGKILL");
+    expect(await sluice.exitCode(15_000)).toBe(0);
+    const complete = sluice.records.at(-1)!;
+    expect(complete.event).toBe("shutdown.complete");
+    expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
+  }, 60_000);
+
   test("SIGQUIT stops fast at once, aborting requests in flight", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
     const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.text()).catch((e) => `error: ${e}`);
