@@ -27,7 +27,10 @@ export class LineOutput {
 
   /** Queues text that already ends with a newline. */
   write(chunk: string | Uint8Array): void {
-    this.#pending.push(chunk);
+    const last = this.#pending.length - 1;
+    // Consecutive lines of text join into one string (one per access record adds up).
+    if (typeof chunk === "string" && last >= 0 && typeof this.#pending[last] === "string") this.#pending[last] += chunk;
+    else this.#pending.push(chunk);
     if (this.#timer === undefined && this.#writing === undefined) {
       this.#timer = setTimeout(() => this.#startDrain(), BATCH_MS);
     }

@@ -1,8 +1,8 @@
 /** @module accessLog: one record per request, written when its response has ended. */
 
+import type { LogLevel, LogRecord } from "@logtape/logtape";
 import type { EndListener, Exchange } from "../exchange.ts";
-import type { LogRecord } from "@logtape/logtape";
-import { log } from "../log.ts";
+import { directJsonLog, jsonString, log } from "../log.ts";
 
 const ACCESS_CATEGORY = ["sluice", "access"] as const;
 
@@ -13,37 +13,65 @@ export function reportedStatus(exchange: Exchange): number {
 
 const round2 = (ms: number): number => Math.round(ms * 100) / 100;
 
+/** A number as JSON writes it (null when not finite). */
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : "null");
+
 /** An exchange observer (see buildApp): it runs once per request, when the response ends. */
 export function accessLog(): EndListener {
   return function accessLog(exchange) {
+    const status = reportedStatus(exchange);
+    const level: LogLevel = status >= 500 ? "warning" : "info";
+    const direct = directJsonLog();
+    if (direct !== undefined && !direct.enabled(level)) return;
     const { request } = exchange;
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const queryStart = url.indexOf("?", pathStart);
-    const status = reportedStatus(exchange);
     const path = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
     const message = `${request.method} ${path} ${status}`;
+    const durationMs = round2(exchange.elapsedMs());
+    const upstreamMs = exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs);
+    if (direct !== undefined) {
+      const method = jsonString(request.method);
+      const pathJson = jsonString(path);
+      // Both plain (the usual case): the message needs no escaping either.
+      const plain = method.length === request.method.length + 2 && pathJson.length === path.length + 2;
+      // The same properties, in the same order, as the record below. The numbers other
+      // than bytesIn (the client's content-length, which may be anything) are finite.
+      direct.write(
+        ACCESS_CATEGORY,
+        level,
+        plain ? `"${message}"` : jsonString(message),
+        `"event":"access","method":${method},"path":${pathJson},"status":${status},"durationMs":${durationMs},` +
+          `"bytesIn":${jsonNumber(exchange.bytesIn)},"bytesOut":${exchange.bytesOut},` +
+          `"requestId":${jsonString(exchange.requestId)},"clientAddress":${jsonString(exchange.clientAddress)},` +
+          `"upstreamMs":${upstreamMs}` +
+          (exchange.outcome === "complete" ? "" : `,"outcome":"${exchange.outcome}"`) +
+          (exchange.upstreamError === undefined ? "" : `,"upstreamError":${jsonString(exchange.upstreamError)}`),
+      );
+      return;
+    }
     // A whole record handed to emit() skips LogTape's template parsing and lazy getters,
     // which matter at one record per request; level filtering still applies.
     const record: LogRecord = {
       category: ACCESS_CATEGORY,
-      level: status >= 500 ? "warning" : "info",
+      level,
       message: [message],
       rawMessage: message,
       timestamp: Date.now(),
       properties: {
-      event: "access",
-      method: request.method,
-      path,
-      status,
-      durationMs: round2(exchange.elapsedMs()),
-      bytesIn: exchange.bytesIn,
-      bytesOut: exchange.bytesOut,
-      requestId: exchange.requestId,
-      clientAddress: exchange.clientAddress,
-      upstreamMs: exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs),
-      ...(exchange.outcome === "complete" ? {} : { outcome: exchange.outcome }),
-      ...(exchange.upstreamError === undefined ? {} : { upstreamError: exchange.upstreamError }),
+        event: "access",
+        method: request.method,
+        path,
+        status,
+        durationMs,
+        bytesIn: exchange.bytesIn,
+        bytesOut: exchange.bytesOut,
+        requestId: exchange.requestId,
+        clientAddress: exchange.clientAddress,
+        upstreamMs,
+        ...(exchange.outcome === "complete" ? {} : { outcome: exchange.outcome }),
+        ...(exchange.upstreamError === undefined ? {} : { upstreamError: exchange.upstreamError }),
       },
     };
     log.access.emit(record);
