@@ -54,8 +54,16 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
   return new Response(`${ERROR_TEXT[status]}\n`, { status, headers });
 }
 
+/**
+ * How long an upstream request runs before its exchange listens for the client's
+ * disconnect (see Exchange.watchClient): a client that goes away cancels the upstream
+ * request at most this much later than it would with a listener from the start.
+ */
+const CLIENT_WATCH_DELAY_MS = 50;
+
 export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies }: ProxyOptions) {
   const waitingForHeaders = new Deadlines<Exchange>(upstreamTimeoutMs, (exchange) => exchange.abort("upstream-timeout"));
+  const slowToAnswer = new Deadlines<Exchange>(CLIENT_WATCH_DELAY_MS, (exchange) => exchange.watchClient());
   return async function forward(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const incoming = exchange.request;
@@ -71,6 +79,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       : countBody(incoming.body, exchange, maxRequestBody);
 
     waitingForHeaders.add(exchange);
+    slowToAnswer.add(exchange);
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     const span = exchange.trace && startClientSpan(exchange.trace, incoming.method, url, headers);
@@ -82,6 +91,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       if (upstream.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
       return clientResponse(upstream, incoming.method, exchange);
     } catch (error) {
+      exchange.clientGone(); // a failed upload, say, because the client went away
       span?.setAttribute(ATTR_ERROR_TYPE, exchange.abortReason ?? "connection");
       span?.setStatus({ code: SpanStatusCode.ERROR, message: exchange.abortReason ?? "upstream request failed" });
       switch (exchange.abortReason) {
@@ -98,6 +108,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       return errorResponse(502, exchange);
     } finally {
       waitingForHeaders.delete(exchange);
+      slowToAnswer.delete(exchange);
       span?.end();
     }
   };

@@ -118,8 +118,10 @@ export class Server {
     exchange.status = response.status;
     let final = response;
     const length = response.headers.get("content-length");
-    if (exchange.abortReason === "client-cancel" || exchange.abortReason === "aborted") {
-      exchange.end(exchange.abortReason);
+    exchange.clientGone(); // a client that left while the upstream answered (see Exchange.watchClient)
+    const aborted = exchange.abortReason;
+    if (aborted === "client-cancel" || aborted === "aborted") {
+      exchange.end(aborted);
     } else if (response.body === null) {
       exchange.end("complete");
     } else if (

@@ -7,6 +7,7 @@ import type { HoldLimits, Readiness } from "../readiness.ts";
 export function holdUntilReady(readiness: Readiness, limits: HoldLimits): MiddlewareHandler<ProxyEnv> {
   async function hold(c: Context<ProxyEnv>, next: Next): Promise<Response | void> {
     const { exchange } = c.env;
+    exchange.watchClient();
     if (!(await readiness.waitUntilReady(limits, exchange.signal))) {
       return errorResponse(exchange.signal.aborted ? 499 : 503, exchange);
     }
