@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
+import { chain } from "./middleware/chain.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
@@ -26,7 +27,7 @@ export interface AppDeps {
 
 export interface Pipeline {
   /** Answers one exchange: the Hono middleware chain, then the proxy. */
-  handle: (exchange: Exchange) => Promise<Response>;
+  handle: (exchange: Exchange) => Response | Promise<Response>;
   /** Observers of each exchange's end (after the last byte, or the cut). */
   onEnd: EndListener[];
   /** Frees what the pipeline holds; called once, after its last exchange ended. */
@@ -40,22 +41,24 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, tr
   if (tracer) onEnd.push(endServerSpan());
 
   const app = new Hono<ProxyEnv>();
-  if (tracer) app.use(tracing(tracer));
-  app.use(requestId());
-  app.use(holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }));
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
+  // One route with one handler: Hono runs it without its compose (see middleware/chain.ts).
   app.all(
     "*",
-    proxy({
+    chain([
+      ...(tracer ? [tracing(tracer)] : []),
+      requestId(),
+      holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
+    ], proxy({
       origin: `http://${host}:${config.targetPort}`,
       fetch: upstreamFetch,
       upstreamTimeoutMs: config.upstreamTimeout,
       maxRequestBody: config.maxRequestBody,
       trustedProxies: config.trustedProxies,
-    }),
+    })),
   );
   return {
-    handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })),
+    handle: (exchange) => app.fetch(exchange.request, { exchange }),
     onEnd,
     release: release ?? (() => {}),
   };
