@@ -28,13 +28,19 @@ export function removeHopByHop(headers: Headers): void {
   for (const name of HOP_BY_HOP) headers.delete(name);
 }
 
-/** The request's own headers when they can be edited in place (saves a copy per request). */
+/**
+ * The request's own headers, less hop-by-hop ones, edited in place when they can be (saves
+ * a copy per request); a copy when they are immutable (the first delete throws before
+ * changing anything).
+ */
 function editableHeaders(request: Request): Headers {
   try {
-    request.headers.set("x-request-id", "");
+    removeHopByHop(request.headers);
     return request.headers;
   } catch {
-    return new Headers(request.headers);
+    const headers = new Headers(request.headers);
+    removeHopByHop(headers);
+    return headers;
   }
 }
 
@@ -46,7 +52,6 @@ function editableHeaders(request: Request): Headers {
  */
 export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): Headers {
   const headers = editableHeaders(exchange.request);
-  removeHopByHop(headers);
   const client = exchange.clientAddress;
   const trusted = cidrsContain(trustedProxies, client);
   const forwardedFor = trusted ? headers.get("x-forwarded-for") : null;
