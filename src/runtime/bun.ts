@@ -1,6 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
+import { bunCompression } from "./compression-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
@@ -131,4 +132,5 @@ export const bunRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
+  ...bunCompression(),
 };

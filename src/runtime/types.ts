@@ -90,6 +90,9 @@ export interface UpstreamInit {
  */
 export type UpstreamFetch = (url: string, init?: UpstreamInit) => Promise<Response>;
 
+/** Content codings sluice can compress a response body with (RFC 9110 section 8.4.1). */
+export type ContentEncoding = "br" | "zstd" | "gzip";
+
 /** A regular file's size and modification time. */
 export interface FileStat {
   size: number;
@@ -153,4 +156,12 @@ export interface Runtime {
    * never one of `spawn`'s, whose status `exited` reports. Never blocks.
    */
   reapOrphans(): ReapResult;
+  /** The codings `compressionStream` supports on this runtime (empty: none). */
+  readonly compressionEncodings: readonly ContentEncoding[];
+  /**
+   * A compressor for one response body that emits, after every chunk written to it, all the
+   * bytes needed to decode that chunk (a sync flush), so a streamed body stays streamed.
+   * Throws a RangeError for a coding not in `compressionEncodings`.
+   */
+  compressionStream(encoding: ContentEncoding): ReadableWritablePair<Uint8Array, Uint8Array>;
 }

@@ -1,0 +1,221 @@
+/**
+ * @module compression: compresses response bodies with br, zstd or gzip when the client
+ * accepts it and the response is worth it, streaming as the body streams (thruster parity;
+ * rules in docs/compression.md). `compressionFor` is the whole decision, free of I/O.
+ */
+
+import type { Context, MiddlewareHandler, Next } from "hono";
+import type { ContentEncoding } from "../runtime/types.ts";
+
+export interface CompressionRules {
+  /**
+   * Codings sluice may use, most preferred first (the runtime's `compressionEncodings`). A
+   * client's q-values decide first; equal ones go to the earlier coding here.
+   */
+  encodings: readonly ContentEncoding[];
+  /** Bodies whose Content-Length is below this are sent as they are; unknown lengths are compressed. @default 1024 */
+  minimumBytes?: number;
+  /** BREACH guard: never compress for requests with credentials or for personal responses. @default false */
+  disableOnAuth?: boolean;
+}
+
+export interface CompressionOptions extends CompressionRules {
+  /** @default true */
+  enabled?: boolean;
+  /** Makes one body's compressor, flushing after every chunk (the runtime's `compressionStream`). */
+  compressionStream: (encoding: ContentEncoding) => ReadableWritablePair<Uint8Array, Uint8Array>;
+}
+
+/** Why a response is sent as it is. */
+export type SkipReason =
+  | "status" // 1xx, 204, 304: no body by definition
+  | "partial" // 206: a byte range of the identity representation
+  | "no-body"
+  | "encoded" // Content-Encoding already present
+  | "no-transform" // Cache-Control: no-transform (RFC 9111 section 5.2.2.6)
+  | "content-type" // not in the compressible list (text/event-stream never is)
+  | "too-small"
+  | "personal" // disableOnAuth: Set-Cookie, Cache-Control private/no-store, or Vary: Cookie
+  | "head" // HEAD: headers only
+  | "range" // the request asks for a byte range
+  | "credentials" // disableOnAuth: Cookie, Authorization or X-CSRF-Token on the request
+  | "not-accepted"; // no available coding is acceptable to the client
+
+/**
+ * What to do with one response. `vary` says that a GET of it with another Accept-Encoding
+ * could have been answered differently, so caches must key on Accept-Encoding.
+ */
+export type CompressionDecision =
+  | { encoding: ContentEncoding; vary: true }
+  | { encoding: null; vary: boolean; reason: SkipReason };
+
+/**
+ * Media types worth compressing: text/* except text/event-stream; JavaScript, JSON, XML,
+ * YAML, TOML, WebAssembly, form data; any type with a +json, +xml, +yaml or +text suffix
+ * (image/svg+xml, application/ld+json, application/rss+xml ...); uncompressed fonts (ttf,
+ * otf, eot) and icons/bitmaps. Images, audio, video, archives and woff/woff2 are already compressed.
+ */
+const COMPRESSIBLE = new Set([
+  "application/javascript",
+  "application/ecmascript",
+  "application/x-javascript",
+  "application/json",
+  "application/x-ndjson",
+  "application/xml",
+  "application/xml-dtd",
+  "application/yaml",
+  "application/x-yaml",
+  "application/toml",
+  "application/wasm",
+  "application/graphql",
+  "application/x-www-form-urlencoded",
+  "application/rtf",
+  "application/x-sh",
+  "application/postscript",
+  "application/vnd.ms-fontobject",
+  "application/x-font-ttf",
+  "font/ttf",
+  "font/otf",
+  "font/collection",
+  "image/bmp",
+  "image/x-icon",
+  "image/vnd.microsoft.icon",
+]);
+
+/** True when a Content-Type value names a type worth compressing. */
+export function isCompressibleType(contentType: string | null): boolean {
+  if (!contentType) return false;
+  const semicolon = contentType.indexOf(";");
+  const type = (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+  if (type.startsWith("text/")) return type !== "text/event-stream";
+  return COMPRESSIBLE.has(type) || /^[a-z]+\/[^\s/]+\+(?:json|xml|yaml|text)$/.test(type);
+}
+
+/** A q-value (RFC 9110 section 12.4.2); anything malformed counts as 0 (not acceptable). */
+function qValue(text: string): number {
+  return /^\s*(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$/.test(text) ? Number(text) : 0;
+}
+
+/**
+ * The coding to answer with, from an Accept-Encoding value (RFC 9110 section 12.5.3): the
+ * available coding with the highest q-value above 0, ties to the earlier one in `available`.
+ * `*` covers codings not named; `x-gzip` means gzip; no header or an empty one means identity.
+ */
+export function negotiateEncoding(acceptEncoding: string | null, available: readonly ContentEncoding[]): ContentEncoding | null {
+  if (!acceptEncoding) return null;
+  const weights = new Map<string, number>();
+  for (const item of acceptEncoding.split(",")) {
+    const [name = "", ...params] = item.split(";");
+    let coding = name.trim().toLowerCase();
+    if (coding === "") continue;
+    if (coding === "x-gzip") coding = "gzip";
+    let q = 1;
+    for (const param of params) {
+      const equals = param.indexOf("=");
+      if (param.slice(0, equals).trim().toLowerCase() === "q") q = qValue(param.slice(equals + 1));
+    }
+    if (!weights.has(coding)) weights.set(coding, q);
+  }
+  const other = weights.get("*") ?? 0;
+  let best: ContentEncoding | null = null;
+  let bestQ = 0;
+  for (const encoding of available) {
+    const q = weights.get(encoding) ?? other;
+    if (q > bestQ) [best, bestQ] = [encoding, q];
+  }
+  return best;
+}
+
+/** True when a comma-separated header value holds one of `tokens` (case-insensitive). */
+function hasToken(value: string | null, tokens: readonly string[]): boolean {
+  if (!value) return false;
+  return value.split(",").some((item) => tokens.includes(item.split("=")[0]!.trim().toLowerCase()));
+}
+
+/** Decides whether and how to compress `response`, sent in answer to `request`. */
+export function compressionFor(
+  request: Request,
+  response: Response,
+  { encodings, minimumBytes = 1024, disableOnAuth = false }: CompressionRules,
+): CompressionDecision {
+  const skip = (reason: SkipReason, vary = false): CompressionDecision => ({ encoding: null, vary, reason });
+  const { status, headers } = response;
+  if (status < 200 || status === 204 || status === 304) return skip("status");
+  if (status === 206) return skip("partial");
+  const head = request.method === "HEAD";
+  const length = headers.get("content-length");
+  if ((!head && response.body === null) || (length !== null && Number(length) === 0)) return skip("no-body");
+  if (headers.has("content-encoding")) return skip("encoded");
+  const cacheControl = headers.get("cache-control");
+  if (hasToken(cacheControl, ["no-transform"])) return skip("no-transform");
+  if (!isCompressibleType(headers.get("content-type"))) return skip("content-type");
+  if (length !== null && Number(length) < minimumBytes) return skip("too-small");
+  if (disableOnAuth && (headers.has("set-cookie") || hasToken(cacheControl, ["private", "no-store"]) || hasToken(headers.get("vary"), ["cookie"]))) {
+    return skip("personal");
+  }
+  // From here on the response itself qualifies: whatever this client gets, Vary says why.
+  if (head) return skip("head", true);
+  if (request.headers.has("range")) return skip("range", true);
+  if (disableOnAuth && ["cookie", "authorization", "x-csrf-token"].some((name) => request.headers.has(name))) {
+    return skip("credentials", true);
+  }
+  const encoding = negotiateEncoding(request.headers.get("accept-encoding"), encodings);
+  return encoding === null ? skip("not-accepted", true) : { encoding, vary: true };
+}
+
+/** Adds Accept-Encoding to Vary unless it (or `*`) is there already. */
+export function varyOnAcceptEncoding(headers: Headers): void {
+  const vary = headers.get("vary");
+  if (vary === null || vary.trim() === "") headers.set("vary", "Accept-Encoding");
+  else if (!hasToken(vary, ["accept-encoding", "*"])) headers.set("vary", `${vary}, Accept-Encoding`);
+}
+
+/**
+ * The headers of the compressed representation: Content-Encoding set, Content-Length and
+ * Accept-Ranges gone (length and byte ranges were those of the identity bytes), a strong
+ * ETag made weak (the bytes differ; RFC 9110 section 8.8.3), Vary extended.
+ */
+export function compressedHeaders(headers: Headers, encoding: ContentEncoding): Headers {
+  const compressed = new Headers(headers);
+  compressed.set("content-encoding", encoding);
+  compressed.delete("content-length");
+  compressed.delete("accept-ranges");
+  const etag = compressed.get("etag");
+  if (etag !== null && !etag.startsWith("W/")) compressed.set("etag", `W/${etag}`);
+  varyOnAcceptEncoding(compressed);
+  return compressed;
+}
+
+/** Replaces the context's response without Hono merging the old one's headers into it. */
+function replaceResponse(c: Context, response: Response): void {
+  c.res = undefined;
+  c.res = response;
+}
+
+export function compression({ enabled = true, compressionStream, ...rules }: CompressionOptions): MiddlewareHandler {
+  if (!enabled || rules.encodings.length === 0) {
+    return function compression(_c, next) {
+      return next();
+    };
+  }
+  return async function compression(c: Context, next: Next): Promise<void> {
+    await next();
+    const response = c.res;
+    const decision = compressionFor(c.req.raw, response, rules);
+    if (decision.encoding === null) {
+      if (!decision.vary) return;
+      try {
+        // In place when the headers allow it: on Bun an untouched fetched Response is sent faster.
+        varyOnAcceptEncoding(response.headers);
+      } catch {
+        const headers = new Headers(response.headers);
+        varyOnAcceptEncoding(headers);
+        replaceResponse(c, new Response(response.body, { status: response.status, statusText: response.statusText, headers }));
+      }
+      return;
+    }
+    const body = response.body!.pipeThrough(compressionStream(decision.encoding));
+    const headers = compressedHeaders(response.headers, decision.encoding);
+    replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
+  };
+}
