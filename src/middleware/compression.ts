@@ -142,9 +142,8 @@ export function compressionFor(
   const { status, headers } = response;
   if (status < 200 || status === 204 || status === 304) return skip("status");
   if (status === 206) return skip("partial");
-  const head = request.method === "HEAD";
   const length = headers.get("content-length");
-  if ((!head && response.body === null) || (length !== null && Number(length) === 0)) return skip("no-body");
+  if (length !== null && Number(length) === 0) return skip("no-body");
   if (headers.has("content-encoding")) return skip("encoded");
   const cacheControl = headers.get("cache-control");
   if (hasToken(cacheControl, ["no-transform"])) return skip("no-transform");
@@ -154,13 +153,16 @@ export function compressionFor(
     return skip("personal");
   }
   // From here on the response itself qualifies: whatever this client gets, Vary says why.
-  if (head) return skip("head", true);
+  if (request.method === "HEAD") return skip("head", true);
   if (request.headers.has("range")) return skip("range", true);
   if (disableOnAuth && ["cookie", "authorization", "x-csrf-token"].some((name) => request.headers.has(name))) {
     return skip("credentials", true);
   }
   const encoding = negotiateEncoding(request.headers.get("accept-encoding"), encodings);
-  return encoding === null ? skip("not-accepted", true) : { encoding, vary: true };
+  if (encoding === null) return skip("not-accepted", true);
+  // Read last: on Deno, reading `body` turns a Response made from a string into a stream,
+  // which Deno.serve then sends at a third of the speed (measured with bench/compression.ts).
+  return response.body === null ? skip("no-body") : { encoding, vary: true };
 }
 
 /** Adds Accept-Encoding to Vary unless it (or `*`) is there already. */

@@ -156,7 +156,7 @@ export interface Runtime {
    * never one of `spawn`'s, whose status `exited` reports. Never blocks.
    */
   reapOrphans(): ReapResult;
-  /** The codings `compressionStream` supports on this runtime (empty: none). */
+  /** The codings `compressionStream` supports on this runtime, most preferred first (empty: none). */
   readonly compressionEncodings: readonly ContentEncoding[];
   /**
    * A compressor for one response body that emits, after every chunk written to it, all the
