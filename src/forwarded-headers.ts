@@ -4,7 +4,7 @@ import { type Cidr, cidrsContain } from "./config-values.ts";
 import type { Exchange } from "./exchange.ts";
 
 /** RFC 9110 section 7.6.1 and the de-facto extras: headers meant for one connection only. */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -4,6 +4,8 @@
  * Pure: no I/O, no runtime APIs. middleware/cache.ts decides when to look up and store.
  */
 
+import { HOP_BY_HOP } from "../forwarded-headers.ts";
+
 /** What the cache reads from a request (a Request fits). */
 export interface CacheRequest {
   readonly method: string;
@@ -69,15 +71,7 @@ export const ENTRY_OVERHEAD = 256;
 
 /** Headers that describe one connection or one exchange, never stored. */
 const NOT_STORED = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+  ...HOP_BY_HOP,
   "age",
   "x-cache",
   "x-request-id",
