@@ -97,6 +97,8 @@ function upstreamFetch(url: string, init: UpstreamInit = {}): Promise<Response> 
   return fetch(url, { ...init, redirect: "manual", duplex: "half", decompress: false } as RequestInit);
 }
 
+const compression = bunCompression();
+
 export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
@@ -132,5 +134,9 @@ export const bunRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
-  ...bunCompression(),
+  // Not spread: that would read the getter, loading zlib at start.
+  get compressionEncodings() {
+    return compression.compressionEncodings;
+  },
+  compressionStream: (encoding) => compression.compressionStream(encoding),
 };
