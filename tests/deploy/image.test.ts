@@ -10,6 +10,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { trackUntilEnd } from "../cleanup.ts";
 import { BUN, childrenOf, freePort, ROOT, Sluice, track, until, zombiesUnder } from "../harness.ts";
@@ -37,14 +38,14 @@ let testRoot: string;
 
 beforeAll(async () => {
   await mustRun([join(ROOT, "compile.sh"), "image"]);
-  testRoot = mkdtempSync(join(ROOT, "dist/.image-test-")); // inside dist/: one filesystem, so cp can link
+  testRoot = mkdtempSync(join(ROOT, "dist/.image-test-")); // a copy of dist/rootfs, plus the orphan app
   cpSync(ROOTFS, join(testRoot, "rootfs"), { recursive: true });
   await mustRun([BUN, "build", join(ROOT, "tests/fixtures/orphan-app.ts"), "--compile", "--outfile", join(testRoot, "rootfs/orphan-app")]);
 }, 300_000);
 
 afterAll(() => rmSync(testRoot, { recursive: true, force: true }));
 
-/** The records of a stop that began with `signal`, checked for the ordered stop. */
+/** Checks sluice's records of a SIGTERM stop for the ordered stop, finished within `stopTimeoutMs`. */
 function expectOrderedStop(sluice: Sluice, stopTimeoutMs: number): void {
   const steps = sluice.events("stop.phase").map((r) => r.step);
   expect(steps).toEqual(["shutdown-delay", "close-listener", "drain", "stop-child", "flush-traces", "close-admin"]);
@@ -156,13 +157,14 @@ async function dockerEngine(): Promise<{ docker: string; stop: () => Promise<voi
     const install = await run(["sh", "-c", "apt-get update -qq && apt-get install -y -qq docker.io"], env).catch((e) => ({ code: 1, stderr: String(e), stdout: "" }));
     if (install.code !== 0) return { skip: `docker.io could not be installed: ${install.stderr.trim().split("\n").pop()}` };
   }
+  // Its log goes to a file: a pipe nobody reads would stall dockerd once full.
+  const logFile = join(mkdtempSync(join(tmpdir(), "sluice-dockerd-")), "dockerd.log");
   const dockerd = Bun.spawn(
     ["/usr/sbin/dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
       "--default-ulimit", "nofile=1024:1024", "--default-ulimit", "nproc=1024:1024"],
-    { stdin: "ignore", stdout: "ignore", stderr: "pipe", detached: true },
+    { stdin: "ignore", stdout: "ignore", stderr: Bun.file(logFile), detached: true },
   );
   trackUntilEnd(dockerd.pid, true);
-  const log = new Response(dockerd.stderr).text();
   const stop = async () => {
     dockerd.kill("SIGTERM"); // it stops containerd and its shims itself
     await dockerd.exited;
@@ -174,7 +176,7 @@ async function dockerEngine(): Promise<{ docker: string; stop: () => Promise<voi
   }
   if (dockerd.exitCode !== null || (await run(["/usr/bin/docker", "info"])).code !== 0) {
     await stop().catch(() => {});
-    return { skip: `no Docker engine could start here: ${(await log).trim().split("\n").slice(-2).join(" / ")}` };
+    return { skip: `no Docker engine could start here: ${readFileSync(logFile, "utf8").trim().split("\n").slice(-2).join(" / ")}` };
   }
   return { docker: "/usr/bin/docker", stop };
 }
