@@ -6,19 +6,22 @@ import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { chain } from "./middleware/chain.ts";
+import { compression } from "./middleware/compression.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { endServerSpan, tracing } from "./middleware/tracing.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
-import type { UpstreamFetch } from "./runtime/types.ts";
+import type { Runtime, UpstreamFetch } from "./runtime/types.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
 
 export interface AppDeps {
   readiness: Readiness;
   metrics: Metrics;
   upstreamFetch: UpstreamFetch;
+  /** The runtime's compressors. */
+  compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
   tracer?: Tracer | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -35,7 +38,7 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, tracer, release }: AppDeps): Pipeline {
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
   if (tracer) onEnd.push(endServerSpan());
@@ -48,6 +51,13 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, tr
     chain([
       ...(tracer ? [tracing(tracer)] : []),
       requestId(),
+      compression({
+        enabled: config.compression,
+        minimumBytes: config.compressionMinSize,
+        disableOnAuth: config.compressionDisableOnAuth,
+        encodings: compressors.compressionEncodings,
+        compressionStream: compressors.compressionStream,
+      }),
       holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
     ], proxy({
       origin: `http://${host}:${config.targetPort}`,

@@ -100,6 +100,15 @@ export const OPTIONS = {
     "FORWARD_HEADERS", // true: every peer's headers are kept, as thruster does
     (text) => ({ true: "0.0.0.0/0,::/0", false: "" })[String(goBool(text)) as "true" | "false"],
   ),
+  compression: thruster(
+    option("compression", "true", parseBoolean, "BOOL", "Compress responses (zstd, br or gzip, as the client accepts) of text-like types"),
+    "GZIP_COMPRESSION_ENABLED",
+  ),
+  compressionMinSize: option("compression-min-size", "1KiB", parseSize, "SIZE", "Responses of known length below this are sent uncompressed"),
+  compressionDisableOnAuth: thruster(
+    option("compression-disable-on-auth", "false", parseBoolean, "BOOL", "BREACH guard: no compression for requests with credentials or personal responses"),
+    "GZIP_COMPRESSION_DISABLE_ON_AUTH",
+  ),
   accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS"),
   shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
   drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT"),

@@ -93,7 +93,8 @@ export class Service {
    * pipeline after its last request (so a reload that keeps the settings builds nothing).
    */
   #buildPipeline(config: Config): Pipeline {
-    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: this.#deps.runtime.upstreamFetch };
+    const { runtime } = this.#deps;
+    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, compressors: runtime };
     if (!config.tracing.enabled) return buildApp(config, deps);
     const { tracing } = config;
     const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));

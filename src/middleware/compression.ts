@@ -188,10 +188,11 @@ export function compressedHeaders(headers: Headers, encoding: ContentEncoding): 
   return compressed;
 }
 
-/** Replaces the context's response without Hono merging the old one's headers into it. */
-function replaceResponse(c: Context, response: Response): void {
+/** Replaces the context's response without Hono merging the old one's headers into it; returns it. */
+function replaceResponse(c: Context, response: Response): Response {
   c.res = undefined;
   c.res = response;
+  return response;
 }
 
 export function compression({ enabled = true, compressionStream, ...rules }: CompressionOptions): MiddlewareHandler {
@@ -200,24 +201,27 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
       return next();
     };
   }
-  return async function compression(c: Context, next: Next): Promise<void> {
-    await next();
-    const response = c.res;
+  // Works in Hono's compose (the answer is in c.res after next()) and in middleware/chain.ts
+  // (next() resolves to the answer, c.res is unset): it reads the answer from either, and
+  // both sets and returns what replaces it.
+  return async function compression(c: Context, next: Next): Promise<Response | void> {
+    const answered: unknown = await next();
+    const response = answered instanceof Response ? answered : c.res;
     const decision = compressionFor(c.req.raw, response, rules);
     if (decision.encoding === null) {
-      if (!decision.vary) return;
+      if (!decision.vary) return response;
       try {
         // In place when the headers allow it: on Bun an untouched fetched Response is sent faster.
         varyOnAcceptEncoding(response.headers);
+        return response;
       } catch {
         const headers = new Headers(response.headers);
         varyOnAcceptEncoding(headers);
-        replaceResponse(c, new Response(response.body, { status: response.status, statusText: response.statusText, headers }));
+        return replaceResponse(c, new Response(response.body, { status: response.status, statusText: response.statusText, headers }));
       }
-      return;
     }
     const body = response.body!.pipeThrough(compressionStream(decision.encoding));
     const headers = compressedHeaders(response.headers, decision.encoding);
-    replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
+    return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
   };
 }

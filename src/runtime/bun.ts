@@ -97,8 +97,6 @@ function upstreamFetch(url: string, init: UpstreamInit = {}): Promise<Response> 
   return fetch(url, { ...init, redirect: "manual", duplex: "half", decompress: false } as RequestInit);
 }
 
-const compression = bunCompression();
-
 export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
@@ -134,9 +132,5 @@ export const bunRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
-  // Not spread: that would read the getter, loading zlib at start.
-  get compressionEncodings() {
-    return compression.compressionEncodings;
-  },
-  compressionStream: (encoding) => compression.compressionStream(encoding),
+  ...bunCompression(),
 };
