@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { CachedApp, CHUNK, ETAG, LAST_MODIFIED } from "../fixtures/cached-app.ts";
+import { CachedApp, CHUNK, ETAG, LAST_MODIFIED, readBytes } from "../fixtures/cached-app.ts";
 import { BUN, DENO, ROOT, track } from "../harness.ts";
 
 let app: CachedApp;
@@ -27,16 +27,6 @@ async function summary(response: Response) {
   return { status: response.status, xCache: response.headers.get("x-cache"), body: await response.text() };
 }
 
-/** Reads `stream` until `n` bytes came, returns the reader for the rest. */
-async function readBytes(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<number> {
-  let got = 0;
-  for (let i = 0; i < 1000 && got < n; i++) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    got += value.byteLength;
-  }
-  return got;
-}
 
 describe("cache middleware (Bun)", () => {
   test("miss, then hit: the handler is called once", async () => {
