@@ -76,6 +76,14 @@ const parseConfigPath: ValueParser<string> = (text) => {
   return text;
 };
 
+const parsePath: ValueParser<string> = (text) => {
+  if (text.trim() === "") throw new RangeError("expected a path");
+  return text.trim();
+};
+
+/** Comma-separated paths; empty means none. */
+const parsePathList: ValueParser<string[]> = (text) => text.split(",").map((path) => path.trim()).filter((path) => path !== "");
+
 const parseReadyPath: ValueParser<string> = (text) => {
   if (!text.startsWith("/")) throw new RangeError("expected a path starting with /");
   return text;
@@ -109,6 +117,22 @@ export const OPTIONS = {
     option("compression-disable-on-auth", "false", parseBoolean, "BOOL", "BREACH guard: no compression for requests with credentials or personal responses"),
     "GZIP_COMPRESSION_DISABLE_ON_AUTH",
   ),
+  cacheSize: thruster(option("cache-size", "64MiB", parseSize, "SIZE", "Memory for cached public responses (0 turns the cache off)"), "CACHE_SIZE"),
+  maxCacheItemSize: thruster(
+    option("max-cache-item-size", "1MiB", parseSize, "SIZE", "Largest response body the cache stores; larger ones stream through unstored"),
+    "MAX_CACHE_ITEM_SIZE",
+  ),
+  xSendfile: thruster(option("x-sendfile", "true", parseBoolean, "BOOL", "Serve the file an app response names in X-Sendfile"), "X_SENDFILE_ENABLED"),
+  xSendfileDirs: option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may serve from, comma-separated; other paths are refused"),
+  publicDir: optional("public-dir", parsePath, "PATH", "Serve the files of this directory directly; other paths go to the app"),
+  badGatewayPage: thruster(option("bad-gateway-page", "public/502.html", parsePath, "PATH", "HTML page for 502 answers, when the file exists"), "BAD_GATEWAY_PAGE"),
+  unavailablePage: option("unavailable-page", "public/503.html", parsePath, "PATH", "HTML page for 503 answers, when the file exists"),
+  gatewayTimeoutPage: option("gateway-timeout-page", "public/504.html", parsePath, "PATH", "HTML page for 504 answers, when the file exists"),
+  idleTimeout: thruster(option("idle-timeout", "60s", parseDuration, "DURATION", "Close a client connection idle this long between requests"), "HTTP_IDLE_TIMEOUT"),
+  headerTimeout: option("header-timeout", "10s", parseDuration, "DURATION", "Longest wait for a request's headers, from its first byte"),
+  bodyTimeout: option("body-timeout", "30s", parseDuration, "DURATION", "Longest pause while a request body is read, then 408"),
+  maxHeaderSize: option("max-header-size", "16KiB", parseSize, "SIZE", "Largest request head (request line and headers), else 431"),
+  maxHeaderCount: option("max-header-count", "100", parseNonNegativeInteger, "N", "Most request headers accepted, else 431"),
   accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS"),
   shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
   drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT"),
