@@ -1,6 +1,6 @@
 /**
  * Response cache benchmark: requests/s for cache hits vs misses, through the same front
- * (sluice's Server, the requestId and cache middlewares, and the proxy), in the same run.
+ * (sluice's Server and the pipeline of src/app.ts with default options), in the same run.
  *
  *   node_modules/.bin/bun bench/cache.ts
  *
@@ -15,11 +15,11 @@
  * (forwarded every time). It is a benchmark, not a test: it prints figures and the ratio and
  * exits 0 unless it could not run.
  */
-import { Hono } from "hono";
+import { buildApp } from "../src/app.ts";
 import { ResponseCache } from "../src/cache/response-cache.ts";
-import { cache } from "../src/middleware/cache.ts";
-import { requestId } from "../src/middleware/request-id.ts";
-import { proxy, type ProxyEnv } from "../src/proxy.ts";
+import { resolveConfig } from "../src/config.ts";
+import { Readiness } from "../src/readiness.ts";
+import { Metrics } from "../src/telemetry/metrics.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
 import { Server } from "../src/server.ts";
 import {
@@ -54,13 +54,19 @@ async function upstream(port: number): Promise<void> {
   await new Promise(() => {}); // served until the benchmark stops it
 }
 
-/** What sluice would run: Server, requestId, cache, proxy. */
+/** What sluice runs: its Server and the pipeline of src/app.ts with the default options. */
 async function front(port: number, upstreamPort: number): Promise<void> {
-  const app = new Hono<ProxyEnv>();
-  app.use(requestId());
-  app.use(cache(new ResponseCache()));
-  app.all("*", proxy({ origin: `http://127.0.0.1:${upstreamPort}`, fetch: bunRuntime.upstreamFetch, upstreamTimeoutMs: 60_000, maxRequestBody: 0, trustedProxies: [] }));
-  const server = new Server(bunRuntime, { handle: (exchange) => Promise.resolve(app.fetch(exchange.request, { exchange })), onEnd: [], release() {} });
+  const config = resolveConfig({}, { SLUICE_TARGET_PORT: String(upstreamPort), SLUICE_ACCESS_LOG: "false" }, []);
+  const readiness = new Readiness();
+  readiness.setChild("ready");
+  const pipeline = buildApp(config, {
+    readiness,
+    metrics: new Metrics(),
+    upstreamFetch: bunRuntime.upstreamFetch,
+    compressors: bunRuntime,
+    responseCache: new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }),
+  });
+  const server = new Server(bunRuntime, pipeline);
   await server.start("127.0.0.1", port);
   await new Promise(() => {});
 }

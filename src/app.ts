@@ -2,9 +2,11 @@
 
 import type { Tracer } from "@opentelemetry/api";
 import { Hono } from "hono";
+import type { ResponseCache } from "./cache/response-cache.ts";
 import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
+import { cache } from "./middleware/cache.ts";
 import { chain } from "./middleware/chain.ts";
 import { compression } from "./middleware/compression.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
@@ -22,6 +24,8 @@ export interface AppDeps {
   upstreamFetch: UpstreamFetch;
   /** The runtime's compressors. */
   compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
+  /** The response cache, shared by the pipelines whose limits match; absent when caching is off. */
+  responseCache?: ResponseCache | undefined;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
   tracer?: Tracer | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -38,7 +42,7 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, responseCache, tracer, release }: AppDeps): Pipeline {
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
   if (tracer) onEnd.push(endServerSpan());
@@ -51,6 +55,9 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
     chain([
       ...(tracer ? [tracing(tracer)] : []),
       requestId(),
+      // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
+      // adds to Vary) and costs no compression work.
+      ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc({ event }) })] : []),
       compression({
         enabled: config.compression,
         minimumBytes: config.compressionMinSize,

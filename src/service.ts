@@ -2,6 +2,7 @@
 
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
+import { ResponseCache } from "./cache/response-cache.ts";
 import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -56,6 +57,7 @@ export class Service {
   /** The reload under way, if any; SIGHUPs meanwhile ask for one more after it. */
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
+  #responseCache: ResponseCache | undefined;
 
   constructor(config: Config, deps: ServiceDeps) {
     this.#config = config;
@@ -70,6 +72,7 @@ export class Service {
       spansExported: this.#spanCounts.exported,
       spansDropped: this.#spanCounts.dropped,
     }));
+    this.#metrics.sampleCache(() => ({ bytes: this.#responseCache?.size ?? 0, entries: this.#responseCache?.count ?? 0 }));
     this.#server = new Server(runtime, this.#buildPipeline(config));
     this.#supervisor = new Supervisor(
       {
@@ -94,7 +97,13 @@ export class Service {
    */
   #buildPipeline(config: Config): Pipeline {
     const { runtime } = this.#deps;
-    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, compressors: runtime };
+    const deps = {
+      readiness: this.#readiness,
+      metrics: this.#metrics,
+      upstreamFetch: runtime.upstreamFetch,
+      compressors: runtime,
+      responseCache: this.#responseCacheFor(config),
+    };
     if (!config.tracing.enabled) return buildApp(config, deps);
     const { tracing } = config;
     const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));
@@ -103,6 +112,17 @@ export class Service {
       tracer: new SamplingTracer(lease.provider.getTracer("sluice", VERSION), buildSampler(tracing.sampler)),
       release: () => void this.#tracers.release(lease),
     });
+  }
+
+  /**
+   * The response cache for `config`: the one in use while its limits stay the same, so a
+   * reload keeps what is cached; none when --cache-size is 0.
+   */
+  #responseCacheFor({ cacheSize, maxCacheItemSize }: Config): ResponseCache | undefined {
+    const current = this.#responseCache;
+    if (cacheSize === 0) return (this.#responseCache = undefined);
+    if (current?.maxSize === cacheSize && current.maxItemSize === Math.min(maxCacheItemSize, cacheSize)) return current;
+    return (this.#responseCache = new ResponseCache({ maxSize: cacheSize, maxItemSize: maxCacheItemSize }));
   }
 
   /** When the flush that ends a stop must be over (performance.now() time), once it began. */

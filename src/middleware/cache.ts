@@ -7,6 +7,7 @@
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { type CacheEntry, freshnessLifetime, requestPolicy, type ResponseCache } from "../cache/response-cache.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import { answerOf, replaceResponse } from "./replace-response.ts";
 
 /** What happened to one request or one response, as far as the cache is concerned. */
 export type CacheEvent =
@@ -45,39 +46,30 @@ export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {
       const entry = store.lookup(request);
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
     }
-    await next();
+    const response = answerOf(c, await next());
     const method = request.method;
     const label = policy === "use" ? "miss" : "bypass";
     observe(label);
     if (method !== "GET") {
-      if (!SAFE_METHODS.has(method) && c.res.status < 400) store.invalidate(request.url);
-      setXCache(c, label);
-      return;
+      if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(request.url);
+      return withXCache(c, response, label);
     }
-    const response = c.res;
-    if (policy === "bypass" || freshnessLifetime(response) === undefined) {
-      setXCache(c, label);
-      return;
-    }
+    if (policy === "bypass" || freshnessLifetime(response) === undefined) return withXCache(c, response, label);
     const declared = response.headers.get("content-length");
     const length = declared === null ? undefined : Number(declared);
     if (length !== undefined && !(length <= store.maxItemSize)) {
       observe("too-large");
-      setXCache(c, label);
-      return;
+      return withXCache(c, response, label);
     }
     const save = (body: Uint8Array<ArrayBuffer>): void => observe(store.store(request, response, body) ? "stored" : "too-large");
     if (response.body === null) {
       save(new Uint8Array(0));
-      setXCache(c, label);
-      return;
+      return withXCache(c, response, label);
     }
     const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observe);
     const headers = new Headers(response.headers);
     headers.set("x-cache", label);
-    // Reset first: assigning over a response makes Hono copy it and merge the old headers in.
-    c.res = undefined;
-    c.res = new Response(body, { status: response.status, statusText: response.statusText, headers });
+    return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
   };
 }
 
@@ -129,16 +121,15 @@ function notModified(headers: Headers, entry: CacheEntry): boolean {
 
 const weak = (tag: string): string => (tag.startsWith("W/") ? tag.slice(2) : tag);
 
-function setXCache(c: Context<ProxyEnv>, value: string): void {
+/** The response with `X-Cache: value`: in place when its headers allow, else a copy. */
+function withXCache(c: Context<ProxyEnv>, response: Response, value: string): Response {
   try {
-    c.res.headers.set("x-cache", value);
+    response.headers.set("x-cache", value);
+    return response;
   } catch {
-    // Immutable headers (a fetched Response on some runtimes): copy the response.
-    const response = c.res;
     const headers = new Headers(response.headers);
     headers.set("x-cache", value);
-    c.res = undefined;
-    c.res = new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+    return replaceResponse(c, new Response(response.body, { status: response.status, statusText: response.statusText, headers }));
   }
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
+import { answerOf, replaceResponse } from "./replace-response.ts";
 import type { ContentEncoding } from "../runtime/types.ts";
 
 export interface CompressionRules {
@@ -188,13 +189,6 @@ export function compressedHeaders(headers: Headers, encoding: ContentEncoding): 
   return compressed;
 }
 
-/** Replaces the context's response without Hono merging the old one's headers into it; returns it. */
-function replaceResponse(c: Context, response: Response): Response {
-  c.res = undefined;
-  c.res = response;
-  return response;
-}
-
 export function compression({ enabled = true, compressionStream, ...rules }: CompressionOptions): MiddlewareHandler {
   if (!enabled || rules.encodings.length === 0) {
     return function compression(_c, next) {
@@ -205,8 +199,7 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
   // (next() resolves to the answer, c.res is unset): it reads the answer from either, and
   // both sets and returns what replaces it.
   return async function compression(c: Context, next: Next): Promise<Response | void> {
-    const answered: unknown = await next();
-    const response = answered instanceof Response ? answered : c.res;
+    const response = answerOf(c, await next());
     const decision = compressionFor(c.req.raw, response, rules);
     if (decision.encoding === null) {
       if (!decision.vary) return response;

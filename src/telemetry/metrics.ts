@@ -116,6 +116,11 @@ export interface TracingCounts {
   spansDropped: number;
 }
 
+export interface CacheCounts {
+  bytes: number;
+  entries: number;
+}
+
 /** The metrics sluice exports; one instance per process, shared by every pipeline. */
 export class Metrics {
   readonly requestsInFlight = new Gauge("sluice_requests_in_flight", "Requests being served now");
@@ -132,6 +137,12 @@ export class Metrics {
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
   readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
+  readonly cacheEvents = new Counter("sluice_cache_events_total", "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut");
+  #cache: () => CacheCounts = () => ({ bytes: 0, entries: 0 });
+  readonly #cacheMetrics = [
+    new Sampled("sluice_cache_bytes", "Bytes the response cache holds", "gauge", () => this.#cache().bytes),
+    new Sampled("sluice_cache_entries", "Responses the response cache holds", "gauge", () => this.#cache().entries),
+  ];
   #tracing: () => TracingCounts = () => ({ providersBuilt: 0, providersActive: 0, spansExported: 0, spansDropped: 0 });
   readonly #tracingMetrics = [
     new Sampled("sluice_tracer_providers_built_total", "Tracer providers built", "counter", () => this.#tracing().providersBuilt),
@@ -143,6 +154,11 @@ export class Metrics {
   /** Where the tracing metrics read their values. */
   sampleTracing(read: () => TracingCounts): void {
     this.#tracing = read;
+  }
+
+  /** Where the cache gauges read their values. */
+  sampleCache(read: () => CacheCounts): void {
+    this.#cache = read;
   }
 
   render(): string {
@@ -157,6 +173,8 @@ export class Metrics {
       this.reloads,
       this.shutdownPhase,
       this.orphansReaped,
+      this.cacheEvents,
+      ...this.#cacheMetrics,
       ...this.#tracingMetrics,
     ].map((m) => m.render()).join("");
   }

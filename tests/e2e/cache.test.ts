@@ -1,0 +1,108 @@
+/**
+ * @module The response cache through sluice, on the binary and under Deno: hits that never
+ * reach the app, 304 from the cache, what is never stored, compressed variants, the limits
+ * and thruster's CACHE_SIZE. The rules one by one are in tests/unit/cache-middleware.test.ts.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+
+/** Status, X-Cache and body of a GET through sluice. */
+async function get(sluice: Sluice, path: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${sluice.url}${path}`, { headers: { "accept-encoding": "identity", ...headers } });
+  return { status: response.status, xCache: response.headers.get("x-cache"), body: await response.text(), headers: response.headers };
+}
+
+/** How often the app itself was asked for `path`. */
+async function appSaw(sluice: Sluice, path: string): Promise<number> {
+  const seen = (await (await fetch(`http://127.0.0.1:${sluice.targetPort}/seen`)).json()) as string[];
+  return seen.filter((p) => p === path).length;
+}
+
+async function stop(sluice: Sluice): Promise<void> {
+  sluice.signal("SIGTERM");
+  expect(await sluice.exitCode()).toBe(0);
+}
+
+describe.each(TARGETS)("response cache ($name)", (target) => {
+  test("a public response is stored once and then answered by sluice, with 304 for a matching ETag", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const first = await get(sluice, "/cacheable?a");
+    expect([first.status, first.xCache, first.body.slice(0, 9)]).toEqual([200, "miss", "served 1\n"]);
+    const hit = await get(sluice, "/cacheable?a");
+    expect([hit.status, hit.xCache, hit.body]).toEqual([200, "hit", first.body]);
+    expect(hit.headers.get("age")).toMatch(/^\d+$/);
+    expect(hit.headers.get("x-request-id")).not.toBe(first.headers.get("x-request-id"));
+    const notModified = await fetch(`${sluice.url}/cacheable?a`, { headers: { "if-none-match": '"v1"' } });
+    expect([notModified.status, notModified.headers.get("x-cache"), await notModified.text()]).toEqual([304, "hit", ""]);
+    expect(await appSaw(sluice, "/cacheable?a")).toBe(1);
+
+    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_cache_events_total{event="hit"} 1');
+    expect(metrics).toContain('sluice_cache_events_total{event="not-modified"} 1');
+    expect(metrics).toMatch(/sluice_cache_entries 1\n/);
+    await stop(sluice);
+  }, 60_000);
+
+  test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
+    for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {
+      expect((await get(sluice, path)).xCache).toBe("miss");
+      const again = await get(sluice, path);
+      expect([again.xCache, again.body.slice(0, 9)]).toEqual(["miss", "served 2\n"]);
+    }
+    expect((await get(sluice, "/cacheable?bytes=4096")).body).toHaveLength(4096);
+    const post = await fetch(`${sluice.url}/cacheable?post`, { method: "POST" });
+    expect(post.headers.get("x-cache")).toBe("bypass");
+    await stop(sluice);
+  }, 60_000);
+
+  test("compressed responses are stored per Accept-Encoding and decode to the same page", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const path = "/cacheable?bytes=20000";
+    const gzip = { "accept-encoding": "gzip" };
+    const first = await fetch(`${sluice.url}${path}`, { headers: gzip });
+    expect([first.headers.get("x-cache"), first.headers.get("content-encoding")]).toEqual(["miss", "gzip"]);
+    const page = await first.text(); // fetch decodes it
+    const hit = await fetch(`${sluice.url}${path}`, { headers: gzip });
+    expect([hit.headers.get("x-cache"), hit.headers.get("content-encoding"), await hit.text()]).toEqual(["hit", "gzip", page]);
+    // Another coding is another variant: fetched once from the app, then a hit too.
+    const plain = await get(sluice, path);
+    expect([plain.xCache, plain.headers.get("content-encoding"), plain.body.slice(0, 9)]).toEqual(["miss", null, "served 2\n"]);
+    expect((await get(sluice, path)).xCache).toBe("hit");
+    expect(await appSaw(sluice, path)).toBe(2);
+    await stop(sluice);
+  }, 60_000);
+
+  test("--cache-size 0, or thruster's CACHE_SIZE=0, turns the cache off", async () => {
+    for (const options of [{ args: ["--cache-size", "0"] }, { env: { CACHE_SIZE: "0" } }]) {
+      const sluice = await startSluice(target, { ...options, args: [...(options.args ?? []), "--shutdown-delay", "0"] });
+      await get(sluice, "/cacheable");
+      const second = await get(sluice, "/cacheable");
+      expect([second.xCache, second.body.slice(0, 9)]).toEqual([null, "served 2\n"]);
+      await stop(sluice);
+    }
+  }, 60_000);
+
+  test("a reload keeps the cache while its limits stay, and starts an empty one when they change", async () => {
+    const path = join(tempDir(), "sluice.toml");
+    writeFileSync(path, 'shutdown-delay = "0s"\n');
+    const sluice = await startSluice(target, { args: ["--config", path] });
+    await get(sluice, "/cacheable");
+    expect((await get(sluice, "/cacheable")).xCache).toBe("hit");
+
+    writeFileSync(path, 'shutdown-delay = "0s"\nlog-level = "warning"\n');
+    sluice.signal("SIGHUP");
+    expect(await sluice.waitFor("reload")).toMatchObject({ result: "ok" });
+    expect((await get(sluice, "/cacheable")).xCache).toBe("hit");
+
+    writeFileSync(path, 'shutdown-delay = "0s"\ncache-size = "32MiB"\n');
+    sluice.signal("SIGHUP");
+    await sluice.waitFor((r) => r.event === "reload" && (r.changed as string[]).includes("cache-size"));
+    const after = await get(sluice, "/cacheable");
+    expect([after.xCache, after.body.slice(0, 9)]).toEqual(["miss", "served 2\n"]);
+    await stop(sluice);
+  }, 60_000);
+});
