@@ -22,6 +22,23 @@ export interface FileResponseOptions {
   cacheControl?: string;
 }
 
+const fileBodies = new WeakSet<Response>();
+
+/**
+ * Marks `response` as carrying a file's bytes the way the runtime sends them itself (Bun: a
+ * Blob, sent with sendfile(2)); returns it. The server passes such a body through unobserved:
+ * a JS stream around it would cost sendfile, and on Bun its Content-Length too.
+ */
+export function markFileBody(response: Response): Response {
+  if (response.body !== null) fileBodies.add(response);
+  return response;
+}
+
+/** True for a response marked by markFileBody. */
+export function hasFileBody(response: Response): boolean {
+  return fileBodies.has(response);
+}
+
 /** HTTP dates have whole seconds: compare and print modification times that way. */
 const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
 
@@ -109,5 +126,5 @@ export async function fileResponse(
   headers.set("content-length", String(end - start + 1));
   if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
   const body = head || stat.size === 0 ? null : await files.fileBody(path, start, end);
-  return new Response(body, { status: range === "full" ? 200 : 206, headers });
+  return markFileBody(new Response(body, { status: range === "full" ? 200 : 206, headers }));
 }

@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Context, MiddlewareHandler } from "hono";
 import { isWithin, type RealPath } from "../files/directories.ts";
-import { type FileAccess, fileResponse } from "../files/file-response.ts";
+import { type FileAccess, fileResponse, markFileBody } from "../files/file-response.ts";
 import type { Exchange } from "../exchange.ts";
 import type { ProxyEnv } from "../proxy.ts";
 
@@ -67,7 +67,7 @@ function withAppHeaders(file: Response, app: Headers): Response {
       if (headers.has(name)) headers.set(name, value);
     } else headers.append(name, value);
   }
-  return new Response(file.body, { status: file.status, headers });
+  return markFileBody(new Response(file.body, { status: file.status, headers }));
 }
 
 async function sendFile(exchange: Exchange, app: Response, named: string, { directories, files }: XSendfileOptions): Promise<Response> {
