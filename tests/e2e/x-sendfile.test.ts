@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { BUN, openFds, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const FILES_APP = [BUN, join(ROOT, "tests/fixtures/files-app.ts")];
 const BIG_BYTES = 10 * 1024 * 1024;
@@ -115,6 +115,24 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     const tail = await fetch(url, { headers: { range: `bytes=${BIG_BYTES - 1_000_000}-` } });
     expect(tail.status).toBe(206);
     expect(sha256(new Uint8Array(await tail.arrayBuffer()))).toBe(sha256(big.subarray(BIG_BYTES - 1_000_000)));
+    await stop(sluice);
+  }, 60_000);
+
+  test("clients that leave in the middle of a file leave no file open", async () => {
+    const sluice = await start(target);
+    const url = sendUrl(sluice, join(dir, "allowed/big.bin"));
+    await (await fetch(url)).arrayBuffer();
+    const baseline = openFds(sluice.proc.pid);
+    for (let i = 0; i < 20; i++) {
+      const controller = new AbortController();
+      const response = await fetch(url, { signal: controller.signal });
+      const reader = response.body!.getReader();
+      await reader.read();
+      controller.abort();
+      await reader.closed.catch(() => {});
+    }
+    // 20 files left open would be 20 descriptors more; a connection or two may linger.
+    await until(() => openFds(sluice.proc.pid) <= baseline + 3, 20_000, `sluice's descriptors back near ${baseline}`);
     await stop(sluice);
   }, 60_000);
 
