@@ -29,7 +29,7 @@ async function fromDirectory(request: Request, { root, files }: StaticFilesOptio
   const names = target.directory ? [...target.segments, "index.html"] : target.segments;
   const real = files.realPath(`${root}/${names.join("/")}`);
   if (real === undefined || !isWithin(real, root)) return undefined; // missing, or a symlink leading outside
-  return fileResponse(request, real, files, isFingerprinted(names.at(-1)!) ? { cacheControl: IMMUTABLE } : {});
+  return await fileResponse(request, real, files, isFingerprinted(names.at(-1)!) ? { cacheControl: IMMUTABLE } : {});
 }
 
 export function staticFiles(options: StaticFilesOptions): MiddlewareHandler<ProxyEnv> {

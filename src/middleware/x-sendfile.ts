@@ -43,11 +43,12 @@ const FILE_HEADERS = new Set(["x-sendfile", "content-length", "content-range", "
  * byte, so a UTF-8 path ("café.pdf") is decoded back from its bytes.
  */
 function headerPath(value: string): string {
-  if (!/[^\x00-\x7f]/.test(value) || /[^\x00-\xff]/.test(value)) return value.trim();
+  const path = value.trim();
+  if (/^[\x20-\x7e]*$/.test(path) || /[\u0100-\u{10FFFF}]/u.test(path)) return path; // plain ASCII, or already decoded
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(value, (ch) => ch.charCodeAt(0))).trim();
+    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(path, (ch) => ch.charCodeAt(0)));
   } catch {
-    return value.trim();
+    return path; // not UTF-8: taken as it came
   }
 }
 
