@@ -18,6 +18,7 @@
 import { buildApp } from "../src/app.ts";
 import { ResponseCache } from "../src/cache/response-cache.ts";
 import { resolveConfig } from "../src/config.ts";
+import { prepareFiles } from "../src/files/prepare-files.ts";
 import { Readiness } from "../src/readiness.ts";
 import { Metrics } from "../src/telemetry/metrics.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
@@ -56,7 +57,8 @@ async function upstream(port: number): Promise<void> {
 
 /** What sluice runs: its Server and the pipeline of src/app.ts with the default options. */
 async function front(port: number, upstreamPort: number): Promise<void> {
-  const config = resolveConfig({}, { SLUICE_TARGET_PORT: String(upstreamPort), SLUICE_ACCESS_LOG: "false" }, []);
+  const resolved = resolveConfig({}, { SLUICE_TARGET_PORT: String(upstreamPort), SLUICE_ACCESS_LOG: "false" }, []);
+  const config = { ...resolved, files: await prepareFiles(resolved, bunRuntime) };
   const readiness = new Readiness();
   readiness.setChild("ready");
   const pipeline = buildApp(config, {
@@ -64,6 +66,7 @@ async function front(port: number, upstreamPort: number): Promise<void> {
     metrics: new Metrics(),
     upstreamFetch: bunRuntime.upstreamFetch,
     compressors: bunRuntime,
+    files: bunRuntime,
     responseCache: new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }),
   });
   const server = new Server(bunRuntime, pipeline);

@@ -9,10 +9,13 @@ import { accessLog } from "./middleware/access-log.ts";
 import { cache } from "./middleware/cache.ts";
 import { chain } from "./middleware/chain.ts";
 import { compression } from "./middleware/compression.ts";
+import { errorPages } from "./middleware/error-pages.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
+import { staticFiles } from "./middleware/static-files.ts";
 import { endServerSpan, tracing } from "./middleware/tracing.ts";
+import { sendfileRequestHeader, xSendfile } from "./middleware/x-sendfile.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
 import type { Runtime, UpstreamFetch } from "./runtime/types.ts";
@@ -26,6 +29,8 @@ export interface AppDeps {
   compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
   /** The response cache, shared by the pipelines whose limits match; absent when caching is off. */
   responseCache?: ResponseCache | undefined;
+  /** The runtime's file access, for X-Sendfile and static files. */
+  files: Pick<Runtime, "realPath" | "statFile" | "fileBody">;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
   tracer?: Tracer | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -42,7 +47,9 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, responseCache, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, files, responseCache, tracer, release }: AppDeps): Pipeline {
+  if (config.files === undefined) throw new TypeError("buildApp needs config.files: run prepareFiles on the config first");
+  const { sendfileDirs, publicDir, pages } = config.files;
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
   if (tracer) onEnd.push(endServerSpan());
@@ -65,13 +72,17 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
         encodings: compressors.compressionEncodings,
         compressionStream: compressors.compressionStream,
       }),
+      ...(publicDir !== undefined ? [staticFiles({ root: publicDir, files })] : []),
+      errorPages(pages),
       holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
+      ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
     ], proxy({
       origin: `http://${host}:${config.targetPort}`,
       fetch: upstreamFetch,
       upstreamTimeoutMs: config.upstreamTimeout,
       maxRequestBody: config.maxRequestBody,
       trustedProxies: config.trustedProxies,
+      editRequestHeaders: sendfileRequestHeader(config.xSendfile),
     })),
   );
   return {

@@ -15,6 +15,7 @@ import {
 } from "./config.ts";
 import { loadConfigFile } from "./config-file.ts";
 import { formatDuration } from "./config-values.ts";
+import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
@@ -207,6 +208,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
         const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
         try {
           validateConfig(config);
+          await prepareFiles(config, runtime);
         } catch (error) {
           if (error instanceof ConfigError) stdout.write(budgetText(config));
           throw error;
@@ -221,7 +223,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
     const loadConfig = async (): Promise<Config> => {
       const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
       validateConfig(config);
-      return config;
+      return { ...config, files: await prepareFiles(config, runtime) };
     };
     const config = await loadConfig();
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });

@@ -17,6 +17,7 @@ import {
   parseSize,
   type ValueParser,
 } from "./config-values.ts";
+import type { PreparedFiles } from "./files/prepare-files.ts";
 import { type TracingConfig, tracingConfigFromEnv } from "./telemetry/tracing-config.ts";
 
 interface OptionSpec<T> {
@@ -122,12 +123,15 @@ export const OPTIONS = {
     option("max-cache-item-size", "1MiB", parseSize, "SIZE", "Largest response body the cache stores; larger ones stream through unstored"),
     "MAX_CACHE_ITEM_SIZE",
   ),
-  xSendfile: thruster(option("x-sendfile", "true", parseBoolean, "BOOL", "Serve the file an app response names in X-Sendfile"), "X_SENDFILE_ENABLED"),
-  xSendfileDirs: option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may serve from, comma-separated; other paths are refused"),
-  publicDir: optional("public-dir", parsePath, "PATH", "Serve the files of this directory directly; other paths go to the app"),
-  badGatewayPage: thruster(option("bad-gateway-page", "public/502.html", parsePath, "PATH", "HTML page for 502 answers, when the file exists"), "BAD_GATEWAY_PAGE"),
-  unavailablePage: option("unavailable-page", "public/503.html", parsePath, "PATH", "HTML page for 503 answers, when the file exists"),
-  gatewayTimeoutPage: option("gateway-timeout-page", "public/504.html", parsePath, "PATH", "HTML page for 504 answers, when the file exists"),
+  xSendfile: thruster(
+    option("x-sendfile", "true", parseBoolean, "BOOL", "Send the file an app response names in X-Sendfile (the app is told with X-Sendfile-Type)"),
+    "X_SENDFILE_ENABLED",
+  ),
+  xSendfileDirs: option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may send from, comma-separated; other paths are refused"),
+  publicDir: optional("public-dir", parsePath, "PATH", "Answer GET/HEAD for the files of this directory directly; other paths go to the app"),
+  badGatewayPage: thruster(option("bad-gateway-page", "public/502.html", parsePath, "PATH", "HTML page for sluice's own 502 answers (a default path only when it exists)"), "BAD_GATEWAY_PAGE"),
+  unavailablePage: option("unavailable-page", "public/503.html", parsePath, "PATH", "HTML page for sluice's own 503 answers (a default path only when it exists)"),
+  gatewayTimeoutPage: option("gateway-timeout-page", "public/504.html", parsePath, "PATH", "HTML page for sluice's own 504 answers (a default path only when it exists)"),
   idleTimeout: thruster(option("idle-timeout", "60s", parseDuration, "DURATION", "Close a client connection idle this long between requests"), "HTTP_IDLE_TIMEOUT"),
   headerTimeout: option("header-timeout", "10s", parseDuration, "DURATION", "Longest wait for a request's headers, from its first byte"),
   bodyTimeout: option("body-timeout", "30s", parseDuration, "DURATION", "Longest pause while a request body is read, then 408"),
@@ -159,6 +163,8 @@ export type Config = { -readonly [K in OptionKey]: ReturnType<(typeof OPTIONS)[K
   tracing: TracingConfig;
   /** Where each option's value came from, for errors that involve several options. */
   sources?: Partial<Record<OptionKey, string>>;
+  /** The directories and error pages the options name, read by prepareFiles (files/prepare-files.ts). */
+  files?: PreparedFiles;
 };
 
 export type { Cidr, ListenAddress };

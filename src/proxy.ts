@@ -15,6 +15,7 @@ import { Deadlines } from "./deadlines.ts";
 import type { Exchange, ExchangeTrace } from "./exchange.ts";
 import { propagator } from "./middleware/tracing.ts";
 import { removeHopByHop, upstreamRequestHeaders } from "./forwarded-headers.ts";
+import { markGenerated } from "./generated-errors.ts";
 import type { UpstreamFetch } from "./runtime/types.ts";
 
 export interface ProxyOptions {
@@ -25,6 +26,8 @@ export interface ProxyOptions {
   /** 0 means no limit. */
   maxRequestBody: number;
   trustedProxies: readonly Cidr[];
+  /** A last edit of the upstream request's headers (X-Sendfile-Type, see middleware/x-sendfile.ts). */
+  editRequestHeaders?: (headers: Headers) => void;
 }
 
 export type ProxyEnv = { Bindings: { exchange: Exchange } };
@@ -46,12 +49,12 @@ const ERROR_TEXT = {
   504: "Gateway Timeout",
 } as const;
 
-/** Plain-text error responses; never any internal detail. */
+/** Plain-text error responses, marked as sluice's own (see middleware/error-pages.ts); never any internal detail. */
 export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange): Response {
   const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
   if (status === 413) headers.set("connection", "close"); // the unread body stays on the connection
-  return new Response(`${ERROR_TEXT[status]}\n`, { status, headers });
+  return markGenerated(new Response(`${ERROR_TEXT[status]}\n`, { status, headers }));
 }
 
 /**
@@ -61,7 +64,7 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
  */
 const CLIENT_WATCH_DELAY_MS = 50;
 
-export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies }: ProxyOptions) {
+export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies, editRequestHeaders }: ProxyOptions) {
   const waitingForHeaders = new Deadlines<Exchange>(upstreamTimeoutMs, (exchange) => exchange.abort("upstream-timeout"));
   const slowToAnswer = new Deadlines<Exchange>(CLIENT_WATCH_DELAY_MS, (exchange) => exchange.watchClient());
   return async function forward(c: Context<ProxyEnv>): Promise<Response> {
@@ -82,6 +85,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
     slowToAnswer.add(exchange);
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
+    editRequestHeaders?.(headers);
     const span = exchange.trace && startClientSpan(exchange.trace, incoming.method, url, headers);
     const sentAt = performance.now();
     try {

@@ -3,6 +3,7 @@
 import type { Pipeline } from "./app.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { Exchange } from "./exchange.ts";
+import { hasFileBody } from "./files/file-response.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 
 /**
@@ -10,7 +11,9 @@ import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
  * that much faster than JS can observe them (Bun: about twice the requests per second);
  * their exchange ends when the headers go out (such a body fits in the socket buffers, so
  * little happens after), and the drain still waits for them through the listener's own
- * close. Larger and unknown-length (streamed) bodies are observed to the last byte.
+ * close. Larger and unknown-length (streamed) bodies are observed to the last byte, except
+ * a file's (X-Sendfile, static files): a JS stream around it would cost sendfile(2), and on
+ * Bun its Content-Length too (Bun sends a stream of more than one chunk chunked).
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
 
@@ -125,7 +128,7 @@ export class Server {
     } else if (response.body === null) {
       exchange.end("complete");
     } else if (
-      this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES &&
+      this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&
       // A recorded server span ends at the last byte, so its body is followed to the end.
       !exchange.trace?.span.isRecording()
     ) {

@@ -102,6 +102,7 @@ export class Service {
       metrics: this.#metrics,
       upstreamFetch: runtime.upstreamFetch,
       compressors: runtime,
+      files: runtime,
       responseCache: this.#responseCacheFor(config),
     };
     if (!config.tracing.enabled) return buildApp(config, deps);

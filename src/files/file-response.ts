@@ -1,8 +1,10 @@
 /**
- * @module A GET or HEAD answered from a file, as a web server would: Content-Type from the
+ * @module A request answered from a file, as a web server would: Content-Type from the
  * name, Content-Length, Last-Modified and a strong ETag from size and modification time,
- * 304 for a matching If-None-Match / If-Modified-Since, 206 for one satisfiable Range
- * (honouring If-Range), 416 for an unsatisfiable one. Shared by X-Sendfile and static files.
+ * the preconditions of RFC 9110 section 13.2.2 in its order (412 for a failed If-Match /
+ * If-Unmodified-Since, 304 for a matching If-None-Match / If-Modified-Since), 206 for one
+ * satisfiable Range (honouring If-Range), 416 for an unsatisfiable one. Shared by X-Sendfile
+ * and static files.
  */
 
 import { getMimeType } from "hono/utils/mime";
@@ -20,6 +22,23 @@ export interface FileResponseOptions {
   cacheControl?: string;
 }
 
+const fileBodies = new WeakSet<Response>();
+
+/**
+ * Marks `response` as carrying a file's bytes the way the runtime sends them itself (Bun: a
+ * Blob, sent with sendfile(2)); returns it. The server passes such a body through unobserved:
+ * a JS stream around it would cost sendfile, and on Bun its Content-Length too.
+ */
+export function markFileBody(response: Response): Response {
+  if (response.body !== null) fileBodies.add(response);
+  return response;
+}
+
+/** True for a response marked by markFileBody. */
+export function hasFileBody(response: Response): boolean {
+  return fileBodies.has(response);
+}
+
 /** HTTP dates have whole seconds: compare and print modification times that way. */
 const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
 
@@ -33,11 +52,25 @@ function noneMatch(header: string, etag: string): boolean {
   return header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag);
 }
 
+/** If-Match: "*" or a list of tags; compared strongly (a weak tag never matches), RFC 9110 §13.1.1. */
+function anyMatch(header: string, etag: string): boolean {
+  if (header.trim() === "*") return true;
+  return header.split(",").some((tag) => tag.trim() === etag);
+}
+
 /** True when a date header says the file has not changed since then; false when absent or invalid. */
 function notModifiedSince(header: string | null, modifiedMs: number): boolean {
   if (header === null) return false;
   const since = Date.parse(header);
   return !Number.isNaN(since) && wholeSeconds(modifiedMs) <= since;
+}
+
+/** If-Match, else If-Unmodified-Since (an invalid date is ignored): false means 412. */
+function preconditionHolds(headers: Headers, etag: string, modifiedMs: number): boolean {
+  const ifMatch = headers.get("if-match");
+  if (ifMatch !== null) return anyMatch(ifMatch, etag);
+  const since = headers.get("if-unmodified-since");
+  return since === null || Number.isNaN(Date.parse(since)) || notModifiedSince(since, modifiedMs);
 }
 
 /** If-Range: the range applies only if the file is still the one the client has (strong comparison). */
@@ -50,8 +83,10 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
 }
 
 /**
- * The response for `request` (GET or HEAD) from the file at `path`, or undefined when there
- * is no regular file there. `path` must already be checked against the allowed directories.
+ * The response for `request` from the file at `path`, or undefined when there is no regular
+ * file there. `path` must already be checked against the allowed directories. Preconditions
+ * and Range apply to GET and HEAD only: for another method (a POST the app answered with
+ * X-Sendfile) the app has already acted, so the whole file is sent.
  */
 export async function fileResponse(
   request: Request,
@@ -69,15 +104,17 @@ export async function fileResponse(
   });
   if (options.cacheControl) headers.set("cache-control", options.cacheControl);
 
+  const head = request.method === "HEAD";
+  const conditional = head || request.method === "GET";
+  if (conditional && !preconditionHolds(request.headers, etag, stat.modifiedMs)) return new Response(null, { status: 412, headers });
   const ifNoneMatch = request.headers.get("if-none-match");
-  const unchanged = ifNoneMatch !== null
+  const unchanged = conditional && (ifNoneMatch !== null
     ? noneMatch(ifNoneMatch, etag)
-    : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs);
+    : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs));
   if (unchanged) return new Response(null, { status: 304, headers });
 
   headers.set("content-type", getMimeType(path) ?? "application/octet-stream");
-  const head = request.method === "HEAD";
-  const range = rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
+  const range = conditional && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
     ? parseRange(request.headers.get("range"), stat.size)
     : "full";
   if (range === "unsatisfiable") {
@@ -89,5 +126,5 @@ export async function fileResponse(
   headers.set("content-length", String(end - start + 1));
   if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
   const body = head || stat.size === 0 ? null : await files.fileBody(path, start, end);
-  return new Response(body, { status: range === "full" ? 200 : 206, headers });
+  return markFileBody(new Response(body, { status: range === "full" ? 200 : 206, headers }));
 }

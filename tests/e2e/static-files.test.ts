@@ -1,0 +1,157 @@
+/**
+ * @module Static files from --public-dir through sluice, on the binary and under Deno: types,
+ * validators, ranges, the immutable rule for fingerprinted names, index.html, fallback to the
+ * app, traversal attempts sent as raw request targets (fetch would normalize them), and files
+ * answered while the child is not ready yet.
+ */
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+
+const FILES_APP = [BUN, join(ROOT, "tests/fixtures/files-app.ts")];
+const IMMUTABLE = "public, max-age=31536000, immutable";
+const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 1, 2, 3]);
+
+let dir: string;
+let publicDir: string;
+beforeAll(() => {
+  dir = tempDir();
+  publicDir = join(dir, "public");
+  const files: Record<string, string | Uint8Array> = {
+    "index.html": "<h1>home</h1>\n",
+    "robots.txt": "User-agent: *\n",
+    "logo.png": PNG,
+    "assets/application-3b4c5d6e.css": "body { color: red }\n",
+    "assets/index-B1x2Yz9Q.js": "console.log(1)\n",
+    "assets/site.css": "body {}\n",
+    "docs/index.html": "<h1>docs</h1>\n",
+    "empty/.keep": "",
+    ".env": "SECRET=top secret\n",
+  };
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(join(publicDir, name, ".."), { recursive: true });
+    writeFileSync(join(publicDir, name), content);
+  }
+  writeFileSync(join(dir, "secret.txt"), "top secret\n");
+  symlinkSync(join(dir, "secret.txt"), join(publicDir, "link-out.txt"));
+  symlinkSync(join(publicDir, "robots.txt"), join(publicDir, "link-in.txt"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function start(target: (typeof TARGETS)[number], options: { env?: Record<string, string>; waitReady?: boolean } = {}): Promise<Sluice> {
+  return startSluice(target, { args: ["--shutdown-delay", "0", "--public-dir", publicDir], child: FILES_APP, ...options });
+}
+
+async function stop(sluice: Sluice): Promise<void> {
+  sluice.signal("SIGTERM");
+  expect(await sluice.exitCode()).toBe(0);
+}
+
+/** Sends `target` as it is, on a raw connection (fetch would normalize it); returns status and body. */
+function rawGet(port: number, target: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n`);
+    });
+    let data = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => (data += chunk));
+    socket.on("end", () => {
+      const head = data.slice(0, data.indexOf("\r\n\r\n"));
+      resolve({ status: Number(head.split(" ")[1]), body: data.slice(head.length + 4) });
+    });
+    socket.on("error", reject);
+    socket.setTimeout(20_000, () => socket.destroy(new Error(`no answer to ${target}`)));
+  });
+}
+
+describe.each(TARGETS)("static files ($name)", (target) => {
+  test("files come with their type and validators; fingerprinted names are immutable, others not", async () => {
+    const sluice = await start(target);
+    const expectations: [string, string, string | null][] = [
+      ["/robots.txt", "text/plain; charset=utf-8", null],
+      ["/logo.png", "image/png", null],
+      ["/assets/site.css", "text/css; charset=utf-8", null],
+      ["/assets/application-3b4c5d6e.css", "text/css; charset=utf-8", IMMUTABLE],
+      ["/assets/index-B1x2Yz9Q.js", "text/javascript; charset=utf-8", IMMUTABLE],
+    ];
+    for (const [path, type, cacheControl] of expectations) {
+      const response = await fetch(`${sluice.url}${path}`, { headers: { "accept-encoding": "identity" } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toBe(type);
+      expect(response.headers.get("cache-control")).toBe(cacheControl);
+      expect(response.headers.get("etag")).toBeTruthy();
+      expect(response.headers.get("last-modified")).toBeTruthy();
+      expect(response.headers.get("x-request-id")).toBeTruthy();
+      await response.arrayBuffer();
+    }
+    expect(new Uint8Array(await (await fetch(`${sluice.url}/logo.png`)).arrayBuffer())).toEqual(PNG);
+    const etag = (await fetch(`${sluice.url}/robots.txt`).then(async (r) => (await r.arrayBuffer(), r))).headers.get("etag")!;
+    expect((await fetch(`${sluice.url}/robots.txt`, { headers: { "if-none-match": etag } })).status).toBe(304);
+    const partial = await fetch(`${sluice.url}/robots.txt`, { headers: { range: "bytes=0-9" } });
+    expect(partial.status).toBe(206);
+    expect(await partial.text()).toBe("User-agent");
+    const head = await fetch(`${sluice.url}/robots.txt`, { method: "HEAD" });
+    expect(head.headers.get("content-length")).toBe("14");
+    expect(await head.text()).toBe("");
+    // A symlink to a file inside the directory is followed.
+    expect(await (await fetch(`${sluice.url}/link-in.txt`)).text()).toBe("User-agent: *\n");
+    await stop(sluice);
+  }, 60_000);
+
+  test("index.html for a path ending in /; no listing; anything else goes to the app", async () => {
+    const sluice = await start(target);
+    expect(await (await fetch(`${sluice.url}/`)).text()).toBe("<h1>home</h1>\n");
+    expect(await (await fetch(`${sluice.url}/docs/`)).text()).toBe("<h1>docs</h1>\n");
+    for (const path of ["/docs", "/empty/", "/missing.txt", "/assets/missing.css?v=1"]) {
+      const response = await fetch(`${sluice.url}${path}`);
+      expect(response.status).toBe(404);
+      expect(await response.text()).toBe(`app: ${path}\n`);
+    }
+    const post = await fetch(`${sluice.url}/robots.txt`, { method: "POST", body: "x" });
+    expect(await post.text()).toBe("app: /robots.txt\n");
+    await stop(sluice);
+  }, 60_000);
+
+  test("traversal attempts, dotfiles and symlinks leading out never reveal a file outside", async () => {
+    const sluice = await start(target);
+    const attempts = [
+      "/../secret.txt",
+      "/assets/../../secret.txt",
+      "/%2e%2e/secret.txt",
+      "/%2E%2E/%2e%2e/secret.txt",
+      "/assets/..%2f..%2fsecret.txt",
+      "/..%5csecret.txt",
+      "/assets\\..\\..\\secret.txt",
+      "/robots.txt%00.png",
+      "//secret.txt",
+      "/link-out.txt",
+      "/.env",
+    ];
+    for (const attempt of attempts) {
+      const { status, body } = await rawGet(sluice.httpPort, attempt);
+      expect(body).not.toContain("top secret");
+      // Not served: the request went on to the app.
+      expect(status).toBe(404);
+      expect(body).toStartWith("app: ");
+    }
+    await stop(sluice);
+  }, 60_000);
+
+  test("files are answered while the child is not ready; other requests wait for it", async () => {
+    const sluice = await start(target, { env: { APP_BIND_DELAY_MS: "60000" }, waitReady: false });
+    await sluice.waitFor("listening");
+    const started = performance.now();
+    const response = await fetch(`${sluice.url}/robots.txt`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("User-agent: *\n");
+    expect(performance.now() - started).toBeLessThan(5_000);
+    // A request for the app is held meanwhile (until --hold-timeout, 30 s).
+    await expect(fetch(`${sluice.url}/missing.txt`, { signal: AbortSignal.timeout(1_000) })).rejects.toThrow();
+    expect(sluice.records.some((r) => r.event === "ready")).toBe(false);
+    await stop(sluice);
+  }, 60_000);
+});

@@ -1,0 +1,68 @@
+/**
+ * @module prepareFiles: real paths of the served directories and the error pages, and the
+ * errors that name the option and the path (start, check and reload all go through it).
+ */
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, type OptionKey, OPTIONS, type OptionSources, resolveConfig } from "../../src/config.ts";
+import { prepareFiles } from "../../src/files/prepare-files.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "sluice-prepare-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+mkdirSync(join(dir, "public"));
+mkdirSync(join(dir, "files"));
+symlinkSync(join(dir, "files"), join(dir, "files-link"));
+writeFileSync(join(dir, "public/502.html"), "<h1>502</h1>");
+writeFileSync(join(dir, "plain.txt"), "x");
+
+/** A config from flags, as the CLI resolves it. */
+function configOf(flags: Partial<Record<OptionKey, string>>) {
+  const sources: OptionSources = {};
+  for (const [key, text] of Object.entries(flags)) sources[key as OptionKey] = { text, from: `--${OPTIONS[key as OptionKey].name}` };
+  return resolveConfig(sources, {}, ["app"]);
+}
+
+async function failure(flags: Partial<Record<OptionKey, string>>): Promise<string> {
+  try {
+    await prepareFiles(configOf(flags), bunRuntime);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("prepareFiles did not fail");
+}
+
+describe("prepareFiles", () => {
+  test("directories become real paths; pages are read; a default page that is absent is no page", async () => {
+    const files = await prepareFiles(
+      configOf({
+        xSendfileDirs: `${dir}/files-link, ${dir}/public/../files`,
+        publicDir: `${dir}/public`,
+        badGatewayPage: `${dir}/public/502.html`,
+      }),
+      bunRuntime,
+    );
+    expect(files.sendfileDirs).toEqual([`${dir}/files`, `${dir}/files`]);
+    expect(files.publicDir).toBe(`${dir}/public`);
+    expect(files.pages).toEqual({ 502: "<h1>502</h1>" }); // 503 and 504 keep their absent defaults
+  });
+
+  test("X-Sendfile off: its directories are not looked at", async () => {
+    const files = await prepareFiles(configOf({ xSendfile: "false", xSendfileDirs: `${dir}/nope` }), bunRuntime);
+    expect(files.sendfileDirs).toEqual([]);
+  });
+
+  test("a missing or unreadable explicit page, or a bad directory, is an error naming the option and the path", async () => {
+    expect(await failure({ unavailablePage: `${dir}/missing.html` })).toBe(
+      `Cannot read the error page ${dir}/missing.html (--unavailable-page): no such file`,
+    );
+    expect(await failure({ gatewayTimeoutPage: `${dir}/public` })).toContain(`${dir}/public (--gateway-timeout-page): it is a directory`);
+    expect(await failure({ publicDir: `${dir}/nope` })).toBe(`Cannot serve files from --public-dir: no such directory; current value is "${dir}/nope"`);
+    expect(await failure({ publicDir: `${dir}/plain.txt` })).toContain("not a directory");
+    expect(await failure({ xSendfileDirs: `${dir}/files,${dir}/nope` })).toContain(`no such directory; current value is "${dir}/nope"`);
+  });
+});
