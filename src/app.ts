@@ -15,11 +15,14 @@ import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
 import type { Runtime, UpstreamFetch } from "./runtime/types.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
+import { isWebSocketUpgrade, websocketProxy } from "./websockets/websocket-proxy.ts";
 
 export interface AppDeps {
   readiness: Readiness;
   metrics: Metrics;
   upstreamFetch: UpstreamFetch;
+  /** TCP connections to the child, for WebSocket upgrades. */
+  upstreamConnect: Runtime["connectTcp"];
   /** The runtime's compressors. */
   compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
@@ -38,13 +41,27 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, tracer, release }: AppDeps): Pipeline {
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
   if (tracer) onEnd.push(endServerSpan());
 
   const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
+  const forward = proxy({
+    origin: `http://${host}:${config.targetPort}`,
+    fetch: upstreamFetch,
+    upstreamTimeoutMs: config.upstreamTimeout,
+    maxRequestBody: config.maxRequestBody,
+    trustedProxies: config.trustedProxies,
+  });
+  const forwardWebSocket = websocketProxy({
+    hostname: config.targetHost,
+    port: config.targetPort,
+    connect: upstreamConnect,
+    upstreamTimeoutMs: config.upstreamTimeout,
+    trustedProxies: config.trustedProxies,
+  });
   // One route with one handler: Hono runs it without its compose (see middleware/chain.ts).
   app.all(
     "*",
@@ -59,13 +76,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
         compressionStream: compressors.compressionStream,
       }),
       holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
-    ], proxy({
-      origin: `http://${host}:${config.targetPort}`,
-      fetch: upstreamFetch,
-      upstreamTimeoutMs: config.upstreamTimeout,
-      maxRequestBody: config.maxRequestBody,
-      trustedProxies: config.trustedProxies,
-    })),
+    ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c))),
   );
   return {
     handle: (exchange) => app.fetch(exchange.request, { exchange }),

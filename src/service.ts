@@ -94,7 +94,7 @@ export class Service {
    */
   #buildPipeline(config: Config): Pipeline {
     const { runtime } = this.#deps;
-    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, compressors: runtime };
+    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, upstreamConnect: runtime.connectTcp, compressors: runtime };
     if (!config.tracing.enabled) return buildApp(config, deps);
     const { tracing } = config;
     const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));
