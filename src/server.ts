@@ -24,7 +24,13 @@ const GRACEFUL_CUT_MS = 500;
 
 export interface DrainResult {
   drained: number;
+  /** Cut at the drain deadline, `closed` included. */
   aborted: number;
+  /**
+   * Of the aborted, WebSockets (closed with 1001) and event streams (ended as their clients
+   * expect): long-lived by nature, this is how they end at a stop, not a failure.
+   */
+  closed: number;
 }
 
 /** A pipeline in service, and how many exchanges still run on it. */
@@ -108,16 +114,16 @@ export class Server {
     const emptied = before === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
     const finished = await raceDeadline(Promise.all([emptied, this.#listenerDone]), timeoutMs, cut);
     const aborted = this.#inFlight.size;
-    const graceful = this.#websockets.size + this.#eventStreams.size > 0;
+    const closed = this.#websockets.size + this.#eventStreams.size;
     for (const exchange of this.#inFlight.keys()) exchange.abort("aborted");
     for (const goAway of [...this.#websockets.values()]) goAway();
-    if (graceful && finished === undefined) {
+    if (closed > 0 && finished === undefined) {
       const settled = this.#inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
       await raceDeadline(Promise.all([settled, this.#listenerDone]), GRACEFUL_CUT_MS, cut);
     }
     // Also cuts bodies that passed through unobserved and are still being sent.
     if (finished === undefined) this.#listener?.closeAllConnections();
-    return { drained: before - aborted, aborted };
+    return { drained: before - aborted, aborted, closed };
   }
 
   async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response | undefined> {

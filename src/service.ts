@@ -299,8 +299,9 @@ export class Service {
 
     const drained = drain?.drained ?? 0;
     const aborted = drain?.aborted ?? 0;
+    const closed = drain?.closed ?? 0;
     const killed = stopped?.killed ?? 0;
-    const forced = aborted > 0 || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
+    const forced = aborted > closed || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
     for (const [phase, ms] of Object.entries(steps.phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
     // The last record; main() flushes the logs after it.
@@ -312,6 +313,7 @@ export class Service {
       phases: steps.phases,
       drained,
       aborted,
+      closed,
       killed,
       fast: cut.aborted,
       childExitCode: stopped?.status?.code ?? null,

@@ -14,6 +14,7 @@ const ownChildren = new Set<number>();
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  let stopping = false;
   const server = Deno.serve({
     hostname,
     port,
@@ -26,6 +27,7 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
     port: addr.port,
     close() {
       // Listener closes now; requests in flight continue. Settles after them.
+      stopping = true;
       return server.shutdown().catch(() => {});
     },
     closeAllConnections() {
@@ -33,7 +35,7 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       // after shutdown() crashes Deno with BadResource): sluice aborts each request in
       // flight itself, which closes its connection.
     },
-    upgradeWebSocket: denoUpgradeWebSocket,
+    upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
   }));
 }
 

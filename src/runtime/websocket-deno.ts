@@ -42,11 +42,11 @@ function peerOf(socket: WebSocket, events: WebSocketEvents): WebSocketPeer & { s
 }
 
 /**
- * Upgrades `request`. The subprotocol goes into the 101's headers directly: Deno's own
+ * Upgrades `request`; `stopping` tells whether the server's listener is closing. The subprotocol goes into the 101's headers directly: Deno's own
  * `protocol` option checks it against the client's list split on ", " only, and so refuses
  * a valid choice from "a,b".
  */
-export function denoUpgradeWebSocket(request: Request, { protocol, headers, events }: WebSocketAccept): Response {
+export function denoUpgradeWebSocket(request: Request, { protocol, headers, events }: WebSocketAccept, stopping: () => boolean): Response {
   let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
   try {
     upgraded = Deno.upgradeWebSocket(request);
@@ -63,7 +63,9 @@ export function denoUpgradeWebSocket(request: Request, { protocol, headers, even
   socket.onmessage = (event) => events.message(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer));
   socket.onclose = (event) => {
     peer.stop();
-    events.close(event.code, event.reason);
+    // Deno itself closes every WebSocket with 1001 when its listener closes; the close event then
+    // reports 1005. Passed on as what it is: going away.
+    events.close(event.code === 1005 && stopping() ? 1001 : event.code, event.reason);
   };
   socket.onerror = () => {}; // a close event follows
   return response;
