@@ -65,6 +65,7 @@ async function front(port: number, upstreamPort: number): Promise<void> {
     readiness,
     metrics: new Metrics(),
     upstreamFetch: bunRuntime.upstreamFetch,
+    upstreamConnect: bunRuntime.connectTcp,
     compressors: bunRuntime,
     files: bunRuntime,
     responseCache: new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }),

@@ -20,11 +20,14 @@ import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
 import type { Runtime, UpstreamFetch } from "./runtime/types.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
+import { isWebSocketUpgrade, websocketProxy } from "./websockets/websocket-proxy.ts";
 
 export interface AppDeps {
   readiness: Readiness;
   metrics: Metrics;
   upstreamFetch: UpstreamFetch;
+  /** TCP connections to the child, for WebSocket upgrades. */
+  upstreamConnect: Runtime["connectTcp"];
   /** The runtime's compressors. */
   compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
   /** The response cache, shared by the pipelines whose limits match; absent when caching is off. */
@@ -47,7 +50,7 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, files, responseCache, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, tracer, release }: AppDeps): Pipeline {
   if (config.files === undefined) throw new TypeError("buildApp needs config.files: run prepareFiles on the config first");
   const { sendfileDirs, publicDir, pages } = config.files;
   const onEnd: EndListener[] = [requestMetrics(metrics)];
@@ -56,6 +59,21 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
 
   const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
+  const forward = proxy({
+    origin: `http://${host}:${config.targetPort}`,
+    fetch: upstreamFetch,
+    upstreamTimeoutMs: config.upstreamTimeout,
+    maxRequestBody: config.maxRequestBody,
+    trustedProxies: config.trustedProxies,
+    editRequestHeaders: sendfileRequestHeader(config.xSendfile),
+  });
+  const forwardWebSocket = websocketProxy({
+    hostname: config.targetHost,
+    port: config.targetPort,
+    connect: upstreamConnect,
+    upstreamTimeoutMs: config.upstreamTimeout,
+    trustedProxies: config.trustedProxies,
+  });
   // One route with one handler: Hono runs it without its compose (see middleware/chain.ts).
   app.all(
     "*",
@@ -76,14 +94,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
       errorPages(pages),
       holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
       ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
-    ], proxy({
-      origin: `http://${host}:${config.targetPort}`,
-      fetch: upstreamFetch,
-      upstreamTimeoutMs: config.upstreamTimeout,
-      maxRequestBody: config.maxRequestBody,
-      trustedProxies: config.trustedProxies,
-      editRequestHeaders: sendfileRequestHeader(config.xSendfile),
-    })),
+    ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c))),
   );
   return {
     handle: (exchange) => app.fetch(exchange.request, { exchange }),

@@ -2,9 +2,11 @@
 
 import type { Pipeline } from "./app.ts";
 import { raceDeadline } from "./deadlines.ts";
+import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
+import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
 /**
  * Bodies of a known length up to this size pass through untouched where the runtime does
@@ -17,9 +19,21 @@ import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
 
+/**
+ * After the drain deadline, how long WebSockets (closing with 1001) and event streams (ending
+ * cleanly) get to finish that before the remaining connections are cut.
+ */
+const GRACEFUL_CUT_MS = 500;
+
 export interface DrainResult {
   drained: number;
+  /** Cut at the drain deadline, `closed` included. */
   aborted: number;
+  /**
+   * Of the aborted, WebSockets (closed with 1001) and event streams (ended as their clients
+   * expect): long-lived by nature, this is how they end at a stop, not a failure.
+   */
+  closed: number;
 }
 
 /** A pipeline in service, and how many exchanges still run on it. */
@@ -41,6 +55,10 @@ export class Server {
   /** Settles when the closed listener has finished every response, bodies included. */
   #listenerDone: Promise<void> | undefined;
   #inFlight = new Map<Exchange, PipelineSlot>();
+  /** Open WebSockets (also in #inFlight) and how to close them at the drain deadline. */
+  #websockets = new Map<Exchange, () => void>();
+  /** Event streams being sent (also in #inFlight): they end cleanly when cut. */
+  #eventStreams = new Set<Exchange>();
   #emptied: (() => void) | undefined;
   #connectionClose = false;
   #runtime: Runtime;
@@ -99,13 +117,19 @@ export class Server {
     const emptied = before === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
     const finished = await raceDeadline(Promise.all([emptied, this.#listenerDone]), timeoutMs, cut);
     const aborted = this.#inFlight.size;
+    const closed = this.#websockets.size + this.#eventStreams.size;
     for (const exchange of this.#inFlight.keys()) exchange.abort("aborted");
+    for (const goAway of [...this.#websockets.values()]) goAway();
+    if (closed > 0 && finished === undefined) {
+      const settled = this.#inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
+      await raceDeadline(Promise.all([settled, this.#listenerDone]), GRACEFUL_CUT_MS, cut);
+    }
     // Also cuts bodies that passed through unobserved and are still being sent.
     if (finished === undefined) this.#listener?.closeAllConnections();
-    return { drained: before - aborted, aborted };
+    return { drained: before - aborted, aborted, closed };
   }
 
-  async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response> {
+  async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response | undefined> {
     const slot = this.#current;
     const exchange = new Exchange(request, remoteAddress, this.#onEnd);
     this.#inFlight.set(exchange, slot);
@@ -118,6 +142,8 @@ export class Server {
       exchange.end("error");
       throw error;
     }
+    const upgrade = takeWebSocketUpgrade(exchange);
+    if (upgrade) return this.#upgrade(exchange, upgrade);
     exchange.status = response.status;
     let final = response;
     const length = response.headers.get("content-length");
@@ -134,6 +160,9 @@ export class Server {
     ) {
       exchange.bytesOut = Number(length);
       exchange.end("complete");
+    } else if (isEventStream(response.headers)) {
+      this.#eventStreams.add(exchange);
+      final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
     } else {
       final = new Response(observeBody(response.body, exchange), response);
     }
@@ -148,18 +177,38 @@ export class Server {
     return final;
   }
 
+  /**
+   * Answers an upgrade the child accepted: 101 from the runtime, and the WebSocket counts as in
+   * flight until it closes. A handshake the runtime refuses gets its error answer.
+   */
+  #upgrade(exchange: Exchange, { accept, goAway }: AcceptedUpgrade): Response | undefined {
+    exchange.status = 101;
+    this.#websockets.set(exchange, goAway);
+    const answer = this.#listener!.upgradeWebSocket(exchange.request, accept);
+    if (answer !== undefined && answer.status !== 101) {
+      exchange.status = answer.status;
+      accept.events.close(1006, ""); // never opened: the relay lets the child go and ends the exchange
+    }
+    return answer;
+  }
+
   /** Runs when an exchange ends: leave the registry, run its pipeline's observers. */
   #onEnd = (exchange: Exchange): void => {
     const slot = this.#inFlight.get(exchange)!;
     this.#inFlight.delete(exchange);
+    this.#websockets.delete(exchange);
+    this.#eventStreams.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };
 }
 
-/** Passes a body through chunk by chunk, counting bytes and ending the exchange when it ends. */
-function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange): ReadableStream<Uint8Array> {
+/**
+ * Passes a body through chunk by chunk, counting bytes and ending the exchange when it ends.
+ * With `events` (an event stream), a cut between two events ends the body cleanly.
+ */
+function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange, events?: EventBoundary): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   const finish = (outcome: "complete" | "client-cancel" | "aborted" | "error"): void => {
@@ -171,7 +220,9 @@ function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange): Read
   // reason on purpose: Bun prints an Error reason to stderr with a source excerpt (KiBs of the
   // minified bundle in the binary); the access record says what happened instead.
   const onAbort = (): void => {
-    output?.error();
+    // An event stream cut between events ends properly: EventSource clients then reconnect.
+    if (events?.atBoundary && exchange.abortReason === "aborted") output?.close();
+    else output?.error();
     reader.cancel(exchange.abortReason).catch(() => {});
     finish(exchange.abortReason === "client-cancel" ? "client-cancel" : "aborted");
   };
@@ -190,6 +241,7 @@ function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange): Read
           return;
         }
         exchange.bytesOut += value.byteLength;
+        events?.observe(value);
         controller.enqueue(value);
       } catch (error) {
         if (exchange.ended) return;

@@ -101,6 +101,7 @@ export class Service {
       readiness: this.#readiness,
       metrics: this.#metrics,
       upstreamFetch: runtime.upstreamFetch,
+      upstreamConnect: runtime.connectTcp,
       compressors: runtime,
       files: runtime,
       responseCache: this.#responseCacheFor(config),
@@ -320,8 +321,9 @@ export class Service {
 
     const drained = drain?.drained ?? 0;
     const aborted = drain?.aborted ?? 0;
+    const closed = drain?.closed ?? 0;
     const killed = stopped?.killed ?? 0;
-    const forced = aborted > 0 || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
+    const forced = aborted > closed || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
     for (const [phase, ms] of Object.entries(steps.phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
     // The last record; main() flushes the logs after it.
@@ -333,6 +335,7 @@ export class Service {
       phases: steps.phases,
       drained,
       aborted,
+      closed,
       killed,
       fast: cut.aborted,
       childExitCode: stopped?.status?.code ?? null,

@@ -7,6 +7,8 @@ import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
+import { bunConnectTcp } from "./tcp-bun.ts";
+import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
 
 // The environment as sluice was given it, for the child and for configuration.
 const initialEnv = { ...process.env } as Record<string, string>;
@@ -26,6 +28,7 @@ const ownChildren = new Set<number>();
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const server = Bun.serve({
+    websocket: bunWebSocketHandler,
     hostname,
     port,
     // Bun closes connections idle for 10 s by default, including one whose request waits
@@ -45,6 +48,7 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
     closeAllConnections() {
       void server.stop(true);
     },
+    upgradeWebSocket: (request, accept) => bunUpgradeWebSocket(server, request, accept),
   });
 }
 
@@ -107,6 +111,7 @@ export const bunRuntime: Runtime = {
   serve,
   spawn,
   probeTcp,
+  connectTcp: bunConnectTcp,
   upstreamFetch,
   readTextFile: (path) => Bun.file(path).text(),
   async statFile(path) {

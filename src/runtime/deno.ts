@@ -7,23 +7,27 @@ import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
+import { denoUpgradeWebSocket } from "./websocket-deno.ts";
 
 /** Children spawned here whose exit Deno has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  let stopping = false;
   const server = Deno.serve({
     hostname,
     port,
     onListen: resolve,
     onError: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
-    handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }),
+    // Never undefined here: an upgrade on Deno answers with its 101 Response (denoUpgradeWebSocket).
+    handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }) as Response | Promise<Response>,
   });
   return listening.then((addr) => ({
     port: addr.port,
     close() {
       // Listener closes now; requests in flight continue. Settles after them.
+      stopping = true;
       return server.shutdown().catch(() => {});
     },
     closeAllConnections() {
@@ -31,6 +35,7 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       // after shutdown() crashes Deno with BadResource): sluice aborts each request in
       // flight itself, which closes its connection.
     },
+    upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
   }));
 }
 
@@ -167,6 +172,7 @@ export const denoRuntime: Runtime = {
   serve,
   spawn,
   probeTcp,
+  connectTcp: connect,
   upstreamFetch: (url, init = {}) =>
     (upstreamClient ??= new Http1Client({ connect })).fetch(
       new Request(url, { ...init, redirect: "manual", ...(init.body ? { duplex: "half" } : {}) } as RequestInit),

@@ -22,7 +22,48 @@ export interface ConnectionInfo {
   remoteAddress: string;
 }
 
-export type FetchHandler = (request: Request, info: ConnectionInfo) => Response | Promise<Response>;
+/** A handler answers with a Response, or with nothing once it has upgraded the request to a WebSocket. */
+export type FetchHandler = (request: Request, info: ConnectionInfo) => Response | undefined | Promise<Response | undefined>;
+
+/** A WebSocket message: text as a string, binary as bytes. */
+export type WebSocketMessage = string | Uint8Array;
+
+/** The client's side of an accepted WebSocket, as the runtime's server exposes it. */
+export interface WebSocketPeer {
+  /**
+   * Sends one message. False when the runtime's send queue for this client is over its limit:
+   * the caller should send no more until `drained` runs (the message itself is queued, never lost).
+   */
+  send(message: WebSocketMessage): boolean;
+  /** Sends a ping or pong frame; false where the runtime cannot (Deno answers pings itself). */
+  ping(payload: Uint8Array): boolean;
+  pong(payload: Uint8Array): boolean;
+  /** Starts the closing handshake. 1005 sends a Close frame without a code. */
+  close(code: number, reason: string): void;
+  /** Stops reading the client's messages (TCP backpressure) until `resume`; false where the runtime cannot. */
+  pause(): boolean;
+  resume(): void;
+}
+
+/** What happens on an accepted WebSocket; the runtime calls these. */
+export interface WebSocketEvents {
+  open(peer: WebSocketPeer): void;
+  message(message: WebSocketMessage): void;
+  /** A ping or pong from the client, where the runtime reports them (the runtime has already answered a ping). */
+  ping(payload: Uint8Array): void;
+  pong(payload: Uint8Array): void;
+  /** The send queue went back under its limit after a `send` returned false. */
+  drained(): void;
+  /** The connection closed (1005: the Close frame had no code; 1006: no Close frame). */
+  close(code: number, reason: string): void;
+}
+
+/** How to accept a WebSocket upgrade: the subprotocol and extra headers of the 101 response, and the events. */
+export interface WebSocketAccept {
+  protocol: string | undefined;
+  headers: Headers;
+  events: WebSocketEvents;
+}
 
 export interface ServeOptions {
   hostname: string;
@@ -44,6 +85,13 @@ export interface HttpListener {
   close(): Promise<void>;
   /** Cuts every connection still open. Call only after the drain deadline. */
   closeAllConnections(): void;
+  /**
+   * Answers `request` (a valid WebSocket handshake the handler got) with 101 and runs `accept.events`
+   * for the connection. Returns what the handler must answer with: undefined on Bun (the upgrade is
+   * done), the 101 Response on Deno, or an error Response when the runtime refused the handshake (no
+   * event then runs).
+   */
+  upgradeWebSocket(request: Request, accept: WebSocketAccept): Response | undefined;
 }
 
 export interface ExitStatus {
@@ -119,6 +167,8 @@ export interface Runtime {
   spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
   /** True when a TCP connection to hostname:port succeeds (it is closed at once). */
   probeTcp(hostname: string, port: number): Promise<boolean>;
+  /** Opens a TCP connection (no delay); rejects when it cannot (refused, unreachable). */
+  connectTcp(hostname: string, port: number): Promise<TcpConnection>;
   upstreamFetch: UpstreamFetch;
   /** Adds a signal listener (replacing the default action); returns its remover. */
   onSignal(signal: ListenSignal, listener: () => void): () => void;

@@ -1,0 +1,72 @@
+/** @module Deno's server-side WebSockets behind the runtime-neutral WebSocketPeer and WebSocketEvents. */
+
+import type { WebSocketAccept, WebSocketEvents, WebSocketPeer } from "./types.ts";
+
+/** Queued bytes for one client over which `send` reports backpressure. */
+const SEND_QUEUE_LIMIT = 1024 * 1024;
+/** Deno has no drain event: the queue is polled this often while over the limit. */
+const DRAIN_POLL_MS = 10;
+
+function peerOf(socket: WebSocket, events: WebSocketEvents): WebSocketPeer & { stop(): void } {
+  let polling: ReturnType<typeof setInterval> | undefined;
+  const stop = (): void => {
+    clearInterval(polling);
+    polling = undefined;
+  };
+  return {
+    send(message) {
+      socket.send(message as string | Uint8Array<ArrayBuffer>);
+      if (socket.bufferedAmount <= SEND_QUEUE_LIMIT) return true;
+      polling ??= setInterval(() => {
+        if (socket.bufferedAmount > SEND_QUEUE_LIMIT / 2) return;
+        stop();
+        events.drained();
+      }, DRAIN_POLL_MS);
+      return false;
+    },
+    // Deno answers pings itself and exposes neither pings nor pongs.
+    ping: () => false,
+    pong: () => false,
+    close(code, reason) {
+      try {
+        if (code === 1005) socket.close();
+        else socket.close(code, reason);
+      } catch {
+        socket.close(); // a code the WebSocket API refuses
+      }
+    },
+    pause: () => false,
+    resume() {},
+    stop,
+  };
+}
+
+/**
+ * Upgrades `request`; `stopping` tells whether the server's listener is closing. The subprotocol goes into the 101's headers directly: Deno's own
+ * `protocol` option checks it against the client's list split on ", " only, and so refuses
+ * a valid choice from "a,b".
+ */
+export function denoUpgradeWebSocket(request: Request, { protocol, headers, events }: WebSocketAccept, stopping: () => boolean): Response {
+  let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
+  try {
+    upgraded = Deno.upgradeWebSocket(request);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return new Response(`Bad WebSocket handshake: ${reason}\n`, { status: 400, headers: { "content-type": "text/plain; charset=utf-8" } });
+  }
+  const { socket, response } = upgraded;
+  for (const [name, value] of headers) response.headers.append(name, value);
+  if (protocol !== undefined) response.headers.set("sec-websocket-protocol", protocol);
+  socket.binaryType = "arraybuffer";
+  const peer = peerOf(socket, events);
+  socket.onopen = () => events.open(peer);
+  socket.onmessage = (event) => events.message(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer));
+  socket.onclose = (event) => {
+    peer.stop();
+    // Deno itself closes every WebSocket with 1001 when its listener closes; the close event then
+    // reports 1005. Passed on as what it is: going away.
+    events.close(event.code === 1005 && stopping() ? 1001 : event.code, event.reason);
+  };
+  socket.onerror = () => {}; // a close event follows
+  return response;
+}

@@ -1,0 +1,175 @@
+/**
+ * @module WebSocketRelay: one proxied WebSocket, from the client's runtime-side socket to the
+ * child's connection and back: messages, pings, close codes, backpressure both ways, and the
+ * stop (1001 to both sides at the drain deadline).
+ */
+
+import type { Exchange, Outcome } from "../exchange.ts";
+import type { TcpConnection, WebSocketEvents, WebSocketMessage, WebSocketPeer } from "../runtime/types.ts";
+import { encodeClose, encodeFrame, encodeMessage, MessageReader, Opcode, WebSocketProtocolError } from "./frames.ts";
+
+/** The largest message taken from the child (as Bun's limit for clients): bigger ones close with 1009. */
+export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Bytes written to the child and not yet taken by the socket over which the client is paused. */
+const UPSTREAM_HIGH_WATER = 1024 * 1024;
+/** Where the runtime cannot pause a client (Deno), a child this far behind closes the connection (1008). */
+const UPSTREAM_HARD_LIMIT = 64 * 1024 * 1024;
+/** How long a Close frame sent to the child waits for the child's own before the connection is cut. */
+const CLOSE_WAIT_MS = 1000;
+
+export interface UpstreamSocket {
+  tcp: TcpConnection;
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  leftover: Uint8Array;
+}
+
+export class WebSocketRelay implements WebSocketEvents {
+  readonly #exchange: Exchange;
+  readonly #tcp: TcpConnection;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #messages: MessageReader;
+  #peer: WebSocketPeer | undefined;
+  /** Bytes handed to the child's socket and not yet written. */
+  #unwritten = 0;
+  #clientPaused = false;
+  /** Client pings passed to the child whose pongs are dropped: the runtime already answered them. */
+  #pingsAnswered = 0;
+  #waitingForDrain: (() => void) | undefined;
+  #closeSentUpstream = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #clientClosed = false;
+  #outcome: Outcome = "complete";
+
+  constructor(exchange: Exchange, { tcp, reader, leftover }: UpstreamSocket) {
+    this.#exchange = exchange;
+    this.#tcp = tcp;
+    this.#writer = tcp.writable.getWriter();
+    this.#messages = new MessageReader(reader, leftover, MAX_UPSTREAM_MESSAGE_BYTES);
+  }
+
+  open(peer: WebSocketPeer): void {
+    this.#peer = peer;
+    void this.#pumpFromChild(peer);
+  }
+
+  message(message: WebSocketMessage): void {
+    this.#exchange.bytesIn += typeof message === "string" ? message.length : message.byteLength;
+    this.#toChild(encodeMessage(message));
+  }
+
+  ping(payload: Uint8Array): void {
+    this.#pingsAnswered++;
+    this.#toChild(encodeFrame(Opcode.ping, payload));
+  }
+
+  pong(payload: Uint8Array): void {
+    this.#toChild(encodeFrame(Opcode.pong, payload));
+  }
+
+  drained(): void {
+    this.#waitingForDrain?.();
+    this.#waitingForDrain = undefined;
+  }
+
+  /** The client's side closed: the child hears the same code (1005/1006: none, going away). */
+  close(code: number, reason: string): void {
+    this.#clientClosed = true;
+    this.drained(); // a pump waiting on the client must not wait forever
+    if (this.#peer === undefined) return this.#cut(); // the runtime refused the handshake: never opened
+    this.#closeChild(code === 1006 ? 1001 : code, reason);
+  }
+
+  /** At the drain deadline: both sides hear 1001 (going away); the exchange ends once the child answers. */
+  goAway(): void {
+    if (this.#exchange.ended) return;
+    this.#outcome = "aborted";
+    if (!this.#clientClosed) this.#peer?.close(1001, "server stopping");
+    if (this.#peer === undefined) return this.#cut();
+    this.#closeChild(1001, "server stopping");
+  }
+
+  /** Reads the child's messages and passes them on, waiting whenever the client's queue is full. */
+  async #pumpFromChild(peer: WebSocketPeer): Promise<void> {
+    try {
+      for (let message = await this.#messages.next(); message !== null; message = await this.#messages.next()) {
+        switch (message.kind) {
+          case "text":
+          case "binary":
+            this.#exchange.bytesOut += message.kind === "text" ? message.data.length : message.data.byteLength;
+            if (!this.#clientClosed && !peer.send(message.data)) await new Promise<void>((resolve) => (this.#waitingForDrain = resolve));
+            break;
+          case "ping":
+            // End to end where the runtime can; else answered here (the client's runtime answers its own).
+            if (this.#clientClosed || !peer.ping(message.data)) this.#toChild(encodeFrame(Opcode.pong, message.data));
+            break;
+          case "pong":
+            if (this.#pingsAnswered > 0) this.#pingsAnswered--;
+            else if (!this.#clientClosed) peer.pong(message.data);
+            break;
+          case "close":
+            if (!this.#clientClosed) peer.close(message.code, message.reason);
+            this.#closeChild(message.code, message.reason); // the reply that completes the child's handshake
+            return this.#cut();
+        }
+      }
+      this.#childLost(peer, "the child closed the connection without a Close frame");
+    } catch (error) {
+      if (this.#closeSentUpstream) return this.#cut(); // cut after our Close frame: expected
+      const code = error instanceof WebSocketProtocolError ? error.code : 1006;
+      if (code !== 1006) this.#closeChild(code, error instanceof Error ? error.message : "");
+      this.#childLost(peer, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  #childLost(peer: WebSocketPeer, why: string): void {
+    if (!this.#closeSentUpstream) {
+      this.#exchange.upstreamError = why;
+      if (this.#outcome === "complete") this.#outcome = "error";
+    }
+    if (!this.#clientClosed) peer.close(1011, "upstream connection lost");
+    this.#cut();
+  }
+
+  #toChild(frame: Uint8Array): void {
+    if (this.#closeSentUpstream) return;
+    this.#unwritten += frame.byteLength;
+    this.#writer.write(frame).then(() => {
+      this.#unwritten -= frame.byteLength;
+      if (this.#clientPaused && this.#unwritten < UPSTREAM_HIGH_WATER / 2) {
+        this.#clientPaused = false;
+        this.#peer?.resume();
+      }
+    }, () => this.#cut());
+    if (this.#unwritten <= UPSTREAM_HIGH_WATER || this.#clientPaused) return;
+    this.#clientPaused = this.#peer?.pause() ?? false;
+    if (!this.#clientPaused && this.#unwritten > UPSTREAM_HARD_LIMIT) {
+      this.#outcome = "error";
+      this.#exchange.upstreamError = `the child fell ${UPSTREAM_HARD_LIMIT} bytes behind`;
+      this.#peer?.close(1008, "upstream too slow");
+      this.#closeChild(1008, "");
+    }
+  }
+
+  /** Sends the child a Close frame once; the connection is cut when its reply comes, or after CLOSE_WAIT_MS. */
+  #closeChild(code: number, reason: string): void {
+    if (this.#closeSentUpstream) return;
+    this.#toChild(encodeClose(code, reason));
+    this.#closeSentUpstream = true;
+    this.#closeTimer = setTimeout(() => this.#cut(), CLOSE_WAIT_MS);
+  }
+
+  /** Closes the child's connection and ends the exchange (once). */
+  #cut(): void {
+    if (this.#exchange.ended) return;
+    clearTimeout(this.#closeTimer);
+    this.#messages.cancel();
+    this.#writer.close().catch(() => {}).finally(() => {
+      try {
+        this.#tcp.close();
+      } catch {
+        // closed with its writable side already (Deno)
+      }
+    });
+    this.#exchange.end(this.#outcome);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * @module websocketProxy: the pipeline's last step for WebSocket upgrades. It asks the child
+ * first, so the client gets the child's own subprotocol choice and the child's own refusal
+ * (a 403, say, as the child sent it); an accepted upgrade is left for the server to answer
+ * with 101 (see takeWebSocketUpgrade), and a WebSocketRelay carries the connection from then on.
+ */
+
+import type { Context } from "hono";
+import type { Cidr } from "../config-values.ts";
+import type { Exchange } from "../exchange.ts";
+import { upstreamRequestHeaders } from "../forwarded-headers.ts";
+import { errorResponse, type ProxyEnv } from "../proxy.ts";
+import type { TcpConnection, WebSocketAccept } from "../runtime/types.ts";
+import { upstreamHandshake } from "./handshake.ts";
+import { WebSocketRelay } from "./relay.ts";
+
+export interface WebSocketProxyOptions {
+  /** The child's address. */
+  hostname: string;
+  port: number;
+  connect: (hostname: string, port: number) => Promise<TcpConnection>;
+  /** Longest wait for the child's answer to the upgrade (504 after). */
+  upstreamTimeoutMs: number;
+  trustedProxies: readonly Cidr[];
+}
+
+/** An upgrade the child accepted, waiting for the server to answer the client with 101. */
+export interface AcceptedUpgrade {
+  accept: WebSocketAccept;
+  /** Closes both sides with 1001 (the drain deadline). */
+  goAway(): void;
+}
+
+const accepted = new WeakMap<Exchange, AcceptedUpgrade>();
+
+/** The upgrade the pipeline accepted for `exchange`, if any; taken once, by the server. */
+export function takeWebSocketUpgrade(exchange: Exchange): AcceptedUpgrade | undefined {
+  const upgrade = accepted.get(exchange);
+  if (upgrade) accepted.delete(exchange);
+  return upgrade;
+}
+
+const hasToken = (value: string | null, token: string): boolean => new RegExp(`(^|,)\\s*${token}\\s*(,|$)`, "i").test(value ?? "");
+
+/** A WebSocket opening handshake (RFC 6455 section 4.2.1); anything else is proxied as plain HTTP. */
+export function isWebSocketUpgrade(request: Request): boolean {
+  const { headers } = request;
+  return request.method === "GET" && headers.has("sec-websocket-key") && hasToken(headers.get("upgrade"), "websocket") &&
+    hasToken(headers.get("connection"), "upgrade");
+}
+
+export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, trustedProxies }: WebSocketProxyOptions) {
+  return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
+    const exchange = c.env.exchange;
+    const { request } = exchange;
+    const url = request.url;
+    const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    const headers = forwardedHeaders(exchange, trustedProxies);
+    exchange.watchClient(); // a client gone while the child answers aborts the handshake
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort("upstream-timeout"), upstreamTimeoutMs);
+    const sentAt = performance.now();
+    let result: Awaited<ReturnType<typeof upstreamHandshake>>;
+    try {
+      result = await upstreamHandshake({ connect, hostname, port, target, headers, signal: AbortSignal.any([exchange.signal, timeout.signal]) });
+    } catch (error) {
+      exchange.clientGone();
+      if (exchange.abortReason === "client-cancel") return errorResponse(499, exchange);
+      if (exchange.abortReason === "aborted") return errorResponse(503, exchange);
+      if (timeout.signal.aborted) return errorResponse(504, exchange);
+      exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      return errorResponse(502, exchange);
+    } finally {
+      clearTimeout(timer);
+    }
+    exchange.upstreamMs = performance.now() - sentAt;
+    if (!result.upgraded) {
+      result.response.headers.set("x-request-id", exchange.requestId);
+      return result.response;
+    }
+    const relay = new WebSocketRelay(exchange, result);
+    result.headers.set("x-request-id", exchange.requestId);
+    accepted.set(exchange, { accept: { protocol: result.protocol, headers: result.headers, events: relay }, goAway: () => relay.goAway() });
+    // A stand-in the middlewares pass along untouched (no body); the server answers 101 instead.
+    return new Response(null, { status: 204 });
+  };
+}
+
+/**
+ * The child's request headers as for any proxied request, in a copy: the client's own
+ * Upgrade and Connection headers stay on the request, where the runtime's upgrade reads them.
+ */
+function forwardedHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): Headers {
+  const original = exchange.request.headers;
+  const upgrade = original.get("upgrade")!;
+  const connection = original.get("connection")!;
+  const headers = new Headers(upstreamRequestHeaders(exchange, trustedProxies));
+  if (!original.has("upgrade")) {
+    // Edited in place: put the handshake back.
+    original.set("upgrade", upgrade);
+    original.set("connection", connection);
+  }
+  return headers;
+}

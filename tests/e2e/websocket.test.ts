@@ -1,0 +1,230 @@
+/**
+ * @module WebSockets through sluice, on the binary and under Deno, with a real WebSocket child
+ * (tests/fixtures/ws-app.ts) and the test runner's WebSocket client: subprotocols, headers to the
+ * child, text and binary messages, pings, close codes both ways, refusals, held upgrades,
+ * backpressure, and the stop (1001 at the drain deadline, before the child's SIGTERM).
+ */
+
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+
+const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
+
+type ChildRecord = { event: string; at: number } & { [key: string]: unknown };
+
+function records(file: string): ChildRecord[] {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as ChildRecord);
+  } catch {
+    return [];
+  }
+}
+
+/** A client with a queue of received messages and the events a test waits on. */
+class Client {
+  readonly ws: WebSocket;
+  readonly #inbox: (string | ArrayBuffer)[] = [];
+  #wake: (() => void) | undefined;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string; at: number }>;
+  readonly pings: Uint8Array[] = [];
+  readonly pongs: Uint8Array[] = [];
+
+  constructor(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}) {
+    this.ws = new WebSocket(url, options as unknown as string[]);
+    this.ws.binaryType = "arraybuffer";
+    this.ws.addEventListener("message", (event) => {
+      this.#inbox.push(event.data);
+      this.#wake?.();
+    });
+    // Bun's client reports pings (already answered) and pongs; browsers do not.
+    this.ws.addEventListener("ping", (event) => void this.pings.push(new Uint8Array((event as MessageEvent).data)));
+    this.ws.addEventListener("pong", (event) => void this.pongs.push(new Uint8Array((event as MessageEvent).data)));
+    this.closed = new Promise((resolve) =>
+      this.ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason, at: Date.now() })));
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.addEventListener("open", () => resolve());
+      void this.closed.then((event) => reject(new Error(`closed before open: ${event.code}`)));
+    });
+  }
+
+  async next(timeoutMs = 20_000): Promise<string | ArrayBuffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#inbox.length === 0) {
+      if (Date.now() > deadline) throw new Error("no message");
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    return this.#inbox.shift()!;
+  }
+}
+
+const wsUrl = (httpUrl: string, path: string) => httpUrl.replace("http:", "ws:") + path;
+
+describe.each(TARGETS)("websockets ($name)", (target) => {
+  test("subprotocol, forwarded headers, text and 1 MiB binary messages, pings both ways, close codes both ways", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const client = new Client(wsUrl(sluice.url, "/ws"), { protocols: ["chat.v1", "chat.v2"], headers: { cookie: "session=abc", "x-request-id": "ws-test-1" } });
+    await client.opened;
+    expect(client.ws.protocol).toBe("chat.v2");
+
+    client.ws.send("headers");
+    const seen = JSON.parse(await client.next() as string) as Record<string, string>;
+    expect(seen.cookie).toBe("session=abc");
+    expect(seen.host).toBe(`127.0.0.1:${sluice.httpPort}`);
+    expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(seen["x-request-id"]).toBe("ws-test-1");
+    expect(seen["sec-websocket-protocol"]).toBe("chat.v1, chat.v2");
+    expect(seen["sec-websocket-extensions"]).toBeUndefined();
+
+    client.ws.send("héllo ✓");
+    expect(await client.next()).toBe("héllo ✓");
+    const big = crypto.getRandomValues(new Uint8Array(1024 * 1024));
+    client.ws.send(big);
+    expect(new Uint8Array(await client.next() as ArrayBuffer)).toEqual(big);
+
+    // The child pings: its pong comes back (from the client on Bun, from sluice on Deno).
+    client.ws.send("ping:c1");
+    expect(await client.next()).toBe("pong:c1");
+    if (target.name === "binary") expect(client.pings.map((p) => new TextDecoder().decode(p))).toContain("c1");
+    // The client pings: it always gets its pong; on Bun the child sees the ping too, and no second pong comes.
+    (client.ws as unknown as { ping(data: string): void }).ping("p1");
+    await until(() => client.pongs.length === 1, 10_000, "the pong");
+    if (target.name === "binary") expect(await client.next()).toBe("got-ping:p1");
+
+    client.ws.send("close:4001:bye now");
+    expect(await client.closed).toMatchObject({ code: 4001, reason: "bye now" });
+    expect(client.pongs).toHaveLength(1);
+
+    const second = new Client(wsUrl(sluice.url, "/ws"));
+    await second.opened;
+    expect(second.ws.protocol).toBe("");
+    second.ws.close(4002, "client bye");
+    await until(() => records(recordFile).some((r) => r.event === "ws-close" && r.code === 4002 && r.reason === "client bye"), 10_000, "the child's close record");
+
+    const access = await sluice.waitFor((r) => r.event === "access" && r.status === 101 && r.requestId === "ws-test-1");
+    expect(access.bytesIn as number).toBeGreaterThan(1024 * 1024);
+    expect(access.bytesOut as number).toBeGreaterThan(1024 * 1024);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
+  test("a refused upgrade reaches the client as the child's own answer", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP });
+    const answer = await rawHandshake(sluice.httpPort, "/refuse");
+    expect(answer).toStartWith("HTTP/1.1 403");
+    expect(answer.toLowerCase()).toContain("x-refused-by: app");
+    expect(answer).toContain("\r\n\r\n"); // the body follows (framed as the runtime likes)
+    expect(answer).toContain("forbidden\n");
+    const notFound = await rawHandshake(sluice.httpPort, "/nowhere");
+    expect(notFound).toStartWith("HTTP/1.1 404");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("an upgrade that arrives before the child listens is held, then connects", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { APP_BIND_DELAY_MS: "1500" }, waitReady: false });
+    await sluice.waitFor("listening");
+    const client = new Client(wsUrl(sluice.url, "/ws"));
+    await client.opened;
+    client.ws.send("after the hold");
+    expect(await client.next()).toBe("after the hold");
+    expect(sluice.records.some((r) => r.event === "ready")).toBe(true);
+    client.ws.close(1000);
+    await client.closed;
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("at stop, an open WebSocket gets 1001 at the drain deadline (Deno: when the listener closes), one the child closes first ends then, and the child hears SIGTERM after both", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "3s"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const open = new Client(wsUrl(sluice.url, "/ws"));
+    const closing = new Client(wsUrl(sluice.url, "/ws"));
+    await Promise.all([open.opened, closing.opened]);
+    closing.ws.send("close-in:800:4003");
+    const stoppedAt = Date.now();
+    sluice.signal("SIGTERM");
+    const [cut, early] = await Promise.all([open.closed, closing.closed]);
+    expect(cut.code).toBe(1001);
+    const complete = await sluice.waitFor("shutdown.complete");
+    expect(await sluice.exitCode()).toBe(0);
+    const childRecords = records(recordFile);
+    const sigterm = childRecords.find((r) => r.event === "sigterm")!;
+    const childCut = childRecords.find((r) => r.event === "ws-close" && r.code === 1001)!;
+    expect(childCut.at).toBeLessThanOrEqual(sigterm.at);
+    if (target.name === "binary") {
+      expect(early.code).toBe(4003);
+      expect(early.at - stoppedAt).toBeLessThan(2500);
+      expect(cut.at - stoppedAt).toBeGreaterThanOrEqual(2900); // not before the drain deadline
+      expect(complete).toMatchObject({ drained: 1, aborted: 1, closed: 1 });
+    } else {
+      // Deno closes every WebSocket with 1001 itself as soon as its listener closes (runtime notes).
+      expect(early.code).toBe(1001);
+      expect(cut.at - stoppedAt).toBeLessThan(2500);
+      expect(complete).toMatchObject({ aborted: 0 });
+    }
+  }, 90_000);
+
+  test("backpressure: a client that stops reading stalls the child instead of filling sluice's memory", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const client = new Client(wsUrl(sluice.url, "/ws"));
+    await client.opened;
+    const before = rssKiB(sluice.proc.pid);
+    expect((client.ws as unknown as { pause(): boolean }).pause()).toBe(true);
+    const count = 128;
+    client.ws.send(`flood:${count}:${1024 * 1024}`); // 128 MiB
+    await until(() => records(recordFile).some((r) => r.event === "flood"), 20_000, "the child to wait on backpressure");
+    await Bun.sleep(1000);
+    const stalled = records(recordFile).filter((r) => r.event === "flood").at(-1)!.sent as number;
+    expect(records(recordFile).some((r) => r.event === "flood-done")).toBe(false);
+    const grownMiB = (rssKiB(sluice.proc.pid) - before) / 1024;
+    expect(grownMiB).toBeLessThan(64); // the 128 MiB were not buffered in sluice
+    (client.ws as unknown as { resume(): boolean }).resume();
+    let received = 0;
+    while (received < count) {
+      const message = await client.next();
+      expect((message as ArrayBuffer).byteLength).toBe(1024 * 1024);
+      received++;
+    }
+    expect(stalled).toBeLessThan(count);
+    await until(() => records(recordFile).some((r) => r.event === "flood-done"), 10_000, "the flood to finish");
+    client.ws.close(1000);
+    await client.closed;
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 120_000);
+});
+
+/** Sends a WebSocket handshake by hand and returns the whole answer (the connection is closed after it). */
+async function rawHandshake(port: number, path: string): Promise<string> {
+  let answer = "";
+  const { promise: done, resolve } = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, bytes) {
+        answer += new TextDecoder().decode(bytes);
+        if (/\r\n\r\n[\s\S]*(forbidden\n|not found\n|\r\n0\r\n\r\n)$/.test(answer)) resolve();
+      },
+      close: () => resolve(),
+    },
+  });
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  await Promise.race([done, Bun.sleep(20_000)]);
+  socket.end();
+  return answer;
+}
