@@ -433,6 +433,7 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
       "x-forwarded-proto",
       "x-request-id",
       "x-request-start",
+      "x-sendfile-type", // --x-sendfile is on by default
     ]);
   }, 60_000);
 
