@@ -148,7 +148,7 @@ function budgetText(config: Config): string {
   } else {
     lines.push("  (no --grace-period given: Kubernetes' default terminationGracePeriodSeconds is 30s)");
   }
-  return `Stop budget (shutdown-delay + drain-timeout + stop-timeout + flush-timeout):\n${lines.join("\n")}\n`;
+  return `Stop budget (shutdown-delay + drain-timeout + close-grace + stop-timeout + flush-timeout):\n${lines.join("\n")}\n`;
 }
 
 /** `sluice healthcheck`'s code for "not ready": what Docker's HEALTHCHECK reads as unhealthy. */

@@ -289,11 +289,19 @@ function readable(spec: OptionSpec<unknown>, text: string): boolean {
   }
 }
 
+/**
+ * After the drain deadline, how long WebSockets (closing with 1001) and event streams (ending
+ * cleanly) get to finish that before the remaining connections are cut: a fixed part of the
+ * stop budget.
+ */
+export const CLOSE_GRACE_MS = 500;
+
 /** The stop budget: every phase that can run after SIGTERM, in order. */
 export function stopBudget(config: Config): { phases: [string, number][]; totalMs: number } {
   const phases: [string, number][] = [
     ["shutdown-delay", config.shutdownDelay],
     ["drain-timeout", config.drainTimeout],
+    ["close-grace", CLOSE_GRACE_MS],
     ["stop-timeout", config.stopTimeout],
     ["flush-timeout", config.flushTimeout],
   ];
@@ -305,7 +313,7 @@ export function validateConfig(config: Config): void {
   const { totalMs } = stopBudget(config);
   if (config.gracePeriod !== undefined && totalMs > config.gracePeriod) {
     throw new ConfigError(
-      `The stop budget of ${formatDuration(totalMs)} (shutdown-delay + drain-timeout + stop-timeout + flush-timeout) ` +
+      `The stop budget of ${formatDuration(totalMs)} (shutdown-delay + drain-timeout + close-grace + stop-timeout + flush-timeout) ` +
         `exceeds ${config.sources?.gracePeriod ?? "--grace-period"} ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
     );
   }

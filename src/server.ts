@@ -1,6 +1,7 @@
 /** @module Server: the public listener, its in-flight registry, and the drain with a deadline. */
 
 import type { Pipeline } from "./app.ts";
+import { CLOSE_GRACE_MS } from "./config.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
@@ -18,12 +19,6 @@ import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websock
  * Bun its Content-Length too (Bun sends a stream of more than one chunk chunked).
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
-
-/**
- * After the drain deadline, how long WebSockets (closing with 1001) and event streams (ending
- * cleanly) get to finish that before the remaining connections are cut.
- */
-const GRACEFUL_CUT_MS = 500;
 
 export interface DrainResult {
   drained: number;
@@ -122,7 +117,7 @@ export class Server {
     for (const goAway of [...this.#websockets.values()]) goAway();
     if (closed > 0 && finished === undefined) {
       const settled = this.#inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
-      await raceDeadline(Promise.all([settled, this.#listenerDone]), GRACEFUL_CUT_MS, cut);
+      await raceDeadline(Promise.all([settled, this.#listenerDone]), CLOSE_GRACE_MS, cut);
     }
     // Also cuts bodies that passed through unobserved and are still being sent.
     if (finished === undefined) this.#listener?.closeAllConnections();

@@ -584,7 +584,7 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       expect(await show(UNIT, "ActiveState", "MainPID", "ReloadResult")).toMatchObject({ ActiveState: "active", MainPID: String(mainPid), ReloadResult: "exit-code" });
       // The check's own message, in the journal (which receives it asynchronously).
       await until(
-        async () => (await journal(`_SYSTEMD_UNIT=${UNIT}`)).some((e) => /stop budget of 72s .*exceeds/.test(e.message)),
+        async () => (await journal(`_SYSTEMD_UNIT=${UNIT}`)).some((e) => /stop budget of 72.5s .*exceeds/.test(e.message)),
         15_000,
         "the check's message in the journal",
       );

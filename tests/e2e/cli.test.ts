@@ -98,12 +98,13 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(stdout).toMatch(/drain-timeout +10s\n/);
     expect(stdout).toMatch(/stop-timeout +3s\n/);
     expect(stdout).toMatch(/flush-timeout +2s\n/);
-    expect(stdout).toMatch(/total +17s\n/);
+    expect(stdout).toMatch(/close-grace +500ms\n/);
+    expect(stdout).toMatch(/total +17.5s\n/);
 
     const fits = await run(["check", "--grace-period", "30s"]);
     expect(fits.code).toBe(0);
-    expect(fits.stdout).toMatch(/total +27s\n/);
-    expect(fits.stdout).toMatch(/grace-period +30s +fits, 3s to spare/);
+    expect(fits.stdout).toMatch(/total +27.5s\n/);
+    expect(fits.stdout).toMatch(/grace-period +30s +fits, 2.5s to spare/);
   }, 60_000);
 
   test("check with a grace period smaller than the budget exits 78 and prints the arithmetic", async () => {
@@ -113,8 +114,8 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(stdout).toMatch(/drain-timeout +15s\n/);
     expect(stdout).toMatch(/stop-timeout +5s\n/);
     expect(stdout).toMatch(/flush-timeout +2s\n/);
-    expect(stdout).toMatch(/total +27s\n/);
-    expect(stdout).toMatch(/grace-period +10s +DOES NOT FIT: 17s over/);
+    expect(stdout).toMatch(/total +27.5s\n/);
+    expect(stdout).toMatch(/grace-period +10s +DOES NOT FIT: 17.5s over/);
     expect(stderr).toContain("exceeds --grace-period 10s");
   }, 30_000);
 

@@ -346,14 +346,14 @@ describe("validateConfig", () => {
 
   test("the stop budget adds every phase", () => {
     expect(stopBudget(config({}))).toEqual({
-      phases: [["shutdown-delay", 5000], ["drain-timeout", 15_000], ["stop-timeout", 5000], ["flush-timeout", 2000]],
-      totalMs: 27_000,
+      phases: [["shutdown-delay", 5000], ["drain-timeout", 15_000], ["close-grace", 500], ["stop-timeout", 5000], ["flush-timeout", 2000]],
+      totalMs: 27_500,
     });
   });
 
   test("a budget over the grace period is refused; one that fits exactly is not", () => {
-    expect(() => validateConfig(config({ gracePeriod: "10s" }))).toThrow(/The stop budget of 27s .* exceeds --grace-period 10s/);
-    expect(() => validateConfig(config({ gracePeriod: "27s" }))).not.toThrow();
+    expect(() => validateConfig(config({ gracePeriod: "10s" }))).toThrow(/The stop budget of 27.5s .* exceeds --grace-period 10s/);
+    expect(() => validateConfig(config({ gracePeriod: "27.5s" }))).not.toThrow();
     // The message names where the grace period came from.
     expect(() => validateConfig(resolveConfig({}, { SLUICE_GRACE_PERIOD: "10s" }, ["app"]))).toThrow(/exceeds SLUICE_GRACE_PERIOD 10s/);
     expect(() => validateConfig(config({}))).not.toThrow();
