@@ -5,7 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { type CacheEntry, freshnessLifetime, requestPolicy, type ResponseCache } from "../cache/response-cache.ts";
+import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, type ResponseCache } from "../cache/response-cache.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
@@ -38,7 +38,9 @@ const noop = (): void => {};
  * answered even while the child is restarting.
  */
 export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {}): MiddlewareHandler<ProxyEnv> {
-  return async function cache(c: Context<ProxyEnv>, next: Next): Promise<Response | void> {
+  // Not async: an async function's await costs every request a few microtask turns; this
+  // takes one (see middleware/chain.ts for how next() answers).
+  const middleware = function cache(c: Context<ProxyEnv>, next: Next): Response | Promise<Response> {
     const { exchange } = c.env;
     const request = exchange.request;
     const policy = requestPolicy(request);
@@ -46,7 +48,14 @@ export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {
       const entry = store.lookup(request);
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
     }
-    const response = answerOf(c, await next());
+    const rest = next() as unknown as Response | Promise<Response | void>;
+    const after = (answered: Response | void) => afterUpstream(c, request, policy, answerOf(c, answered));
+    return rest instanceof Response ? after(rest) : rest.then(after);
+  };
+  return middleware as unknown as MiddlewareHandler<ProxyEnv>;
+
+  /** What the cache does with the answer to a request it did not answer itself. */
+  function afterUpstream(c: Context<ProxyEnv>, request: Request, policy: RequestPolicy, response: Response): Response {
     const method = request.method;
     const label = policy === "use" ? "miss" : "bypass";
     observe(label);
@@ -70,7 +79,7 @@ export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {
     const headers = new Headers(response.headers);
     headers.set("x-cache", label);
     return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
-  };
+  }
 }
 
 /** The response to `request` from a stored entry: the whole response, its head (HEAD), or 304. */
