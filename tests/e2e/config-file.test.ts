@@ -42,8 +42,9 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     expect(stdout).toMatch(/drain-timeout +10s\n/);
     expect(stdout).toMatch(/stop-timeout +3s\n/);
     expect(stdout).toMatch(/flush-timeout +500ms\n/);
-    expect(stdout).toMatch(/total +15.5s\n/);
-    expect(stdout).toMatch(/grace-period +20s +fits, 4.5s to spare/);
+    expect(stdout).toMatch(/close-grace +500ms\n/);
+    expect(stdout).toMatch(/total +16s\n/);
+    expect(stdout).toMatch(/grace-period +20s +fits, 4s to spare/);
   }, 60_000);
 
   test("check --config with an invalid file exits 78 naming the file, the line and the key", async () => {

@@ -66,8 +66,8 @@ describe.each(TARGETS)("systemd notify ($name)", (target) => {
     sluice.signal("SIGTERM");
     await until(() => listener.messages.some((m) => m.text.startsWith("STOPPING=1")), 10_000, "STOPPING=1");
     const stopping = listener.messages.find((m) => m.text.startsWith("STOPPING=1"))!;
-    // The whole stop budget: 1.5 s + 5 s + 3 s + 1 s.
-    expect(stopping.text).toContain("EXTEND_TIMEOUT_USEC=10500000");
+    // The whole stop budget: 1.5 s + 5 s + 0.5 s close-grace + 3 s + 1 s.
+    expect(stopping.text).toContain("EXTEND_TIMEOUT_USEC=11000000");
     expect(await sluice.exitCode()).toBe(0);
     listener.stop();
   }, 60_000);
