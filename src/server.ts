@@ -5,6 +5,7 @@ import { CLOSE_GRACE_MS } from "./config.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
+import { errorResponse } from "./proxy.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
@@ -155,6 +156,9 @@ export class Server {
     ) {
       exchange.bytesOut = Number(length);
       exchange.end("complete");
+    } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
+      // The same small body with a recorded span: read whole, it still goes out untouched.
+      final = await whole(response, exchange);
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);
       final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
@@ -197,6 +201,30 @@ export class Server {
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };
+}
+
+/**
+ * A small body with a recorded span, read whole and handed over with its headers: the runtime
+ * sends it as fast as an untouched one (and on Bun with its Content-Length), and the exchange
+ * ends when its last byte is handed over, as a followed stream's does.
+ */
+async function whole(response: Response, exchange: Exchange): Promise<Response> {
+  try {
+    const bytes = await response.bytes();
+    exchange.bytesOut = bytes.byteLength;
+    exchange.end("complete");
+    return new Response(bytes, response);
+  } catch (error) {
+    exchange.clientGone();
+    if (exchange.abortReason === "client-cancel" || exchange.abortReason === "aborted") {
+      exchange.end(exchange.abortReason);
+      return new Response(null, { status: 499 });
+    }
+    exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+    exchange.status = 502;
+    exchange.end("error");
+    return errorResponse(502, exchange);
+  }
 }
 
 /**

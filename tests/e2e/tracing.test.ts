@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
-import { readMetrics, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { BUN, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** SLUICE_* and OTEL_* variables inherited from the shell would change what these tests see. */
 const CLEAN_ENV: Record<string, string> = {
@@ -312,6 +312,25 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     expect(ms(server.endTimeUnixNano - server.startTimeUnixNano)).toBeGreaterThanOrEqual(1100);
     // The client span covers the upstream call up to its response headers, so it ended early.
     expect(ms(client.endTimeUnixNano)).toBeLessThan(chunkTimes[1]!);
+    await stop(sluice);
+  }, 60_000);
+
+  test("a small traced response keeps its Content-Length, and its server span covers the whole body", async () => {
+    const otlp = receiver();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0"],
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+      child: [BUN, join(ROOT, "tests/fixtures/halves-app.ts")],
+    });
+    const response = await fetch(`${sluice.url}/`, { headers: { "accept-encoding": "identity" } });
+    expect(response.headers.get("content-length")).toBe("2000");
+    expect(await response.text()).toBe("h".repeat(1000) + "r".repeat(1000));
+    const doneAt = Date.now();
+    await otlp.waitForSpans(2, 20_000);
+    const server = otlp.spans.find((span) => span.kind === SERVER)!;
+    const ms = (nanos: bigint) => Number(nanos / 1_000_000n);
+    expect(ms(server.endTimeUnixNano - server.startTimeUnixNano)).toBeGreaterThanOrEqual(550);
+    expect(ms(server.endTimeUnixNano)).toBeLessThanOrEqual(doneAt + 25);
     await stop(sluice);
   }, 60_000);
 
