@@ -5,7 +5,6 @@ import { CLOSE_GRACE_MS } from "./config.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
-import { errorResponse } from "./proxy.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
@@ -157,8 +156,8 @@ export class Server {
       exchange.bytesOut = Number(length);
       exchange.end("complete");
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
-      // The same small body with a recorded span: read whole, it still goes out untouched.
-      final = await whole(response, exchange);
+      // The same small body with a recorded span: its first chunk decides (see firstChunkWhole).
+      final = await firstChunkWhole(response, Number(length), exchange);
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);
       final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
@@ -204,27 +203,41 @@ export class Server {
 }
 
 /**
- * A small body with a recorded span, read whole and handed over with its headers: the runtime
- * sends it as fast as an untouched one (and on Bun with its Content-Length), and the exchange
- * ends when its last byte is handed over, as a followed stream's does.
+ * A small body with a recorded span: when its first chunk is the whole of it (the usual case),
+ * it is handed over as bytes, which the runtime sends as fast as an untouched body (and on
+ * Bun with its Content-Length); the exchange ends then, as a followed stream's ends when its
+ * last chunk is handed over. A body that arrives in parts is followed as a stream, its first
+ * chunk going out at once: a slow body is never held back.
  */
-async function whole(response: Response, exchange: Exchange): Promise<Response> {
+async function firstChunkWhole(response: Response, length: number, exchange: Exchange): Promise<Response> {
+  const reader = response.body!.getReader();
+  let first: Awaited<ReturnType<typeof reader.read>>;
   try {
-    const bytes = await response.bytes();
+    first = await reader.read();
+  } catch {
+    reader.releaseLock();
+    return new Response(observeBody(response.body!, exchange), response); // the error surfaces there
+  }
+  if (first.done || first.value.byteLength >= length) {
+    const bytes = (first.done ? new Uint8Array(0) : first.value) as Uint8Array<ArrayBuffer>;
+    reader.cancel().catch(() => {});
     exchange.bytesOut = bytes.byteLength;
     exchange.end("complete");
     return new Response(bytes, response);
-  } catch (error) {
-    exchange.clientGone();
-    if (exchange.abortReason === "client-cancel" || exchange.abortReason === "aborted") {
-      exchange.end(exchange.abortReason);
-      return new Response(null, { status: 499 });
-    }
-    exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-    exchange.status = 502;
-    exchange.end("error");
-    return errorResponse(502, exchange);
   }
+  const chunk = first.value;
+  const rest = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(chunk);
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+  return new Response(observeBody(rest, exchange), response);
 }
 
 /**
