@@ -9,6 +9,7 @@ import { chain } from "./middleware/chain.ts";
 import { compression } from "./middleware/compression.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
+import { requestLimits } from "./middleware/request-limits.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { endServerSpan, tracing } from "./middleware/tracing.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
@@ -22,6 +23,8 @@ export interface AppDeps {
   upstreamFetch: UpstreamFetch;
   /** The runtime's compressors. */
   compressors: Pick<Runtime, "compressionEncodings" | "compressionStream">;
+  /** The runtime's own HTTP limits, and its header counter. */
+  http: Pick<Runtime, "httpLimits" | "countHeaders">;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
   tracer?: Tracer | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -38,19 +41,26 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, compressors, http, tracer, release }: AppDeps): Pipeline {
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
   if (tracer) onEnd.push(endServerSpan());
 
   const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
+  const limits = requestLimits({
+    maxHeaderCount: config.maxHeaderCount,
+    maxHeaderSize: config.maxHeaderSize,
+    runtimeLimits: http.httpLimits,
+    countHeaders: http.countHeaders,
+  });
   // One route with one handler: Hono runs it without its compose (see middleware/chain.ts).
   app.all(
     "*",
     chain([
       ...(tracer ? [tracing(tracer)] : []),
       requestId(),
+      ...(limits ? [limits] : []),
       compression({
         enabled: config.compression,
         minimumBytes: config.compressionMinSize,
@@ -64,6 +74,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, co
       fetch: upstreamFetch,
       upstreamTimeoutMs: config.upstreamTimeout,
       maxRequestBody: config.maxRequestBody,
+      bodyTimeoutMs: config.bodyTimeout,
       trustedProxies: config.trustedProxies,
     })),
   );

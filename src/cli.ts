@@ -18,6 +18,7 @@ import { formatDuration } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
+import { validateClientLimits } from "./client-limits.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
@@ -207,6 +208,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
         const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
         try {
           validateConfig(config);
+          validateClientLimits(config, runtime);
         } catch (error) {
           if (error instanceof ConfigError) stdout.write(budgetText(config));
           throw error;
@@ -221,6 +223,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
     const loadConfig = async (): Promise<Config> => {
       const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
       validateConfig(config);
+      validateClientLimits(config, runtime);
       return config;
     };
     const config = await loadConfig();

@@ -1,6 +1,7 @@
 /** @module Server: the public listener, its in-flight registry, and the drain with a deadline. */
 
 import type { Pipeline } from "./app.ts";
+import type { Config } from "./config.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { Exchange } from "./exchange.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
@@ -13,6 +14,9 @@ import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
  * close. Larger and unknown-length (streamed) bodies are observed to the last byte.
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
+
+/** The listener's connection timeouts, in ms (0: none); see --idle-timeout and --header-timeout. */
+export type ClientTimeouts = Pick<Config, "idleTimeout" | "headerTimeout">;
 
 export interface DrainResult {
   drained: number;
@@ -69,11 +73,13 @@ export class Server {
     return this.#listener?.port ?? 0;
   }
 
-  async start(hostname: string, port: number): Promise<void> {
+  async start(hostname: string, port: number, { idleTimeout, headerTimeout }: ClientTimeouts = { idleTimeout: 0, headerTimeout: 0 }): Promise<void> {
     this.#listener = await this.#runtime.serve({
       hostname,
       port,
       handler: (request, info) => this.#serve(request, info),
+      idleTimeoutMs: idleTimeout,
+      headerTimeoutMs: headerTimeout,
     });
   }
 
@@ -147,6 +153,7 @@ export class Server {
 
   /** Runs when an exchange ends: leave the registry, run its pipeline's observers. */
   #onEnd = (exchange: Exchange): void => {
+    this.#listener?.requestEnded(exchange.request);
     const slot = this.#inFlight.get(exchange)!;
     this.#inFlight.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();

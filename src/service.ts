@@ -94,7 +94,7 @@ export class Service {
    */
   #buildPipeline(config: Config): Pipeline {
     const { runtime } = this.#deps;
-    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, compressors: runtime };
+    const deps = { readiness: this.#readiness, metrics: this.#metrics, upstreamFetch: runtime.upstreamFetch, compressors: runtime, http: runtime };
     if (!config.tracing.enabled) return buildApp(config, deps);
     const { tracing } = config;
     const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));
@@ -173,7 +173,7 @@ export class Service {
       this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, () =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request) }));
     }
-    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort).then(() => undefined));
+    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort, this.#config).then(() => undefined));
     log.lifecycle.info("Listening on {host}:{port}", {
       event: "listening",
       host: httpHost,
