@@ -50,9 +50,14 @@ class Connection {
   }
 }
 
-export async function serveConnections(
+export function serveConnections(options: ServeOptions): Promise<HttpListener> {
+  // Deno.listen throws at once (AddrInUse ...): turned into a rejection, as Bun's adapter does.
+  return new Promise((resolve) => resolve(listenAndServe(options)));
+}
+
+function listenAndServe(
   { hostname, port, handler, onError, idleTimeoutMs = 0, headerTimeoutMs = 0 }: ServeOptions,
-): Promise<HttpListener> {
+): HttpListener {
   const serveOnConnection = internalServeOnConnection();
   const listener = Deno.listen({ hostname, port });
   const open = new Set<Connection>();
