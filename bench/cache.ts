@@ -68,6 +68,7 @@ async function front(port: number, upstreamPort: number): Promise<void> {
     upstreamConnect: bunRuntime.connectTcp,
     compressors: bunRuntime,
     files: bunRuntime,
+    http: bunRuntime,
     responseCache: new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }),
   });
   const server = new Server(bunRuntime, pipeline);

@@ -12,6 +12,7 @@ import { compression } from "./middleware/compression.ts";
 import { errorPages } from "./middleware/error-pages.ts";
 import { holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
+import { requestLimits } from "./middleware/request-limits.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { staticFiles } from "./middleware/static-files.ts";
 import { endServerSpan, tracing } from "./middleware/tracing.ts";
@@ -34,6 +35,8 @@ export interface AppDeps {
   responseCache?: ResponseCache | undefined;
   /** The runtime's file access, for X-Sendfile and static files. */
   files: Pick<Runtime, "realPath" | "statFile" | "fileBody">;
+  /** The runtime's own HTTP limits, and its header counter. */
+  http: Pick<Runtime, "httpLimits" | "countHeaders">;
   /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
   tracer?: Tracer | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -50,7 +53,7 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, http, tracer, release }: AppDeps): Pipeline {
   if (config.files === undefined) throw new TypeError("buildApp needs config.files: run prepareFiles on the config first");
   const { sendfileDirs, publicDir, pages } = config.files;
   const onEnd: EndListener[] = [requestMetrics(metrics)];
@@ -59,11 +62,18 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
 
   const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
+  const limits = requestLimits({
+    maxHeaderCount: config.maxHeaderCount,
+    maxHeaderSize: config.maxHeaderSize,
+    runtimeLimits: http.httpLimits,
+    countHeaders: http.countHeaders,
+  });
   const forward = proxy({
     origin: `http://${host}:${config.targetPort}`,
     fetch: upstreamFetch,
     upstreamTimeoutMs: config.upstreamTimeout,
     maxRequestBody: config.maxRequestBody,
+    bodyTimeoutMs: config.bodyTimeout,
     trustedProxies: config.trustedProxies,
     editRequestHeaders: sendfileRequestHeader(config.xSendfile),
   });
@@ -80,6 +90,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     chain([
       ...(tracer ? [tracing(tracer)] : []),
       requestId(),
+      ...(limits ? [limits] : []),
       // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
       // adds to Vary) and costs no compression work.
       ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc({ event }) })] : []),

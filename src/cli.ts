@@ -17,8 +17,9 @@ import { loadConfigFile } from "./config-file.ts";
 import { formatDuration } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
-import { flushLogging, setupLogging } from "./log.ts";
+import { flushLogging, log, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
+import { unappliedClientLimits, validateClientLimits } from "./client-limits.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
@@ -209,6 +210,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
         try {
           validateConfig(config);
           await prepareFiles(config, runtime);
+          validateClientLimits(config, runtime);
         } catch (error) {
           if (error instanceof ConfigError) stdout.write(budgetText(config));
           throw error;
@@ -223,10 +225,17 @@ export async function runCli(runtime: Runtime): Promise<number> {
     const loadConfig = async (): Promise<Config> => {
       const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
       validateConfig(config);
+      validateClientLimits(config, runtime);
       return { ...config, files: await prepareFiles(config, runtime) };
     };
     const config = await loadConfig();
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
+    for (const source of unappliedClientLimits(config, runtime)) {
+      log.lifecycle.warn("{source} is not applied: this runtime's HTTP server has no idle or header timeout", {
+        event: "config.unapplied",
+        source,
+      });
+    }
     const service = new Service(config, { runtime, env, stdout, stderr, loadConfig });
     const code = await service.run();
     // What the stop left of --flush-timeout bounds the log flush: a reader that stopped

@@ -14,7 +14,8 @@ export type AbortReason =
   | "client-cancel" // the client disconnected
   | "aborted" // sluice cut it (drain deadline, fast stop)
   | "upstream-timeout" // no response headers within --upstream-timeout
-  | "body-too-large"; // the request body grew past --max-request-body
+  | "body-too-large" // the request body grew past --max-request-body
+  | "body-timeout"; // the client paused its request body longer than --body-timeout
 
 export type EndListener = (exchange: Exchange) => void;
 

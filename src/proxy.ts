@@ -25,6 +25,11 @@ export interface ProxyOptions {
   upstreamTimeoutMs: number;
   /** 0 means no limit. */
   maxRequestBody: number;
+  /**
+   * Longest pause while the client sends its request body, then 408; 0 means no limit.
+   * @default 0
+   */
+  bodyTimeoutMs?: number;
   trustedProxies: readonly Cidr[];
   /** A last edit of the upstream request's headers (X-Sendfile-Type, see middleware/x-sendfile.ts). */
   editRequestHeaders?: (headers: Headers) => void;
@@ -42,6 +47,7 @@ class BodyTooLarge extends Error {
 }
 
 const ERROR_TEXT = {
+  408: "Request Timeout",
   413: "Payload Too Large",
   499: "Client Closed Request",
   502: "Bad Gateway",
@@ -53,7 +59,7 @@ const ERROR_TEXT = {
 export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange): Response {
   const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
-  if (status === 413) headers.set("connection", "close"); // the unread body stays on the connection
+  if (status === 413 || status === 408) headers.set("connection", "close"); // the unread body stays on the connection
   return markGenerated(new Response(`${ERROR_TEXT[status]}\n`, { status, headers }));
 }
 
@@ -64,8 +70,10 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
  */
 const CLIENT_WATCH_DELAY_MS = 50;
 
-export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, trustedProxies, editRequestHeaders }: ProxyOptions) {
+export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTimeoutMs = 0, trustedProxies, editRequestHeaders }: ProxyOptions) {
   const waitingForHeaders = new Deadlines<Exchange>(upstreamTimeoutMs, (exchange) => exchange.abort("upstream-timeout"));
+  // Aborting the exchange aborts the upstream request, which cancels the body it was reading.
+  const bodyPaused = bodyTimeoutMs > 0 ? new Deadlines<Exchange>(bodyTimeoutMs, (exchange) => exchange.abort("body-timeout")) : undefined;
   const slowToAnswer = new Deadlines<Exchange>(CLIENT_WATCH_DELAY_MS, (exchange) => exchange.watchClient());
   return async function forward(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
@@ -77,9 +85,9 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
     }
     const body = incoming.body === null
       ? null
-      : declaredLength !== null && maxRequestBody === 0
+      : declaredLength !== null && maxRequestBody === 0 && bodyPaused === undefined
       ? incoming.body
-      : countBody(incoming.body, exchange, maxRequestBody);
+      : countBody(incoming.body, exchange, maxRequestBody, bodyPaused);
 
     waitingForHeaders.add(exchange);
     slowToAnswer.add(exchange);
@@ -101,6 +109,8 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, truste
       switch (exchange.abortReason) {
         case "body-too-large":
           return errorResponse(413, exchange);
+        case "body-timeout":
+          return errorResponse(408, exchange);
         case "client-cancel":
           return errorResponse(499, exchange);
         case "aborted":
@@ -167,17 +177,29 @@ function clientResponse(upstream: Response, method: string, exchange: Exchange):
   }
 }
 
-/** Passes the request body through, counting it and enforcing the size limit as it streams. */
+/**
+ * Passes the request body through, counting it and enforcing the size limit as it streams;
+ * `paused` bounds each wait for the client's next chunk (waits for the upstream to take one
+ * do not count).
+ */
 function countBody(
   body: ReadableStream<Uint8Array>,
   exchange: Exchange,
   limit: number,
+  paused: Deadlines<Exchange> | undefined,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let counted = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { done, value } = await reader.read();
+      paused?.add(exchange);
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } finally {
+        paused?.delete(exchange);
+      }
+      const { done, value } = chunk;
       if (done) return controller.close();
       counted += value.byteLength;
       exchange.bytesIn = counted;
@@ -190,6 +212,9 @@ function countBody(
       }
       controller.enqueue(value);
     },
-    cancel: (reason) => reader.cancel(reason),
+    cancel(reason) {
+      paused?.delete(exchange);
+      return reader.cancel(reason);
+    },
   }, { highWaterMark: 0 });
 }

@@ -1,7 +1,7 @@
 /** @module Server: the public listener, its in-flight registry, and the drain with a deadline. */
 
 import type { Pipeline } from "./app.ts";
-import { CLOSE_GRACE_MS } from "./config.ts";
+import { CLOSE_GRACE_MS, type Config } from "./config.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
@@ -19,6 +19,9 @@ import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websock
  * Bun its Content-Length too (Bun sends a stream of more than one chunk chunked).
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
+
+/** The listener's connection timeouts, in ms (0: none); see --idle-timeout and --header-timeout. */
+export type ClientTimeouts = Pick<Config, "idleTimeout" | "headerTimeout">;
 
 export interface DrainResult {
   drained: number;
@@ -85,11 +88,13 @@ export class Server {
     return this.#listener?.port ?? 0;
   }
 
-  async start(hostname: string, port: number): Promise<void> {
+  async start(hostname: string, port: number, { idleTimeout, headerTimeout }: ClientTimeouts = { idleTimeout: 0, headerTimeout: 0 }): Promise<void> {
     this.#listener = await this.#runtime.serve({
       hostname,
       port,
       handler: (request, info) => this.#serve(request, info),
+      idleTimeoutMs: idleTimeout,
+      headerTimeoutMs: headerTimeout,
     });
   }
 
@@ -192,6 +197,7 @@ export class Server {
 
   /** Runs when an exchange ends: leave the registry, run its pipeline's observers. */
   #onEnd = (exchange: Exchange): void => {
+    this.#listener?.requestEnded(exchange.request);
     const slot = this.#inFlight.get(exchange)!;
     this.#inFlight.delete(exchange);
     this.#websockets.delete(exchange);

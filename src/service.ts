@@ -104,6 +104,7 @@ export class Service {
       upstreamConnect: runtime.connectTcp,
       compressors: runtime,
       files: runtime,
+      http: runtime,
       responseCache: this.#responseCacheFor(config),
     };
     if (!config.tracing.enabled) return buildApp(config, deps);
@@ -195,7 +196,7 @@ export class Service {
       this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, () =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request) }));
     }
-    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort).then(() => undefined));
+    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort, this.#config).then(() => undefined));
     log.lifecycle.info("Listening on {host}:{port}", {
       event: "listening",
       host: httpHost,

@@ -1,6 +1,6 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
-import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
@@ -26,15 +26,18 @@ let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
 /** Children spawned here whose exit Bun has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
 
-function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
+function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOptions): Promise<HttpListener> {
+  // Bun's idle timer runs from the last bytes read, in 4 s ticks, and cuts a request in
+  // flight too (a slow upstream, a streamed response, a long upload): each request suspends
+  // it on arrival and restores it once its response is done (requestEnded).
+  const idleSeconds = Math.ceil(idleTimeoutMs / 1000);
   const server = Bun.serve({
     websocket: bunWebSocketHandler,
     hostname,
     port,
-    // Bun closes connections idle for 10 s by default, including one whose request waits
-    // on a slow upstream; sluice bounds that wait itself (--upstream-timeout).
-    idleTimeout: 0,
+    idleTimeout: idleSeconds,
     fetch(request, server) {
+      if (idleSeconds > 0) server.timeout(request, 0);
       return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
     },
     error: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
@@ -49,7 +52,28 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       void server.stop(true);
     },
     upgradeWebSocket: (request, accept) => bunUpgradeWebSocket(server, request, accept),
+    requestEnded(request) {
+      if (idleSeconds > 0) server.timeout(request, idleSeconds);
+    },
   });
+}
+
+/**
+ * Bun's own HTTP limits (measured on 1.4.5): heads over --max-http-header-size (16 KiB
+ * unless BUN_OPTIONS or the command line sets it; the first one given wins) and more than
+ * 198 header lines get its own 431; idleTimeout is whole seconds up to 255; a request's
+ * headers get a fixed 10 s (closed 10-12 s after the connection's first byte).
+ */
+function httpLimits(): HttpServerLimits {
+  const flag = process.execArgv.find((arg) => arg.startsWith("--max-http-header-size"));
+  const value = flag?.includes("=") ? flag.slice(flag.indexOf("=") + 1) : process.execArgv[process.execArgv.indexOf(flag ?? "") + 1];
+  return {
+    maxHeaderBytes: flag && Number(value) > 0 ? Number(value) : 16 * 1024,
+    maxHeaderCount: 198,
+    connectionTimeouts: true,
+    maxIdleTimeoutMs: 255_000,
+    fixedHeaderTimeoutMs: 10_000,
+  };
 }
 
 function spawn(command: readonly string[], { env, cwd }: { env: Record<string, string>; cwd?: string }): ChildProcess {
@@ -109,6 +133,9 @@ export const bunRuntime: Runtime = {
   args: process.argv.slice(2),
   env: () => ({ ...initialEnv }),
   serve,
+  httpLimits: httpLimits(),
+  // Bun's Headers know their size natively; iterating them would copy them into JS.
+  countHeaders: (headers) => (headers as Headers & { count: number }).count,
   spawn,
   probeTcp,
   connectTcp: bunConnectTcp,

@@ -1,7 +1,18 @@
 /** @module The Deno adapter: fills the Runtime interface with Deno.*. */
 
 import { Http1Client } from "../upstream/http1-client.ts";
-import type { ChildProcess, ChildSignal, ContentEncoding, ExitStatus, FileStat, HttpListener, Runtime, ServeOptions, TcpConnection } from "./types.ts";
+import type {
+  ChildProcess,
+  ChildSignal,
+  ContentEncoding,
+  ExitStatus,
+  FileStat,
+  HttpListener,
+  HttpServerLimits,
+  Runtime,
+  ServeOptions,
+  TcpConnection,
+} from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
@@ -11,6 +22,20 @@ import { denoUpgradeWebSocket } from "./websocket-deno.ts";
 
 /** Children spawned here whose exit Deno has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
+
+/**
+ * Deno's own HTTP limits (measured on 2.9.6): heads over about 64 KiB or with more than 128
+ * header lines get a 400 from Deno itself. Deno.serve has no idle or header timeout and no
+ * handle on a connection; serving each accepted connection with Deno's internal
+ * serveHttpOnConnection would add them, but closes upgraded WebSockets at once (runtime notes).
+ */
+const httpLimits: HttpServerLimits = {
+  maxHeaderBytes: 64 * 1024,
+  maxHeaderCount: 128,
+  connectionTimeouts: false,
+  maxIdleTimeoutMs: undefined,
+  fixedHeaderTimeoutMs: undefined,
+};
 
 function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
@@ -36,7 +61,16 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       // flight itself, which closes its connection.
     },
     upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
+    requestEnded() {
+      // Deno.serve has no idle timeout to restore (see httpLimits).
+    },
   }));
+}
+
+function countHeaders(headers: Headers): number {
+  let count = 0;
+  for (const _ of headers.keys()) count++;
+  return count;
 }
 
 function spawn(command: readonly string[], { env, cwd }: { env: Record<string, string>; cwd?: string }): ChildProcess {
@@ -170,6 +204,8 @@ export const denoRuntime: Runtime = {
   args: Deno.args,
   env: () => Deno.env.toObject(),
   serve,
+  httpLimits,
+  countHeaders,
   spawn,
   probeTcp,
   connectTcp: connect,

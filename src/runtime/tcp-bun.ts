@@ -7,6 +7,8 @@ const READ_AHEAD_BYTES = 256 * 1024;
 
 export async function bunConnectTcp(hostname: string, port: number): Promise<TcpConnection> {
   let input!: ReadableStreamDefaultController<Uint8Array>;
+  // Assigned once, below: the streams' callbacks may run before the connection exists.
+  // deno-lint-ignore prefer-const
   let socket: Awaited<ReturnType<typeof Bun.connect>> | undefined;
   let closed = false;
   let drained: (() => void) | undefined;

@@ -71,6 +71,24 @@ export interface ServeOptions {
   handler: FetchHandler;
   /** Called for errors thrown by `handler` that escaped it. */
   onError?: (error: unknown) => Response;
+  /** Close a connection without a request in flight after this long (0: never). See HttpServerLimits. */
+  idleTimeoutMs?: number;
+  /** Close a connection whose first request's headers are not in after this long (0: never). */
+  headerTimeoutMs?: number;
+}
+
+/** What a runtime's HTTP server enforces by itself, whatever sluice asks (measured: docs/runtime-notes.md). */
+export interface HttpServerLimits {
+  /** Largest request head (request line and headers) it reads; it refuses larger ones itself. */
+  maxHeaderBytes: number;
+  /** Most request header lines it reads; it refuses more itself. */
+  maxHeaderCount: number;
+  /** Whether it can apply idle and header timeouts at all (Deno.serve cannot). */
+  connectionTimeouts: boolean;
+  /** Longest idle timeout it can apply; undefined when there is no such bound. */
+  maxIdleTimeoutMs: number | undefined;
+  /** Its own wait for a request's headers when that cannot be changed; undefined when it can. */
+  fixedHeaderTimeoutMs: number | undefined;
 }
 
 /** A bound HTTP listener. */
@@ -92,6 +110,11 @@ export interface HttpListener {
    * event then runs).
    */
   upgradeWebSocket(request: Request, accept: WebSocketAccept): Response | undefined;
+  /**
+   * The response to `request` is complete or handed over: its connection may count as idle
+   * from now. Until then a request in flight is never cut by the idle timeout.
+   */
+  requestEnded(request: Request): void;
 }
 
 export interface ExitStatus {
@@ -163,6 +186,9 @@ export interface Runtime {
   /** A snapshot of the process environment. */
   env(): Record<string, string>;
   serve(options: ServeOptions): Promise<HttpListener>;
+  readonly httpLimits: HttpServerLimits;
+  /** The number of header fields (repeated names merged into one), as cheaply as the runtime allows. */
+  countHeaders(headers: Headers): number;
   /** Spawns `command` in its own process group (setsid) with piped output. */
   spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
   /** True when a TCP connection to hostname:port succeeds (it is closed at once). */
