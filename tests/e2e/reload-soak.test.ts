@@ -132,9 +132,12 @@ async function startSoak(target: Target) {
  * reloads in a row grew it +18 MiB in all (round to round -5..+8 MiB), not linearly. For
  * scale: a pipeline is about 5 KiB of heap and a tracer provider about 4 KiB, so a provider
  * leaked per reload is caught exactly by the metrics below, not by this bound; the bound
- * catches a leak of about 16 KiB (binary) or 32 KiB (Deno) per reload.
+ * catches a leak of about 16 KiB (binary) or 40 KiB (Deno) per reload. Deno's bound was 32
+ * MiB until one run of the whole suite measured +33.7 MiB (alone: +11 and +13 MiB); 3,000
+ * pipelines of the current, larger pipeline built and released under Deno leave its heap
+ * after GC flat at 7.7 MiB, so that was the allocator, not a leak.
  */
-const RSS_GROWTH_MIB = { binary: 16, deno: 32 };
+const RSS_GROWTH_MIB = { binary: 16, deno: 40 };
 /** Pooled keep-alive sockets (test client -> sluice, sluice -> app, sluice -> receiver) may differ by a few. */
 const FD_SLACK = 4;
 
