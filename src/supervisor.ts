@@ -81,6 +81,15 @@ export class Supervisor {
 
   /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
   async start(): Promise<void> {
+    // Readiness is "the port accepts": a port some other process already listens on would
+    // look ready at once, and every request would go to that process instead of the child.
+    const { targetHost, targetPort } = this.#options;
+    if (await this.#deps.runtime.probeTcp(targetHost, targetPort)) {
+      throw new ChildStartError(
+        `Cannot start the child: ${targetHost}:${targetPort} (--target-port) already accepts connections, ` +
+          `so requests would go to another process; stop it or choose another --target-port`,
+      );
+    }
     for (;;) {
       const child = this.#spawn();
       const outcome = await this.#waitReady(child);

@@ -255,6 +255,17 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78, reason: "start failed" });
       await groupGone(pgid);
     }, 60_000);
+    test("a target port another process already listens on: exit 78 naming it, and no child is started", async () => {
+      const squatter = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+      try {
+        const sluice = await startSluice(target, { args: ["--target-port", String(squatter.port)], waitReady: false });
+        expect(await sluice.exitCode()).toBe(78);
+        expect(sluice.events("start.failed")[0]?.error).toContain(`127.0.0.1:${squatter.port} (--target-port) already accepts connections`);
+        expect(sluice.events("child.started")).toEqual([]);
+      } finally {
+        squatter.stop(true);
+      }
+    }, 60_000);
   });
 
   describe("held requests are bounded", () => {
