@@ -1,6 +1,7 @@
 /** @module Http1Client: a small HTTP/1.1 client over a TcpConnection that passes headers and bytes through exactly. */
 
 import type { TcpConnection } from "../runtime/types.ts";
+import { concatBytes, indexOfBytes, latin1Decode, latin1Encode } from "../wire-bytes.ts";
 
 export interface Http1ClientOptions {
   /** Opens a TCP connection; rejects (e.g. connection refused) with the runtime's error. */
@@ -234,7 +235,7 @@ class Connection {
   /** The bytes before the next `delimiter` (consumed with it); null on EOF with nothing buffered. */
   async readUntil(delimiter: Uint8Array, max: number, what: string): Promise<Uint8Array | null> {
     for (let from = 0; ; ) {
-      const end = indexOf(this.#buffer, delimiter, from);
+      const end = indexOfBytes(this.#buffer, delimiter, from);
       if (end > max || (end === -1 && this.#buffer.length > max)) {
         throw malformed(this.key, `${what} longer than ${max} bytes`);
       }
@@ -269,7 +270,7 @@ class Connection {
       if (done) return false;
       if (value.length === 0) continue;
       this.bytesRead += value.length;
-      this.#buffer = this.#buffer.length === 0 ? value : concat([this.#buffer, value]);
+      this.#buffer = this.#buffer.length === 0 ? value : concatBytes([this.#buffer, value]);
       return true;
     }
   }
@@ -315,7 +316,7 @@ async function sendBody(conn: Connection, body: ReadableStream<Uint8Array>, leng
       }
       // A chunk's size line, data and CRLF go in one write (one syscall); an empty chunk would end the body.
       if (length !== undefined) await conn.write(chunk);
-      else if (chunk.length > 0) await conn.write(concat([latin1Encode(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+      else if (chunk.length > 0) await conn.write(concatBytes([latin1Encode(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
     }
     if (length === undefined) await conn.write(LAST_CHUNK);
     else if (total < length) throw new TypeError(`Cannot send the request body: it ended after ${total} of ${length} bytes`);
@@ -453,33 +454,4 @@ function abortable(connecting: Promise<TcpConnection>, signal: AbortSignal): Pro
       .catch(reject) // tcp.close() threw: nothing left to release
       .finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  for (let i = haystack.indexOf(needle[0]!, from); i !== -1; i = haystack.indexOf(needle[0]!, i + 1)) {
-    if (i + needle.length > haystack.length) return -1;
-    if (needle.every((byte, k) => haystack[i + k] === byte)) return i;
-  }
-  return -1;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/** Header bytes are Latin-1 on the wire and in Headers (ByteString); TextDecoder's "latin1" is windows-1252. */
-function latin1Decode(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  return text;
-}
-
-function latin1Encode(text: string): Uint8Array {
-  return Uint8Array.from(text, (char) => char.charCodeAt(0));
 }

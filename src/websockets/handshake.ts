@@ -7,6 +7,7 @@
 
 import { removeHopByHop } from "../forwarded-headers.ts";
 import type { TcpConnection } from "../runtime/types.ts";
+import { concatBytes, indexOfBytes, latin1Decode, latin1Encode } from "../wire-bytes.ts";
 
 const ACCEPT_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const HEAD_END = [13, 10, 13, 10];
@@ -130,7 +131,7 @@ async function readBody(reader: ReadableStreamDefaultReader<Uint8Array>, buffere
       if (length === Infinity) break;
       throw new HandshakeError("the child closed the connection in the middle of its answer");
     }
-    bytes = concat(bytes, value);
+    bytes = concatBytes([bytes, value]);
   }
   return length !== undefined && Number.isFinite(length) ? bytes.subarray(0, length) : bytes;
 }
@@ -148,14 +149,14 @@ function endsChunked(bytes: Uint8Array): boolean {
 function dechunk(bytes: Uint8Array): Uint8Array {
   const parts: Uint8Array[] = [];
   for (let at = 0; ;) {
-    const lineEnd = indexOf(bytes, [13, 10], at);
+    const lineEnd = indexOfBytes(bytes, [13, 10], at);
     if (lineEnd === -1) throw new HandshakeError("incomplete chunked body");
     const size = parseInt(latin1Decode(bytes.subarray(at, lineEnd)).split(";")[0]!.trim(), 16);
     if (Number.isNaN(size)) throw new HandshakeError("invalid chunk size");
     at = lineEnd + 2;
     if (size === 0) {
-      if (indexOf(bytes, HEAD_END, lineEnd) === -1 && indexOf(bytes, [13, 10], at) !== at) throw new HandshakeError("incomplete chunked body");
-      return concat(...parts);
+      if (indexOfBytes(bytes, HEAD_END, lineEnd) === -1 && indexOfBytes(bytes, [13, 10], at) !== at) throw new HandshakeError("incomplete chunked body");
+      return concatBytes(parts);
     }
     if (bytes.byteLength < at + size + 2) throw new HandshakeError("incomplete chunked body");
     parts.push(bytes.subarray(at, at + size));
@@ -166,12 +167,12 @@ function dechunk(bytes: Uint8Array): Uint8Array {
 async function readHead(reader: ReadableStreamDefaultReader<Uint8Array>, buffered: Uint8Array): Promise<{ head: Uint8Array; rest: Uint8Array }> {
   let bytes = buffered;
   for (;;) {
-    const end = indexOf(bytes, HEAD_END, 0);
+    const end = indexOfBytes(bytes, HEAD_END, 0);
     if (end !== -1) return { head: bytes.subarray(0, end), rest: bytes.subarray(end + 4) };
     if (bytes.byteLength > MAX_HEAD_BYTES) throw new HandshakeError(`response head over ${MAX_HEAD_BYTES} bytes`);
     const { done, value } = await reader.read();
     if (done) throw new HandshakeError("the child closed the connection before answering the upgrade");
-    bytes = concat(bytes, value);
+    bytes = concatBytes([bytes, value]);
   }
 }
 
@@ -200,32 +201,4 @@ function abortable(connecting: Promise<TcpConnection>, signal: AbortSignal): Pro
       .then((tcp) => (signal.aborted ? tcp.close() : resolve(tcp)), reject)
       .finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-function indexOf(haystack: Uint8Array, needle: readonly number[], from: number): number {
-  for (let i = haystack.indexOf(needle[0]!, from); i !== -1; i = haystack.indexOf(needle[0]!, i + 1)) {
-    if (i + needle.length > haystack.length) return -1;
-    if (needle.every((byte, k) => haystack[i + k] === byte)) return i;
-  }
-  return -1;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
-
-function latin1Decode(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  return text;
-}
-
-function latin1Encode(text: string): Uint8Array {
-  return Uint8Array.from(text, (char) => char.charCodeAt(0));
 }
