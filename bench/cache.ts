@@ -23,6 +23,7 @@ import { Readiness } from "../src/readiness.ts";
 import { Metrics } from "../src/telemetry/metrics.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
 import { Server } from "../src/server.ts";
+import { Http1Client } from "../src/upstream/http1-client.ts";
 import {
   BUN, BenchError, CONNECTIONS, LOAD_CPU, PROXY_CPU, ensureWrk, fmt, fmtMs, fmtRatio, freePort, log, median,
   pin, printTable, runBench, seconds, start, waitHttp200, wrk,
@@ -61,10 +62,11 @@ async function front(port: number, upstreamPort: number): Promise<void> {
   const config = { ...resolved, files: await prepareFiles(resolved, bunRuntime) };
   const readiness = new Readiness();
   readiness.setChild("ready");
+  const upstream = new Http1Client({ connect: bunRuntime.connectTcp });
   const pipeline = buildApp(config, {
     readiness,
     metrics: new Metrics(),
-    upstreamFetch: bunRuntime.upstreamFetch,
+    upstreamFetch: (url, init) => upstream.fetch(url, init),
     upstreamConnect: bunRuntime.connectTcp,
     compressors: bunRuntime,
     files: bunRuntime,

@@ -19,8 +19,10 @@ import { endServerSpan, tracing } from "./middleware/tracing.ts";
 import { sendfileRequestHeader, xSendfile } from "./middleware/x-sendfile.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
-import type { Runtime, UpstreamFetch } from "./runtime/types.ts";
+import type { Runtime } from "./runtime/types.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
+import type { UpstreamFetch } from "./upstream/http1-client.ts";
+import { connectTcpStreams } from "./upstream/tcp-streams.ts";
 import { isWebSocketUpgrade, websocketProxy } from "./websockets/websocket-proxy.ts";
 
 export interface AppDeps {
@@ -80,7 +82,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   const forwardWebSocket = websocketProxy({
     hostname: config.targetHost,
     port: config.targetPort,
-    connect: upstreamConnect,
+    connect: (hostname, port) => connectTcpStreams(upstreamConnect, hostname, port),
     upstreamTimeoutMs: config.upstreamTimeout,
     trustedProxies: config.trustedProxies,
   });

@@ -24,6 +24,7 @@ import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { versionLine } from "./version.ts";
+import { Http1Client } from "./upstream/http1-client.ts";
 
 /** A command line that cannot be understood; exits with ExitCode.USAGE. */
 export class UsageError extends Error {
@@ -168,14 +169,17 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
     url = `http://${host}:${admin.port}/readyz`;
   }
+  const client = new Http1Client({ connect: runtime.connectTcp });
   try {
     // The upstream client, not the global fetch: HTTP_PROXY set for the app must not divert
     // a request to sluice's own local listener (both runtimes' fetch send 127.0.0.1 to it).
-    const response = await runtime.upstreamFetch(url, { signal: AbortSignal.timeout(3000) });
+    const response = await client.fetch(url, { signal: AbortSignal.timeout(3000) });
     await response.body?.cancel();
     return response.status === 200 ? undefined : `GET ${url} answered ${response.status}`;
   } catch (error) {
     return `GET ${url} failed: ${error instanceof Error ? error.message : String(error)}`;
+  } finally {
+    client.close();
   }
 }
 

@@ -2,6 +2,7 @@
 
 import { type Cidr, cidrsContain } from "./config-values.ts";
 import type { Exchange } from "./exchange.ts";
+import type { HeaderFields } from "./upstream/http1-client.ts";
 
 /** RFC 9110 section 7.6.1 and the de-facto extras: headers meant for one connection only. */
 export const HOP_BY_HOP = [
@@ -15,56 +16,96 @@ export const HOP_BY_HOP = [
   "transfer-encoding",
   "upgrade",
 ];
+const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+
+/** Sets a field, replacing every field of that name. */
+export function setField(fields: HeaderFields, name: string, value: string): void {
+  removeField(fields, name);
+  fields.push([name, value]);
+}
+
+export function removeField(fields: HeaderFields, name: string): void {
+  for (let i = fields.length - 1; i >= 0; i--) if (fields[i]![0] === name) fields.splice(i, 1);
+}
+
+/** The names a Connection header lists (they are hop-by-hop too), or undefined when none. */
+function connectionNamed(connection: string | null | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  const names = new Set<string>();
+  for (const name of connection.split(",")) {
+    const trimmed = name.trim().toLowerCase();
+    if (trimmed) names.add(trimmed);
+  }
+  return names;
+}
 
 /** Removes hop-by-hop headers, including every header the Connection header names. */
 export function removeHopByHop(headers: Headers): void {
-  const named = headers.get("connection");
-  if (named) {
-    for (const name of named.split(",")) {
-      const trimmed = name.trim();
-      if (trimmed) headers.delete(trimmed);
-    }
-  }
+  for (const name of connectionNamed(headers.get("connection")) ?? []) headers.delete(name);
   for (const name of HOP_BY_HOP) headers.delete(name);
 }
 
-/**
- * The request's own headers, less hop-by-hop ones, edited in place when they can be (saves
- * a copy per request); a copy when they are immutable (the first delete throws before
- * changing anything).
- */
-function editableHeaders(request: Request): Headers {
-  try {
-    removeHopByHop(request.headers);
-    return request.headers;
-  } catch {
-    const headers = new Headers(request.headers);
-    removeHopByHop(headers);
-    return headers;
+/** The same for header fields (a response's, before its Response is made); names compared case-insensitively. */
+export function removeHopByHopFields(fields: HeaderFields): void {
+  const connection = fields.find(([name]) => name.length === 10 && name.toLowerCase() === "connection");
+  const named = connectionNamed(connection?.[1]);
+  for (let i = fields.length - 1; i >= 0; i--) {
+    const name = fields[i]![0].toLowerCase();
+    if (HOP_BY_HOP_NAMES.has(name) || named?.has(name)) fields.splice(i, 1);
   }
 }
 
 /**
- * Headers for the upstream request: the client's own, less hop-by-hop ones, plus
+ * Headers for the upstream request, built in one pass over the client's (editing a Headers
+ * object costs a runtime call per change, and the upstream client would read it back): the
+ * client's own, less hop-by-hop ones, plus
  * X-Forwarded-For/-Proto/-Host, X-Request-Id and X-Request-Start. Incoming X-Forwarded-*
  * and Forwarded headers are extended only when the peer is a trusted proxy; otherwise
  * they are replaced, so a client cannot spoof its address.
  */
-export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): Headers {
-  const headers = editableHeaders(exchange.request);
+export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields {
+  const headers = exchange.request.headers;
   const client = exchange.clientAddress;
   const trusted = cidrsContain(trustedProxies, client);
-  const forwardedFor = trusted ? headers.get("x-forwarded-for") : null;
-  if (client) headers.set("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client);
-  else if (!trusted) headers.delete("x-forwarded-for");
-  if (!trusted || !headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", "http");
-  const host = headers.get("host");
-  if (!trusted || !headers.has("x-forwarded-host")) {
-    if (host) headers.set("x-forwarded-host", host);
-    else headers.delete("x-forwarded-host");
-  }
-  if (!trusted) headers.delete("forwarded");
-  headers.set("x-request-id", exchange.requestId);
-  if (!trusted || !headers.has("x-request-start")) headers.set("x-request-start", `t=${exchange.startedAtEpochMs}`);
-  return headers;
+  const named = connectionNamed(headers.get("connection"));
+  const fields: HeaderFields = [];
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let requestStart: string | undefined;
+  let host: string | undefined;
+  headers.forEach((value, name) => {
+    if (HOP_BY_HOP_NAMES.has(name) || named?.has(name)) return;
+    switch (name) {
+      case "x-forwarded-for":
+        forwardedFor = value;
+        return;
+      case "x-forwarded-proto":
+        forwardedProto = value;
+        return;
+      case "x-forwarded-host":
+        forwardedHost = value;
+        return;
+      case "x-request-start":
+        requestStart = value;
+        return;
+      case "x-request-id":
+        return; // the exchange's own, below (the client's when it was sane)
+      case "forwarded":
+        if (!trusted) return;
+        break;
+      case "host":
+        host = value;
+        break;
+    }
+    fields.push([name, value]);
+  });
+  if (!trusted) forwardedFor = forwardedProto = forwardedHost = requestStart = undefined;
+  if (client) fields.push(["x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client]);
+  else if (forwardedFor) fields.push(["x-forwarded-for", forwardedFor]);
+  fields.push(["x-forwarded-proto", forwardedProto ?? "http"]);
+  if (forwardedHost ?? host) fields.push(["x-forwarded-host", (forwardedHost ?? host)!]);
+  fields.push(["x-request-id", exchange.requestId]);
+  fields.push(["x-request-start", requestStart ?? `t=${exchange.startedAtEpochMs}`]);
+  return fields;
 }

@@ -14,9 +14,9 @@ import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange, ExchangeTrace } from "./exchange.ts";
 import { propagator } from "./middleware/tracing.ts";
-import { removeHopByHop, upstreamRequestHeaders } from "./forwarded-headers.ts";
+import { removeHopByHopFields, setField, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
-import type { UpstreamFetch } from "./runtime/types.ts";
+import type { HeaderFields, UpstreamFetch } from "./upstream/http1-client.ts";
 
 export interface ProxyOptions {
   /** The child's origin, such as http://127.0.0.1:3000 */
@@ -32,7 +32,7 @@ export interface ProxyOptions {
   bodyTimeoutMs?: number;
   trustedProxies: readonly Cidr[];
   /** A last edit of the upstream request's headers (X-Sendfile-Type, see middleware/x-sendfile.ts). */
-  editRequestHeaders?: (headers: Headers) => void;
+  editRequestHeaders?: (fields: HeaderFields) => void;
 }
 
 export type ProxyEnv = { Bindings: { exchange: Exchange } };
@@ -97,11 +97,20 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
     const span = exchange.trace && startClientSpan(exchange.trace, incoming.method, url, headers);
     const sentAt = performance.now();
     try {
-      const upstream = await fetch(url, { method: incoming.method, headers, body, signal: exchange.signal });
+      const upstream = await fetch(url, {
+        method: incoming.method,
+        headers,
+        body,
+        signal: exchange.signal,
+        responseHeaders: (fields) => {
+          removeHopByHopFields(fields);
+          fields.push(["x-request-id", exchange.requestId]);
+        },
+      });
       exchange.upstreamMs = performance.now() - sentAt;
       span?.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, upstream.status);
       if (upstream.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
-      return clientResponse(upstream, incoming.method, exchange);
+      return clientResponse(upstream, incoming.method);
     } catch (error) {
       exchange.clientGone(); // a failed upload, say, because the client went away
       span?.setAttribute(ATTR_ERROR_TYPE, exchange.abortReason ?? "connection");
@@ -132,7 +141,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
  * The span of the upstream call, from sending to the response headers, under the server
  * span; its W3C trace context goes to the child in `traceparent`/`tracestate`.
  */
-function startClientSpan({ tracer, span: server, context }: ExchangeTrace, method: string, url: string, headers: Headers): Span | undefined {
+function startClientSpan({ tracer, span: server, context }: ExchangeTrace, method: string, url: string, headers: HeaderFields): Span | undefined {
   if (!server.isRecording()) {
     // Not sampled: the child still gets the trace context (sampled flag off), no span is made.
     propagator.inject(context, headers, headerSetter);
@@ -152,29 +161,16 @@ function startClientSpan({ tracer, span: server, context }: ExchangeTrace, metho
   return span;
 }
 
-const headerSetter: TextMapSetter<Headers> = { set: (headers, key, value) => headers.set(key, value) };
+const headerSetter: TextMapSetter<HeaderFields> = { set: setField };
 
 /**
- * The upstream's response as the client gets it. Returned as is, with its headers edited
- * in place, whenever the runtime allows: Bun sends a fetched Response it gets back
- * untouched much faster than a rebuilt one.
+ * The upstream's response as the client gets it: its header fields were edited before it
+ * was made (hop-by-hop ones gone, X-Request-Id added), so it is returned as is.
  */
-function clientResponse(upstream: Response, method: string, exchange: Exchange): Response {
-  if (bodyless(method, upstream.status) && upstream.body !== null) {
-    upstream.body.cancel().catch(() => {});
-    upstream = new Response(null, upstream);
-  }
-  try {
-    removeHopByHop(upstream.headers);
-    upstream.headers.set("x-request-id", exchange.requestId);
-    return upstream;
-  } catch {
-    // Immutable headers (a fetch Response on some runtimes): copy them.
-    const headers = new Headers(upstream.headers);
-    removeHopByHop(headers);
-    headers.set("x-request-id", exchange.requestId);
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers });
-  }
+function clientResponse(upstream: Response, method: string): Response {
+  if (!bodyless(method, upstream.status) || upstream.body === null) return upstream;
+  upstream.body.cancel().catch(() => {});
+  return new Response(null, upstream);
 }
 
 /**

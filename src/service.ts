@@ -24,6 +24,7 @@ import { buildSampler, SamplingTracer } from "./telemetry/sampler.ts";
 import { TracerPool } from "./telemetry/tracer-pool.ts";
 import { buildTracerProvider } from "./telemetry/tracer-provider.ts";
 import { exporterKey } from "./telemetry/tracing-config.ts";
+import { Http1Client, type UpstreamInit } from "./upstream/http1-client.ts";
 import { VERSION } from "./version.ts";
 
 export interface ServiceDeps {
@@ -58,11 +59,14 @@ export class Service {
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #responseCache: ResponseCache | undefined;
+  /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
+  #upstream: Http1Client;
 
   constructor(config: Config, deps: ServiceDeps) {
     this.#config = config;
     this.#deps = deps;
     const { runtime } = deps;
+    this.#upstream = new Http1Client({ connect: runtime.connectTcp });
     this.#notifier = new SystemdNotifier(runtime, deps.env);
     this.#orphans = new OrphanReaping(runtime, this.#metrics.orphansReaped);
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
@@ -85,7 +89,7 @@ export class Service {
         restart: config.restart,
         restartMaxDelayMs: config.restartMaxDelay,
       },
-      { runtime, readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
+      { runtime, upstream: (url, init) => this.#upstream.fetch(url, init), readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
     );
     this.#signals = new ProcessSignals(runtime, () => this.#requestReload());
   }
@@ -100,7 +104,7 @@ export class Service {
     const deps = {
       readiness: this.#readiness,
       metrics: this.#metrics,
-      upstreamFetch: runtime.upstreamFetch,
+      upstreamFetch: (url: string, init?: UpstreamInit) => this.#upstream.fetch(url, init),
       upstreamConnect: runtime.connectTcp,
       compressors: runtime,
       files: runtime,
@@ -307,6 +311,7 @@ export class Service {
     const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));
     // 5. Only now does the child hear about the stop.
     const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
+    this.#upstream.close();
     // 6. The rest shares one --flush-timeout, so the stop budget holds: spans of every
     // request served (drained ones included), the admin listener, then (in cli.ts) the log
     // lines still queued, which keep the last quarter of it, up to 250 ms.

@@ -9,6 +9,7 @@ import type { LineOutput } from "./output.ts";
 import type { Readiness } from "./readiness.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, Runtime } from "./runtime/types.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
+import type { UpstreamFetch } from "./upstream/http1-client.ts";
 
 export interface SupervisorOptions {
   command: readonly string[];
@@ -23,6 +24,8 @@ export interface SupervisorOptions {
 
 export interface SupervisorDeps {
   runtime: Runtime;
+  /** Requests to the child (the --ready-path probe). */
+  upstream: UpstreamFetch;
   readiness: Readiness;
   metrics: Metrics;
   stdout: LineOutput;
@@ -196,7 +199,7 @@ export class Supervisor {
     if (readyPath === undefined) return this.#deps.runtime.probeTcp(targetHost, targetPort);
     try {
       const host = targetHost.includes(":") ? `[${targetHost}]` : targetHost;
-      const response = await this.#deps.runtime.upstreamFetch(`http://${host}:${targetPort}${readyPath}`, {
+      const response = await this.#deps.upstream(`http://${host}:${targetPort}${readyPath}`, {
         signal: AbortSignal.timeout(2000),
       });
       await response.body?.cancel();

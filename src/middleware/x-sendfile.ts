@@ -12,6 +12,8 @@ import { isWithin, type RealPath } from "../files/directories.ts";
 import { type FileAccess, fileResponse, markFileBody } from "../files/file-response.ts";
 import type { Exchange } from "../exchange.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import { removeField, setField } from "../forwarded-headers.ts";
+import type { HeaderFields } from "../upstream/http1-client.ts";
 
 const fileLog = getLogger(["sluice", "files"]);
 
@@ -25,13 +27,13 @@ export interface XSendfileOptions {
  * The proxy's rule for the X-Sendfile-Type request header: a client's own is never passed on
  * (it would make the app hand out paths to a proxy that serves nothing); ours is set when on.
  */
-export function sendfileRequestHeader(enabled: boolean): (headers: Headers) => void {
+export function sendfileRequestHeader(enabled: boolean): (fields: HeaderFields) => void {
   return enabled
-    ? function offerSendfile(headers) {
-      headers.set("x-sendfile-type", "X-Sendfile");
+    ? function offerSendfile(fields) {
+      setField(fields, "x-sendfile-type", "X-Sendfile");
     }
-    : function withholdSendfile(headers) {
-      headers.delete("x-sendfile-type");
+    : function withholdSendfile(fields) {
+      removeField(fields, "x-sendfile-type");
     };
 }
 

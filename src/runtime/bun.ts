@@ -1,19 +1,19 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
-import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions, UpstreamInit } from "./types.ts";
+import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
-import { bunConnectTcp } from "./tcp-bun.ts";
+import { bunConnectTcp } from "./socket-bun.ts";
 import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
 
 // The environment as sluice was given it, for the child and for configuration.
 const initialEnv = { ...process.env } as Record<string, string>;
 // Bun's fetch sends even loopback requests through HTTP_PROXY/ALL_PROXY (a proxy meant for
-// the app would swallow every upstream request); it reads NO_PROXY at call time.
+// the app would swallow a local collector's trace exports); it reads NO_PROXY at call time.
 process.env.NO_PROXY = process.env.no_proxy = [process.env.NO_PROXY ?? process.env.no_proxy, "127.0.0.1", "localhost", "::1", "[::1]"]
   .filter(Boolean)
   .join(",");
@@ -119,12 +119,6 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
-function upstreamFetch(url: string, init: UpstreamInit = {}): Promise<Response> {
-  // decompress: false passes the upstream's bytes through with their content-encoding
-  // (Bun's fetch then also stops adding its own accept-encoding header).
-  return fetch(url, { ...init, redirect: "manual", duplex: "half", decompress: false } as RequestInit);
-}
-
 export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
@@ -139,7 +133,6 @@ export const bunRuntime: Runtime = {
   spawn,
   probeTcp,
   connectTcp: bunConnectTcp,
-  upstreamFetch,
   readTextFile: (path) => Bun.file(path).text(),
   async statFile(path) {
     try {

@@ -1,6 +1,5 @@
 /** @module The Deno adapter: fills the Runtime interface with Deno.*. */
 
-import { Http1Client } from "../upstream/http1-client.ts";
 import type {
   ChildProcess,
   ChildSignal,
@@ -11,13 +10,13 @@ import type {
   HttpServerLimits,
   Runtime,
   ServeOptions,
-  TcpConnection,
 } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
+import { denoConnectTcp } from "./socket-deno.ts";
 import { denoUpgradeWebSocket } from "./websocket-deno.ts";
 
 /** Children spawned here whose exit Deno has not yet reported: never reaped as orphans. */
@@ -115,16 +114,6 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
-async function connect(hostname: string, port: number): Promise<TcpConnection> {
-  const conn = await Deno.connect({ hostname, port });
-  await conn.setNoDelay(true);
-  return { readable: conn.readable, writable: conn.writable, close: () => conn.close() };
-}
-
-// Deno's fetch decodes gzip/br bodies while keeping content-encoding, adds headers and drops
-// a Host header: the upstream client speaks HTTP/1.1 itself to pass bytes through exactly.
-let upstreamClient: Http1Client | undefined;
-
 async function statFile(path: string): Promise<FileStat | undefined> {
   try {
     const stat = await Deno.stat(path);
@@ -208,11 +197,7 @@ export const denoRuntime: Runtime = {
   countHeaders,
   spawn,
   probeTcp,
-  connectTcp: connect,
-  upstreamFetch: (url, init = {}) =>
-    (upstreamClient ??= new Http1Client({ connect })).fetch(
-      new Request(url, { ...init, redirect: "manual", ...(init.body ? { duplex: "half" } : {}) } as RequestInit),
-    ),
+  connectTcp: denoConnectTcp,
   readTextFile: (path) => Deno.readTextFile(path),
   statFile,
   fileBody,

@@ -140,26 +140,44 @@ export interface ChildProcess {
   killGroup(signal: ChildSignal): boolean;
 }
 
-/** A plain TCP connection as two byte streams (what the HTTP/1.1 upstream client runs on). */
+/**
+ * What happens on a TCP connection opened with `Runtime.connectTcp`; the runtime calls these.
+ * Callbacks rather than streams: per request, streams cost a promise per read and write.
+ */
+export interface TcpSocketEvents {
+  /** Bytes read; they belong to the receiver (the runtime never reuses the buffer). */
+  data(bytes: Uint8Array): void;
+  /** Everything `write` queued after returning false has been handed to the kernel. */
+  drain(): void;
+  /**
+   * The connection is over, exactly once: the peer ended it (EOF, no error), it failed, or
+   * `destroy()` was called. Nothing is read or written after it.
+   */
+  close(error?: Error): void;
+}
+
+/** A TCP connection (no delay), driven by TcpSocketEvents. */
+export interface TcpSocket {
+  /**
+   * Sends bytes, in order; nothing is lost while the connection lives. False when the bytes
+   * not yet handed to the kernel are over the adapter's limit: write no more until `drain`.
+   */
+  write(bytes: Uint8Array): boolean;
+  /** Stops reading until `resume()` (backpressure towards the peer). */
+  pause(): void;
+  resume(): void;
+  /** Sends what is queued, then ends the sending side (FIN); `close` follows the peer's end. */
+  end(): void;
+  /** Closes at once; queued bytes are dropped; `close` follows. */
+  destroy(): void;
+}
+
+/** A plain TCP connection as two byte streams (WebSockets relay frames over it). */
 export interface TcpConnection {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   close(): void;
 }
-
-/** What an upstream request is made of (a Request object per request would cost more on Bun). */
-export interface UpstreamInit {
-  method?: string;
-  headers?: Headers;
-  body?: ReadableStream<Uint8Array> | null;
-  signal?: AbortSignal;
-}
-
-/**
- * Upstream requests: bytes pass through undecoded, the given Host header is sent, and
- * redirects are returned, never followed.
- */
-export type UpstreamFetch = (url: string, init?: UpstreamInit) => Promise<Response>;
 
 /** Content codings sluice can compress a response body with (RFC 9110 section 8.4.1). */
 export type ContentEncoding = "br" | "zstd" | "gzip";
@@ -193,9 +211,11 @@ export interface Runtime {
   spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
   /** True when a TCP connection to hostname:port succeeds (it is closed at once). */
   probeTcp(hostname: string, port: number): Promise<boolean>;
-  /** Opens a TCP connection (no delay); rejects when it cannot (refused, unreachable). */
-  connectTcp(hostname: string, port: number): Promise<TcpConnection>;
-  upstreamFetch: UpstreamFetch;
+  /**
+   * Opens a TCP connection (no delay) whose events go to `events`; rejects when it cannot
+   * (refused, unreachable).
+   */
+  connectTcp(hostname: string, port: number, events: TcpSocketEvents): Promise<TcpSocket>;
   /** Adds a signal listener (replacing the default action); returns its remover. */
   onSignal(signal: ListenSignal, listener: () => void): () => void;
   /**

@@ -86,19 +86,7 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
   };
 }
 
-/**
- * The child's request headers as for any proxied request, in a copy: the client's own
- * Upgrade and Connection headers stay on the request, where the runtime's upgrade reads them.
- */
+/** The child's request headers as for any proxied request (the handshake adds its own Upgrade and Connection). */
 function forwardedHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): Headers {
-  const original = exchange.request.headers;
-  const upgrade = original.get("upgrade")!;
-  const connection = original.get("connection")!;
-  const headers = new Headers(upstreamRequestHeaders(exchange, trustedProxies));
-  if (!original.has("upgrade")) {
-    // Edited in place: put the handshake back.
-    original.set("upgrade", upgrade);
-    original.set("connection", connection);
-  }
-  return headers;
+  return new Headers(upstreamRequestHeaders(exchange, trustedProxies));
 }

@@ -6,6 +6,7 @@
 
 import { fileResponse } from "../../src/files/file-response.ts";
 import { loadRuntime } from "../../src/runtime/load.ts";
+import { Http1Client } from "../../src/upstream/http1-client.ts";
 
 const runtime = await loadRuntime();
 const results: Record<string, unknown> = { runtime: runtime.name };
@@ -53,7 +54,9 @@ results.killGroupWhenGone = group.killGroup("SIGKILL");
 const env = runtime.spawn(["sh", "-c", "echo $ONLY; echo ${HOME:-unset}"], { env: { PATH: "/usr/bin:/bin", ONLY: "given" } });
 results.childEnv = (await text(env.stdout)).trim().split("\n");
 
-// upstreamFetch: bytes pass through undecoded, Host is sent as given, no headers are added.
+// connectTcp, through the upstream client: bytes pass through undecoded, Host is sent as given,
+// no headers are added.
+const client = new Http1Client({ connect: runtime.connectTcp });
 const gzip = new Uint8Array(await new Response(new Blob(["hello ".repeat(1000)]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
 const upstream = await runtime.serve({
   hostname: "127.0.0.1",
@@ -63,13 +66,14 @@ const upstream = await runtime.serve({
       ? new Response(gzip, { headers: { "content-encoding": "gzip" } })
       : Response.json(Object.fromEntries(request.headers)),
 });
-const gz = await runtime.upstreamFetch(`http://127.0.0.1:${upstream.port}/gzip`, { headers: new Headers({ "accept-encoding": "gzip" }) });
+const gz = await client.fetch(`http://127.0.0.1:${upstream.port}/gzip`, { headers: new Headers({ "accept-encoding": "gzip" }) });
 const gzBytes = new Uint8Array(await gz.arrayBuffer());
 results.gzip = { encoding: gz.headers.get("content-encoding"), exact: gzBytes.length === gzip.length && gzBytes.every((b, i) => b === gzip[i]) };
-const echoed = await (await runtime.upstreamFetch(`http://127.0.0.1:${upstream.port}/`, { headers: new Headers({ host: "example.test:8080", "x-a": "1" }) })).json();
+const echoed = await (await client.fetch(`http://127.0.0.1:${upstream.port}/`, { headers: new Headers({ host: "example.test:8080", "x-a": "1" }) })).json();
 results.host = echoed.host;
 results.acceptEncodingAdded = "accept-encoding" in echoed;
 upstream.close();
+client.close();
 
 // statFile + fileBody, through fileResponse and the runtime's own server: whole file, a
 // range (Bun sends a Blob slice with sendfile, Deno streams it), 304, 416, and no file.

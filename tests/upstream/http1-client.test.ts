@@ -1,53 +1,17 @@
-/** @module Http1Client on real sockets: Bun.serve and raw Bun.listen upstreams, a Bun.connect TcpConnection. */
+/** @module Http1Client on real sockets: Bun.serve and raw Bun.listen upstreams, through the Bun adapter's connectTcp. */
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import type { TcpConnection } from "../../src/runtime/types.ts";
-import { Http1Client } from "../../src/upstream/http1-client.ts";
+import { bunConnectTcp } from "../../src/runtime/socket-bun.ts";
+import { Http1Client, type UpstreamInit } from "../../src/upstream/http1-client.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Test-local TcpConnection over Bun.connect (src/ may not use Bun APIs; tests may). */
-async function bunConnect(hostname: string, port: number): Promise<TcpConnection> {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let drained: (() => void) | undefined;
-  let closed = false;
-  const end = (error?: Error) => {
-    closed = true;
-    drained?.();
-    try {
-      if (error) controller.error(error);
-      else controller.close();
-    } catch {}
-  };
-  const socket = await Bun.connect({
-    hostname,
-    port,
-    socket: {
-      data: (_socket, data) => controller.enqueue(new Uint8Array(data)), // copy: Bun may reuse the buffer
-      drain: () => drained?.(),
-      end: () => end(),
-      close: (_socket, error) => end(error),
-    },
-  });
-  const readable = new ReadableStream<Uint8Array>({
-    start: (c) => void (controller = c),
-    cancel: () => socket.terminate(),
-  });
-  const writable = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      for (let rest = chunk; ; ) {
-        const written = closed ? -1 : socket.write(rest);
-        if (written < 0) throw new Error("Socket closed");
-        if (written === rest.length) return;
-        rest = rest.subarray(written);
-        await new Promise<void>((resolve) => (drained = resolve));
-      }
-    },
-    abort: () => void socket.terminate(),
-  });
-  return { readable, writable, close: () => void ((closed = true), socket.terminate()) };
+/** The arguments of Http1Client.fetch, written the way a Request is. */
+function req(url: string, init: RequestInit = {}): [string, UpstreamInit] {
+  const body = (init.body ?? null) as ReadableStream<Uint8Array> | null;
+  return [url, { method: init.method ?? "GET", headers: new Headers(init.headers), body, signal: init.signal ?? undefined }];
 }
 
 /** A raw TCP upstream: `respond` gets each request head (body-less requests only) and writes what it likes. */
@@ -100,7 +64,7 @@ afterEach(async () => {
 
 function client(options: { idleTimeoutMs?: number; maxHeaderBytes?: number } = {}) {
   let opened = 0;
-  const c = new Http1Client({ connect: (h, p) => bunConnect(h, p).then((t) => (opened++, t)), ...options });
+  const c = new Http1Client({ connect: (h, p, events) => bunConnectTcp(h, p, events).then((t) => (opened++, t)), ...options });
   cleanups.push(() => c.close());
   return Object.assign(c, { opened: () => opened });
 }
@@ -179,7 +143,7 @@ afterAll(() => upstream.stop(true));
 
 describe("Http1Client against Bun.serve", () => {
   test("GET returns status, headers and body", async () => {
-    const res = await client().fetch(new Request(`${base}/hello`));
+    const res = await client().fetch(...req(`${base}/hello`));
     expect(res.status).toBe(200);
     expect(res.headers.get("x-up")).toBe("1");
     expect(res.headers.get("content-length")).toBe("11");
@@ -190,7 +154,7 @@ describe("Http1Client against Bun.serve", () => {
     let input!: ReadableStreamDefaultController<Uint8Array>;
     const body = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
     input.enqueue(encoder.encode("one;"));
-    const res = await withTimeout(client().fetch(new Request(`${base}/echo`, { method: "POST", body, duplex: "half" } as RequestInit)), 3000, "response head");
+    const res = await withTimeout(client().fetch(...req(`${base}/echo`, { method: "POST", body, duplex: "half" } as RequestInit)), 3000, "response head");
     expect(res.headers.get("x-got-te")).toBe("chunked");
     const reader = res.body!.getReader();
     expect(await readN(reader, 4)).toBe("one;"); // echoed while the request body is still open
@@ -209,21 +173,20 @@ describe("Http1Client against Bun.serve", () => {
         c.close();
       },
     });
-    const request = new Request(`${base}/echo`, { method: "POST", body, headers: { "content-length": "6" }, duplex: "half" } as RequestInit);
-    const res = await client().fetch(request);
+    const res = await client().fetch(...req(`${base}/echo`, { method: "POST", body, headers: { "content-length": "6" } }));
     expect(res.headers.get("x-got-length")).toBe("6");
     expect(res.headers.get("x-got-te")).toBe("none");
     expect(await res.text()).toBe("abcdef");
   });
 
   test("a chunked response is de-chunked and transfer-encoding dropped", async () => {
-    const res = await client().fetch(new Request(`${base}/stream`));
+    const res = await client().fetch(...req(`${base}/stream`));
     expect(res.headers.has("transfer-encoding")).toBe(false);
     expect(await res.text()).toBe("one,two,three");
   });
 
   test("a gzip response passes through byte-exact with content-encoding and content-length", async () => {
-    const res = await client().fetch(new Request(`${base}/gzip`, { headers: { "accept-encoding": "gzip" } }));
+    const res = await client().fetch(...req(`${base}/gzip`, { headers: { "accept-encoding": "gzip" } }));
     expect(res.headers.get("content-encoding")).toBe("gzip");
     expect(res.headers.get("content-length")).toBe(String(gzipped.length));
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(gzipped);
@@ -231,29 +194,29 @@ describe("Http1Client against Bun.serve", () => {
 
   test("HEAD, 204 and 304 have no body, and the connection is reused after them", async () => {
     const c = client();
-    const head = await c.fetch(new Request(`${base}/eleven?tag=bodyless`, { method: "HEAD" }));
+    const head = await c.fetch(...req(`${base}/eleven?tag=bodyless`, { method: "HEAD" }));
     expect(head.body).toBeNull();
     expect(head.headers.get("content-length")).toBe("11");
-    const noContent = await c.fetch(new Request(`${base}/204?tag=bodyless`));
+    const noContent = await c.fetch(...req(`${base}/204?tag=bodyless`));
     expect([noContent.status, noContent.body]).toEqual([204, null]);
-    const notModified = await c.fetch(new Request(`${base}/304?tag=bodyless`));
+    const notModified = await c.fetch(...req(`${base}/304?tag=bodyless`));
     expect([notModified.status, notModified.body, notModified.headers.get("etag")]).toEqual([304, null, '"x"']);
-    expect(await (await c.fetch(new Request(`${base}/eleven?tag=bodyless`))).text()).toBe("0123456789a");
+    expect(await (await c.fetch(...req(`${base}/eleven?tag=bodyless`))).text()).toBe("0123456789a");
     expect(portsByTag.get("bodyless")?.size).toBe(1);
     expect(c.opened()).toBe(1);
   });
 
   test("keep-alive: sequential requests reuse one connection; connection: close does not", async () => {
     const c = client();
-    for (let i = 0; i < 3; i++) expect(await (await c.fetch(new Request(`${base}/hello?tag=reuse`))).text()).toBe("hello world");
+    for (let i = 0; i < 3; i++) expect(await (await c.fetch(...req(`${base}/hello?tag=reuse`))).text()).toBe("hello world");
     expect(portsByTag.get("reuse")?.size).toBe(1);
-    for (let i = 0; i < 2; i++) await (await c.fetch(new Request(`${base}/hello?tag=close`, { headers: { connection: "close" } }))).text();
+    for (let i = 0; i < 2; i++) await (await c.fetch(...req(`${base}/hello?tag=close`, { headers: { connection: "close" } }))).text();
     expect(portsByTag.get("close")?.size).toBe(2);
   });
 
   test("the first bytes of a slow body arrive before the rest is sent", async () => {
     slowGate = Promise.withResolvers<void>();
-    const res = await client().fetch(new Request(`${base}/slow`));
+    const res = await client().fetch(...req(`${base}/slow`));
     const reader = res.body!.getReader();
     expect(await readN(reader, 5)).toBe("first"); // would time out if the client waited for more
     slowGate.resolve();
@@ -264,20 +227,20 @@ describe("Http1Client against Bun.serve", () => {
     foreverAborted = Promise.withResolvers<void>();
     const c = client();
     const controller = new AbortController();
-    const res = await c.fetch(new Request(`${base}/forever?tag=abort`, { signal: controller.signal }));
+    const res = await c.fetch(...req(`${base}/forever?tag=abort`, { signal: controller.signal }));
     const reader = res.body!.getReader();
     await reader.read();
     const reason = new Error("client went away");
     controller.abort(reason);
     expect(await reader.read().catch((e) => e)).toBe(reason);
     await withTimeout(foreverAborted.promise, 3000, "upstream to see the connection close");
-    await (await c.fetch(new Request(`${base}/hello?tag=abort`))).text();
+    await (await c.fetch(...req(`${base}/hello?tag=abort`))).text();
     expect(portsByTag.get("abort")?.size).toBe(2); // the aborted connection never went back to the pool
   });
 
   test("cancelling the body closes the connection", async () => {
     foreverAborted = Promise.withResolvers<void>();
-    const res = await client().fetch(new Request(`${base}/forever`));
+    const res = await client().fetch(...req(`${base}/forever`));
     const reader = res.body!.getReader();
     await reader.read();
     await reader.cancel();
@@ -286,22 +249,21 @@ describe("Http1Client against Bun.serve", () => {
 
   test("an already aborted signal rejects with its reason", async () => {
     const reason = new Error("too late");
-    const request = new Request(`${base}/hello`, { signal: AbortSignal.abort(reason) });
-    expect(await client().fetch(request).catch((e) => e)).toBe(reason);
+    expect(await client().fetch(...req(`${base}/hello`, { signal: AbortSignal.abort(reason) })).catch((e) => e)).toBe(reason);
   });
 
   test("a refused connection rejects with a TypeError carrying the cause", async () => {
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = listener.port;
     listener.stop(true);
-    const error = await client().fetch(new Request(`http://127.0.0.1:${port}/`)).catch((e) => e);
+    const error = await client().fetch(...req(`http://127.0.0.1:${port}/`)).catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.message).toContain(`127.0.0.1:${port}`);
     expect(error.cause).toBeDefined();
   });
 
   test("https: URLs are refused", async () => {
-    expect(client().fetch(new Request("https://127.0.0.1/"))).rejects.toThrow(TypeError);
+    expect(client().fetch(...req("https://127.0.0.1/"))).rejects.toThrow(TypeError);
   });
 });
 
@@ -312,17 +274,17 @@ describe("Http1Client against a raw TCP upstream", () => {
     const server = rawServer((_head, socket) => socket.write(ok));
     const c = client();
     const headers = { host: "example.test", "x-one": "1", "accept-encoding": "gzip" };
-    await (await c.fetch(new Request(`${server.url}/p/a?q=1&r`, { headers }))).text();
+    await (await c.fetch(...req(`${server.url}/p/a?q=1&r`, { headers }))).text();
     const [line, ...fields] = server.heads[0]!.split("\r\n");
     expect(line).toBe("GET /p/a?q=1&r HTTP/1.1");
     expect(fields.sort()).toEqual(["accept-encoding: gzip", "host: example.test", "x-one: 1"]);
-    await (await c.fetch(new Request(`${server.url}/`))).text();
+    await (await c.fetch(...req(`${server.url}/`))).text();
     expect(server.heads[1]).toBe(`GET / HTTP/1.1\r\nhost: 127.0.0.1:${server.port}`); // host from the URL only when absent
   });
 
   test("keeps the status text and never follows redirects", async () => {
     const server = rawServer((_head, socket) => socket.write("HTTP/1.1 302 Found It\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"));
-    const res = await client().fetch(new Request(server.url));
+    const res = await client().fetch(...req(server.url));
     expect([res.status, res.statusText, res.headers.get("location")]).toEqual([302, "Found It", "/elsewhere"]);
     expect(server.heads.length).toBe(1);
   });
@@ -331,7 +293,7 @@ describe("Http1Client against a raw TCP upstream", () => {
     const server = rawServer((_head, socket) =>
       socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n" + ok),
     );
-    const res = await client().fetch(new Request(server.url));
+    const res = await client().fetch(...req(server.url));
     expect([res.status, res.headers.has("link"), await res.text()]).toEqual([200, false, "ok"]);
   });
 
@@ -339,8 +301,8 @@ describe("Http1Client against a raw TCP upstream", () => {
     const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0\r\ntrailer-x: 1\r\n\r\n";
     const server = rawServer((_head, socket) => socket.write(chunked));
     const c = client();
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("hello world");
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("hello world");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("hello world");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("hello world");
     expect(server.counts.opened).toBe(1);
   });
 
@@ -350,8 +312,8 @@ describe("Http1Client against a raw TCP upstream", () => {
       setTimeout(() => (socket.write(" and more"), socket.end()), 20);
     });
     const c = client();
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("some bytes and more");
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("some bytes and more");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("some bytes and more");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("some bytes and more");
     expect(server.counts.opened).toBe(2);
   });
 
@@ -359,14 +321,14 @@ describe("Http1Client against a raw TCP upstream", () => {
     // The second request on any connection gets EOF with no response, like a keep-alive close race.
     const server = rawServer((_head, socket, nth) => (nth === 1 ? socket.write(ok) : socket.end()));
     const c = client();
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("ok");
-    expect(await (await c.fetch(new Request(server.url))).text()).toBe("ok");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("ok");
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("ok");
     expect(server.counts.opened).toBe(2);
   });
 
   test("an upstream that closes without responding on a fresh connection rejects", async () => {
     const server = rawServer((_head, socket) => socket.end());
-    const error = await client().fetch(new Request(server.url)).catch((e) => e);
+    const error = await client().fetch(...req(server.url)).catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.message).toContain("closed the connection before responding");
     expect(server.counts.opened).toBe(1);
@@ -380,14 +342,14 @@ describe("Http1Client against a raw TCP upstream", () => {
     [`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(300)}\r\n\r\n`, "longer than 256 bytes"],
   ])("a malformed response rejects with a TypeError: %j", async (response, message) => {
     const server = rawServer((_head, socket) => socket.write(response));
-    const error = await client({ maxHeaderBytes: 256 }).fetch(new Request(server.url)).catch((e) => e);
+    const error = await client({ maxHeaderBytes: 256 }).fetch(...req(server.url)).catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.message).toContain(message);
   });
 
   test("a malformed chunk size errors the body", async () => {
     const server = rawServer((_head, socket) => socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n"));
-    const res = await client().fetch(new Request(server.url));
+    const res = await client().fetch(...req(server.url));
     const error = await res.text().catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.message).toContain('invalid chunk size "zz"');
@@ -403,7 +365,7 @@ describe("Http1Client against a raw TCP upstream", () => {
       pull: async (c) => (await Bun.sleep(1), c.enqueue(new Uint8Array(16384).fill(120))), // endless "xxx..."
       cancel: () => cancelled.resolve(),
     });
-    const res = await client().fetch(new Request(server.url, { method: "POST", body, duplex: "half" } as RequestInit));
+    const res = await client().fetch(...req(server.url, { method: "POST", body, duplex: "half" } as RequestInit));
     expect([res.status, await res.text()]).toEqual([413, "too big!"]);
     await withTimeout(cancelled.promise, 3000, "request body to be cancelled");
   });
@@ -419,7 +381,7 @@ describe("Http1Client against a raw TCP upstream", () => {
         c.error(failure);
       },
     });
-    const error = await client().fetch(new Request(server.url, { method: "POST", body, duplex: "half" } as RequestInit)).catch((e) => e);
+    const error = await client().fetch(...req(server.url, { method: "POST", body, duplex: "half" } as RequestInit)).catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.cause).toBe(failure);
     await withTimeout(closed, 3000, "upstream to see the connection close");
@@ -429,7 +391,7 @@ describe("Http1Client against a raw TCP upstream", () => {
     const server = rawServer(() => {}); // never answers
     const closed = server.closedOnce();
     const controller = new AbortController();
-    const pending = client().fetch(new Request(server.url, { signal: controller.signal }));
+    const pending = client().fetch(...req(server.url, { signal: controller.signal }));
     await withTimeout(
       (async () => {
         while (server.heads.length === 0) await Bun.sleep(5);
@@ -446,10 +408,10 @@ describe("Http1Client against a raw TCP upstream", () => {
   test("idle connections close after idleTimeoutMs, and close() closes the rest", async () => {
     const server = rawServer((_head, socket) => socket.write(ok));
     const quick = client({ idleTimeoutMs: 30 });
-    await (await quick.fetch(new Request(server.url))).text();
+    await (await quick.fetch(...req(server.url))).text();
     await withTimeout(server.closedOnce(), 3000, "idle timeout");
     const c = client();
-    await (await c.fetch(new Request(server.url))).text();
+    await (await c.fetch(...req(server.url))).text();
     expect(server.counts.closed).toBe(1);
     const closed = server.closedOnce();
     c.close();

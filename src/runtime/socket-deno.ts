@@ -1,0 +1,79 @@
+/** @module denoConnectTcp: a Deno TCP connection as the Runtime's TcpSocket. */
+
+import type { TcpSocket, TcpSocketEvents } from "./types.ts";
+
+/** Bytes asked for per read (what Deno's own conn.readable asks for). */
+const READ_BYTES = 64 * 1024;
+/** Bytes queued for writing before `write` asks the caller to wait for `drain`. */
+const WRITE_HIGH_WATER = 64 * 1024;
+
+/**
+ * Opens a connection with Deno.connect. A read loop calls `data` (paused by not reading);
+ * writes are queued on one promise chain so they go out in order.
+ */
+export async function denoConnectTcp(hostname: string, port: number, events: TcpSocketEvents): Promise<TcpSocket> {
+  const conn = await Deno.connect({ hostname, port });
+  conn.setNoDelay(true);
+  let closed = false;
+  let paused = false;
+  let resumed: (() => void) | undefined;
+  let queued = 0;
+  let waitingForDrain = false;
+  let writes = Promise.resolve();
+  const finish = (error?: Error): void => {
+    if (closed) return;
+    closed = true;
+    resumed?.();
+    try {
+      conn.close();
+    } catch {
+      // already closed by Deno
+    }
+    events.close(error);
+  };
+  const fail = (error: unknown): void => finish(error instanceof Error ? error : new Error(String(error)));
+
+  void (async () => {
+    try {
+      while (!closed) {
+        while (paused && !closed) await new Promise<void>((resolve) => (resumed = resolve));
+        if (closed) return;
+        const buffer = new Uint8Array(READ_BYTES);
+        const read = await conn.read(buffer);
+        if (closed) return;
+        if (read === null) return finish();
+        events.data(buffer.subarray(0, read));
+      }
+    } catch (error) {
+      if (!closed) fail(error); // after destroy(), the pending read fails: nothing to report
+    }
+  })();
+
+  return {
+    write(bytes) {
+      if (closed) return false;
+      queued += bytes.byteLength;
+      writes = writes.then(async () => {
+        for (let offset = 0; offset < bytes.byteLength && !closed;) offset += await conn.write(bytes.subarray(offset));
+        queued -= bytes.byteLength;
+        if (queued === 0 && waitingForDrain && !closed) {
+          waitingForDrain = false;
+          events.drain();
+        }
+      }).catch(fail);
+      if (queued <= WRITE_HIGH_WATER) return true;
+      waitingForDrain = true;
+      return false;
+    },
+    pause: () => void (paused = true),
+    resume() {
+      paused = false;
+      resumed?.();
+      resumed = undefined;
+    },
+    end() {
+      writes = writes.then(() => (closed ? undefined : conn.closeWrite())).catch(fail);
+    },
+    destroy: () => finish(),
+  };
+}

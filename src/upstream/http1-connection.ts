@@ -1,0 +1,383 @@
+/**
+ * @module Http1Connection: one keep-alive connection to the upstream, carrying one request
+ * at a time. It is driven by the socket's events: the response head is parsed as bytes
+ * arrive, and the body is handed over whole when it came with the head, or streamed.
+ */
+
+import type { Runtime, TcpSocket, TcpSocketEvents } from "../runtime/types.ts";
+import type { UpstreamInit } from "./http1-client.ts";
+import { concatBytes, indexOfBytes } from "../wire-bytes.ts";
+import {
+  type BodyDecoder,
+  ChunkedDecoder,
+  cutShort,
+  LengthDecoder,
+  malformed,
+  parseLength,
+  parseResponseHead,
+  type ResponseHead,
+  ResponseError,
+  UntilCloseDecoder,
+} from "./http1-wire.ts";
+
+/** Where a URL's requests go, worked out once per origin. */
+export interface Origin {
+  /** "http://host:port", as the URL starts. */
+  prefix: string;
+  hostname: string;
+  port: number;
+  /** "hostname:port", the pool's key. */
+  key: string;
+  /** The Host header for requests without one. */
+  host: string;
+}
+
+/** One request as the connection sends it. */
+export interface OutgoingRequest {
+  origin: Origin;
+  method: string;
+  /** The encoded request head. */
+  head: Uint8Array;
+  body: ReadableStream<Uint8Array> | null;
+  /** The body goes chunked (its length is unknown); otherwise it is `length` bytes. */
+  chunked: boolean;
+  length: number | undefined;
+  signal: AbortSignal | undefined;
+  /** The request asked to close the connection after it. */
+  close: boolean;
+  responseHeaders: UpstreamInit["responseHeaders"];
+}
+
+/** Where a connection goes back when its exchange is over. */
+export interface ConnectionPool {
+  /** Takes back a connection that can carry another request. */
+  park(connection: Http1Connection): void;
+  /** Sends a request again on a new connection: the pooled one it went out on had been closed by the upstream. */
+  resend(request: OutgoingRequest): Promise<Response>;
+}
+
+const HEAD_END = new Uint8Array([13, 10, 13, 10]);
+const CRLF = new Uint8Array([13, 10]);
+const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
+/** Response body bytes buffered for a slow reader before the socket stops reading. */
+const BODY_HIGH_WATER = 64 * 1024;
+const encoder = new TextEncoder();
+const noop = (): void => {};
+
+type Phase = "idle" | "head" | "body";
+
+export class Http1Connection implements TcpSocketEvents {
+  /** Set once it went back to the pool: a failure before any response byte may then mean the upstream closed it while idle. */
+  reused = false;
+  /** Called when an idle connection closes (the pool forgets it). */
+  onIdleClose: ((connection: Http1Connection) => void) | undefined;
+  #socket!: TcpSocket;
+  #closed = false;
+  #phase: Phase = "idle";
+  // The request in flight and what is known of its exchange.
+  #request: OutgoingRequest | undefined;
+  #resolve: ((response: Response | Promise<Response>) => void) | undefined;
+  #reject: ((reason: unknown) => void) | undefined;
+  #pool: ConnectionPool | undefined;
+  #partialHead: Uint8Array | undefined;
+  #decoder: BodyDecoder | undefined;
+  #body: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #reusable = false;
+  #paused = false;
+  #responseStarted = false;
+  #bodyStarted = false;
+  #bodySent = false;
+  #sendError: unknown;
+  #drained: (() => void) | undefined;
+
+  private constructor(readonly key: string, readonly maxHeaderBytes: number) {}
+
+  static async open(connect: Runtime["connectTcp"], hostname: string, port: number, maxHeaderBytes: number): Promise<Http1Connection> {
+    const connection = new Http1Connection(`${hostname}:${port}`, maxHeaderBytes);
+    connection.#socket = await connect(hostname, port, connection);
+    return connection;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends `request` and resolves with the response once its head is in. When the exchange is
+   * over, the connection goes back to `pool` if it can carry another request.
+   */
+  send(request: OutgoingRequest, pool: ConnectionPool): Promise<Response> {
+    const { promise, resolve, reject } = Promise.withResolvers<Response>();
+    this.#request = request;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#pool = pool;
+    this.#phase = "head";
+    this.#responseStarted = this.#bodyStarted = this.#bodySent = false;
+    this.#sendError = undefined;
+    if (this.#closed) {
+      this.close(undefined);
+      return promise;
+    }
+    request.signal?.addEventListener("abort", this.#onAbort);
+    this.#socket.write(request.head);
+    if (request.body === null) this.#bodySent = true;
+    else {
+      this.#bodyStarted = true;
+      // Sent while the response is read: the upstream may answer (or refuse) before the body
+      // ends. A failure closes the connection, so the upstream is not left waiting for the
+      // rest; the response then fails with it as the cause.
+      this.#sendBody(request).then(
+        (sent) => void (sent && this.#request === request && (this.#bodySent = true)),
+        (error) => {
+          if (this.#request !== request) return;
+          this.#sendError = error;
+          this.destroy();
+        },
+      );
+    }
+    return promise;
+  }
+
+  destroy(): void {
+    if (!this.#closed) this.#socket.destroy();
+  }
+
+  // ---------------------------------------------------------------- socket events
+
+  data(bytes: Uint8Array): void {
+    if (this.#phase === "idle") return this.destroy(); // bytes nobody asked for: the framing went wrong
+    this.#responseStarted = true;
+    try {
+      if (this.#phase === "head") this.#readHead(bytes);
+      else this.#readBody(bytes);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  drain(): void {
+    this.#drained?.();
+    this.#drained = undefined;
+  }
+
+  close(error: Error | undefined): void {
+    this.#closed = true;
+    this.drain(); // a body waiting to send more learns it cannot
+    switch (this.#phase) {
+      case "idle":
+        return this.onIdleClose?.(this);
+      case "head": {
+        // Closed by the upstream while it was idle, just before this request went out: safe to send again.
+        const request = this.#request!;
+        if (this.reused && !this.#responseStarted && !this.#bodyStarted && !request.signal?.aborted) {
+          const resolve = this.#resolve!;
+          const pool = this.#pool!;
+          this.#clear();
+          return resolve(pool.resend(request));
+        }
+        return this.#fail(this.#partialHead ? cutShort(this.key, "in the middle of the response head") : cutShort(this.key, "before responding"), error);
+      }
+      case "body":
+        if (this.#decoder instanceof UntilCloseDecoder) {
+          this.#body!.close();
+          return this.#finish();
+        }
+        return this.#fail(cutShort(this.key, this.#decoder!.position), error);
+    }
+  }
+
+  // ---------------------------------------------------------------- response
+
+  #readHead(bytes: Uint8Array): void {
+    let buffer = this.#partialHead === undefined ? bytes : concatBytes([this.#partialHead, bytes]);
+    for (;;) {
+      const end = indexOfBytes(buffer, HEAD_END, 0);
+      if (end > this.maxHeaderBytes || (end === -1 && buffer.byteLength > this.maxHeaderBytes)) {
+        throw malformed(this.key, `response head longer than ${this.maxHeaderBytes} bytes`);
+      }
+      if (end === -1) {
+        this.#partialHead = buffer;
+        return;
+      }
+      const head = parseResponseHead(buffer.subarray(0, end), this.key);
+      buffer = buffer.subarray(end + HEAD_END.byteLength);
+      if (head.status === 101) throw malformed(this.key, "101 Switching Protocols is not supported");
+      if (head.status >= 200) {
+        this.#partialHead = undefined;
+        return this.#respond(head, buffer);
+      }
+      // 100 Continue and 103 Early Hints are skipped: the final response follows.
+    }
+  }
+
+  /** Answers with the response whose head is in; `rest` is what came after the head. */
+  #respond(head: ResponseHead, rest: Uint8Array): void {
+    const request = this.#request!;
+    this.#reusable = head.minor === "1" && !head.close && !request.close;
+    const decoder = this.#bodyDecoder(head, request.method);
+    request.responseHeaders?.(head.headers);
+    const init: ResponseInit = { status: head.status, statusText: head.statusText, headers: head.headers };
+    if (decoder === undefined) {
+      if (rest.byteLength > 0) this.#reusable = false; // bytes after a bodiless response: the framing is off
+      this.#resolve!(new Response(null, init));
+      return this.#finish();
+    }
+    if (decoder instanceof LengthDecoder && rest.byteLength >= decoder.remaining) {
+      // The whole body came with the head (the usual case for small responses): handed over
+      // as bytes, which the server sends as fast as a body it never has to read.
+      if (rest.byteLength > decoder.remaining) this.#reusable = false;
+      this.#resolve!(new Response(rest.subarray(0, decoder.remaining) as Uint8Array<ArrayBuffer>, init));
+      return this.#finish();
+    }
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => void (this.#body = controller),
+      pull: () => {
+        if (this.#paused && !this.#closed) {
+          this.#paused = false;
+          this.#socket.resume();
+        }
+      },
+      cancel: () => {
+        if (this.#decoder === decoder) this.#abandon();
+      },
+    }, { highWaterMark: BODY_HIGH_WATER, size: (chunk?: Uint8Array) => chunk?.byteLength ?? 0 });
+    const response = new Response(stream, init); // may throw (a status that cannot have a body): still the head phase
+    this.#phase = "body";
+    this.#decoder = decoder;
+    this.#resolve!(response);
+    if (rest.byteLength > 0) this.#readBody(rest);
+  }
+
+  /**
+   * How the body is framed (RFC 9112 section 6.3); undefined when there is none. Clears
+   * `#reusable` when the connection cannot carry another request after it.
+   */
+  #bodyDecoder(head: ResponseHead, method: string): BodyDecoder | undefined {
+    const { status, transferEncoding, contentLength } = head;
+    if (method === "HEAD" || status === 204 || status === 304) return undefined;
+    if (transferEncoding !== null) {
+      // Transfer-encoding wins over content-length (and then the connection is not trusted);
+      // without a final "chunked", the body ends when the connection does.
+      if (contentLength !== null) {
+        head.headers = head.headers.filter(([name]) => name.toLowerCase() !== "content-length");
+        this.#reusable = false;
+      }
+      if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) return new ChunkedDecoder(this.key, this.maxHeaderBytes);
+      this.#reusable = false;
+      return new UntilCloseDecoder();
+    }
+    if (contentLength !== null) {
+      const length = parseLength(contentLength);
+      if (length === undefined) throw malformed(this.key, `invalid content-length "${contentLength}"`);
+      return length === 0 ? undefined : new LengthDecoder(length);
+    }
+    this.#reusable = false;
+    return new UntilCloseDecoder();
+  }
+
+  #readBody(bytes: Uint8Array): void {
+    const decoder = this.#decoder!;
+    const used = decoder.decode(bytes, this.#emit);
+    if (decoder.done) {
+      if (used < bytes.byteLength) this.#reusable = false;
+      this.#body!.close();
+      return this.#finish();
+    }
+    if ((this.#body!.desiredSize ?? 1) <= 0 && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #emit = (payload: Uint8Array): void => this.#body!.enqueue(payload);
+
+  // ---------------------------------------------------------------- endings
+
+  /** The response has been read in full. */
+  #finish(): void {
+    // A response that ended before its request body was sent leaves the connection in an unknown state.
+    const reusable = this.#reusable && this.#bodySent && !this.#closed;
+    const pool = this.#pool!;
+    this.#clear();
+    if (reusable) pool.park(this);
+    else this.destroy();
+  }
+
+  /** The reader cancelled the body: the rest is not read, and the connection cannot be reused. */
+  #abandon(): void {
+    this.#clear();
+    this.destroy();
+  }
+
+  /**
+   * Ends the exchange with an error: the pending response rejects, or its body errors. The
+   * reason is the signal's when it aborted; otherwise a TypeError, as fetch's network errors.
+   */
+  #fail(error: unknown, cause?: Error): void {
+    if (this.#phase === "idle") return;
+    const request = this.#request!;
+    let reason: unknown;
+    if (request.signal?.aborted) reason = request.signal.reason;
+    else if (error instanceof ResponseError && this.#sendError === undefined && cause === undefined) reason = error;
+    else {
+      const attempt = this.#phase === "head" ? "get a response from" : "read the response body from";
+      const message = error instanceof ResponseError ? error.message : `Cannot ${attempt} upstream ${this.key}`;
+      reason = new TypeError(message, { cause: this.#sendError ?? cause ?? error });
+    }
+    if (this.#phase === "head") this.#reject!(reason);
+    else this.#body!.error(reason);
+    this.#clear();
+    this.destroy();
+  }
+
+  #onAbort = (): void => this.#fail(this.#request?.signal?.reason);
+
+  #clear(): void {
+    this.#request?.signal?.removeEventListener("abort", this.#onAbort);
+    this.#phase = "idle";
+    this.#request = this.#resolve = this.#reject = this.#pool = undefined;
+    this.#decoder = this.#body = this.#partialHead = undefined;
+    if (this.#paused && !this.#closed) this.#socket.resume();
+    this.#paused = false;
+  }
+
+  // ---------------------------------------------------------------- request body
+
+  /**
+   * Writes the request body as it comes, chunked or as its declared length, waiting for the
+   * socket to drain when it is full. Resolves with false when the exchange ended first.
+   */
+  async #sendBody(request: OutgoingRequest): Promise<boolean> {
+    const reader = request.body!.getReader();
+    const { chunked, length } = request;
+    let total = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (this.#request !== request || this.#closed) {
+          reader.cancel().catch(noop); // the response came, or the exchange failed: the rest is not wanted
+          return false;
+        }
+        if (done) break;
+        total += value.byteLength;
+        if (length !== undefined && total > length) {
+          throw new TypeError(`Cannot send the request body: longer than its content-length ${length}`);
+        }
+        if (value.byteLength === 0) continue; // an empty chunk would end a chunked body
+        const written = chunked
+          ? this.#socket.write(concatBytes([encoder.encode(`${value.byteLength.toString(16)}\r\n`), value, CRLF]))
+          : this.#socket.write(value);
+        if (!written) await new Promise<void>((resolve) => (this.#drained = resolve));
+      }
+      if (chunked) this.#socket.write(LAST_CHUNK);
+      else if (length !== undefined && total < length) {
+        throw new TypeError(`Cannot send the request body: it ended after ${total} of ${length} bytes`);
+      }
+      return true;
+    } catch (error) {
+      reader.cancel(error).catch(noop);
+      throw error;
+    }
+  }
+}
