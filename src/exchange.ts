@@ -34,12 +34,15 @@ export interface ExchangeTrace {
 export class Exchange {
   readonly startedAt = performance.now();
   readonly startedAtEpochMs = Date.now();
+  /** Why the exchange was aborted, once it was. */
+  #abortReason: AbortReason | undefined;
   /**
-   * The one signal of the exchange, passed to the upstream request: aborted for any
-   * AbortReason (one signal per request instead of AbortSignal.any over several, which is
-   * measurably slower on Bun).
+   * The exchange's AbortSignal, made when first asked for: most exchanges never need one
+   * (the upstream request listens to the exchange itself, see addEventListener).
    */
-  readonly #abort = new AbortController();
+  #abort: AbortController | undefined;
+  /** The upstream request's abort listener (at most one at a time). */
+  #onAbort: (() => void) | undefined;
   /** The client's own signal, aborted by the runtime when the client disconnects. */
   readonly #client: AbortSignal;
   #watchingClient = false;
@@ -83,7 +86,12 @@ export class Exchange {
     return true;
   }
 
+  /** Aborted for any AbortReason: one signal per exchange, not AbortSignal.any over several. */
   get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      this.#abort = new AbortController();
+      if (this.#abortReason !== undefined) this.#abort.abort(this.#abortReason);
+    }
     return this.#abort.signal;
   }
 
@@ -93,11 +101,33 @@ export class Exchange {
 
   /** Why the exchange was aborted, if it was. */
   get abortReason(): AbortReason | undefined {
-    return this.#abort.signal.aborted ? (this.#abort.signal.reason as AbortReason) : undefined;
+    return this.#abortReason;
   }
 
   abort(reason: AbortReason): void {
-    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#abort?.abort(reason);
+    this.#onAbort?.();
+  }
+
+  // The exchange as the upstream request's abort signal (UpstreamInit.signal), without an
+  // AbortController and its event listeners per request: its aborted, reason and one listener.
+
+  get aborted(): boolean {
+    return this.#abortReason !== undefined;
+  }
+
+  get reason(): AbortReason | undefined {
+    return this.#abortReason;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.#onAbort = listener;
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    if (this.#onAbort === listener) this.#onAbort = undefined;
   }
 
   end(outcome: Outcome): void {

@@ -101,7 +101,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
         method: incoming.method,
         headers,
         body,
-        signal: exchange.signal,
+        signal: exchange,
         responseHeaders: (fields) => {
           removeHopByHopFields(fields);
           fields.push(["x-request-id", exchange.requestId]);

@@ -129,19 +129,28 @@ export class Server {
     return { drained: before - aborted, aborted, closed };
   }
 
-  async #serve(request: Request, { remoteAddress }: ConnectionInfo): Promise<Response | undefined> {
+  #serve(request: Request, { remoteAddress }: ConnectionInfo): Response | undefined | Promise<Response | undefined> {
     const slot = this.#current;
     const exchange = new Exchange(request, remoteAddress, this.#onEnd);
     this.#inFlight.set(exchange, slot);
     slot.inFlight++;
-    let response: Response;
-    try {
-      response = await slot.pipeline.handle(exchange);
-    } catch (error) {
+    const failed = (error: unknown): never => {
       exchange.status = 500;
       exchange.end("error");
       throw error;
+    };
+    let answer: Response | Promise<Response>;
+    try {
+      answer = slot.pipeline.handle(exchange);
+    } catch (error) {
+      return failed(error);
     }
+    // Not async: a plain then, instead of an async function's frame and await per request.
+    return answer instanceof Response ? this.#respond(exchange, answer) : answer.then((response) => this.#respond(exchange, response), failed);
+  }
+
+  /** The pipeline's answer, as the runtime sends it: the exchange ends now, or when its body does. */
+  #respond(exchange: Exchange, response: Response): Response | undefined | Promise<Response | undefined> {
     const upgrade = takeWebSocketUpgrade(exchange);
     if (upgrade) return this.#upgrade(exchange, upgrade);
     exchange.status = response.status;
@@ -162,22 +171,27 @@ export class Server {
       exchange.end("complete");
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
       // The same small body with a recorded span: its first chunk decides (see firstChunkWhole).
-      final = await firstChunkWhole(response, Number(length), exchange);
+      return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole));
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);
       final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
     } else {
       final = new Response(observeBody(response.body, exchange), response);
     }
-    if (this.#connectionClose) {
-      try {
-        final.headers.set("connection", "close");
-      } catch {
-        final = new Response(final.body, final); // the headers were immutable
-        final.headers.set("connection", "close");
-      }
+    return this.#closing(final);
+  }
+
+  /** Once the stop began, every response asks its client to close the connection. */
+  #closing(response: Response): Response {
+    if (!this.#connectionClose) return response;
+    try {
+      response.headers.set("connection", "close");
+      return response;
+    } catch {
+      const copy = new Response(response.body, response); // the headers were immutable
+      copy.headers.set("connection", "close");
+      return copy;
     }
-    return final;
   }
 
   /**

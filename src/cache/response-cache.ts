@@ -140,10 +140,13 @@ export function requestPolicy(request: CacheRequest): RequestPolicy {
  */
 export function freshnessLifetime({ status, headers }: CacheResponseHead): number | undefined {
   if (status < 200 || status > 399 || status === 206 || status === 304) return undefined;
+  // First what most responses lack (checked per response, so the cheapest test goes first).
+  const cacheControl = headers.get("cache-control");
+  if (cacheControl === null) return undefined;
+  const directives = parseCacheControl(cacheControl);
+  if (!directives.has("public")) return undefined;
   if (headers.has("set-cookie")) return undefined;
   if (varyNames(headers.get("vary")).includes("*")) return undefined;
-  const directives = parseCacheControl(headers.get("cache-control"));
-  if (!directives.has("public")) return undefined;
   if (directives.has("no-cache") || directives.has("no-store") || directives.has("private")) return undefined;
   const maxAge = directives.has("s-maxage") ? deltaSeconds(directives.get("s-maxage")) : deltaSeconds(directives.get("max-age"));
   if (maxAge === undefined) return undefined;

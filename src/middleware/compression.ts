@@ -196,10 +196,10 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
     };
   }
   // Works in Hono's compose (the answer is in c.res after next()) and in middleware/chain.ts
-  // (next() resolves to the answer, c.res is unset): it reads the answer from either, and
-  // both sets and returns what replaces it.
-  return async function compression(c: Context, next: Next): Promise<Response | void> {
-    const response = answerOf(c, await next());
+  // (next() gives the answer, c.res is unset): it reads the answer from either, and both sets
+  // and returns what replaces it. Not async: no promise of its own per request.
+  const answer = (c: Context, answered: Response | void): Response => {
+    const response = answerOf(c, answered);
     const decision = compressionFor(c.req.raw, response, rules);
     if (decision.encoding === null) {
       if (!decision.vary) return response;
@@ -216,5 +216,9 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
     const body = response.body!.pipeThrough(compressionStream(decision.encoding));
     const headers = compressedHeaders(response.headers, decision.encoding);
     return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
+  };
+  return function compression(c: Context, next: Next): Promise<Response | void> {
+    const rest = next() as unknown as Response | Promise<Response | void>;
+    return (rest instanceof Response ? answer(c, rest) : rest.then((answered) => answer(c, answered))) as Promise<Response>;
   };
 }

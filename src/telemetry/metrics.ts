@@ -6,10 +6,17 @@ interface Metric {
   render(): string;
 }
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
+/** `{name="value",...}` as Prometheus writes labels ("" for none); runs per increment, so no array work. */
 function labelKey(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return "";
-  return `{${entries.map(([k, v]) => `${k}="${v.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`))}"`).join(",")}}`;
+  let key = "";
+  for (const name in labels) {
+    let value = labels[name]!;
+    if (NEEDS_ESCAPE.test(value)) value = value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
+    key += `${key === "" ? "{" : ","}${name}="${value}"`;
+  }
+  return key === "" ? "" : `${key}}`;
 }
 
 function header(name: string, help: string, type: string): string {

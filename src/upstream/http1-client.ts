@@ -10,6 +10,17 @@ import type { Runtime } from "../runtime/types.ts";
 import { type ConnectionPool, Http1Connection, type Origin, type OutgoingRequest } from "./http1-connection.ts";
 import { encodeRequestHead, hasToken, parseLength } from "./http1-wire.ts";
 
+/**
+ * What the client uses of an AbortSignal (which is one): whether and why it aborted, and one
+ * listener at a time. The proxy passes its exchange itself, which costs no AbortController.
+ */
+export interface AbortHook {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: "abort", listener: () => void): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** Header fields in order, as [name, value] pairs (names in lower case where a proxy builds them). */
 export type HeaderFields = [string, string][];
 
@@ -19,7 +30,7 @@ export interface UpstreamInit {
   /** Sent as given, in order; `host` is added when absent. */
   headers?: Headers | HeaderFields;
   body?: ReadableStream<Uint8Array> | null;
-  signal?: AbortSignal | undefined;
+  signal?: AbortHook | undefined;
   /**
    * Edits the response's header fields, as received, before its Response is made: cheaper
    * than editing the Response's Headers afterwards.
@@ -85,7 +96,7 @@ export class Http1Client implements ConnectionPool {
 
   #prepare(url: string, { method = "GET", headers = [], body = null, signal, responseHeaders }: UpstreamInit): OutgoingRequest {
     const origin = this.#origin(url);
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw signal.reason;
     const fields = headers instanceof Headers ? fieldsOf(headers) : headers;
     const framing = requestFraming(fields);
     // A given transfer-encoding means the serving runtime already de-chunked the body: chunk it again.
@@ -136,7 +147,7 @@ export class Http1Client implements ConnectionPool {
     return origin;
   }
 
-  async #open({ hostname, port, key }: Origin, signal: AbortSignal | undefined): Promise<Http1Connection> {
+  async #open({ hostname, port, key }: Origin, signal: AbortHook | undefined): Promise<Http1Connection> {
     const opening = Http1Connection.open(this.#connect, hostname, port, this.#maxHeaderBytes);
     try {
       return await (signal ? abortable(opening, signal) : opening);
@@ -208,10 +219,10 @@ function requestFraming(fields: HeaderFields) {
 }
 
 /** The connection, or signal.reason if the signal aborts first (a connection that arrives later is closed). */
-function abortable(opening: Promise<Http1Connection>, signal: AbortSignal): Promise<Http1Connection> {
+function abortable(opening: Promise<Http1Connection>, signal: AbortHook): Promise<Http1Connection> {
   return new Promise((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal.addEventListener("abort", onAbort);
     opening
       .then((connection) => (signal.aborted ? connection.destroy() : resolve(connection)), reject)
       .finally(() => signal.removeEventListener("abort", onAbort));

@@ -5,7 +5,7 @@
  */
 
 import type { Runtime, TcpSocket, TcpSocketEvents } from "../runtime/types.ts";
-import type { UpstreamInit } from "./http1-client.ts";
+import type { AbortHook, UpstreamInit } from "./http1-client.ts";
 import { concatBytes, indexOfBytes } from "../wire-bytes.ts";
 import {
   type BodyDecoder,
@@ -42,7 +42,7 @@ export interface OutgoingRequest {
   /** The body goes chunked (its length is unknown); otherwise it is `length` bytes. */
   chunked: boolean;
   length: number | undefined;
-  signal: AbortSignal | undefined;
+  signal: AbortHook | undefined;
   /** The request asked to close the connection after it. */
   close: boolean;
   responseHeaders: UpstreamInit["responseHeaders"];
