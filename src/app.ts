@@ -1,7 +1,6 @@
 /** @module buildApp: the whole request pipeline, assembled in one place, read top to bottom. */
 
-import type { Tracer } from "@opentelemetry/api";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { ResponseCache } from "./cache/response-cache.ts";
 import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
@@ -15,7 +14,6 @@ import { requestId } from "./middleware/request-id.ts";
 import { requestLimits } from "./middleware/request-limits.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { staticFiles } from "./middleware/static-files.ts";
-import { endServerSpan, tracing } from "./middleware/tracing.ts";
 import { sendfileRequestHeader, xSendfile } from "./middleware/x-sendfile.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
@@ -39,10 +37,18 @@ export interface AppDeps {
   files: Pick<Runtime, "realPath" | "statFile" | "fileBody">;
   /** The runtime's own HTTP limits, and its header counter. */
   http: Pick<Runtime, "httpLimits" | "countHeaders">;
-  /** The pipeline's tracer when tracing is on; absent, the pipeline does no tracing work. */
-  tracer?: Tracer | undefined;
+  /** The pipeline's tracing when tracing is on; absent, the pipeline does no tracing work. */
+  tracing?: PipelineTracing | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
   release?: () => void;
+}
+
+/** What tracing adds to a pipeline (telemetry/tracing.ts makes it). */
+export interface PipelineTracing {
+  /** Starts each request's server span; first in the chain. */
+  middleware: MiddlewareHandler<ProxyEnv>;
+  /** Ends it, after the last byte. */
+  onEnd: EndListener;
 }
 
 export interface Pipeline {
@@ -55,12 +61,12 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, http, tracer, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, http, tracing, release }: AppDeps): Pipeline {
   if (config.files === undefined) throw new TypeError("buildApp needs config.files: run prepareFiles on the config first");
   const { sendfileDirs, publicDir, pages } = config.files;
   const onEnd: EndListener[] = [requestMetrics(metrics)];
   if (config.accessLog) onEnd.push(accessLog());
-  if (tracer) onEnd.push(endServerSpan());
+  if (tracing) onEnd.push(tracing.onEnd);
 
   const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
@@ -90,21 +96,23 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   app.all(
     "*",
     chain([
-      ...(tracer ? [tracing(tracer)] : []),
+      ...(tracing ? [tracing.middleware] : []),
       requestId(),
       ...(limits ? [limits] : []),
       // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
       // adds to Vary) and costs no compression work.
       ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc({ event }) })] : []),
-      compression({
-        enabled: config.compression,
-        minimumBytes: config.compressionMinSize,
-        disableOnAuth: config.compressionDisableOnAuth,
-        encodings: compressors.compressionEncodings,
-        compressionStream: compressors.compressionStream,
-      }),
+      // Middlewares that would only pass requests on are left out: each step costs every request.
+      ...(config.compression
+        ? [compression({
+          minimumBytes: config.compressionMinSize,
+          disableOnAuth: config.compressionDisableOnAuth,
+          encodings: compressors.compressionEncodings,
+          compressionStream: compressors.compressionStream,
+        })]
+        : []),
       ...(publicDir !== undefined ? [staticFiles({ root: publicDir, files })] : []),
-      errorPages(pages),
+      ...(Object.keys(pages).length > 0 ? [errorPages(pages)] : []),
       holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
       ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
     ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c))),

@@ -240,7 +240,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
         source,
       });
     }
-    const service = new Service(config, { runtime, env, stdout, stderr, loadConfig });
+    const service = await Service.create(config, { runtime, env, stdout, stderr, loadConfig });
     const code = await service.run();
     // What the stop left of --flush-timeout bounds the log flush: a reader that stopped
     // reading must not keep sluice alive past its stop budget; what it has not taken is lost.

@@ -1,6 +1,6 @@
 /** @module Exchange: one request's record, from arrival to the last byte of its response. */
 
-import type { Context, Span, Tracer } from "@opentelemetry/api";
+import type { HeaderFields } from "./upstream/http1-client.ts";
 
 /** How an exchange ended. */
 export type Outcome =
@@ -19,12 +19,26 @@ export type AbortReason =
 
 export type EndListener = (exchange: Exchange) => void;
 
-/** Set by the tracing middleware when tracing is on (see middleware/tracing.ts). */
+/**
+ * The exchange's server span, set by the tracing middleware when tracing is on (see
+ * middleware/tracing.ts). An interface, so that nothing outside the tracing modules loads
+ * OpenTelemetry.
+ */
 export interface ExchangeTrace {
-  tracer: Tracer;
-  span: Span;
-  /** The context the server span is active in: the parent of the proxy's client span. */
-  context: Context;
+  /** True when the server span is recorded: it ends at the response's last byte, so its body is followed. */
+  readonly recording: boolean;
+  /**
+   * Puts the trace context into the upstream request's header fields, and starts the upstream
+   * call's client span when the server span is recorded.
+   */
+  startUpstream(method: string, url: string, fields: HeaderFields): UpstreamTrace | undefined;
+}
+
+/** The client span of the upstream call, from sending to the response head. */
+export interface UpstreamTrace {
+  answered(status: number): void;
+  failed(errorType: string): void;
+  end(): void;
 }
 
 /**

@@ -1,20 +1,10 @@
 /** @module The forwarder: streams a request to the child and its response back. */
 
-import { type Span, SpanKind, SpanStatusCode, type TextMapSetter, trace } from "@opentelemetry/api";
-import {
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_FULL,
-} from "@opentelemetry/semantic-conventions";
 import type { Context } from "hono";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
-import type { Exchange, ExchangeTrace } from "./exchange.ts";
-import { propagator } from "./middleware/tracing.ts";
-import { removeHopByHopFields, setField, upstreamRequestHeaders } from "./forwarded-headers.ts";
+import type { Exchange } from "./exchange.ts";
+import { removeHopByHopFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
 import type { HeaderFields, UpstreamFetch } from "./upstream/http1-client.ts";
 
@@ -94,7 +84,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
     const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
-    const span = exchange.trace && startClientSpan(exchange.trace, incoming.method, url, headers);
+    const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);
     const sentAt = performance.now();
     try {
       const upstream = await fetch(url, {
@@ -108,13 +98,11 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
         },
       });
       exchange.upstreamMs = performance.now() - sentAt;
-      span?.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, upstream.status);
-      if (upstream.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
+      upstreamTrace?.answered(upstream.status);
       return clientResponse(upstream, incoming.method);
     } catch (error) {
       exchange.clientGone(); // a failed upload, say, because the client went away
-      span?.setAttribute(ATTR_ERROR_TYPE, exchange.abortReason ?? "connection");
-      span?.setStatus({ code: SpanStatusCode.ERROR, message: exchange.abortReason ?? "upstream request failed" });
+      upstreamTrace?.failed(exchange.abortReason ?? "connection");
       switch (exchange.abortReason) {
         case "body-too-large":
           return errorResponse(413, exchange);
@@ -132,36 +120,10 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
     } finally {
       waitingForHeaders.delete(exchange);
       slowToAnswer.delete(exchange);
-      span?.end();
+      upstreamTrace?.end();
     }
   };
 }
-
-/**
- * The span of the upstream call, from sending to the response headers, under the server
- * span; its W3C trace context goes to the child in `traceparent`/`tracestate`.
- */
-function startClientSpan({ tracer, span: server, context }: ExchangeTrace, method: string, url: string, headers: HeaderFields): Span | undefined {
-  if (!server.isRecording()) {
-    // Not sampled: the child still gets the trace context (sampled flag off), no span is made.
-    propagator.inject(context, headers, headerSetter);
-    return undefined;
-  }
-  const target = new URL(url);
-  const span = tracer.startSpan(method, {
-    kind: SpanKind.CLIENT,
-    attributes: {
-      [ATTR_HTTP_REQUEST_METHOD]: method,
-      [ATTR_SERVER_ADDRESS]: target.hostname,
-      [ATTR_SERVER_PORT]: Number(target.port),
-      [ATTR_URL_FULL]: `${target.origin}${target.pathname}`,
-    },
-  }, context);
-  propagator.inject(trace.setSpan(context, span), headers, headerSetter);
-  return span;
-}
-
-const headerSetter: TextMapSetter<HeaderFields> = { set: setField };
 
 /**
  * The upstream's response as the client gets it: its header fields were edited before it

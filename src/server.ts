@@ -165,7 +165,7 @@ export class Server {
     } else if (
       this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&
       // A recorded server span ends at the last byte, so its body is followed to the end.
-      !exchange.trace?.span.isRecording()
+      !exchange.trace?.recording
     ) {
       exchange.bytesOut = Number(length);
       exchange.end("complete");

@@ -20,12 +20,9 @@ import { ChildStartError, Supervisor } from "./supervisor.ts";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { Metrics } from "./telemetry/metrics.ts";
 import type { SpanCounts } from "./telemetry/otlp-exporter.ts";
-import { buildSampler, SamplingTracer } from "./telemetry/sampler.ts";
 import { TracerPool } from "./telemetry/tracer-pool.ts";
-import { buildTracerProvider } from "./telemetry/tracer-provider.ts";
 import { exporterKey } from "./telemetry/tracing-config.ts";
 import { Http1Client, type UpstreamInit } from "./upstream/http1-client.ts";
-import { VERSION } from "./version.ts";
 
 export interface ServiceDeps {
   runtime: Runtime;
@@ -34,6 +31,13 @@ export interface ServiceDeps {
   stderr: LineOutput;
   /** Reads and validates the configuration again (flags, environment, file); throws when invalid. */
   loadConfig: () => Promise<Config>;
+}
+
+/** The tracing modules, loaded (with OpenTelemetry) once a configuration turns tracing on. */
+type TracingModule = typeof import("./telemetry/tracing.ts");
+
+function loadTracing(): Promise<TracingModule> {
+  return import("./telemetry/tracing.ts");
 }
 
 /** Why the service stops: a signal, the child's own exit, or a failed start. */
@@ -61,10 +65,18 @@ export class Service {
   #responseCache: ResponseCache | undefined;
   /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
   #upstream: Http1Client;
+  /** Set once a configuration with tracing on was loaded. */
+  #tracing: TracingModule | undefined;
 
-  constructor(config: Config, deps: ServiceDeps) {
+  /** A service for `config`, with the tracing modules loaded when it traces. */
+  static async create(config: Config, deps: ServiceDeps): Promise<Service> {
+    return new Service(config, deps, config.tracing.enabled ? await loadTracing() : undefined);
+  }
+
+  private constructor(config: Config, deps: ServiceDeps, tracing: TracingModule | undefined) {
     this.#config = config;
     this.#deps = deps;
+    this.#tracing = tracing;
     const { runtime } = deps;
     this.#upstream = new Http1Client({ connect: runtime.connectTcp });
     this.#notifier = new SystemdNotifier(runtime, deps.env);
@@ -113,10 +125,11 @@ export class Service {
     };
     if (!config.tracing.enabled) return buildApp(config, deps);
     const { tracing } = config;
-    const lease = this.#tracers.acquire(exporterKey(tracing), () => buildTracerProvider(tracing, this.#spanCounts));
+    const module = this.#tracing!;
+    const lease = this.#tracers.acquire(exporterKey(tracing), () => module.buildTracerProvider(tracing, this.#spanCounts));
     return buildApp(config, {
       ...deps,
-      tracer: new SamplingTracer(lease.provider.getTracer("sluice", VERSION), buildSampler(tracing.sampler)),
+      tracing: module.pipelineTracing(lease.provider, tracing.sampler),
       release: () => void this.#tracers.release(lease),
     });
   }
@@ -247,6 +260,7 @@ export class Service {
     for (const key of pendingKeys) (applied as Record<OptionKey, unknown>)[key] = current[key];
     let pipeline: Pipeline;
     try {
+      if (applied.tracing.enabled) this.#tracing ??= await loadTracing();
       pipeline = this.#buildPipeline(applied);
     } catch (error) {
       return this.#reloadFailed(error);

@@ -15,22 +15,28 @@ export function chain<E extends Env>(
   handler: (c: Context<E>) => Answer,
 ): (c: Context<E>) => Answer {
   return function chained(c) {
+    // One next() and one array per request, not a closure per middleware: middlewares call
+    // next() at most once and in order (Hono's contract), so `position` names the caller.
+    let position = 0;
+    const rests: (Answer | undefined)[] = [];
     const run = (i: number): Answer => {
       const middleware = middlewares[i];
       if (middleware === undefined) return handler(c);
-      let rest: Answer | undefined;
+      position = i;
+      const result = middleware(c, next) as Answer | Promise<Response | void>;
+      const rest = rests[i];
       // next() hands back the rest's answer itself (Hono's resolves to nothing and keeps the
       // answer in the context): a middleware that returns next() passes it on untouched.
-      const next = (() => (rest = run(i + 1))) as unknown as Next;
-      const result = middleware(c, next) as Answer | Promise<Response | void>;
       if (result === rest) return result as Answer;
       // One that awaited next() and returned nothing answers with what followed it.
       return Promise.resolve(result).then((response) => {
         if (response) return response;
-        if (rest === undefined) throw new Error(`Middleware ${middleware.name} neither answered nor called next()`);
-        return rest;
+        const answered = rests[i];
+        if (answered === undefined) throw new Error(`Middleware ${middleware.name} neither answered nor called next()`);
+        return answered;
       });
     };
+    const next = (() => (rests[position] = run(position + 1))) as unknown as Next;
     return run(0);
   };
 }

@@ -5,6 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
+import type { ProxyEnv } from "../proxy.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 import type { ContentEncoding } from "../runtime/types.ts";
 
@@ -133,13 +134,21 @@ function hasToken(value: string | null, tokens: readonly string[]): boolean {
   return value.split(",").some((item) => tokens.includes(item.split("=")[0]!.trim().toLowerCase()));
 }
 
+/** The decisions not to compress, made once (one is returned per response). */
+const SKIPS = new Map<string, CompressionDecision>();
+function skip(reason: SkipReason, vary = false): CompressionDecision {
+  const key = vary ? `${reason}+vary` : reason;
+  let decision = SKIPS.get(key);
+  if (decision === undefined) SKIPS.set(key, decision = Object.freeze({ encoding: null, vary, reason }));
+  return decision;
+}
+
 /** Decides whether and how to compress `response`, sent in answer to `request`. */
 export function compressionFor(
   request: Request,
   response: Response,
   { encodings, minimumBytes = 1024, disableOnAuth = false }: CompressionRules,
 ): CompressionDecision {
-  const skip = (reason: SkipReason, vary = false): CompressionDecision => ({ encoding: null, vary, reason });
   const { status, headers } = response;
   if (status < 200 || status === 204 || status === 304) return skip("status");
   if (status === 206) return skip("partial");
@@ -200,7 +209,8 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
   // and returns what replaces it. Not async: no promise of its own per request.
   const answer = (c: Context, answered: Response | void): Response => {
     const response = answerOf(c, answered);
-    const decision = compressionFor(c.req.raw, response, rules);
+    // The exchange's request when there is one (it spares Hono's request wrapper per request).
+    const decision = compressionFor((c.env as Partial<ProxyEnv["Bindings"]> | undefined)?.exchange?.request ?? c.req.raw, response, rules);
     if (decision.encoding === null) {
       if (!decision.vary) return response;
       try {

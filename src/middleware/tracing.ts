@@ -1,27 +1,33 @@
 /**
  * @module tracing: one server span per request, from arrival to the last byte of the response,
  * continuing the client's W3C trace context; the proxy adds the client span under it.
- * Registered only when tracing is on, so a pipeline without it does no tracing work at all.
+ * Registered only when tracing is on, so a pipeline without it does no tracing work at all
+ * (and loaded only then, see telemetry/tracing.ts).
  */
 
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type TextMapGetter, trace, type Tracer } from "@opentelemetry/api";
+import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type TextMapSetter, trace, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
   ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from "@opentelemetry/semantic-conventions";
 import type { MiddlewareHandler } from "hono";
-import type { EndListener } from "../exchange.ts";
+import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
+import { setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import type { HeaderFields } from "../upstream/http1-client.ts";
 import { reportedStatus } from "./access-log.ts";
 
-export const propagator = new W3CTraceContextPropagator();
+const propagator = new W3CTraceContextPropagator();
+const fieldSetter: TextMapSetter<HeaderFields> = { set: setField };
 
 const headerGetter: TextMapGetter<Headers> = {
   get: (headers, key) => headers.get(key) ?? undefined,
@@ -58,15 +64,66 @@ export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
         ...(request.headers.has("user-agent") ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get("user-agent")! } : {}),
       });
     }
-    exchange.trace = { tracer, span, context: trace.setSpan(parent, span) };
+    exchange.trace = new ServerTrace(tracer, span, trace.setSpan(parent, span));
     return next();
   };
+}
+
+/** An exchange's server span, and how the upstream call joins its trace. */
+class ServerTrace implements ExchangeTrace {
+  constructor(readonly tracer: Tracer, readonly span: Span, readonly context: Context) {}
+
+  get recording(): boolean {
+    return this.span.isRecording();
+  }
+
+  startUpstream(method: string, url: string, fields: HeaderFields): UpstreamTrace | undefined {
+    if (!this.span.isRecording()) {
+      // Not sampled: the child still gets the trace context (sampled flag off), no span is made.
+      propagator.inject(this.context, fields, fieldSetter);
+      return undefined;
+    }
+    // url is the child's: http://host:port/path?query. The query stays out (no credentials in spans).
+    const pathStart = url.indexOf("/", 7);
+    const queryStart = url.indexOf("?", pathStart);
+    const authority = url.slice(7, pathStart);
+    const colon = authority.lastIndexOf(":");
+    const span = this.tracer.startSpan(method, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        [ATTR_SERVER_ADDRESS]: authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
+        [ATTR_SERVER_PORT]: Number(authority.slice(colon + 1)),
+        [ATTR_URL_FULL]: queryStart < 0 ? url : url.slice(0, queryStart),
+      },
+    }, this.context);
+    propagator.inject(trace.setSpan(this.context, span), fields, fieldSetter);
+    return new ClientSpan(span);
+  }
+}
+
+class ClientSpan implements UpstreamTrace {
+  constructor(readonly span: Span) {}
+
+  answered(status: number): void {
+    this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status >= 500) this.span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+
+  failed(errorType: string): void {
+    this.span.setAttribute(ATTR_ERROR_TYPE, errorType);
+    this.span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+  }
+
+  end(): void {
+    this.span.end();
+  }
 }
 
 /** Ends the server span when the exchange ends: after the last byte, or the cut. */
 export function endServerSpan(): EndListener {
   return function endServerSpan(exchange) {
-    const span = exchange.trace?.span;
+    const span = (exchange.trace as ServerTrace | undefined)?.span;
     if (!span?.isRecording()) return;
     const status = reportedStatus(exchange);
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
