@@ -1,6 +1,7 @@
 /** @module The forwarder: streams a request to the child and its response back. */
 
 import type { Context } from "hono";
+import { bodyless } from "./bodyless.ts";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
@@ -26,11 +27,6 @@ export interface ProxyOptions {
 }
 
 export type ProxyEnv = { Bindings: { exchange: Exchange } };
-
-/** Responses that never carry a body (RFC 9110 sections 6.4.1 and 9.3.2). */
-function bodyless(method: string, status: number): boolean {
-  return method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
-}
 
 class BodyTooLarge extends Error {
   override name = "BodyTooLarge";

@@ -2,7 +2,8 @@
 
 import type { Pipeline } from "./app.ts";
 import { CLOSE_GRACE_MS, type Config } from "./config.ts";
-import { raceDeadline } from "./deadlines.ts";
+import { bodyless } from "./bodyless.ts";
+import { Deadlines, raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
@@ -58,6 +59,13 @@ export class Server {
   /** Event streams being sent (also in #inFlight): they end cleanly when cut. */
   #eventStreams = new Set<Exchange>();
   #emptied: (() => void) | undefined;
+  /**
+   * Exchanges still in flight when the idle timeout could cut their connection are held
+   * (HttpListener.holdOpen): at arrival when it could at any time, else after idleTimeoutSafeMs.
+   */
+  #holdAtArrival = false;
+  #holdLater: Deadlines<Exchange> | undefined;
+  #held = new Set<Exchange>();
   #connectionClose = false;
   #runtime: Runtime;
   #current: PipelineSlot;
@@ -96,6 +104,14 @@ export class Server {
       idleTimeoutMs: idleTimeout,
       headerTimeoutMs: headerTimeout,
     });
+    const safeMs = this.#listener.idleTimeoutSafeMs;
+    this.#holdAtArrival = safeMs === 0;
+    if (safeMs) this.#holdLater = new Deadlines(safeMs, (exchange) => this.#holdOpen(exchange));
+  }
+
+  #holdOpen(exchange: Exchange): void {
+    this.#held.add(exchange);
+    this.#listener!.holdOpen(exchange.request);
   }
 
   /** From now on every response carries `Connection: close`, so keep-alive clients move away. */
@@ -134,6 +150,8 @@ export class Server {
     const exchange = new Exchange(request, remoteAddress, this.#onEnd);
     this.#inFlight.set(exchange, slot);
     slot.inFlight++;
+    if (this.#holdAtArrival) this.#holdOpen(exchange);
+    else this.#holdLater?.add(exchange);
     const failed = (error: unknown): never => {
       exchange.status = 500;
       exchange.end("error");
@@ -160,14 +178,15 @@ export class Server {
     const aborted = exchange.abortReason;
     if (aborted === "client-cancel" || aborted === "aborted") {
       exchange.end(aborted);
-    } else if (response.body === null) {
-      exchange.end("complete");
     } else if (
       this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&
       // A recorded server span ends at the last byte, so its body is followed to the end.
       !exchange.trace?.recording
     ) {
-      exchange.bytesOut = Number(length);
+      // Decided without reading `body`, which makes Bun build a stream per response.
+      exchange.bytesOut = bodyless(exchange.request.method, response.status) ? 0 : Number(length);
+      exchange.end("complete");
+    } else if (response.body === null) {
       exchange.end("complete");
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
       // The same small body with a recorded span: its first chunk decides (see firstChunkWhole).
@@ -211,7 +230,8 @@ export class Server {
 
   /** Runs when an exchange ends: leave the registry, run its pipeline's observers. */
   #onEnd = (exchange: Exchange): void => {
-    this.#listener?.requestEnded(exchange.request);
+    if (this.#held.delete(exchange)) this.#listener!.releaseHold(exchange.request);
+    else this.#holdLater?.delete(exchange);
     const slot = this.#inFlight.get(exchange)!;
     this.#inFlight.delete(exchange);
     this.#websockets.delete(exchange);

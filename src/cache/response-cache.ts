@@ -123,12 +123,11 @@ export function requestPolicy(request: CacheRequest): RequestPolicy {
   // Ranges and upgrades are answered by the upstream (206 and 101 are never stored).
   if (headers.has("range") || headers.has("upgrade")) return "bypass";
   const cacheControl = headers.get("cache-control");
+  // Pragma: no-cache counts only without Cache-Control (RFC 9111 section 5.4).
+  if (cacheControl === null) return /\bno-cache\b/i.test(headers.get("pragma") ?? "") ? "refresh" : "use";
   const directives = parseCacheControl(cacheControl);
   if (directives.has("no-store")) return "bypass";
-  // Pragma: no-cache counts only without Cache-Control (RFC 9111 section 5.4).
-  if (directives.has("no-cache") || (cacheControl === null && /\bno-cache\b/i.test(headers.get("pragma") ?? ""))) {
-    return "refresh";
-  }
+  if (directives.has("no-cache")) return "refresh";
   return "use";
 }
 

@@ -26,10 +26,14 @@ let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
 /** Children spawned here whose exit Bun has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
 
+/** Bun's idle timer fires on 4 s ticks: it may cut a connection up to this much before its timeout. */
+const IDLE_TICK_MS = 4000;
+
 function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOptions): Promise<HttpListener> {
   // Bun's idle timer runs from the last bytes read, in 4 s ticks, and cuts a request in
-  // flight too (a slow upstream, a streamed response, a long upload): each request suspends
-  // it on arrival and restores it once its response is done (requestEnded).
+  // flight too (a slow upstream, a streamed response, a long upload). A request is safe for
+  // the timeout less a tick after its bytes arrived; one that runs longer is held (the timer
+  // suspended) until its response is done. Most requests never need the two calls.
   const idleSeconds = Math.ceil(idleTimeoutMs / 1000);
   const server = Bun.serve({
     websocket: bunWebSocketHandler,
@@ -37,7 +41,6 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
     port,
     idleTimeout: idleSeconds,
     fetch(request, server) {
-      if (idleSeconds > 0) server.timeout(request, 0);
       return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
     },
     error: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
@@ -52,8 +55,12 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
       void server.stop(true);
     },
     upgradeWebSocket: (request, accept) => bunUpgradeWebSocket(server, request, accept),
-    requestEnded(request) {
-      if (idleSeconds > 0) server.timeout(request, idleSeconds);
+    idleTimeoutSafeMs: idleSeconds > 0 ? Math.max(0, idleSeconds * 1000 - IDLE_TICK_MS - 1000) : undefined,
+    holdOpen(request) {
+      server.timeout(request, 0);
+    },
+    releaseHold(request) {
+      server.timeout(request, idleSeconds);
     },
   });
 }

@@ -60,9 +60,10 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       // flight itself, which closes its connection.
     },
     upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
-    requestEnded() {
-      // Deno.serve has no idle timeout to restore (see httpLimits).
-    },
+    // Deno.serve has no idle timeout (see httpLimits).
+    idleTimeoutSafeMs: undefined,
+    holdOpen() {},
+    releaseHold() {},
   }));
 }
 

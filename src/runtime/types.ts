@@ -111,10 +111,14 @@ export interface HttpListener {
    */
   upgradeWebSocket(request: Request, accept: WebSocketAccept): Response | undefined;
   /**
-   * The response to `request` is complete or handed over: its connection may count as idle
-   * from now. Until then a request in flight is never cut by the idle timeout.
+   * How long a request may be in flight before the idle timeout could cut its connection
+   * (undefined: never, there is none). Requests still in flight then are held with `holdOpen`.
    */
-  requestEnded(request: Request): void;
+  readonly idleTimeoutSafeMs: number | undefined;
+  /** From now until `releaseHold`, the idle timeout never cuts `request`'s connection. */
+  holdOpen(request: Request): void;
+  /** The held request's response is complete or handed over: its connection may count as idle again. */
+  releaseHold(request: Request): void;
 }
 
 export interface ExitStatus {

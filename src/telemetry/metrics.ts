@@ -56,22 +56,25 @@ export class Gauge extends LabelledMetric {
   }
 }
 
-/** A counter with one label whose values are numbers (status codes): no string work per increment. */
-export class CounterByNumber implements Metric {
-  #values = new Map<number, number>();
+/**
+ * A counter with one label (status codes, cache events): counted by the label's value, so an
+ * increment per request does no string work.
+ */
+export class CounterByLabel<V extends number | string> implements Metric {
+  #values = new Map<V, number>();
   constructor(readonly name: string, readonly help: string, readonly label: string) {}
 
-  inc(value: number): void {
+  inc(value: V): void {
     this.#values.set(value, (this.#values.get(value) ?? 0) + 1);
   }
 
-  value(labelValue: number): number {
+  value(labelValue: V): number {
     return this.#values.get(labelValue) ?? 0;
   }
 
   render(): string {
-    const lines = [...this.#values].map(([label, value]) => `${this.name}{${this.label}="${label}"} ${value}\n`);
-    return header(this.name, this.help, "counter") + lines.join("");
+    const lines = [...this.#values].map(([label, value]) => `${this.name}${labelKey({ [this.label]: String(label) })} ${value}\n`);
+    return header(this.name, this.help, "counter") + (lines.length ? lines.join("") : `${this.name} 0\n`);
   }
 }
 
@@ -131,7 +134,7 @@ export interface CacheCounts {
 /** The metrics sluice exports; one instance per process, shared by every pipeline. */
 export class Metrics {
   readonly requestsInFlight = new Gauge("sluice_requests_in_flight", "Requests being served now");
-  readonly requests = new CounterByNumber("sluice_requests_total", "Requests answered, by status code", "code");
+  readonly requests = new CounterByLabel<number>("sluice_requests_total", "Requests answered, by status code", "code");
   readonly requestDuration = new Histogram(
     "sluice_request_duration_seconds",
     "Time from request arrival to the end of the response body",
@@ -144,7 +147,7 @@ export class Metrics {
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
   readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
-  readonly cacheEvents = new Counter("sluice_cache_events_total", "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut");
+  readonly cacheEvents = new CounterByLabel<string>("sluice_cache_events_total", "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut", "event");
   #cache: () => CacheCounts = () => ({ bytes: 0, entries: 0 });
   readonly #cacheMetrics = [
     new Sampled("sluice_cache_bytes", "Bytes the response cache holds", "gauge", () => this.#cache().bytes),
