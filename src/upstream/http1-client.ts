@@ -91,6 +91,7 @@ export class Http1Client implements ConnectionPool {
 
   /** Sends on a new connection (ConnectionPool: also the retry when a pooled one turned out closed). */
   resend(request: OutgoingRequest): Promise<Response> {
+    if (request.signal?.aborted) return Promise.reject(request.signal.reason);
     return this.#open(request.origin, request.signal).then((connection) => connection.send(request, this));
   }
 

@@ -233,7 +233,7 @@ export class Http1Connection implements TcpSocketEvents {
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => void (this.#body = controller),
       pull: () => {
-        if (this.#paused && !this.#closed) {
+        if (this.#decoder === decoder && this.#paused && !this.#closed) {
           this.#paused = false;
           this.#socket.resume();
         }

@@ -282,6 +282,44 @@ describe("Http1Client against a raw TCP upstream", () => {
     expect(server.heads[1]).toBe(`GET / HTTP/1.1\r\nhost: 127.0.0.1:${server.port}`); // host from the URL only when absent
   });
 
+  test("a response that arrives a byte at a time: head, then a chunked body", async () => {
+    const wire = "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    const server = rawServer((_head, socket) => {
+      void (async () => {
+        for (const char of wire) {
+          socket.write(char);
+          socket.flush();
+          await Bun.sleep(1);
+        }
+      })();
+    });
+    const c = client();
+    const res = await c.fetch(...req(server.url));
+    expect([res.status, res.headers.get("x-a"), await res.text()]).toEqual([200, "1", "abcde"]);
+    expect(await (await c.fetch(...req(server.url))).text()).toBe("abcde");
+    expect(server.counts.opened).toBe(1); // the framing ended exactly: the connection was reused
+  });
+
+  test("a reader that stops reading stops the socket: the upstream's writes back up", async () => {
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    let written = 0;
+    let blocked = Promise.withResolvers<void>();
+    const server = rawServer((_head, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n");
+      // Writes until the kernel's buffers are full (a short write), bounded at 64 MiB.
+      for (let i = 0; i < 1024; i++) {
+        const n = socket.write(chunk);
+        written += Math.max(0, n);
+        if (n < chunk.length) return blocked.resolve();
+      }
+    });
+    const res = await client().fetch(...req(server.url));
+    await withTimeout(blocked.promise, 5000, "the upstream's writes to back up");
+    // Held by sluice: the stream's 64 KiB and what the socket had read; the rest waits in the kernel.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    await res.body!.cancel();
+  });
+
   test("keeps the status text and never follows redirects", async () => {
     const server = rawServer((_head, socket) => socket.write("HTTP/1.1 302 Found It\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"));
     const res = await client().fetch(...req(server.url));
