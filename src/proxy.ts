@@ -52,7 +52,8 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
 /**
  * How long an upstream request runs before its exchange listens for the client's
  * disconnect (see Exchange.watchClient): a client that goes away cancels the upstream
- * request at most this much later than it would with a listener from the start.
+ * request at most this much later than it would with a listener from the start, and one
+ * that goes away from a request answered sooner is logged with the answer's status, not 499.
  */
 const CLIENT_WATCH_DELAY_MS = 50;
 

@@ -174,7 +174,9 @@ export class Server {
     exchange.status = response.status;
     let final = response;
     const length = response.headers.get("content-length");
-    exchange.clientGone(); // a client that left while the upstream answered (see Exchange.watchClient)
+    // A client that left while a slow upstream answered (an exchange answered within the
+    // watch delay is not checked: see Exchange.watchClient).
+    if (exchange.watchingClient) exchange.clientGone();
     const aborted = exchange.abortReason;
     if (aborted === "client-cancel" || aborted === "aborted") {
       exchange.end(aborted);
