@@ -11,14 +11,22 @@ const encoder = new TextEncoder();
  */
 const BATCH_MS = 10;
 
+/** A batch's first buffer; a larger one is made when a batch outgrows it. */
+const BATCH_BYTES = 64 * 1024;
+
 /**
  * Collects lines and writes them in order, many lines per write, never splitting one.
  * Log records and the child's output share stdout through one LineOutput, so lines never
- * interleave. Writes are asynchronous: a slow reader of the pipe slows nothing but the
- * queue, and `flush()` awaits everything written so far (call it before exit).
+ * interleave. Each line is encoded into the batch's buffer as it comes (a line's string
+ * dies at once instead of living until the write). Writes are asynchronous: a slow reader
+ * of the pipe slows nothing but the queue, and `flush()` awaits everything written so far
+ * (call it before exit).
  */
 export class LineOutput {
-  #pending: (string | Uint8Array)[] = [];
+  #buffer = new Uint8Array(BATCH_BYTES);
+  #length = 0;
+  /** Batches full before their timer, waiting for the write in progress. */
+  #full: Uint8Array[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
   #runtime: Runtime;
@@ -29,12 +37,17 @@ export class LineOutput {
     this.#fd = fd;
   }
 
-  /** Queues text that already ends with a newline. */
+  /** Queues text or bytes that already end with a newline. */
   write(chunk: string | Uint8Array): void {
-    const last = this.#pending.length - 1;
-    // Consecutive lines of text join into one string (one per access record adds up).
-    if (typeof chunk === "string" && last >= 0 && typeof this.#pending[last] === "string") this.#pending[last] += chunk;
-    else this.#pending.push(chunk);
+    if (typeof chunk === "string") {
+      // At most 3 bytes per UTF-16 unit: encodeInto never comes up short when that fits.
+      this.#reserve(chunk.length * 3);
+      this.#length += encoder.encodeInto(chunk, this.#buffer.subarray(this.#length)).written;
+    } else {
+      this.#reserve(chunk.byteLength);
+      this.#buffer.set(chunk, this.#length);
+      this.#length += chunk.byteLength;
+    }
     if (this.#timer === undefined && this.#writing === undefined) {
       this.#timer = setTimeout(() => this.#startDrain(), BATCH_MS);
     }
@@ -46,6 +59,21 @@ export class LineOutput {
     while (this.#writing) await this.#writing;
   }
 
+  /** Makes room for `bytes` more: a full batch is set aside whole, a larger line gets a larger buffer. */
+  #reserve(bytes: number): void {
+    if (this.#length + bytes <= this.#buffer.byteLength) return;
+    if (this.#length > 0) this.#full.push(this.#take());
+    if (bytes > this.#buffer.byteLength) this.#buffer = new Uint8Array(bytes);
+  }
+
+  /** The bytes queued in the current buffer, which a new one replaces (the write holds on to them). */
+  #take(): Uint8Array {
+    const bytes = this.#buffer.subarray(0, this.#length);
+    this.#buffer = new Uint8Array(BATCH_BYTES);
+    this.#length = 0;
+    return bytes;
+  }
+
   #startDrain(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -54,28 +82,16 @@ export class LineOutput {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending;
-        this.#pending = [];
-        await this.#runtime.write(this.#fd, concat(batch));
+      while (this.#full.length > 0 || this.#length > 0) {
+        const batch = this.#full.length > 0 ? this.#full.shift()! : this.#take();
+        await this.#runtime.write(this.#fd, batch);
       }
     } catch {
       // stdout closed (EPIPE): nothing sensible to do but drop what cannot be written.
-      this.#pending = [];
+      this.#full = [];
+      this.#length = 0;
     } finally {
       this.#writing = undefined;
     }
   }
-}
-
-function concat(chunks: (string | Uint8Array)[]): Uint8Array {
-  if (chunks.every((c) => typeof c === "string")) return encoder.encode(chunks.join(""));
-  const parts = chunks.map((c) => (typeof c === "string" ? encoder.encode(c) : c));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
