@@ -10,6 +10,7 @@ import {
   type LogRecord,
   type TextFormatter,
 } from "@logtape/logtape";
+import { jsonString } from "./json-string.ts";
 import type { LineOutput } from "./output.ts";
 
 export type { Logger };
@@ -52,18 +53,6 @@ function loggerName(category: readonly string[]): string {
   let name = categoryNames.get(category);
   if (name === undefined) categoryNames.set(category, (name = category.join(".")));
   return name;
-}
-
-/**
- * A string as JSON writes it. Plain printable ASCII, which nearly every method, path, id and
- * address is, is quoted as is: cheaper than a JSON.stringify call, several per access record.
- */
-export function jsonString(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return JSON.stringify(text);
-  }
-  return `"${text}"`;
 }
 
 /**

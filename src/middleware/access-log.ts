@@ -2,7 +2,8 @@
 
 import type { LogLevel, LogRecord } from "@logtape/logtape";
 import type { EndListener, Exchange } from "../exchange.ts";
-import { directJsonLog, jsonString, log } from "../log.ts";
+import { jsonString } from "../json-string.ts";
+import { directJsonLog, log } from "../log.ts";
 
 const ACCESS_CATEGORY = ["sluice", "access"] as const;
 

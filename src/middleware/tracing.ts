@@ -5,7 +5,7 @@
  * (and loaded only then, see telemetry/tracing.ts).
  */
 
-import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type TextMapSetter, trace, type Tracer } from "@opentelemetry/api";
+import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type TextMapSetter, trace, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
   ATTR_CLIENT_ADDRESS,
@@ -34,12 +34,15 @@ const headerGetter: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
 };
 
-/** Splits a Host header into the server.address and server.port attributes. */
-function hostAttributes(host: string | null): Record<string, string | number> {
-  if (!host) return {};
-  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
-  if (!match) return {};
-  return match[2] ? { [ATTR_SERVER_ADDRESS]: match[1]!, [ATTR_SERVER_PORT]: Number(match[2]) } : { [ATTR_SERVER_ADDRESS]: match[1]! };
+/** Sets server.address and server.port from a Host header ("name", "name:port", "[v6]:port"). */
+function addHostAttributes(attributes: Attributes, host: string | null): void {
+  if (!host) return;
+  const bracket = host.startsWith("[") ? host.indexOf("]") : -1;
+  const colon = host.indexOf(":", bracket + 1);
+  const port = colon === -1 ? "" : host.slice(colon + 1);
+  if (colon !== -1 && !/^\d{1,5}$/.test(port)) return; // not a Host header
+  attributes[ATTR_SERVER_ADDRESS] = colon === -1 ? host : host.slice(0, colon);
+  if (port) attributes[ATTR_SERVER_PORT] = Number(port);
 }
 
 export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
@@ -55,14 +58,16 @@ export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
       const url = request.url;
       const pathStart = url.indexOf("/", url.indexOf("//") + 2);
       const queryStart = url.indexOf("?", pathStart);
-      span.setAttributes({
+      const attributes: Attributes = {
         [ATTR_HTTP_REQUEST_METHOD]: request.method,
         [ATTR_URL_PATH]: queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart),
         [ATTR_URL_SCHEME]: "http",
         [ATTR_CLIENT_ADDRESS]: exchange.clientAddress,
-        ...hostAttributes(request.headers.get("host")),
-        ...(request.headers.has("user-agent") ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get("user-agent")! } : {}),
-      });
+      };
+      addHostAttributes(attributes, request.headers.get("host"));
+      const userAgent = request.headers.get("user-agent");
+      if (userAgent !== null) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+      span.setAttributes(attributes);
     }
     exchange.trace = new ServerTrace(tracer, span, trace.setSpan(parent, span));
     return next();

@@ -7,6 +7,8 @@ import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { encodeTraceRequest } from "./otlp-json.ts";
 
+const encoder = new TextEncoder();
+
 /** Spans counted once their export ended; sluice_spans_exported_total / _dropped_total read them. */
 export interface SpanCounts {
   exported: number;
@@ -91,7 +93,8 @@ export class OtlpExporter implements SpanExporter {
       this.#timeoutMs,
     );
     try {
-      const body = encodeTraceRequest(spans);
+      // As bytes: Bun's fetch turns a string body into bytes at a higher cost (measured).
+      const body = encoder.encode(encodeTraceRequest(spans));
       const response = await fetch(this.url, { method: "POST", headers: this.#headers, body, signal: abort.signal });
       // Read the whole body (under the same timeout) so the connection can be reused.
       const text = await response.text();
