@@ -69,42 +69,48 @@ export class OtlpExporter implements SpanExporter {
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    if (this.#shutDown) {
-      this.counts.dropped += spans.length;
-      resultCallback({ code: ExportResultCode.FAILED, error: new Error("Cannot export spans: the exporter is shut down") });
-      return;
-    }
-    // Off the pending list before the callback runs, so the callback sees it ended; a
-    // throwing callback is the caller's bug and must not become an unhandled rejection
-    // (fatal on Deno) nor stop forceFlush(). #send itself never rejects.
-    const request: Promise<void> = this.#send(spans)
-      .then((result) => {
-        this.#pending.delete(request);
-        resultCallback(result);
-      })
-      .catch(() => {});
-    this.#pending.add(request);
+    // As bytes: Bun's fetch turns a string body into bytes at a higher cost (measured).
+    this.exportEncoded(encoder.encode(encodeTraceRequest(spans)), spans.length).then(resultCallback);
   }
 
-  async #send(spans: ReadableSpan[]): Promise<ExportResult> {
+  /**
+   * Sends an ExportTraceServiceRequest already encoded as OTLP JSON, holding `count` spans;
+   * resolves with the result, never rejects.
+   */
+  exportEncoded(body: Uint8Array<ArrayBuffer>, count: number): Promise<ExportResult> {
+    if (this.#shutDown) {
+      this.counts.dropped += count;
+      return Promise.resolve({ code: ExportResultCode.FAILED, error: new Error("Cannot export spans: the exporter is shut down") });
+    }
+    // Off the pending list before the result is handed on, so the caller sees it ended; a
+    // throwing callback is the caller's bug and must not become an unhandled rejection
+    // (fatal on Deno) nor stop forceFlush(). #send itself never rejects.
+    const { promise, resolve } = Promise.withResolvers<ExportResult>();
+    const request: Promise<void> = this.#send(body, count).then((result) => {
+      this.#pending.delete(request);
+      resolve(result);
+    });
+    this.#pending.add(request);
+    return promise;
+  }
+
+  async #send(body: Uint8Array<ArrayBuffer>, count: number): Promise<ExportResult> {
     const abort = new AbortController();
     const timer = setTimeout(
       () => abort.abort(new Error(`OTLP export to ${this.#where} timed out after ${this.#timeoutMs}ms`)),
       this.#timeoutMs,
     );
     try {
-      // As bytes: Bun's fetch turns a string body into bytes at a higher cost (measured).
-      const body = encoder.encode(encodeTraceRequest(spans));
       const response = await fetch(this.url, { method: "POST", headers: this.#headers, body, signal: abort.signal });
       // Read the whole body (under the same timeout) so the connection can be reused.
       const text = await response.text();
       if (!response.ok) throw new Error(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
-      const rejected = Math.min(rejectedSpans(text), spans.length);
-      this.counts.exported += spans.length - rejected;
+      const rejected = Math.min(rejectedSpans(text), count);
+      this.counts.exported += count - rejected;
       this.counts.dropped += rejected;
       return { code: ExportResultCode.SUCCESS };
     } catch (error) {
-      this.counts.dropped += spans.length;
+      this.counts.dropped += count;
       const reason = abort.signal.aborted ? abort.signal.reason : error;
       return { code: ExportResultCode.FAILED, error: reason instanceof Error ? reason : new Error(String(reason)) };
     } finally {

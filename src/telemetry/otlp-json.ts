@@ -30,22 +30,51 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[]): string {
   let out = '{"resourceSpans":[';
   let firstResource = true;
   for (const [resource, byScope] of byResource) {
-    out += `${firstResource ? "" : ","}{"resource":{"attributes":${keyValues(resource.attributes)},"droppedAttributesCount":0},"scopeSpans":[`;
+    out += `${firstResource ? "" : ","}${resourceOpening(resource)}`;
     firstResource = false;
     let firstScope = true;
     for (const group of byScope.values()) {
-      const { name, version, schemaUrl } = group[0]!.instrumentationScope;
-      out += `${firstScope ? "" : ","}{"scope":{"name":${jsonString(name)}${version === undefined ? "" : `,"version":${jsonString(version)}`}},"spans":[`;
+      const scope = group[0]!.instrumentationScope;
+      out += `${firstScope ? "" : ","}${scopeOpening(scope)}`;
       firstScope = false;
       for (let i = 0; i < group.length; i++) out += (i === 0 ? "" : ",") + encodeSpan(group[i]!);
-      out += `]${schemaUrl ? `,"schemaUrl":${jsonString(schemaUrl)}` : ""}}`;
+      out += scopeClosing(scope);
     }
-    out += `]${resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}` : ""}}`;
+    out += resourceClosing(resource);
   }
   return `${out}]}`;
 }
 
-function encodeSpan(span: ReadableSpan): string {
+/**
+ * The same request for spans of one resource and one scope, already encoded one by one
+ * (encodeSpan): the batch processor encodes each span as it ends and sends them this way.
+ */
+export function traceRequestOpening(resource: ReadableSpan["resource"], scope: ReadableSpan["instrumentationScope"]): string {
+  return `{"resourceSpans":[${resourceOpening(resource)}${scopeOpening(scope)}`;
+}
+
+export function traceRequestClosing(resource: ReadableSpan["resource"], scope: ReadableSpan["instrumentationScope"]): string {
+  return `${scopeClosing(scope)}${resourceClosing(resource)}]}`;
+}
+
+function resourceOpening(resource: ReadableSpan["resource"]): string {
+  return `{"resource":{"attributes":${keyValues(resource.attributes)},"droppedAttributesCount":0},"scopeSpans":[`;
+}
+
+function resourceClosing(resource: ReadableSpan["resource"]): string {
+  return `]${resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}` : ""}}`;
+}
+
+function scopeOpening({ name, version }: ReadableSpan["instrumentationScope"]): string {
+  return `{"scope":{"name":${jsonString(name)}${version === undefined ? "" : `,"version":${jsonString(version)}`}},"spans":[`;
+}
+
+function scopeClosing({ schemaUrl }: ReadableSpan["instrumentationScope"]): string {
+  return `]${schemaUrl ? `,"schemaUrl":${jsonString(schemaUrl)}` : ""}}`;
+}
+
+/** One span as an element of a ScopeSpans' `spans` list. */
+export function encodeSpan(span: ReadableSpan): string {
   const context = span.spanContext();
   const parent = span.parentSpanContext;
   const { status } = span;

@@ -1,0 +1,150 @@
+/**
+ * @module EncodingBatchProcessor: the span processor sluice's providers use. As the SDK's
+ * BatchSpanProcessor it sends spans in batches (OTEL_BSP_* settings, one export at a time,
+ * a bounded queue whose overflow is dropped and counted), but it encodes each span as OTLP
+ * JSON the moment it ends: the span's objects are garbage at once instead of living in the
+ * queue until their batch goes out, which made every garbage collection slower (measured:
+ * 17 us of collection per traced request with the SDK's processor, against 4 untraced).
+ */
+
+import { TraceFlags } from "@opentelemetry/api";
+import { ExportResultCode } from "@opentelemetry/core";
+import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { OtlpExporter, SpanCounts } from "./otlp-exporter.ts";
+import { encodeSpan, traceRequestClosing, traceRequestOpening } from "./otlp-json.ts";
+import type { BatchConfig } from "./tracing-config.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * Spans of one resource and one scope as an ExportTraceServiceRequest in the making: the
+ * request's opening, then the spans encoded one after the other (comma-separated); the
+ * closing is added when it is sealed.
+ */
+interface Batch {
+  resource: ReadableSpan["resource"];
+  scope: ReadableSpan["instrumentationScope"];
+  bytes: Uint8Array<ArrayBuffer>;
+  length: number;
+  count: number;
+}
+
+/** A batch's first buffer; a buffer that had to grow is reused, with its size, for later batches. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+export class EncodingBatchProcessor implements SpanProcessor {
+  readonly #exporter: OtlpExporter;
+  readonly #config: BatchConfig;
+  readonly #counts: SpanCounts;
+  /** The batch being filled. */
+  #filling: Batch | undefined;
+  /** Batches sealed and waiting for the export in progress. */
+  #sealed: Batch[] = [];
+  /** Spans accepted and not yet handed to the exporter (OTEL_BSP_MAX_QUEUE_SIZE bounds them). */
+  #queued = 0;
+  #exporting: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #shutDown = false;
+  /** Buffers of exported batches, for the next ones (large ArrayBuffers make the garbage collector run sooner). */
+  #spare: Uint8Array<ArrayBuffer>[] = [];
+
+  constructor(exporter: OtlpExporter, config: BatchConfig, counts: SpanCounts) {
+    this.#exporter = exporter;
+    this.#config = config;
+    this.#counts = counts;
+  }
+
+  onStart(): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    if (this.#shutDown || this.#queued >= this.#config.maxQueueSize) {
+      this.#counts.dropped++;
+      return;
+    }
+    let batch = this.#filling;
+    if (batch !== undefined && (batch.resource !== span.resource || batch.scope !== span.instrumentationScope)) {
+      this.#seal();
+      batch = undefined;
+    }
+    batch ??= this.#filling = this.#newBatch(span);
+    append(batch, encodeSpan(span));
+    this.#queued++;
+    if (batch.count >= this.#config.maxExportBatchSize) this.#seal();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#seal(), this.#config.scheduledDelayMs);
+      // As the SDK's processor: a partial batch does not keep the process alive (the stop
+      // sequence flushes the providers itself).
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Exports every span accepted so far; resolves when those exports have ended. */
+  async forceFlush(): Promise<void> {
+    this.#seal();
+    while (this.#exporting) await this.#exporting;
+  }
+
+  /** Flushes, then refuses new spans (counted as dropped) and shuts the exporter down. */
+  async shutdown(): Promise<void> {
+    if (this.#shutDown) return;
+    await this.forceFlush();
+    this.#shutDown = true;
+    await this.#exporter.shutdown();
+  }
+
+  #newBatch(span: ReadableSpan): Batch {
+    const batch = {
+      resource: span.resource,
+      scope: span.instrumentationScope,
+      bytes: this.#spare.pop() ?? new Uint8Array(FIRST_BUFFER_BYTES),
+      length: 0,
+      count: 0,
+    };
+    write(batch, traceRequestOpening(batch.resource, batch.scope));
+    return batch;
+  }
+
+  /** Moves the batch being filled to the export queue, and starts exporting if idle. */
+  #seal(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#filling === undefined) return;
+    write(this.#filling, traceRequestClosing(this.#filling.resource, this.#filling.scope));
+    this.#sealed.push(this.#filling);
+    this.#filling = undefined;
+    this.#exporting ??= this.#exportSealed();
+  }
+
+  /** One export at a time, in order; each batch's spans leave the queue once it ended. */
+  async #exportSealed(): Promise<void> {
+    try {
+      for (let batch = this.#sealed.shift(); batch !== undefined; batch = this.#sealed.shift()) {
+        // Counts the spans exported or dropped; never rejects.
+        const result = await this.#exporter.exportEncoded(batch.bytes.subarray(0, batch.length), batch.count);
+        this.#queued -= batch.count;
+        // Reused only after a completed export: a timed-out one may still be sending it.
+        if (result.code === ExportResultCode.SUCCESS && this.#spare.length < 2) this.#spare.push(batch.bytes);
+      }
+    } finally {
+      this.#exporting = undefined;
+    }
+  }
+}
+
+function append(batch: Batch, span: string): void {
+  if (batch.count > 0) write(batch, ",");
+  write(batch, span);
+  batch.count++;
+}
+
+/** Encodes `text` at the end of the batch, growing its buffer when needed. */
+function write(batch: Batch, text: string): void {
+  const room = text.length * 3; // UTF-8 needs at most 3 bytes per UTF-16 unit
+  if (batch.length + room > batch.bytes.byteLength) {
+    const larger = new Uint8Array(Math.max(batch.bytes.byteLength * 2, batch.length + room));
+    larger.set(batch.bytes.subarray(0, batch.length));
+    batch.bytes = larger;
+  }
+  batch.length += encoder.encodeInto(text, batch.bytes.subarray(batch.length)).written;
+}
