@@ -1,86 +1,88 @@
 /**
  * A/B comparison for development: several sluice builds (or flag sets) against the raw proxy,
- * in many short alternating rounds, reporting each one's median req/s, its median ratio
- * to the raw proxy's run in the same round, and the proxy's CPU time per request (user +
- * system, from /proc): the steadiest of the three when other work shares the machine.
+ * in alternating rounds, reporting each one's median req/s, p99, CPU time per request (user +
+ * system, from /proc) and the medians of its per-round ratios to the first variant. Every
+ * round starts a fresh process per variant: two processes of the same binary differ by
+ * several percent here, and the machine's speed drifts over minutes, so only ratios taken
+ * within a round, over several rounds, are worth reading (docs/runtime-notes.md).
  *
  *   node_modules/.bin/bun bench/compare.ts <name>=[<VAR>=<value>@]<binary>[:<flags ...>] ...
  *
- * Environment: COMPARE_DURATION (default 3s), COMPARE_ROUNDS (default 5). Same pinning as
+ * The name "raw" with the binary "raw" runs bench/raw-proxy.ts. Environment: COMPARE_DURATION
+ * (default 3s), COMPARE_WARMUP (default 1s), COMPARE_ROUNDS (default 8). Same pinning as
  * bench/proxy.ts: proxies on CPU 0, upstreams and wrk on CPU 1.
  */
 import { join } from "node:path";
 import {
-  BUN, CONNECTIONS, LOAD_CPU, cpuSeconds, PROXY_CPU, descendants, extraPids, fmt, fmtMs, freePort, log, median, pin, printTable,
-  runBench, seconds, start, waitHttp200, waitTcp, wrk,
+  BUN, LOAD_CPU, cpuSeconds, PROXY_CPU, descendants, extraPids, fmt, fmtMs, freePort, log, median, pin, printTable,
+  runBench, seconds, start, stopProcess, waitHttp200, waitTcp, wrk,
 } from "./lib.ts";
+
+interface Variant {
+  name: string;
+  /** A sluice binary, or "raw" for bench/raw-proxy.ts. */
+  binary: string;
+  flags: string[];
+  env: Record<string, string>;
+}
+
+function parseVariant(spec: string): Variant {
+  const [name, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
+  const [target, ...flags] = rest.split(/[:\s]+/).filter(Boolean);
+  const at = target!.indexOf("@");
+  const env = at < 0 ? {} : { [target!.slice(0, target!.indexOf("="))]: target!.slice(target!.indexOf("=") + 1, at) };
+  return { name, binary: target!.slice(at + 1), flags, env };
+}
 
 async function main(): Promise<number> {
   const duration = seconds("COMPARE_DURATION", 3);
-  const rounds = Math.max(1, Number(process.env.COMPARE_ROUNDS ?? 5) | 0);
-  const variants = process.argv.slice(2).map((spec) => {
-    const [name, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
-    const [target, ...flags] = rest.split(/[:\s]+/).filter(Boolean);
-    const at = target!.indexOf("@");
-    const env = at < 0 ? {} : { [target!.slice(0, target!.indexOf("="))]: target!.slice(target!.indexOf("=") + 1, at) };
-    return { name, binary: target!.slice(at + 1), flags, env };
-  });
+  const warmup = seconds("COMPARE_WARMUP", 1);
+  const rounds = Math.max(1, Number(process.env.COMPARE_ROUNDS ?? 8) | 0);
+  const variants = process.argv.slice(2).map(parseVariant);
+  if (variants.length === 0) throw new Error("usage: bench/compare.ts <name>=[<VAR>=<value>@]<binary>[:<flags ...>] ...");
   const upstreamCmd = [BUN, join(import.meta.dir, "upstream.ts")];
-  const urls: Record<string, string> = {};
-  const pids: Record<string, number> = {};
-  let firstTarget = 0;
-  for (const v of variants) {
-    const [httpPort, targetPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-    firstTarget ||= targetPort;
-    const p = start(v.name, [
-      "taskset", "-c", PROXY_CPU, v.binary, "--http-host", "127.0.0.1", "--http-port", String(httpPort),
-      "--target-port", String(targetPort), "--admin-listen", `127.0.0.1:${adminPort}`, "--shutdown-delay", "0",
-      ...v.flags, "--", ...upstreamCmd,
-    ], { env: v.env });
-    await waitTcp(targetPort, p, 20_000, v.name);
-    await waitHttp200(`http://127.0.0.1:${httpPort}/`, p, 20_000, v.name);
-    for (const k of descendants(p.pid)) {
-      extraPids.add(k);
-      await pin(k, LOAD_CPU);
-    }
-    urls[v.name] = `http://127.0.0.1:${httpPort}/`;
-    pids[v.name] = p.pid;
-  }
-  const rawPort = await freePort();
-  const raw = start("raw", ["taskset", "-c", PROXY_CPU, BUN, join(import.meta.dir, "raw-proxy.ts"), String(rawPort), String(firstTarget)]);
-  await waitHttp200(`http://127.0.0.1:${rawPort}/`, raw, 20_000, "raw");
-  urls.raw = `http://127.0.0.1:${rawPort}/`;
-  pids.raw = raw.pid;
-  const names = Object.keys(urls);
-  for (const n of names) await wrk(urls[n]!, 1); // warm-up
+  // The raw proxy's upstream (sluice variants start their own as their child).
+  const rawTarget = await freePort();
+  const upstream = start("upstream", ["taskset", "-c", LOAD_CPU, ...upstreamCmd], { env: { PORT: String(rawTarget) } });
+  await waitTcp(rawTarget, upstream, 20_000, "bench/upstream.ts");
+
   const rps: Record<string, number[]> = {};
   const p99: Record<string, number[]> = {};
-  const ratio: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? names : [...names].reverse();
-    const round: Record<string, { rps: number; p99: number; cpuUs: number }> = {};
-    for (const n of order) {
-      const before = cpuSeconds(pids[n]!);
-      const result = await wrk(urls[n]!, duration);
-      round[n] = { ...result, cpuUs: ((cpuSeconds(pids[n]!) - before) / result.requests) * 1e6 };
+    for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+      const port = await freePort();
+      const cmd = v.binary === "raw"
+        ? [BUN, join(import.meta.dir, "raw-proxy.ts"), String(port), String(rawTarget)]
+        : [v.binary, "--http-host", "127.0.0.1", "--http-port", String(port), "--target-port", String(await freePort()),
+          "--admin-listen", "off", "--shutdown-delay", "0", ...v.flags, "--", ...upstreamCmd];
+      const p = start(v.name, ["taskset", "-c", PROXY_CPU, ...cmd], { env: v.env });
+      const url = `http://127.0.0.1:${port}/`;
+      await waitHttp200(url, p, 20_000, v.name);
+      for (const k of descendants(p.pid)) {
+        extraPids.add(k);
+        await pin(k, LOAD_CPU);
+      }
+      await wrk(url, warmup);
+      const before = cpuSeconds(p.pid);
+      const result = await wrk(url, duration);
+      (rps[v.name] ??= []).push(result.rps);
+      (p99[v.name] ??= []).push(result.p99);
+      (cpu[v.name] ??= []).push(((cpuSeconds(p.pid) - before) / result.requests) * 1e6);
+      await stopProcess(p, 10_000);
     }
-    for (const n of names) {
-      (cpu[n] ??= []).push(round[n]!.cpuUs);
-      (rps[n] ??= []).push(round[n]!.rps);
-      (p99[n] ??= []).push(round[n]!.p99);
-      (ratio[n] ??= []).push(round[n]!.rps / round.raw!.rps);
-    }
-    log(`round ${r + 1}: ${names.map((n) => `${n} ${fmt(round[n]!.rps)}`).join("  ")}`);
+    log(`round ${r + 1}: ${variants.map((v) => `${v.name} ${fmt(rps[v.name]!.at(-1)!)} req/s`).join("  ")}`);
   }
+  const first = variants[0]!.name;
+  const ratio = (values: Record<string, number[]>, name: string) => median(values[name]!.map((x, i) => x / values[first]![i]!));
   printTable([
-    ["target", "req/s", "p99", "vs raw (median of rounds)", "CPU us/req", "vs raw"],
-    ...names.map((n) => [
-      n, fmt(median(rps[n]!)), fmtMs(median(p99[n]!)), median(ratio[n]!).toFixed(3),
-      median(cpu[n]!).toFixed(1), (median(cpu.raw!) / median(cpu[n]!)).toFixed(3),
+    ["variant", "req/s", "p99", `req/s vs ${first}`, "CPU us/req", `CPU vs ${first}`],
+    ...variants.map(({ name }) => [
+      name, fmt(median(rps[name]!)), fmtMs(median(p99[name]!)), ratio(rps, name).toFixed(3),
+      median(cpu[name]!).toFixed(1), ratio(cpu, name).toFixed(3),
     ]),
   ]);
-  log(`(${rounds} rounds of ${duration}s, wrk -c${CONNECTIONS})`);
+  log(`(${rounds} rounds of ${duration}s after ${warmup}s warm-up, a fresh process per variant per round; ratios are medians of the per-round ratios)`);
   return 0;
 }
 

@@ -6,7 +6,7 @@
  * Environment:
  *   BENCH_DURATION  measured wrk run length (default 10s; "10", "10s", "1m")
  *   BENCH_WARMUP    warm-up run before each measured run (default 2s)
- *   BENCH_ROUNDS    rounds of direct/raw/sluice (default 3)
+ *   BENCH_ROUNDS    rounds of direct/raw/sluice, each with fresh processes (default 3)
  *   BENCH_IDLE      idle time before reading idle RSS (default 3s)
  *   BENCH_SLUICE    path to the sluice binary (default dist/sluice)
  *   BENCH_SLUICE_ARGS  extra sluice flags, whitespace-separated (e.g. "--access-log=false")
@@ -15,7 +15,9 @@
  * sluice starts bench/upstream.ts as its child on the target port; the direct run hits
  * that port and the raw proxy forwards to it, so all three measure the same upstream.
  * When sluice cannot be run (no dist/sluice and no compile.sh), the upstream is started
- * by the benchmark itself and the sluice rows are skipped.
+ * by the benchmark itself and the sluice rows are skipped. Every round starts sluice and the
+ * raw proxy afresh (two processes of one binary differ by several percent here); idle RSS
+ * is read in the first round, before any load.
  *
  * It is a benchmark, not a test: it prints figures, ratios and a verdict per target and
  * exits 0 unless it could not run. Results go to bench/results/latest.json.
@@ -27,7 +29,7 @@ import type { Subprocess } from "bun";
 import {
   BUN, BenchError, CONNECTIONS, LOAD_CPU, PROXY_CPU, RESULTS_DIR, SLUICE, type WrkResult,
   cpus, ensureWrk, fmt, fmtMs, fmtRatio, freePort, log, median, prepareSluice, printTable, rssMiB,
-  runBench, seconds, start, startSluice, toJson, waitHttp200, waitTcp, which, wrk,
+  runBench, seconds, start, startSluice, stopProcess, toJson, waitHttp200, waitTcp, which, wrk,
 } from "./lib.ts";
 
 const TARGETS = { rpsVsRaw: 0.85, p99VsRaw: 1.5, idleRssMiB: 40 };
@@ -50,76 +52,84 @@ async function main(): Promise<number> {
 
   const sluiceState = await prepareSluice();
   if (!sluiceState.ok) log(`sluice rows skipped: ${sluiceState.reason}`);
-
-  const [httpPort, targetPort, adminPort, rawPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const upstreamCmd = [BUN, join(import.meta.dir, "upstream.ts")];
-
-  // 1. The upstream: as sluice's child when sluice runs, otherwise our own.
-  let sluice: Subprocess | null = null;
-  let upstreamPid: number;
   const sluiceStderr = join(RESULTS_DIR, "sluice-stderr.log");
-  if (sluiceState.ok) {
-    const inst = await startSluice({
-      httpPort, targetPort, adminPort, upstreamCmd, extraArgs: extraSluiceArgs, stderrFile: sluiceStderr,
-    });
-    sluice = inst.proc;
-    upstreamPid = inst.upstreamPid;
-  } else {
-    log("starting bench/upstream.ts directly (no sluice)");
-    const up = start("upstream", ["taskset", "-c", LOAD_CPU, ...upstreamCmd], { env: { PORT: String(targetPort) } });
-    await waitTcp(targetPort, up, 20_000, "bench/upstream.ts");
-    upstreamPid = up.pid;
+
+  /**
+   * The processes of one round, started afresh: two processes of the same binary differ by
+   * several percent here, so each round measures new ones (docs/runtime-notes.md).
+   */
+  async function startRound() {
+    const [httpPort, targetPort, adminPort, rawPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    // 1. The upstream: as sluice's child when sluice runs, otherwise our own.
+    let sluice: Subprocess | null = null;
+    let upstream: Subprocess | null = null;
+    let upstreamPid: number;
+    if (sluiceState.ok) {
+      const inst = await startSluice({
+        httpPort, targetPort, adminPort, upstreamCmd, extraArgs: extraSluiceArgs, stderrFile: sluiceStderr,
+      });
+      sluice = inst.proc;
+      upstreamPid = inst.upstreamPid;
+    } else {
+      upstream = start("upstream", ["taskset", "-c", LOAD_CPU, ...upstreamCmd], { env: { PORT: String(targetPort) } });
+      await waitTcp(targetPort, upstream, 20_000, "bench/upstream.ts");
+      upstreamPid = upstream.pid;
+    }
+    // 2. The raw proxy, to the same upstream.
+    const raw = start("raw proxy", ["taskset", "-c", PROXY_CPU, BUN, join(import.meta.dir, "raw-proxy.ts"), String(rawPort), String(targetPort)]);
+    await waitHttp200(`http://127.0.0.1:${rawPort}/`, raw, 20_000, "raw proxy");
+    const urls: Partial<Record<Target, string>> = { direct: `http://127.0.0.1:${targetPort}/`, raw: `http://127.0.0.1:${rawPort}/` };
+    if (sluice) urls.sluice = `http://127.0.0.1:${httpPort}/`;
+    const pids: Partial<Record<Target | "upstream", number>> = { upstream: upstreamPid, raw: raw.pid };
+    if (sluice) pids.sluice = sluice.pid;
+    const stop = async () => {
+      for (const p of [raw, sluice, upstream]) if (p) await stopProcess(p, 10_000);
+    };
+    return { sluice, raw, upstreamPid, urls, pids, stop };
   }
 
-  // 2. The raw proxy.
-  const raw = start("raw proxy", ["taskset", "-c", PROXY_CPU, BUN, join(import.meta.dir, "raw-proxy.ts"), String(rawPort), String(targetPort)]);
-  await waitHttp200(`http://127.0.0.1:${rawPort}/`, raw, 20_000, "raw proxy");
-
-  const urls: Partial<Record<Target, string>> = {
-    direct: `http://127.0.0.1:${targetPort}/`,
-    raw: `http://127.0.0.1:${rawPort}/`,
-  };
-  if (sluice) urls.sluice = `http://127.0.0.1:${httpPort}/`;
-  const pids: Partial<Record<Target | "upstream", number>> = { upstream: upstreamPid, raw: raw.pid };
-  if (sluice) pids.sluice = sluice.pid;
-
-  log("");
-  log(`pinning: ${Object.entries(pids).map(([k, pid]) => `${k} pid ${pid} cpus ${cpus(pid!)}`).join("; ")}; wrk cpus ${LOAD_CPU}`);
-
-  // 3. Idle RSS, after a few seconds with no traffic (a measurement window, not a wait).
-  log(`idle ${idle}s before reading VmRSS ...`);
-  await Bun.sleep(idle * 1000);
-  const idleRss = {
-    sluice: sluice ? rssMiB(sluice.pid) : Number.NaN,
-    raw: rssMiB(raw.pid),
-    upstream: rssMiB(upstreamPid),
-  };
-  log(`idle RSS: sluice ${fmt(idleRss.sluice, 1)} MiB, raw proxy ${fmt(idleRss.raw, 1)} MiB, upstream ${fmt(idleRss.upstream, 1)} MiB`);
-
-  // 4. Load: rounds of direct + raw/sluice alternating (order flips every round).
-  const order: Target[][] = [];
-  for (let r = 0; r < rounds; r++) {
-    const pair: Target[] = r % 2 === 0 ? ["raw", "sluice"] : ["sluice", "raw"];
-    order.push(["direct", ...pair].filter((t) => urls[t as Target]) as Target[]);
-  }
-  log(`load: wrk -t1 -c${CONNECTIONS} -d${duration}s --latency, ${warmup}s warm-up before each, ${rounds} rounds`);
+  log(`load: wrk -t1 -c${CONNECTIONS} -d${duration}s --latency, ${warmup}s warm-up before each, ${rounds} rounds, fresh processes each round`);
   const runs: Record<Target, WrkResult[]> = { direct: [], raw: [], sluice: [] };
+  let idleRss = { sluice: Number.NaN, raw: Number.NaN, upstream: Number.NaN };
+  let afterRss = { sluice: Number.NaN, sluicePeak: Number.NaN, raw: Number.NaN, rawPeak: Number.NaN };
+  let sluiceRan = false;
   for (let r = 0; r < rounds; r++) {
-    for (const t of order[r]!) {
-      const url = urls[t]!;
+    const round = await startRound();
+    sluiceRan = round.sluice !== null;
+    if (r === 0) {
+      log(`pinning: ${Object.entries(round.pids).map(([k, pid]) => `${k} pid ${pid} cpus ${cpus(pid!)}`).join("; ")}; wrk cpus ${LOAD_CPU}`);
+      // 3. Idle RSS, after a few seconds with no traffic (a measurement window, not a wait).
+      log(`idle ${idle}s before reading VmRSS ...`);
+      await Bun.sleep(idle * 1000);
+      idleRss = {
+        sluice: round.sluice ? rssMiB(round.sluice.pid) : Number.NaN,
+        raw: rssMiB(round.raw.pid),
+        upstream: rssMiB(round.upstreamPid),
+      };
+      log(`idle RSS: sluice ${fmt(idleRss.sluice, 1)} MiB, raw proxy ${fmt(idleRss.raw, 1)} MiB, upstream ${fmt(idleRss.upstream, 1)} MiB`);
+    }
+    // 4. Load: direct, then raw and sluice (their order flips every round).
+    const pair: Target[] = r % 2 === 0 ? ["raw", "sluice"] : ["sluice", "raw"];
+    for (const t of (["direct", ...pair] as Target[]).filter((t) => round.urls[t])) {
+      const url = round.urls[t]!;
       await wrk(url, warmup);
       const res = await wrk(url, duration);
       runs[t].push(res);
       log(`  round ${r + 1} ${t.padEnd(6)} ${fmt(res.rps).padStart(8)} req/s  p50 ${fmtMs(res.p50)}  p99 ${fmtMs(res.p99)}${res.errors ? `  errors ${res.errors} (${res.socketErrors}; non-2xx ${res.non2xx})` : ""}`);
     }
+    if (r === rounds - 1) {
+      afterRss = {
+        sluice: round.sluice ? rssMiB(round.sluice.pid) : Number.NaN,
+        sluicePeak: round.sluice ? rssMiB(round.sluice.pid, "VmHWM") : Number.NaN,
+        raw: rssMiB(round.raw.pid),
+        rawPeak: rssMiB(round.raw.pid, "VmHWM"),
+      };
+    }
+    await round.stop();
   }
-  const afterRss = {
-    sluice: sluice ? rssMiB(sluice.pid) : Number.NaN,
-    sluicePeak: sluice ? rssMiB(sluice.pid, "VmHWM") : Number.NaN,
-    raw: rssMiB(raw.pid),
-    rawPeak: rssMiB(raw.pid, "VmHWM"),
-  };
+  const sluice = sluiceRan;
 
   // 5. Summary.
   const summary = Object.fromEntries(
