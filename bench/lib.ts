@@ -115,8 +115,12 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** Processes stopped on purpose: their exit is not reported as early. */
+const stopping = new WeakSet<Subprocess>();
+
 export async function stopProcess(p: Subprocess, graceMs: number): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
+  stopping.add(p);
   p.kill("SIGTERM");
   const exited = await Promise.race([p.exited.then(() => true), Bun.sleep(graceMs).then(() => false)]);
   if (!exited) {
@@ -161,7 +165,7 @@ export function start(name: string, cmd: string[], opts: { env?: Record<string, 
   });
   track(p);
   void p.exited.then((code) => {
-    if (!cleaning) console.error(`  ! ${name} (pid ${p.pid}) exited early with ${p.signalCode ?? code}`);
+    if (!cleaning && !stopping.has(p)) console.error(`  ! ${name} (pid ${p.pid}) exited early with ${p.signalCode ?? code}`);
   });
   return p;
 }
