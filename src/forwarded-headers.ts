@@ -45,14 +45,20 @@ export function removeHopByHop(headers: Headers): void {
   for (const name of HOP_BY_HOP) headers.delete(name);
 }
 
-/** The same for header fields (a response's, before its Response is made); names compared case-insensitively. */
-export function removeHopByHopFields(fields: HeaderFields): void {
+/**
+ * The child's response header fields as the client gets them, edited before the Response is
+ * made: hop-by-hop ones removed (those the Connection header names too), and X-Request-Id
+ * set to the request's, replacing the app's own. Names as the app sent them, compared
+ * case-insensitively.
+ */
+export function downstreamResponseFields(fields: HeaderFields, requestId: string): void {
   const connection = fields.find(([name]) => name.length === 10 && name.toLowerCase() === "connection");
   const named = connectionNamed(connection?.[1]);
   for (let i = fields.length - 1; i >= 0; i--) {
     const name = fields[i]![0].toLowerCase();
-    if (HOP_BY_HOP_NAMES.has(name) || named?.has(name)) fields.splice(i, 1);
+    if (HOP_BY_HOP_NAMES.has(name) || named?.has(name) || name === "x-request-id") fields.splice(i, 1);
   }
+  fields.push(["x-request-id", requestId]);
 }
 
 /**

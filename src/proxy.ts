@@ -5,7 +5,7 @@ import { bodyless } from "./bodyless.ts";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
-import { removeHopByHopFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
+import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
 import type { HeaderFields, UpstreamFetch } from "./upstream/http1-client.ts";
 
@@ -89,10 +89,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
         headers,
         body,
         signal: exchange,
-        responseHeaders: (fields) => {
-          removeHopByHopFields(fields);
-          fields.push(["x-request-id", exchange.requestId]);
-        },
+        responseHeaders: (fields) => downstreamResponseFields(fields, exchange.requestId),
       });
       exchange.upstreamMs = performance.now() - sentAt;
       upstreamTrace?.answered(upstream.status);

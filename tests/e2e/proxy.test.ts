@@ -465,6 +465,14 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(upstream.forwarded).toBe("for=203.0.113.9;proto=https");
   }, 60_000);
 
+  test("an app that answers with its own X-Request-Id: the client gets exactly one, the request's", async () => {
+    const sluice = await startSluice(target);
+    const echoed = await fetch(`${sluice.url}/request-id`, { headers: { "x-request-id": "same-1" } });
+    expect(echoed.headers.get("x-request-id")).toBe("same-1"); // "same-1, same-1" if both were sent
+    const own = await fetch(`${sluice.url}/request-id?own=app-made`, { headers: { "x-request-id": "same-2" } });
+    expect(own.headers.get("x-request-id")).toBe("same-2");
+  }, 60_000);
+
   test("X-Request-Id is kept when sane, made when absent or unsafe, and returned; X-Request-Start and Host reach the upstream", async () => {
     const sluice = await startSluice(target);
     const before = Date.now();
