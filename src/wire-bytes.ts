@@ -21,7 +21,7 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-const ASCII_ONLY = /^[\x00-\x7f]*$/;
+const NOT_ASCII = /[\u0080-\uffff]/;
 const utf8Decoder = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
@@ -32,12 +32,12 @@ const utf8Encoder = new TextEncoder();
  */
 export function latin1Decode(bytes: Uint8Array): string {
   const ascii = utf8Decoder.decode(bytes);
-  if (ASCII_ONLY.test(ascii)) return ascii;
+  if (!NOT_ASCII.test(ascii)) return ascii;
   let text = "";
   for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
   return text;
 }
 
 export function latin1Encode(text: string): Uint8Array {
-  return ASCII_ONLY.test(text) ? utf8Encoder.encode(text) : Uint8Array.from(text, (char) => char.charCodeAt(0));
+  return NOT_ASCII.test(text) ? Uint8Array.from(text, (char) => char.charCodeAt(0)) : utf8Encoder.encode(text);
 }

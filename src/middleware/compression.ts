@@ -135,11 +135,11 @@ function hasToken(value: string | null, tokens: readonly string[]): boolean {
 }
 
 /** The decisions not to compress, made once (one is returned per response). */
-const SKIPS = new Map<string, CompressionDecision>();
+const SKIPS = [new Map<SkipReason, CompressionDecision>(), new Map<SkipReason, CompressionDecision>()] as const;
 function skip(reason: SkipReason, vary = false): CompressionDecision {
-  const key = vary ? `${reason}+vary` : reason;
-  let decision = SKIPS.get(key);
-  if (decision === undefined) SKIPS.set(key, decision = Object.freeze({ encoding: null, vary, reason }));
+  const made = SKIPS[vary ? 1 : 0];
+  let decision = made.get(reason);
+  if (decision === undefined) made.set(reason, decision = Object.freeze({ encoding: null, vary, reason }));
   return decision;
 }
 

@@ -98,10 +98,6 @@ export class Http1Connection implements TcpSocketEvents {
     return connection;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /**
    * Sends `request` and resolves with the response once its head is in. When the exchange is
    * over, the connection goes back to `pool` if it can carry another request.

@@ -32,8 +32,8 @@ export function hasToken(value: string | null, token: string): boolean {
   return false;
 }
 
-/** Characters a request target can never hold: a target with one would split the request line. */
-const UNSAFE_TARGET = /[\x00-\x20\x7f]/;
+/** Characters a request target can never hold (controls, space, DEL): one would split the request line. */
+const UNSAFE_TARGET = /[^!-~\u0080-\uffff]/;
 
 /**
  * A request head. The fields go as given, `host` first when given here (the request had

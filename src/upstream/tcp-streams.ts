@@ -8,6 +8,8 @@ const READ_AHEAD_BYTES = 256 * 1024;
 /** Opens a TCP connection as a readable and a writable stream (what the WebSocket relay runs on). */
 export async function connectTcpStreams(connect: Runtime["connectTcp"], hostname: string, port: number): Promise<TcpConnection> {
   let input!: ReadableStreamDefaultController<Uint8Array>;
+  // Assigned once, below: the events may come before connect() returns.
+  // deno-lint-ignore prefer-const
   let socket: TcpSocket | undefined;
   let closed = false;
   let drained: (() => void) | undefined;

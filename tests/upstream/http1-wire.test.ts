@@ -1,7 +1,7 @@
 /** @module The upstream client's wire format: response heads, and body decoders fed in every possible split. */
 
 import { describe, expect, test } from "bun:test";
-import { ChunkedDecoder, LengthDecoder, parseResponseHead, ResponseError } from "../../src/upstream/http1-wire.ts";
+import { ChunkedDecoder, encodeRequestHead, LengthDecoder, parseResponseHead, ResponseError } from "../../src/upstream/http1-wire.ts";
 
 const bytes = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const text = (parts: Uint8Array[]) => parts.map((p) => String.fromCharCode(...p)).join("");
@@ -88,5 +88,17 @@ describe("parseResponseHead", () => {
     ["HTTP/2 200 OK", "invalid status line"],
   ])("refuses %j", (head, message) => {
     expect(() => parseResponseHead(bytes(head), "k")).toThrow(message);
+  });
+});
+
+describe("encodeRequestHead", () => {
+  test("writes the fields as given, host first when added, and the client's own framing", () => {
+    const head = encodeRequestHead("POST", "/p?q=1", "up:3000", [["x-a", "caf\u00e9"], ["content-length", "5"], ["transfer-encoding", "gzip"]], true);
+    expect(String.fromCharCode(...head)).toBe("POST /p?q=1 HTTP/1.1\r\nhost: up:3000\r\nx-a: caf\u00e9\r\ntransfer-encoding: chunked\r\n\r\n");
+    expect(head[head.indexOf(0x63, 40) + 3]).toBe(0xe9); // Latin-1, one byte
+  });
+
+  test.each(["/a b", "/a\r\nx-injected: 1", "/a\u0000", "/a\u007f"])("refuses the target %j", (target) => {
+    expect(() => encodeRequestHead("GET", target, "up", [], false)).toThrow("invalid request target");
   });
 });
