@@ -23,6 +23,7 @@ import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
 import { setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import type { SamplingTracer } from "../telemetry/sampler.ts";
 import type { HeaderFields } from "../upstream/http1-client.ts";
 import { reportedStatus } from "./access-log.ts";
 
@@ -45,11 +46,12 @@ function addHostAttributes(attributes: Attributes, host: string | null): void {
   if (port) attributes[ATTR_SERVER_PORT] = Number(port);
 }
 
-export function tracing(tracer: Tracer): MiddlewareHandler<ProxyEnv> {
+export function tracing(tracer: SamplingTracer): MiddlewareHandler<ProxyEnv> {
   return function tracing(c, next) {
     const { exchange } = c.env;
     const request = exchange.request;
-    const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    // With the sampler in it once: the server span, its context and the client span share it.
+    const parent = tracer.withSampler(propagator.extract(ROOT_CONTEXT, request.headers, headerGetter));
     // Span names carry the method only: no path, so no query string or credential leaks.
     const span = tracer.startSpan(request.method, { kind: SpanKind.SERVER, startTime: exchange.startedAtEpochMs }, parent);
     // The samplers sluice offers decide on the trace id alone: attributes are built only

@@ -12,6 +12,7 @@ import {
   context as contextApi,
   createContextKey,
   type Link,
+  ROOT_CONTEXT,
   type Span,
   type SpanKind,
   type SpanOptions,
@@ -67,10 +68,21 @@ export class ContextSampler implements Sampler {
  * parent context. Child spans started from a context that holds one of its spans inherit it.
  */
 export class SamplingTracer implements Tracer {
-  constructor(readonly tracer: Tracer, readonly sampler: Sampler) {}
+  /** The root context with the sampler in it: most requests start a trace, and need no copy. */
+  readonly #root: Context;
+
+  constructor(readonly tracer: Tracer, readonly sampler: Sampler) {
+    this.#root = ROOT_CONTEXT.setValue(SAMPLER_KEY, sampler);
+  }
+
+  /** `context` with this tracer's sampler in it (each setValue copies the context). */
+  withSampler(context: Context): Context {
+    if (context === ROOT_CONTEXT) return this.#root;
+    return context.getValue(SAMPLER_KEY) === this.sampler ? context : context.setValue(SAMPLER_KEY, this.sampler);
+  }
 
   startSpan(name: string, options?: SpanOptions, context: Context = contextApi.active()): Span {
-    return this.tracer.startSpan(name, options, context.setValue(SAMPLER_KEY, this.sampler));
+    return this.tracer.startSpan(name, options, this.withSampler(context));
   }
 
   startActiveSpan<F extends (span: Span) => unknown>(name: string, fn: F): ReturnType<F>;
@@ -82,7 +94,7 @@ export class SamplingTracer implements Tracer {
   ): ReturnType<F> {
     const fn = rest[rest.length - 1] as F;
     const options = rest.length > 1 ? (rest[0] as SpanOptions) : {};
-    const parent = (rest.length > 2 ? (rest[1] as Context) : contextApi.active()).setValue(SAMPLER_KEY, this.sampler);
+    const parent = this.withSampler(rest.length > 2 ? (rest[1] as Context) : contextApi.active());
     return this.tracer.startActiveSpan(name, options, parent, fn) as ReturnType<F>;
   }
 }
