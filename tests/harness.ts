@@ -36,12 +36,29 @@ export type LogRecord = Record<string, unknown> & { event?: string; message?: st
 import { track } from "./cleanup.ts";
 export { track };
 
-/** A port that was free a moment ago. */
+/**
+ * Ports handed out by freePort come from below Linux's ephemeral range (32768-60999 by
+ * default), which the kernel uses for bind(0) and for the local end of every outgoing
+ * connection: a port taken from that range can be given to someone else's connect() or
+ * bind(0) before sluice binds it, and three bind(0) calls in a row can return the same
+ * port. Here each port is handed out once per test process and checked free when it is.
+ */
+const PORT_RANGE = { first: 20_000, last: 32_000 };
+let nextPort = PORT_RANGE.first + ((process.pid * 97) % (PORT_RANGE.last - PORT_RANGE.first));
+
+/** A port that was free a moment ago and that this process has not handed out before. */
 export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
+  for (let tries = 0; tries <= PORT_RANGE.last - PORT_RANGE.first; tries++) {
+    const port = nextPort;
+    nextPort = port === PORT_RANGE.last ? PORT_RANGE.first : port + 1;
+    try {
+      Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+      return port;
+    } catch {
+      // taken by someone else: try the next one
+    }
+  }
+  throw new Error(`no free port between ${PORT_RANGE.first} and ${PORT_RANGE.last}`);
 }
 
 export function tempDir(): string {
