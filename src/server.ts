@@ -7,6 +7,7 @@ import { Deadlines, raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
+import { hasWholeBody } from "./whole-body.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
@@ -182,8 +183,9 @@ export class Server {
       exchange.end(aborted);
     } else if (
       this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&
-      // A recorded server span ends at the last byte, so its body is followed to the end.
-      !exchange.trace?.recording
+      // A recorded server span ends at the last byte, so its body is followed to the end,
+      // unless it is small and whole already: then handing it over is sending it.
+      (!exchange.trace?.recording || (hasWholeBody(response) && Number(length) <= PASSTHROUGH_MAX_BYTES))
     ) {
       // Decided without reading `body`, which makes Bun build a stream per response.
       exchange.bytesOut = bodyless(exchange.request.method, response.status) ? 0 : Number(length);

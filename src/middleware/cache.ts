@@ -7,6 +7,7 @@
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, type ResponseCache } from "../cache/response-cache.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import { markWholeBody } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
 /** What happened to one request or one response, as far as the cache is concerned. */
@@ -100,7 +101,7 @@ function fromCache(
   observe("hit");
   const headers = new Headers(entry.headers);
   stamp(headers, store.age(entry), requestId);
-  return new Response(request.method === "HEAD" ? null : entry.body, { status: entry.status, headers });
+  return markWholeBody(new Response(request.method === "HEAD" ? null : entry.body, { status: entry.status, headers }));
 }
 
 function stamp(headers: Headers, age: number, requestId: string): void {
