@@ -28,10 +28,12 @@ interface Variant {
 
 function parseVariant(spec: string): Variant {
   const [name, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
-  const [target, ...flags] = rest.split(/[:\s]+/).filter(Boolean);
-  const at = target!.indexOf("@");
-  const env = at < 0 ? {} : { [target!.slice(0, target!.indexOf("="))]: target!.slice(target!.indexOf("=") + 1, at) };
-  return { name, binary: target!.slice(at + 1), flags, env };
+  // The variable's value may hold ":" (a URL): split the flags off only after the "@".
+  const at = rest.indexOf("@");
+  const setting = at < 0 ? "" : rest.slice(0, at);
+  const [binary, ...flags] = rest.slice(at + 1).split(/[:\s]+/).filter(Boolean);
+  const env = at < 0 ? {} : { [setting.slice(0, setting.indexOf("="))]: setting.slice(setting.indexOf("=") + 1) };
+  return { name, binary: binary!, flags, env };
 }
 
 async function main(): Promise<number> {
