@@ -17,10 +17,10 @@ import { StopSteps } from "./stop-steps.ts";
 import { SystemdNotifier } from "./systemd-notify.ts";
 import { Server } from "./server.ts";
 import { ChildStartError, Supervisor } from "./supervisor.ts";
-import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { Metrics } from "./telemetry/metrics.ts";
 import type { SpanCounts } from "./telemetry/otlp-exporter.ts";
 import { TracerPool } from "./telemetry/tracer-pool.ts";
+import type { TracerProvider } from "./telemetry/tracer-provider.ts";
 import { exporterKey } from "./telemetry/tracing-config.ts";
 import { Http1Client, type UpstreamInit } from "./upstream/http1-client.ts";
 
@@ -56,7 +56,7 @@ export class Service {
   #admin: HttpListener | undefined;
   #notifier: SystemdNotifier;
   #orphans: OrphanReaping;
-  #tracers = new TracerPool<BasicTracerProvider>();
+  #tracers = new TracerPool<TracerProvider>();
   #spanCounts: SpanCounts = { exported: 0, dropped: 0 };
   #signals: ProcessSignals;
   /** The reload under way, if any; SIGHUPs meanwhile ask for one more after it. */

@@ -5,7 +5,7 @@
  * (and loaded only then, see telemetry/tracing.ts).
  */
 
-import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type TextMapSetter, trace, type Tracer } from "@opentelemetry/api";
+import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapGetter } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
   ATTR_CLIENT_ADDRESS,
@@ -23,17 +23,24 @@ import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
 import { setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
-import type { SamplingTracer } from "../telemetry/sampler.ts";
+import type { RequestSpan, RequestTracer } from "../telemetry/request-spans.ts";
 import type { HeaderFields } from "../upstream/http1-client.ts";
 import { reportedStatus } from "./access-log.ts";
 
+/** Reads the client's traceparent and tracestate. */
 const propagator = new W3CTraceContextPropagator();
-const fieldSetter: TextMapSetter<HeaderFields> = { set: setField };
 
 const headerGetter: TextMapGetter<Headers> = {
   get: (headers, key) => headers.get(key) ?? undefined,
   keys: (headers) => [...headers.keys()],
 };
+
+/** Passes a span's trace context on to the app (W3C Trace Context, as the propagator would). */
+function injectTraceContext(span: RequestSpan, fields: HeaderFields): void {
+  setField(fields, "traceparent", span.traceparent);
+  const traceState = span.context.traceState?.serialize();
+  if (traceState) setField(fields, "tracestate", traceState);
+}
 
 /** Sets server.address and server.port from a Host header ("name", "name:port", "[v6]:port"). */
 function addHostAttributes(attributes: Attributes, host: string | null): void {
@@ -46,48 +53,45 @@ function addHostAttributes(attributes: Attributes, host: string | null): void {
   if (port) attributes[ATTR_SERVER_PORT] = Number(port);
 }
 
-export function tracing(tracer: SamplingTracer): MiddlewareHandler<ProxyEnv> {
+export function tracing(tracer: RequestTracer): MiddlewareHandler<ProxyEnv> {
   return function tracing(c, next) {
     const { exchange } = c.env;
     const request = exchange.request;
-    // With the sampler in it once: the server span, its context and the client span share it.
-    const parent = tracer.withSampler(propagator.extract(ROOT_CONTEXT, request.headers, headerGetter));
+    const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
     // Span names carry the method only: no path, so no query string or credential leaks.
-    const span = tracer.startSpan(request.method, { kind: SpanKind.SERVER, startTime: exchange.startedAtEpochMs }, parent);
+    const span = tracer.startServerSpan(request.method, parent, performance.timeOrigin + exchange.startedAt);
     // The samplers sluice offers decide on the trace id alone: attributes are built only
     // for spans that are recorded.
-    if (span.isRecording()) {
+    if (span.recording) {
       const url = request.url;
       const pathStart = url.indexOf("/", url.indexOf("//") + 2);
       const queryStart = url.indexOf("?", pathStart);
-      const attributes: Attributes = {
-        [ATTR_HTTP_REQUEST_METHOD]: request.method,
-        [ATTR_URL_PATH]: queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart),
-        [ATTR_URL_SCHEME]: "http",
-        [ATTR_CLIENT_ADDRESS]: exchange.clientAddress,
-      };
+      const attributes = span.attributes;
+      attributes[ATTR_HTTP_REQUEST_METHOD] = request.method;
+      attributes[ATTR_URL_PATH] = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
+      attributes[ATTR_URL_SCHEME] = "http";
+      attributes[ATTR_CLIENT_ADDRESS] = exchange.clientAddress;
       addHostAttributes(attributes, request.headers.get("host"));
       const userAgent = request.headers.get("user-agent");
       if (userAgent !== null) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
-      span.setAttributes(attributes);
     }
-    exchange.trace = new ServerTrace(tracer, span, trace.setSpan(parent, span));
+    exchange.trace = new ServerTrace(span);
     return next();
   };
 }
 
 /** An exchange's server span, and how the upstream call joins its trace. */
 class ServerTrace implements ExchangeTrace {
-  constructor(readonly tracer: Tracer, readonly span: Span, readonly context: Context) {}
+  constructor(readonly span: RequestSpan) {}
 
   get recording(): boolean {
-    return this.span.isRecording();
+    return this.span.recording;
   }
 
   startUpstream(method: string, url: string, fields: HeaderFields): UpstreamTrace | undefined {
-    if (!this.span.isRecording()) {
+    if (!this.span.recording) {
       // Not sampled: the child still gets the trace context (sampled flag off), no span is made.
-      propagator.inject(this.context, fields, fieldSetter);
+      injectTraceContext(this.span, fields);
       return undefined;
     }
     // url is the child's: http://host:port/path?query. The query stays out (no credentials in spans).
@@ -95,31 +99,28 @@ class ServerTrace implements ExchangeTrace {
     const queryStart = url.indexOf("?", pathStart);
     const authority = url.slice(7, pathStart);
     const colon = authority.lastIndexOf(":");
-    const span = this.tracer.startSpan(method, {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        [ATTR_HTTP_REQUEST_METHOD]: method,
-        [ATTR_SERVER_ADDRESS]: authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
-        [ATTR_SERVER_PORT]: Number(authority.slice(colon + 1)),
-        [ATTR_URL_FULL]: queryStart < 0 ? url : url.slice(0, queryStart),
-      },
-    }, this.context);
-    propagator.inject(trace.setSpan(this.context, span), fields, fieldSetter);
+    const span = this.span.child(method, SpanKind.CLIENT, {
+      [ATTR_HTTP_REQUEST_METHOD]: method,
+      [ATTR_SERVER_ADDRESS]: authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
+      [ATTR_SERVER_PORT]: Number(authority.slice(colon + 1)),
+      [ATTR_URL_FULL]: queryStart < 0 ? url : url.slice(0, queryStart),
+    });
+    injectTraceContext(span, fields);
     return new ClientSpan(span);
   }
 }
 
 class ClientSpan implements UpstreamTrace {
-  constructor(readonly span: Span) {}
+  constructor(readonly span: RequestSpan) {}
 
   answered(status: number): void {
-    this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-    if (status >= 500) this.span.setStatus({ code: SpanStatusCode.ERROR });
+    this.span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+    if (status >= 500) this.span.setError();
   }
 
   failed(errorType: string): void {
-    this.span.setAttribute(ATTR_ERROR_TYPE, errorType);
-    this.span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+    this.span.attributes[ATTR_ERROR_TYPE] = errorType;
+    this.span.setError(errorType);
   }
 
   end(): void {
@@ -131,11 +132,11 @@ class ClientSpan implements UpstreamTrace {
 export function endServerSpan(): EndListener {
   return function endServerSpan(exchange) {
     const span = (exchange.trace as ServerTrace | undefined)?.span;
-    if (!span?.isRecording()) return;
+    if (!span?.recording) return;
     const status = reportedStatus(exchange);
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
     if (status >= 500 || exchange.outcome === "aborted" || exchange.outcome === "error") {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: exchange.outcome ?? "error" });
+      span.setError(exchange.outcome ?? "error");
     }
     span.end();
   };

@@ -11,7 +11,7 @@ import { TraceFlags } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { OtlpExporter, SpanCounts } from "./otlp-exporter.ts";
-import { encodeSpan, traceRequestClosing, traceRequestOpening } from "./otlp-json.ts";
+import { type EncodableSpan, encodeSpan, traceRequestClosing, traceRequestOpening } from "./otlp-json.ts";
 import type { BatchConfig } from "./tracing-config.ts";
 
 const encoder = new TextEncoder();
@@ -56,7 +56,8 @@ export class EncodingBatchProcessor implements SpanProcessor {
 
   onStart(): void {}
 
-  onEnd(span: ReadableSpan): void {
+  /** Takes an ended span: SDK spans (SpanProcessor) and sluice's request spans alike. */
+  onEnd(span: EncodableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     if (this.#shutDown || this.#queued >= this.#config.maxQueueSize) {
       this.#counts.dropped++;
@@ -93,7 +94,7 @@ export class EncodingBatchProcessor implements SpanProcessor {
     await this.#exporter.shutdown();
   }
 
-  #newBatch(span: ReadableSpan): Batch {
+  #newBatch(span: EncodableSpan): Batch {
     const batch = {
       resource: span.resource,
       scope: span.instrumentationScope,

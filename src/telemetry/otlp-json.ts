@@ -15,9 +15,29 @@ import { jsonString } from "../json-string.ts";
 const FLAGS_HAS_IS_REMOTE = 0x100;
 const FLAGS_IS_REMOTE = 0x200;
 
+/** What the encoding reads of a span: the SDK's spans and sluice's request spans have it. */
+export type EncodableSpan = Pick<
+  ReadableSpan,
+  | "name"
+  | "kind"
+  | "spanContext"
+  | "parentSpanContext"
+  | "startTime"
+  | "endTime"
+  | "status"
+  | "attributes"
+  | "links"
+  | "events"
+  | "resource"
+  | "instrumentationScope"
+  | "droppedAttributesCount"
+  | "droppedEventsCount"
+  | "droppedLinksCount"
+>;
+
 /** Encodes `spans` as one request body, grouped by resource, then by instrumentation scope. */
-export function encodeTraceRequest(spans: readonly ReadableSpan[]): string {
-  const byResource = new Map<ReadableSpan["resource"], Map<string, ReadableSpan[]>>();
+export function encodeTraceRequest(spans: readonly EncodableSpan[]): string {
+  const byResource = new Map<EncodableSpan["resource"], Map<string, EncodableSpan[]>>();
   for (const span of spans) {
     let byScope = byResource.get(span.resource);
     if (!byScope) byResource.set(span.resource, (byScope = new Map()));
@@ -74,7 +94,7 @@ function scopeClosing({ schemaUrl }: ReadableSpan["instrumentationScope"]): stri
 }
 
 /** One span as an element of a ScopeSpans' `spans` list. */
-export function encodeSpan(span: ReadableSpan): string {
+export function encodeSpan(span: EncodableSpan): string {
   const context = span.spanContext();
   const parent = span.parentSpanContext;
   const { status } = span;

@@ -1,30 +1,53 @@
 /**
- * @module Builds the tracer provider for a TracingConfig: OTLP exporter, batch span processor,
- * resource. The pool calls it on its create path only: everything with a side effect is made here.
+ * @module The tracer provider for a TracingConfig: OTLP exporter, batch span processor,
+ * resource. The pool calls buildTracerProvider on its create path only: everything with a
+ * side effect is made here. Request spans (request-spans.ts) end into it.
  */
 
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import { VERSION } from "../version.ts";
 import { EncodingBatchProcessor } from "./encoding-batch-processor.ts";
+import type { EncodableSpan } from "./otlp-json.ts";
 import { OtlpExporter, type SpanCounts } from "./otlp-exporter.ts";
-import { ContextSampler } from "./sampler.ts";
+import type { SpanDestination } from "./request-spans.ts";
 import type { TracingConfig } from "./tracing-config.ts";
 
 /**
- * The SDK reads OTEL_TRACES_SAMPLER and the OTEL_*_LIMIT variables while building, then uses
- * the sampler given here; the OTEL_BSP_* settings are the processor's, from the config.
- * `counts` gathers spans exported, and dropped by the exporter or by the batch queue when
- * full, across every provider built.
+ * One exporter's spans: what the pipelines with the same exporter settings share across
+ * reloads (see tracer-pool.ts). The OTEL_BSP_* settings are the processor's, from the config.
  */
-export function buildTracerProvider(config: TracingConfig, counts: SpanCounts): BasicTracerProvider {
-  const exporter = new OtlpExporter({ url: config.endpoint, headers: config.headers, timeoutMs: config.timeoutMs, counts });
-  const resource = defaultResource().merge(
-    resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
-  );
-  return new BasicTracerProvider({
-    resource,
-    sampler: new ContextSampler(),
-    spanProcessors: [new EncodingBatchProcessor(exporter, config.batch, counts)],
-    forceFlushTimeoutMillis: config.batch.exportTimeoutMs,
-  });
+export class TracerProvider implements SpanDestination {
+  readonly resource: EncodableSpan["resource"];
+  readonly scope: EncodableSpan["instrumentationScope"] = { name: "sluice", version: VERSION };
+  readonly #processor: EncodingBatchProcessor;
+
+  constructor(config: TracingConfig, counts: SpanCounts) {
+    const exporter = new OtlpExporter({ url: config.endpoint, headers: config.headers, timeoutMs: config.timeoutMs, counts });
+    this.resource = defaultResource().merge(
+      resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
+    );
+    this.#processor = new EncodingBatchProcessor(exporter, config.batch, counts);
+  }
+
+  onEnd(span: EncodableSpan): void {
+    this.#processor.onEnd(span);
+  }
+
+  /** Exports every span ended so far. */
+  forceFlush(): Promise<void> {
+    return this.#processor.forceFlush();
+  }
+
+  /** Flushes, then drops (and counts) every span that ends later. */
+  shutdown(): Promise<void> {
+    return this.#processor.shutdown();
+  }
+}
+
+/**
+ * Builds the provider; `counts` gathers spans exported, and dropped by the exporter or by the
+ * batch queue when full, across every provider built.
+ */
+export function buildTracerProvider(config: TracingConfig, counts: SpanCounts): TracerProvider {
+  return new TracerProvider(config, counts);
 }

@@ -4,17 +4,17 @@
  * a process with tracing off never pays.
  */
 
-import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import type { PipelineTracing } from "../app.ts";
 import { endServerSpan, tracing } from "../middleware/tracing.ts";
-import { VERSION } from "../version.ts";
-import { buildSampler, SamplingTracer } from "./sampler.ts";
+import { RequestTracer } from "./request-spans.ts";
+import { buildSampler } from "./sampler.ts";
+import type { TracerProvider } from "./tracer-provider.ts";
 import type { SamplerConfig } from "./tracing-config.ts";
 
-export { buildTracerProvider } from "./tracer-provider.ts";
+export { buildTracerProvider, type TracerProvider } from "./tracer-provider.ts";
 
 /** The tracing middleware and span ending of one pipeline, sampling with `sampler` on the shared `provider`. */
-export function pipelineTracing(provider: BasicTracerProvider, sampler: SamplerConfig): PipelineTracing {
-  const tracer = new SamplingTracer(provider.getTracer("sluice", VERSION), buildSampler(sampler));
+export function pipelineTracing(provider: TracerProvider, sampler: SamplerConfig): PipelineTracing {
+  const tracer = new RequestTracer(provider, buildSampler(sampler));
   return { middleware: tracing(tracer), onEnd: endServerSpan() };
 }

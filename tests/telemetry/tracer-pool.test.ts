@@ -6,10 +6,12 @@
 
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
+import { AlwaysOnSampler } from "@opentelemetry/sdk-trace-base";
 import { OtlpExporter, type SpanCounts } from "../../src/telemetry/otlp-exporter.ts";
 import { type PoolProblem, TracerPool } from "../../src/telemetry/tracer-pool.ts";
-import { buildTracerProvider } from "../../src/telemetry/tracer-provider.ts";
+import { epochMs, RequestTracer } from "../../src/telemetry/request-spans.ts";
+import { buildTracerProvider, type TracerProvider } from "../../src/telemetry/tracer-provider.ts";
 import { exporterKey, type TracingConfig, tracingConfigFromEnv } from "../../src/telemetry/tracing-config.ts";
 import { type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
 
@@ -21,15 +23,21 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** Starts spans on `provider` as a pipeline sampling every request does. */
+function tracerOf(provider: TracerProvider) {
+  const tracer = new RequestTracer(provider, new AlwaysOnSampler());
+  return { startSpan: (name: string) => tracer.startServerSpan(name, ROOT_CONTEXT, epochMs()) };
+}
+
 interface Setup {
   receiver: Receiver;
-  pool: TracerPool<BasicTracerProvider>;
+  pool: TracerPool<TracerProvider>;
   problems: PoolProblem[];
   counts: SpanCounts;
   /** A config exporting to the receiver; batches wait a minute unless flushed. */
   config(env?: Record<string, string>): TracingConfig;
   /** The real build function, counting its calls. */
-  build(config: TracingConfig): () => BasicTracerProvider;
+  build(config: TracingConfig): () => TracerProvider;
   builds: number;
 }
 
@@ -71,7 +79,7 @@ test("one create and 1,000 reuses build one provider and one exporter", async ()
   expect(new Set(leases.map((lease) => lease.provider)).size).toBe(1);
   expect(pool.references(exporterKey(settings))).toBe(1001);
 
-  leases[0]!.provider.getTracer("sluice").startSpan("GET").end();
+  tracerOf(leases[0]!.provider).startSpan("GET").end();
   for (const lease of leases.slice(1)) await pool.release(lease);
   expect(pool.active).toBe(1); // still held by the first lease
   await pool.release(leases[0]!);
@@ -112,7 +120,7 @@ test("releasing a lease twice does nothing the second time and is reported", asy
   expect(problems).toEqual([{ event: "tracer.release.repeated" }]);
   expect({ active: pool.active, references: pool.references(key) }).toEqual({ active: 1, references: 1 });
 
-  b.provider.getTracer("sluice").startSpan("still exported").end();
+  tracerOf(b.provider).startSpan("still exported").end();
   await pool.release(b);
   expect(receiver.spans.map((span) => span.name)).toEqual(["still exported"]);
   expect(pool.active).toBe(0);
@@ -124,7 +132,7 @@ test("at zero the provider is flushed, then shut down; failures are reported, no
   const { pool, config, build, receiver, counts, problems } = setup();
   const settings = config();
   const lease = pool.acquire(exporterKey(settings), build(settings));
-  const tracer = lease.provider.getTracer("sluice");
+  const tracer = tracerOf(lease.provider);
   for (let i = 0; i < 5; i++) tracer.startSpan(`queued ${i}`).end();
   expect(receiver.spans).toHaveLength(0); // waiting for the one-minute batch delay
 
@@ -183,12 +191,12 @@ test("a changed key builds a second provider; the first stays alive until releas
   expect({ built: pool.built, active: pool.active }).toEqual({ built: 2, active: 2 });
 
   // A request still in flight on the old pipeline ends its span after the reload.
-  old.provider.getTracer("sluice").startSpan("in flight on the old pipeline").end();
+  tracerOf(old.provider).startSpan("in flight on the old pipeline").end();
   await pool.release(old);
   expect({ built: pool.built, active: pool.active }).toEqual({ built: 2, active: 1 });
   expect(receiver.spans.map((span) => span.name)).toEqual(["in flight on the old pipeline"]);
 
-  renewed.provider.getTracer("sluice").startSpan("on the new pipeline").end();
+  tracerOf(renewed.provider).startSpan("on the new pipeline").end();
   await pool.release(renewed);
   expect(receiver.spans.map((span) => span.name)).toEqual(["in flight on the old pipeline", "on the new pipeline"]);
   expect(receiver.requests.map((request) => request.path)).toEqual(["/v1/traces", "/v1/traces"]);
