@@ -7,7 +7,7 @@
 
 import { log } from "../log.ts";
 
-/** What the pool needs of a provider (BasicTracerProvider has both). */
+/** What the pool needs of a provider (tracer-provider.ts's TracerProvider has both). */
 export interface PooledProvider {
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
