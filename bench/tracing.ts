@@ -12,8 +12,10 @@
  *   BENCH_SLUICE_ARGS  extra sluice flags for all three sluices, whitespace-separated
  *
  * Setup (2 cores), the pinning of bench/proxy.ts: every proxy under test runs on CPU 0; the
- * apps, the OTLP sink and wrk on CPU 1. Three sluices run side by side, each with its own
- * bench/upstream.ts child; the raw proxy forwards to the tracing-off sluice's child. Tracing
+ * apps, the OTLP sink and wrk on CPU 1. Each round starts three sluices afresh (two processes
+ * of one binary differ by several percent here, and a process that served earlier rounds
+ * carries their heap), each with its own bench/upstream.ts child, and a raw proxy that
+ * forwards to the tracing-off sluice's child; they are stopped at the round's end. Tracing
  * is set by the standard variables only (every inherited OTEL_* is cleared):
  *   off         no OTEL_EXPORTER_OTLP_ENDPOINT
  *   sampling 0  OTEL_EXPORTER_OTLP_ENDPOINT=<sink>/s0, OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0
@@ -38,7 +40,7 @@ import { join } from "node:path";
 import {
   BUN, BenchError, CONNECTIONS, LOAD_CPU, PROXY_CPU, RESULTS_DIR, ROOT, SLUICE, type SluiceInstance, type WrkResult,
   cpuSeconds, cpus, ensureWrk, fmt, fmtMs, fmtRatio, freePort, log, median, prepareSluice, printTable, rssMiB, run,
-  runBench, seconds, start, startSluice, toJson, waitHttp200, which, wrk,
+  runBench, seconds, start, startSluice, stopProcess, toJson, waitHttp200, which, wrk,
 } from "./lib.ts";
 
 const TARGET_S1_VS_OFF = 0.75;
@@ -175,72 +177,86 @@ async function main(): Promise<number> {
   const sink = start("otlp sink", ["taskset", "-c", LOAD_CPU, BUN, join(import.meta.dir, "otlp-sink.ts"), String(sinkPort)]);
   await waitHttp200(`${sinkUrl}/stats`, sink, 20_000, "otlp sink");
 
-  // 2. Three sluices. Every inherited OTEL_* variable is cleared, then each gets its own.
+  // 2. Each round's processes. Every inherited OTEL_* variable is cleared, then each sluice gets its own.
   const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith("OTEL_")).map((k) => [k, ""]));
   const otelEnv: Record<SluiceConfig, Record<string, string>> = {
     off: {},
     s0: { OTEL_EXPORTER_OTLP_ENDPOINT: `${sinkUrl}/s0`, OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0" },
     s1: { OTEL_EXPORTER_OTLP_ENDPOINT: `${sinkUrl}/s1`, OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "1" },
   };
-  const ports = {} as Record<SluiceConfig, { http: number; target: number; admin: number }>;
-  const sluices = {} as Record<SluiceConfig, SluiceInstance>;
-  for (const c of ["off", "s0", "s1"] as SluiceConfig[]) {
-    const [http, target, admin] = await Promise.all([freePort(), freePort(), freePort()]);
-    ports[c] = { http, target, admin };
-    sluices[c] = await startSluice({
-      name: `sluice (${SHORT[c]})`,
-      httpPort: http, targetPort: target, adminPort: admin, upstreamCmd, extraArgs: extraSluiceArgs,
-      env: { ...cleared, ...otelEnv[c] },
-      stderrFile: join(RESULTS_DIR, `tracing-sluice-${c}-stderr.log`),
-    });
+
+  /** Three sluices and the raw proxy, started afresh and checked to trace as configured. */
+  async function startRound(first: boolean) {
+    const ports = {} as Record<SluiceConfig, { http: number; target: number; admin: number }>;
+    const sluices = {} as Record<SluiceConfig, SluiceInstance>;
+    for (const c of ["off", "s0", "s1"] as SluiceConfig[]) {
+      const [http, target, admin] = await Promise.all([freePort(), freePort(), freePort()]);
+      ports[c] = { http, target, admin };
+      sluices[c] = await startSluice({
+        name: `sluice (${SHORT[c]})`,
+        httpPort: http, targetPort: target, adminPort: admin, upstreamCmd, extraArgs: extraSluiceArgs,
+        env: { ...cleared, ...otelEnv[c] },
+        stderrFile: join(RESULTS_DIR, `tracing-sluice-${c}-stderr.log`),
+      });
+    }
+    for (const c of ["off", "s0", "s1"] as SluiceConfig[]) {
+      const built = (await metrics(ports[c].admin)).sluice_tracer_providers_built_total;
+      const want = c === "off" ? 0 : 1;
+      if (built === undefined) throw new BenchError(`sluice (${SHORT[c]}) has no sluice_tracer_providers_built_total on /metrics: is ${SLUICE} current?`);
+      if (built !== want) throw new BenchError(`sluice (${SHORT[c]}) reports ${built} tracer providers built, expected ${want}`);
+    }
+    if (first) {
+      // The readiness request made two spans at sampling 1; they arrive within the schedule delay.
+      const arrived = await waitFor(async () => (await sinkCounts(sinkUrl, "/s1")).spans >= 2, SCHEDULE_DELAY_MS + 5000);
+      if (!arrived) throw new BenchError(`sluice (sampling 1) exported no spans of its readiness request to the sink within ${SCHEDULE_DELAY_MS + 5000} ms`);
+      log(`tracing checked: providers built off 0, sampling 0 1, sampling 1 1; the sink received the sampling-1 readiness spans`);
+    }
+
+    // The raw proxy, forwarding to the tracing-off sluice's child.
+    const rawPort = await freePort();
+    const raw = start("raw proxy", ["taskset", "-c", PROXY_CPU, BUN, join(import.meta.dir, "raw-proxy.ts"), String(rawPort), String(ports.off.target)]);
+    await waitHttp200(`http://127.0.0.1:${rawPort}/`, raw, 20_000, "raw proxy");
+
+    const urls: Record<Config, string> = {
+      raw: `http://127.0.0.1:${rawPort}/`,
+      off: `http://127.0.0.1:${ports.off.http}/`,
+      s0: `http://127.0.0.1:${ports.s0.http}/`,
+      s1: `http://127.0.0.1:${ports.s1.http}/`,
+    };
+    const pids: Record<string, number> = {
+      "raw proxy": raw.pid,
+      "sluice off": sluices.off.proc.pid,
+      "sluice s0": sluices.s0.proc.pid,
+      "sluice s1": sluices.s1.proc.pid,
+      "app (off, raw)": sluices.off.upstreamPid,
+      "app (s0)": sluices.s0.upstreamPid,
+      "app (s1)": sluices.s1.upstreamPid,
+      sink: sink.pid,
+    };
+    const stop = async () => {
+      // In parallel: each sluice's stop sequence takes its shutdown delay.
+      await Promise.all([raw, sluices.off.proc, sluices.s0.proc, sluices.s1.proc].map((p) => stopProcess(p, 20_000)));
+    };
+    return { ports, sluices, raw, urls, pids, stop };
   }
 
-  // 3. Check that each sluice traces as configured, before measuring anything.
-  for (const c of ["off", "s0", "s1"] as SluiceConfig[]) {
-    const built = (await metrics(ports[c].admin)).sluice_tracer_providers_built_total;
-    const want = c === "off" ? 0 : 1;
-    if (built === undefined) throw new BenchError(`sluice (${SHORT[c]}) has no sluice_tracer_providers_built_total on /metrics: is ${SLUICE} current?`);
-    if (built !== want) throw new BenchError(`sluice (${SHORT[c]}) reports ${built} tracer providers built, expected ${want}`);
-  }
-  // The readiness request made two spans at sampling 1; they arrive within the schedule delay.
-  const arrived = await waitFor(async () => (await sinkCounts(sinkUrl, "/s1")).spans >= 2, SCHEDULE_DELAY_MS + 5000);
-  if (!arrived) throw new BenchError(`sluice (sampling 1) exported no spans of its readiness request to the sink within ${SCHEDULE_DELAY_MS + 5000} ms`);
-  log(`tracing checked: providers built off 0, sampling 0 1, sampling 1 1; the sink received the sampling-1 readiness spans`);
-
-  // 4. The raw proxy, forwarding to the tracing-off sluice's child.
-  const rawPort = await freePort();
-  const raw = start("raw proxy", ["taskset", "-c", PROXY_CPU, BUN, join(import.meta.dir, "raw-proxy.ts"), String(rawPort), String(ports.off.target)]);
-  await waitHttp200(`http://127.0.0.1:${rawPort}/`, raw, 20_000, "raw proxy");
-
-  const urls: Record<Config, string> = {
-    raw: `http://127.0.0.1:${rawPort}/`,
-    off: `http://127.0.0.1:${ports.off.http}/`,
-    s0: `http://127.0.0.1:${ports.s0.http}/`,
-    s1: `http://127.0.0.1:${ports.s1.http}/`,
-  };
-  const pids: Record<string, number> = {
-    "raw proxy": raw.pid,
-    "sluice off": sluices.off.proc.pid,
-    "sluice s0": sluices.s0.proc.pid,
-    "sluice s1": sluices.s1.proc.pid,
-    "app (off, raw)": sluices.off.upstreamPid,
-    "app (s0)": sluices.s0.upstreamPid,
-    "app (s1)": sluices.s1.upstreamPid,
-    sink: sink.pid,
-  };
-  log("");
-  log(`pinning: ${Object.entries(pids).map(([k, pid]) => `${k} pid ${pid} cpus ${cpus(pid)}`).join("; ")}; wrk cpus ${LOAD_CPU}`);
-  const rssBefore = Object.fromEntries((["off", "s0", "s1"] as SluiceConfig[]).map((c) => [c, rssMiB(sluices[c].proc.pid)]));
-  rssBefore.raw = rssMiB(raw.pid);
-
-  // 5. Load: the four configurations, rotating the order every round.
+  // 3. Load: the four configurations, rotating the order every round, on fresh processes.
   const s0SinkBefore = (await sinkCounts(sinkUrl, "/s0")).spans;
   const sinkCpuBefore = cpuSeconds(sink.pid);
-  log(`load: wrk -t1 -c${CONNECTIONS} -d${duration}s --latency, ${warmup}s warm-up before each, ${rounds} rounds, order rotating`);
+  log(`load: wrk -t1 -c${CONNECTIONS} -d${duration}s --latency, ${warmup}s warm-up before each, ${rounds} rounds, order rotating, fresh processes each round`);
   const runs: Record<Config, WrkResult[]> = { raw: [], off: [], s0: [], s1: [] };
   const s1Runs: S1Run[] = [];
   const orders: Config[][] = [];
+  let rssBefore: Record<string, number> = {};
+  let rssAfter: Record<string, number> = {};
   for (let r = 0; r < rounds; r++) {
+    const { ports, sluices, raw, urls, pids, stop } = await startRound(r === 0);
+    if (r === 0) {
+      log("");
+      log(`pinning: ${Object.entries(pids).map(([k, pid]) => `${k} pid ${pid} cpus ${cpus(pid)}`).join("; ")}; wrk cpus ${LOAD_CPU}`);
+      rssBefore = Object.fromEntries((["off", "s0", "s1"] as SluiceConfig[]).map((c) => [c, rssMiB(sluices[c].proc.pid)]));
+      rssBefore.raw = rssMiB(raw.pid);
+    }
     const order = CONFIGS.map((_, i) => CONFIGS[(i + r) % CONFIGS.length]!);
     orders.push(order);
     for (const c of order) {
@@ -271,17 +287,20 @@ async function main(): Promise<number> {
       const errs = res.errors ? `  errors ${res.errors} (${res.socketErrors}; non-2xx ${res.non2xx})` : "";
       log(`  round ${r + 1} ${SHORT[c].padEnd(10)} ${fmt(res.rps).padStart(8)} req/s  p50 ${fmtMs(res.p50)}  p99 ${fmtMs(res.p99)}${errs}${extra}`);
     }
+    if (r === rounds - 1) {
+      rssAfter = Object.fromEntries((["off", "s0", "s1"] as SluiceConfig[]).flatMap((c) => [
+        [c, rssMiB(sluices[c].proc.pid)],
+        [`${c}Peak`, rssMiB(sluices[c].proc.pid, "VmHWM")],
+      ]));
+      rssAfter.raw = rssMiB(raw.pid);
+      rssAfter.rawPeak = rssMiB(raw.pid, "VmHWM");
+    }
+    await stop();
   }
   const sinkCpu = cpuSeconds(sink.pid) - sinkCpuBefore;
   const s0SinkSpans = (await sinkCounts(sinkUrl, "/s0")).spans - s0SinkBefore;
-  const rssAfter = Object.fromEntries((["off", "s0", "s1"] as SluiceConfig[]).flatMap((c) => [
-    [c, rssMiB(sluices[c].proc.pid)],
-    [`${c}Peak`, rssMiB(sluices[c].proc.pid, "VmHWM")],
-  ]));
-  rssAfter.raw = rssMiB(raw.pid);
-  rssAfter.rawPeak = rssMiB(raw.pid, "VmHWM");
 
-  // 6. Summary.
+  // 4. Summary.
   const summary = Object.fromEntries(CONFIGS.map((c) => [c, {
     rps: median(runs[c].map((x) => x.rps)),
     p50: median(runs[c].map((x) => x.p50)),
@@ -308,9 +327,9 @@ async function main(): Promise<number> {
   // Same-round pairs: how steady the sampling-1 cost is from round to round.
   const perRound = runs.s1.map((x, i) => ({ round: i + 1, s1VsOff: x.rps / runs.off[i]!.rps, s0VsOff: runs.s0[i]!.rps / runs.off[i]!.rps }));
   log(`per round, req/s sampling 1 / off: ${perRound.map((p) => fmtRatio(p.s1VsOff)).join(", ")}; sampling 0 / off: ${perRound.map((p) => fmtRatio(p.s0VsOff)).join(", ")}`);
-  log(`RSS before load -> after (peak): ${(["off", "s0", "s1"] as SluiceConfig[]).map((c) => `sluice ${SHORT[c]} ${fmt(rssBefore[c]!, 1)} -> ${fmt(rssAfter[c]!, 1)} (${fmt(rssAfter[`${c}Peak`]!, 1)}) MiB`).join("; ")}; raw proxy ${fmt(rssBefore.raw!, 1)} -> ${fmt(rssAfter.raw!, 1)} (${fmt(rssAfter.rawPeak!, 1)}) MiB`);
+  log(`RSS before load (round 1) -> after (last round, peak): ${(["off", "s0", "s1"] as SluiceConfig[]).map((c) => `sluice ${SHORT[c]} ${fmt(rssBefore[c]!, 1)} -> ${fmt(rssAfter[c]!, 1)} (${fmt(rssAfter[`${c}Peak`]!, 1)}) MiB`).join("; ")}; raw proxy ${fmt(rssBefore.raw!, 1)} -> ${fmt(rssAfter.raw!, 1)} (${fmt(rssAfter.rawPeak!, 1)}) MiB`);
 
-  // 7. Spans sanity: every request traced at sampling 1 is a server span and a client span.
+  // 5. Spans sanity: every request traced at sampling 1 is a server span and a client span.
   const tot = s1Runs.reduce((a, s) => ({
     requests: a.requests + s.requests, sinkSpans: a.sinkSpans + s.sinkSpans, sinkRequests: a.sinkRequests + s.sinkRequests,
     sinkBytes: a.sinkBytes + s.sinkBytes, exported: a.exported + s.exported, dropped: a.dropped + s.dropped,
@@ -323,7 +342,7 @@ async function main(): Promise<number> {
   log(`spans at the sink during the sampling-1 runs: ${fmt(tot.sinkSpans)} in ${fmt(tot.sinkRequests)} exports (${fmt(tot.sinkBytes / 1048576, 1)} MiB of OTLP JSON) for ${fmt(tot.requests)} requests, ${perRequest.toFixed(3)} per request (expected 2: server + client); ` +
     `sluice counted ${fmt(tot.exported)} exported, ${fmt(tot.dropped)} dropped; sampling 0 sent ${fmt(s0SinkSpans)} spans (expected 0); sink CPU ${sinkCpu.toFixed(1)}s over the whole load -> ${spansOk ? "OK" : "CHECK"}`);
 
-  // 8. Verdict.
+  // 6. Verdict.
   const s1VsOff = ratio("s1", "off", "rps");
   const status = !Number.isFinite(s1VsOff) ? "SKIP" : s1VsOff >= TARGET_S1_VS_OFF ? "PASS" : "FAIL";
   const verdictLine = `${status} tracing on at sampling 1: req/s = ${fmtRatio(s1VsOff)} tracing off, a cost of ${fmt((1 - s1VsOff) * 100, 1)}% (target >= ${TARGET_S1_VS_OFF}x, i.e. costs at most 25% of throughput)`;
@@ -331,7 +350,7 @@ async function main(): Promise<number> {
   const anyErrors = Object.values(summary).some((s) => s.errors > 0);
   if (anyErrors) log("note: some runs had errors (socket errors or non-2xx); see the per-round lines");
 
-  // 9. JSON.
+  // 7. JSON.
   const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
   const result = {
     date: new Date().toISOString(),
