@@ -3,7 +3,9 @@
  * (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding): hex ids, unix-nano
  * times as strings, enums as numbers, attributes as key/value lists. Written out as text
  * directly: building the objects for JSON.stringify cost more than the spans themselves
- * (about 3 us a span, measured in process), and this runs for every span exported.
+ * (about 3 us a span, measured in process), and this runs for every span exported. A span's
+ * text is gathered as parts and joined once: concatenating them made a tree of partial
+ * strings per span, and more than twice the garbage (docs/runtime-notes.md).
  */
 
 import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@opentelemetry/api";
@@ -78,7 +80,10 @@ export function traceRequestClosing(resource: ReadableSpan["resource"], scope: R
 }
 
 function resourceOpening(resource: ReadableSpan["resource"]): string {
-  return `{"resource":{"attributes":${keyValues(resource.attributes)},"droppedAttributesCount":0},"scopeSpans":[`;
+  const parts = ['{"resource":{"attributes":'];
+  keyValues(parts, resource.attributes);
+  parts.push('},"scopeSpans":[');
+  return parts.join("");
 }
 
 function resourceClosing(resource: ReadableSpan["resource"]): string {
@@ -93,55 +98,83 @@ function scopeClosing({ schemaUrl }: ReadableSpan["instrumentationScope"]): stri
   return `]${schemaUrl ? `,"schemaUrl":${jsonString(schemaUrl)}` : ""}}`;
 }
 
+/** The parts of the span being encoded; reused, the encoding never runs twice at once. */
+const spanParts: string[] = [];
+
 /**
  * One span as an element of a ScopeSpans' `spans` list. Fields at their default (no events,
  * nothing dropped, status unset) are left out, as proto3's JSON mapping allows: a request
  * span is a fifth shorter, and it is encoded for every request.
  */
 export function encodeSpan(span: EncodableSpan): string {
+  const parts = spanParts;
+  parts.length = 0;
   const context = span.spanContext();
   const parent = span.parentSpanContext;
+  parts.push('{"traceId":"', context.traceId, '","spanId":"', context.spanId, '"');
+  traceState(parts, context);
+  if (parent) parts.push(',"parentSpanId":"', parent.spanId, '"');
+  // The API's SpanKind starts at INTERNAL = 0; OTLP keeps 0 for UNSPECIFIED.
+  parts.push(',"flags":', String(flags(context, parent?.isRemote)), ',"name":', jsonString(span.name), ',"kind":', String(span.kind + 1));
+  parts.push(',"startTimeUnixNano":"', unixNano(span.startTime), '","endTimeUnixNano":"', unixNano(span.endTime), '","attributes":');
+  keyValues(parts, span.attributes);
+  count(parts, ',"droppedAttributesCount":', span.droppedAttributesCount);
+  if (span.events.length > 0) {
+    parts.push(',"events":');
+    list(parts, span.events, encodeEvent);
+  }
+  count(parts, ',"droppedEventsCount":', span.droppedEventsCount);
+  if (span.links.length > 0) {
+    parts.push(',"links":');
+    list(parts, span.links, encodeLink);
+  }
+  count(parts, ',"droppedLinksCount":', span.droppedLinksCount);
+  // The API's SpanStatusCode (UNSET 0, OK 1, ERROR 2) is OTLP's StatusCode.
   const { status } = span;
-  return `{"traceId":"${context.traceId}","spanId":"${context.spanId}"${traceState(context)}` +
-    (parent ? `,"parentSpanId":"${parent.spanId}"` : "") +
-    `,"flags":${flags(context, parent?.isRemote)},"name":${jsonString(span.name)}` +
-    // The API's SpanKind starts at INTERNAL = 0; OTLP keeps 0 for UNSPECIFIED.
-    `,"kind":${span.kind + 1},"startTimeUnixNano":"${unixNano(span.startTime)}","endTimeUnixNano":"${unixNano(span.endTime)}"` +
-    `,"attributes":${keyValues(span.attributes)}${count("droppedAttributesCount", span.droppedAttributesCount)}` +
-    (span.events.length === 0 ? "" : `,"events":${list(span.events, encodeEvent)}`) + count("droppedEventsCount", span.droppedEventsCount) +
-    (span.links.length === 0 ? "" : `,"links":${list(span.links, encodeLink)}`) + count("droppedLinksCount", span.droppedLinksCount) +
-    // The API's SpanStatusCode (UNSET 0, OK 1, ERROR 2) is OTLP's StatusCode.
-    (status.code === 0 && !status.message
-      ? "}"
-      : `,"status":{"code":${status.code}${status.message ? `,"message":${jsonString(status.message)}` : ""}}}`);
+  if (status.code !== 0 || status.message) {
+    parts.push(',"status":{"code":', String(status.code));
+    if (status.message) parts.push(',"message":', jsonString(status.message));
+    parts.push("}");
+  }
+  parts.push("}");
+  const text = parts.join("");
+  parts.length = 0;
+  return text;
 }
 
 /** A count field, left out when 0. */
-function count(name: string, value: number): string {
-  return value === 0 ? "" : `,"${name}":${value}`;
+function count(parts: string[], field: string, value: number): void {
+  if (value !== 0) parts.push(field, String(value));
 }
 
-function encodeEvent(event: TimedEvent): string {
-  return `{"timeUnixNano":"${unixNano(event.time)}","name":${jsonString(event.name)},"attributes":${keyValues(event.attributes ?? {})}` +
-    `,"droppedAttributesCount":${event.droppedAttributesCount ?? 0}}`;
+function encodeEvent(parts: string[], event: TimedEvent): void {
+  parts.push('{"timeUnixNano":"', unixNano(event.time), '","name":', jsonString(event.name), ',"attributes":');
+  keyValues(parts, event.attributes ?? {});
+  count(parts, ',"droppedAttributesCount":', event.droppedAttributesCount ?? 0);
+  parts.push("}");
 }
 
-function encodeLink(link: Link): string {
-  return `{"traceId":"${link.context.traceId}","spanId":"${link.context.spanId}"${traceState(link.context)}` +
-    `,"attributes":${keyValues(link.attributes ?? {})},"droppedAttributesCount":${link.droppedAttributesCount ?? 0}` +
-    `,"flags":${flags(link.context, link.context.isRemote)}}`;
+function encodeLink(parts: string[], link: Link): void {
+  parts.push('{"traceId":"', link.context.traceId, '","spanId":"', link.context.spanId, '"');
+  traceState(parts, link.context);
+  parts.push(',"attributes":');
+  keyValues(parts, link.attributes ?? {});
+  count(parts, ',"droppedAttributesCount":', link.droppedAttributesCount ?? 0);
+  parts.push(',"flags":', String(flags(link.context, link.context.isRemote)), "}");
 }
 
-function list<T>(items: readonly T[], encode: (item: T) => string): string {
-  if (items.length === 0) return "[]";
-  let out = "[";
-  for (let i = 0; i < items.length; i++) out += (i === 0 ? "" : ",") + encode(items[i]!);
-  return `${out}]`;
+function list<T>(parts: string[], items: readonly T[], encode: (parts: string[], item: T) => void): void {
+  parts.push("[");
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) parts.push(",");
+    encode(parts, items[i]!);
+  }
+  parts.push("]");
 }
 
-function traceState(context: SpanContext): string {
+function traceState(parts: string[], context: SpanContext): void {
   const serialized = context.traceState?.serialize();
-  return serialized ? `,"traceState":${jsonString(serialized)}` : "";
+  if (serialized) parts.push(',"traceState":', jsonString(serialized));
 }
 
 function flags(context: SpanContext, isRemote: boolean | undefined): number {
@@ -156,27 +189,39 @@ export function unixNano([seconds, nanos]: HrTime): string {
   return seconds === 0 ? fraction : `${seconds}${NINE_ZEROS.slice(fraction.length)}${fraction}`;
 }
 
-function keyValues(attributes: Attributes): string {
-  let out = "[";
+function keyValues(parts: string[], attributes: Attributes): void {
+  parts.push("[");
+  let first = true;
   for (const key in attributes) {
     const value = attributes[key];
-    if (value !== undefined) out += `${out.length === 1 ? "" : ","}{"key":${jsonString(key)},"value":${anyValue(value)}}`;
+    if (value === undefined) continue;
+    parts.push(first ? '{"key":' : ',{"key":', jsonString(key), ',"value":');
+    first = false;
+    anyValue(parts, value);
+    parts.push("}");
   }
-  return `${out}]`;
+  parts.push("]");
 }
 
-function anyValue(value: AttributeValue | null | undefined): string {
+function anyValue(parts: string[], value: AttributeValue | null | undefined): void {
   switch (typeof value) {
     case "string":
-      return `{"stringValue":${jsonString(value)}}`;
+      parts.push('{"stringValue":', jsonString(value), "}");
+      return;
     case "boolean":
-      return `{"boolValue":${value}}`;
+      parts.push(value ? '{"boolValue":true}' : '{"boolValue":false}');
+      return;
     case "number":
       // int64 is a string in proto3 JSON; non-finite doubles are the strings "NaN", "Infinity", "-Infinity".
-      if (Number.isSafeInteger(value)) return `{"intValue":"${value}"}`;
-      return Number.isFinite(value) ? `{"doubleValue":${value}}` : `{"doubleValue":"${value}"}`;
+      if (Number.isSafeInteger(value)) parts.push('{"intValue":"', String(value), '"}');
+      else if (Number.isFinite(value)) parts.push('{"doubleValue":', String(value), "}");
+      else parts.push('{"doubleValue":"', String(value), '"}');
+      return;
     default:
-      if (Array.isArray(value)) return `{"arrayValue":{"values":${list(value, anyValue)}}}`;
-      return "{}";
+      if (Array.isArray(value)) {
+        parts.push('{"arrayValue":{"values":');
+        list(parts, value, anyValue);
+        parts.push("}}");
+      } else parts.push("{}");
   }
 }
