@@ -290,10 +290,10 @@ export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-/** Resident memory of a process in KiB (Linux: VmRSS in /proc/<pid>/status). */
-export function rssKiB(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!match) throw new Error(`no VmRSS for ${pid}`);
+/** Resident memory of a process in KiB (Linux: VmRSS in /proc/<pid>/status; VmHWM, its peak so far). */
+export function rssKiB(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no ${field} for ${pid}`);
   return Number(match[1]);
 }
 
