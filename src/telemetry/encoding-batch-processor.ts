@@ -9,7 +9,6 @@
 
 import { TraceFlags } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
-import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { OtlpExporter, SpanCounts } from "./otlp-exporter.ts";
 import { type EncodableSpan, encodeSpan, traceRequestClosing, traceRequestOpening } from "./otlp-json.ts";
 import type { BatchConfig } from "./tracing-config.ts";
@@ -22,8 +21,8 @@ const encoder = new TextEncoder();
  * closing is added when it is sealed.
  */
 interface Batch {
-  resource: ReadableSpan["resource"];
-  scope: ReadableSpan["instrumentationScope"];
+  resource: EncodableSpan["resource"];
+  scope: EncodableSpan["instrumentationScope"];
   bytes: Uint8Array<ArrayBuffer>;
   length: number;
   count: number;
@@ -32,7 +31,7 @@ interface Batch {
 /** A batch's first buffer; a buffer that had to grow is reused, with its size, for later batches. */
 const FIRST_BUFFER_BYTES = 64 * 1024;
 
-export class EncodingBatchProcessor implements SpanProcessor {
+export class EncodingBatchProcessor {
   readonly #exporter: OtlpExporter;
   readonly #config: BatchConfig;
   readonly #counts: SpanCounts;
@@ -54,9 +53,7 @@ export class EncodingBatchProcessor implements SpanProcessor {
     this.#counts = counts;
   }
 
-  onStart(): void {}
-
-  /** Takes an ended span: SDK spans (SpanProcessor) and sluice's request spans alike. */
+  /** Takes an ended span (sluice's request spans; the SDK's have the same fields). */
   onEnd(span: EncodableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     if (this.#shutDown || this.#queued >= this.#config.maxQueueSize) {

@@ -71,30 +71,30 @@ export function encodeTraceRequest(spans: readonly EncodableSpan[]): string {
  * The same request for spans of one resource and one scope, already encoded one by one
  * (encodeSpan): the batch processor encodes each span as it ends and sends them this way.
  */
-export function traceRequestOpening(resource: ReadableSpan["resource"], scope: ReadableSpan["instrumentationScope"]): string {
+export function traceRequestOpening(resource: EncodableSpan["resource"], scope: EncodableSpan["instrumentationScope"]): string {
   return `{"resourceSpans":[${resourceOpening(resource)}${scopeOpening(scope)}`;
 }
 
-export function traceRequestClosing(resource: ReadableSpan["resource"], scope: ReadableSpan["instrumentationScope"]): string {
+export function traceRequestClosing(resource: EncodableSpan["resource"], scope: EncodableSpan["instrumentationScope"]): string {
   return `${scopeClosing(scope)}${resourceClosing(resource)}]}`;
 }
 
-function resourceOpening(resource: ReadableSpan["resource"]): string {
+function resourceOpening(resource: EncodableSpan["resource"]): string {
   const parts = ['{"resource":{"attributes":'];
   keyValues(parts, resource.attributes);
   parts.push('},"scopeSpans":[');
   return parts.join("");
 }
 
-function resourceClosing(resource: ReadableSpan["resource"]): string {
+function resourceClosing(resource: EncodableSpan["resource"]): string {
   return `]${resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}` : ""}}`;
 }
 
-function scopeOpening({ name, version }: ReadableSpan["instrumentationScope"]): string {
+function scopeOpening({ name, version }: EncodableSpan["instrumentationScope"]): string {
   return `{"scope":{"name":${jsonString(name)}${version === undefined ? "" : `,"version":${jsonString(version)}`}},"spans":[`;
 }
 
-function scopeClosing({ schemaUrl }: ReadableSpan["instrumentationScope"]): string {
+function scopeClosing({ schemaUrl }: EncodableSpan["instrumentationScope"]): string {
   return `]${schemaUrl ? `,"schemaUrl":${jsonString(schemaUrl)}` : ""}}`;
 }
 
