@@ -1,6 +1,7 @@
 /** @module accessLog: one record per request, written when its response has ended. */
 
 import type { LogLevel, LogRecord } from "@logtape/logtape";
+import { hundredthsText } from "../decimal-text.ts";
 import type { EndListener, Exchange } from "../exchange.ts";
 import { jsonString } from "../json-string.ts";
 import { directJsonLog, log } from "../log.ts";
@@ -30,8 +31,7 @@ export function accessLog(): EndListener {
     const queryStart = url.indexOf("?", pathStart);
     const path = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
     const message = `${request.method} ${path} ${status}`;
-    const durationMs = round2(exchange.elapsedMs());
-    const upstreamMs = exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs);
+    const elapsedMs = exchange.elapsedMs();
     if (direct !== undefined) {
       const method = jsonString(request.method);
       const pathJson = jsonString(path);
@@ -43,10 +43,10 @@ export function accessLog(): EndListener {
         ACCESS_CATEGORY,
         level,
         plain ? `"${message}"` : jsonString(message),
-        `"event":"access","method":${method},"path":${pathJson},"status":${status},"durationMs":${durationMs},` +
+        `"event":"access","method":${method},"path":${pathJson},"status":${status},"durationMs":${hundredthsText(elapsedMs)},` +
           `"bytesIn":${jsonNumber(exchange.bytesIn)},"bytesOut":${exchange.bytesOut},` +
           `"requestId":${jsonString(exchange.requestId)},"clientAddress":${jsonString(exchange.clientAddress)},` +
-          `"upstreamMs":${upstreamMs}` +
+          `"upstreamMs":${exchange.upstreamMs === undefined ? "null" : hundredthsText(exchange.upstreamMs)}` +
           (exchange.outcome === "complete" ? "" : `,"outcome":"${exchange.outcome}"`) +
           (exchange.upstreamError === undefined ? "" : `,"upstreamError":${jsonString(exchange.upstreamError)}`),
       );
@@ -65,12 +65,12 @@ export function accessLog(): EndListener {
         method: request.method,
         path,
         status,
-        durationMs,
+        durationMs: round2(elapsedMs),
         bytesIn: exchange.bytesIn,
         bytesOut: exchange.bytesOut,
         requestId: exchange.requestId,
         clientAddress: exchange.clientAddress,
-        upstreamMs,
+        upstreamMs: exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs),
         ...(exchange.outcome === "complete" ? {} : { outcome: exchange.outcome }),
         ...(exchange.upstreamError === undefined ? {} : { upstreamError: exchange.upstreamError }),
       },

@@ -23,7 +23,7 @@ import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
 import { setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
-import type { RequestSpan, RequestTracer } from "../telemetry/request-spans.ts";
+import { epochMsAt, type RequestSpan, type RequestTracer } from "../telemetry/request-spans.ts";
 import type { HeaderFields } from "../upstream/http1-client.ts";
 import { reportedStatus } from "./access-log.ts";
 
@@ -42,15 +42,48 @@ function injectTraceContext(span: RequestSpan, fields: HeaderFields): void {
   if (traceState) setField(fields, "tracestate", traceState);
 }
 
-/** Sets server.address and server.port from a Host header ("name", "name:port", "[v6]:port"). */
-function addHostAttributes(attributes: Attributes, host: string | null): void {
-  if (!host) return;
+/** A Host header's name and port ("name", "name:port", "[v6]:port"); undefined when not one. */
+function parseHost(host: string): { address: string; port: number | undefined } | undefined {
   const bracket = host.startsWith("[") ? host.indexOf("]") : -1;
   const colon = host.indexOf(":", bracket + 1);
-  const port = colon === -1 ? "" : host.slice(colon + 1);
-  if (colon !== -1 && !/^\d{1,5}$/.test(port)) return; // not a Host header
-  attributes[ATTR_SERVER_ADDRESS] = colon === -1 ? host : host.slice(0, colon);
-  if (port) attributes[ATTR_SERVER_PORT] = Number(port);
+  if (colon === -1) return { address: host, port: undefined };
+  const port = host.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(port)) return undefined;
+  return { address: host.slice(0, colon), port: Number(port) };
+}
+
+/** An upstream authority's host (without IPv6 brackets) and port: "host:port", "[v6]:port". */
+function parseAuthority(authority: string): { address: string; port: number } {
+  const colon = authority.lastIndexOf(":");
+  const host = authority.slice(0, colon);
+  return { address: host.startsWith("[") ? host.slice(1, -1) : host, port: Number(authority.slice(colon + 1)) };
+}
+
+/**
+ * `parse` remembering its last answer: nearly every request names the same Host, and every
+ * upstream call of a pipeline the same child, so each is parsed about once.
+ */
+function lastParsed<T>(parse: (text: string) => T): (text: string) => T {
+  let lastText: string | undefined;
+  let lastResult: T;
+  return (text) => {
+    if (text !== lastText) {
+      lastResult = parse(text);
+      lastText = text;
+    }
+    return lastResult;
+  };
+}
+
+const hostParts = lastParsed(parseHost);
+const authorityParts = lastParsed(parseAuthority);
+
+/** Sets server.address and server.port from a Host header. */
+function addHostAttributes(attributes: Attributes, host: string | null): void {
+  const parts = host ? hostParts(host) : undefined;
+  if (parts === undefined) return;
+  attributes[ATTR_SERVER_ADDRESS] = parts.address;
+  if (parts.port !== undefined) attributes[ATTR_SERVER_PORT] = parts.port;
 }
 
 export function tracing(tracer: RequestTracer): MiddlewareHandler<ProxyEnv> {
@@ -59,7 +92,7 @@ export function tracing(tracer: RequestTracer): MiddlewareHandler<ProxyEnv> {
     const request = exchange.request;
     const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
     // Span names carry the method only: no path, so no query string or credential leaks.
-    const span = tracer.startServerSpan(request.method, parent, performance.timeOrigin + exchange.startedAt);
+    const span = tracer.startServerSpan(request.method, parent, epochMsAt(exchange.startedAt));
     // The samplers sluice offers decide on the trace id alone: attributes are built only
     // for spans that are recorded.
     if (span.recording) {
@@ -97,12 +130,11 @@ class ServerTrace implements ExchangeTrace {
     // url is the child's: http://host:port/path?query. The query stays out (no credentials in spans).
     const pathStart = url.indexOf("/", 7);
     const queryStart = url.indexOf("?", pathStart);
-    const authority = url.slice(7, pathStart);
-    const colon = authority.lastIndexOf(":");
+    const { address, port } = authorityParts(url.slice(7, pathStart));
     const span = this.span.child(method, SpanKind.CLIENT, {
       [ATTR_HTTP_REQUEST_METHOD]: method,
-      [ATTR_SERVER_ADDRESS]: authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
-      [ATTR_SERVER_PORT]: Number(authority.slice(colon + 1)),
+      [ATTR_SERVER_ADDRESS]: address,
+      [ATTR_SERVER_PORT]: port,
       [ATTR_URL_FULL]: queryStart < 0 ? url : url.slice(0, queryStart),
     });
     injectTraceContext(span, fields);

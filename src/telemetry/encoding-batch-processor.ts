@@ -8,7 +8,8 @@
  */
 
 import { TraceFlags } from "@opentelemetry/api";
-import { ExportResultCode } from "@opentelemetry/core";
+import { ExportResultCode, type InstrumentationScope } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
 import type { OtlpExporter, SpanCounts } from "./otlp-exporter.ts";
 import { type EncodableSpan, encodeSpan, traceRequestClosing, traceRequestOpening } from "./otlp-json.ts";
 import type { BatchConfig } from "./tracing-config.ts";
@@ -16,13 +17,10 @@ import type { BatchConfig } from "./tracing-config.ts";
 const encoder = new TextEncoder();
 
 /**
- * Spans of one resource and one scope as an ExportTraceServiceRequest in the making: the
- * request's opening, then the spans encoded one after the other (comma-separated); the
- * closing is added when it is sealed.
+ * Spans as an ExportTraceServiceRequest in the making: the request's opening, then the spans
+ * encoded one after the other (comma-separated); the closing is added when it is sealed.
  */
 interface Batch {
-  resource: EncodableSpan["resource"];
-  scope: EncodableSpan["instrumentationScope"];
   bytes: Uint8Array<ArrayBuffer>;
   length: number;
   count: number;
@@ -35,6 +33,9 @@ export class EncodingBatchProcessor {
   readonly #exporter: OtlpExporter;
   readonly #config: BatchConfig;
   readonly #counts: SpanCounts;
+  /** Every batch's opening and closing: one provider's spans share the resource and the scope. */
+  readonly #opening: string;
+  readonly #closing: string;
   /** The batch being filled. */
   #filling: Batch | undefined;
   /** Batches sealed and waiting for the export in progress. */
@@ -47,26 +48,24 @@ export class EncodingBatchProcessor {
   /** Buffers of exported batches, for the next ones (large ArrayBuffers make the garbage collector run sooner). */
   #spare: Uint8Array<ArrayBuffer>[] = [];
 
-  constructor(exporter: OtlpExporter, config: BatchConfig, counts: SpanCounts) {
+  constructor(exporter: OtlpExporter, config: BatchConfig, counts: SpanCounts, resource: Resource, scope: InstrumentationScope) {
     this.#exporter = exporter;
     this.#config = config;
     this.#counts = counts;
+    this.#opening = traceRequestOpening(resource, scope);
+    this.#closing = traceRequestClosing(resource, scope);
   }
 
-  /** Takes an ended span (sluice's request spans; the SDK's have the same fields). */
+  /** Takes an ended span. */
   onEnd(span: EncodableSpan): void {
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    if ((span.context.traceFlags & TraceFlags.SAMPLED) === 0) return;
     if (this.#shutDown || this.#queued >= this.#config.maxQueueSize) {
       this.#counts.dropped++;
       return;
     }
-    let batch = this.#filling;
-    if (batch !== undefined && (batch.resource !== span.resource || batch.scope !== span.instrumentationScope)) {
-      this.#seal();
-      batch = undefined;
-    }
-    batch ??= this.#filling = this.#newBatch(span);
-    append(batch, encodeSpan(span));
+    const batch = (this.#filling ??= this.#newBatch());
+    write(batch, encodeSpan(span, batch.count === 0 ? "" : ","));
+    batch.count++;
     this.#queued++;
     if (batch.count >= this.#config.maxExportBatchSize) this.#seal();
     else if (this.#timer === undefined) {
@@ -91,15 +90,9 @@ export class EncodingBatchProcessor {
     await this.#exporter.shutdown();
   }
 
-  #newBatch(span: EncodableSpan): Batch {
-    const batch = {
-      resource: span.resource,
-      scope: span.instrumentationScope,
-      bytes: this.#spare.pop() ?? new Uint8Array(FIRST_BUFFER_BYTES),
-      length: 0,
-      count: 0,
-    };
-    write(batch, traceRequestOpening(batch.resource, batch.scope));
+  #newBatch(): Batch {
+    const batch = { bytes: this.#spare.pop() ?? new Uint8Array(FIRST_BUFFER_BYTES), length: 0, count: 0 };
+    write(batch, this.#opening);
     return batch;
   }
 
@@ -108,7 +101,7 @@ export class EncodingBatchProcessor {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#filling === undefined) return;
-    write(this.#filling, traceRequestClosing(this.#filling.resource, this.#filling.scope));
+    write(this.#filling, this.#closing);
     this.#sealed.push(this.#filling);
     this.#filling = undefined;
     this.#exporting ??= this.#exportSealed();
@@ -128,12 +121,6 @@ export class EncodingBatchProcessor {
       this.#exporting = undefined;
     }
   }
-}
-
-function append(batch: Batch, span: string): void {
-  if (batch.count > 0) write(batch, ",");
-  write(batch, span);
-  batch.count++;
 }
 
 /** Encodes `text` at the end of the batch, growing its buffer when needed. */

@@ -1,13 +1,10 @@
 /**
- * @module A SpanExporter that POSTs OTLP/HTTP JSON with the global fetch: no Node HTTP stack,
- * the same code on Bun and Deno.
+ * @module OtlpExporter: POSTs requests of spans already encoded as OTLP JSON (by the batch
+ * processor) with the global fetch: no Node HTTP stack, the same code on Bun and Deno. The
+ * body is bytes: Bun's fetch turns a string body into bytes at a higher cost (measured).
  */
 
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { encodeTraceRequest } from "./otlp-json.ts";
-
-const encoder = new TextEncoder();
 
 /** Spans counted once their export ended; sluice_spans_exported_total / _dropped_total read them. */
 export interface SpanCounts {
@@ -32,7 +29,7 @@ export interface OtlpExporterOptions {
  * when the request ends: an idle exporter holds nothing, and after shutdown() resolves no
  * request is pending.
  */
-export class OtlpExporter implements SpanExporter {
+export class OtlpExporter {
   static #live = 0;
   /** Exporters constructed and not yet shut down, in this process (a leak check). */
   static get live(): number {
@@ -66,11 +63,6 @@ export class OtlpExporter implements SpanExporter {
   /** Export requests still running. */
   get pending(): number {
     return this.#pending.size;
-  }
-
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    // As bytes: Bun's fetch turns a string body into bytes at a higher cost (measured).
-    this.exportEncoded(encoder.encode(encodeTraceRequest(spans)), spans.length).then(resultCallback);
   }
 
   /**

@@ -1,139 +1,89 @@
 /**
  * @module The OTLP JSON encoding of an ExportTraceServiceRequest
- * (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding): hex ids, unix-nano
- * times as strings, enums as numbers, attributes as key/value lists. Written out as text
- * directly: building the objects for JSON.stringify cost more than the spans themselves
- * (about 3 us a span, measured in process), and this runs for every span exported. A span's
- * text is gathered as parts and joined once: concatenating them made a tree of partial
- * strings per span, and more than twice the garbage (docs/runtime-notes.md).
+ * (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding) for sluice's spans: hex
+ * ids, unix-nano times as strings, enums as numbers, attributes as key/value lists. Written
+ * out as text directly, for every span exported: building objects for JSON.stringify cost
+ * more than the spans themselves. A span's text is gathered as parts and joined once, and
+ * the parts are, where they can be, strings that already exist (constants, ids, attribute
+ * values): under load each string made per span costs several times what it costs in a
+ * loop (docs/runtime-notes.md).
  */
 
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@opentelemetry/api";
-import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace-base";
-import { jsonString } from "../json-string.ts";
+import type { Attributes, AttributeValue, SpanContext, SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import type { InstrumentationScope } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
+import { isPlainJsonText, jsonString } from "../json-string.ts";
+
+/** What the encoding reads of a span (sluice's request spans, request-spans.ts). */
+export interface EncodableSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly context: SpanContext;
+  readonly parentSpanContext?: SpanContext | undefined;
+  /** Milliseconds since the epoch, with their fraction. */
+  readonly startMs: number;
+  readonly endMs: number;
+  /** The API's SpanStatusCode (UNSET 0, OK 1, ERROR 2), which is OTLP's StatusCode. */
+  readonly statusCode: SpanStatusCode;
+  readonly statusMessage: string | undefined;
+  readonly attributes: Attributes;
+}
 
 // Span flags (trace.proto): the W3C trace flags in the low byte, then whether the parent's
 // remoteness is known (bit 8) and whether it is remote (bit 9).
 const FLAGS_HAS_IS_REMOTE = 0x100;
 const FLAGS_IS_REMOTE = 0x200;
 
-/** What the encoding reads of a span: the SDK's spans and sluice's request spans have it. */
-export type EncodableSpan = Pick<
-  ReadableSpan,
-  | "name"
-  | "kind"
-  | "spanContext"
-  | "parentSpanContext"
-  | "startTime"
-  | "endTime"
-  | "status"
-  | "attributes"
-  | "links"
-  | "events"
-  | "resource"
-  | "instrumentationScope"
-  | "droppedAttributesCount"
-  | "droppedEventsCount"
-  | "droppedLinksCount"
->;
-
-/** Encodes `spans` as one request body, grouped by resource, then by instrumentation scope. */
-export function encodeTraceRequest(spans: readonly EncodableSpan[]): string {
-  const byResource = new Map<EncodableSpan["resource"], Map<string, EncodableSpan[]>>();
-  for (const span of spans) {
-    let byScope = byResource.get(span.resource);
-    if (!byScope) byResource.set(span.resource, (byScope = new Map()));
-    const { name, version = "", schemaUrl = "" } = span.instrumentationScope;
-    const scopeKey = `${name}\n${version}\n${schemaUrl}`;
-    const group = byScope.get(scopeKey);
-    if (group) group.push(span);
-    else byScope.set(scopeKey, [span]);
-  }
-  let out = '{"resourceSpans":[';
-  let firstResource = true;
-  for (const [resource, byScope] of byResource) {
-    out += `${firstResource ? "" : ","}${resourceOpening(resource)}`;
-    firstResource = false;
-    let firstScope = true;
-    for (const group of byScope.values()) {
-      const scope = group[0]!.instrumentationScope;
-      out += `${firstScope ? "" : ","}${scopeOpening(scope)}`;
-      firstScope = false;
-      for (let i = 0; i < group.length; i++) out += (i === 0 ? "" : ",") + encodeSpan(group[i]!);
-      out += scopeClosing(scope);
-    }
-    out += resourceClosing(resource);
-  }
-  return `${out}]}`;
-}
-
 /**
- * The same request for spans of one resource and one scope, already encoded one by one
- * (encodeSpan): the batch processor encodes each span as it ends and sends them this way.
+ * The opening of a request for spans of one resource and one scope, up to its `spans` list;
+ * the spans follow, encoded one by one (encodeSpan), then traceRequestClosing.
  */
-export function traceRequestOpening(resource: EncodableSpan["resource"], scope: EncodableSpan["instrumentationScope"]): string {
-  return `{"resourceSpans":[${resourceOpening(resource)}${scopeOpening(scope)}`;
-}
-
-export function traceRequestClosing(resource: EncodableSpan["resource"], scope: EncodableSpan["instrumentationScope"]): string {
-  return `${scopeClosing(scope)}${resourceClosing(resource)}]}`;
-}
-
-function resourceOpening(resource: EncodableSpan["resource"]): string {
-  const parts = ['{"resource":{"attributes":'];
+export function traceRequestOpening(resource: Resource, scope: InstrumentationScope): string {
+  const parts = ['{"resourceSpans":[{"resource":{"attributes":'];
   keyValues(parts, resource.attributes);
-  parts.push('},"scopeSpans":[');
+  const { name, version } = scope;
+  parts.push('},"scopeSpans":[{"scope":{"name":', jsonString(name));
+  if (version !== undefined) parts.push(',"version":', jsonString(version));
+  parts.push('},"spans":[');
   return parts.join("");
 }
 
-function resourceClosing(resource: EncodableSpan["resource"]): string {
-  return `]${resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}` : ""}}`;
-}
-
-function scopeOpening({ name, version }: EncodableSpan["instrumentationScope"]): string {
-  return `{"scope":{"name":${jsonString(name)}${version === undefined ? "" : `,"version":${jsonString(version)}`}},"spans":[`;
-}
-
-function scopeClosing({ schemaUrl }: EncodableSpan["instrumentationScope"]): string {
-  return `]${schemaUrl ? `,"schemaUrl":${jsonString(schemaUrl)}` : ""}}`;
+export function traceRequestClosing(resource: Resource, scope: InstrumentationScope): string {
+  const scopeSchema = scope.schemaUrl ? `,"schemaUrl":${jsonString(scope.schemaUrl)}` : "";
+  const resourceSchema = resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}` : "";
+  return `]${scopeSchema}}]${resourceSchema}}]}`;
 }
 
 /** The parts of the span being encoded; reused, the encoding never runs twice at once. */
 const spanParts: string[] = [];
 
+/** OTLP's SpanKind: the API's starts at INTERNAL = 0, OTLP keeps 0 for UNSPECIFIED. */
+const KIND_TEXT = ["1", "2", "3", "4", "5"];
+
 /**
- * One span as an element of a ScopeSpans' `spans` list. Fields at their default (no events,
- * nothing dropped, status unset) are left out, as proto3's JSON mapping allows: a request
- * span is a fifth shorter, and it is encoded for every request.
+ * One span as an element of a ScopeSpans' `spans` list, after `separator` ("," between
+ * spans). Fields at their default (nothing dropped, status unset) are left out, as proto3's
+ * JSON mapping allows: a request span is a fifth shorter.
  */
-export function encodeSpan(span: EncodableSpan): string {
+export function encodeSpan(span: EncodableSpan, separator = ""): string {
   const parts = spanParts;
-  parts.length = 0;
-  const context = span.spanContext();
+  const context = span.context;
   const parent = span.parentSpanContext;
-  parts.push('{"traceId":"', context.traceId, '","spanId":"', context.spanId, '"');
-  traceState(parts, context);
+  parts.push(separator, '{"traceId":"', context.traceId, '","spanId":"', context.spanId, '"');
+  const traceState = context.traceState?.serialize();
+  if (traceState) parts.push(',"traceState":', jsonString(traceState));
   if (parent) parts.push(',"parentSpanId":"', parent.spanId, '"');
-  // The API's SpanKind starts at INTERNAL = 0; OTLP keeps 0 for UNSPECIFIED.
-  parts.push(',"flags":', String(flags(context, parent?.isRemote)), ',"name":', jsonString(span.name), ',"kind":', String(span.kind + 1));
-  parts.push(',"startTimeUnixNano":"', unixNano(span.startTime), '","endTimeUnixNano":"', unixNano(span.endTime), '","attributes":');
+  parts.push(',"flags":', flagsText(context, parent?.isRemote), ',"name":');
+  pushString(parts, span.name);
+  parts.push(',"kind":', KIND_TEXT[span.kind]!, ',"startTimeUnixNano":"');
+  pushUnixNano(parts, span.startMs);
+  parts.push('","endTimeUnixNano":"');
+  pushUnixNano(parts, span.endMs);
+  parts.push('","attributes":');
   keyValues(parts, span.attributes);
-  count(parts, ',"droppedAttributesCount":', span.droppedAttributesCount);
-  if (span.events.length > 0) {
-    parts.push(',"events":');
-    list(parts, span.events, encodeEvent);
-  }
-  count(parts, ',"droppedEventsCount":', span.droppedEventsCount);
-  if (span.links.length > 0) {
-    parts.push(',"links":');
-    list(parts, span.links, encodeLink);
-  }
-  count(parts, ',"droppedLinksCount":', span.droppedLinksCount);
-  // The API's SpanStatusCode (UNSET 0, OK 1, ERROR 2) is OTLP's StatusCode.
-  const { status } = span;
-  if (status.code !== 0 || status.message) {
-    parts.push(',"status":{"code":', String(status.code));
-    if (status.message) parts.push(',"message":', jsonString(status.message));
+  if (span.statusCode !== 0 || span.statusMessage) {
+    parts.push(',"status":{"code":', String(span.statusCode));
+    if (span.statusMessage) parts.push(',"message":', jsonString(span.statusMessage));
     parts.push("}");
   }
   parts.push("}");
@@ -142,51 +92,82 @@ export function encodeSpan(span: EncodableSpan): string {
   return text;
 }
 
-/** A count field, left out when 0. */
-function count(parts: string[], field: string, value: number): void {
-  if (value !== 0) parts.push(field, String(value));
+/** A string as JSON writes it, quoted by the parts around it when it needs no escapes. */
+function pushString(parts: string[], text: string): void {
+  if (isPlainJsonText(text)) parts.push('"', text, '"');
+  else parts.push(JSON.stringify(text));
 }
 
-function encodeEvent(parts: string[], event: TimedEvent): void {
-  parts.push('{"timeUnixNano":"', unixNano(event.time), '","name":', jsonString(event.name), ',"attributes":');
-  keyValues(parts, event.attributes ?? {});
-  count(parts, ',"droppedAttributesCount":', event.droppedAttributesCount ?? 0);
-  parts.push("}");
+/** The flags' decimal text, made once per value (a handful occur). */
+const flagTexts: string[] = [];
+
+function flagsText(context: SpanContext, isRemote: boolean | undefined): string {
+  const flags = (context.traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (isRemote ? FLAGS_IS_REMOTE : 0);
+  return (flagTexts[flags] ??= String(flags));
 }
 
-function encodeLink(parts: string[], link: Link): void {
-  parts.push('{"traceId":"', link.context.traceId, '","spanId":"', link.context.spanId, '"');
-  traceState(parts, link.context);
-  parts.push(',"attributes":');
-  keyValues(parts, link.attributes ?? {});
-  count(parts, ',"droppedAttributesCount":', link.droppedAttributesCount ?? 0);
-  parts.push(',"flags":', String(flags(link.context, link.context.isRemote)), "}");
-}
+/** Zeros that pad a number of up to six digits to six, by its length. */
+const SIX_DIGIT_PADDING = ["000000", "00000", "0000", "000", "00", "0", ""];
 
-function list<T>(parts: string[], items: readonly T[], encode: (parts: string[], item: T) => void): void {
-  parts.push("[");
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0) parts.push(",");
-    encode(parts, items[i]!);
+/** The text of the millions of milliseconds last written: it changes every 1000 seconds. */
+let lastMillions = -1;
+let lastMillionsText = "";
+
+/**
+ * Epoch milliseconds as a decimal string of nanoseconds (a uint64 does not fit a JSON
+ * number). A double near today's epoch milliseconds keeps about a quarter of a microsecond.
+ * Written from numbers below a million: turning a number beyond 2^31 into text takes the
+ * runtime's floating-point path, which under load cost about half a microsecond a call.
+ */
+function pushUnixNano(parts: string[], ms: number): void {
+  let whole = Math.floor(ms);
+  let nanos = Math.round((ms - whole) * 1e6);
+  if (nanos === 1e6) {
+    whole++;
+    nanos = 0;
   }
-  parts.push("]");
+  const millions = Math.floor(whole / 1e6);
+  const rest = whole - millions * 1e6;
+  if (millions === 0) {
+    if (rest === 0) {
+      parts.push(String(nanos));
+      return;
+    }
+    parts.push(String(rest));
+  } else {
+    if (millions !== lastMillions) {
+      lastMillions = millions;
+      lastMillionsText = String(millions);
+    }
+    parts.push(lastMillionsText);
+    pushSixDigits(parts, rest);
+  }
+  pushSixDigits(parts, nanos);
 }
 
-function traceState(parts: string[], context: SpanContext): void {
-  const serialized = context.traceState?.serialize();
-  if (serialized) parts.push(',"traceState":', jsonString(serialized));
+function pushSixDigits(parts: string[], n: number): void {
+  const text = String(n);
+  parts.push(SIX_DIGIT_PADDING[text.length]!, text);
 }
 
-function flags(context: SpanContext, isRemote: boolean | undefined): number {
-  return (context.traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (isRemote ? FLAGS_IS_REMOTE : 0);
+/** `ms` as unixNano text, as encodeSpan writes it. */
+export function unixNanoText(ms: number): string {
+  const parts: string[] = [];
+  pushUnixNano(parts, ms);
+  return parts.join("");
 }
 
-const NINE_ZEROS = "000000000";
+/** Each attribute key's `{"key":...,"value":` text; sluice's keys are a few constants. */
+const keyTexts = new Map<string, string>();
+const KEY_TEXTS_MAX = 256;
 
-/** [seconds, nanoseconds] as a decimal string of nanoseconds (a uint64 does not fit a JSON number). */
-export function unixNano([seconds, nanos]: HrTime): string {
-  const fraction = String(nanos);
-  return seconds === 0 ? fraction : `${seconds}${NINE_ZEROS.slice(fraction.length)}${fraction}`;
+function keyText(key: string): string {
+  let text = keyTexts.get(key);
+  if (text === undefined) {
+    text = `{"key":${jsonString(key)},"value":`;
+    if (keyTexts.size < KEY_TEXTS_MAX) keyTexts.set(key, text);
+  }
+  return text;
 }
 
 function keyValues(parts: string[], attributes: Attributes): void {
@@ -195,8 +176,9 @@ function keyValues(parts: string[], attributes: Attributes): void {
   for (const key in attributes) {
     const value = attributes[key];
     if (value === undefined) continue;
-    parts.push(first ? '{"key":' : ',{"key":', jsonString(key), ',"value":');
+    if (!first) parts.push(",");
     first = false;
+    parts.push(keyText(key));
     anyValue(parts, value);
     parts.push("}");
   }
@@ -206,7 +188,8 @@ function keyValues(parts: string[], attributes: Attributes): void {
 function anyValue(parts: string[], value: AttributeValue | null | undefined): void {
   switch (typeof value) {
     case "string":
-      parts.push('{"stringValue":', jsonString(value), "}");
+      if (isPlainJsonText(value)) parts.push('{"stringValue":"', value, '"}');
+      else parts.push('{"stringValue":', JSON.stringify(value), "}");
       return;
     case "boolean":
       parts.push(value ? '{"boolValue":true}' : '{"boolValue":false}');
@@ -219,9 +202,12 @@ function anyValue(parts: string[], value: AttributeValue | null | undefined): vo
       return;
     default:
       if (Array.isArray(value)) {
-        parts.push('{"arrayValue":{"values":');
-        list(parts, value, anyValue);
-        parts.push("}}");
+        parts.push('{"arrayValue":{"values":[');
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) parts.push(",");
+          anyValue(parts, value[i]);
+        }
+        parts.push("]}}");
       } else parts.push("{}");
   }
 }

@@ -10,7 +10,6 @@
 import {
   type Attributes,
   type Context,
-  type HrTime,
   SamplingDecision,
   type SpanContext,
   SpanKind,
@@ -24,21 +23,25 @@ import type { EncodableSpan } from "./otlp-json.ts";
 
 /** Where ended spans go: the tracer provider that exports them. */
 export interface SpanDestination {
-  readonly resource: EncodableSpan["resource"];
-  readonly scope: EncodableSpan["instrumentationScope"];
   /** Takes a recorded span that ended (sampled ones are exported). */
-  onEnd(span: EncodableSpan): void;
+  onEnd(span: RequestSpan): void;
 }
 
 const ids = new RandomIdGenerator();
-const NONE: never[] = Object.freeze([]) as never[];
+/** Read once: it does not change, and reading it costs a call into the runtime. */
+const TIME_ORIGIN = performance.timeOrigin;
 
 /**
  * Milliseconds since the epoch from the monotonic clock, as the SDK's own span times: a span's
  * start and end come from the same clock, so its duration is never negative.
  */
 export function epochMs(): number {
-  return performance.timeOrigin + performance.now();
+  return TIME_ORIGIN + performance.now();
+}
+
+/** The same for a `performance.now()` reading taken earlier. */
+export function epochMsAt(monotonicMs: number): number {
+  return TIME_ORIGIN + monotonicMs;
 }
 
 /** Starts request spans with one pipeline's sampler, for one provider. */
@@ -73,7 +76,7 @@ export class RequestTracer {
  * same for it.
  */
 export class RequestSpan implements EncodableSpan {
-  readonly parentSpanContext?: SpanContext;
+  readonly parentSpanContext: SpanContext | undefined;
   endMs = 0;
   statusCode = SpanStatusCode.UNSET;
   statusMessage: string | undefined;
@@ -90,7 +93,7 @@ export class RequestSpan implements EncodableSpan {
     /** The span's attributes, set in place while it runs. */
     readonly attributes: Attributes,
   ) {
-    if (parent !== undefined) this.parentSpanContext = parent;
+    this.parentSpanContext = parent;
   }
 
   /** A span under this one, in the same trace, starting now. */
@@ -115,62 +118,9 @@ export class RequestSpan implements EncodableSpan {
   get traceparent(): string {
     return `00-${this.context.traceId}-${this.context.spanId}-0${this.context.traceFlags & TraceFlags.SAMPLED}`;
   }
-
-  // What the encoding reads (ReadableSpan's names).
-
-  spanContext(): SpanContext {
-    return this.context;
-  }
-
-  get startTime(): HrTime {
-    return hrTime(this.startMs);
-  }
-
-  get endTime(): HrTime {
-    return hrTime(this.endMs);
-  }
-
-  get status(): { code: SpanStatusCode; message?: string } {
-    return this.statusMessage === undefined ? { code: this.statusCode } : { code: this.statusCode, message: this.statusMessage };
-  }
-
-  get resource(): EncodableSpan["resource"] {
-    return this.destination.resource;
-  }
-
-  get instrumentationScope(): EncodableSpan["instrumentationScope"] {
-    return this.destination.scope;
-  }
-
-  // Getters, not fields: what every span has alike takes no room in each.
-  get events(): never[] {
-    return NONE;
-  }
-
-  get links(): never[] {
-    return NONE;
-  }
-
-  get droppedAttributesCount(): number {
-    return 0;
-  }
-
-  get droppedEventsCount(): number {
-    return 0;
-  }
-
-  get droppedLinksCount(): number {
-    return 0;
-  }
 }
 
 /** A new span's context in `traceId`; one shape for all (an absent trace state is undefined). */
 function spanContext(traceId: string, traceFlags: TraceFlags, traceState: TraceState | undefined): SpanContext {
   return { traceId, spanId: ids.generateSpanId(), traceFlags, traceState } as SpanContext;
-}
-
-/** Epoch milliseconds as [seconds, nanoseconds]. */
-function hrTime(ms: number): HrTime {
-  const seconds = Math.floor(ms / 1000);
-  return [seconds, Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6))];
 }

@@ -21,12 +21,22 @@ export function buildSampler({ name, ratio }: SamplerConfig): Sampler {
     case "always_off":
       return new AlwaysOffSampler();
     case "traceidratio":
-      return new TraceIdRatioBasedSampler(ratio);
+      return ratioSampler(ratio);
     case "parentbased_always_on":
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
     case "parentbased_always_off":
       return new ParentBasedSampler({ root: new AlwaysOffSampler() });
     case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+      return new ParentBasedSampler({ root: ratioSampler(ratio) });
   }
+}
+
+/**
+ * The ratio sampler; at 0 and 1 the sampler that decides the same without reading the trace
+ * id (it runs for every request, and sampling everything is a common setting).
+ */
+function ratioSampler(ratio: number): Sampler {
+  if (ratio >= 1) return new AlwaysOnSampler();
+  if (ratio <= 0) return new AlwaysOffSampler();
+  return new TraceIdRatioBasedSampler(ratio);
 }

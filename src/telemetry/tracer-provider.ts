@@ -4,12 +4,12 @@
  * side effect is made here. Request spans (request-spans.ts) end into it.
  */
 
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import type { InstrumentationScope } from "@opentelemetry/core";
+import { defaultResource, type Resource, resourceFromAttributes } from "@opentelemetry/resources";
 import { VERSION } from "../version.ts";
 import { EncodingBatchProcessor } from "./encoding-batch-processor.ts";
-import type { EncodableSpan } from "./otlp-json.ts";
 import { OtlpExporter, type SpanCounts } from "./otlp-exporter.ts";
-import type { SpanDestination } from "./request-spans.ts";
+import type { RequestSpan, SpanDestination } from "./request-spans.ts";
 import type { TracingConfig } from "./tracing-config.ts";
 
 /**
@@ -17,8 +17,8 @@ import type { TracingConfig } from "./tracing-config.ts";
  * reloads (see tracer-pool.ts). The OTEL_BSP_* settings are the processor's, from the config.
  */
 export class TracerProvider implements SpanDestination {
-  readonly resource: EncodableSpan["resource"];
-  readonly scope: EncodableSpan["instrumentationScope"] = { name: "sluice", version: VERSION };
+  readonly resource: Resource;
+  readonly scope: InstrumentationScope = { name: "sluice", version: VERSION };
   readonly #processor: EncodingBatchProcessor;
 
   constructor(config: TracingConfig, counts: SpanCounts) {
@@ -26,10 +26,10 @@ export class TracerProvider implements SpanDestination {
     this.resource = defaultResource().merge(
       resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
     );
-    this.#processor = new EncodingBatchProcessor(exporter, config.batch, counts);
+    this.#processor = new EncodingBatchProcessor(exporter, config.batch, counts, this.resource, this.scope);
   }
 
-  onEnd(span: EncodableSpan): void {
+  onEnd(span: RequestSpan): void {
     this.#processor.onEnd(span);
   }
 

@@ -1,17 +1,13 @@
 /** @module OtlpExporter against a real OTLP/HTTP receiver: the JSON encoding, counts, timeouts, shutdown. */
 
 import { afterEach, expect, test } from "bun:test";
-import { type Link, SpanKind, SpanStatusCode, type Tracer, TraceFlags, trace, ROOT_CONTEXT } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from "@opentelemetry/api";
 import { type ExportResult, ExportResultCode, TraceState } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from "@opentelemetry/sdk-trace-base";
+import { AlwaysOnSampler } from "@opentelemetry/sdk-trace-base";
 import { OtlpExporter } from "../../src/telemetry/otlp-exporter.ts";
-import { unixNano } from "../../src/telemetry/otlp-json.ts";
+import { encodeSpan, traceRequestClosing, traceRequestOpening, unixNanoText } from "../../src/telemetry/otlp-json.ts";
+import { epochMs, type RequestSpan, RequestTracer } from "../../src/telemetry/request-spans.ts";
 import { type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -31,29 +27,35 @@ function exporter(url: string, options: { timeoutMs?: number; headers?: Record<s
   return made;
 }
 
-/** Finished spans made by the real SDK, recorded in memory. */
-function record(run: (tracer: Tracer) => void): ReadableSpan[] {
-  const memory = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ "service.name": "exporter-test", "host.cores": 8 }),
-    spanProcessors: [new SimpleSpanProcessor(memory)],
-  });
-  run(provider.getTracer("exporter-test", "1.2.3"));
-  return memory.getFinishedSpans();
+/** Spans made by sluice's tracer, in the order they ended. */
+function record(run: (tracer: RequestTracer) => void): RequestSpan[] {
+  const ended: RequestSpan[] = [];
+  run(new RequestTracer({ onEnd: (span) => ended.push(span) }, new AlwaysOnSampler()));
+  return ended;
 }
 
-function twoSpans(): ReadableSpan[] {
+function twoSpans(): RequestSpan[] {
   return record((tracer) => {
-    tracer.startSpan("a").end();
-    tracer.startSpan("b").end();
+    tracer.startServerSpan("a", ROOT_CONTEXT, epochMs()).end();
+    tracer.startServerSpan("b", ROOT_CONTEXT, epochMs()).end();
   });
 }
 
-function exportNow(target: OtlpExporter, spans: ReadableSpan[]): Promise<ExportResult> {
-  return new Promise((resolve) => target.export(spans, resolve));
+const RESOURCE = resourceFromAttributes({ "service.name": "exporter-test", "host.cores": 8 });
+const SCOPE = { name: "exporter-test", version: "1.2.3" };
+
+/** The spans as one request body, as the batch processor writes it. */
+function body(spans: RequestSpan[]): Uint8Array<ArrayBuffer> {
+  const text = traceRequestOpening(RESOURCE, SCOPE) + spans.map((span, i) => encodeSpan(span, i === 0 ? "" : ",")).join("") +
+    traceRequestClosing(RESOURCE, SCOPE);
+  return new TextEncoder().encode(text);
 }
 
-test("sends the OTLP JSON encoding: ids, times, kind, attributes of every type, events, links, status, resource, scope", async () => {
+function exportNow(target: OtlpExporter, spans: RequestSpan[]): Promise<ExportResult> {
+  return target.exportEncoded(body(spans), spans.length);
+}
+
+test("sends the OTLP JSON encoding: ids, trace state, flags, times, kind, attributes of every type, status, resource, scope", async () => {
   const remoteParent = {
     traceId: "0af7651916cd43dd8448eb211c80319c",
     spanId: "b7ad6b7169203331",
@@ -61,33 +63,25 @@ test("sends the OTLP JSON encoding: ids, times, kind, attributes of every type, 
     isRemote: true,
     traceState: new TraceState("vendor=abc"),
   };
-  const link: Link = { context: { traceId: "1".repeat(32), spanId: "2".repeat(16), traceFlags: 0 }, attributes: { why: "retry" } };
+  const attributes = {
+    "http.request.method": "GET",
+    "http.response.status_code": 200,
+    ratio: 0.5,
+    "not.a.number": NaN,
+    huge: 2 ** 60,
+    cached: false,
+    tags: ["a", "b"],
+    codes: [1, 2],
+    sparse: ["x", null, "z"],
+    escaped: 'say "hi"\\\n\u0001',
+    "non.ascii": "café ✓ 😀",
+    negative: -3,
+  };
   const spans = record((tracer) => {
-    const server = tracer.startSpan(
-      "GET /items/{id}",
-      {
-        kind: SpanKind.SERVER,
-        links: [link],
-        attributes: {
-          "http.request.method": "GET",
-          "http.response.status_code": 200,
-          ratio: 0.5,
-          "not.a.number": NaN,
-          huge: 2 ** 60,
-          cached: false,
-          tags: ["a", "b"],
-          codes: [1, 2],
-          sparse: ["x", null, "z"],
-          escaped: 'say "hi"\\\n\u0001',
-          "non.ascii": "café ✓ 😀",
-          negative: -3,
-        },
-      },
-      trace.setSpanContext(ROOT_CONTEXT, remoteParent),
-    );
-    server.addEvent("first byte", { bytes: 42 });
-    const client = tracer.startSpan("GET", { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, server));
-    client.setStatus({ code: SpanStatusCode.ERROR, message: "connection refused" });
+    const server = tracer.startServerSpan("GET /items/{id}", trace.setSpanContext(ROOT_CONTEXT, remoteParent), epochMs());
+    Object.assign(server.attributes, attributes);
+    const client = server.child("GET \"quoted\"", SpanKind.CLIENT, {});
+    client.setError("connection refused");
     client.end();
     server.end();
   });
@@ -104,30 +98,17 @@ test("sends the OTLP JSON encoding: ids, times, kind, attributes of every type, 
   const serverSpan = spans[1]!;
   expect(server).toEqual({
     traceId: remoteParent.traceId,
-    spanId: serverSpan.spanContext().spanId,
+    spanId: serverSpan.context.spanId,
     parentSpanId: remoteParent.spanId,
     traceState: "vendor=abc",
     flags: 0x301, // sampled, parent remoteness known, parent remote
     name: "GET /items/{id}",
     kind: 2, // SPAN_KIND_SERVER
-    startTimeUnixNano: BigInt(unixNano(serverSpan.startTime)),
-    endTimeUnixNano: BigInt(unixNano(serverSpan.endTime)),
-    attributes: {
-      "http.request.method": "GET",
-      "http.response.status_code": 200,
-      ratio: 0.5,
-      "not.a.number": NaN,
-      huge: 2 ** 60,
-      cached: false,
-      tags: ["a", "b"],
-      codes: [1, 2],
-      sparse: ["x", null, "z"],
-      escaped: 'say "hi"\\\n\u0001',
-      "non.ascii": "café ✓ 😀",
-      negative: -3,
-    },
-    events: [{ name: "first byte", timeUnixNano: BigInt(unixNano(serverSpan.events[0]!.time)), attributes: { bytes: 42 } }],
-    links: [{ traceId: "1".repeat(32), spanId: "2".repeat(16), attributes: { why: "retry" } }],
+    startTimeUnixNano: BigInt(unixNanoText(serverSpan.startMs)),
+    endTimeUnixNano: BigInt(unixNanoText(serverSpan.endMs)),
+    attributes,
+    events: [],
+    links: [],
     status: { code: 0, message: undefined },
     resource: { "service.name": "exporter-test", "host.cores": 8 },
     scope: { name: "exporter-test", version: "1.2.3" },
@@ -135,17 +116,23 @@ test("sends the OTLP JSON encoding: ids, times, kind, attributes of every type, 
   expect(client).toMatchObject({
     traceId: remoteParent.traceId,
     parentSpanId: server!.spanId,
+    traceState: "vendor=abc",
     flags: 0x101, // a local parent
+    name: 'GET "quoted"',
     kind: 3, // SPAN_KIND_CLIENT
     status: { code: 2, message: "connection refused" },
   });
   expect(client!.endTimeUnixNano).toBeGreaterThanOrEqual(client!.startTimeUnixNano);
+  expect(server!.endTimeUnixNano).toBeGreaterThanOrEqual(client!.endTimeUnixNano);
 });
 
-test("unixNano writes [seconds, nanoseconds] as a decimal string", () => {
-  expect(unixNano([1_700_000_000, 5])).toBe("1700000000000000005");
-  expect(unixNano([0, 123])).toBe("123");
-  expect(unixNano([12, 999_999_999])).toBe("12999999999");
+test("unixNanoText writes epoch milliseconds as a decimal string of nanoseconds", () => {
+  expect(unixNanoText(1_700_000_000_123.5)).toBe("1700000000123500000");
+  expect(unixNanoText(1_700_000_000_123)).toBe("1700000000123000000");
+  expect(unixNanoText(1_700_000_000_000.25)).toBe("1700000000000250000");
+  expect(unixNanoText(12.000_001)).toBe("12000001");
+  expect(unixNanoText(1.999_999_9)).toBe("2000000"); // the fraction rounds up into the next millisecond
+  expect(unixNanoText(0.5)).toBe("500000");
 });
 
 test("counts spans exported, and dropped on an error answer, a partial success, a refused connection or a timeout", async () => {
