@@ -54,19 +54,15 @@ export function traceRequestClosing(resource: Resource, scope: InstrumentationSc
   return `]${scopeSchema}}]${resourceSchema}}]}`;
 }
 
-/** The parts of the span being encoded; reused, the encoding never runs twice at once. */
-const spanParts: string[] = [];
-
 /** OTLP's SpanKind: the API's starts at INTERNAL = 0, OTLP keeps 0 for UNSPECIFIED. */
 const KIND_TEXT = ["1", "2", "3", "4", "5"];
 
 /**
- * One span as an element of a ScopeSpans' `spans` list, after `separator` ("," between
- * spans). Fields at their default (nothing dropped, status unset) are left out, as proto3's
- * JSON mapping allows: a request span is a fifth shorter.
+ * Adds one span's text to `parts`, as an element of a ScopeSpans' `spans` list after
+ * `separator` ("," between spans). Fields at their default (nothing dropped, status unset)
+ * are left out, as proto3's JSON mapping allows: a request span is a fifth shorter.
  */
-export function encodeSpan(span: EncodableSpan, separator = ""): string {
-  const parts = spanParts;
+export function writeSpan(parts: string[], span: EncodableSpan, separator: string): void {
   const context = span.context;
   const parent = span.parentSpanContext;
   parts.push(separator, '{"traceId":"', context.traceId, '","spanId":"', context.spanId, '"');
@@ -87,9 +83,6 @@ export function encodeSpan(span: EncodableSpan, separator = ""): string {
     parts.push("}");
   }
   parts.push("}");
-  const text = parts.join("");
-  parts.length = 0;
-  return text;
 }
 
 /** A string as JSON writes it, quoted by the parts around it when it needs no escapes. */

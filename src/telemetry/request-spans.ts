@@ -28,6 +28,8 @@ export interface SpanDestination {
 }
 
 const ids = new RandomIdGenerator();
+/** Request spans have no links; the samplers are told so with one shared empty list. */
+const NO_LINKS: never[] = Object.freeze([]) as never[];
 /** Read once: it does not change, and reading it costs a call into the runtime. */
 const TIME_ORIGIN = performance.timeOrigin;
 
@@ -58,7 +60,7 @@ export class RequestTracer {
     const valid = parentSpan !== undefined && trace.isSpanContextValid(parentSpan);
     const traceId = valid ? parentSpan.traceId : ids.generateTraceId();
     const attributes: Attributes = {};
-    const result = this.sampler.shouldSample(parent, traceId, name, SpanKind.SERVER, attributes, []);
+    const result = this.sampler.shouldSample(parent, traceId, name, SpanKind.SERVER, attributes, NO_LINKS);
     if (result.attributes) Object.assign(attributes, result.attributes);
     const context = spanContext(
       traceId,

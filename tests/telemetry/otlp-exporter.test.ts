@@ -6,7 +6,7 @@ import { type ExportResult, ExportResultCode, TraceState } from "@opentelemetry/
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOnSampler } from "@opentelemetry/sdk-trace-base";
 import { OtlpExporter } from "../../src/telemetry/otlp-exporter.ts";
-import { encodeSpan, traceRequestClosing, traceRequestOpening, unixNanoText } from "../../src/telemetry/otlp-json.ts";
+import { traceRequestClosing, traceRequestOpening, unixNanoText, writeSpan } from "../../src/telemetry/otlp-json.ts";
 import { epochMs, type RequestSpan, RequestTracer } from "../../src/telemetry/request-spans.ts";
 import { type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
 
@@ -46,9 +46,10 @@ const SCOPE = { name: "exporter-test", version: "1.2.3" };
 
 /** The spans as one request body, as the batch processor writes it. */
 function body(spans: RequestSpan[]): Uint8Array<ArrayBuffer> {
-  const text = traceRequestOpening(RESOURCE, SCOPE) + spans.map((span, i) => encodeSpan(span, i === 0 ? "" : ",")).join("") +
-    traceRequestClosing(RESOURCE, SCOPE);
-  return new TextEncoder().encode(text);
+  const parts = [traceRequestOpening(RESOURCE, SCOPE)];
+  spans.forEach((span, i) => writeSpan(parts, span, i === 0 ? "" : ","));
+  parts.push(traceRequestClosing(RESOURCE, SCOPE));
+  return new TextEncoder().encode(parts.join(""));
 }
 
 function exportNow(target: OtlpExporter, spans: RequestSpan[]): Promise<ExportResult> {
