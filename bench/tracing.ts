@@ -7,7 +7,7 @@
  * Environment (as bench/proxy.ts):
  *   BENCH_DURATION  measured wrk run length (default 10s; "10", "10s", "1m")
  *   BENCH_WARMUP    warm-up run before each measured run (default 2s)
- *   BENCH_ROUNDS    rounds of raw/off/sampling 0/sampling 1 (default 3)
+ *   BENCH_ROUNDS    rounds of raw/off/sampling 0/sampling 1 (default 5: a round the host disturbs does not move the median)
  *   BENCH_SLUICE    path to the sluice binary (default dist/sluice; build it with ./compile.sh)
  *   BENCH_SLUICE_ARGS  extra sluice flags for all three sluices, whitespace-separated
  *
@@ -152,7 +152,7 @@ interface S1Run { round: number; requests: number; sinkSpans: number; sinkReques
 async function main(): Promise<number> {
   const duration = seconds("BENCH_DURATION", 10);
   const warmup = seconds("BENCH_WARMUP", 2);
-  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) | 0);
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5) | 0);
   const nproc = availableParallelism();
   const extraSluiceArgs = (process.env.BENCH_SLUICE_ARGS ?? "").split(/\s+/).filter(Boolean);
 
