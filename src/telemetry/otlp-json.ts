@@ -3,10 +3,10 @@
  * (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding) for sluice's spans: hex
  * ids, unix-nano times as strings, enums as numbers, attributes as key/value lists. Written
  * out as text directly, for every span exported: building objects for JSON.stringify cost
- * more than the spans themselves. A span's text is gathered as parts and joined once, and
- * the parts are, where they can be, strings that already exist (constants, ids, attribute
- * values): under load each string made per span costs several times what it costs in a
- * loop (docs/runtime-notes.md).
+ * more than the spans themselves. A span's text is gathered as parts (writeSpan), which the
+ * batch processor joins for many spans at once, and the parts are, where they can be,
+ * strings that already exist (constants, ids, attribute values): under load each string
+ * made per span costs several times what it costs in a loop (docs/runtime-notes.md).
  */
 
 import type { Attributes, AttributeValue, SpanContext, SpanKind, SpanStatusCode } from "@opentelemetry/api";
@@ -36,7 +36,7 @@ const FLAGS_IS_REMOTE = 0x200;
 
 /**
  * The opening of a request for spans of one resource and one scope, up to its `spans` list;
- * the spans follow, encoded one by one (encodeSpan), then traceRequestClosing.
+ * the spans follow (writeSpan), then traceRequestClosing.
  */
 export function traceRequestOpening(resource: Resource, scope: InstrumentationScope): string {
   const parts = ['{"resourceSpans":[{"resource":{"attributes":'];
