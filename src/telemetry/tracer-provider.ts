@@ -5,28 +5,29 @@
  */
 
 import type { InstrumentationScope } from "@opentelemetry/core";
-import { defaultResource, type Resource, resourceFromAttributes } from "@opentelemetry/resources";
+import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { VERSION } from "../version.ts";
 import { EncodingBatchProcessor } from "./encoding-batch-processor.ts";
 import { OtlpExporter, type SpanCounts } from "./otlp-exporter.ts";
 import type { RequestSpan, SpanDestination } from "./request-spans.ts";
 import type { TracingConfig } from "./tracing-config.ts";
 
+/** The instrumentation scope of every span sluice makes. */
+const SCOPE: InstrumentationScope = { name: "sluice", version: VERSION };
+
 /**
  * One exporter's spans: what the pipelines with the same exporter settings share across
  * reloads (see tracer-pool.ts). The OTEL_BSP_* settings are the processor's, from the config.
  */
 export class TracerProvider implements SpanDestination {
-  readonly resource: Resource;
-  readonly scope: InstrumentationScope = { name: "sluice", version: VERSION };
   readonly #processor: EncodingBatchProcessor;
 
   constructor(config: TracingConfig, counts: SpanCounts) {
     const exporter = new OtlpExporter({ url: config.endpoint, headers: config.headers, timeoutMs: config.timeoutMs, counts });
-    this.resource = defaultResource().merge(
+    const resource = defaultResource().merge(
       resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
     );
-    this.#processor = new EncodingBatchProcessor(exporter, config.batch, counts, this.resource, this.scope);
+    this.#processor = new EncodingBatchProcessor(exporter, config.batch, counts, resource, SCOPE);
   }
 
   onEnd(span: RequestSpan): void {
