@@ -1,6 +1,6 @@
 /** @module buildApp: the whole request pipeline, assembled in one place, read top to bottom. */
 
-import { Hono, type MiddlewareHandler } from "hono";
+import { Context, type MiddlewareHandler } from "hono";
 import type { ResponseCache } from "./cache/response-cache.ts";
 import type { Config } from "./config.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
@@ -68,7 +68,6 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   if (config.accessLog) onEnd.push(accessLog());
   if (tracing) onEnd.push(tracing.onEnd);
 
-  const app = new Hono<ProxyEnv>();
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
   const limits = requestLimits({
     maxHeaderCount: config.maxHeaderCount,
@@ -92,33 +91,31 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     upstreamTimeoutMs: config.upstreamTimeout,
     trustedProxies: config.trustedProxies,
   });
-  // One route with one handler: Hono runs it without its compose (see middleware/chain.ts).
-  app.all(
-    "*",
-    chain([
-      ...(tracing ? [tracing.middleware] : []),
-      requestId(),
-      ...(limits ? [limits] : []),
-      // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
-      // adds to Vary) and costs no compression work.
-      ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc(event) })] : []),
-      // Middlewares that would only pass requests on are left out: each step costs every request.
-      ...(config.compression
-        ? [compression({
-          minimumBytes: config.compressionMinSize,
-          disableOnAuth: config.compressionDisableOnAuth,
-          encodings: compressors.compressionEncodings,
-          compressionStream: compressors.compressionStream,
-        })]
-        : []),
-      ...(publicDir !== undefined ? [staticFiles({ root: publicDir, files })] : []),
-      ...(Object.keys(pages).length > 0 ? [errorPages(pages)] : []),
-      holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
-      ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
-    ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c))),
-  );
+  // Every request takes the same route, so it gets Hono's Context without Hono's router:
+  // matching a path against "*" cost about 3 us per request on Bun (measured), to no purpose.
+  const pipeline = chain<ProxyEnv>([
+    ...(tracing ? [tracing.middleware] : []),
+    requestId(),
+    ...(limits ? [limits] : []),
+    // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
+    // adds to Vary) and costs no compression work.
+    ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc(event) })] : []),
+    // Middlewares that would only pass requests on are left out: each step costs every request.
+    ...(config.compression
+      ? [compression({
+        minimumBytes: config.compressionMinSize,
+        disableOnAuth: config.compressionDisableOnAuth,
+        encodings: compressors.compressionEncodings,
+        compressionStream: compressors.compressionStream,
+      })]
+      : []),
+    ...(publicDir !== undefined ? [staticFiles({ root: publicDir, files })] : []),
+    ...(Object.keys(pages).length > 0 ? [errorPages(pages)] : []),
+    holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
+    ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
+  ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c)));
   return {
-    handle: (exchange) => app.fetch(exchange.request, { exchange }),
+    handle: (exchange) => pipeline(new Context(exchange.request, { env: { exchange } })),
     onEnd,
     release: release ?? (() => {}),
   };

@@ -36,6 +36,7 @@ const ERROR_TEXT = {
   408: "Request Timeout",
   413: "Payload Too Large",
   499: "Client Closed Request",
+  500: "Internal Server Error",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",

@@ -8,6 +8,8 @@ import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { Exchange } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import { hasWholeBody } from "./whole-body.ts";
+import { log } from "./log.ts";
+import { errorResponse } from "./proxy.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
@@ -78,7 +80,7 @@ export class Server {
 
   /** Retires the pipeline in service (at stop, after the drain), releasing it once idle. */
   retirePipeline(): void {
-    this.swapPipeline({ handle: () => Promise.reject(new Error("stopped")), onEnd: [], release() {} });
+    this.swapPipeline({ handle: (exchange) => errorResponse(503, exchange), onEnd: [], release() {} });
   }
 
   /** Serves new requests with `pipeline` from now on; the old one is released once idle. */
@@ -153,10 +155,17 @@ export class Server {
     slot.inFlight++;
     if (this.#holdAtArrival) this.#holdOpen(exchange);
     else this.#holdLater?.add(exchange);
-    const failed = (error: unknown): never => {
-      exchange.status = 500;
-      exchange.end("error");
-      throw error;
+    // A failure inside the pipeline is the client's 500, never its text (the runtime's own
+    // error answer would carry it).
+    const failed = (error: unknown): Response | undefined | Promise<Response | undefined> => {
+      log.lifecycle.error("Request {method} {path} failed inside sluice: {error}", {
+        event: "request.failed",
+        method: request.method,
+        path: new URL(request.url).pathname,
+        requestId: exchange.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return this.#respond(exchange, errorResponse(500, exchange));
     };
     let answer: Response | Promise<Response>;
     try {
@@ -173,6 +182,12 @@ export class Server {
     const upgrade = takeWebSocketUpgrade(exchange);
     if (upgrade) return this.#upgrade(exchange, upgrade);
     exchange.status = response.status;
+    // An answer to HEAD goes without a body (a pipeline step may have made one): nothing
+    // would read it, and the exchange would wait for its end.
+    if (exchange.request.method === "HEAD" && response.body !== null) {
+      response.body.cancel().catch(() => {});
+      response = new Response(null, response);
+    }
     let final = response;
     const length = response.headers.get("content-length");
     // A client that left while a slow upstream answered (an exchange answered within the

@@ -1,0 +1,80 @@
+/**
+ * @module sluice's Server on the Bun adapter with real sockets, for what it does itself
+ * around a pipeline: a pipeline that fails answers 500 without its error's text, and an
+ * answer to HEAD goes out without a body and still ends its exchange.
+ */
+
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Pipeline } from "../../src/app.ts";
+import type { Exchange } from "../../src/exchange.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { Server } from "../../src/server.ts";
+import { until } from "../harness.ts";
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeListener();
+  await server?.drain(2000, new AbortController().signal);
+  server = undefined;
+});
+
+/** A server whose pipeline answers with `handle`; `ended` collects the exchanges as they end. */
+async function serve(handle: Pipeline["handle"]) {
+  const ended: Exchange[] = [];
+  server = new Server(bunRuntime, { handle, onEnd: [(exchange) => ended.push(exchange)], release() {} });
+  await server.start("127.0.0.1", 0);
+  return { url: `http://127.0.0.1:${server.port}`, ended };
+}
+
+const SECRET = "internal detail: /srv/app/secret.key";
+
+describe("Server", () => {
+  test("a pipeline that throws answers 500 without the error's text", async () => {
+    const { url, ended } = await serve((exchange) => {
+      exchange.requestId = "r-throws";
+      throw new Error(SECRET);
+    });
+    const response = await fetch(`${url}/x`);
+    expect(response.status).toBe(500);
+    expect(await response.text()).toBe("Internal Server Error\n");
+    expect(response.headers.get("x-request-id")).toBe("r-throws");
+    await until(() => ended.length === 1, 10_000, "the exchange's end");
+    expect(ended[0]!.status).toBe(500);
+    expect(server!.inFlight).toBe(0);
+  });
+
+  test("a pipeline that rejects answers 500 without the error's text", async () => {
+    const { url, ended } = await serve(() => Promise.reject(new Error(SECRET)));
+    const response = await fetch(`${url}/x`);
+    expect(response.status).toBe(500);
+    const body = await response.text();
+    expect(body).toBe("Internal Server Error\n");
+    expect(body).not.toContain("secret");
+    await until(() => ended.length === 1, 10_000, "the exchange's end");
+  });
+
+  test("an answer to HEAD with a streamed body goes out bodiless and its exchange ends", async () => {
+    let cancelled = false;
+    const { url, ended } = await serve(() =>
+      new Response(
+        new ReadableStream({
+          pull(controller) {
+            controller.enqueue(new TextEncoder().encode("never read\n"));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+        { headers: { "content-type": "text/plain" } },
+      )
+    );
+    const response = await fetch(`${url}/x`, { method: "HEAD" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/plain");
+    expect(await response.text()).toBe("");
+    await until(() => ended.length === 1, 10_000, "the exchange's end");
+    expect(ended[0]!.outcome).toBe("complete");
+    expect(server!.inFlight).toBe(0);
+    await until(() => cancelled, 10_000, "the unread body's cancel");
+  });
+});
