@@ -7,6 +7,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Pipeline } from "../../src/app.ts";
 import type { Exchange } from "../../src/exchange.ts";
+import { flushLogging, setupLogging } from "../../src/log.ts";
+import { LineOutput } from "../../src/output.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { Server } from "../../src/server.ts";
 import { until } from "../harness.ts";
@@ -29,18 +31,39 @@ async function serve(handle: Pipeline["handle"]) {
 const SECRET = "internal detail: /srv/app/secret.key";
 
 describe("Server", () => {
-  test("a pipeline that throws answers 500 without the error's text", async () => {
-    const { url, ended } = await serve((exchange) => {
-      exchange.requestId = "r-throws";
-      throw new Error(SECRET);
-    });
-    const response = await fetch(`${url}/x`);
-    expect(response.status).toBe(500);
-    expect(await response.text()).toBe("Internal Server Error\n");
-    expect(response.headers.get("x-request-id")).toBe("r-throws");
-    await until(() => ended.length === 1, 10_000, "the exchange's end");
-    expect(ended[0]!.status).toBe(500);
-    expect(server!.inFlight).toBe(0);
+  test("a pipeline that throws answers 500 without the error's text, and logs it", async () => {
+    // sluice's own logging, into memory instead of stdout.
+    const written: string[] = [];
+    const write = (_fd: 1 | 2, bytes: Uint8Array): Promise<void> => {
+      written.push(new TextDecoder().decode(bytes));
+      return Promise.resolve();
+    };
+    const out = new LineOutput({ ...bunRuntime, write }, 1);
+    await setupLogging(out, { level: "info", format: "json" });
+    try {
+      const { url, ended } = await serve((exchange) => {
+        exchange.requestId = "r-throws";
+        throw new Error(SECRET);
+      });
+      const response = await fetch(`${url}/x?q=1`);
+      expect(response.status).toBe(500);
+      expect(await response.text()).toBe("Internal Server Error\n");
+      expect(response.headers.get("x-request-id")).toBe("r-throws");
+      await until(() => ended.length === 1, 10_000, "the exchange's end");
+      expect(ended[0]!.status).toBe(500);
+      expect(server!.inFlight).toBe(0);
+    } finally {
+      await flushLogging(out);
+    }
+    const records = written.join("").split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    expect(records).toContainEqual(expect.objectContaining({
+      level: "ERROR",
+      event: "request.failed",
+      method: "GET",
+      path: "/x",
+      requestId: "r-throws",
+      error: SECRET,
+    }));
   });
 
   test("a pipeline that rejects answers 500 without the error's text", async () => {
