@@ -32,9 +32,9 @@ export class LineOutput {
   #buffer = new Uint8Array(BATCH_BYTES);
   #length = 0;
   /** Buffers whose write has finished, for the next batches. */
-  #spare: Uint8Array[] = [];
+  #spare: Uint8Array<ArrayBuffer>[] = [];
   /** Batches full before their timer, waiting for the write in progress. */
-  #full: Uint8Array[] = [];
+  #full: Uint8Array<ArrayBuffer>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
   #runtime: Runtime;
@@ -75,7 +75,7 @@ export class LineOutput {
   }
 
   /** The bytes queued in the current buffer, which a spare or new one replaces (the write holds on to them). */
-  #take(): Uint8Array {
+  #take(): Uint8Array<ArrayBuffer> {
     const bytes = this.#buffer.subarray(0, this.#length);
     this.#buffer = this.#spare.pop() ?? new Uint8Array(BATCH_BYTES);
     this.#length = 0;
@@ -83,7 +83,7 @@ export class LineOutput {
   }
 
   /** A batch's buffer once its write has finished: kept for reuse when of the usual size. */
-  #recycle(batch: Uint8Array): void {
+  #recycle(batch: Uint8Array<ArrayBuffer>): void {
     if (batch.buffer.byteLength === BATCH_BYTES && this.#spare.length < SPARE_BUFFERS) {
       this.#spare.push(new Uint8Array(batch.buffer));
     }
