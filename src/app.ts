@@ -14,6 +14,7 @@ import { requestId } from "./middleware/request-id.ts";
 import { requestLimits } from "./middleware/request-limits.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { staticFiles } from "./middleware/static-files.ts";
+import { validTarget } from "./middleware/valid-target.ts";
 import { sendfileRequestHeader, xSendfile } from "./middleware/x-sendfile.ts";
 import { proxy, type ProxyEnv } from "./proxy.ts";
 import type { Readiness } from "./readiness.ts";
@@ -96,6 +97,8 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   const pipeline = chain<ProxyEnv>([
     ...(tracing ? [tracing.middleware] : []),
     requestId(),
+    // Before anything reads the path: what the runtime made of a bad Host or target is no path.
+    validTarget(),
     ...(limits ? [limits] : []),
     // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
     // adds to Vary) and costs no compression work.

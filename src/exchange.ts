@@ -67,6 +67,8 @@ export class Exchange {
   upstreamMs: number | undefined;
   /** Why the upstream request failed (502), for the access log. */
   upstreamError: string | undefined;
+  /** Why sluice refused the request itself (400, 501), naming the value, for the access log. */
+  rejected: string | undefined;
   outcome: Outcome | undefined;
   trace: ExchangeTrace | undefined;
   #onEnd: EndListener;

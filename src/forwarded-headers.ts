@@ -101,6 +101,9 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
         if (!trusted) return;
         break;
       case "host":
+        // An empty Host (allowed, meaning no authority) goes as none: the upstream client
+        // then names the child, as for an HTTP/1.0 request without one.
+        if (value === "") return;
         host = value;
         break;
     }

@@ -7,6 +7,7 @@ import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
 import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
+import { requestTarget } from "./request-target.ts";
 import type { HeaderFields, UpstreamFetch } from "./upstream/http1-client.ts";
 
 export interface ProxyOptions {
@@ -33,21 +34,27 @@ class BodyTooLarge extends Error {
 }
 
 const ERROR_TEXT = {
+  400: "Bad Request",
   408: "Request Timeout",
   413: "Payload Too Large",
   499: "Client Closed Request",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
 } as const;
 
-/** Plain-text error responses, marked as sluice's own (see middleware/error-pages.ts); never any internal detail. */
-export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange): Response {
+/**
+ * Plain-text error responses, marked as sluice's own (see middleware/error-pages.ts); never
+ * any internal detail. `detail` says what was wrong with the request, never quoting it.
+ */
+export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange, detail?: string): Response {
   const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
   if (status === 413 || status === 408) headers.set("connection", "close"); // the unread body stays on the connection
-  return markGenerated(new Response(`${ERROR_TEXT[status]}\n`, { status, headers }));
+  const text = detail === undefined ? ERROR_TEXT[status] : `${ERROR_TEXT[status]}: ${detail}`;
+  return markGenerated(new Response(`${text}\n`, { status, headers }));
 }
 
 /**
@@ -79,7 +86,8 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
 
     waitingForHeaders.add(exchange);
     slowToAnswer.add(exchange);
-    const url = origin + incoming.url.slice(incoming.url.indexOf("/", incoming.url.indexOf("//") + 2));
+    // validTarget answered requests without a path.
+    const url = origin + requestTarget(incoming.url)!;
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
     const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);

@@ -11,6 +11,7 @@ import { hasFileBody } from "./files/file-response.ts";
 import { hasWholeBody } from "./whole-body.ts";
 import { log } from "./log.ts";
 import { errorResponse } from "./proxy.ts";
+import { requestPath } from "./request-target.ts";
 import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
@@ -162,7 +163,7 @@ export class Server {
       log.lifecycle.error("Request {method} {path} failed inside sluice: {error}", {
         event: "request.failed",
         method: request.method,
-        path: new URL(request.url).pathname,
+        path: requestPath(request.url),
         requestId: exchange.requestId,
         error: error instanceof Error ? error.message : String(error),
       });

@@ -4,18 +4,19 @@
  * sent: both are checked here, so nothing depends on the runtime's normalization.
  */
 
+import { requestPath } from "../request-target.ts";
+
 /**
- * The path segments of the request target of `url` (a full URL, as Request.url), each
+ * The path segments of the request target of `url` (a Request.url), each
  * percent-decoded, and whether the target ends with "/"; undefined when the target cannot
  * name a file inside the directory: a "." or ".." segment (also encoded as %2e), a segment
  * that decodes to one holding "/", "\" or NUL, malformed percent-encoding, an empty segment
  * ("//"), or a name starting with "." other than ".well-known" (no dotfiles are served).
  */
 export function requestedSegments(url: string): { segments: string[]; directory: boolean } | undefined {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return undefined;
-  const query = url.indexOf("?", start);
-  const path = url.slice(start + 1, query < 0 ? undefined : query);
+  const target = requestPath(url);
+  if (target === "") return undefined;
+  const path = target.slice(1);
   const directory = path === "" || path.endsWith("/");
   const raw = path === "" ? [] : (directory ? path.slice(0, -1) : path).split("/");
   const segments: string[] = [];

@@ -5,6 +5,7 @@ import { hundredthsText } from "../decimal-text.ts";
 import type { EndListener, Exchange } from "../exchange.ts";
 import { jsonString } from "../json-string.ts";
 import { directJsonLog, log } from "../log.ts";
+import { requestPath } from "../request-target.ts";
 
 const ACCESS_CATEGORY = ["sluice", "access"] as const;
 
@@ -26,10 +27,7 @@ export function accessLog(): EndListener {
     const direct = directJsonLog();
     if (direct !== undefined && !direct.enabled(level)) return;
     const { request } = exchange;
-    const url = request.url;
-    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    const queryStart = url.indexOf("?", pathStart);
-    const path = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
+    const path = requestPath(request.url);
     const message = `${request.method} ${path} ${status}`;
     const elapsedMs = exchange.elapsedMs();
     if (direct !== undefined) {
@@ -48,7 +46,8 @@ export function accessLog(): EndListener {
           `"requestId":${jsonString(exchange.requestId)},"clientAddress":${jsonString(exchange.clientAddress)},` +
           `"upstreamMs":${exchange.upstreamMs === undefined ? "null" : hundredthsText(exchange.upstreamMs)}` +
           (exchange.outcome === "complete" ? "" : `,"outcome":"${exchange.outcome}"`) +
-          (exchange.upstreamError === undefined ? "" : `,"upstreamError":${jsonString(exchange.upstreamError)}`),
+          (exchange.upstreamError === undefined ? "" : `,"upstreamError":${jsonString(exchange.upstreamError)}`) +
+          (exchange.rejected === undefined ? "" : `,"rejected":${jsonString(exchange.rejected)}`),
       );
       return;
     }
@@ -73,6 +72,7 @@ export function accessLog(): EndListener {
         upstreamMs: exchange.upstreamMs === undefined ? null : round2(exchange.upstreamMs),
         ...(exchange.outcome === "complete" ? {} : { outcome: exchange.outcome }),
         ...(exchange.upstreamError === undefined ? {} : { upstreamError: exchange.upstreamError }),
+        ...(exchange.rejected === undefined ? {} : { rejected: exchange.rejected }),
       },
     };
     log.access.emit(record);

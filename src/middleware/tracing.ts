@@ -23,6 +23,7 @@ import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
 import { setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
+import { requestPath } from "../request-target.ts";
 import { epochMsAt, type RequestSpan, type RequestTracer } from "../telemetry/request-spans.ts";
 import type { HeaderFields } from "../upstream/http1-client.ts";
 import { reportedStatus } from "./access-log.ts";
@@ -96,12 +97,9 @@ export function tracing(tracer: RequestTracer): MiddlewareHandler<ProxyEnv> {
     // The samplers sluice offers decide on the trace id alone: attributes are built only
     // for spans that are recorded.
     if (span.recording) {
-      const url = request.url;
-      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-      const queryStart = url.indexOf("?", pathStart);
       const attributes = span.attributes;
       attributes[ATTR_HTTP_REQUEST_METHOD] = request.method;
-      attributes[ATTR_URL_PATH] = queryStart < 0 ? url.slice(pathStart) : url.slice(pathStart, queryStart);
+      attributes[ATTR_URL_PATH] = requestPath(request.url);
       attributes[ATTR_URL_SCHEME] = "http";
       attributes[ATTR_CLIENT_ADDRESS] = exchange.clientAddress;
       addHostAttributes(attributes, request.headers.get("host"));

@@ -10,6 +10,7 @@ import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { upstreamRequestHeaders } from "../forwarded-headers.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
+import { requestTarget } from "../request-target.ts";
 import type { TcpConnection, WebSocketAccept } from "../runtime/types.ts";
 import { upstreamHandshake } from "./handshake.ts";
 import { WebSocketRelay } from "./relay.ts";
@@ -53,8 +54,7 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
   return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const { request } = exchange;
-    const url = request.url;
-    const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    const target = requestTarget(request.url)!; // validTarget answered requests without a path
     const headers = forwardedHeaders(exchange, trustedProxies);
     exchange.watchClient(); // a client gone while the child answers aborts the handshake
     const timeout = new AbortController();

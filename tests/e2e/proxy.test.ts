@@ -541,6 +541,53 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await seenByApp(sluice)).not.toContain("/elsewhere");
   }, 60_000);
 
+  test("a Host header that is no host[:port] gets 400 and never reaches the app; so do two Host headers", async () => {
+    const sluice = await startSluice(target);
+    // Under Deno "Host: app.example/admin" would turn the path /report into /admin/report.
+    const hosts = ["app.example/admin", "app example", "app.example@evil.example", "app.example?x", "app.example:port"];
+    for (const [i, host] of hosts.entries()) {
+      const response = await rawHttp(sluice.httpPort, [`GET /report HTTP/1.1\r\nHost: ${host}\r\nX-Request-Id: bad-host-${i}\r\nConnection: close\r\n\r\n`]);
+      expect({ host, status: response.status }).toEqual({ host, status: 400 });
+      expect(Buffer.from(response.body!).toString()).toBe("Bad Request: the Host header is not a host name or address with an optional port\n");
+      expect(response.headers["x-request-id"]).toBe(`bad-host-${i}`);
+      const record = await accessRecord(sluice, `bad-host-${i}`);
+      expect(record).toMatchObject({ status: 400, path: expect.any(String), rejected: `invalid Host header ${JSON.stringify(host)}` });
+    }
+    // Two Host headers: Bun joins them ("a.example, b.example"), Deno refuses them itself.
+    const twice = await rawHttp(sluice.httpPort, ["GET /report HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n"]);
+    expect(twice.status).toBe(400);
+    // Valid ones pass: a name with a port, IPv4, IPv6, and an empty Host (RFC 9112 section
+    // 3.2), which goes on as none: the app gets its own address, as without a Host.
+    for (const host of ["app.example:8443", "192.0.2.1", "[2001:db8::1]:8080", ""]) {
+      const response = await rawHttp(sluice.httpPort, [`GET /echo HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`]);
+      expect({ host, status: response.status }).toEqual({ host, status: 200 });
+      const echo = JSON.parse(Buffer.from(response.body!).toString()) as Echo;
+      expect(new URL(echo.url).pathname).toBe("/echo");
+      expect(echo.headers.host).toBe(host || `127.0.0.1:${sluice.targetPort}`);
+    }
+    expect((await seenByApp(sluice)).filter((path) => path.includes("report"))).toEqual([]);
+  }, 60_000);
+
+  test("an HTTP/1.0 request without Host reaches the app, with the app's own address as Host", async () => {
+    const sluice = await startSluice(target);
+    const response = await rawHttp(sluice.httpPort, ["GET /echo?x=1 HTTP/1.0\r\nX-Request-Id: no-host\r\n\r\n"], { until: "complete" });
+    expect(response.status).toBe(200);
+    const echo = JSON.parse(Buffer.from(response.body!).toString()) as Echo;
+    expect(new URL(echo.url).pathname + new URL(echo.url).search).toBe("/echo?x=1");
+    expect(echo.headers.host).toBe(`127.0.0.1:${sluice.targetPort}`);
+    expect(echo.headers["x-forwarded-host"]).toBeUndefined();
+    expect(await accessRecord(sluice, "no-host")).toMatchObject({ status: 200, path: "/echo" });
+  }, 60_000);
+
+  test("CONNECT gets 501 and the app is never asked", async () => {
+    const sluice = await startSluice(target);
+    const response = await rawHttp(sluice.httpPort, ["CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\nX-Request-Id: tunnel\r\n\r\n"], { until: "complete" });
+    expect(response.status).toBe(501);
+    expect(Buffer.from(response.body!).toString()).toBe("Not Implemented: CONNECT is not supported\n");
+    expect(await accessRecord(sluice, "tunnel")).toMatchObject({ method: "CONNECT", status: 501, rejected: "CONNECT" });
+    expect(await seenByApp(sluice)).toEqual([]);
+  }, 60_000);
+
   test("the access record has method, path without query, status, duration, bytes, id, client and upstream time", async () => {
     const sluice = await startSluice(target);
     const response = await fetch(`${sluice.url}/echo?token=secret`, {

@@ -1,0 +1,32 @@
+/**
+ * @module validTarget: refuses what cannot be passed on faithfully: a Host header that is no
+ * host[:port] (400: under Deno its text becomes part of the path; two Host headers arrive
+ * joined and fail too), a target without a path (400: "*", or an authority), and CONNECT
+ * (501: sluice proxies requests, it does not open tunnels).
+ */
+
+import type { MiddlewareHandler } from "hono";
+import { errorResponse, type ProxyEnv } from "../proxy.ts";
+import { isValidHost, requestTarget } from "../request-target.ts";
+
+export function validTarget(): MiddlewareHandler<ProxyEnv> {
+  // Not async: a plain check, then next()'s own answer.
+  return function validTarget(c, next) {
+    const { exchange } = c.env;
+    const { request } = exchange;
+    if (request.method === "CONNECT") {
+      exchange.rejected = "CONNECT";
+      return Promise.resolve(errorResponse(501, exchange, "CONNECT is not supported"));
+    }
+    const host = request.headers.get("host");
+    if (host !== null && !isValidHost(host)) {
+      exchange.rejected = `invalid Host header ${JSON.stringify(host)}`;
+      return Promise.resolve(errorResponse(400, exchange, "the Host header is not a host name or address with an optional port"));
+    }
+    if (requestTarget(request.url) === undefined) {
+      exchange.rejected = `no path in the request target ${JSON.stringify(request.url)}`;
+      return Promise.resolve(errorResponse(400, exchange, "the request target is not a path"));
+    }
+    return next();
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * @module The request target as the client sent it (its path and query), read from
+ * Request.url, and the rule for the Host header that the runtimes build Request.url from.
+ * Bun gives only the target ("/a") when the Host cannot make a URL (absent, as HTTP/1.0
+ * allows, or not a host), and "evil.example:443" for CONNECT; Deno pastes the Host in as it
+ * came, so "Host: x/admin" turns "/a" into "http://x/admin/a" (docs/runtime-notes.md).
+ */
+
+/**
+ * A Host header value as RFC 9110 section 7.2 has it: a host name, IPv4 address or
+ * bracketed IPv6 address, then an optional port; empty is allowed (RFC 9112 section 3.2).
+ * Two Host headers arrive joined by ", " and fail it, as they must.
+ */
+const HOST = /^(?:\[[\dA-Fa-f:.]+\]|[\w\-.~!$&'()*+;=%]*)(?::\d{0,5})?$/;
+
+export function isValidHost(value: string): boolean {
+  return HOST.test(value);
+}
+
+/** The path and query of `url` (a Request.url); undefined when it has no path (CONNECT, "*"). */
+export function requestTarget(url: string): string | undefined {
+  if (url.charCodeAt(0) === 47) return url; // "/": only the target, no origin
+  const authority = url.indexOf("//");
+  if (authority < 0) return undefined;
+  const path = url.indexOf("/", authority + 2);
+  return path < 0 ? undefined : url.slice(path);
+}
+
+/** The path of `url` (a Request.url), without the query; "" when it has none. */
+export function requestPath(url: string): string {
+  const target = requestTarget(url) ?? "";
+  const query = target.indexOf("?");
+  return query < 0 ? target : target.slice(0, query);
+}
