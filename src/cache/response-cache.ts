@@ -5,12 +5,25 @@
  */
 
 import { HOP_BY_HOP } from "../forwarded-headers.ts";
+import { requestTarget } from "../request-target.ts";
 
 /** What the cache reads from a request (a Request fits). */
 export interface CacheRequest {
   readonly method: string;
   readonly url: string;
   readonly headers: Headers;
+}
+
+/**
+ * The URL of the resource a request is for, as the app sees it: the Host header, then the
+ * target. Request.url's authority can come from elsewhere: under Deno from an absolute-form
+ * target ("GET http://victim.example/page" with "Host: evil.example"), and the app's answer
+ * for evil.example stored under victim.example's URL would reach victim.example's visitors.
+ * Without a Host header (HTTP/1.0, or a Request made in code), Request.url.
+ */
+export function resourceUrl(request: CacheRequest): string {
+  const host = request.headers.get("host");
+  return host === null ? request.url : `http://${host.toLowerCase()}${requestTarget(request.url) ?? ""}`;
 }
 
 /** What the cache reads from a response's head (a Response fits). */
@@ -197,9 +210,10 @@ export class ResponseCache {
   /** The fresh entry that answers `request` (GET or HEAD), if there is one; it becomes the most recently used. */
   lookup(request: CacheRequest): CacheEntry | undefined {
     if (request.method !== "GET" && request.method !== "HEAD") return undefined;
-    const variants = this.#urls.get(request.url);
+    const url = resourceUrl(request);
+    const variants = this.#urls.get(url);
     if (variants === undefined) return undefined;
-    const key = entryKey(request, variants.names);
+    const key = entryKey(url, request, variants.names);
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (this.#now() >= entry.expiresAt) {
@@ -221,7 +235,8 @@ export class ResponseCache {
     const lifetime = freshnessLifetime(response);
     if (lifetime === undefined) return false;
     const names = varyNames(response.headers.get("vary"));
-    const key = entryKey(request, names);
+    const url = resourceUrl(request);
+    const key = entryKey(url, request, names);
     const headers = new Headers();
     let size = ENTRY_OVERHEAD + key.length + body.byteLength;
     const connectionNamed = varyNames(response.headers.get("connection"));
@@ -238,13 +253,13 @@ export class ResponseCache {
     const now = this.#now();
     const existing = this.#entries.get(key);
     if (existing !== undefined) this.#delete(existing);
-    const previous = this.#urls.get(request.url);
-    if (previous !== undefined && previous.names.join() !== names.join()) this.invalidate(request.url);
+    const previous = this.#urls.get(url);
+    if (previous !== undefined && previous.names.join() !== names.join()) this.invalidate(url);
     this.#makeRoom(size, now);
-    let variants = this.#urls.get(request.url);
+    let variants = this.#urls.get(url);
     if (variants === undefined) {
       variants = { names, keys: new Set() };
-      this.#urls.set(request.url, variants);
+      this.#urls.set(url, variants);
     }
     const entry: CacheEntry = {
       key,
@@ -269,7 +284,10 @@ export class ResponseCache {
     return entry.initialAge + Math.max(0, Math.floor((this.#now() - entry.storedAt) / 1000));
   }
 
-  /** Drops every entry for `url` (after an unsafe request changed it, RFC 9111 section 4.4); returns how many. */
+  /**
+   * Drops every entry for `url` (a resourceUrl; after an unsafe request changed it, RFC 9111
+   * section 4.4); returns how many.
+   */
   invalidate(url: string): number {
     const variants = this.#urls.get(url);
     if (variants === undefined) return 0;
@@ -319,8 +337,8 @@ export class ResponseCache {
 }
 
 /** URL, then the Vary header names, then the request's values of them; newlines never occur in either. */
-function entryKey(request: CacheRequest, names: readonly string[]): string {
-  let key = `${request.url}\n${names.join(",")}`;
+function entryKey(url: string, request: CacheRequest, names: readonly string[]): string {
+  let key = `${url}\n${names.join(",")}`;
   for (const name of names) key += `\n${request.headers.get(name)?.trim() ?? ABSENT}`;
   return key;
 }

@@ -5,7 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, type ResponseCache } from "../cache/response-cache.ts";
+import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl, type ResponseCache } from "../cache/response-cache.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { markWholeBody } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
@@ -61,7 +61,7 @@ export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {
     const label = policy === "use" ? "miss" : "bypass";
     observe(label);
     if (method !== "GET") {
-      if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(request.url);
+      if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(resourceUrl(request));
       return withXCache(c, response, label);
     }
     if (policy === "bypass" || freshnessLifetime(response) === undefined) return withXCache(c, response, label);

@@ -6,6 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
 
@@ -19,6 +20,18 @@ async function get(sluice: Sluice, path: string, headers: Record<string, string>
 async function appSaw(sluice: Sluice, path: string): Promise<number> {
   const seen = (await (await fetch(`http://127.0.0.1:${sluice.targetPort}/seen`)).json()) as string[];
   return seen.filter((p) => p === path).length;
+}
+
+/** Sends `request` as written on a new connection and returns everything the server sent until it closed. */
+function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = "";
+    const socket = connect({ host: "127.0.0.1", port }, () => socket.write(request));
+    socket.setTimeout(15_000, () => socket.destroy(new Error(`no end of the response within 15 s: ${received.slice(0, 300)}`)));
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    socket.on("end", () => resolve(received));
+    socket.on("error", reject);
+  });
 }
 
 async function stop(sluice: Sluice): Promise<void> {
@@ -43,6 +56,23 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     expect(metrics).toContain('sluice_cache_events_total{event="hit"} 1');
     expect(metrics).toContain('sluice_cache_events_total{event="not-modified"} 1');
     expect(metrics).toMatch(/sluice_cache_entries 1\n/);
+    await stop(sluice);
+  }, 60_000);
+
+  test("an absolute-form target naming another host than Host cannot fill that host's entry", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // The app builds its page for the Host it sees: evil.example. Under Deno, Request.url
+    // names victim.example (the target's authority), and that page once became victim's hit.
+    const attack = await rawRequest(sluice.httpPort, "GET http://victim.example/cacheable?host HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+    expect(attack).toMatch(/^HTTP\/1\.1 200 /);
+    expect(attack).toContain("served 1 for evil.example\n");
+    const victim = await get(sluice, "/cacheable?host", { host: "victim.example" });
+    expect([victim.xCache, victim.body.slice(0, 28)]).toEqual(["miss", "served 2 for victim.example\n"]);
+    // Each host still gets its own hits.
+    expect((await get(sluice, "/cacheable?host", { host: "victim.example" })).xCache).toBe("hit");
+    const evil = await get(sluice, "/cacheable?host", { host: "EVIL.example" });
+    expect([evil.xCache, evil.body.slice(0, 26)]).toEqual(["hit", "served 1 for evil.example\n"]);
+    expect(await appSaw(sluice, "/cacheable?host")).toBe(2);
     await stop(sluice);
   }, 60_000);
 
