@@ -1,8 +1,9 @@
 /**
  * @module validTarget: refuses what cannot be passed on faithfully: a Host header that is no
  * host[:port] (400: under Deno its text becomes part of the path; two Host headers arrive
- * joined and fail too), a target without a path (400: "*", or an authority), and CONNECT
- * (501: sluice proxies requests, it does not open tunnels).
+ * joined and fail too), a URL without a path (400: what a runtime could make of an
+ * authority-form target), and CONNECT (501: sluice proxies requests, it opens no tunnels).
+ * `OPTIONS *` never gets here as such: Bun refuses it, Deno hands it over as "/*".
  */
 
 import type { MiddlewareHandler } from "hono";
