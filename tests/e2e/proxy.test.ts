@@ -588,6 +588,27 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await seenByApp(sluice)).toEqual([]);
   }, 60_000);
 
+  // Under Deno pipelined requests are answered in order. Bun 1.4.5 closes a connection without
+  // a byte as soon as a request arrives behind one whose async answer is pending (uWS,
+  // oven-sh/bun#38128): a known limitation of the binary, in the README. When this starts
+  // failing on the binary, Bun has fixed it: update the README and this test.
+  test("pipelined requests: answered in order under Deno; closed unanswered on the binary (Bun)", async () => {
+    const sluice = await startSluice(target);
+    const requests = ["/echo?n=1", "/echo?n=2", "/echo?n=3"].map((path, i) =>
+      `GET ${path} HTTP/1.1\r\nHost: app.example\r\n${i === 2 ? "Connection: close\r\n" : ""}\r\n`
+    );
+    const sent = rawHttp(sluice.httpPort, [requests.join("")]);
+    if (target.name === "deno") {
+      const response = await sent;
+      const wire = `${response.head}\r\n\r\n${Buffer.from(response.wire).toString("latin1")}`;
+      expect(wire.match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(3); // content-length framed, back to back
+      expect([...wire.matchAll(/"url":"http:\/\/app\.example(\/echo\?n=\d)"/g)].map((m) => m[1])).toEqual(["/echo?n=1", "/echo?n=2", "/echo?n=3"]);
+    } else {
+      const outcome = await sent.then((response) => `answered ${response.status}`, (error: Error) => error.message);
+      expect(outcome).toMatch(/^no complete response head in ""$|ECONNRESET/);
+    }
+  }, 60_000);
+
   test("the access record has method, path without query, status, duration, bytes, id, client and upstream time", async () => {
     const sluice = await startSluice(target);
     const response = await fetch(`${sluice.url}/echo?token=secret`, {
