@@ -26,6 +26,14 @@ import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websock
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
 
+/**
+ * An IPv4 client of a dual-stack listener (`--http-host ::`) arrives as "::ffff:192.0.2.1"
+ * on both runtimes; it is logged and forwarded (X-Forwarded-For) as the IPv4 address it is.
+ */
+function withoutIPv4Mapping(address: string): string {
+  return address.length > 7 && address.startsWith("::ffff:") && address.includes(".", 7) ? address.slice(7) : address;
+}
+
 /** The listener's connection timeouts, in ms (0: none); see --idle-timeout and --header-timeout. */
 export type ClientTimeouts = Pick<Config, "idleTimeout" | "headerTimeout">;
 
@@ -152,7 +160,7 @@ export class Server {
 
   #serve(request: Request, { remoteAddress }: ConnectionInfo): Response | undefined | Promise<Response | undefined> {
     const slot = this.#current;
-    const exchange = new Exchange(request, remoteAddress, this.#onEnd);
+    const exchange = new Exchange(request, withoutIPv4Mapping(remoteAddress), this.#onEnd);
     this.#inFlight.set(exchange, slot);
     slot.inFlight++;
     if (this.#holdAtArrival) this.#holdOpen(exchange);

@@ -448,6 +448,16 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(upstream["x-request-start"]).not.toBe("t=1");
   }, 60_000);
 
+  test("on a dual-stack listener (--http-host ::) an IPv4 client is forwarded and logged as IPv4, an IPv6 one as IPv6", async () => {
+    const sluice = await startSluice(target, { args: ["--http-host", "::"] });
+    for (const [host, expected] of [["127.0.0.1", "127.0.0.1"], ["[::1]", "::1"]] as const) {
+      const id = `dual-stack-${expected}`;
+      const response = await fetch(`http://${host}:${sluice.httpPort}/echo`, { headers: { "x-request-id": id } });
+      expect(((await response.json()) as Echo).headers["x-forwarded-for"]).toBe(expected); // not ::ffff:127.0.0.1
+      expect((await accessRecord(sluice, id)).clientAddress).toBe(expected);
+    }
+  }, 60_000);
+
   test("with --trusted-proxies the incoming X-Forwarded-* are extended and kept", async () => {
     const sluice = await startSluice(target, { args: ["--trusted-proxies", "127.0.0.1"] });
     const response = await fetch(`${sluice.url}/echo`, {
