@@ -31,7 +31,7 @@ const PASSTHROUGH_MAX_BYTES = 64 * 1024;
  * on both runtimes; it is logged and forwarded (X-Forwarded-For) as the IPv4 address it is.
  */
 function withoutIPv4Mapping(address: string): string {
-  return address.length > 7 && address.startsWith("::ffff:") && address.includes(".", 7) ? address.slice(7) : address;
+  return address.startsWith("::ffff:") && address.includes(".", 7) ? address.slice(7) : address;
 }
 
 /** The listener's connection timeouts, in ms (0: none); see --idle-timeout and --header-timeout. */
