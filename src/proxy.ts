@@ -1,7 +1,6 @@
 /** @module The forwarder: streams a request to the child and its response back. */
 
 import type { Context } from "hono";
-import { bodyless } from "./bodyless.ts";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
@@ -102,7 +101,9 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
       });
       exchange.upstreamMs = performance.now() - sentAt;
       upstreamTrace?.answered(upstream.status);
-      return clientResponse(upstream, incoming.method);
+      // Its header fields were edited before it was made (hop-by-hop ones gone, X-Request-Id
+      // added); a body it cannot have is dropped by the server (Server#respond).
+      return upstream;
     } catch (error) {
       exchange.clientGone(); // a failed upload, say, because the client went away
       upstreamTrace?.failed(exchange.abortReason ?? "connection");
@@ -126,16 +127,6 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
       upstreamTrace?.end();
     }
   };
-}
-
-/**
- * The upstream's response as the client gets it: its header fields were edited before it
- * was made (hop-by-hop ones gone, X-Request-Id added), so it is returned as is.
- */
-function clientResponse(upstream: Response, method: string): Response {
-  if (!bodyless(method, upstream.status) || upstream.body === null) return upstream;
-  upstream.body.cancel().catch(() => {});
-  return new Response(null, upstream);
 }
 
 /**

@@ -192,9 +192,10 @@ export class Server {
     const upgrade = takeWebSocketUpgrade(exchange);
     if (upgrade) return this.#upgrade(exchange, upgrade);
     exchange.status = response.status;
-    // An answer to HEAD goes without a body (a pipeline step may have made one): nothing
-    // would read it, and the exchange would wait for its end.
-    if (exchange.request.method === "HEAD" && response.body !== null) {
+    // An answer to HEAD, a 204 or a 304 goes without a body, whichever step made it: nothing
+    // would read it, and the exchange would wait for its end. (`body` is read only then: on
+    // Bun reading it makes a stream.)
+    if (bodyless(exchange.request.method, response.status) && response.body !== null) {
       response.body.cancel().catch(() => {});
       response = new Response(null, response);
     }
