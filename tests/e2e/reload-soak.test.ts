@@ -122,79 +122,102 @@ async function startSoak(target: Target) {
 }
 
 /**
- * How much resident memory may grow over the 1,000 reloads, from a baseline taken after a
- * warm-up of 300 reloads and 3,000 requests (Deno's: its peak so far, see the test; both read
- * after 1.5 s idle; nothing sluice can
- * be told from outside forces a GC). Measured here: binary +0.8 to +10.2 MiB over 11 runs,
- * the value after the reloads steady at 65-70 MiB and the spread coming from where the
- * baseline lands (59-65 MiB, GC timing); with a warm-up of only 1,000 requests, +5 to +10.
- * Deno +9 to +16 MiB over 6 runs; that is V8 sizing its heap to the load, not the reloads:
- * the same load with no reload moved it +9 to +17 MiB from the same baseline, and 5,000
- * reloads in a row grew it +18 MiB in all (round to round -5..+8 MiB), not linearly. For
- * scale: a pipeline is about 5 KiB of heap and a tracer provider about 4 KiB, so a provider
- * leaked per reload is caught exactly by the metrics below, not by this bound; the bound
- * catches a leak of about 16 KiB (binary) or 40 KiB (Deno) per reload. Deno's bound was 32
- * MiB until one run of the whole suite measured +33.7 MiB (alone: +11 and +13 MiB); 3,000
- * pipelines of the current, larger pipeline built and released under Deno leave its heap
- * after GC flat at 7.7 MiB, so that was the allocator, not a leak.
+ * How much resident memory may grow over 1,000 reloads, from a baseline taken after a warm-up
+ * of 300 reloads and 3,000 requests (Deno's: its peak so far, see the test; both read after
+ * 1.5 s idle; nothing sluice can be told from outside forces a GC). For scale: a pipeline is
+ * about 5 KiB of heap and a tracer provider about 4 KiB, so a provider leaked per reload is
+ * caught exactly by the metrics below, not by this bound; the bound catches a leak of about
+ * 16 KiB (binary) or 40 KiB (Deno) per reload.
+ *
+ * A leak grows with every reload; the heaps sizing themselves to the load do not, they step
+ * once and then swing. Measured: binary +0.8 to +14.3 MiB over one round; Deno mostly +9 to
+ * +31 MiB, with the same load and no reloads +9 to +17, 5,000 reloads in a row +18 in all
+ * (round to round -5..+8, not linear), and once in a full-suite run +54.9 with the next three
+ * runs at +9.7, +17.6 and +31.3. A second round right after the first, from where the first
+ * ended: binary +3.9, +0.1, -5.8; Deno -4.1, -6.2, -17.3. So a round over the bound is
+ * followed by a confirming round: a real leak crosses the bound again, a heap step does not
+ * repeat. Checked with 40 KiB leaked per reload: binary +45.6 then +46.6, Deno +40.6 then
+ * +53.9, both failing.
  */
 const RSS_GROWTH_MIB = { binary: 16, deno: 40 };
 /** Pooled keep-alive sockets (test client -> sluice, sluice -> app, sluice -> receiver) may differ by a few. */
 const FD_SLACK = 4;
+
+type Soak = Awaited<ReturnType<typeof startSoak>>;
+
+/**
+ * One round of the soak: the load and `reloads` SIGHUPs (and at least `minRequests` requests),
+ * then 1.5 s idle so that pools and timers settle before the figures are read.
+ */
+async function soakRound(soak: Soak, reloads: number, minRequests = 0) {
+  const { sluice } = soak;
+  const reloadsBefore = sluice.events("reload").length;
+  const hupsBefore = soak.received();
+  const startedAt = performance.now();
+  const load = startLoad(sluice, 4);
+  await soak.hups(reloads);
+  await until(() => load.done >= minRequests, 60_000, `${minRequests} requests`);
+  await soak.settled();
+  const reloadMs = Math.round(performance.now() - startedAt);
+  await load.stop();
+  await Bun.sleep(1500);
+  return {
+    failures: load.failures,
+    requests: load.done,
+    hupsReceived: soak.received() - hupsBefore,
+    reloads: sluice.events("reload").length - reloadsBefore,
+    reloadMs,
+    fds: openFds(sluice.proc.pid),
+  };
+}
+
+const mib = (kib: number) => Math.round(kib / 102.4) / 10;
 
 describe.each(TARGETS)("reload soak ($name)", (target) => {
   test(`${RELOADS} SIGHUP reloads under load: nothing fails, nothing leaks, the stop is prompt and clean`, async () => {
     const soak = await startSoak(target);
     const { sluice } = soak;
     const pid = sluice.proc.pid;
-    const failures: string[] = [];
-
     // Warm-up: the same load and 300 reloads, so pools, JIT and heaps reach their working size.
-    let load = startLoad(sluice, 4);
-    await soak.hups(300);
-    await until(() => load.done >= 3000, 60_000, "3000 warm-up requests");
-    await soak.settled();
-    await load.stop();
-    failures.push(...load.failures);
-    await Bun.sleep(1500);
-    // Deno's baseline is its peak so far: V8 sometimes gives back tens of MiB right after the
-    // warm-up (one CI run: 137 MiB, where other runs read 178-187) and takes them again under
-    // the same load, which is no leak. The binary's heap does not swing so.
-    const rssBase = target.name === "deno" ? rssKiB(pid, "VmHWM") : rssKiB(pid);
-    const baseline = { fds: openFds(pid), rssKiB: rssBase, reloads: sluice.events("reload").length, hups: soak.received(), requests: load.done };
-
-    const startedAt = performance.now();
-    load = startLoad(sluice, 4);
-    await soak.hups(RELOADS);
-    await soak.settled();
-    const reloadMs = Math.round(performance.now() - startedAt);
-    await load.stop();
-    failures.push(...load.failures);
-    await Bun.sleep(1500);
-    const after = { fds: openFds(pid), rssKiB: rssKiB(pid) };
+    const warmup = await soakRound(soak, 300, 3000);
+    const rounds: { fds: number[]; rssMiB: number[] }[] = [];
+    const measureRound = async (baselineKiB: number) => {
+      const before = { fds: openFds(pid), rssKiB: baselineKiB };
+      const round = await soakRound(soak, RELOADS);
+      const afterKiB = rssKiB(pid);
+      rounds.push({ fds: [before.fds, round.fds], rssMiB: [mib(before.rssKiB), mib(afterKiB)] });
+      return { ...round, fdsBefore: before.fds, rssGrowthMiB: mib(afterKiB - before.rssKiB) };
+    };
+    const bound = RSS_GROWTH_MIB[target.name];
+    // Deno's first baseline is its peak so far: V8 sometimes gives back tens of MiB right after
+    // the warm-up (one CI run: 137 MiB, where other runs read 178-187) and takes them again
+    // under the same load, which is no leak. The binary's heap does not swing so. The
+    // confirming round starts from where the first one ended, so a leak is not hidden under a
+    // peak the first round reached.
+    const round = await measureRound(target.name === "deno" ? rssKiB(pid, "VmHWM") : rssKiB(pid));
+    const confirm = round.rssGrowthMiB >= bound ? await measureRound(rssKiB(pid)) : undefined;
     const metrics = await readMetrics(sluice);
-    const measured = {
+    console.log(JSON.stringify({
       target: target.name,
       hupsSent: RELOADS,
-      hupsReceived: soak.received() - baseline.hups,
-      reloads: sluice.events("reload").length - baseline.reloads,
-      reloadMs,
-      requests: load.done,
-      warmupRequests: baseline.requests,
-      fds: [baseline.fds, after.fds],
-      rssMiB: [baseline.rssKiB, after.rssKiB].map((kib) => Math.round(kib / 102.4) / 10),
+      hupsReceived: round.hupsReceived,
+      reloads: round.reloads,
+      reloadMs: round.reloadMs,
+      requests: round.requests,
+      warmupRequests: warmup.requests,
+      rounds,
       spansExported: metrics.sluice_spans_exported_total,
       spansDropped: metrics.sluice_spans_dropped_total,
-    };
-    console.log(JSON.stringify(measured));
+    }));
 
-    expect(failures).toEqual([]);
+    expect([...warmup.failures, ...round.failures, ...(confirm?.failures ?? [])]).toEqual([]);
     expect(sluice.events("reload").every((r) => r.result === "ok")).toBe(true);
-    expect(measured.reloads).toBeGreaterThanOrEqual(RELOADS * 0.9); // coalescing merges only a few
+    expect(round.reloads).toBeGreaterThanOrEqual(RELOADS * 0.9); // coalescing merges only a few
     expect(soak.samples.every((sample) => sample.built === 1 && sample.active === 1)).toBe(true);
     expect(await soak.providers()).toEqual({ built: 1, active: 1 });
-    expect(after.fds).toBeLessThanOrEqual(baseline.fds + FD_SLACK);
-    expect((after.rssKiB - baseline.rssKiB) / 1024).toBeLessThan(RSS_GROWTH_MIB[target.name]);
+    expect(Math.max(round.fds, confirm?.fds ?? 0)).toBeLessThanOrEqual(round.fdsBefore + FD_SLACK);
+    // Within the bound over the round, or (a heap step, not a leak) over the confirming round.
+    expect((confirm ?? round).rssGrowthMiB).toBeLessThan(bound);
     expect(metrics.sluice_spans_dropped_total).toBe(0);
 
     const stopAt = performance.now();
@@ -204,7 +227,7 @@ describe.each(TARGETS)("reload soak ($name)", (target) => {
     console.log(JSON.stringify({ target: target.name, stopMs }));
     expect(stopMs).toBeLessThan(5000);
     expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, aborted: 0, killed: 0 });
-  }, 120_000);
+  }, 180_000);
 });
 
 /**
@@ -236,11 +259,8 @@ describe.each(TARGETS)("reload soak, from source without the final exit() ($name
   test(`after ${RELOADS} reloads under load and SIGTERM, nothing keeps the process alive`, async () => {
     const soak = await startSoak(naturalExitTarget(target));
     const { sluice } = soak;
-    const load = startLoad(sluice, 4);
-    await soak.hups(RELOADS);
-    await soak.settled();
-    await load.stop();
-    expect(load.failures).toEqual([]);
+    const round = await soakRound(soak, RELOADS);
+    expect(round.failures).toEqual([]);
     expect(await soak.providers()).toEqual({ built: 1, active: 1 });
     const reloads = sluice.events("reload").length;
 
@@ -250,7 +270,7 @@ describe.each(TARGETS)("reload soak, from source without the final exit() ($name
     // A leaked timer (the shortest sluice has is seconds long) or socket would hold it here.
     expect(await sluice.exitCode(10_000)).toBe(0);
     const lingerMs = Math.round(performance.now() - completeAt);
-    console.log(JSON.stringify({ target: `${target.name} from source`, reloads, requests: load.done, lingerMs }));
+    console.log(JSON.stringify({ target: `${target.name} from source`, reloads, requests: round.requests, lingerMs }));
     expect(complete).toMatchObject({ exitCode: 0, aborted: 0, killed: 0 });
     expect(lingerMs).toBeLessThan(1000);
   }, 120_000);
