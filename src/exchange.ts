@@ -15,7 +15,8 @@ export type AbortReason =
   | "aborted" // sluice cut it (drain deadline, fast stop)
   | "upstream-timeout" // no response headers within --upstream-timeout
   | "body-too-large" // the request body grew past --max-request-body
-  | "body-timeout"; // the client paused its request body longer than --body-timeout
+  | "body-timeout" // the client paused its request body longer than --body-timeout
+  | "body-malformed"; // the client's request body could not be read (its chunked framing was bad)
 
 export type EndListener = (exchange: Exchange) => void;
 

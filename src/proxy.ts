@@ -51,7 +51,9 @@ const ERROR_TEXT = {
 export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange, detail?: string): Response {
   const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
-  if (status === 413 || status === 408) headers.set("connection", "close"); // the unread body stays on the connection
+  if (status === 413 || status === 408 || exchange.abortReason === "body-malformed") {
+    headers.set("connection", "close"); // the unread body stays on the connection
+  }
   const text = detail === undefined ? ERROR_TEXT[status] : `${ERROR_TEXT[status]}: ${detail}`;
   return markGenerated(new Response(`${text}\n`, { status, headers }));
 }
@@ -112,6 +114,8 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
           return errorResponse(413, exchange);
         case "body-timeout":
           return errorResponse(408, exchange);
+        case "body-malformed":
+          return errorResponse(400, exchange, "the request body is malformed");
         case "client-cancel":
           return errorResponse(499, exchange);
         case "aborted":
@@ -148,6 +152,15 @@ function countBody(
       let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
+      } catch (error) {
+        // The client is still there, so it sent framing the runtime could not read: Deno's
+        // body stream errors ("invalid HTTP/1 request"), where Bun answers 400 itself. The
+        // client's fault, not the upstream's: 400, not 502.
+        if (!exchange.clientGone()) {
+          exchange.rejected = `malformed request body (${error instanceof Error ? error.message : String(error)})`;
+          exchange.abort("body-malformed");
+        }
+        throw error;
       } finally {
         paused?.delete(exchange);
       }
