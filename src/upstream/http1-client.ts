@@ -111,7 +111,7 @@ export class Http1Client implements ConnectionPool {
     return {
       origin,
       method,
-      head: encodeRequestHead(method, target.startsWith("/") ? target : `/${target}`, framing.hasHost ? undefined : origin.host, fields, chunked),
+      head: encodeRequestHead(method, target.startsWith("/") ? target : `/${target}`, framing.hasHost ? undefined : origin.host, fields, chunked ? "chunked" : length),
       body,
       chunked,
       length,

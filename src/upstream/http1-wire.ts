@@ -37,20 +37,28 @@ const UNSAFE_TARGET = /[^!-~\u0080-\uffff]/;
 
 /**
  * A request head. The fields go as given, `host` first when given here (the request had
- * none); the body framing is the client's own: `transfer-encoding: chunked`, or the given
- * `content-length`. Values come from Headers or from the proxy's edits of them, so they hold
- * no CR or LF.
+ * none); the body framing is the client's own: `transfer-encoding: chunked`, or one
+ * `content-length` (a repeated "5, 5" goes as "5"); with no body framing, the fields' own
+ * `content-length` goes as given. Values come from Headers or from the proxy's edits of them,
+ * so they hold no CR or LF.
  */
-export function encodeRequestHead(method: string, target: string, host: string | undefined, fields: HeaderFields, chunked: boolean): Uint8Array {
+export function encodeRequestHead(
+  method: string,
+  target: string,
+  host: string | undefined,
+  fields: HeaderFields,
+  bodyFraming: "chunked" | number | undefined,
+): Uint8Array {
   if (UNSAFE_TARGET.test(target)) throw new TypeError(`Cannot send a request for ${JSON.stringify(target)}: invalid request target`);
   let head = `${method} ${target} HTTP/1.1\r\n`;
   if (host !== undefined) head += `host: ${host}\r\n`;
   for (const [name, value] of fields) {
     if (name.length === 17 && name.toLowerCase() === "transfer-encoding") continue;
-    if (chunked && name.length === 14 && name.toLowerCase() === "content-length") continue;
+    if (bodyFraming !== undefined && name.length === 14 && name.toLowerCase() === "content-length") continue;
     head += `${name}: ${value}\r\n`;
   }
-  return latin1Encode(`${head}${chunked ? "transfer-encoding: chunked\r\n" : ""}\r\n`);
+  const framing = bodyFraming === undefined ? "" : bodyFraming === "chunked" ? "transfer-encoding: chunked\r\n" : `content-length: ${bodyFraming}\r\n`;
+  return latin1Encode(`${head}${framing}\r\n`);
 }
 
 /** What a response head says, with the framing headers picked out. */

@@ -589,6 +589,16 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await accessRecord(sluice, "no-host")).toMatchObject({ status: 200, path: "/echo" });
   }, 60_000);
 
+  test("a Content-Length sent twice with one value reaches the app once", async () => {
+    const sluice = await startSluice(target);
+    const response = await rawHttp(sluice.httpPort, ["POST /echo HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"]);
+    // Both runtimes accept it (RFC 9110 section 8.6). Before, the app got "content-length:
+    // 5, 5", which a Bun app refuses (400).
+    expect(response.status).toBe(200);
+    const echo = JSON.parse(Buffer.from(response.body!).toString()) as Echo;
+    expect({ length: echo.headers["content-length"], bodyLength: echo.bodyLength }).toEqual({ length: "5", bodyLength: 5 });
+  }, 60_000);
+
   test("CONNECT gets 501 and the app is never asked", async () => {
     const sluice = await startSluice(target);
     const response = await rawHttp(sluice.httpPort, ["CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\nX-Request-Id: tunnel\r\n\r\n"], { until: "complete" });

@@ -93,12 +93,22 @@ describe("parseResponseHead", () => {
 
 describe("encodeRequestHead", () => {
   test("writes the fields as given, host first when added, and the client's own framing", () => {
-    const head = encodeRequestHead("POST", "/p?q=1", "up:3000", [["x-a", "caf\u00e9"], ["content-length", "5"], ["transfer-encoding", "gzip"]], true);
+    const head = encodeRequestHead("POST", "/p?q=1", "up:3000", [["x-a", "caf\u00e9"], ["content-length", "5"], ["transfer-encoding", "gzip"]], "chunked");
     expect(String.fromCharCode(...head)).toBe("POST /p?q=1 HTTP/1.1\r\nhost: up:3000\r\nx-a: caf\u00e9\r\ntransfer-encoding: chunked\r\n\r\n");
     expect(head[head.indexOf(0x63, 40) + 3]).toBe(0xe9); // Latin-1, one byte
   });
 
+  test("a body of known length goes with one content-length, even when the client repeated it", () => {
+    const head = encodeRequestHead("POST", "/", undefined, [["Content-Length", "5"], ["x-a", "1"], ["Content-Length", "5"]], 5);
+    expect(String.fromCharCode(...head)).toBe("POST / HTTP/1.1\r\nx-a: 1\r\ncontent-length: 5\r\n\r\n");
+  });
+
+  test("without a body, the fields' own content-length goes as given", () => {
+    const head = encodeRequestHead("GET", "/", undefined, [["content-length", "0"]], undefined);
+    expect(String.fromCharCode(...head)).toBe("GET / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+  });
+
   test.each(["/a b", "/a\r\nx-injected: 1", "/a\u0000", "/a\u007f"])("refuses the target %j", (target) => {
-    expect(() => encodeRequestHead("GET", target, "up", [], false)).toThrow("invalid request target");
+    expect(() => encodeRequestHead("GET", target, "up", [], undefined)).toThrow("invalid request target");
   });
 });
