@@ -161,6 +161,8 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   const { flags, command } = parseArgs(args);
   if (command.length > 1) throw new UsageError(`Too many arguments for healthcheck: ${command.join(" ")}`);
   let url = command[0];
+  // A typo here would read as "not ready" for ever (Docker: unhealthy); say what is wrong instead.
+  if (url !== undefined && !/^http:\/\/[^/?#]/.test(url)) throw new UsageError(`Invalid healthcheck URL "${url}": expected http://host:port/path`);
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad value must not fail the check.
     const { file } = await readConfigFile(flags, env, runtime);

@@ -560,6 +560,13 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       const nobody = await runSluice(target, ["healthcheck", `http://127.0.0.1:${freePort()}/readyz`]);
       expect(nobody.code).toBe(1);
 
+      // A URL that is none is a usage error naming it, not "not ready".
+      for (const url of ["127.0.0.1:9000/readyz", "https://127.0.0.1:9000/readyz", "http:/readyz"]) {
+        const typo = await runSluice(target, ["healthcheck", url]);
+        expect({ url, code: typo.code }).toEqual({ url, code: 64 });
+        expect(typo.stderr).toContain(`Invalid healthcheck URL "${url}"`);
+      }
+
       // While stopping, /readyz is 503: not ready.
       ready.signal("SIGTERM");
       await ready.waitFor("stop.begin");
