@@ -31,6 +31,12 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 /** Response headers a 304 repeats from the stored response (RFC 9110 section 15.4.5). */
 const NOT_MODIFIED_HEADERS = new Set(["cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"]);
 
+/**
+ * Stored statuses whose Response must be built without a body, not even an empty one (the
+ * Fetch standard's null body statuses: Deno throws, Bun does not; 101, 103 and 304 are never stored).
+ */
+const NULL_BODY_STATUSES = new Set([204, 205]);
+
 const noop = (): void => {};
 
 /**
@@ -101,7 +107,8 @@ function fromCache(
   observe("hit");
   const headers = new Headers(entry.headers);
   stamp(headers, store.age(entry), requestId);
-  return markWholeBody(new Response(request.method === "HEAD" ? null : entry.body, { status: entry.status, headers }));
+  const body = request.method === "HEAD" || NULL_BODY_STATUSES.has(entry.status) ? null : entry.body;
+  return markWholeBody(new Response(body, { status: entry.status, headers }));
 }
 
 function stamp(headers: Headers, age: number, requestId: string): void {
