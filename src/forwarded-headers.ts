@@ -29,7 +29,7 @@ export function removeField(fields: HeaderFields, name: string): void {
 }
 
 /** The names a Connection header lists (they are hop-by-hop too), or undefined when none. */
-function connectionNamed(connection: string | null | undefined): Set<string> | undefined {
+export function connectionNamed(connection: string | null | undefined): Set<string> | undefined {
   if (!connection) return undefined;
   const names = new Set<string>();
   for (const name of connection.split(",")) {

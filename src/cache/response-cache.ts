@@ -4,7 +4,7 @@
  * Pure: no I/O, no runtime APIs. middleware/cache.ts decides when to look up and store.
  */
 
-import { HOP_BY_HOP } from "../forwarded-headers.ts";
+import { connectionNamed, HOP_BY_HOP } from "../forwarded-headers.ts";
 import { requestTarget } from "../request-target.ts";
 
 /** What the cache reads from a request (a Request fits). */
@@ -235,13 +235,16 @@ export class ResponseCache {
     const lifetime = freshnessLifetime(response);
     if (lifetime === undefined) return false;
     const names = varyNames(response.headers.get("vary"));
+    // A varied header the request's Connection names reached sluice's own steps but not the
+    // app (compression reads Accept-Encoding): no one value says what the response was made for.
+    if (names.length !== 0 && hopByHopOf(request, names) !== undefined) return false;
     const url = resourceUrl(request);
     const key = entryKey(url, request, names);
     const headers = new Headers();
     let size = ENTRY_OVERHEAD + key.length + body.byteLength;
-    const connectionNamed = varyNames(response.headers.get("connection"));
+    const notForwarded = varyNames(response.headers.get("connection"));
     for (const [name, value] of response.headers) {
-      if (NOT_STORED.has(name) || connectionNamed.includes(name)) continue;
+      if (NOT_STORED.has(name) || notForwarded.includes(name)) continue;
       headers.append(name, value);
       size += name.length + value.length;
     }
@@ -336,9 +339,21 @@ export class ResponseCache {
   }
 }
 
-/** URL, then the Vary header names, then the request's values of them; newlines never occur in either. */
+/**
+ * URL, then the Vary header names, then the request's values of them as the app gets them:
+ * a header the request's Connection names is removed before forwarding, so it counts as
+ * absent. Newlines never occur in either.
+ */
 function entryKey(url: string, request: CacheRequest, names: readonly string[]): string {
   let key = `${url}\n${names.join(",")}`;
-  for (const name of names) key += `\n${request.headers.get(name)?.trim() ?? ABSENT}`;
+  if (names.length === 0) return key;
+  const hopByHop = hopByHopOf(request, names);
+  for (const name of names) key += `\n${(hopByHop?.has(name) ? null : request.headers.get(name)?.trim()) ?? ABSENT}`;
   return key;
+}
+
+/** The `names` the request's Connection header lists, or undefined when it lists none of them. */
+function hopByHopOf(request: CacheRequest, names: readonly string[]): Set<string> | undefined {
+  const listed = connectionNamed(request.headers.get("connection"));
+  return listed !== undefined && names.some((name) => listed.has(name)) ? listed : undefined;
 }

@@ -88,6 +88,25 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a varied header the request's Connection names counts as absent, as the app never gets it", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const path = "/cacheable?vary=Accept-Language&echo=accept-language";
+    // The proxy drops Accept-Language before the app: it answers with its default page, which
+    // must not become the French page.
+    const dropped = await get(sluice, path, { "accept-language": "fr", connection: "keep-alive, Accept-Language" });
+    expect([dropped.xCache, dropped.body.slice(0, 30)]).toEqual(["miss", "served 1 accept-language=null\n"]);
+    const french = await get(sluice, path, { "accept-language": "fr" });
+    expect([french.xCache, french.body.slice(0, 28)]).toEqual(["miss", "served 2 accept-language=fr\n"]);
+    expect((await get(sluice, path, { "accept-language": "fr" })).xCache).toBe("hit");
+    // A request without the header is answered like the one whose header was dropped.
+    const none = await get(sluice, path);
+    expect([none.xCache, none.body.slice(0, 30)]).toEqual(["miss", "served 3 accept-language=null\n"]);
+    const droppedAgain = await get(sluice, path, { "accept-language": "fr", connection: "Accept-Language" });
+    expect([droppedAgain.xCache, droppedAgain.body.slice(0, 30)]).toEqual(["hit", "served 3 accept-language=null\n"]);
+    expect(await appSaw(sluice, path)).toBe(3);
+    await stop(sluice);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

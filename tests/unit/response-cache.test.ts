@@ -192,6 +192,23 @@ describe("ResponseCache", () => {
       expect(cache.lookup(request(URL_A, { b: "2", a: "1" }))!.body.byteLength).toBe(5);
     });
 
+    test("a varied header the request's Connection names is looked up as absent, and such a request's response is not stored", () => {
+      const { cache } = clocked();
+      const varyLanguage = head({ "cache-control": PUBLIC, vary: "Accept-Language" });
+      // The app never got the header, but sluice's own compression reads Accept-Encoding:
+      // neither the client's value nor "absent" is surely what the response was made for.
+      expect(cache.store(request(URL_A, { "accept-language": "fr", connection: "keep-alive, Accept-Language" }), varyLanguage, bytes(1))).toBe(false);
+      expect(cache.store(request(URL_A, { "accept-encoding": "gzip", connection: "accept-encoding" }), varying, bytes(1))).toBe(false);
+      expect(cache.count).toBe(0);
+      cache.store(request(URL_A, { "accept-language": "fr" }), varyLanguage, bytes(2));
+      cache.store(request(URL_A), varyLanguage, bytes(3));
+      expect(cache.lookup(request(URL_A, { "accept-language": "fr", connection: "Accept-Language" }))!.body.byteLength).toBe(3);
+      expect(cache.lookup(request(URL_A, { "accept-language": "fr", connection: "close" }))!.body.byteLength).toBe(2);
+      // A Connection header naming other headers changes nothing.
+      expect(cache.store(request(URL_A, { "accept-language": "de", connection: "x-other" }), varyLanguage, bytes(4))).toBe(true);
+      expect(cache.lookup(request(URL_A, { "accept-language": "de" }))!.body.byteLength).toBe(4);
+    });
+
     test("a response that varies on other headers replaces the URL's old variants", () => {
       const { cache } = clocked();
       cache.store(request(URL_A, { "accept-encoding": "gzip" }), head({ "cache-control": PUBLIC, vary: "Accept-Encoding" }), bytes(1));
