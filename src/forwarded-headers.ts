@@ -18,6 +18,25 @@ export const HOP_BY_HOP = [
 ];
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 
+/**
+ * Request headers whose value the app gets from sluice, whatever the client sent: set,
+ * replaced or removed on the way (upstreamRequestHeaders below, X-Sendfile-Type in
+ * middleware/x-sendfile.ts, the trace context in middleware/tracing.ts). Keep it in step
+ * with them: a response that varies on one of these is never cached (cache/response-cache.ts).
+ */
+export const SET_BY_THE_PROXY: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP,
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "forwarded",
+  "x-request-id",
+  "x-request-start",
+  "x-sendfile-type",
+  "traceparent",
+  "tracestate",
+]);
+
 /** Sets a field, replacing every field of that name. */
 export function setField(fields: HeaderFields, name: string, value: string): void {
   removeField(fields, name);

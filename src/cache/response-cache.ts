@@ -4,7 +4,7 @@
  * Pure: no I/O, no runtime APIs. middleware/cache.ts decides when to look up and store.
  */
 
-import { connectionNamed, HOP_BY_HOP } from "../forwarded-headers.ts";
+import { connectionNamed, HOP_BY_HOP, SET_BY_THE_PROXY } from "../forwarded-headers.ts";
 import { requestTarget } from "../request-target.ts";
 
 /** What the cache reads from a request (a Request fits). */
@@ -148,7 +148,7 @@ export function requestPolicy(request: CacheRequest): RequestPolicy {
  * For how many more seconds a response may be served from a shared cache, or undefined when
  * it must not be stored: status 200-399 but not 206 or 304, `Cache-Control: public` with
  * s-maxage (which wins) or max-age above its current Age, and none of no-cache, no-store,
- * private, `Vary: *` or Set-Cookie.
+ * private, Set-Cookie, `Vary: *` or a Vary naming a header the proxy sets (SET_BY_THE_PROXY).
  */
 export function freshnessLifetime({ status, headers }: CacheResponseHead): number | undefined {
   if (status < 200 || status > 399 || status === 206 || status === 304) return undefined;
@@ -158,7 +158,10 @@ export function freshnessLifetime({ status, headers }: CacheResponseHead): numbe
   const directives = parseCacheControl(cacheControl);
   if (!directives.has("public")) return undefined;
   if (headers.has("set-cookie")) return undefined;
-  if (varyNames(headers.get("vary")).includes("*")) return undefined;
+  // A response varying on a header the proxy sets for the app was made for a value that the
+  // client's request, and so the key, does not hold (X-Forwarded-For: the peer's address).
+  const vary = varyNames(headers.get("vary"));
+  if (vary.includes("*") || vary.some((name) => SET_BY_THE_PROXY.has(name))) return undefined;
   if (directives.has("no-cache") || directives.has("no-store") || directives.has("private")) return undefined;
   const maxAge = directives.has("s-maxage") ? deltaSeconds(directives.get("s-maxage")) : deltaSeconds(directives.get("max-age"));
   if (maxAge === undefined) return undefined;

@@ -107,6 +107,20 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a response varying on a header sluice sets for the app is not stored", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // The app got sluice's value (the peer's address, a request id ...), not always the
+    // client's: a key on the client's value would hand this answer to other clients.
+    for (const name of ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "X-Request-Start"]) {
+      const path = `/cacheable?vary=${name}&echo=${name.toLowerCase()}`;
+      const headers = { [name]: "spoofed" };
+      expect((await get(sluice, path, headers)).xCache).toBe("miss");
+      const second = await get(sluice, path, headers);
+      expect([name, second.xCache, second.body.slice(0, 9)]).toEqual([name, "miss", "served 2 "]);
+    }
+    await stop(sluice);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

@@ -88,6 +88,8 @@ describe("freshnessLifetime (what may be stored, and for how long)", () => {
     ["Vary: *", { "cache-control": PUBLIC, vary: "*" }, 200],
     ["Vary: Accept, *", { "cache-control": PUBLIC, vary: "Accept, *" }, 200],
     ["Set-Cookie", { "cache-control": PUBLIC, "set-cookie": "a=1" }, 200],
+    ...["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "X-Request-Start", "X-Sendfile-Type", "Traceparent", "TE", "Accept, x-forwarded-for"]
+      .map((vary) => [`Vary: ${vary} (the proxy sets it for the app)`, { "cache-control": PUBLIC, vary }, 200] as const),
     ["older than its max-age", { "cache-control": PUBLIC, age: "60" }, 200],
     ["status 199", { "cache-control": PUBLIC }, 199],
     ["status 206", { "cache-control": PUBLIC }, 206],
