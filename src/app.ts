@@ -102,7 +102,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     ...(limits ? [limits] : []),
     // Before compression: a hit is stored compressed (per Accept-Encoding, which compression
     // adds to Vary) and costs no compression work.
-    ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc(event) })] : []),
+    ...(responseCache ? [cache(responseCache, { observe: (event) => metrics.cacheEvents.inc(event), trustedProxies: config.trustedProxies })] : []),
     // Middlewares that would only pass requests on are left out: each step costs every request.
     ...(config.compression
       ? [compression({

@@ -58,6 +58,14 @@ export function connectionNamed(connection: string | null | undefined): Set<stri
   return names;
 }
 
+/**
+ * True when the client is a trusted proxy: the app then gets its X-Forwarded-* and
+ * Forwarded headers, extended, instead of sluice's own (so the scheme and host it forwards).
+ */
+export function trustsForwarding(trustedProxies: readonly Cidr[], clientAddress: string): boolean {
+  return cidrsContain(trustedProxies, clientAddress);
+}
+
 /** Removes hop-by-hop headers, including every header the Connection header names. */
 export function removeHopByHop(headers: Headers): void {
   for (const name of connectionNamed(headers.get("connection")) ?? []) headers.delete(name);
@@ -91,7 +99,7 @@ export function downstreamResponseFields(fields: HeaderFields, requestId: string
 export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields {
   const headers = exchange.request.headers;
   const client = exchange.clientAddress;
-  const trusted = cidrsContain(trustedProxies, client);
+  const trusted = trustsForwarding(trustedProxies, client);
   const named = connectionNamed(headers.get("connection"));
   const fields: HeaderFields = [];
   let forwardedFor: string | undefined;

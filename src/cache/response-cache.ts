@@ -20,10 +20,38 @@ export interface CacheRequest {
  * target ("GET http://victim.example/page" with "Host: evil.example"), and the app's answer
  * for evil.example stored under victim.example's URL would reach victim.example's visitors.
  * Without a Host header (HTTP/1.0, or a Request made in code), Request.url.
+ *
+ * `fromTrustedProxy` says whether the client is a trusted proxy (forwarded-headers.ts's
+ * trustsForwarding); it is asked only when the request has X-Forwarded-Proto or -Host.
+ * Then the app is told the scheme and host that proxy forwards, and answers for them (an
+ * http-to-https redirect, absolute links), so they are part of the URL.
  */
-export function resourceUrl(request: CacheRequest): string {
-  const host = request.headers.get("host");
-  return host === null ? request.url : `http://${host.toLowerCase()}${requestTarget(request.url) ?? ""}`;
+export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => boolean): string {
+  const headers = request.headers;
+  const host = headers.get("host");
+  if (host === null) return request.url;
+  const lowerHost = host.toLowerCase();
+  const target = requestTarget(request.url) ?? "";
+  if (fromTrustedProxy !== undefined) {
+    const proto = headers.get("x-forwarded-proto");
+    const forwardedHost = headers.get("x-forwarded-host");
+    if ((proto !== null || forwardedHost !== null) && fromTrustedProxy()) return forwardedUrl(request, lowerHost, target, proto, forwardedHost);
+  }
+  return `http://${lowerHost}${target}`;
+}
+
+/**
+ * The URL the app is told through X-Forwarded-Proto and -Host, as upstreamRequestHeaders
+ * forwards them from a trusted proxy (a header the request's Connection names is dropped);
+ * the Host header too when it differs, as an app may read either.
+ */
+function forwardedUrl(request: CacheRequest, host: string, target: string, proto: string | null, forwardedHost: string | null): string {
+  const dropped = connectionNamed(request.headers.get("connection"));
+  if (dropped?.has("x-forwarded-proto")) proto = null;
+  if (dropped?.has("x-forwarded-host")) forwardedHost = null;
+  const toldHost = forwardedHost?.toLowerCase() ?? host;
+  const url = `${proto?.trim().toLowerCase() ?? "http"}://${toldHost}${target}`;
+  return toldHost === host ? url : `${url} (Host: ${host})`;
 }
 
 /** What the cache reads from a response's head (a Response fits). */
@@ -210,10 +238,12 @@ export class ResponseCache {
     return this.#entries.size;
   }
 
-  /** The fresh entry that answers `request` (GET or HEAD), if there is one; it becomes the most recently used. */
-  lookup(request: CacheRequest): CacheEntry | undefined {
+  /**
+   * The fresh entry that answers `request` (GET or HEAD), if there is one; it becomes the
+   * most recently used. `url` is the request's resourceUrl.
+   */
+  lookup(request: CacheRequest, url = resourceUrl(request)): CacheEntry | undefined {
     if (request.method !== "GET" && request.method !== "HEAD") return undefined;
-    const url = resourceUrl(request);
     const variants = this.#urls.get(url);
     if (variants === undefined) return undefined;
     const key = entryKey(url, request, variants.names);
@@ -229,11 +259,11 @@ export class ResponseCache {
   }
 
   /**
-   * Stores the complete response to a GET, when the request and response allow it and it
-   * fits; returns whether it did. Replaces the entry for the same key, and drops the URL's
+   * Stores the complete response to a GET (`url` is its resourceUrl), when the request and
+   * response allow it and it fits; returns whether it did. Replaces the entry for the same key, and drops the URL's
    * entries that varied on other headers (the newest response says how the URL varies).
    */
-  store(request: CacheRequest, response: CacheResponseHead, body: Uint8Array<ArrayBuffer>): boolean {
+  store(request: CacheRequest, response: CacheResponseHead, body: Uint8Array<ArrayBuffer>, url = resourceUrl(request)): boolean {
     if (request.method !== "GET" || requestPolicy(request) === "bypass") return false;
     const lifetime = freshnessLifetime(response);
     if (lifetime === undefined) return false;
@@ -241,7 +271,6 @@ export class ResponseCache {
     // A varied header the request's Connection names reached sluice's own steps but not the
     // app (compression reads Accept-Encoding): no one value says what the response was made for.
     if (names.length !== 0 && hopByHopOf(request, names) !== undefined) return false;
-    const url = resourceUrl(request);
     const key = entryKey(url, request, names);
     const headers = new Headers();
     let size = ENTRY_OVERHEAD + key.length + body.byteLength;

@@ -6,6 +6,9 @@
 
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl, type ResponseCache } from "../cache/response-cache.ts";
+import type { Cidr } from "../config-values.ts";
+import type { Exchange } from "../exchange.ts";
+import { trustsForwarding } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { markWholeBody } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
@@ -23,6 +26,11 @@ export type CacheEvent =
 export interface CacheOptions {
   /** Called for each CacheEvent (metrics, tests). @default a no-op */
   observe?: (event: CacheEvent) => void;
+  /**
+   * The proxy's --trusted-proxies: a request from one is keyed by the scheme and host it
+   * forwards (see resourceUrl). @default none
+   */
+  trustedProxies?: readonly Cidr[];
 }
 
 /** Methods that do not change the resource (RFC 9110 section 9.2.1); others invalidate it (RFC 9111 section 4.4). */
@@ -44,30 +52,36 @@ const noop = (): void => {};
  * `X-Request-Id`. Put it after requestId and before holdUntilReady, so that hits are
  * answered even while the child is restarting.
  */
-export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {}): MiddlewareHandler<ProxyEnv> {
+export function cache(store: ResponseCache, { observe = noop, trustedProxies = [] }: CacheOptions = {}): MiddlewareHandler<ProxyEnv> {
+  /** The exchange's resourceUrl; trust is looked up only for requests that forward a scheme or host. */
+  const urlOf = trustedProxies.length === 0
+    ? (exchange: Exchange) => resourceUrl(exchange.request)
+    : (exchange: Exchange) => resourceUrl(exchange.request, () => trustsForwarding(trustedProxies, exchange.clientAddress));
   // Not async: an async function's await costs every request a few microtask turns; this
   // takes one (see middleware/chain.ts for how next() answers).
   const middleware = function cache(c: Context<ProxyEnv>, next: Next): Response | Promise<Response> {
     const { exchange } = c.env;
     const request = exchange.request;
     const policy = requestPolicy(request);
+    let url: string | undefined;
     if (policy === "use") {
-      const entry = store.lookup(request);
+      const entry = store.lookup(request, (url = urlOf(exchange)));
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
     }
     const rest = next() as unknown as Response | Promise<Response | void>;
-    const after = (answered: Response | void) => afterUpstream(c, request, policy, answerOf(c, answered));
+    const after = (answered: Response | void) => afterUpstream(c, exchange, url, policy, answerOf(c, answered));
     return rest instanceof Response ? after(rest) : rest.then(after);
   };
   return middleware as unknown as MiddlewareHandler<ProxyEnv>;
 
   /** What the cache does with the answer to a request it did not answer itself. */
-  function afterUpstream(c: Context<ProxyEnv>, request: Request, policy: RequestPolicy, response: Response): Response {
+  function afterUpstream(c: Context<ProxyEnv>, exchange: Exchange, url: string | undefined, policy: RequestPolicy, response: Response): Response {
+    const request = exchange.request;
     const method = request.method;
     const label = policy === "use" ? "miss" : "bypass";
     observe(label);
     if (method !== "GET") {
-      if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(resourceUrl(request));
+      if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(urlOf(exchange));
       return withXCache(c, response, label);
     }
     if (policy === "bypass" || freshnessLifetime(response) === undefined) return withXCache(c, response, label);
@@ -77,7 +91,7 @@ export function cache(store: ResponseCache, { observe = noop }: CacheOptions = {
       observe("too-large");
       return withXCache(c, response, label);
     }
-    const save = (body: Uint8Array<ArrayBuffer>): void => observe(store.store(request, response, body) ? "stored" : "too-large");
+    const save = (body: Uint8Array<ArrayBuffer>): void => observe(store.store(request, response, body, url ?? urlOf(exchange)) ? "stored" : "too-large");
     if (response.body === null) {
       save(new Uint8Array(0));
       return withXCache(c, response, label);

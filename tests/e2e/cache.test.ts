@@ -121,6 +121,33 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("with --trusted-proxies, the scheme and host a trusted proxy forwards are part of the key", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--trusted-proxies", "127.0.0.1/32"] });
+    // An http-to-https redirect answered for plain HTTP must not reach HTTPS visitors.
+    const path = "/cacheable?echo=x-forwarded-proto,x-forwarded-host";
+    const plain = await get(sluice, path, { "x-forwarded-proto": "http" });
+    expect([plain.xCache, plain.body.split("\n")[0]])
+      .toEqual(["miss", `served 1 x-forwarded-proto=http x-forwarded-host=127.0.0.1:${sluice.httpPort}`]);
+    const tls = await get(sluice, path, { "x-forwarded-proto": "HTTPS" });
+    expect([tls.xCache, tls.body.slice(0, 13)]).toEqual(["miss", "served 2 x-fo"]);
+    expect((await get(sluice, path, { "x-forwarded-proto": "https" })).xCache).toBe("hit");
+    // No forwarded scheme: the app is told "http", as for the first request.
+    expect((await get(sluice, path)).body.slice(0, 9)).toBe("served 1 ");
+    const evil = await get(sluice, path, { "x-forwarded-host": "evil.example" });
+    expect([evil.xCache, evil.body.split("\n")[0]]).toEqual(["miss", "served 3 x-forwarded-proto=http x-forwarded-host=evil.example"]);
+    const good = await get(sluice, path, { "x-forwarded-host": "good.example" });
+    expect([good.xCache, good.body.slice(0, 9)]).toEqual(["miss", "served 4 "]);
+    expect((await get(sluice, path, { "x-forwarded-host": "Good.Example" })).body.slice(0, 9)).toBe("served 4 ");
+    await stop(sluice);
+
+    // From an untrusted client they never reach the app, so they are no part of the key.
+    const untrusting = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    await get(untrusting, path, { "x-forwarded-proto": "https" });
+    const other = await get(untrusting, path, { "x-forwarded-proto": "http", "x-forwarded-host": "evil.example" });
+    expect([other.xCache, other.body.slice(0, 9)]).toEqual(["hit", "served 1 "]);
+    await stop(untrusting);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

@@ -6,6 +6,7 @@ import {
   freshnessLifetime,
   parseCacheControl,
   requestPolicy,
+  resourceUrl,
   ResponseCache,
 } from "../../src/cache/response-cache.ts";
 
@@ -55,6 +56,25 @@ describe("parseCacheControl", () => {
       ["no-cache", "set-cookie"],
     ]);
     expect(parseCacheControl(null).size).toBe(0);
+  });
+});
+
+describe("resourceUrl", () => {
+  const withHost = (headers: Record<string, string>) => request("http://ignored.test/p?q", { host: "Site.Example", ...headers });
+
+  test("the Host header and the target; forwarded scheme and host only from a trusted proxy", () => {
+    let asked = 0;
+    const trusted = () => (asked++, true);
+    expect(resourceUrl(withHost({}), trusted)).toBe("http://site.example/p?q");
+    expect(asked).toBe(0); // nothing forwarded: trust is not looked up
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "HTTPS" }), trusted)).toBe("https://site.example/p?q");
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "https" }), () => false)).toBe("http://site.example/p?q");
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "https" }))).toBe("http://site.example/p?q");
+    // The app gets both X-Forwarded-Host and Host, and may read either.
+    expect(resourceUrl(withHost({ "x-forwarded-host": "Public.Example" }), trusted)).toBe("http://public.example/p?q (Host: site.example)");
+    expect(resourceUrl(withHost({ "x-forwarded-host": "site.example", "x-forwarded-proto": "https" }), trusted)).toBe("https://site.example/p?q");
+    // Headers the Connection header names are dropped before the app.
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "https", connection: "X-Forwarded-Proto" }), trusted)).toBe("http://site.example/p?q");
   });
 });
 
