@@ -19,7 +19,9 @@ export interface CacheRequest {
  * target. Request.url's authority can come from elsewhere: under Deno from an absolute-form
  * target ("GET http://victim.example/page" with "Host: evil.example"), and the app's answer
  * for evil.example stored under victim.example's URL would reach victim.example's visitors.
- * Without a Host header (HTTP/1.0, or a Request made in code), Request.url.
+ * A request without a Host header (HTTP/1.0; HTTP/1.1 too under Deno), or with an empty
+ * one, has no host: the app gets no Host either and answers for its own address, whatever
+ * authority the target names ("http:///page").
  *
  * `fromTrustedProxy` says whether the client is a trusted proxy (forwarded-headers.ts's
  * trustsForwarding); it is asked only when the request has X-Forwarded-Proto or -Host.
@@ -28,9 +30,7 @@ export interface CacheRequest {
  */
 export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => boolean): string {
   const headers = request.headers;
-  const host = headers.get("host");
-  if (host === null) return request.url;
-  const lowerHost = host.toLowerCase();
+  const lowerHost = headers.get("host")?.toLowerCase() ?? "";
   const target = requestTarget(request.url) ?? "";
   if (fromTrustedProxy !== undefined) {
     const proto = headers.get("x-forwarded-proto");

@@ -148,6 +148,23 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(untrusting);
   }, 60_000);
 
+  test("a request without Host is keyed without a host, whatever authority its target names", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // The app gets no Host either and answers for its own address. Under Deno, Request.url
+    // names victim.example (the target's authority), and that page once became victim's hit.
+    const path = "/cacheable?host&nohost";
+    for (const version of ["1.0", "1.1"]) {
+      const attack = await rawRequest(sluice.httpPort, `GET http://victim.example${path}&v=${version} HTTP/${version}\r\nConnection: close\r\n\r\n`);
+      // Bun refuses an HTTP/1.1 request without Host (as RFC 9112 section 3.2 asks); Deno takes it.
+      if (attack.startsWith("HTTP/1.1 400 ")) continue;
+      expect(attack).toMatch(/^HTTP\/1\.[01] 200 /);
+      expect(attack).toContain(`served 1 for 127.0.0.1:${sluice.targetPort}\n`);
+      const victim = await get(sluice, `${path}&v=${version}`, { host: "victim.example" });
+      expect([version, victim.xCache, victim.body.split("\n")[0]]).toEqual([version, "miss", "served 2 for victim.example"]);
+    }
+    await stop(sluice);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

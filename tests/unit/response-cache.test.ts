@@ -13,7 +13,9 @@ import {
 const URL_A = "http://example.test/a";
 const PUBLIC = "public, max-age=60";
 
-const request = (url = URL_A, headers: Record<string, string> = {}, method = "GET") => new Request(url, { method, headers });
+/** A request as a server makes it: with the Host header its URL names. */
+const request = (url = URL_A, headers: Record<string, string> = {}, method = "GET") =>
+  new Request(url, { method, headers: { host: new URL(url).host, ...headers } });
 const head = (headers: Record<string, string> = { "cache-control": PUBLIC }, status = 200) => ({ status, headers: new Headers(headers) });
 const bytes = (n: number) => new Uint8Array(n).fill(97);
 
@@ -73,6 +75,9 @@ describe("resourceUrl", () => {
     // The app gets both X-Forwarded-Host and Host, and may read either.
     expect(resourceUrl(withHost({ "x-forwarded-host": "Public.Example" }), trusted)).toBe("http://public.example/p?q (Host: site.example)");
     expect(resourceUrl(withHost({ "x-forwarded-host": "site.example", "x-forwarded-proto": "https" }), trusted)).toBe("https://site.example/p?q");
+    // Without a Host (or with an empty one) the app answers for its own address, whatever the target names.
+    expect(resourceUrl(request("http://victim.example/p?q", { host: "" }))).toBe("http:///p?q");
+    expect(resourceUrl(new Request("http://victim.example/p?q"))).toBe("http:///p?q");
     // Headers the Connection header names are dropped before the app.
     expect(resourceUrl(withHost({ "x-forwarded-proto": "https", connection: "X-Forwarded-Proto" }), trusted)).toBe("http://site.example/p?q");
   });
