@@ -111,7 +111,9 @@ function fromCache(
   requestId: string,
   observe: (event: CacheEvent) => void,
 ): Response {
-  if (notModified(request.headers, entry)) {
+  // Preconditions apply only to what would be a 2xx answer (RFC 9110 section 13.2.1): a
+  // stored redirect is served as it is, whatever validator came with the request.
+  if (entry.status < 300 && notModified(request.headers, entry)) {
     observe("not-modified");
     const headers = new Headers();
     for (const [name, value] of entry.headers) if (NOT_MODIFIED_HEADERS.has(name)) headers.append(name, value);

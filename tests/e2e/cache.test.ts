@@ -71,6 +71,22 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a stored redirect is served as it is to a matching If-None-Match, not as 304", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const path = "/cacheable?status=302";
+    const first = await fetch(`${sluice.url}${path}`, { redirect: "manual" });
+    expect([first.status, first.headers.get("x-cache"), first.headers.get("etag")]).toEqual([302, "miss", '"v1"']);
+    await first.text();
+    // RFC 9110 section 13.2.1: preconditions apply only when the answer would be a 2xx.
+    for (const ifNoneMatch of ['"v1"', "*"]) {
+      const hit = await fetch(`${sluice.url}${path}`, { redirect: "manual", headers: { "if-none-match": ifNoneMatch } });
+      expect([hit.status, hit.headers.get("x-cache"), hit.headers.get("location")]).toEqual([302, "hit", "/elsewhere"]);
+      await hit.text();
+    }
+    expect(await appSaw(sluice, path)).toBe(1);
+    await stop(sluice);
+  }, 60_000);
+
   test("an absolute-form target naming another host than Host cannot fill that host's entry", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app builds its page for the Host it sees: evil.example. Under Deno, Request.url
