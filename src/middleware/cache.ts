@@ -123,8 +123,26 @@ function fromCache(
   observe("hit");
   const headers = new Headers(entry.headers);
   stamp(headers, store.age(entry), requestId);
-  const body = request.method === "HEAD" || NULL_BODY_STATUSES.has(entry.status) ? null : entry.body;
+  const body = request.method === "HEAD" || NULL_BODY_STATUSES.has(entry.status)
+    ? null
+    : headers.has("content-type")
+    ? entry.body
+    : oneChunk(entry.body); // a byte body would go out with Bun's default type
   return markWholeBody(new Response(body, { status: entry.status, headers }));
+}
+
+/**
+ * `bytes` as a stream of one chunk. Bun's server sends a Response whose body is bytes (or a
+ * Blob, or a string) and which has no Content-Type with one of its own
+ * (application/octet-stream); it leaves a stream's alone. A hit must carry the stored headers.
+ */
+function oneChunk(bytes: Uint8Array<ArrayBuffer>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes.slice()); // a copy: the entry's bytes stay the entry's
+      controller.close();
+    },
+  });
 }
 
 function stamp(headers: Headers, age: number, requestId: string): void {

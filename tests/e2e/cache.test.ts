@@ -87,6 +87,16 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a hit carries exactly the stored headers: no Content-Type when the app sent none", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const miss = await get(sluice, "/cacheable?untyped");
+    expect([miss.xCache, miss.headers.get("content-type"), miss.body.slice(0, 9)]).toEqual(["miss", null, "served 1\n"]);
+    // Bun's server gives a body of bytes without a type application/octet-stream.
+    const hit = await get(sluice, "/cacheable?untyped");
+    expect([hit.xCache, hit.headers.get("content-type"), hit.headers.get("content-length"), hit.body]).toEqual(["hit", null, "100", miss.body]);
+    await stop(sluice);
+  }, 60_000);
+
   test("an absolute-form target naming another host than Host cannot fill that host's entry", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app builds its page for the Host it sees: evil.example. Under Deno, Request.url
