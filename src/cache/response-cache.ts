@@ -314,6 +314,15 @@ export class ResponseCache {
     return true;
   }
 
+  /** Drops the entry that would answer `request` (`url` is its resourceUrl); returns whether there was one. */
+  remove(request: CacheRequest, url = resourceUrl(request)): boolean {
+    const variants = this.#urls.get(url);
+    const entry = variants && this.#entries.get(entryKey(url, request, variants.names));
+    if (entry === undefined) return false;
+    this.#delete(entry);
+    return true;
+  }
+
   /** The entry's current Age in whole seconds (RFC 9111 section 4.2.3). */
   age(entry: CacheEntry): number {
     return entry.initialAge + Math.max(0, Math.floor((this.#now() - entry.storedAt) / 1000));

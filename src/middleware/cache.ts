@@ -84,6 +84,11 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       if (!SAFE_METHODS.has(method) && response.status < 400) store.invalidate(urlOf(exchange));
       return withXCache(c, response, label);
     }
+    // A refresh's answer supersedes the stored one, whether or not it can be stored itself
+    // (now private, a 404, too large ...); a 5xx does not (RFC 9111 section 4.3.3 lets the
+    // stored response stand in for a failed validation, and sluice's own 502 while the
+    // child restarts says nothing of the resource).
+    if (policy === "refresh" && response.status < 500) store.remove(request, url ?? (url = urlOf(exchange)));
     if (policy === "bypass" || freshnessLifetime(response) === undefined) return withXCache(c, response, label);
     const declared = response.headers.get("content-length");
     const length = declared === null ? undefined : Number(declared);

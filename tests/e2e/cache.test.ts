@@ -191,6 +191,26 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a no-cache request drops the stored response when the new one cannot be stored, except a 5xx", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const path = "/cacheable?refresh";
+    const refresh = (headers: Record<string, string>) => get(sluice, path, { "cache-control": "no-cache", ...headers });
+    await get(sluice, path);
+    // The app fails: the stored page still stands in for it.
+    expect((await refresh({ "x-status": "503" })).status).toBe(503);
+    expect((await get(sluice, path)).body.slice(0, 9)).toBe("served 1\n");
+    // The app now calls it private: the public copy is superseded.
+    expect((await refresh({ "x-cache-control": "private, max-age=60" })).body.slice(0, 9)).toBe("served 3\n");
+    const after = await get(sluice, path);
+    expect([after.xCache, after.body.slice(0, 9)]).toEqual(["miss", "served 4\n"]);
+    // And gone.
+    expect((await refresh({ "x-status": "404" })).status).toBe(404);
+    const gone = await get(sluice, path);
+    expect([gone.xCache, gone.body.slice(0, 9)]).toEqual(["miss", "served 6\n"]);
+    expect((await get(sluice, path)).xCache).toBe("hit");
+    await stop(sluice);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

@@ -144,6 +144,18 @@ describe("ResponseCache", () => {
     expect(cache.count).toBe(1);
   });
 
+  test("remove drops the entry that would answer the request, and only that one", () => {
+    const { cache } = clocked();
+    const varyLanguage = head({ "cache-control": PUBLIC, vary: "Accept-Language" });
+    cache.store(request(URL_A, { "accept-language": "en" }), varyLanguage, bytes(1));
+    cache.store(request(URL_A, { "accept-language": "fr" }), varyLanguage, bytes(2));
+    expect(cache.remove(request(URL_A, { "accept-language": "fr" }))).toBe(true);
+    expect(cache.remove(request(URL_A, { "accept-language": "fr" }))).toBe(false);
+    expect(cache.remove(request("http://other.test/a"))).toBe(false);
+    expect(cache.lookup(request(URL_A, { "accept-language": "en" }))!.body.byteLength).toBe(1);
+    expect(cache.count).toBe(1);
+  });
+
   test("never stores responses to HEAD, other methods or requests that bypass", () => {
     const { cache } = clocked();
     expect(cache.store(request(URL_A, {}, "HEAD"), head(), bytes(0))).toBe(false);
