@@ -122,19 +122,42 @@ const NOT_STORED = new Set([
 /** Marks a header the request lacks in a Vary key (an empty value is a different request). */
 const ABSENT = "\u0000";
 
-/** Cache-Control directives, names lowercased; a directive without a value maps to "". */
+/**
+ * Cache-Control directives, names lowercased; a directive without a value maps to "", a
+ * quoted-string value to its text (RFC 9110 section 5.6.4: quotes and backslash escapes
+ * gone, commas inside it part of the value, not directive separators).
+ */
 export function parseCacheControl(header: string | null): Map<string, string> {
   const directives = new Map<string, string>();
   if (!header) return directives;
-  for (const part of header.split(",")) {
+  // Most values quote nothing: a plain split is enough for them.
+  for (const part of header.includes('"') ? splitOutsideQuotes(header) : header.split(",")) {
     const eq = part.indexOf("=");
     const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
     if (!name || directives.has(name)) continue; // the first occurrence wins
     let value = eq < 0 ? "" : part.slice(eq + 1).trim();
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1).replace(/\\(.)/g, "$1");
     directives.set(name, value);
   }
   return directives;
+}
+
+/** A list header's elements: split on the commas that are outside quoted strings. */
+function splitOutsideQuotes(header: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < header.length; i++) {
+    const char = header[i];
+    if (quoted && char === "\\") i++; // a quoted-pair: the next character is literal
+    else if (char === '"') quoted = !quoted;
+    else if (char === "," && !quoted) {
+      parts.push(header.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(header.slice(start));
+  return parts;
 }
 
 /** A delta-seconds value (RFC 9111 section 1.2.2), or undefined when it is not one. */

@@ -211,6 +211,19 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a directive inside a quoted Cache-Control value does not count", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // max-age=0: never stored, whatever the quoted extension holds.
+    const unstorable = { "x-cache-control": 'public, ext=", max-age=3600, ", max-age=0' };
+    await get(sluice, "/cacheable?quoted=1", unstorable);
+    expect((await get(sluice, "/cacheable?quoted=1", unstorable)).body.slice(0, 9)).toBe("served 2\n");
+    // "private" inside the quotes is text, not the directive.
+    const storable = { "x-cache-control": 'public, ext="private, no-store", max-age=60' };
+    await get(sluice, "/cacheable?quoted=2", storable);
+    expect((await get(sluice, "/cacheable?quoted=2", storable)).xCache).toBe("hit");
+    await stop(sluice);
+  }, 60_000);
+
   test("Set-Cookie, POST and responses over --max-cache-item-size reach the app every time", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-cache-item-size", "2KiB"] });
     for (const path of ["/cacheable?cookie=1", "/cacheable?bytes=4096"]) {

@@ -59,6 +59,21 @@ describe("parseCacheControl", () => {
     ]);
     expect(parseCacheControl(null).size).toBe(0);
   });
+
+  test("a quoted string is one value, commas, quotes and escapes included (RFC 9110 section 5.6.4)", () => {
+    expect([...parseCacheControl('public, ext=", max-age=3600, ", max-age=1')]).toEqual([
+      ["public", ""],
+      ["ext", ", max-age=3600, "],
+      ["max-age", "1"],
+    ]);
+    expect([...parseCacheControl('no-cache="set-cookie, x-a", ext="a \\"quoted, one\\" \\\\", private')]).toEqual([
+      ["no-cache", "set-cookie, x-a"],
+      ["ext", 'a "quoted, one" \\'],
+      ["private", ""],
+    ]);
+    expect(freshnessLifetime(head({ "cache-control": 'public, ext=", max-age=3600, ", max-age=1' }))).toBe(1);
+    expect(freshnessLifetime(head({ "cache-control": 'public, ext="private, no-store", max-age=60' }))).toBe(60);
+  });
 });
 
 describe("resourceUrl", () => {
