@@ -6,7 +6,7 @@
 
 const wholeBodies = new WeakSet<Response>();
 
-/** Marks a response made from bytes (never a stream); returns it. */
+/** Marks a response whose body is in memory already (bytes, or oneChunkStream of them); returns it. */
 export function markWholeBody(response: Response): Response {
   wholeBodies.add(response);
   return response;
@@ -15,4 +15,19 @@ export function markWholeBody(response: Response): Response {
 /** True for a response marked by markWholeBody (a copy or a replacement is not). */
 export function hasWholeBody(response: Response): boolean {
   return wholeBodies.has(response);
+}
+
+/**
+ * `bytes` as a stream of one chunk, for a response without Content-Type: Bun's server sends
+ * a body of bytes (or a Blob, or a string) that has none with its own
+ * (application/octet-stream), and leaves a stream's alone; a one-chunk stream still goes out
+ * with its Content-Length.
+ */
+export function oneChunkStream(bytes: Uint8Array<ArrayBuffer>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
 }

@@ -10,7 +10,7 @@ import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
-import { markWholeBody } from "../whole-body.ts";
+import { markWholeBody, oneChunkStream } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
 /** What happened to one request or one response, as far as the cache is concerned. */
@@ -132,23 +132,10 @@ function fromCache(
     ? null
     : headers.has("content-type")
     ? entry.body
-    : oneChunk(entry.body); // a byte body would go out with Bun's default type
+    : oneChunkStream(entry.body.slice()); // a copy: the entry's bytes stay the entry's
   return markWholeBody(new Response(body, { status: entry.status, headers }));
 }
 
-/**
- * `bytes` as a stream of one chunk. Bun's server sends a Response whose body is bytes (or a
- * Blob, or a string) and which has no Content-Type with one of its own
- * (application/octet-stream); it leaves a stream's alone. A hit must carry the stored headers.
- */
-function oneChunk(bytes: Uint8Array<ArrayBuffer>): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(bytes.slice()); // a copy: the entry's bytes stay the entry's
-      controller.close();
-    },
-  });
-}
 
 function stamp(headers: Headers, age: number, requestId: string): void {
   headers.set("age", String(age));

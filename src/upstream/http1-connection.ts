@@ -7,7 +7,7 @@
 import type { Runtime, TcpSocket, TcpSocketEvents } from "../runtime/types.ts";
 import type { AbortHook, UpstreamInit } from "./http1-client.ts";
 import { concatBytes, indexOfBytes } from "../wire-bytes.ts";
-import { markWholeBody } from "../whole-body.ts";
+import { markWholeBody, oneChunkStream } from "../whole-body.ts";
 import {
   type BodyDecoder,
   ChunkedDecoder,
@@ -224,7 +224,8 @@ export class Http1Connection implements TcpSocketEvents {
       // The whole body came with the head (the usual case for small responses): handed over
       // as bytes, which the server sends as fast as a body it never has to read.
       if (rest.byteLength > decoder.remaining) this.#reusable = false;
-      this.#resolve!(markWholeBody(new Response(rest.subarray(0, decoder.remaining) as Uint8Array<ArrayBuffer>, init)));
+      const bytes = rest.subarray(0, decoder.remaining) as Uint8Array<ArrayBuffer>;
+      this.#resolve!(markWholeBody(new Response(head.typed ? bytes : oneChunkStream(bytes), init)));
       return this.#finish();
     }
     const stream = new ReadableStream<Uint8Array>({

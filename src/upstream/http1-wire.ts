@@ -71,6 +71,8 @@ export interface ResponseHead {
   headers: HeaderFields;
   contentLength: string | null;
   transferEncoding: string | null;
+  /** It has a Content-Type. */
+  typed: boolean;
   /** The response asked to close the connection after it. */
   close: boolean;
 }
@@ -97,6 +99,7 @@ export function parseResponseHead(bytes: Uint8Array, key: string): ResponseHead 
     headers: [],
     contentLength: null,
     transferEncoding: null,
+    typed: false,
     close: false,
   };
   for (let at = lineEnd + 2; at <= text.length; at = lineEnd + 2) {
@@ -111,8 +114,8 @@ export function parseResponseHead(bytes: Uint8Array, key: string): ResponseHead 
     while (valueEnd > valueStart && isBlank(text.charCodeAt(valueEnd - 1))) valueEnd--;
     const value = text.slice(valueStart, valueEnd);
     if (!TOKEN.test(name) || NOT_IN_VALUE.test(value)) throw malformed(key, `invalid header line "${text.slice(at, Math.min(lineEnd, at + 80))}"`);
-    // Only names of these lengths can be one of the three: most names are never lower-cased.
-    switch (name.length === 10 || name.length === 14 || name.length === 17 ? name.toLowerCase() : "") {
+    // Only names of these lengths can be one of the four: most names are never lower-cased.
+    switch (name.length === 10 || name.length === 12 || name.length === 14 || name.length === 17 ? name.toLowerCase() : "") {
       case "transfer-encoding":
         head.transferEncoding = head.transferEncoding === null ? value : `${head.transferEncoding}, ${value}`;
         continue; // not passed on
@@ -121,6 +124,9 @@ export function parseResponseHead(bytes: Uint8Array, key: string): ResponseHead 
         break;
       case "connection":
         head.close ||= hasToken(value, "close");
+        break;
+      case "content-type":
+        head.typed = true;
         break;
     }
     head.headers.push([name, value]);

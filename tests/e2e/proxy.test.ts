@@ -536,6 +536,15 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(own).toEqual([]);
   }, 60_000);
 
+  test("a response without Content-Type reaches the client without one, with its Content-Length", async () => {
+    // Uncached: with the cache on, a miss is read to be stored and goes out another way.
+    const sluice = await startSluice(target, { args: ["--cache-size", "0"] });
+    const response = await rawHttp(sluice.httpPort, [get("/cacheable?untyped", sluice.httpPort)]);
+    // Bun's server gives a body of bytes without a type its own: application/octet-stream.
+    expect([response.status, response.headers["content-type"], response.headers["content-length"]]).toEqual([200, undefined, "100"]);
+    expect(Buffer.from(response.body!).toString()).toStartWith("served 1\n");
+  }, 60_000);
+
   test("several Set-Cookie headers stay separate", async () => {
     const sluice = await startSluice(target);
     const response = await rawHttp(sluice.httpPort, [get("/cookies", sluice.httpPort)]);

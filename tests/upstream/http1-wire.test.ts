@@ -79,6 +79,8 @@ describe("parseResponseHead", () => {
     expect(head.transferEncoding).toBe("chunked");
     expect(head.close).toBe(true);
     expect(head.headers.map(([name]) => name)).toEqual(["content-length", "Content-Length", "Connection"]);
+    expect(head.typed).toBe(false);
+    expect(parseResponseHead(bytes("HTTP/1.1 200 OK\r\nX-Request-Id: 1\r\nContent-TYPE: text/plain"), "k").typed).toBe(true);
   });
 
   test.each([
