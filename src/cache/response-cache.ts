@@ -89,7 +89,8 @@ export interface ResponseCacheOptions {
    */
   maxSize?: number;
   /**
-   * Most bytes one entry may take (body, headers and key); larger responses pass uncached.
+   * Largest body stored, as --max-cache-item-size says; larger responses pass uncached.
+   * (The entry's headers and key count towards maxSize, not towards this.)
    * @default 1048576 (1 MiB, as thruster's MAX_CACHE_ITEM_SIZE)
    */
   maxItemSize?: number;
@@ -306,7 +307,7 @@ export class ResponseCache {
     const contentLength = String(body.byteLength);
     headers.set("content-length", contentLength);
     size += "content-length".length + contentLength.length;
-    if (size > this.maxItemSize) return false;
+    if (body.byteLength > this.maxItemSize || size > this.maxSize) return false;
 
     const now = this.#now();
     const existing = this.#entries.get(key);
