@@ -14,7 +14,7 @@ import { parseRange } from "./byte-range.ts";
 /** What serving a file needs from the runtime. */
 export interface FileAccess {
   statFile(path: string): Promise<FileStat | undefined>;
-  fileBody(path: string, start: number, end: number): Promise<BodyInit>;
+  fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response>;
 }
 
 export interface FileResponseOptions {
@@ -125,6 +125,7 @@ export async function fileResponse(
   const { start, end } = range === "full" ? { start: 0, end: stat.size - 1 } : range;
   headers.set("content-length", String(end - start + 1));
   if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
-  const body = head || stat.size === 0 ? null : await files.fileBody(path, start, end);
-  return markFileBody(new Response(body, { status: range === "full" ? 200 : 206, headers }));
+  const init = { status: range === "full" ? 200 : 206, headers };
+  if (head || stat.size === 0) return new Response(null, init);
+  return markFileBody(await files.fileBodyResponse(path, start, end, init));
 }

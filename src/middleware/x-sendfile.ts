@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Context, MiddlewareHandler } from "hono";
 import { isWithin, type RealPath } from "../files/directories.ts";
-import { type FileAccess, fileResponse, markFileBody } from "../files/file-response.ts";
+import { type FileAccess, fileResponse } from "../files/file-response.ts";
 import type { Exchange } from "../exchange.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { removeField, setField } from "../forwarded-headers.ts";
@@ -60,9 +60,12 @@ function refused(status: 403 | 404, exchange: Exchange): Response {
   return new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId } });
 }
 
-/** The file's response with the app's other headers (Cache-Control, Content-Disposition, Set-Cookie ...) kept. */
+/**
+ * The file's response with the app's other headers (Cache-Control, Content-Disposition,
+ * Set-Cookie ...) added, in place: a copy would read the body, and on Bun lose sendfile.
+ */
 function withAppHeaders(file: Response, app: Headers): Response {
-  const headers = new Headers(file.headers);
+  const { headers } = file;
   for (const [name, value] of app) {
     if (FILE_HEADERS.has(name)) continue;
     // The app's Content-Type beats the one guessed from the name, when the answer has a body type.
@@ -70,7 +73,7 @@ function withAppHeaders(file: Response, app: Headers): Response {
       if (headers.has(name)) headers.set(name, value);
     } else headers.append(name, value);
   }
-  return markFileBody(new Response(file.body, { status: file.status, headers }));
+  return file;
 }
 
 async function sendFile(exchange: Exchange, app: Response, named: string, { directories, files }: XSendfileOptions): Promise<Response> {

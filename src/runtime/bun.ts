@@ -2,6 +2,7 @@
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
 import { bunCompression } from "./compression-bun.ts";
+import { bunFileBodyResponse } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
@@ -149,7 +150,7 @@ export const bunRuntime: Runtime = {
       return undefined; // missing or unreadable
     }
   },
-  fileBody: (path, start, end) => Promise.resolve(Bun.file(path).slice(start, end + 1)),
+  fileBodyResponse: bunFileBodyResponse,
   onSignal(signal, listener) {
     process.on(signal, listener);
     return () => void process.off(signal, listener);

@@ -124,8 +124,11 @@ async function statFile(path: string): Promise<FileStat | undefined> {
   }
 }
 
-/** A file's bytes start..end as a stream; the file closes at the end, on cancel, or on error. */
-async function fileBody(path: string, start: number, end: number): Promise<BodyInit> {
+/**
+ * A response with a file's bytes start..end as a stream; the file closes at the end, on
+ * cancel, or on error (one when the file ends early).
+ */
+async function fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response> {
   const file = await Deno.open(path);
   let remaining = end - start + 1;
   try {
@@ -134,7 +137,7 @@ async function fileBody(path: string, start: number, end: number): Promise<BodyI
     file.close();
     throw error;
   }
-  return new ReadableStream<Uint8Array>({
+  const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const chunk = new Uint8Array(Math.min(remaining, 64 * 1024));
@@ -153,6 +156,7 @@ async function fileBody(path: string, start: number, end: number): Promise<BodyI
     },
     cancel: () => file.close(),
   });
+  return new Response(body, init);
 }
 
 async function writeAll(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
@@ -201,7 +205,7 @@ export const denoRuntime: Runtime = {
   connectTcp: denoConnectTcp,
   readTextFile: (path) => Deno.readTextFile(path),
   statFile,
-  fileBody,
+  fileBodyResponse,
   onSignal(signal, listener) {
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);

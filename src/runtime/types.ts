@@ -232,10 +232,13 @@ export interface Runtime {
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */
   statFile(path: string): Promise<FileStat | undefined>;
   /**
-   * Bytes `start` to `end` (inclusive) of a file, as a response body: on Bun a Blob slice,
-   * which Bun.serve sends with sendfile(2); on Deno a stream that closes the file at the end.
+   * A response whose body is bytes `start` to `end` (inclusive) of a file: on Bun a Blob
+   * slice, which Bun.serve sends with sendfile(2); on Deno a stream that closes the file at
+   * the end. Its `body` stream errors if the file ends before `end` (it shrank while being
+   * read), so whatever reads it (compression, the cache) cuts the response instead of ending
+   * it short and clean.
    */
-  fileBody(path: string, start: number, end: number): Promise<BodyInit>;
+  fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
   write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
   exit(code: number): never;

@@ -6,7 +6,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
@@ -65,6 +66,47 @@ function rawGet(port: number, target: string): Promise<{ status: number; body: s
     });
     socket.on("error", reject);
     socket.setTimeout(20_000, () => socket.destroy(new Error(`no answer to ${target}`)));
+  });
+}
+
+/** How a response ended: cleanly (the final chunk of a chunked body came), or cut. */
+interface ShrunkAnswer {
+  head: string;
+  finalChunk: boolean;
+  bodyBytes: number;
+}
+
+/**
+ * Asks for `target` on a raw connection and stops reading at its first bytes; meanwhile
+ * `file` is cut to 1,000 bytes; then reads on until the server ends or cuts the connection.
+ * Rejects when nothing happens for `stallMs`.
+ */
+function readWhileShrinking(port: number, target: string, file: string, acceptEncoding: string, stallMs = 30_000): Promise<ShrunkAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: ${acceptEncoding}\r\nConnection: close\r\n\r\n`);
+    });
+    const chunks: Buffer[] = [];
+    let shrunk = false;
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (shrunk) return;
+      shrunk = true;
+      socket.pause(); // the server's sending stalls on the full socket while the file shrinks
+      truncateSync(file, 1000);
+      setImmediate(() => socket.resume());
+    });
+    const finish = () => {
+      const data = Buffer.concat(chunks).toString("latin1");
+      const headEnd = data.indexOf("\r\n\r\n");
+      resolve({ head: data.slice(0, headEnd).toLowerCase(), finalChunk: data.endsWith("\r\n0\r\n\r\n"), bodyBytes: data.length - headEnd - 4 });
+    };
+    socket.on("close", finish);
+    socket.on("error", () => {}); // a reset is a cut: "close" follows
+    socket.setTimeout(stallMs, () => {
+      socket.destroy();
+      reject(new Error(`${target}: nothing for ${stallMs} ms after the file shrank`));
+    });
   });
 }
 
@@ -138,6 +180,16 @@ describe.each(TARGETS)("static files ($name)", (target) => {
       expect(status).toBe(404);
       expect(body).toStartWith("app: ");
     }
+    await stop(sluice);
+  }, 60_000);
+
+  test("a file that shrinks while it is sent compressed is cut, never ended as if whole", async () => {
+    const sluice = await start(target);
+    const file = join(publicDir, "shrinking.txt");
+    writeFileSync(file, randomBytes(24 * 1024 * 1024).toString("base64")); // 32 MiB of text, compressible
+    const answer = await readWhileShrinking(sluice.httpPort, "/shrinking.txt", file, "gzip");
+    expect(answer.head).toContain("content-encoding: gzip");
+    expect(answer.finalChunk).toBe(false);
     await stop(sluice);
   }, 60_000);
 

@@ -75,7 +75,7 @@ results.acceptEncodingAdded = "accept-encoding" in echoed;
 upstream.close();
 client.close();
 
-// statFile + fileBody, through fileResponse and the runtime's own server: whole file, a
+// statFile + fileBodyResponse, through fileResponse and the runtime's own server: whole file, a
 // range (Bun sends a Blob slice with sendfile, Deno streams it), 304, 416, and no file.
 const dir = new URL(`file:///tmp/sluice-contract-${runtime.pid}/`).pathname;
 await runtime.spawn(["mkdir", "-p", dir], { env: { PATH: "/usr/bin:/bin" } }).exited;
@@ -100,6 +100,10 @@ results.files = {
   directory: (await fetch(`http://127.0.0.1:${files.port}/`)).status,
 };
 files.close();
+// A file that shrinks after its response was made: reading the body fails, never ends short.
+const shrinking = await fileResponse(new Request("http://x/shrinking"), `${dir}file.txt`, runtime);
+await runtime.spawn(["truncate", "-s", "1000", `${dir}file.txt`], { env: { PATH: "/usr/bin:/bin" } }).exited;
+results.shrunkBody = await new Response(shrinking!.body).arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, () => "failed");
 await runtime.spawn(["ln", "-s", `${dir}file.txt`, `${dir}link`], { env: { PATH: "/usr/bin:/bin" } }).exited;
 results.realPath = {
   symlink: runtime.realPath(`${dir}link`) === `${dir}file.txt`,

@@ -1,0 +1,45 @@
+/** @module A file's bytes as a Bun response: sent with sendfile(2), read as a stream that notices a short file. */
+
+/**
+ * A Response around a Blob slice of a file. Bun.serve sends the Blob itself (sendfile(2),
+ * with its Content-Length), never through `body`. `body` is for JS readers (compression, the
+ * cache): Bun's own stream of a file slice just ends at EOF when the file shrank, which a
+ * compressor would close with a valid trailer; this one errors instead, so the response is
+ * cut. It touches Bun's stream only when first read, so a response whose `body` was merely
+ * looked at still goes out with sendfile.
+ */
+class FileSliceResponse extends Response {
+  #length: number;
+  #body: ReadableStream<Uint8Array<ArrayBuffer>> | undefined;
+
+  constructor(slice: Blob, init: ResponseInit) {
+    super(slice, init);
+    this.#length = slice.size;
+  }
+
+  override get body(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    if (this.#body !== undefined) return this.#body;
+    const nativeBody = () => super.body!;
+    const length = this.#length;
+    let reader: ReadableStreamDefaultReader<Uint8Array<ArrayBuffer>> | undefined;
+    let seen = 0;
+    return this.#body = new ReadableStream<Uint8Array<ArrayBuffer>>({
+      async pull(controller) {
+        reader ??= nativeBody().getReader();
+        const { done, value } = await reader.read();
+        if (!done) {
+          seen += value.byteLength;
+          controller.enqueue(value);
+        } else if (seen < length) {
+          controller.error(new Error(`the file ended ${length - seen} bytes early (it changed while being sent)`));
+        } else controller.close();
+      },
+      cancel: (reason) => reader?.cancel(reason),
+    }, { highWaterMark: 0 });
+  }
+}
+
+/** Bytes start..end of the file at `path` as a response. */
+export function bunFileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response> {
+  return Promise.resolve(new FileSliceResponse(Bun.file(path).slice(start, end + 1), init));
+}
