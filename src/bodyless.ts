@@ -4,3 +4,18 @@
 export function bodyless(method: string, status: number): boolean {
   return method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
 }
+
+/**
+ * A placeholder body for a HEAD answer without Content-Length (its GET's length is unknown,
+ * as for a compressed one): both runtimes add `Content-Length: 0` to a null body, a length
+ * the GET would not have (RFC 9110 section 8.6). Neither sends a body to a HEAD; given one,
+ * Bun says `Transfer-Encoding: chunked` and Deno sends no length (Bun 1.4.5, Deno 2.9.6).
+ */
+export function unsentBody(): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    pull(controller) {
+      controller.enqueue(new Uint8Array(1));
+      controller.close();
+    },
+  });
+}

@@ -2,7 +2,7 @@
 
 import type { Pipeline } from "./app.ts";
 import { CLOSE_GRACE_MS, type Config } from "./config.ts";
-import { bodyless } from "./bodyless.ts";
+import { bodyless, unsentBody } from "./bodyless.ts";
 import { Deadlines, raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { firstChunkWhole, observeBody } from "./followed-body.ts";
@@ -218,6 +218,8 @@ export class Server {
       exchange.end("complete");
     } else if (response.body === null) {
       exchange.end("complete");
+      // A HEAD whose GET has a body of unknown length: sent without any length.
+      if (length === null && exchange.request.method === "HEAD" && !bodyless("GET", response.status)) final = new Response(unsentBody(), response);
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
       // The same small body with a recorded span: its first chunk decides (see firstChunkWhole).
       return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole));

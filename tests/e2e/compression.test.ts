@@ -44,6 +44,22 @@ describe.each(TARGETS)("compression ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("a HEAD gets the headers of the compressed GET: Content-Encoding, Vary, no Content-Length", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const head = await fetch(`${sluice.url}/page?bytes=${PAGE_BYTES}`, { method: "HEAD", headers: { "accept-encoding": "gzip" } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-encoding")).toBe("gzip");
+    expect(head.headers.get("vary")).toBe("Accept-Encoding");
+    expect(head.headers.get("content-length")).toBeNull();
+    expect(await head.text()).toBe("");
+    // Without an acceptable coding, the identity length, as the GET would have.
+    const identity = await fetch(`${sluice.url}/page?bytes=${PAGE_BYTES}`, { method: "HEAD", headers: { "accept-encoding": "identity" } });
+    expect(identity.headers.get("content-encoding")).toBeNull();
+    expect(identity.headers.get("content-length")).toBe(String(PAGE_BYTES));
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   test("a streamed body stays streamed: its first chunk arrives, decodable, before the next is sent", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     const started = performance.now();

@@ -29,6 +29,7 @@ beforeAll(() => {
     "assets/index-B1x2Yz9Q.js": "console.log(1)\n",
     "assets/site.css": "body {}\n",
     "docs/index.html": "<h1>docs</h1>\n",
+    "page.html": "<p>static</p>\n".repeat(300), // worth compressing
     "empty/.keep": "",
     ".env": "SECRET=top secret\n",
   };
@@ -180,6 +181,20 @@ describe.each(TARGETS)("static files ($name)", (target) => {
       expect(status).toBe(404);
       expect(body).toStartWith("app: ");
     }
+    await stop(sluice);
+  }, 60_000);
+
+  test("a HEAD for a file its GET would compress has the GET's headers: Content-Encoding, weak ETag, Vary, no length", async () => {
+    const sluice = await start(target);
+    const get = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);
+    await get.arrayBuffer();
+    expect(get.headers.get("content-encoding")).toBe("gzip");
+    const head = await fetch(`${sluice.url}/page.html`, { method: "HEAD", headers: { "accept-encoding": "gzip" } });
+    expect(head.status).toBe(200);
+    for (const name of ["content-encoding", "etag", "vary", "content-type", "last-modified"]) expect(head.headers.get(name)).toBe(get.headers.get(name));
+    expect(head.headers.get("etag")).toStartWith('W/"');
+    expect(head.headers.get("content-length")).toBeNull();
+    expect(head.headers.get("accept-ranges")).toBeNull();
     await stop(sluice);
   }, 60_000);
 

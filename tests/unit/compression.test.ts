@@ -171,7 +171,6 @@ describe("compressionFor", () => {
     ["text/event-stream", request(), () => response({ "content-type": "text/event-stream" }), "content-type", false],
     ["image/png", request(), () => response({ "content-type": "image/png" }), "content-type", false],
     ["no Content-Type", request(), () => new Response(BIG), "content-type", false],
-    ["HEAD", request({}, "HEAD"), () => response({ "content-length": "2800" }, null), "head", true],
     ["HEAD, small", request({}, "HEAD"), () => response({ "content-length": "10" }, null), "too-small", false],
     ["a Range request answered in full", request({ range: "bytes=0-99" }), () => response(), "range", true],
     ["no Accept-Encoding", new Request("http://sluice.test/"), () => response(), "not-accepted", true],
@@ -179,6 +178,11 @@ describe("compressionFor", () => {
     ["Accept-Encoding: gzip;q=0", request({ "accept-encoding": "gzip;q=0" }), () => response(), "not-accepted", true],
   ] as [string, Request, () => Response, string, boolean][])("never for %s", (_, req, res, reason, vary) => {
     expect(compressionFor(req, res(), RULES)).toEqual({ encoding: null, vary, reason } as never);
+  });
+
+  test("a HEAD gets the coding its GET would get, bodies or not (headers only)", () => {
+    expect(compressionFor(request({}, "HEAD"), response({ "content-length": "2800" }, null), RULES)).toEqual({ encoding: "br", vary: true });
+    expect(compressionFor(request({ "accept-encoding": "identity" }, "HEAD"), response({}, null), RULES)).toMatchObject({ reason: "not-accepted" });
   });
 
   test("without disableOnAuth, credentials and cookies do not matter", () => {
@@ -274,6 +278,18 @@ describe("compression middleware (in memory, Bun's compressors)", () => {
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect(bytes.byteLength).toBeLessThan(BIG.length / 4);
     expect(decode(encoding, bytes)).toBe(BIG);
+  });
+
+  test("HEAD: the compressed representation's headers, no body, nothing compressed", async () => {
+    let compressors = 0;
+    const counting = (encoding: ContentEncoding) => (compressors++, runtime.compressionStream(encoding));
+    const res = await app({ compressionStream: counting }).request("/", { method: "HEAD", headers: { "accept-encoding": "gzip" } });
+    expect(res.headers.get("content-encoding")).toBe("gzip");
+    expect(res.headers.get("content-length")).toBeNull();
+    expect(res.headers.get("etag")).toBe('W/"v1"');
+    expect(res.headers.get("vary")).toBe("Origin, Accept-Encoding");
+    expect(res.body).toBeNull();
+    expect(compressors).toBe(0);
   });
 
   test("not accepted: the original body, with Vary", async () => {
