@@ -82,6 +82,11 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
   return !Number.isNaN(date) && date === wholeSeconds(modifiedMs);
 }
 
+function withLength(headers: Headers, length: number): Headers {
+  headers.set("content-length", String(length));
+  return headers;
+}
+
 /**
  * The response for `request` from the file at `path`, or undefined when there is no regular
  * file there. `path` must already be checked against the allowed directories. Preconditions
@@ -111,9 +116,11 @@ export async function fileResponse(
   const unchanged = conditional && (ifNoneMatch !== null
     ? noneMatch(ifNoneMatch, etag)
     : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs));
-  if (unchanged) return new Response(null, { status: 304, headers });
-
   headers.set("content-type", getMimeType(path) ?? "application/octet-stream");
+  // The 200's type and length: compression then gives a 304 the ETag and Vary of the 200
+  // it stands for (RFC 9110 section 15.4.5), and drops the length if the 200 had none.
+  if (unchanged) return new Response(null, { status: 304, headers: withLength(headers, stat.size) });
+
   const range = conditional && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
     ? parseRange(request.headers.get("range"), stat.size)
     : "full";

@@ -30,7 +30,7 @@ export interface CompressionOptions extends CompressionRules {
 
 /** Why a response is sent as it is. */
 export type SkipReason =
-  | "status" // 1xx, 204, 304: no body by definition
+  | "status" // 1xx, 204: no body by definition
   | "partial" // 206: a byte range of the identity representation
   | "no-body"
   | "encoded" // Content-Encoding already present
@@ -44,8 +44,8 @@ export type SkipReason =
 
 /**
  * What to do with one response. `vary` says that a GET of it with another Accept-Encoding
- * could have been answered differently, so caches must key on Accept-Encoding. For a HEAD,
- * an encoding means the headers of that coding, without compressing anything.
+ * could have been answered differently, so caches must key on Accept-Encoding. For a HEAD
+ * or a 304, an encoding means the headers of that coding, without compressing anything.
  */
 export type CompressionDecision =
   | { encoding: ContentEncoding; vary: true }
@@ -150,7 +150,7 @@ export function compressionFor(
   { encodings, minimumBytes = 1024, disableOnAuth = false }: CompressionRules,
 ): CompressionDecision {
   const { status, headers } = response;
-  if (status < 200 || status === 204 || status === 304) return skip("status");
+  if (status < 200 || status === 204) return skip("status");
   if (status === 206) return skip("partial");
   const length = headers.get("content-length");
   if (length !== null && Number(length) === 0) return skip("no-body");
@@ -171,7 +171,8 @@ export function compressionFor(
   if (encoding === null) return skip("not-accepted", true);
   // A HEAD gets the headers its GET would have (RFC 9110 section 9.3.2), and never the
   // identity length of a body its GET would send compressed (section 8.6).
-  if (request.method === "HEAD") return { encoding, vary: true };
+  // A 304 likewise carries the validators and Vary of the 200 it stands for (section 15.4.5).
+  if (request.method === "HEAD" || status === 304) return { encoding, vary: true };
   // Read last: on Deno, reading `body` turns a Response made from a string into a stream,
   // which Deno.serve then sends at a third of the speed (measured with bench/compression.ts).
   return response.body === null ? skip("no-body") : { encoding, vary: true };
@@ -227,7 +228,9 @@ export function compression({ enabled = true, compressionStream, ...rules }: Com
       }
     }
     const headers = compressedHeaders(response.headers, decision.encoding);
-    if (request.method === "HEAD") {
+    if (request.method === "HEAD" || response.status === 304) {
+      // A 304 describes no content of its own: it names the still valid representation.
+      if (response.status === 304) headers.delete("content-encoding");
       response.body?.cancel().catch(() => {});
       return replaceResponse(c, new Response(null, { status: response.status, statusText: response.statusText, headers }));
     }

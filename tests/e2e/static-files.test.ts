@@ -198,6 +198,25 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a 304 carries the ETag and Vary of the 200 it stands for, compressed or not", async () => {
+    const sluice = await start(target);
+    const get = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);
+    await get.arrayBuffer();
+    const weak = get.headers.get("etag")!;
+    expect(weak).toStartWith('W/"');
+    const revalidated = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "gzip", "if-none-match": weak } });
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.headers.get("etag")).toBe(weak);
+    expect(revalidated.headers.get("vary")).toBe("Accept-Encoding");
+    expect(revalidated.headers.get("content-encoding")).toBeNull();
+    // Not compressed for this client: the strong tag, as its 200 has.
+    const identity = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "identity", "if-none-match": weak } });
+    expect(identity.status).toBe(304);
+    expect(identity.headers.get("etag")).toBe(weak.slice(2));
+    expect(identity.headers.get("vary")).toBe("Accept-Encoding");
+    await stop(sluice);
+  }, 60_000);
+
   test("a file that shrinks while it is sent compressed is cut, never ended as if whole", async () => {
     const sluice = await start(target);
     const file = join(publicDir, "shrinking.txt");

@@ -161,7 +161,8 @@ describe("compressionFor", () => {
   test.each([
     ["101 Switching Protocols", request(), () => new Response(null, { status: 101, headers: { "content-type": HTML } }), "status", false],
     ["204 No Content", request(), () => response({}, null, 204), "status", false],
-    ["304 Not Modified", request(), () => response({}, null, 304), "status", false],
+    ["304 Not Modified without a type", request(), () => new Response(null, { status: 304 }), "content-type", false],
+    ["304 Not Modified for a small body", request(), () => response({ "content-length": "10" }, null, 304), "too-small", false],
     ["206 Partial Content", request({ range: "bytes=0-1999" }), () => response({ "content-range": "bytes 0-1999/5000" }, BIG, 206), "partial", false],
     ["no body", request(), () => response({}, null), "no-body", false],
     ["Content-Length: 0", request(), () => response({ "content-length": "0" }, ""), "no-body", false],
@@ -183,6 +184,10 @@ describe("compressionFor", () => {
   test("a HEAD gets the coding its GET would get, bodies or not (headers only)", () => {
     expect(compressionFor(request({}, "HEAD"), response({ "content-length": "2800" }, null), RULES)).toEqual({ encoding: "br", vary: true });
     expect(compressionFor(request({ "accept-encoding": "identity" }, "HEAD"), response({}, null), RULES)).toMatchObject({ reason: "not-accepted" });
+  });
+
+  test("a 304 gets the decision of the 200 it stands for (its headers only)", () => {
+    expect(compressionFor(request(), response({ "content-length": "2800" }, null, 304), RULES)).toEqual({ encoding: "br", vary: true });
   });
 
   test("without disableOnAuth, credentials and cookies do not matter", () => {
