@@ -9,6 +9,7 @@
 
 import { getMimeType } from "hono/utils/mime";
 import type { FileStat } from "../runtime/types.ts";
+import { parseHttpDate } from "../http-date.ts";
 import { parseRange } from "./byte-range.ts";
 
 /** What serving a file needs from the runtime. */
@@ -58,19 +59,19 @@ function anyMatch(header: string, etag: string): boolean {
   return header.split(",").some((tag) => tag.trim() === etag);
 }
 
-/** True when a date header says the file has not changed since then; false when absent or invalid. */
+/** True when a date header says the file has not changed since then; false when absent or not an HTTP-date. */
 function notModifiedSince(header: string | null, modifiedMs: number): boolean {
   if (header === null) return false;
-  const since = Date.parse(header);
-  return !Number.isNaN(since) && wholeSeconds(modifiedMs) <= since;
+  const since = parseHttpDate(header);
+  return since !== undefined && wholeSeconds(modifiedMs) <= since;
 }
 
-/** If-Match, else If-Unmodified-Since (an invalid date is ignored): false means 412. */
+/** If-Match, else If-Unmodified-Since (a value that is no HTTP-date is ignored): false means 412. */
 function preconditionHolds(headers: Headers, etag: string, modifiedMs: number): boolean {
   const ifMatch = headers.get("if-match");
   if (ifMatch !== null) return anyMatch(ifMatch, etag);
   const since = headers.get("if-unmodified-since");
-  return since === null || Number.isNaN(Date.parse(since)) || notModifiedSince(since, modifiedMs);
+  return since === null || parseHttpDate(since) === undefined || notModifiedSince(since, modifiedMs);
 }
 
 /** If-Range: the range applies only if the file is still the one the client has (strong comparison). */
@@ -78,8 +79,7 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
   if (header === null) return true;
   const value = header.trim();
   if (value.startsWith('"') || value.startsWith("W/")) return value === etag;
-  const date = Date.parse(value);
-  return !Number.isNaN(date) && date === wholeSeconds(modifiedMs);
+  return parseHttpDate(value) === wholeSeconds(modifiedMs);
 }
 
 function withLength(headers: Headers, length: number): Headers {

@@ -37,6 +37,7 @@ describe("fileResponse preconditions", () => {
     expect((await respond({ "if-unmodified-since": "Fri, 02 Jan 2026 03:04:05 GMT" })).status).toBe(200);
     expect((await respond({ "if-unmodified-since": "Fri, 02 Jan 2026 03:04:04 GMT" })).status).toBe(412);
     expect((await respond({ "if-unmodified-since": "not a date" })).status).toBe(200);
+    expect((await respond({ "if-unmodified-since": "2000" })).status).toBe(200); // no HTTP-date: ignored
     expect((await respond({ "if-match": "*", "if-unmodified-since": "Fri, 02 Jan 2026 03:04:04 GMT" })).status).toBe(200);
   });
 

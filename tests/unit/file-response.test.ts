@@ -75,6 +75,10 @@ describe("fileResponse", () => {
     expect((await get({ "if-modified-since": "Fri, 02 Jan 2026 03:04:05 GMT" }))!.status).toBe(304);
     expect((await get({ "if-modified-since": "Fri, 02 Jan 2026 03:04:04 GMT" }))!.status).toBe(200);
     expect((await get({ "if-modified-since": "yesterday" }))!.status).toBe(200);
+    // Not HTTP-dates, though Date.parse reads them: ignored (RFC 9110 section 13.1.3).
+    expect((await get({ "if-modified-since": "2099" }))!.status).toBe(200);
+    expect((await get({ "if-modified-since": "2099-01-01T00:00:00Z" }))!.status).toBe(200);
+    expect((await get({ "if-modified-since": "Sat Jan  3 00:00:00 2026" }))!.status).toBe(304); // asctime
     // If-None-Match wins over If-Modified-Since.
     expect((await get({ "if-none-match": '"other"', "if-modified-since": "Fri, 02 Jan 2026 03:04:05 GMT" }))!.status).toBe(200);
     const notModified = (await get({ "if-none-match": etag }))!;
