@@ -39,7 +39,15 @@ class FileSliceResponse extends Response {
   }
 }
 
-/** Bytes start..end of the file at `path` as a response. */
+/**
+ * Bytes start..end of the file at `path` as a response. The slice is named "/": Bun.serve
+ * adds `Content-Disposition: filename="<basename>"` to a named Blob of a type browsers do not
+ * render (no disposition-type, against RFC 6266; a non-ASCII name UTF-8-encoded twice), and
+ * none when the basename is empty. The name does not change which file is read, nor
+ * sendfile(2) (measured on Bun 1.4.5; an empty name falls back to the path).
+ */
 export function bunFileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response> {
-  return Promise.resolve(new FileSliceResponse(Bun.file(path).slice(start, end + 1), init));
+  const slice = Bun.file(path).slice(start, end + 1);
+  (slice as { name?: string }).name = "/"; // typed read-only; Bun has a setter
+  return Promise.resolve(new FileSliceResponse(slice, init));
 }

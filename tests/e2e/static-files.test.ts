@@ -29,6 +29,7 @@ beforeAll(() => {
     "assets/index-B1x2Yz9Q.js": "console.log(1)\n",
     "assets/site.css": "body {}\n",
     "docs/index.html": "<h1>docs</h1>\n",
+    "files/données.pdf": "%PDF-1.4\n",
     "page.html": "<p>static</p>\n".repeat(300), // worth compressing
     "empty/.keep": "",
     ".env": "SECRET=top secret\n",
@@ -132,6 +133,10 @@ describe.each(TARGETS)("static files ($name)", (target) => {
       await response.arrayBuffer();
     }
     expect(new Uint8Array(await (await fetch(`${sluice.url}/logo.png`)).arrayBuffer())).toEqual(PNG);
+    // No Content-Disposition of Bun.serve's own (it adds one for a named file of such a type).
+    const download = await fetch(`${sluice.url}/files/données.pdf`);
+    expect(await download.text()).toBe("%PDF-1.4\n");
+    expect(download.headers.get("content-disposition")).toBeNull();
     const etag = (await fetch(`${sluice.url}/robots.txt`).then(async (r) => (await r.arrayBuffer(), r))).headers.get("etag")!;
     expect((await fetch(`${sluice.url}/robots.txt`, { headers: { "if-none-match": etag } })).status).toBe(304);
     const partial = await fetch(`${sluice.url}/robots.txt`, { headers: { range: "bytes=0-9" } });
