@@ -9,6 +9,7 @@ import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, 
 import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
+import { parseHttpDate } from "../http-date.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { markWholeBody, oneChunkStream } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
@@ -157,9 +158,10 @@ function notModified(headers: Headers, entry: CacheEntry): boolean {
   }
   const since = headers.get("if-modified-since");
   if (since === null || entry.lastModified === null) return false;
-  const sinceMs = Date.parse(since);
-  const modifiedMs = Date.parse(entry.lastModified);
-  return !Number.isNaN(sinceMs) && !Number.isNaN(modifiedMs) && modifiedMs <= sinceMs;
+  // Only HTTP-dates count (RFC 9110 section 13.1.3): Date.parse took "2099" for a date.
+  const sinceMs = parseHttpDate(since);
+  const modifiedMs = parseHttpDate(entry.lastModified);
+  return sinceMs !== undefined && modifiedMs !== undefined && modifiedMs <= sinceMs;
 }
 
 const weak = (tag: string): string => (tag.startsWith("W/") ? tag.slice(2) : tag);

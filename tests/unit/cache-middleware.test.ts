@@ -79,6 +79,10 @@ describe("cache middleware (Bun)", () => {
     expect(await summary(await get("/public", { headers: { "if-none-match": '"v0"' } }))).toEqual({ status: 200, xCache: "hit", body: "hello 1" });
     expect(await summary(await get("/public", { headers: { "if-modified-since": "Thu, 01 Jan 2026 00:00:00 GMT" } })))
       .toEqual({ status: 200, xCache: "hit", body: "hello 1" });
+    // A value that is no HTTP-date is ignored (RFC 9110 section 13.1.3), though Date.parse reads it.
+    for (const since of ["2099", "2099-01-01T00:00:00Z", "tomorrow 2099"]) {
+      expect(await summary(await get("/public", { headers: { "if-modified-since": since } }))).toEqual({ status: 200, xCache: "hit", body: "hello 1" });
+    }
     expect(app.called("/public")).toBe(1);
   });
 
