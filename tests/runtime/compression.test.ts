@@ -146,9 +146,11 @@ describe.each(TARGETS)("compression on $name", ({ serve, expected }) => {
     }
   });
 
-  test("never for HEAD, Range requests or event streams", async () => {
+  test("a HEAD gets its GET's headers and nothing compressed; never for Range requests or event streams", async () => {
     const head = await rawFetch(`${served.base}/page`, "gzip", { method: "HEAD" });
-    expect([head.status, head.headers.get("content-encoding"), head.headers.get("vary")]).toEqual([200, null, "Accept-Encoding"]);
+    expect([head.status, head.headers.get("content-encoding"), head.headers.get("vary"), head.headers.get("etag")])
+      .toEqual([200, "gzip", "Accept-Encoding", 'W/"page-1"']);
+    expect(await head.text()).toBe("");
     const ranged = await rawFetch(`${served.base}/page`, "gzip", { headers: { range: "bytes=0-9" } });
     expect([ranged.headers.get("content-encoding"), ranged.headers.get("vary")]).toEqual([null, "Accept-Encoding"]);
     expect(await ranged.text()).toBe(PAGE); // this app ignores Range: the whole body, as it is
