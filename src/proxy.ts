@@ -78,6 +78,14 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
     if (declaredLength !== null) {
       exchange.bytesIn = Number(declaredLength) || 0;
       if (maxRequestBody > 0 && exchange.bytesIn > maxRequestBody) return errorResponse(413, exchange);
+    } else if (incoming.body !== null) {
+      // Deno takes "Transfer-Encoding: gzip, chunked" and hands over the body still gzipped,
+      // which the app would get as plain bytes (Bun refuses it: 400). RFC 9112 section 6.1.
+      const codings = incoming.headers.get("transfer-encoding");
+      if (codings !== null && codings.trim().toLowerCase() !== "chunked") {
+        exchange.rejected = `transfer coding ${JSON.stringify(codings)}`;
+        return errorResponse(501, exchange, "transfer codings other than chunked are not supported");
+      }
     }
     const body = incoming.body === null
       ? null

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { BUN, type LogRecord, refuses, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** What /gzip decodes to (see tests/fixtures/app.ts). */
@@ -606,6 +606,21 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(response.status).toBe(200);
     const echo = JSON.parse(Buffer.from(response.body!).toString()) as Echo;
     expect({ length: echo.headers["content-length"], bodyLength: echo.bodyLength }).toEqual({ length: "5", bodyLength: 5 });
+  }, 60_000);
+
+  test("a request body with a transfer coding other than chunked gets 501 (Deno) or 400 (Bun) and never reaches the app", async () => {
+    const sluice = await startSluice(target);
+    const gzipped = gzipSync("hello");
+    const chunk = Buffer.concat([Buffer.from(`${gzipped.length.toString(16)}\r\n`), gzipped, Buffer.from("\r\n0\r\n\r\n")]);
+    const head = "POST /echo?coded HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: gzip, chunked\r\nX-Request-Id: coded\r\nConnection: close\r\n\r\n";
+    const response = await rawHttp(sluice.httpPort, [head, new Uint8Array(chunk)]);
+    // Before, Deno passed the gzipped bytes to the app as the body itself.
+    if (target.name === "deno") {
+      expect(response.status).toBe(501);
+      expect(Buffer.from(response.body!).toString()).toBe("Not Implemented: transfer codings other than chunked are not supported\n");
+      expect(await accessRecord(sluice, "coded")).toMatchObject({ status: 501, rejected: 'transfer coding "gzip, chunked"' });
+    } else expect(response.status).toBe(400);
+    expect(await seenByApp(sluice)).not.toContain("/echo?coded");
   }, 60_000);
 
   test("CONNECT gets 501 and the app is never asked", async () => {
