@@ -22,7 +22,7 @@ const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
  * Request headers whose value the app gets from sluice, whatever the client sent: set,
  * replaced or removed on the way (upstreamRequestHeaders below, X-Sendfile-Type in
  * middleware/x-sendfile.ts, the trace context in middleware/tracing.ts). Keep it in step
- * with them: a response that varies on one of these is never cached (cache/response-cache.ts).
+ * with them: a response that varies on one of these is never cached (cache/cache-rules.ts).
  */
 export const SET_BY_THE_PROXY: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP,

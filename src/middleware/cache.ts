@@ -5,7 +5,8 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { type CacheEntry, freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl, type ResponseCache } from "../cache/response-cache.ts";
+import { freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl } from "../cache/cache-rules.ts";
+import type { CacheEntry, ResponseCache } from "../cache/response-cache.ts";
 import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";

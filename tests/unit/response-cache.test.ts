@@ -1,14 +1,8 @@
 /** @module ResponseCache, the store: cacheability rules one by one, Vary, expiry on an injected clock, eviction, limits. */
 
 import { describe, expect, test } from "bun:test";
-import {
-  ENTRY_OVERHEAD,
-  freshnessLifetime,
-  parseCacheControl,
-  requestPolicy,
-  resourceUrl,
-  ResponseCache,
-} from "../../src/cache/response-cache.ts";
+import { freshnessLifetime, parseCacheControl, requestPolicy, resourceUrl } from "../../src/cache/cache-rules.ts";
+import { ENTRY_OVERHEAD, ResponseCache } from "../../src/cache/response-cache.ts";
 
 const URL_A = "http://example.test/a";
 const PUBLIC = "public, max-age=60";
