@@ -82,11 +82,6 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
   return parseHttpDate(value) === wholeSeconds(modifiedMs);
 }
 
-function withLength(headers: Headers, length: number): Headers {
-  headers.set("content-length", String(length));
-  return headers;
-}
-
 /**
  * The response for `request` from the file at `path`, or undefined when there is no regular
  * file there. `path` must already be checked against the allowed directories. Preconditions
@@ -119,7 +114,10 @@ export async function fileResponse(
   headers.set("content-type", getMimeType(path) ?? "application/octet-stream");
   // The 200's type and length: compression then gives a 304 the ETag and Vary of the 200
   // it stands for (RFC 9110 section 15.4.5), and drops the length if the 200 had none.
-  if (unchanged) return new Response(null, { status: 304, headers: withLength(headers, stat.size) });
+  if (unchanged) {
+    headers.set("content-length", String(stat.size));
+    return new Response(null, { status: 304, headers });
+  }
 
   const range = conditional && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
     ? parseRange(request.headers.get("range"), stat.size)
