@@ -64,7 +64,7 @@ export function truncateUtf8(text: string, max: number): Uint8Array {
 }
 
 /** Codes a Close frame may carry (section 7.4): never 1004-1006 or 1015, nothing below 1000 or above 4999. */
-function validCloseCode(code: number): boolean {
+export function validCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 

@@ -6,7 +6,7 @@
 
 import type { Exchange, Outcome } from "../exchange.ts";
 import type { TcpConnection, WebSocketEvents, WebSocketMessage, WebSocketPeer } from "../runtime/types.ts";
-import { encodeClose, encodeFrame, encodeMessage, MessageReader, Opcode, WebSocketProtocolError } from "./frames.ts";
+import { encodeClose, encodeFrame, encodeMessage, MessageReader, Opcode, validCloseCode, WebSocketProtocolError } from "./frames.ts";
 
 /** The largest message taken from the child (as Bun's limit for clients): bigger ones close with 1009. */
 export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -71,12 +71,16 @@ export class WebSocketRelay implements WebSocketEvents {
     this.#waitingForDrain = undefined;
   }
 
-  /** The client's side closed: the child hears the same code (1005/1006: none, going away). */
+  /**
+   * The client's side closed: the child hears the same code; 1005 as none, and a connection
+   * lost without a Close frame (1006 on Bun, 0 on Deno) as going away: a Close frame may carry neither.
+   */
   close(code: number, reason: string): void {
     this.#clientClosed = true;
     this.drained(); // a pump waiting on the client must not wait forever
     if (this.#peer === undefined) return this.#cut(); // the runtime refused the handshake: never opened
-    this.#closeChild(code === 1006 ? 1001 : code, reason);
+    if (code === 1005 || validCloseCode(code)) this.#closeChild(code, reason);
+    else this.#closeChild(1001, "");
   }
 
   /** At the drain deadline: both sides hear 1001 (going away); the exchange ends once the child answers. */

@@ -203,7 +203,49 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 120_000);
+
+  test("a client that goes away without a Close frame: the child hears 1001 (going away), a valid Close frame", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const { socket, head } = await rawUpgrade(sluice.httpPort, "/ws");
+    expect(head).toStartWith("HTTP/1.1 101");
+    socket.end(); // the TCP connection ends, no Close frame
+    await until(() => records(recordFile).some((r) => r.event === "ws-close"), 10_000, "the child's close record");
+    expect(records(recordFile).find((r) => r.event === "ws-close")).toMatchObject({ code: 1001 });
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
 });
+
+/** Opens a connection and sends a WebSocket handshake (`headers` replace the usual ones); resolves with the answer's head. */
+async function rawUpgrade(port: number, path: string, headers: Record<string, string> = {}) {
+  const { promise: answered, resolve } = Promise.withResolvers<string>();
+  let bytes = "";
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, chunk) {
+        bytes += new TextDecoder().decode(chunk);
+        const end = bytes.indexOf("\r\n\r\n");
+        if (end !== -1) resolve(bytes.slice(0, end + 4));
+      },
+      close: () => resolve(bytes),
+    },
+  });
+  const all: Record<string, string> = {
+    host: `127.0.0.1:${port}`,
+    upgrade: "websocket",
+    connection: "Upgrade",
+    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "sec-websocket-version": "13",
+    ...headers,
+  };
+  socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(all).map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`);
+  const head = await Promise.race([answered, Bun.sleep(20_000).then(() => bytes)]);
+  return { socket, head };
+}
 
 /** Sends a WebSocket handshake by hand and returns the whole answer (the connection is closed after it). */
 async function rawHandshake(port: number, path: string): Promise<string> {
