@@ -14,7 +14,8 @@ export class WebSocketProtocolError extends Error {
 }
 
 export type IncomingMessage =
-  | { kind: "text"; data: string }
+  /** `byteLength`: the text's size as sent (UTF-8). */
+  | { kind: "text"; data: string; byteLength: number }
   | { kind: "binary"; data: Uint8Array }
   | { kind: "ping" | "pong"; data: Uint8Array }
   | { kind: "close"; code: number; reason: string };
@@ -38,10 +39,6 @@ export function encodeFrame(opcode: number, payload: Uint8Array, fin = true): Ui
   const out = frame.subarray(maskAt + 4);
   for (let i = 0; i < length; i++) out[i] = payload[i]! ^ mask[i & 3]!;
   return frame;
-}
-
-export function encodeMessage(message: string | Uint8Array): Uint8Array {
-  return typeof message === "string" ? encodeFrame(Opcode.text, encoder.encode(message)) : encodeFrame(Opcode.binary, message);
 }
 
 /** A Close frame; 1005 (no code) sends an empty one. The reason is cut to 123 bytes, at a character boundary. */
@@ -165,7 +162,7 @@ export class MessageReader {
     this.#fragments = [];
     this.#fragmentBytes = 0;
     this.#fragmentOpcode = 0;
-    return kind === Opcode.text ? { kind: "text", data: decodeText(data) } : { kind: "binary", data };
+    return kind === Opcode.text ? { kind: "text", data: decodeText(data), byteLength: data.byteLength } : { kind: "binary", data };
   }
 
   /** Reads until `count` bytes are buffered; false on EOF before. */

@@ -6,7 +6,7 @@
 
 import type { Exchange, Outcome } from "../exchange.ts";
 import type { TcpConnection, WebSocketEvents, WebSocketMessage, WebSocketPeer } from "../runtime/types.ts";
-import { encodeClose, encodeFrame, encodeMessage, MessageReader, Opcode, validCloseCode, WebSocketProtocolError } from "./frames.ts";
+import { encodeClose, encodeFrame, MessageReader, Opcode, validCloseCode, WebSocketProtocolError } from "./frames.ts";
 
 /** The largest message taken from the child (as Bun's limit for clients): bigger ones close with 1009. */
 export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -16,6 +16,8 @@ const UPSTREAM_HIGH_WATER = 1024 * 1024;
 const UPSTREAM_HARD_LIMIT = 64 * 1024 * 1024;
 /** How long a Close frame sent to the child waits for the child's own before the connection is cut. */
 const CLOSE_WAIT_MS = 1000;
+
+const encoder = new TextEncoder();
 
 export interface UpstreamSocket {
   tcp: TcpConnection;
@@ -53,8 +55,10 @@ export class WebSocketRelay implements WebSocketEvents {
   }
 
   message(message: WebSocketMessage): void {
-    this.#exchange.bytesIn += typeof message === "string" ? message.length : message.byteLength;
-    this.#toChild(encodeMessage(message));
+    const text = typeof message === "string";
+    const payload = text ? encoder.encode(message) : message;
+    this.#exchange.bytesIn += payload.byteLength;
+    this.#toChild(encodeFrame(text ? Opcode.text : Opcode.binary, payload));
   }
 
   ping(payload: Uint8Array): void {
@@ -99,7 +103,7 @@ export class WebSocketRelay implements WebSocketEvents {
         switch (message.kind) {
           case "text":
           case "binary":
-            this.#exchange.bytesOut += message.kind === "text" ? message.data.length : message.data.byteLength;
+            this.#exchange.bytesOut += message.kind === "text" ? message.byteLength : message.data.byteLength;
             if (!this.#clientClosed && !peer.send(message.data)) await new Promise<void>((resolve) => (this.#waitingForDrain = resolve));
             break;
           case "ping":

@@ -216,6 +216,22 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
+
+  test("the access record counts message bytes as sent on the wire (UTF-8), both ways", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP });
+    const client = new Client(wsUrl(sluice.url, "/ws"), { headers: { "x-request-id": "ws-bytes" } });
+    await client.opened;
+    client.ws.send("héllo ✓"); // 7 characters, 10 bytes
+    expect(await client.next()).toBe("héllo ✓");
+    client.ws.send(new Uint8Array(5));
+    expect(((await client.next()) as ArrayBuffer).byteLength).toBe(5);
+    client.ws.close(1000);
+    await client.closed;
+    const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "ws-bytes");
+    expect(access).toMatchObject({ status: 101, bytesIn: 15, bytesOut: 15 });
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
 });
 
 /** Opens a connection and sends a WebSocket handshake (`headers` replace the usual ones); resolves with the answer's head. */

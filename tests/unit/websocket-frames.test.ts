@@ -56,7 +56,7 @@ describe("frames", () => {
     for (const piece of [1, 7, 1 << 20]) {
       const reader = readerOf(bytes, piece);
       expect(await reader.next()).toEqual({ kind: "ping", data: text("p") });
-      expect(await reader.next()).toEqual({ kind: "text", data: "héllo" });
+      expect(await reader.next()).toEqual({ kind: "text", data: "héllo", byteLength: 6 });
       expect(((await reader.next()) as { data: Uint8Array }).data).toEqual(new Uint8Array(70_000).fill(3));
       expect(await reader.next()).toEqual({ kind: "close", code: 4001, reason: "bye" });
       expect(await reader.next()).toBeNull();
