@@ -12,6 +12,9 @@ const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
 /** The largest message accepted from a client (Bun's default): bigger ones close with 1009. */
 export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/** The reason of Bun's own close for a message over `maxPayloadLength`. */
+const TOO_BIG_REASON = "Received too big message";
+
 type Socket = ServerWebSocket<WebSocketEvents>;
 
 function peerOf(ws: Socket): WebSocketPeer {
@@ -36,7 +39,8 @@ export const bunWebSocketHandler: WebSocketHandler<WebSocketEvents> = {
   ping: (ws, payload) => ws.data.ping(payload),
   pong: (ws, payload) => ws.data.pong(payload),
   drain: (ws) => ws.data.drained(),
-  close: (ws, code, reason) => ws.data.close(code, reason),
+  // Bun sends a client whose message is too big 1009, but reports that close as 1006.
+  close: (ws, code, reason) => ws.data.close(code === 1006 && reason === TOO_BIG_REASON ? 1009 : code, reason),
   maxPayloadLength: MAX_CLIENT_MESSAGE_BYTES,
   backpressureLimit: BACKPRESSURE_LIMIT,
   perMessageDeflate: false,

@@ -8,8 +8,11 @@ import type { Exchange, Outcome } from "../exchange.ts";
 import type { TcpConnection, WebSocketEvents, WebSocketMessage, WebSocketPeer } from "../runtime/types.ts";
 import { encodeClose, encodeFrame, MessageReader, Opcode, validCloseCode, WebSocketProtocolError } from "./frames.ts";
 
-/** The largest message taken from the child (as Bun's limit for clients): bigger ones close with 1009. */
-export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest message taken from either side: bigger ones close with 1009. The same as Bun's
+ * limit for clients, which Bun applies itself; Deno lets up to 64 MiB through.
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Bytes written to the child and not yet taken by the socket over which the client is paused. */
 const UPSTREAM_HIGH_WATER = 1024 * 1024;
 /** Where the runtime cannot pause a client (Deno), a child this far behind closes the connection (1008). */
@@ -46,7 +49,7 @@ export class WebSocketRelay implements WebSocketEvents {
     this.#exchange = exchange;
     this.#tcp = tcp;
     this.#writer = tcp.writable.getWriter();
-    this.#messages = new MessageReader(reader, leftover, MAX_UPSTREAM_MESSAGE_BYTES);
+    this.#messages = new MessageReader(reader, leftover, MAX_MESSAGE_BYTES);
   }
 
   open(peer: WebSocketPeer): void {
@@ -57,6 +60,11 @@ export class WebSocketRelay implements WebSocketEvents {
   message(message: WebSocketMessage): void {
     const text = typeof message === "string";
     const payload = text ? encoder.encode(message) : message;
+    if (payload.byteLength > MAX_MESSAGE_BYTES) {
+      const reason = `message over ${MAX_MESSAGE_BYTES} bytes`;
+      this.#peer?.close(1009, reason);
+      return this.close(1009, reason); // the child hears why; nothing more goes to either side
+    }
     this.#exchange.bytesIn += payload.byteLength;
     this.#toChild(encodeFrame(text ? Opcode.text : Opcode.binary, payload));
   }

@@ -232,6 +232,21 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
+
+  test("a client message over 16 MiB closes with 1009 on both sides and never reaches the child", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const client = new Client(wsUrl(sluice.url, "/ws"));
+    await client.opened;
+    client.ws.send(new Uint8Array(16 * 1024 * 1024 + 1)); // the child takes up to 32 MiB and would echo it
+    expect((await client.closed).code).toBe(1009);
+    await until(() => records(recordFile).some((r) => r.event === "ws-close"), 10_000, "the child's close record");
+    expect(records(recordFile).find((r) => r.event === "ws-close")).toMatchObject({ code: 1009 });
+    await expect(client.next(500)).rejects.toThrow("no message");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
 });
 
 /** Opens a connection and sends a WebSocket handshake (`headers` replace the usual ones); resolves with the answer's head. */
