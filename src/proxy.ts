@@ -36,6 +36,7 @@ const ERROR_TEXT = {
   400: "Bad Request",
   408: "Request Timeout",
   413: "Payload Too Large",
+  426: "Upgrade Required",
   499: "Client Closed Request",
   500: "Internal Server Error",
   501: "Not Implemented",

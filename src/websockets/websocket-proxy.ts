@@ -54,6 +54,8 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
   return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const { request } = exchange;
+    const refused = refusedHandshake(exchange);
+    if (refused) return refused;
     const target = requestTarget(request.url)!; // validTarget answered requests without a path
     const headers = forwardedHeaders(exchange, trustedProxies);
     exchange.watchClient(); // a client gone while the child answers aborts the handshake
@@ -84,6 +86,23 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
     // A stand-in the middlewares pass along untouched (no body); the server answers 101 instead.
     return new Response(null, { status: 204 });
   };
+}
+
+/**
+ * A client handshake the runtime would refuse only after the child accepted it (Bun answers 426
+ * or 400 itself) or would accept however wrong (Deno takes any version and key): answered here,
+ * before the child is asked (RFC 6455 sections 4.2.1 and 4.4).
+ */
+function refusedHandshake(exchange: Exchange): Response | undefined {
+  const { headers } = exchange.request;
+  if (headers.get("sec-websocket-version")?.trim() !== "13") {
+    const response = errorResponse(426, exchange, "only WebSocket version 13 is supported");
+    response.headers.set("sec-websocket-version", "13");
+    return response;
+  }
+  // The base64 of 16 bytes.
+  if (!/^[A-Za-z0-9+/]{22}==$/.test(headers.get("sec-websocket-key")!.trim())) return errorResponse(400, exchange, "invalid Sec-WebSocket-Key");
+  return undefined;
 }
 
 /** The child's request headers as for any proxied request (the handshake adds its own Upgrade and Connection). */

@@ -233,6 +233,29 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("a handshake of another WebSocket version or with a malformed key is refused before the child is asked (426, 400)", async () => {
+    const dir = tempDir();
+    const recordFile = join(dir, "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const version8 = await rawUpgrade(sluice.httpPort, "/ws", { "sec-websocket-version": "8" });
+    expect(version8.head).toStartWith("HTTP/1.1 426");
+    expect(version8.head.toLowerCase()).toContain("sec-websocket-version: 13\r\n");
+    version8.socket.end();
+    const badKey = await rawUpgrade(sluice.httpPort, "/ws", { "sec-websocket-key": "c2hvcnQ=" });
+    expect(badKey.head).toStartWith("HTTP/1.1 400");
+    badKey.socket.end();
+    const statuses = [await sluice.waitFor((r) => r.event === "access"), await sluice.waitFor((r) => r.event === "access" && r.status !== 426)];
+    expect(statuses.map((r) => r.status)).toEqual([426, 400]);
+    // A proper upgrade afterwards: the child's first connection, and its only one.
+    const client = new Client(wsUrl(sluice.url, "/ws"));
+    await client.opened;
+    client.ws.close(4000);
+    await until(() => records(recordFile).some((r) => r.event === "ws-close"), 10_000, "the child's close record");
+    expect(records(recordFile).filter((r) => r.event === "ws-close").map((r) => r.code)).toEqual([4000]);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   test("a client message over 16 MiB closes with 1009 on both sides and never reaches the child", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
