@@ -148,14 +148,7 @@ export class WebSocketRelay implements WebSocketEvents {
 
   #toChild(frame: Uint8Array): void {
     if (this.#closeSentUpstream) return;
-    this.#unwritten += frame.byteLength;
-    this.#writer.write(frame).then(() => {
-      this.#unwritten -= frame.byteLength;
-      if (this.#clientPaused && this.#unwritten < UPSTREAM_HIGH_WATER / 2) {
-        this.#clientPaused = false;
-        this.#peer?.resume();
-      }
-    }, () => this.#cut());
+    this.#write(frame);
     if (this.#unwritten <= UPSTREAM_HIGH_WATER || this.#clientPaused) return;
     this.#clientPaused = this.#peer?.pause() ?? false;
     if (!this.#clientPaused && this.#unwritten > UPSTREAM_HARD_LIMIT) {
@@ -166,11 +159,26 @@ export class WebSocketRelay implements WebSocketEvents {
     }
   }
 
-  /** Sends the child a Close frame once; the connection is cut when its reply comes, or after CLOSE_WAIT_MS. */
+  #write(frame: Uint8Array): void {
+    this.#unwritten += frame.byteLength;
+    this.#writer.write(frame).then(() => {
+      this.#unwritten -= frame.byteLength;
+      if (this.#clientPaused && this.#unwritten < UPSTREAM_HIGH_WATER / 2) {
+        this.#clientPaused = false;
+        this.#peer?.resume();
+      }
+    }, () => this.#cut());
+  }
+
+  /**
+   * Sends the child a Close frame once; the connection is cut when its reply comes, or after
+   * CLOSE_WAIT_MS. Written past the backpressure checks: the frame that closes a connection
+   * for being too far behind is itself behind.
+   */
   #closeChild(code: number, reason: string): void {
     if (this.#closeSentUpstream) return;
-    this.#toChild(encodeClose(code, reason));
     this.#closeSentUpstream = true;
+    this.#write(encodeClose(code, reason));
     this.#closeTimer = setTimeout(() => this.#cut(), CLOSE_WAIT_MS);
   }
 

@@ -204,6 +204,47 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 120_000);
 
+  test("a client flooding an app that stops reading: sluice stays up with bounded memory (Bun pauses the client, Deno closes it with 1008)", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: WS_APP });
+    const client = new Client(wsUrl(sluice.url, "/ws"));
+    await client.opened;
+    client.ws.send("deaf");
+    expect(await client.next()).toBe("deaf");
+    let closed: { code: number } | undefined;
+    void client.closed.then((event) => (closed = event));
+    const before = rssKiB(sluice.proc.pid);
+    const chunk = new Uint8Array(1024 * 1024);
+    /** True once the client's own queue stays over 4 MiB for 3 s: nothing takes its bytes any more. */
+    const stalled = async (): Promise<boolean> => {
+      const deadline = Date.now() + 3000;
+      while (client.ws.bufferedAmount > 4 * 1024 * 1024 && closed === undefined) {
+        if (Date.now() > deadline) return true;
+        await Bun.sleep(20);
+      }
+      return false;
+    };
+    let sent = 0;
+    while (sent < 256 && closed === undefined) { // 256 MiB at most
+      client.ws.send(chunk);
+      sent++;
+      if (await stalled()) break;
+    }
+    if (target.name === "binary") {
+      expect(closed).toBeUndefined();
+      expect(sent).toBeLessThan(256);
+    } else {
+      await client.closed;
+      // 1008, or a reset when the closed connection still had the client's unread bytes.
+      expect([1006, 1008]).toContain(closed!.code);
+      const access = await sluice.waitFor((r) => r.event === "access" && r.status === 101);
+      expect(access).toMatchObject({ outcome: "error", upstreamError: "the child fell 67108864 bytes behind" });
+    }
+    expect(sluice.proc.exitCode).toBeNull();
+    expect((rssKiB(sluice.proc.pid) - before) / 1024).toBeLessThan(160); // Deno: up to 64 MiB queued for the child
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
   test("a client that goes away without a Close frame: the child hears 1001 (going away), a valid Close frame", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
