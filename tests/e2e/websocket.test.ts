@@ -2,7 +2,8 @@
  * @module WebSockets through sluice, on the binary and under Deno, with a real WebSocket child
  * (tests/fixtures/ws-app.ts) and the test runner's WebSocket client: subprotocols, headers to the
  * child, text and binary messages, pings, close codes both ways, refusals, held upgrades,
- * backpressure, and the stop (1001 at the drain deadline, before the child's SIGTERM).
+ * backpressure both ways, message size limits, bad handshakes, clients that vanish, access
+ * records, and the stop (1001 at the drain deadline, before the child's SIGTERM).
  */
 
 import { describe, expect, test } from "bun:test";
