@@ -21,12 +21,21 @@ const BATCH_BYTES = 64 * 1024;
 const SPARE_BUFFERS = 2;
 
 /**
+ * Most bytes queued and not yet written. A reader slower than the child's output (or than
+ * the access records) made the queue, and sluice's memory, grow without end: about 170 MiB
+ * a second from a child printing as fast as it could. Past this, new lines are dropped and
+ * counted; Bun reads a child's pipe eagerly, so holding the child back is not an option.
+ */
+export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+/**
  * Collects lines and writes them in order, many lines per write, never splitting one.
  * Log records and the child's output share stdout through one LineOutput, so lines never
  * interleave. Each line is encoded into the batch's buffer as it comes (a line's string
  * dies at once instead of living until the write). Writes are asynchronous: a slow reader
  * of the pipe slows nothing but the queue, and `flush()` awaits everything written so far
- * (call it before exit).
+ * (call it before exit). The queue is bounded: lines that find it full are dropped, and
+ * `onDropped` hears how many once it has room again.
  */
 export class LineOutput {
   #buffer = new Uint8Array(BATCH_BYTES);
@@ -37,16 +46,29 @@ export class LineOutput {
   #full: Uint8Array<ArrayBuffer>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
+  /** Bytes in the #full batches. */
+  #fullBytes = 0;
+  /** Lines dropped since the last onDropped call. */
+  #dropped = 0;
   #runtime: Runtime;
   #fd: 1 | 2;
+  #maxQueuedBytes: number;
+  /** Told how many lines were dropped, once the queue has room again (it may write to this output). */
+  onDropped: ((lines: number) => void) | undefined;
 
-  constructor(runtime: Runtime, fd: 1 | 2) {
+  constructor(runtime: Runtime, fd: 1 | 2, { maxQueuedBytes = MAX_QUEUED_BYTES }: { maxQueuedBytes?: number } = {}) {
     this.#runtime = runtime;
     this.#fd = fd;
+    this.#maxQueuedBytes = maxQueuedBytes;
   }
 
-  /** Queues text or bytes that already end with a newline. */
+  /** Queues text or bytes that already end with a newline; drops them when the queue is full. */
   write(chunk: string | Uint8Array): void {
+    // A string's UTF-16 length is at most its UTF-8 length: a cheap lower bound.
+    if (this.#fullBytes + this.#length + (typeof chunk === "string" ? chunk.length : chunk.byteLength) > this.#maxQueuedBytes) {
+      this.#dropped += typeof chunk === "string" ? 1 : countLines(chunk);
+      return;
+    }
     if (typeof chunk === "string") {
       // At most 3 bytes per UTF-16 unit: encodeInto never comes up short when that fits.
       this.#reserve(chunk.length * 3);
@@ -70,7 +92,10 @@ export class LineOutput {
   /** Makes room for `bytes` more: a full batch is set aside whole, a larger line gets a larger buffer. */
   #reserve(bytes: number): void {
     if (this.#length + bytes <= this.#buffer.byteLength) return;
-    if (this.#length > 0) this.#full.push(this.#take());
+    if (this.#length > 0) {
+      this.#fullBytes += this.#length;
+      this.#full.push(this.#take());
+    }
     if (bytes > this.#buffer.byteLength) this.#buffer = new Uint8Array(bytes);
   }
 
@@ -89,6 +114,14 @@ export class LineOutput {
     }
   }
 
+  /** Once at most half the queue is used, says how many lines were dropped before. */
+  #reportDropped(): void {
+    if (this.#dropped === 0 || this.#fullBytes + this.#length > this.#maxQueuedBytes / 2) return;
+    const lines = this.#dropped;
+    this.#dropped = 0;
+    this.onDropped?.(lines);
+  }
+
   #startDrain(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -98,16 +131,27 @@ export class LineOutput {
   async #drain(): Promise<void> {
     try {
       while (this.#full.length > 0 || this.#length > 0) {
-        const batch = this.#full.length > 0 ? this.#full.shift()! : this.#take();
+        const full = this.#full.shift();
+        if (full) this.#fullBytes -= full.byteLength;
+        const batch = full ?? this.#take();
         await this.#runtime.write(this.#fd, batch);
         this.#recycle(batch);
+        this.#reportDropped();
       }
     } catch {
       // stdout closed (EPIPE): nothing sensible to do but drop what cannot be written.
       this.#full = [];
+      this.#fullBytes = 0;
       this.#length = 0;
     } finally {
       this.#writing = undefined;
     }
   }
+}
+
+/** Lines in bytes that end with a newline (a child's output comes in chunks of several). */
+function countLines(bytes: Uint8Array): number {
+  let lines = 0;
+  for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, at + 1)) lines++;
+  return lines;
 }

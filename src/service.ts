@@ -82,6 +82,12 @@ export class Service {
     this.#notifier = new SystemdNotifier(runtime, deps.env);
     this.#orphans = new OrphanReaping(runtime, this.#metrics.orphansReaped);
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
+    for (const [stream, output] of [["stdout", deps.stdout], ["stderr", deps.stderr]] as const) {
+      output.onDropped = (lines) => {
+        this.#metrics.outputDropped.inc({ stream }, lines);
+        log.lifecycle.warn("Dropped {lines} lines: {stream} was not read fast enough", { event: "output.dropped", stream, lines });
+      };
+    }
     this.#metrics.sampleTracing(() => ({
       providersBuilt: this.#tracers.built,
       providersActive: this.#tracers.active,

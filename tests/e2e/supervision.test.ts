@@ -6,7 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   alive,
@@ -14,6 +14,7 @@ import {
   freePort,
   type LogRecord,
   parseLogRecord,
+  rssKiB,
   runSluice,
   type Sluice,
   startSluice,
@@ -144,26 +145,31 @@ class SlowStdout {
   }
 }
 
-/** Starts sluice (with the fixture app) whose stdout is a SlowStdout. */
-function startWithSlowStdout(target: Target, args: string[]): { proc: ReturnType<typeof Bun.spawn>; out: SlowStdout; port: number } {
+/** Starts sluice (with the fixture app, or `child`) whose stdout is a SlowStdout. */
+function startWithSlowStdout(
+  target: Target,
+  args: string[],
+  child: string[] = FIXTURE_APP,
+): { proc: ReturnType<typeof Bun.spawn>; out: SlowStdout; port: number; adminPort: number } {
   const out = new SlowStdout();
   const port = freePort();
+  const adminPort = freePort();
   const proc = Bun.spawn(
     [
       ...target.command,
       "--http-host", "127.0.0.1",
       "--http-port", String(port),
       "--target-port", String(freePort()),
-      "--admin-listen", `127.0.0.1:${freePort()}`,
+      "--admin-listen", `127.0.0.1:${adminPort}`,
       ...args,
       "--",
-      ...FIXTURE_APP,
+      ...child,
     ],
     { stdin: "ignore", stdout: out.writeFd, stderr: "inherit" },
   );
   track(proc.pid);
   out.releaseWriteEnd();
-  return { proc, out, port };
+  return { proc, out, port, adminPort };
 }
 
 /**
@@ -624,5 +630,34 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       out.pausedUntil = 0;
       await out.ended;
     }, 60_000);
+
+    test("a child printing far faster than stdout is read: memory stays bounded, dropped lines are counted", async () => {
+      const dir = tempDir();
+      const [go, printed] = [join(dir, "go"), join(dir, "printed")];
+      // Once told to, 300 MB of 1000-byte lines on stdout, then a mark; the app's own line goes to stderr.
+      const print = `until [ -e ${go} ]; do sleep 0.05; done; head -c 300000000 /dev/zero | tr '\\0' a | fold -w 1000; touch ${printed}`;
+      const child = ["sh", "-c", `(${print}) & exec "$@" >&2`, "sh", ...FIXTURE_APP];
+      const { proc, out, port, adminPort } = startWithSlowStdout(target, QUICK_STOP, child);
+      await out.waitFor("ready");
+      out.pausedUntil = Infinity;
+      const before = rssKiB(proc.pid);
+      writeFileSync(go, "");
+      await until(() => existsSync(printed), 60_000, "the child to print 300 MB");
+      // Unbounded, the queue held the 300 MB the child printed; bounded, what grows is garbage not yet collected.
+      expect(rssKiB(proc.pid) - before, "KiB sluice grew by").toBeLessThan(150 * 1024);
+      expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
+      out.pausedUntil = 0;
+      out.delayMs = 0;
+      const dropped = await out.waitFor("output.dropped");
+      expect(dropped).toMatchObject({ stream: "stdout" });
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      expect(metrics).toContain(`sluice_output_dropped_lines_total{stream="stdout"} ${dropped.lines}`);
+      // What got through came in whole lines.
+      expect(out.otherLines.length).toBeGreaterThan(0);
+      expect(out.otherLines.filter((l) => l !== "a".repeat(1000))).toEqual([]);
+      proc.kill("SIGTERM");
+      expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
+      await out.ended;
+    }, 120_000);
   });
 });

@@ -79,4 +79,21 @@ describe("LineOutput", () => {
     }
     expect(writer.received.join("")).toBe(expected.join(""));
   });
+
+  test("a full queue drops whole lines, counts them, and says so once it has room again", async () => {
+    const writer = slowWriter(20);
+    const out = new LineOutput({ ...bunRuntime, write: writer.write }, 1, { maxQueuedBytes: 10_000 });
+    const reports: number[] = [];
+    out.onDropped = (lines) => {
+      reports.push(lines);
+      out.write(`dropped ${lines}\n`);
+    };
+    const line = `${"z".repeat(99)}\n`; // 100 bytes
+    for (let i = 0; i < 300; i++) out.write(i % 2 === 0 ? line : new TextEncoder().encode(line));
+    out.write(new TextEncoder().encode(line.repeat(3))); // three lines in one chunk, as a child's output comes
+    await out.flush();
+    expect(reports).toEqual([203]);
+    const text = writer.received.join("");
+    expect(text).toBe(`${line.repeat(100)}dropped 203\n`);
+  });
 });
