@@ -157,7 +157,9 @@ export const bunRuntime: Runtime = {
   },
   async write(fd, bytes) {
     const sink = fd === 1 ? (stdoutSink ??= Bun.stdout.writer()) : (stderrSink ??= Bun.stderr.writer());
-    sink.write(bytes);
+    // A write the pipe cannot take at once returns a promise, which rejects on EPIPE (the
+    // reader went away): unawaited, Bun printed each rejection with a page of its source.
+    await sink.write(bytes);
     await sink.flush();
   },
   exit: (code) => process.exit(code),

@@ -85,6 +85,7 @@ class SlowStdout {
   readonly ended: Promise<void>;
   #fd: number;
   #buffer = "";
+  #stopped = false;
 
   constructor() {
     const fifo = join(tempDir(), "stdout");
@@ -94,6 +95,12 @@ class SlowStdout {
     this.#fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     this.writeFd = openSync(fifo, constants.O_WRONLY);
     this.ended = this.#loop();
+  }
+
+  /** Closes the read end: the writer's next writes fail with EPIPE. */
+  stopReading(): Promise<void> {
+    this.#stopped = true;
+    return this.ended;
   }
 
   /** Call once the writer has its copy: EOF comes when the last writer closes. */
@@ -111,6 +118,7 @@ class SlowStdout {
     const decoder = new TextDecoder();
     try {
       for (;;) {
+        if (this.#stopped) break;
         if (performance.now() < this.pausedUntil) {
           await Bun.sleep(20);
           continue;
@@ -150,7 +158,7 @@ function startWithSlowStdout(
   target: Target,
   args: string[],
   child: string[] = FIXTURE_APP,
-): { proc: ReturnType<typeof Bun.spawn>; out: SlowStdout; port: number; adminPort: number } {
+): { proc: ReturnType<typeof Bun.spawn>; out: SlowStdout; port: number; adminPort: number; stderr: Promise<string> } {
   const out = new SlowStdout();
   const port = freePort();
   const adminPort = freePort();
@@ -165,11 +173,11 @@ function startWithSlowStdout(
       "--",
       ...child,
     ],
-    { stdin: "ignore", stdout: out.writeFd, stderr: "inherit" },
+    { stdin: "ignore", stdout: out.writeFd, stderr: "pipe" },
   );
   track(proc.pid);
   out.releaseWriteEnd();
-  return { proc, out, port, adminPort };
+  return { proc, out, port, adminPort, stderr: new Response(proc.stderr as ReadableStream).text() };
 }
 
 /**
@@ -629,6 +637,22 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(performance.now() - before).toBeLessThan(4000);
       out.pausedUntil = 0;
       await out.ended;
+    }, 60_000);
+
+    test("a stdout whose reader went away: sluice serves on quietly and stops with 0", async () => {
+      const { proc, out, port, stderr } = startWithSlowStdout(target, QUICK_STOP);
+      await out.waitFor("ready");
+      await out.stopReading();
+      // Access records and the child's lines now meet a broken pipe, batch after batch.
+      for (let i = 0; i < 20; i++) {
+        const response = await fetch(`http://127.0.0.1:${port}/print?lines=50&width=100`);
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      }
+      proc.kill("SIGTERM");
+      expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
+      // Only the child's own stderr lines; no error of sluice's about the pipe.
+      expect((await stderr).split("\n").filter((l) => l !== "" && !l.startsWith("err "))).toEqual([]);
     }, 60_000);
 
     test("a child printing far faster than stdout is read: memory stays bounded, dropped lines are counted", async () => {
