@@ -9,7 +9,7 @@ import { cache } from "./middleware/cache.ts";
 import { chain } from "./middleware/chain.ts";
 import { compression } from "./middleware/compression.ts";
 import { errorPages } from "./middleware/error-pages.ts";
-import { holdUntilReady } from "./middleware/hold-until-ready.ts";
+import { childComeback, holdUntilReady } from "./middleware/hold-until-ready.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestLimits } from "./middleware/request-limits.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
@@ -69,6 +69,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   if (config.accessLog) onEnd.push(accessLog());
   if (tracing) onEnd.push(tracing.onEnd);
 
+  const holdLimits = { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests };
   const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
   const limits = requestLimits({
     maxHeaderCount: config.maxHeaderCount,
@@ -84,6 +85,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     bodyTimeoutMs: config.bodyTimeout,
     trustedProxies: config.trustedProxies,
     editRequestHeaders: sendfileRequestHeader(config.xSendfile),
+    ...(config.restart === "never" ? {} : { childComeback: childComeback(readiness, holdLimits) }),
   });
   const forwardWebSocket = websocketProxy({
     hostname: config.targetHost,
@@ -114,7 +116,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
       : []),
     ...(publicDir !== undefined ? [staticFiles({ root: publicDir, files })] : []),
     ...(Object.keys(pages).length > 0 ? [errorPages(pages)] : []),
-    holdUntilReady(readiness, { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests }),
+    holdUntilReady(readiness, holdLimits),
     ...(config.xSendfile ? [xSendfile({ directories: sendfileDirs, files })] : []),
   ], (c) => (isWebSocketUpgrade(c.env.exchange.request) ? forwardWebSocket(c) : forward(c)));
   return {

@@ -7,7 +7,7 @@ import type { Exchange } from "./exchange.ts";
 import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
-import type { HeaderFields, UpstreamFetch } from "./upstream/http1-client.ts";
+import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
 
 export interface ProxyOptions {
   /** The child's origin, such as http://127.0.0.1:3000 */
@@ -24,6 +24,11 @@ export interface ProxyOptions {
   trustedProxies: readonly Cidr[];
   /** A last edit of the upstream request's headers (X-Sendfile-Type, see middleware/x-sendfile.ts). */
   editRequestHeaders?: (fields: HeaderFields) => void;
+  /**
+   * Called when the child refused the connection: resolves true once the request should be
+   * sent again (the child was restarted). Without it, a refused connection is a 502.
+   */
+  childComeback?: (exchange: Exchange) => Promise<boolean>;
 }
 
 export type ProxyEnv = { Bindings: { exchange: Exchange } };
@@ -67,7 +72,7 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
  */
 const CLIENT_WATCH_DELAY_MS = 50;
 
-export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTimeoutMs = 0, trustedProxies, editRequestHeaders }: ProxyOptions) {
+export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTimeoutMs = 0, trustedProxies, editRequestHeaders, childComeback }: ProxyOptions) {
   const waitingForHeaders = new Deadlines<Exchange>(upstreamTimeoutMs, (exchange) => exchange.abort("upstream-timeout"));
   // Aborting the exchange aborts the upstream request, which cancels the body it was reading.
   const bodyPaused = bodyTimeoutMs > 0 ? new Deadlines<Exchange>(bodyTimeoutMs, (exchange) => exchange.abort("body-timeout")) : undefined;
@@ -101,15 +106,29 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
     const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);
-    const sentAt = performance.now();
-    try {
-      const upstream = await fetch(url, {
+    let sentAt = performance.now();
+    const send = () =>
+      fetch(url, {
         method: incoming.method,
         headers,
         body,
         signal: exchange,
         responseHeaders: (fields) => downstreamResponseFields(fields, exchange.requestId),
       });
+    try {
+      let upstream: Response;
+      try {
+        upstream = await send();
+      } catch (error) {
+        // A child that just exited refuses before sluice notices: with a restart coming, the
+        // request waits for it as a held one would, then goes again (nothing of it was sent).
+        if (!(error instanceof UpstreamConnectError) || childComeback === undefined) throw error;
+        waitingForHeaders.delete(exchange);
+        if (!(await childComeback(exchange))) throw error;
+        waitingForHeaders.add(exchange);
+        sentAt = performance.now();
+        upstream = await send();
+      }
       exchange.upstreamMs = performance.now() - sentAt;
       upstreamTrace?.answered(upstream.status);
       // Its header fields were edited before it was made (hop-by-hop ones gone, X-Request-Id

@@ -19,6 +19,8 @@ export class Readiness {
   #child: "starting" | "ready" | "not-ready" = "starting";
   #stopping = false;
   #waiters = new Set<() => void>();
+  /** Woken when the child stops counting as ready. */
+  #lossWaiters = new Set<() => void>();
   #listeners: ((state: ReadinessState) => void)[] = [];
 
   get state(): ReadinessState {
@@ -58,6 +60,9 @@ export class Readiness {
 
   #changed(): void {
     for (const listener of this.#listeners) listener(this.state);
+    if (this.#child !== "ready" || this.#stopping) {
+      for (const wake of this.#lossWaiters) wake();
+    }
     if (this.#child === "ready" || this.#stopping) {
       for (const wake of this.#waiters) wake();
     }
@@ -81,5 +86,29 @@ export class Readiness {
       signal.addEventListener("abort", done, { once: true });
       this.#waiters.add(done);
     });
+  }
+
+  /**
+   * For a request whose connection the child refused while it counted as ready: it has most
+   * likely just exited, before sluice noticed. Waits up to `noticeMs` for the child to count
+   * as not ready, then, as a held request, for it to be ready again (restarted). True when it
+   * is; a refused connection carried nothing of the request, so it can be sent again.
+   */
+  async waitForComeback(noticeMs: number, limits: HoldLimits, signal: AbortSignal): Promise<boolean> {
+    if (this.#child === "ready" && !this.#stopping) {
+      const lost = await new Promise<boolean>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          this.#lossWaiters.delete(done);
+          resolve(this.#child !== "ready");
+        };
+        const timer = setTimeout(done, noticeMs);
+        signal.addEventListener("abort", done, { once: true });
+        this.#lossWaiters.add(done);
+      });
+      if (!lost) return false;
+    }
+    return this.waitUntilReady(limits, signal);
   }
 }

@@ -61,6 +61,11 @@ export interface Http1ClientOptions {
 
 const MAX_ORIGINS = 64;
 
+/** The upstream could not be connected to (refused, unreachable): nothing of the request was sent. */
+export class UpstreamConnectError extends TypeError {
+  override name = "UpstreamConnectError";
+}
+
 export class Http1Client implements ConnectionPool {
   readonly #connect: Runtime["connectTcp"];
   readonly #maxIdlePerHost: number;
@@ -153,7 +158,7 @@ export class Http1Client implements ConnectionPool {
     try {
       return await (signal ? abortable(opening, signal) : opening);
     } catch (error) {
-      throw signal?.aborted ? signal.reason : new TypeError(`Cannot connect to upstream ${key}`, { cause: error });
+      throw signal?.aborted ? signal.reason : new UpstreamConnectError(`Cannot connect to upstream ${key}`, { cause: error });
     }
   }
 

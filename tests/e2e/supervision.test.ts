@@ -14,6 +14,7 @@ import {
   freePort,
   type LogRecord,
   parseLogRecord,
+  refuses,
   rssKiB,
   runSluice,
   type Sluice,
@@ -414,6 +415,24 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
       expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    }, 60_000);
+
+    test("--restart on-failure: a request the crashing child refuses before sluice notices its exit waits for the restart", async () => {
+      const sluice = await startSluice(target, { args: [...QUICK_STOP, "--restart", "on-failure"] });
+      const firstPid = sluice.childPid!;
+      // The app stops listening at once and exits 1 a moment later: until then sluice counts it as ready.
+      const app = `http://127.0.0.1:${sluice.targetPort}`;
+      expect(await (await fetch(`${app}/close-listener?exitAfterMs=400`)).text()).toBe("closing\n");
+      await until(() => refuses(sluice.targetPort), 10_000, "the app to stop listening");
+      // Sent while the app refuses but has not exited yet (it was a 502).
+      const response = await fetch(`${sluice.url}/pid`, { headers: { "x-request-id": "refused-by-crash" } });
+      expect(response.status).toBe(200);
+      const secondPid = sluice.childPid!;
+      expect(secondPid).not.toBe(firstPid);
+      expect(await response.text()).toBe(String(secondPid));
+      expect((await sluice.waitFor((r) => r.event === "access" && r.requestId === "refused-by-crash")).status).toBe(200);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
     }, 60_000);
 
     test("--restart on-failure does not restart a child that exits 0; sluice exits 0", async () => {
