@@ -65,6 +65,8 @@ export class Service {
   #responseCache: ResponseCache | undefined;
   /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
   #upstream: Http1Client;
+  /** Set once the child was ready and sluice said so (the "ready" record, READY=1). */
+  #wasReady = false;
   /** Set once a configuration with tracing on was loaded. */
   #tracing: TracingModule | undefined;
 
@@ -197,6 +199,7 @@ export class Service {
       port: this.#server.port,
       childPid: this.#supervisor.pid,
     });
+    this.#wasReady = true;
     this.#notifier.ready(`serving on ${config.httpHost}:${this.#server.port}`);
     return Promise.race([
       stopRequested,
@@ -314,8 +317,10 @@ export class Service {
     // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget.
     this.#readiness.setStopping();
     this.#notifier.stopping(stopBudget(config).totalMs);
-    // 2. Keep serving while load balancers notice; responses ask clients to reconnect.
-    if (trigger.kind === "signal") {
+    // 2. Keep serving while load balancers notice; responses ask clients to reconnect. Not
+    // when sluice never was ready: no health-checked balancer sends to it, and every request
+    // would get 503 until the listener closes.
+    if (trigger.kind === "signal" && this.#wasReady) {
       await step("shutdown-delay", async () => {
         this.#server.closeConnectionsAfterResponse();
         // With no child left to answer, serving on would only turn requests into 502s;

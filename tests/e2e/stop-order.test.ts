@@ -108,6 +108,20 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
   }, 60_000);
 
+  test("a stop before the child was ever ready skips the shutdown delay; a held request gets 503", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s"], env: { APP_BIND_DELAY_MS: "60000" }, waitReady: false });
+    await sluice.waitFor("child.started");
+    const held = fetch(`${sluice.url}/`).then((r) => r.status);
+    await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_held 1"), 10_000, "1 held");
+    sluice.signal("SIGTERM");
+    expect(await held).toBe(503);
+    expect(await sluice.exitCode(20_000)).toBe(0);
+    const complete = sluice.records.at(-1)!;
+    expect(complete).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+    expect(Object.keys(complete.phases as object)).not.toContain("shutdown-delay");
+    expect(sluice.events("ready")).toEqual([]);
+  }, 60_000);
+
   test("SIGQUIT stops fast at once, aborting requests in flight", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
     const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.text()).catch((e) => `error: ${e}`);
