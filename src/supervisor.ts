@@ -49,6 +49,8 @@ export class ChildStartError extends Error {
 }
 
 const PROBE_INTERVAL_MS = 100;
+/** Longest wait for one readiness check: a ready path that hangs is not ready. */
+const PROBE_TIMEOUT_MS = 2000;
 const FIRST_RESTART_DELAY_MS = 250;
 /** A child that stayed ready this long starts the backoff over at its next crash. */
 const STABLE_RUN_MS = 10_000;
@@ -181,7 +183,7 @@ export class Supervisor {
     let exited: ExitStatus | undefined;
     void this.#childExited!.then((status) => (exited = status));
     while (!exited && !this.#stopping.signal.aborted) {
-      if (await this.#probe()) {
+      if (await this.#probe(deadline - performance.now())) {
         if (exited || this.#stopping.signal.aborted) break;
         const ms = Math.round(performance.now() - startedAt);
         log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.pid, ms });
@@ -194,13 +196,17 @@ export class Supervisor {
     return exited ?? "stopped";
   }
 
-  async #probe(): Promise<boolean> {
+  /** One readiness check, given up after PROBE_TIMEOUT_MS or `remainingMs`, so none outlasts --ready-timeout. */
+  async #probe(remainingMs: number): Promise<boolean> {
     const { targetHost, targetPort, readyPath } = this.#options;
-    if (readyPath === undefined) return this.#deps.runtime.probeTcp(targetHost, targetPort);
+    const timeoutMs = Math.max(1, Math.min(PROBE_TIMEOUT_MS, remainingMs));
+    if (readyPath === undefined) {
+      return (await raceDeadline(this.#deps.runtime.probeTcp(targetHost, targetPort), timeoutMs)) ?? false;
+    }
     try {
       const host = targetHost.includes(":") ? `[${targetHost}]` : targetHost;
       const response = await this.#deps.upstream(`http://${host}:${targetPort}${readyPath}`, {
-        signal: AbortSignal.timeout(2000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       await response.body?.cancel();
       return response.status >= 200 && response.status < 300;

@@ -270,6 +270,15 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78, reason: "start failed" });
       await groupGone(pgid);
     }, 60_000);
+    test("a --ready-path that never answers is given up at --ready-timeout, not after a longer probe", async () => {
+      const sluice = await startSluice(target, { args: ["--ready-path", "/hang", "--ready-timeout", "500ms"], waitReady: false });
+      expect(await sluice.exitCode()).toBe(78);
+      const started = Date.parse(String((await sluice.waitFor("child.started"))["@timestamp"]));
+      const failed = Date.parse(String((await sluice.waitFor("start.failed"))["@timestamp"]));
+      // One probe waited 2 s, whatever --ready-timeout said.
+      expect(failed - started).toBeLessThan(1500);
+    }, 60_000);
+
     test("a target port another process already listens on: exit 78 naming it, and no child is started", async () => {
       const squatter = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
       try {
