@@ -314,8 +314,10 @@ export class Service {
     const step = steps.run.bind(steps);
 
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
-    // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget.
+    // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget. A child
+    // that exits from now on is not restarted.
     this.#readiness.setStopping();
+    this.#supervisor.beginStop();
     this.#notifier.stopping(stopBudget(config).totalMs);
     // 2. Keep serving while load balancers notice; responses ask clients to reconnect. Not
     // when sluice never was ready: no health-checked balancer sends to it, and every request

@@ -69,6 +69,8 @@ export class Supervisor {
   /** Copies of every child's output still running, also those of children that were restarted. */
   #outputs = new Set<Promise<void>>();
   #stopping = new AbortController();
+  /** Aborted when sluice's stop begins: from then on a child that exits is not restarted. */
+  #noRestarts = new AbortController();
   /** Restarts since the child last ran stably; sets the backoff. */
   #attempt = 0;
   #options: SupervisorOptions;
@@ -118,10 +120,20 @@ export class Supervisor {
   }
 
   /**
+   * Called when sluice's stop begins (before its shutdown delay and drain): a child that
+   * exits from now on stays down, and `exited` reports it, so the stop need not wait for a
+   * restarted child that could only serve a listener about to close.
+   */
+  beginStop(): void {
+    this.#noRestarts.abort();
+  }
+
+  /**
    * Sends `signal` to the child's process group and waits up to `timeoutMs` (or until
    * `cut` aborts) for it to exit, then SIGKILLs the group. Never throws.
    */
   async stop(signal: ChildSignal, timeoutMs: number, cut: AbortSignal): Promise<StopResult> {
+    this.#noRestarts.abort();
     this.#stopping.abort();
     const child = this.#child;
     if (!child || !this.#childExited) return { killed: 0, status: undefined };
@@ -232,6 +244,7 @@ export class Supervisor {
     this.#killLeftovers(child);
     try {
       if (await this.#backoff()) await this.start();
+      else if (!this.#stopping.signal.aborted) this.#resolveExited(status); // the stop began during the backoff
     } catch (error) {
       log.lifecycle.error("Restarting the child failed: {error}", { event: "child.restart-failed", error: String(error) });
       this.#setState("exited");
@@ -249,7 +262,7 @@ export class Supervisor {
   }
 
   #shouldRestart(status: ExitStatus): boolean {
-    if (this.#stopping.signal.aborted) return false;
+    if (this.#noRestarts.signal.aborted) return false;
     return this.#options.restart === "always" || (this.#options.restart === "on-failure" && status.code !== 0);
   }
 
@@ -260,8 +273,9 @@ export class Supervisor {
     this.#setState("backoff");
     this.#deps.metrics.childRestarts.inc();
     log.lifecycle.warn("Restarting the child in {delayMs}ms", { event: "child.restarting", delayMs, attempt: this.#attempt });
-    await sleep(delayMs, this.#stopping.signal);
-    return !this.#stopping.signal.aborted;
+    const stop = AbortSignal.any([this.#stopping.signal, this.#noRestarts.signal]);
+    await sleep(delayMs, stop);
+    return !stop.aborted;
   }
 
   #setState(state: ChildState): void {

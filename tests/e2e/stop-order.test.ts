@@ -108,6 +108,19 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
   }, 60_000);
 
+  test("with --restart, a child that dies during the shutdown delay is not restarted and ends the delay", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--restart", "always"] });
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    process.kill(sluice.childPid!, "SIGKILL");
+    expect(await sluice.exitCode(15_000)).toBe(0);
+    expect(sluice.events("child.restarting")).toEqual([]);
+    expect(sluice.events("child.started").length).toBe(1);
+    const complete = sluice.records.at(-1)!;
+    expect(complete.event).toBe("shutdown.complete");
+    expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
+  }, 60_000);
+
   test("a stop before the child was ever ready skips the shutdown delay; a held request gets 503", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s"], env: { APP_BIND_DELAY_MS: "60000" }, waitReady: false });
     await sluice.waitFor("child.started");
