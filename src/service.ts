@@ -65,6 +65,8 @@ export class Service {
   #responseCache: ResponseCache | undefined;
   /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
   #upstream: Http1Client;
+  /** Set when the stop begins: a reload still under way then is abandoned. */
+  #stopBegun = false;
   /** Set once the child was ready and sluice said so (the "ready" record, READY=1). */
   #wasReady = false;
   /** Set once a configuration with tracing on was loaded. */
@@ -261,6 +263,7 @@ export class Service {
     } catch (error) {
       return this.#reloadFailed(error);
     }
+    if (this.#stopBegun) return this.#reloadAbandoned();
     const changed: string[] = changedOptions(current, next).map((key) => OPTIONS[key].name);
     if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
     const pendingKeys = changedOptions(current, next).filter((key) => RESTART_OPTIONS.has(key));
@@ -270,6 +273,7 @@ export class Service {
     let pipeline: Pipeline;
     try {
       if (applied.tracing.enabled) this.#tracing ??= await loadTracing();
+      if (this.#stopBegun) return this.#reloadAbandoned();
       pipeline = this.#buildPipeline(applied);
     } catch (error) {
       return this.#reloadFailed(error);
@@ -291,6 +295,14 @@ export class Service {
     if (!moreVerbose) report();
     await setupLogging(this.#deps.stdout, { level: applied.logLevel, format: applied.logFormat });
     if (moreVerbose) report();
+  }
+
+  /**
+   * The stop began while the configuration was being read (a slow file): what the stop
+   * already uses stays, and nothing is built that the stop would not release.
+   */
+  #reloadAbandoned(): void {
+    log.lifecycle.warn("Reload abandoned: the stop has begun", { event: "reload", result: "abandoned" });
   }
 
   #reloadFailed(error: unknown): void {
@@ -316,6 +328,7 @@ export class Service {
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
     // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget. A child
     // that exits from now on is not restarted.
+    this.#stopBegun = true;
     this.#readiness.setStopping();
     this.#supervisor.beginStop();
     this.#notifier.stopping(stopBudget(config).totalMs);

@@ -13,6 +13,8 @@ export class SystemdNotifier {
   #watchdog: ReturnType<typeof setInterval> | undefined;
   /** The last READY status, repeated after a reload; undefined until sluice was first ready. */
   #status: string | undefined;
+  /** After STOPPING=1 nothing says READY=1 again (a reload that ends during the stop). */
+  #stopping = false;
 
   constructor(runtime: Runtime, env: Record<string, string | undefined>) {
     this.#runtime = runtime;
@@ -23,6 +25,7 @@ export class SystemdNotifier {
 
   /** The child is ready and sluice serves: systemd may consider the unit started. */
   ready(status: string): void {
+    if (this.#stopping) return;
     this.#status = status;
     this.#send(`READY=1\nSTATUS=${status}`);
     // Half the watchdog interval, as sd_watchdog_enabled(3) advises.
@@ -40,6 +43,7 @@ export class SystemdNotifier {
 
   /** The stop has begun; `budgetMs` more may be needed (extends TimeoutStopSec for long drains). */
   stopping(budgetMs: number): void {
+    this.#stopping = true;
     this.#send(`STOPPING=1\nSTATUS=stopping\nEXTEND_TIMEOUT_USEC=${Math.ceil(budgetMs * 1000)}`);
   }
 

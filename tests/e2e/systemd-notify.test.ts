@@ -6,6 +6,8 @@
  */
 
 import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readLines, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
@@ -69,6 +71,33 @@ describe.each(TARGETS)("systemd notify ($name)", (target) => {
     // The whole stop budget: 1.5 s + 5 s + 0.5 s close-grace + 3 s + 1 s.
     expect(stopping.text).toContain("EXTEND_TIMEOUT_USEC=11000000");
     expect(await sluice.exitCode()).toBe(0);
+    listener.stop();
+  }, 60_000);
+
+  test("a reload still under way when the stop begins is abandoned, and nothing says READY=1 after STOPPING=1", async () => {
+    const path = join(tempDir(), "notify.sock");
+    const listener = await listen(path);
+    const dir = tempDir();
+    const [config, page, fifo] = [join(dir, "sluice.toml"), join(dir, "502.html"), join(dir, "502.fifo")];
+    writeFileSync(page, "<h1>502</h1>\n");
+    writeFileSync(config, `bad-gateway-page = "${page}"\n`);
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const sluice = await startSluice(target, {
+      args: ["--config", config, "--shutdown-delay", "3s"],
+      env: { NOTIFY_SOCKET: path },
+    });
+    await until(() => listener.messages.some((m) => m.text.startsWith("READY=1")), 10_000, "READY=1");
+    // The reload reads a page from a FIFO: it waits there until the test writes to it.
+    writeFileSync(config, `bad-gateway-page = "${fifo}"\n`);
+    sluice.signal("SIGHUP");
+    await until(() => listener.messages.some((m) => m.text.startsWith("RELOADING=1")), 10_000, "RELOADING=1");
+    sluice.signal("SIGTERM");
+    await until(() => listener.messages.some((m) => m.text.startsWith("STOPPING=1")), 10_000, "STOPPING=1");
+    writeFileSync(fifo, "<h1>new 502</h1>\n");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(sluice.events("reload")).toMatchObject([{ result: "abandoned" }]);
+    const order = listener.messages.map((m) => m.text.split("\n")[0]);
+    expect(order.slice(order.indexOf("STOPPING=1") + 1)).toEqual([]);
     listener.stop();
   }, 60_000);
 });
