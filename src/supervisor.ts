@@ -98,6 +98,9 @@ export class Supervisor {
       );
     }
     for (;;) {
+      // A stop that came during the port check (or a restart's backoff) already ran: a
+      // child spawned now would outlive sluice in its own process group.
+      if (this.#stopping.signal.aborted) return;
       const child = this.#spawn();
       const outcome = await this.#waitReady(child);
       if (outcome === "ready") {
