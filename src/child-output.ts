@@ -16,6 +16,9 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
   const reader = stream.getReader();
   try {
     for (;;) {
+      // While sluice's own output is far behind, the pipe is not read: the child waits, no line is lost.
+      const room = out.untilRoom();
+      if (room) await room;
       const { done, value: chunk } = await reader.read();
       if (done) break;
       const lastNewline = chunk.lastIndexOf(NEWLINE);

@@ -23,8 +23,9 @@ const SPARE_BUFFERS = 2;
 /**
  * Most bytes queued and not yet written. A reader slower than the child's output (or than
  * the access records) made the queue, and sluice's memory, grow without end: about 170 MiB
- * a second from a child printing as fast as it could. Past this, new lines are dropped and
- * counted; Bun reads a child's pipe eagerly, so holding the child back is not an option.
+ * a second from a child printing as fast as it could. A child's output waits for room
+ * instead (`untilRoom`), so what fills the queue past half is sluice's own records, while
+ * the reader is stuck: past this, new lines are dropped and counted.
  */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
@@ -50,6 +51,8 @@ export class LineOutput {
   #fullBytes = 0;
   /** Lines dropped since the last onDropped call. */
   #dropped = 0;
+  /** Writers waiting for the queue to be at most half full (untilRoom). */
+  #roomWaiters: (() => void)[] = [];
   #runtime: Runtime;
   #fd: 1 | 2;
   #maxQueuedBytes: number;
@@ -60,6 +63,17 @@ export class LineOutput {
     this.#runtime = runtime;
     this.#fd = fd;
     this.#maxQueuedBytes = maxQueuedBytes;
+  }
+
+  /**
+   * For a writer that can wait rather than lose lines: undefined while at most half the
+   * queue is used, else a promise resolved once it is. A child's output waits here, and its
+   * pipe is not read meanwhile, so the child waits in write() as it would on a slow stdout
+   * of its own.
+   */
+  untilRoom(): Promise<void> | undefined {
+    if (this.#fullBytes + this.#length <= this.#maxQueuedBytes / 2) return undefined;
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
   /** Queues text or bytes that already end with a newline; drops them when the queue is full. */
@@ -114,12 +128,15 @@ export class LineOutput {
     }
   }
 
-  /** Once at most half the queue is used, says how many lines were dropped before. */
-  #reportDropped(): void {
-    if (this.#dropped === 0 || this.#fullBytes + this.#length > this.#maxQueuedBytes / 2) return;
-    const lines = this.#dropped;
-    this.#dropped = 0;
-    this.onDropped?.(lines);
+  /** Once at most half the queue is used: says how many lines were dropped before, and wakes waiting writers. */
+  #madeRoom(): void {
+    if (this.#fullBytes + this.#length > this.#maxQueuedBytes / 2) return;
+    if (this.#dropped > 0) {
+      const lines = this.#dropped;
+      this.#dropped = 0;
+      this.onDropped?.(lines);
+    }
+    for (const wake of this.#roomWaiters.splice(0)) wake();
   }
 
   #startDrain(): void {
@@ -136,13 +153,14 @@ export class LineOutput {
         const batch = full ?? this.#take();
         await this.#runtime.write(this.#fd, batch);
         this.#recycle(batch);
-        this.#reportDropped();
+        this.#madeRoom();
       }
     } catch {
       // stdout closed (EPIPE): nothing sensible to do but drop what cannot be written.
       this.#full = [];
       this.#fullBytes = 0;
       this.#length = 0;
+      this.#madeRoom();
     } finally {
       this.#writing = undefined;
     }

@@ -146,7 +146,7 @@ export class Metrics {
   readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
-  readonly outputDropped = new Counter("sluice_output_dropped_lines_total", "Lines (log records, the child's output) dropped because stdout or stderr was not read fast enough, by stream");
+  readonly outputDropped = new Counter("sluice_output_dropped_lines_total", "sluice's own log records dropped because stdout or stderr was not read for long (the child's output waits instead), by stream");
   readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
   readonly cacheEvents = new CounterByLabel<string>("sluice_cache_events_total", "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut", "event");
   #cache: () => CacheCounts = () => ({ bytes: 0, entries: 0 });

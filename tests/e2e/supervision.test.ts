@@ -683,33 +683,53 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect((await stderr).split("\n").filter((l) => l !== "" && !l.startsWith("err "))).toEqual([]);
     }, 60_000);
 
-    test("a child printing far faster than stdout is read: memory stays bounded, dropped lines are counted", async () => {
+    test("a child printing far faster than stdout is read waits for it: memory stays bounded and no line is lost", async () => {
       const dir = tempDir();
-      const [go, printed] = [join(dir, "go"), join(dir, "printed")];
-      // Once told to, 300 MB of 1000-byte lines on stdout, then a mark; the app's own line goes to stderr.
-      const print = `until [ -e ${go} ]; do sleep 0.05; done; head -c 300000000 /dev/zero | tr '\\0' a | fold -w 1000; touch ${printed}`;
-      const child = ["sh", "-c", `(${print}) & exec "$@" >&2`, "sh", ...FIXTURE_APP];
-      const { proc, out, port, adminPort } = startWithSlowStdout(target, QUICK_STOP, child);
+      const [go, progress, printed] = [join(dir, "go"), join(dir, "progress"), join(dir, "printed")];
+      const LINES = 40_000; // 40 MB of 1000-byte lines: five times the output queue's bound
+      // Once told to, the lines on stdout, noting every thousandth in `progress`; the app's own output goes to stderr.
+      const script = [
+        "import os, sys, time",
+        `while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)`,
+        "line = b'a' * 999 + b'\\n'",
+        `for i in range(${LINES}):`,
+        "    sys.stdout.buffer.write(line)",
+        "    if i % 1000 == 999:",
+        "        sys.stdout.buffer.flush()",
+        `        open(${JSON.stringify(progress)}, 'w').write(str(i + 1))`,
+        "sys.stdout.buffer.flush()",
+        `open(${JSON.stringify(printed)}, 'w')`,
+      ].join("\n");
+      const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+      const { proc, out, port } = startWithSlowStdout(target, QUICK_STOP, child);
       await out.waitFor("ready");
       out.pausedUntil = Infinity;
       const before = rssKiB(proc.pid);
       writeFileSync(go, "");
-      await until(() => existsSync(printed), 60_000, "the child to print 300 MB");
-      // Unbounded, the queue held the 300 MB the child printed; bounded, what grows is garbage not yet collected.
-      expect(rssKiB(proc.pid) - before, "KiB sluice grew by").toBeLessThan(150 * 1024);
-      expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
-      out.pausedUntil = 0;
+      const linesPrinted = () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0);
+      await until(() => linesPrinted() >= 1000, 30_000, "the child to start printing");
+      // Absence over a window: for 4 s the child gets no further than the queue's 8 MiB
+      // (sluice stopped reading its pipe); dropping lines or queueing them all, it printed all 40 MB.
+      const watchUntil = performance.now() + 4_000;
+      while (performance.now() < watchUntil) {
+        expect(linesPrinted(), "lines the child printed while stdout was not read").toBeLessThan(16_000);
+        await Bun.sleep(100);
+      }
+      expect(rssKiB(proc.pid) - before, "KiB sluice grew by").toBeLessThan(100 * 1024);
+      expect((await fetch(`http://127.0.0.1:${port}/while-paused`)).status).toBe(200);
+      out.chunkBytes = 65536;
       out.delayMs = 0;
-      const dropped = await out.waitFor("output.dropped");
-      expect(dropped).toMatchObject({ stream: "stdout" });
-      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-      expect(metrics).toContain(`sluice_output_dropped_lines_total{stream="stdout"} ${dropped.lines}`);
-      // What got through came in whole lines.
-      expect(out.otherLines.length).toBeGreaterThan(0);
-      expect(out.otherLines.filter((l) => l !== "a".repeat(1000))).toEqual([]);
+      out.pausedUntil = 0;
+      await until(() => existsSync(printed), 60_000, "the child to print everything");
+      await until(() => out.otherLines.length >= LINES, 60_000, `${LINES} lines on sluice's stdout`);
+      expect(out.otherLines.length).toBe(LINES);
+      expect(out.otherLines.filter((l) => l !== "a".repeat(999))).toEqual([]);
+      await out.waitFor("access"); // sluice's own record written while the queue was full is there too
+      expect(out.records.some((r) => r.event === "access" && r.path === "/while-paused")).toBe(true);
+      expect(out.records.filter((r) => r.event === "output.dropped")).toEqual([]);
       proc.kill("SIGTERM");
       expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
       await out.ended;
-    }, 120_000);
+    }, 180_000);
   });
 });

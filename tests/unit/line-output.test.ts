@@ -96,4 +96,25 @@ describe("LineOutput", () => {
     const text = writer.received.join("");
     expect(text).toBe(`${line.repeat(100)}dropped 203\n`);
   });
+
+  test("a writer that waits for room (a child's output) loses nothing, however far behind the reader is", async () => {
+    const writer = slowWriter(20);
+    const out = new LineOutput({ ...bunRuntime, write: writer.write }, 1, { maxQueuedBytes: 10_000 });
+    let dropped = 0;
+    out.onDropped = (lines) => (dropped += lines);
+    const line = new TextEncoder().encode(`${"w".repeat(99)}\n`);
+    let waits = 0;
+    for (let i = 0; i < 300; i++) {
+      const room = out.untilRoom();
+      if (room) {
+        waits++;
+        await room;
+      }
+      out.write(line);
+    }
+    await out.flush();
+    expect(waits).toBeGreaterThan(0);
+    expect(dropped).toBe(0);
+    expect(writer.received.join("")).toBe(new TextDecoder().decode(line).repeat(300));
+  });
 });
