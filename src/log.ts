@@ -119,14 +119,34 @@ export function directJsonLog(): DirectJsonLog | undefined {
   return direct;
 }
 
-/** One readable line: timestamp, level, logger, message, then key=value properties. */
+/**
+ * What must not reach a text line as it is: C0 controls (a newline would split the record,
+ * which then reads as two), DEL and C1 controls (terminal escape sequences), and the Unicode
+ * line and paragraph separators. JSON.stringify escapes only the C0 ones.
+ */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const UNSAFE_IN_LINE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const UNSAFE_IN_LINE_ALL = new RegExp(UNSAFE_IN_LINE.source, "g");
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with every UNSAFE_IN_LINE character escaped as JSON writes it (\n, \u001b ...). */
+function oneLine(text: string): string {
+  if (!UNSAFE_IN_LINE.test(text)) return text;
+  return text.replace(UNSAFE_IN_LINE_ALL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * One readable line: timestamp, level, logger, message, then key=value properties. Values
+ * in the message are written as they are (an error's text, the lines of a TOML excerpt),
+ * so the line is escaped as a whole: one record, one line.
+ */
 const textFormatter: TextFormatter = (record) => {
   let line = `${isoTime(record.timestamp)} ${record.level.toUpperCase().padEnd(7)} ` +
     `${loggerName(record.category)}: ${renderMessage(record.message)}`;
   for (const [key, value] of Object.entries(record.properties)) {
     if (key !== "event") line += ` ${key}=${typeof value === "string" && /^[\w.:/-]*$/.test(value) ? value : JSON.stringify(value)}`;
   }
-  return `${line}\n`;
+  return `${oneLine(line)}\n`;
 };
 
 /**

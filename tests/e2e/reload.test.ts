@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
-import { type LogRecord, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { type LogRecord, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
 const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
@@ -83,6 +83,25 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect((await fetch(`${sluice.url}/`)).status).toBe(200);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("--log-format text: a failed reload's error, a TOML excerpt over several lines, stays one line", async () => {
+    const file = configFile(['shutdown-delay = "0s"', 'log-format = "text"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV, waitReady: false });
+    // Text lines are no JSON records: the harness keeps them in otherLines.
+    await until(async () => (await fetch(`${sluice.adminUrl}/readyz`).catch(() => undefined))?.status === 200, 30_000, "ready");
+    file.write(['shutdown-delay = "0s"', 'log-format = "text"', "drain-timeout = 3x"]);
+    sluice.signal("SIGHUP");
+    await until(() => sluice.otherLines.some((line) => line.includes("Reload failed")), 30_000, "the reload record");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    const failed = sluice.otherLines.find((line) => line.includes("Reload failed"))!;
+    // The excerpt's lines, escaped within the record's own line.
+    expect(failed).toContain("line 3, column 18");
+    expect(failed).toContain("\\n3:  drain-timeout = 3x\\n");
+    // Every line is a whole record (or the fixture app's own).
+    const strays = sluice.otherLines.filter((line) => !/^\d{4}-\d\d-\d\dT\S+Z (INFO|WARNING|ERROR) /.test(line) && !line.startsWith("fixture app"));
+    expect(strays).toEqual([]);
   }, 60_000);
 
   test("a burst of SIGHUPs never runs more reloads than signals arrived, and all succeed", async () => {
