@@ -322,7 +322,8 @@ export class Service {
   async #stop(trigger: StopTrigger): Promise<number> {
     const config = this.#config;
     const cut = this.#signals.fastStop; // a second signal, or SIGQUIT, cuts every wait short
-    const steps = new StopSteps();
+    // Each phase's gauge is set as the phase ends: /metrics is scraped during the stop, not after it.
+    const steps = new StopSteps((phase, ms) => this.#metrics.shutdownPhase.set(ms / 1000, { phase }));
     const step = steps.run.bind(steps);
 
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
@@ -371,7 +372,6 @@ export class Service {
     const killed = stopped?.killed ?? 0;
     const forced = aborted > closed || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
-    for (const [phase, ms] of Object.entries(steps.phases)) this.#metrics.shutdownPhase.set(ms / 1000, { phase });
     // The last record; main() flushes the logs after it.
     log.lifecycle.info("shutdown complete", {
       event: "shutdown.complete",

@@ -7,6 +7,12 @@ export class StopSteps {
   readonly phases: Record<string, number> = {};
   /** True once any step threw. */
   failed = false;
+  #onPhase: (name: string, ms: number) => void;
+
+  /** `onPhase` hears each step's duration as the step ends (the admin listener serves until the last). */
+  constructor(onPhase: (name: string, ms: number) => void = () => {}) {
+    this.#onPhase = onPhase;
+  }
 
   /** Runs `run` as the step `name`; resolves with its result, or undefined when it threw. */
   async run<T>(name: string, run: () => Promise<T> | T): Promise<T | undefined> {
@@ -20,6 +26,7 @@ export class StopSteps {
     } finally {
       const ms = Math.round(performance.now() - startedAt);
       this.phases[name] = ms;
+      this.#onPhase(name, ms);
       log.lifecycle.info("Stop step {step} done in {ms}ms", { event: "stop.phase", step: name, ms });
     }
   }

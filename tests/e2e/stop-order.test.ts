@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 describe.each(TARGETS)("stop order ($name)", (target) => {
   test("the child gets its stop signal only after the listener closed and nothing is in flight", async () => {
@@ -48,6 +48,21 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     // while the request in flight is still being drained.
     await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "close-listener");
     expect(await refuses(sluice.httpPort)).toBe(true);
+    expect((await inFlight).status).toBe(200);
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("/metrics shows each stop phase's duration as soon as it ends, while the stop goes on", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "500ms", "--drain-timeout", "20s"] });
+    const inFlight = fetch(`${sluice.url}/slow?ms=3000`);
+    await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
+    sluice.signal("SIGTERM");
+    // The admin listener serves until the last step: a scrape during the drain sees the phases so far.
+    await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "close-listener");
+    const during = await readMetrics(sluice);
+    expect(during['sluice_shutdown_phase_seconds{phase="shutdown-delay"}']).toBeGreaterThanOrEqual(0.45);
+    expect(during['sluice_shutdown_phase_seconds{phase="close-listener"}']).toBeGreaterThanOrEqual(0);
+    expect(during['sluice_shutdown_phase_seconds{phase="drain"}']).toBeUndefined();
     expect((await inFlight).status).toBe(200);
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
