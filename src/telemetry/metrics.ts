@@ -1,5 +1,7 @@
 /** @module A small Prometheus registry: counters, gauges and histograms rendered as text format 0.0.4. */
 
+import type { CacheEvent } from "../middleware/cache.ts";
+
 type Labels = Record<string, string>;
 
 interface Metric {
@@ -23,11 +25,32 @@ function header(name: string, help: string, type: string): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 }
 
+export interface LabelOptions {
+  /**
+   * True for a metric with labels: it has no sample until a label set gets a value (an
+   * unlabelled metric is exported as 0 from the start). Implied by `known`.
+   * @default false
+   */
+  labelled?: boolean;
+  /**
+   * Label sets known in advance, exported as 0 from the start: a series that appears only
+   * with its first increment hides that increment from rate() and increase(), so an alert
+   * on the first failed reload would never fire (Prometheus: "avoid missing metrics").
+   * @default []
+   */
+  known?: readonly Labels[];
+}
+
 /** Values by label set, rendered as one Prometheus metric family. */
 abstract class LabelledMetric implements Metric {
   protected readonly values = new Map<string, number>();
   protected abstract readonly type: "counter" | "gauge";
-  constructor(readonly name: string, readonly help: string) {}
+  readonly #labelled: boolean;
+
+  constructor(readonly name: string, readonly help: string, { labelled = false, known = [] }: LabelOptions = {}) {
+    this.#labelled = labelled || known.length > 0;
+    for (const labels of known) this.values.set(labelKey(labels), 0);
+  }
 
   value(labels: Labels = {}): number {
     return this.values.get(labelKey(labels)) ?? 0;
@@ -35,7 +58,8 @@ abstract class LabelledMetric implements Metric {
 
   render(): string {
     const lines = [...this.values].map(([key, value]) => `${this.name}${key} ${value}\n`);
-    return header(this.name, this.help, this.type) + (lines.length ? lines.join("") : `${this.name} 0\n`);
+    if (lines.length === 0 && !this.#labelled) lines.push(`${this.name} 0\n`);
+    return header(this.name, this.help, this.type) + lines.join("");
   }
 }
 
@@ -62,7 +86,10 @@ export class Gauge extends LabelledMetric {
  */
 export class CounterByLabel<V extends number | string> implements Metric {
   #values = new Map<V, number>();
-  constructor(readonly name: string, readonly help: string, readonly label: string) {}
+  /** `known`: the label's values known in advance, exported as 0 from the start (see LabelOptions). */
+  constructor(readonly name: string, readonly help: string, readonly label: string, known: readonly V[] = []) {
+    for (const value of known) this.#values.set(value, 0);
+  }
 
   inc(value: V): void {
     this.#values.set(value, (this.#values.get(value) ?? 0) + 1);
@@ -74,7 +101,7 @@ export class CounterByLabel<V extends number | string> implements Metric {
 
   render(): string {
     const lines = [...this.#values].map(([label, value]) => `${this.name}${labelKey({ [this.label]: String(label) })} ${value}\n`);
-    return header(this.name, this.help, "counter") + (lines.length ? lines.join("") : `${this.name} 0\n`);
+    return header(this.name, this.help, "counter") + lines.join("");
   }
 }
 
@@ -142,13 +169,24 @@ export class Metrics {
   );
   readonly heldRequests = new Gauge("sluice_requests_held", "Requests waiting for the child to become ready");
   readonly childRestarts = new Counter("sluice_child_restarts_total", "Times the child was restarted");
-  readonly childState = new Gauge("sluice_child_state", "1 for the child's current state, 0 for the others");
+  readonly childState = new Gauge("sluice_child_state", "1 for the child's current state, 0 for the others", { labelled: true });
   readonly ready = new Gauge("sluice_ready", "1 when /readyz answers 200");
-  readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result");
-  readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the last stop");
-  readonly outputDropped = new Counter("sluice_output_dropped_lines_total", "sluice's own log records dropped because stdout or stderr was not read for long (the child's output waits instead), by stream");
+  readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result", {
+    known: [{ result: "ok" }, { result: "error" }],
+  });
+  readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the stop, set as it ends", { labelled: true });
+  readonly outputDropped = new Counter(
+    "sluice_output_dropped_lines_total",
+    "sluice's own log records dropped because stdout or stderr was not read for long (the child's output waits instead), by stream",
+    { known: [{ stream: "stdout" }, { stream: "stderr" }] },
+  );
   readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
-  readonly cacheEvents = new CounterByLabel<string>("sluice_cache_events_total", "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut", "event");
+  readonly cacheEvents = new CounterByLabel<CacheEvent>(
+    "sluice_cache_events_total",
+    "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut",
+    "event",
+    ["hit", "not-modified", "miss", "bypass", "stored", "too-large", "cut"],
+  );
   #cache: () => CacheCounts = () => ({ bytes: 0, entries: 0 });
   readonly #cacheMetrics = [
     new Sampled("sluice_cache_bytes", "Bytes the response cache holds", "gauge", () => this.#cache().bytes),

@@ -588,6 +588,25 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("/metrics: label values known in advance are 0 from the start; a labelled family has no unlabelled sample", async () => {
+    const sluice = await startSluice(target, { args: QUICK_STOP });
+    const text = await metricsText(sluice);
+    // A series that appears only with its first increment hides that increment from increase().
+    expect(text).toContain('sluice_reloads_total{result="ok"} 0\n');
+    expect(text).toContain('sluice_reloads_total{result="error"} 0\n');
+    expect(text).toContain('sluice_cache_events_total{event="hit"} 0\n');
+    for (const family of ["sluice_requests_total", "sluice_reloads_total", "sluice_shutdown_phase_seconds", "sluice_cache_events_total", "sluice_child_state"]) {
+      expect({ family, unlabelled: new RegExp(`^${family} `, "m").test(text) }).toEqual({ family, unlabelled: false });
+    }
+    // Families still declare themselves before their first sample.
+    expect(text).toContain("# TYPE sluice_requests_total counter\n# HELP sluice_request_duration_seconds");
+    sluice.signal("SIGHUP");
+    await sluice.waitFor("reload");
+    expect(await metricsText(sluice)).toContain('sluice_reloads_total{result="ok"} 1\n');
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   describe("healthcheck", () => {
     test("exits 0 when sluice is ready, 1 when it is not, 1 when nothing listens", async () => {
       const ready = await startSluice(target);
