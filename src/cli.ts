@@ -156,6 +156,9 @@ function budgetText(config: Config): string {
 /** `sluice healthcheck`'s code for "not ready": what Docker's HEALTHCHECK reads as unhealthy. */
 const UNHEALTHY = 1;
 
+/** How long `sluice healthcheck` waits for the answer's head (README); well inside Docker's 30 s default. */
+const HEALTHCHECK_TIMEOUT_MS = 3000;
+
 /** Asks sluice's /readyz (or `url`); returns why it is not ready, or undefined when it is. */
 async function healthcheck(args: readonly string[], env: Record<string, string | undefined>, runtime: Runtime): Promise<string | undefined> {
   const { flags, command } = parseArgs(args);
@@ -175,7 +178,7 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   try {
     // The upstream client, not the global fetch: HTTP_PROXY set for the app must not divert
     // a request to sluice's own local listener (both runtimes' fetch send 127.0.0.1 to it).
-    const response = await client.fetch(url, { signal: AbortSignal.timeout(3000) });
+    const response = await client.fetch(url, { signal: AbortSignal.timeout(HEALTHCHECK_TIMEOUT_MS) });
     await response.body?.cancel();
     return response.status === 200 ? undefined : `GET ${url} answered ${response.status}`;
   } catch (error) {

@@ -635,6 +635,30 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await ready.exitCode()).toBe(0);
     }, 60_000);
 
+    test("a server that accepts and never answers, or redirects, is not ready: exit 1, within 3 s and a margin", async () => {
+      const port = freePort();
+      const silent = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      const redirectPort = freePort();
+      const redirect = Bun.listen({
+        hostname: "127.0.0.1",
+        port: redirectPort,
+        socket: { data: (socket) => void socket.write("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n") },
+      });
+      try {
+        const startedAt = performance.now();
+        const hung = await runSluice(target, ["healthcheck", `http://127.0.0.1:${port}/readyz`]);
+        expect(hung.code).toBe(1);
+        expect(performance.now() - startedAt).toBeLessThan(15_000);
+        expect(hung.stderr).toContain("not ready");
+        const moved = await runSluice(target, ["healthcheck", `http://127.0.0.1:${redirectPort}/readyz`]);
+        expect(moved).toMatchObject({ code: 1 });
+        expect(moved.stderr).toContain("answered 302");
+      } finally {
+        silent.stop(true);
+        redirect.stop(true);
+      }
+    }, 60_000);
+
     test("without a URL it asks SLUICE_ADMIN_LISTEN's /readyz, whatever other variables say", async () => {
       const sluice = await startSluice(target, { args: QUICK_STOP });
       const env = { SLUICE_ADMIN_LISTEN: `127.0.0.1:${sluice.adminPort}` };
