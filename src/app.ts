@@ -37,7 +37,7 @@ export interface AppDeps {
   /** The runtime's file access, for X-Sendfile and static files. */
   files: Pick<Runtime, "realPath" | "statFile" | "fileBodyResponse">;
   /** The runtime's own HTTP limits, and its header counter. */
-  http: Pick<Runtime, "httpLimits" | "countHeaders">;
+  http: Pick<Runtime, "httpLimits" | "countHeaders" | "isClientDisconnect">;
   /** The pipeline's tracing when tracing is on; absent, the pipeline does no tracing work. */
   tracing?: PipelineTracing | undefined;
   /** Frees what was acquired for this pipeline (its tracer provider lease). */
@@ -86,6 +86,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     trustedProxies: config.trustedProxies,
     editRequestHeaders: sendfileRequestHeader(config.xSendfile),
     ...(config.restart === "never" ? {} : { childComeback: childComeback(readiness, holdLimits) }),
+    isClientDisconnect: http.isClientDisconnect,
   });
   const forwardWebSocket = websocketProxy({
     hostname: config.targetHost,

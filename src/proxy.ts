@@ -29,6 +29,11 @@ export interface ProxyOptions {
    * sent again (the child was restarted). Without it, a refused connection is a 502.
    */
   childComeback?: (exchange: Exchange) => Promise<boolean>;
+  /**
+   * True when an error reading the request body means the client went away (Runtime.isClientDisconnect).
+   * @default never
+   */
+  isClientDisconnect?: (error: unknown) => boolean;
 }
 
 export type ProxyEnv = { Bindings: { exchange: Exchange } };
@@ -72,7 +77,17 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
  */
 const CLIENT_WATCH_DELAY_MS = 50;
 
-export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTimeoutMs = 0, trustedProxies, editRequestHeaders, childComeback }: ProxyOptions) {
+export function proxy({
+  origin,
+  fetch,
+  upstreamTimeoutMs,
+  maxRequestBody,
+  bodyTimeoutMs = 0,
+  trustedProxies,
+  editRequestHeaders,
+  childComeback,
+  isClientDisconnect = () => false,
+}: ProxyOptions) {
   const waitingForHeaders = new Deadlines<Exchange>(upstreamTimeoutMs, (exchange) => exchange.abort("upstream-timeout"));
   // Aborting the exchange aborts the upstream request, which cancels the body it was reading.
   const bodyPaused = bodyTimeoutMs > 0 ? new Deadlines<Exchange>(bodyTimeoutMs, (exchange) => exchange.abort("body-timeout")) : undefined;
@@ -97,7 +112,7 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
       ? null
       : declaredLength !== null && maxRequestBody === 0 && bodyPaused === undefined
       ? incoming.body
-      : countBody(incoming.body, exchange, maxRequestBody, bodyPaused);
+      : countBody(incoming.body, exchange, { limit: maxRequestBody, paused: bodyPaused, isClientDisconnect });
 
     waitingForHeaders.add(exchange);
     slowToAnswer.add(exchange);
@@ -169,8 +184,11 @@ export function proxy({ origin, fetch, upstreamTimeoutMs, maxRequestBody, bodyTi
 function countBody(
   body: ReadableStream<Uint8Array>,
   exchange: Exchange,
-  limit: number,
-  paused: Deadlines<Exchange> | undefined,
+  { limit, paused, isClientDisconnect }: {
+    limit: number;
+    paused: Deadlines<Exchange> | undefined;
+    isClientDisconnect: (error: unknown) => boolean;
+  },
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let counted = 0;
@@ -181,10 +199,12 @@ function countBody(
       try {
         chunk = await reader.read();
       } catch (error) {
-        // The client is still there, so it sent framing the runtime could not read: Deno's
-        // body stream errors ("invalid HTTP/1 request"), where Bun answers 400 itself. The
-        // client's fault, not the upstream's: 400, not 502.
-        if (!exchange.clientGone()) {
+        // A client gone midway is a cancel (499), which Deno tells only through the error.
+        // One still there sent framing the runtime could not read: Deno's body stream errors
+        // ("invalid HTTP/1 request"), where Bun answers 400 itself. The client's fault, not
+        // the upstream's: 400, not 502.
+        if (isClientDisconnect(error)) exchange.abort("client-cancel");
+        else if (!exchange.clientGone()) {
           exchange.rejected = `malformed request body (${error instanceof Error ? error.message : String(error)})`;
           exchange.abort("body-malformed");
         }

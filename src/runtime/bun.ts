@@ -138,6 +138,8 @@ export const bunRuntime: Runtime = {
   httpLimits: httpLimits(),
   // Bun's Headers know their size natively; iterating them would copy them into JS.
   countHeaders: (headers) => (headers as Headers & { count: number }).count,
+  // Bun aborts request.signal at once when the client disconnects, whatever was being read.
+  isClientDisconnect: () => false,
   spawn,
   probeTcp,
   connectTcp: bunConnectTcp,

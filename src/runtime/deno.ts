@@ -200,6 +200,9 @@ export const denoRuntime: Runtime = {
   serve,
   httpLimits,
   countHeaders,
+  // A client that disconnects midway through its body fails the read with BadResource and
+  // leaves request.signal unaborted; a body whose framing breaks fails with a plain Error.
+  isClientDisconnect: (error) => error instanceof Deno.errors.BadResource,
   spawn,
   probeTcp,
   connectTcp: denoConnectTcp,

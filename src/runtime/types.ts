@@ -211,6 +211,11 @@ export interface Runtime {
   readonly httpLimits: HttpServerLimits;
   /** The number of header fields (repeated names merged into one), as cheaply as the runtime allows. */
   countHeaders(headers: Headers): number;
+  /**
+   * True when `error`, thrown by reading a request's body, means the client's connection is
+   * gone, which the request's signal does not always tell (Deno: docs/runtime-notes.md).
+   */
+  isClientDisconnect(error: unknown): boolean;
   /** Spawns `command` in its own process group (setsid) with piped output. */
   spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
   /** True when a TCP connection to hostname:port succeeds (it is closed at once). */

@@ -172,6 +172,24 @@ describe.each(TARGETS)("client limits ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a client that goes away midway through its request body is a 499 client-cancel, not a malformed body, and the upstream request is cancelled", async () => {
+    const record = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], env: { RECORD_FILE: record } });
+    const client = await rawClient(sluice.httpPort);
+    client.write("POST /abort-probe?ms=20000 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nX-Request-Id: gone-midway\r\n\r\n" + "x".repeat(1000));
+    await until(async () => ((await (await fetch(`http://127.0.0.1:${sluice.targetPort}/seen`)).json()) as string[]).length > 0, 15_000, "the request to reach the app");
+    client.socket.destroy();
+    const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "gone-midway");
+    expect(access).toMatchObject({ status: 499, outcome: "client-cancel" });
+    expect(access.rejected).toBeUndefined();
+    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_requests_total{code="499"} 1\n');
+    expect(metrics).not.toContain('sluice_requests_total{code="400"}');
+    await until(() => existsSync(record), 10_000, "the app's record of its aborted request");
+    expect(JSON.parse(readFileSync(record, "utf8").trim().split("\n")[0]!)).toMatchObject({ probe: "abort", aborted: true });
+    await stop(sluice);
+  }, 60_000);
+
   test("a body that keeps flowing, however slowly, is not cut", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--body-timeout", "1s", "--idle-timeout", "1s"] });
     const client = await rawClient(sluice.httpPort);
