@@ -323,6 +323,9 @@ export function validateConfig(config: Config): void {
   if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {
     throw new ConfigError(`--admin-listen and --http-port both use port ${config.httpPort}`);
   }
+  if (config.adminListen && config.targetPort !== 0 && config.adminListen.port === config.targetPort) {
+    throw new ConfigError(`--admin-listen and --target-port both use port ${config.targetPort}: the child needs a port of its own`);
+  }
   if (config.httpPort === config.targetPort) {
     throw new ConfigError(`--http-port and --target-port are both ${config.httpPort}: the child needs a port of its own`);
   }

@@ -364,6 +364,9 @@ describe("validateConfig", () => {
     expect(() => validateConfig(config({ targetPort: "0" }))).toThrow("--target-port 0");
     expect(() => validateConfig(config({ httpPort: "9000" }))).toThrow("--admin-listen and --http-port both use port 9000");
     expect(() => validateConfig(config({ httpPort: "9000", adminListen: "off" }))).not.toThrow();
+    // sluice's own admin listener on the child's port read as "another process already listens there".
+    expect(() => validateConfig(config({ targetPort: "9000" }))).toThrow("--admin-listen and --target-port both use port 9000: the child needs a port of its own");
+    expect(() => validateConfig(config({ targetPort: "9000", adminListen: "off" }))).not.toThrow();
   });
 });
 
