@@ -67,6 +67,23 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("a connection that sent half a request to the admin port does not hold the stop's end", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--flush-timeout", "5s"] });
+    const half = await Bun.connect({ hostname: "127.0.0.1", port: sluice.adminPort, socket: { data() {} } });
+    half.write("GET /metrics HTTP/1.1\r\nHost: x\r\n"); // no blank line: the head never ends
+    try {
+      // Nothing waits for a scrape that never asked; before, close-admin took all of
+      // --flush-timeout that was left (on Bun: its graceful close waits for such connections).
+      await until(async () => (await fetch(`${sluice.adminUrl}/livez`)).status === 200, 10_000, "the admin listener");
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      const phases = sluice.records.at(-1)!.phases as Record<string, number>;
+      expect(phases["close-admin"]).toBeLessThan(1000);
+    } finally {
+      half.end();
+    }
+  }, 60_000);
+
   test("under concurrent load during a stop: no 5xx and no reset on accepted requests", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "1500ms", "--drain-timeout", "20s"] });
     const statuses: number[] = [];
