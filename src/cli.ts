@@ -171,6 +171,10 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
     const { file } = await readConfigFile(flags, env, runtime);
     const admin = resolveOption("adminListen", flags, env, { file });
     if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
+    if (admin.port === 0) {
+      const given = admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
+      throw new ConfigError(`Cannot find the admin listener: --admin-listen ${given}:0 picks its port at start; pass the URL of /readyz`);
+    }
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
     url = `http://${host}:${admin.port}/readyz`;
   }
