@@ -21,7 +21,7 @@ import {
 } from "@opentelemetry/semantic-conventions";
 import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
-import { setField } from "../forwarded-headers.ts";
+import { removeField, setField } from "../forwarded-headers.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { requestPath } from "../request-target.ts";
 import { epochMsAt, type RequestSpan, type RequestTracer } from "../telemetry/request-spans.ts";
@@ -36,11 +36,16 @@ const headerGetter: TextMapGetter<Headers> = {
   keys: (headers) => [...headers.keys()],
 };
 
-/** Passes a span's trace context on to the app (W3C Trace Context, as the propagator would). */
+/**
+ * Passes a span's trace context on to the app (W3C Trace Context, as the propagator would).
+ * A client's tracestate goes on only as the span carries it: one sent with an invalid
+ * traceparent belongs to a trace that was restarted, not to this one.
+ */
 function injectTraceContext(span: RequestSpan, fields: HeaderFields): void {
   setField(fields, "traceparent", span.traceparent);
   const traceState = span.context.traceState?.serialize();
   if (traceState) setField(fields, "tracestate", traceState);
+  else removeField(fields, "tracestate");
 }
 
 /** A Host header's name and port ("name", "name:port", "[v6]:port"); undefined when not one. */

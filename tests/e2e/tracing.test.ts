@@ -227,6 +227,28 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     }
   }, 60_000);
 
+  test("a client's tracestate does not go on with a trace restarted for an invalid traceparent", async () => {
+    const otlp = receiver();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0"],
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+    const traceId = randomHex(16);
+    const parentId = randomHex(8);
+    // Not lower-case hex, the forbidden version ff, an all-zero trace id, no traceparent at all.
+    const invalid = [`00-${traceId.toUpperCase()}-${parentId}-01`, `ff-${traceId}-${parentId}-01`, `00-${"0".repeat(32)}-${parentId}-01`, ""];
+    for (const traceparent of invalid) {
+      const headers = await echo(sluice, { ...(traceparent ? { traceparent } : {}), tracestate: "vendor=opaque" });
+      expect({ traceparent, restarted: parseTraceParent(headers.traceparent).traceId !== traceId, tracestate: headers.tracestate })
+        .toEqual({ traceparent, restarted: true, tracestate: undefined });
+    }
+    // A valid one is continued with its tracestate, as before.
+    expect((await echo(sluice, { traceparent: `00-${traceId}-${parentId}-01`, tracestate: "vendor=opaque" })).tracestate).toBe("vendor=opaque");
+    await stop(sluice);
+    expect(otlp.errors).toEqual([]);
+    expect(otlp.spans.filter((span) => span.traceState !== undefined).map((span) => span.traceId)).toEqual([traceId, traceId]);
+  }, 60_000);
+
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
