@@ -23,7 +23,10 @@ export class TracerProvider implements SpanDestination {
   readonly #processor: EncodingBatchProcessor;
 
   constructor(config: TracingConfig, counts: SpanCounts) {
-    const exporter = new OtlpExporter({ url: config.endpoint, headers: config.headers, timeoutMs: config.timeoutMs, counts });
+    // One export is one request: the exporter's timeout (OTEL_EXPORTER_OTLP_TIMEOUT) and the
+    // processor's (OTEL_BSP_EXPORT_TIMEOUT) both bound it, the shorter wins.
+    const timeoutMs = Math.min(config.timeoutMs, config.batch.exportTimeoutMs);
+    const exporter = new OtlpExporter({ url: config.endpoint, headers: config.headers, timeoutMs, counts });
     const resource = defaultResource().merge(
       resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
     );

@@ -249,6 +249,26 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     expect(otlp.spans.filter((span) => span.traceState !== undefined).map((span) => span.traceId)).toEqual([traceId, traceId]);
   }, 60_000);
 
+  test("OTEL_BSP_EXPORT_TIMEOUT bounds each export when it is shorter than the exporter's timeout", async () => {
+    const otlp = receiver();
+    otlp.delayMs = 120_000; // a collector that accepts the request and never answers
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--flush-timeout", "2s"],
+      env: {
+        ...CLEAN_ENV,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_TIMEOUT: "120000",
+        OTEL_BSP_EXPORT_TIMEOUT: "300",
+        OTEL_BSP_SCHEDULE_DELAY: "50",
+      },
+    });
+    await echo(sluice);
+    // The export of the request's two spans is given up (and counted) after 300 ms, not 120 s.
+    await until(async () => (await readMetrics(sluice)).sluice_spans_dropped_total === 2, 20_000, "2 spans dropped");
+    expect((await readMetrics(sluice)).sluice_spans_exported_total).toBe(0);
+    await stop(sluice);
+  }, 60_000);
+
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
