@@ -51,13 +51,18 @@ export function isWebSocketUpgrade(request: Request): boolean {
 }
 
 export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, trustedProxies }: WebSocketProxyOptions) {
+  /** The child's origin, for the client span's url.full (an IPv6 address in brackets). */
+  const origin = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const { request } = exchange;
     const refused = refusedHandshake(exchange);
     if (refused) return refused;
     const target = requestTarget(request.url)!; // validTarget answered requests without a path
-    const headers = forwardedHeaders(exchange, trustedProxies);
+    const fields = upstreamRequestHeaders(exchange, trustedProxies);
+    // The handshake is the call to the app: a client span, whose traceparent the app gets.
+    const upstreamTrace = exchange.trace?.startUpstream(request.method, `${origin}${target}`, fields);
+    const headers = new Headers(fields);
     exchange.watchClient(); // a client gone while the child answers aborts the handshake
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort("upstream-timeout"), upstreamTimeoutMs);
@@ -67,6 +72,9 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
       result = await upstreamHandshake({ connect, hostname, port, target, headers, signal: AbortSignal.any([exchange.signal, timeout.signal]) });
     } catch (error) {
       exchange.clientGone();
+      const reason = exchange.abortReason ?? (timeout.signal.aborted ? "upstream-timeout" : "connection");
+      upstreamTrace?.failed(reason);
+      upstreamTrace?.end();
       if (exchange.abortReason === "client-cancel") return errorResponse(499, exchange);
       if (exchange.abortReason === "aborted") return errorResponse(503, exchange);
       if (timeout.signal.aborted) return errorResponse(504, exchange);
@@ -76,6 +84,8 @@ export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, tru
       clearTimeout(timer);
     }
     exchange.upstreamMs = performance.now() - sentAt;
+    upstreamTrace?.answered(result.upgraded ? 101 : result.response.status);
+    upstreamTrace?.end();
     if (!result.upgraded) {
       result.response.headers.set("x-request-id", exchange.requestId);
       return result.response;
@@ -105,7 +115,3 @@ function refusedHandshake(exchange: Exchange): Response | undefined {
   return undefined;
 }
 
-/** The child's request headers as for any proxied request (the handshake adds its own Upgrade and Connection). */
-function forwardedHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): Headers {
-  return new Headers(upstreamRequestHeaders(exchange, trustedProxies));
-}

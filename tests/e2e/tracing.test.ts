@@ -13,6 +13,8 @@ import { envName, OPTIONS } from "../../src/config.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
 import { BUN, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
+const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
+
 /** SLUICE_* and OTEL_* variables inherited from the shell would change what these tests see. */
 const CLEAN_ENV: Record<string, string> = {
   ...Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""])),
@@ -267,6 +269,44 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     await until(async () => (await readMetrics(sluice)).sluice_spans_dropped_total === 2, 20_000, "2 spans dropped");
     expect((await readMetrics(sluice)).sluice_spans_exported_total).toBe(0);
     await stop(sluice);
+  }, 60_000);
+
+  test("a WebSocket handshake is a client span, whose traceparent the app gets; a refused one too", async () => {
+    const otlp = receiver();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0"],
+      child: WS_APP,
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+    const traceId = randomHex(16);
+    const parentId = randomHex(8);
+    // Bun's WebSocket client takes request headers (not in the standard's constructor).
+    const options = { headers: { traceparent: `00-${traceId}-${parentId}-01` } } as unknown as string[];
+    const ws = new WebSocket(`ws://127.0.0.1:${sluice.httpPort}/ws`, options);
+    const answer = new Promise<string>((resolve) => ws.addEventListener("message", (event) => resolve(String(event.data)), { once: true }));
+    await new Promise((resolve, reject) => {
+      ws.addEventListener("open", resolve);
+      ws.addEventListener("error", reject);
+    });
+    ws.send("headers");
+    const seen = parseTraceParent((JSON.parse(await answer) as Record<string, string>).traceparent);
+    ws.close();
+    const refused = await fetch(`${sluice.url}/refuse`, {
+      headers: { upgrade: "websocket", connection: "upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+    });
+    expect(refused.status).toBe(403);
+    await refused.text();
+    await stop(sluice);
+    expect(otlp.errors).toEqual([]);
+    // The app's traceparent names sluice's client span, in the client's trace, under the server span.
+    expect(seen.traceId).toBe(traceId);
+    const client = otlp.spans.find((span) => span.spanId === seen.spanId);
+    expect(client).toMatchObject({ kind: CLIENT, traceId, attributes: { "http.response.status_code": 101 } });
+    const server = otlp.spans.find((span) => span.spanId === client?.parentSpanId);
+    expect(server).toMatchObject({ kind: SERVER, traceId, parentSpanId: parentId, attributes: { "http.response.status_code": 101 } });
+    const refusedClient = otlp.spans.find((span) => span.kind === CLIENT && span.traceId !== traceId);
+    expect(refusedClient?.attributes["http.response.status_code"]).toBe(403);
+    expectExactlyOnce(otlp.spans, 2);
   }, 60_000);
 
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
