@@ -148,9 +148,16 @@ class ServerTrace implements ExchangeTrace {
 class ClientSpan implements UpstreamTrace {
   constructor(readonly span: RequestSpan) {}
 
+  /**
+   * The app's status. A client span's status is an error from 400 up (a server span's from
+   * 500), with the status as error.type and no message: the status code says it all.
+   */
   answered(status: number): void {
     this.span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
-    if (status >= 500) this.span.setError();
+    if (status >= 400) {
+      this.span.attributes[ATTR_ERROR_TYPE] = String(status);
+      this.span.setError();
+    }
   }
 
   failed(errorType: string): void {
@@ -163,15 +170,25 @@ class ClientSpan implements UpstreamTrace {
   }
 }
 
-/** Ends the server span when the exchange ends: after the last byte, or the cut. */
+/**
+ * Ends the server span when the exchange ends: after the last byte, or the cut. A response
+ * cut midway is an error of that outcome ("aborted", "error"); a whole one is an error from
+ * status 500 up, its error.type the status (HTTP semantic conventions).
+ */
 export function endServerSpan(): EndListener {
   return function endServerSpan(exchange) {
     const span = (exchange.trace as ServerTrace | undefined)?.span;
     if (!span?.recording) return;
     const status = reportedStatus(exchange);
-    span.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
-    if (status >= 500 || exchange.outcome === "aborted" || exchange.outcome === "error") {
-      span.setError(exchange.outcome ?? "error");
+    const attributes = span.attributes;
+    attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+    const outcome = exchange.outcome;
+    if (outcome === "aborted" || outcome === "error") {
+      attributes[ATTR_ERROR_TYPE] = outcome;
+      span.setError(outcome);
+    } else if (status >= 500) {
+      attributes[ATTR_ERROR_TYPE] = String(status);
+      span.setError();
     }
     span.end();
   };

@@ -309,6 +309,41 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     expectExactlyOnce(otlp.spans, 2);
   }, 60_000);
 
+  test("span status and error.type follow the HTTP conventions: a 4xx fails the client span only, a 5xx both", async () => {
+    const otlp = receiver();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--upstream-timeout", "500ms"],
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+    for (const [path, status] of [["/status?code=404", 404], ["/status?code=503", 503], ["/hang", 504]] as const) {
+      const response = await fetch(`${sluice.url}${path}`);
+      expect(response.status).toBe(status);
+      await response.text();
+    }
+    await stop(sluice);
+    expect(otlp.errors).toEqual([]);
+    expect(otlp.spans.filter((span) => span.kind === SERVER).length).toBe(3);
+    const byStatus = (status: number) => {
+      const server = otlp.spans.find((span) => span.kind === SERVER && span.attributes["http.response.status_code"] === status)!;
+      const client = otlp.spans.find((span) => span.parentSpanId === server.spanId)!;
+      const show = (span: ReceivedSpan) => ({ code: span.status.code, message: span.status.message, errorType: span.attributes["error.type"] });
+      return { server: show(server), client: show(client) };
+    };
+    expect(byStatus(404)).toEqual({
+      server: { code: 0, message: undefined, errorType: undefined },
+      client: { code: 2, message: undefined, errorType: "404" },
+    });
+    expect(byStatus(503)).toEqual({
+      server: { code: 2, message: undefined, errorType: "503" },
+      client: { code: 2, message: undefined, errorType: "503" },
+    });
+    // sluice's own 504: the app never answered, the client span says why.
+    expect(byStatus(504)).toEqual({
+      server: { code: 2, message: undefined, errorType: "504" },
+      client: { code: 2, message: "upstream-timeout", errorType: "upstream-timeout" },
+    });
+  }, 60_000);
+
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
