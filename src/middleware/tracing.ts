@@ -11,6 +11,7 @@ import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
@@ -18,6 +19,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
+  HTTP_REQUEST_METHOD_VALUE_OTHER,
 } from "@opentelemetry/semantic-conventions";
 import type { MiddlewareHandler } from "hono";
 import type { EndListener, ExchangeTrace, UpstreamTrace } from "../exchange.ts";
@@ -46,6 +48,26 @@ function injectTraceContext(span: RequestSpan, fields: HeaderFields): void {
   const traceState = span.context.traceState?.serialize();
   if (traceState) setField(fields, "tracestate", traceState);
   else removeField(fields, "tracestate");
+}
+
+/**
+ * The methods the HTTP semantic conventions know. Any other (Deno takes any token as a
+ * method) is "_OTHER" and its span is named "HTTP": span names made of client input would
+ * have no bound on their number.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"]);
+
+function spanName(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : "HTTP";
+}
+
+/** Sets http.request.method, and http.request.method_original for a method not known. */
+function addMethod(attributes: Attributes, method: string): void {
+  if (KNOWN_METHODS.has(method)) attributes[ATTR_HTTP_REQUEST_METHOD] = method;
+  else {
+    attributes[ATTR_HTTP_REQUEST_METHOD] = HTTP_REQUEST_METHOD_VALUE_OTHER;
+    attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = method;
+  }
 }
 
 /** A Host header's name and port ("name", "name:port", "[v6]:port"); undefined when not one. */
@@ -98,12 +120,12 @@ export function tracing(tracer: RequestTracer): MiddlewareHandler<ProxyEnv> {
     const request = exchange.request;
     const parent = propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
     // Span names carry the method only: no path, so no query string or credential leaks.
-    const span = tracer.startServerSpan(request.method, parent, epochMsAt(exchange.startedAt));
+    const span = tracer.startServerSpan(spanName(request.method), parent, epochMsAt(exchange.startedAt));
     // The samplers sluice offers decide on the trace id alone: attributes are built only
     // for spans that are recorded.
     if (span.recording) {
       const attributes = span.attributes;
-      attributes[ATTR_HTTP_REQUEST_METHOD] = request.method;
+      addMethod(attributes, request.method);
       attributes[ATTR_URL_PATH] = requestPath(request.url);
       attributes[ATTR_URL_SCHEME] = "http";
       attributes[ATTR_CLIENT_ADDRESS] = exchange.clientAddress;
@@ -134,12 +156,12 @@ class ServerTrace implements ExchangeTrace {
     const pathStart = url.indexOf("/", 7);
     const queryStart = url.indexOf("?", pathStart);
     const { address, port } = authorityParts(url.slice(7, pathStart));
-    const span = this.span.child(method, SpanKind.CLIENT, {
-      [ATTR_HTTP_REQUEST_METHOD]: method,
-      [ATTR_SERVER_ADDRESS]: address,
-      [ATTR_SERVER_PORT]: port,
-      [ATTR_URL_FULL]: queryStart < 0 ? url : url.slice(0, queryStart),
-    });
+    const attributes: Attributes = {};
+    addMethod(attributes, method);
+    attributes[ATTR_SERVER_ADDRESS] = address;
+    attributes[ATTR_SERVER_PORT] = port;
+    attributes[ATTR_URL_FULL] = queryStart < 0 ? url : url.slice(0, queryStart);
+    const span = this.span.child(spanName(method), SpanKind.CLIENT, attributes);
     injectTraceContext(span, fields);
     return new ClientSpan(span);
   }

@@ -344,6 +344,29 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     });
   }, 60_000);
 
+  test("a method the HTTP conventions do not know is _OTHER, in spans named HTTP", async () => {
+    const otlp = receiver();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0"],
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+    for (const method of ["PURGE", "PROPFIND"]) {
+      const response = await fetch(`${sluice.url}/echo`, { method });
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { method: string }).method).toBe(method);
+    }
+    await stop(sluice);
+    expect(otlp.errors).toEqual([]);
+    expectExactlyOnce(otlp.spans, 2);
+    expect(otlp.spans.map((span) => [span.name, span.attributes["http.request.method"], span.attributes["http.request.method_original"]]).sort())
+      .toEqual([
+        ["HTTP", "_OTHER", "PROPFIND"],
+        ["HTTP", "_OTHER", "PROPFIND"],
+        ["HTTP", "_OTHER", "PURGE"],
+        ["HTTP", "_OTHER", "PURGE"],
+      ]);
+  }, 60_000);
+
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
