@@ -9,8 +9,9 @@
  */
 
 import { TraceFlags } from "@opentelemetry/api";
-import { ExportResultCode, type InstrumentationScope } from "@opentelemetry/core";
+import { type ExportResult, ExportResultCode, type InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
+import { log } from "../log.ts";
 import type { OtlpExporter, SpanCounts } from "./otlp-exporter.ts";
 import { type EncodableSpan, traceRequestClosing, traceRequestOpening, writeSpan } from "./otlp-json.ts";
 import type { BatchConfig } from "./tracing-config.ts";
@@ -57,6 +58,8 @@ export class EncodingBatchProcessor {
   #spare: Uint8Array<ArrayBuffer>[] = [];
   /** Text of spans in the batch being filled, not yet written into its bytes. */
   readonly #parts: string[] = [];
+  /** Spans lost by exports that failed since the last one that succeeded (undefined: none failed). */
+  #failedSpans: number | undefined;
 
   constructor(exporter: OtlpExporter, config: BatchConfig, counts: SpanCounts, resource: Resource, scope: InstrumentationScope) {
     this.#exporter = exporter;
@@ -131,11 +134,34 @@ export class EncodingBatchProcessor {
         // Counts the spans exported or dropped; never rejects.
         const result = await this.#exporter.exportEncoded(batch.bytes.subarray(0, batch.length), batch.count);
         this.#queued -= batch.count;
+        this.#report(result, batch.count);
         // Reused only after a completed export: a timed-out one may still be sending it.
         if (result.code === ExportResultCode.SUCCESS && this.#spare.length < 2) this.#spare.push(batch.bytes);
       }
     } finally {
       this.#exporting = undefined;
+    }
+  }
+
+  /**
+   * Logs the first failed export of a run of failures (a wrong URL, credential or a collector
+   * that is down would otherwise only show in sluice_spans_dropped_total), and the first
+   * success after it: two records per outage, however many exports fail.
+   */
+  #report(result: ExportResult, spans: number): void {
+    if (result.code !== ExportResultCode.SUCCESS) {
+      if (this.#failedSpans === undefined) {
+        log.lifecycle.warn("Spans could not be exported: {error}; until an export succeeds, failures are only counted", {
+          event: "tracing.export.failed",
+          error: result.error?.message ?? "unknown error",
+          spans,
+        });
+        this.#failedSpans = 0;
+      }
+      this.#failedSpans += spans;
+    } else if (this.#failedSpans !== undefined) {
+      log.lifecycle.info("Spans are exported again; {spans} were lost to failed exports", { event: "tracing.export.recovered", spans: this.#failedSpans });
+      this.#failedSpans = undefined;
     }
   }
 }

@@ -96,15 +96,21 @@ export class OtlpExporter {
       const response = await fetch(this.url, { method: "POST", headers: this.#headers, body, signal: abort.signal });
       // Read the whole body (under the same timeout) so the connection can be reused.
       const text = await response.text();
-      if (!response.ok) throw new Error(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
+      if (!response.ok) throw new OtlpAnswerError(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
       const rejected = Math.min(rejectedSpans(text), count);
       this.counts.exported += count - rejected;
       this.counts.dropped += rejected;
       return { code: ExportResultCode.SUCCESS };
     } catch (error) {
       this.counts.dropped += count;
-      const reason = abort.signal.aborted ? abort.signal.reason : error;
-      return { code: ExportResultCode.FAILED, error: reason instanceof Error ? reason : new Error(String(reason)) };
+      if (abort.signal.aborted) {
+        const reason = abort.signal.reason;
+        return { code: ExportResultCode.FAILED, error: reason instanceof Error ? reason : new Error(String(reason)) };
+      }
+      if (error instanceof OtlpAnswerError) return { code: ExportResultCode.FAILED, error };
+      // The runtime's network errors do not say where ("Unable to connect", "Connection refused").
+      const message = error instanceof Error ? error.message : String(error);
+      return { code: ExportResultCode.FAILED, error: new Error(`OTLP export to ${this.#where} failed: ${message}`, { cause: error }) };
     } finally {
       clearTimeout(timer);
     }
@@ -124,6 +130,9 @@ export class OtlpExporter {
     await this.forceFlush();
   }
 }
+
+/** A receiver's answer other than 2xx (its message names the receiver already). */
+class OtlpAnswerError extends Error {}
 
 /** A 2xx answer may still reject some spans (`partialSuccess`, OTLP 1.0). */
 function rejectedSpans(body: string): number {

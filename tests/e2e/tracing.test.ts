@@ -367,6 +367,37 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
       ]);
   }, 60_000);
 
+  test("failed exports are logged once per run of failures, and the recovery with the spans lost", async () => {
+    const otlp = receiver();
+    otlp.status = 401;
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0"],
+      env: {
+        ...CLEAN_ENV,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20s3cr3t",
+        OTEL_BSP_SCHEDULE_DELAY: "50",
+      },
+    });
+    await echo(sluice);
+    await until(async () => (await readMetrics(sluice)).sluice_spans_dropped_total === 2, 20_000, "2 spans dropped");
+    await echo(sluice);
+    await until(async () => (await readMetrics(sluice)).sluice_spans_dropped_total === 4, 20_000, "4 spans dropped");
+    const failed = sluice.events("tracing.export.failed");
+    expect(failed.length).toBe(1);
+    expect(failed[0]).toMatchObject({ level: "WARNING", spans: 2 });
+    expect(String(failed[0]!.error)).toContain(`${otlp.tracesUrl} answered 401`);
+    expect(JSON.stringify(sluice.records)).not.toContain("s3cr3t");
+
+    otlp.status = 200;
+    await echo(sluice);
+    await until(() => sluice.events("tracing.export.recovered").length === 1, 20_000, "the recovery record");
+    expect(sluice.events("tracing.export.recovered")[0]).toMatchObject({ spans: 4 });
+    await stop(sluice);
+    expect(sluice.events("tracing.export.failed").length).toBe(1);
+    expect(otlp.spans.length).toBe(2);
+  }, 60_000);
+
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
