@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "../fixtures/otlp-receiver.ts";
-import { BUN, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { BUN, readMetrics, ROOT, rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
 
@@ -396,6 +396,33 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     await stop(sluice);
     expect(sluice.events("tracing.export.failed").length).toBe(1);
     expect(otlp.spans.length).toBe(2);
+  }, 60_000);
+
+  test("a receiver's endless answer is not read into memory", async () => {
+    const mebibyte = new Uint8Array(1 << 20).fill(0x20);
+    let chunks = 0;
+    // 2xx with 300 MiB of body (JSON whitespace), made as it is read.
+    const collector = Bun.serve({
+      port: 0,
+      fetch: async (request) => {
+        await request.arrayBuffer();
+        return new Response(new ReadableStream({ pull: (controller) => void (chunks++ < 300 ? controller.enqueue(mebibyte) : controller.close()) }));
+      },
+    });
+    try {
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0"],
+        env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collector.port}`, OTEL_BSP_SCHEDULE_DELAY: "50" },
+      });
+      const before = rssKiB(sluice.proc.pid, "VmHWM");
+      await echo(sluice);
+      await until(async () => (await readMetrics(sluice)).sluice_spans_exported_total === 2, 20_000, "2 spans exported");
+      // Not the 300 MiB: the answer is cut after its first 64 KiB.
+      expect(rssKiB(sluice.proc.pid, "VmHWM") - before).toBeLessThan(100 * 1024);
+      await stop(sluice);
+    } finally {
+      collector.stop(true);
+    }
   }, 60_000);
 
   test("attributes follow the HTTP semantic conventions; names hold no path, query or credentials", async () => {
