@@ -101,7 +101,7 @@ The file is TOML and names options as their flags, at the top level:
   drain-timeout = "15s"
   trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]
   access-log = false
-Durations: 250ms, 5s, 2m or plain seconds. Sizes: bytes, or with KiB/MiB/GiB/KB/MB/GB.
+Durations: 250ms, 5s, 2m or plain seconds (at most 596h). Sizes: bytes, or with KiB/MiB/GiB/KB/MB/GB.
 Booleans: --name, --no-name or --name=true|false.
 ${rows.join("")}
 Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast, HUP reloads.

@@ -6,12 +6,20 @@ export type ValueParser<T> = (text: string) => T;
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/**
+ * The longest wait setTimeout takes (2^31-1 ms, about 24.8 days): both runtimes fire a longer
+ * one after 1 ms, so a sweep re-arming it would spin, warning on every turn.
+ */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** `250ms`, `5s`, `2m`, `1h`, or plain seconds (`30`, `1.5`); returns milliseconds. */
 export function parseDuration(text: string): number {
   const match = DURATION.exec(text.trim());
   if (!match) throw new RangeError("expected a duration such as 250ms, 5s, 2m or plain seconds");
   const unit = match[2] ?? "s";
-  return Math.round(Number(match[1]) * DURATION_UNIT_MS[unit]!);
+  const ms = Math.round(Number(match[1]) * DURATION_UNIT_MS[unit]!);
+  if (ms > MAX_DURATION_MS) throw new RangeError("expected a duration of at most 596h, the longest a timer can wait");
+  return ms;
 }
 
 /** Formats milliseconds the way a user would write them back (`1.5s`, `250ms`, `2m`). */

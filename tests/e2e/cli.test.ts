@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { OPTIONS, envName } from "../../src/config.ts";
-import { runSluice, TARGETS, tempDir } from "../harness.ts";
+import { freePort, runSluice, TARGETS, tempDir } from "../harness.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
@@ -77,6 +77,16 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(port.code).toBe(78);
     expect(port.stderr).toContain('Cannot parse --http-port: expected a port number from 0 to 65535; current value is "70000"');
   }, 60_000);
+
+  test("a duration longer than a timer can wait fails at start instead of firing at once", async () => {
+    // 720h overflowed setTimeout: each request's upstream deadline re-armed every 1 ms, spinning and warning.
+    const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--upstream-timeout", "720h", "--", "true"]);
+    expect(code).toBe(78);
+    expect(stderr).toContain('Cannot parse --upstream-timeout: expected a duration of at most 596h, the longest a timer can wait; current value is "720h"');
+    const checked = await run(["check"], { SLUICE_HOLD_TIMEOUT: "720h" });
+    expect(checked.code).toBe(78);
+    expect(checked.stderr).toContain("Cannot parse SLUICE_HOLD_TIMEOUT");
+  }, 30_000);
 
   test("flags win over variables", async () => {
     // The variable alone would fail; the flag hides it.

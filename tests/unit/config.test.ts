@@ -45,6 +45,14 @@ describe("durations", () => {
     expect(() => parseDuration(text)).toThrow(RangeError);
   });
 
+  test("a duration longer than a timer can wait (2^31-1 ms) is refused", () => {
+    expect(parseDuration("596h")).toBe(596 * 3_600_000);
+    expect(parseDuration("2147483.647")).toBe(2 ** 31 - 1);
+    for (const text of ["597h", "720h", "2147483.648", "99999999999h"]) {
+      expect(() => parseDuration(text), text).toThrow("expected a duration of at most 596h, the longest a timer can wait");
+    }
+  });
+
   test("formatDuration writes back what a user would type", () => {
     expect(formatDuration(0)).toBe("0s");
     expect(formatDuration(250)).toBe("250ms");
