@@ -67,11 +67,32 @@ export interface ListenAddress {
   port: number;
 }
 
+/**
+ * A host name or IP address. An IPv6 address may come in brackets, as in URLs and
+ * --admin-listen (`[::1]`), and is returned without them: the runtimes connect to "[::1]"
+ * as a name, and URLs built from it would bracket it twice.
+ */
+export function parseHost(text: string): string {
+  const trimmed = text.trim();
+  const bracketed = /^\[(.*)\]$/.exec(trimmed);
+  const host = bracketed ? bracketed[1]! : trimmed;
+  const valid = bracketed || host.includes(":")
+    ? parseIp(host.split("%")[0]!)?.family === 6 // a zone (fe80::1%eth0) names an interface
+    : /^[^\s/\[\]@?#]+$/.test(host);
+  if (!valid) throw new RangeError("expected a host name or an IP address (IPv6 with or without brackets), without a port");
+  return host;
+}
+
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export function parseListenAddress(text: string): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
   if (!match) throw new RangeError("expected host:port, [ipv6]:port or :port");
-  const hostname = match[1] ?? (match[2] || "0.0.0.0");
+  let hostname: string;
+  try {
+    hostname = match[1] !== undefined ? parseHost(`[${match[1]}]`) : match[2] ? parseHost(match[2]) : "0.0.0.0";
+  } catch (error) {
+    throw new RangeError("expected host:port, [ipv6]:port or :port", { cause: error });
+  }
   return { hostname, port: parsePort(match[3]!) };
 }
 

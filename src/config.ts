@@ -11,6 +11,7 @@ import {
   parseChoice,
   parseCidrList,
   parseDuration,
+  parseHost,
   parseListenAddress,
   parseNonNegativeInteger,
   parsePort,
@@ -93,9 +94,9 @@ const parseReadyPath: ValueParser<string> = (text) => {
 /** The option table: --help, the README and the parser are all generated from it. */
 export const OPTIONS = {
   config: optional("config", parseConfigPath, "PATH", "TOML file of options named as their flags (http-port = 8080); flags and variables win over it"),
-  httpHost: option("http-host", "0.0.0.0", (t) => t.trim(), "HOST", "Address sluice serves HTTP on"),
+  httpHost: option("http-host", "0.0.0.0", parseHost, "HOST", "Address sluice serves HTTP on"),
   httpPort: thruster(option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"), "HTTP_PORT"),
-  targetHost: option("target-host", "127.0.0.1", (t) => t.trim(), "HOST", "Address the child listens on"),
+  targetHost: option("target-host", "127.0.0.1", parseHost, "HOST", "Address the child listens on"),
   targetPort: thruster(option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"), "TARGET_PORT"),
   adminListen: option("admin-listen", "127.0.0.1:9000", parseAdminListen, "HOST:PORT|off", "Serves /livez, /readyz and /metrics"),
   readyPath: optional("ready-path", parseReadyPath, "PATH", "Child is ready when GET PATH answers 2xx (default: when its port accepts TCP)"),

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { OPTIONS, envName } from "../../src/config.ts";
-import { freePort, runSluice, TARGETS, tempDir } from "../harness.ts";
+import { freePort, runSluice, startSluice, TARGETS, tempDir } from "../harness.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
@@ -87,6 +87,23 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(checked.code).toBe(78);
     expect(checked.stderr).toContain("Cannot parse SLUICE_HOLD_TIMEOUT");
   }, 30_000);
+
+  test("an IPv6 --target-host in brackets reaches the child; an empty --http-host is refused", async () => {
+    // "[::1]" went to the runtimes as a name: every request got 502, and --ready-path never answered.
+    const sluice = await startSluice(target, { args: ["--target-host", "[::1]", "--ready-path", "/ready"], env: { APP_HOST: "::1" } });
+    try {
+      const response = await fetch(`${sluice.url}/slow?ms=1`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("slow 1\n");
+    } finally {
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }
+    // The binary listened on every interface, Deno failed to listen: both now refuse it up front.
+    const { code, stderr } = await run(["--http-host=", "--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--", "true"]);
+    expect(code).toBe(78);
+    expect(stderr).toContain('Cannot parse --http-host: expected a host name or an IP address (IPv6 with or without brackets), without a port; current value is ""');
+  }, 90_000);
 
   test("flags win over variables", async () => {
     // The variable alone would fail; the flag hides it.

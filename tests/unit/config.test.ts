@@ -19,6 +19,7 @@ import {
   parseChoice,
   parseCidrList,
   parseDuration,
+  parseHost,
   parseListenAddress,
   parseNonNegativeInteger,
   parsePort,
@@ -99,6 +100,23 @@ describe("ports and counts", () => {
   });
 });
 
+describe("hosts", () => {
+  test.each([
+    ["localhost", "localhost"],
+    [" 10.0.0.1 ", "10.0.0.1"],
+    ["::1", "::1"],
+    ["[::1]", "::1"],
+    ["[::]", "::"],
+    ["fe80::1%eth0", "fe80::1%eth0"],
+  ])("%p is %p", (text, host) => {
+    expect(parseHost(text)).toBe(host);
+  });
+
+  test.each(["", " ", "[]", "[localhost]", "127.0.0.1:3000", "[::1]:3000", "a b", "::1::2"])("%p is refused", (text) => {
+    expect(() => parseHost(text)).toThrow("expected a host name or an IP address (IPv6 with or without brackets), without a port");
+  });
+});
+
 describe("listen addresses", () => {
   test.each([
     ["127.0.0.1:9000", { hostname: "127.0.0.1", port: 9000 }],
@@ -106,11 +124,12 @@ describe("listen addresses", () => {
     ["[::1]:9000", { hostname: "::1", port: 9000 }],
     ["[::]:0", { hostname: "::", port: 0 }],
     ["localhost:9000", { hostname: "localhost", port: 9000 }],
+    ["[fe80::1%eth0]:9000", { hostname: "fe80::1%eth0", port: 9000 }],
   ])("%p", (text, address) => {
     expect(parseListenAddress(text)).toEqual(address);
   });
 
-  test.each(["9000", "127.0.0.1", "::1:9000", "[::1]", "host:99999", "host:", "[::1]9000"])("%p is refused", (text) => {
+  test.each(["9000", "127.0.0.1", "::1:9000", "[::1]", "host:99999", "host:", "[::1]9000", "[]:9000", "[x]:9000", "a b:9000"])("%p is refused", (text) => {
     expect(() => parseListenAddress(text)).toThrow(RangeError);
   });
 
