@@ -13,7 +13,7 @@ import {
   stopBudget,
   validateConfig,
 } from "./config.ts";
-import { loadConfigFile } from "./config-file.ts";
+import { decodeConfigFile, loadConfigFile } from "./config-file.ts";
 import { formatDuration } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -125,9 +125,9 @@ async function readConfigFile(
 ): Promise<{ file: OptionSources; otel: Record<string, string> }> {
   const path = resolveOption("config", flags, env);
   if (path === undefined) return { file: {}, otel: {} };
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await runtime.readTextFile(path);
+    bytes = await runtime.readFile(path);
   } catch (error) {
     const code = (error as { code?: unknown } | null)?.code;
     const reason = (typeof code === "string" ? READ_ERRORS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
@@ -135,7 +135,7 @@ async function readConfigFile(
       cause: error,
     });
   }
-  const { options, otel } = loadConfigFile(path, text);
+  const { options, otel } = loadConfigFile(path, decodeConfigFile(path, bytes));
   return { file: options, otel };
 }
 

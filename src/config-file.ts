@@ -56,6 +56,31 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
   return { options: sources, otel };
 }
 
+/**
+ * The text of a configuration file, which TOML requires to be UTF-8 (a BOM is dropped).
+ * Throws ConfigError naming the first line that is not: decoding it leniently would turn a
+ * Latin-1 path or header value into U+FFFD and use that.
+ */
+export function decodeConfigFile(path: string, bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    // A newline byte never occurs inside a multi-byte sequence, so lines decode on their own.
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    let line = 1;
+    for (let start = 0; start <= bytes.length; line++) {
+      const end = bytes.indexOf(10, start);
+      try {
+        decoder.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
+      } catch {
+        break;
+      }
+      start = end < 0 ? bytes.length + 1 : end + 1;
+    }
+    throw new ConfigError(`Invalid TOML in ${path} line ${line}: not valid UTF-8 (a TOML file is UTF-8)`, { cause: error });
+  }
+}
+
 /** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */
 function tomlReason(error: TomlError): string {
   const reason = error.message.replace(/^Invalid TOML document: /, "").split("\n\n")[0]!;

@@ -144,6 +144,7 @@ export const bunRuntime: Runtime = {
   probeTcp,
   connectTcp: bunConnectTcp,
   readTextFile: (path) => Bun.file(path).text(),
+  readFile: (path) => Bun.file(path).bytes(),
   async statFile(path) {
     try {
       const stat = await Bun.file(path).stat();

@@ -207,6 +207,7 @@ export const denoRuntime: Runtime = {
   probeTcp,
   connectTcp: denoConnectTcp,
   readTextFile: (path) => Deno.readTextFile(path),
+  readFile: (path) => Deno.readFile(path),
   statFile,
   fileBodyResponse,
   onSignal(signal, listener) {

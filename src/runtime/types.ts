@@ -232,6 +232,8 @@ export interface Runtime {
    * name (ENOENT, EACCES, EISDIR ...) as the error's `code` on both runtimes.
    */
   readTextFile(path: string): Promise<string>;
+  /** Reads a whole file as bytes; rejects as readTextFile does. */
+  readFile(path: string): Promise<Uint8Array>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */

@@ -72,6 +72,21 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     expect(directory.stderr).toContain("(SLUICE_CONFIG): it is a directory");
   }, 120_000);
 
+  test("a file that is not UTF-8 is refused naming its line; a BOM is fine", async () => {
+    // A Latin-1 byte was read as U+FFFD: the file's path or value silently became another one.
+    const latin1 = join(tempDir(), "sluice.toml");
+    writeFileSync(latin1, Buffer.concat([Buffer.from('http-port = 8080\npublic-dir = "/srv/caf'), Buffer.from([0xe9]), Buffer.from('"\n')]));
+    const bad = await run(["check", "--config", latin1]);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toBe(`sluice: Invalid TOML in ${latin1} line 2: not valid UTF-8 (a TOML file is UTF-8)\n`);
+
+    const bom = join(tempDir(), "sluice.toml");
+    writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('drain-timeout = "7s"\n')]));
+    const good = await run(["check", "--config", bom]);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(/drain-timeout +7s/);
+  }, 60_000);
+
   test("SLUICE_CONFIG names the file; flags and variables win over it", async () => {
     const path = writeConfig(['drain-timeout = "3x"', 'stop-timeout = "9s"', 'shutdown-delay = "1s"']);
     // The file's bad drain-timeout is hidden by the flag, its stop-timeout by the variable.

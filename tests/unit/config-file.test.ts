@@ -2,7 +2,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { parse } from "smol-toml";
-import { loadConfigFile, topLevelKeyLines } from "../../src/config-file.ts";
+import { decodeConfigFile, loadConfigFile, topLevelKeyLines } from "../../src/config-file.ts";
 import { ConfigError, resolveConfig } from "../../src/config.ts";
 
 const PATH = "/etc/sluice.toml";
@@ -206,5 +206,26 @@ describe("topLevelKeyLines", () => {
 
   test("counts CRLF lines and dotted keys by their first part", () => {
     expect(Object.fromEntries(topLevelKeyLines('\r\n x.y = 1\r\n"q.r" = 2\r\nx.z = 3'))).toEqual({ x: 2, "q.r": 3 });
+  });
+});
+
+describe("decodeConfigFile", () => {
+  const bytes = (...parts: (string | number[])[]) =>
+    Uint8Array.from(parts.flatMap((part) => (typeof part === "string" ? [...new TextEncoder().encode(part)] : part)));
+
+  test("UTF-8 decodes, without a BOM", () => {
+    expect(decodeConfigFile(PATH, bytes('ready-path = "/café"\n'))).toBe('ready-path = "/café"\n');
+    expect(decodeConfigFile(PATH, bytes([0xef, 0xbb, 0xbf], "http-port = 1\n"))).toBe("http-port = 1\n");
+  });
+
+  test("invalid UTF-8 is a ConfigError naming the file and the line", () => {
+    const cases: [Uint8Array, number][] = [
+      [bytes('public-dir = "/srv/caf', [0xe9], '"\n'), 1],
+      [bytes("http-port = 1\n\n# ", [0xc3]), 3],
+      [bytes("http-port = 1\n", [0xed, 0xa0, 0x80], "\n"), 2], // an encoded surrogate
+    ];
+    for (const [input, line] of cases) {
+      expect(() => decodeConfigFile(PATH, input)).toThrow(new ConfigError(`Invalid TOML in ${PATH} line ${line}: not valid UTF-8 (a TOML file is UTF-8)`));
+    }
   });
 });
