@@ -234,9 +234,17 @@ export async function runCli(runtime: Runtime): Promise<number> {
     }
     const { flags, command } = parseArgs(runtime.args);
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
+    /** A configuration "file" that is a pipe (--config <(...)): the start read all it had. */
+    let readOnce: string | undefined;
     // Run again on every SIGHUP: the same flags and environment, the file as it is now.
     const loadConfig = async (): Promise<Config> => {
+      // Read again, a pipe would give nothing, or wait for a writer: every option from the
+      // file would silently fall back to its default (--max-request-body to no limit).
+      if (readOnce !== undefined) {
+        throw new ConfigError(`Cannot read the configuration file ${readOnce} again: it is not a regular file (a pipe is read once, at start); restart sluice to change the configuration`);
+      }
       const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
+      if (config.config !== undefined && (await runtime.statFile(config.config)) === undefined) readOnce = config.config;
       validateConfig(config);
       validateClientLimits(config, runtime);
       return { ...config, files: await prepareFiles(config, runtime) };

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
-import { type LogRecord, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { type LogRecord, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
 const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
@@ -68,6 +68,27 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(1000) })).status).toBe(200);
     const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
     expect(metrics).toContain('sluice_reloads_total{result="error"} 1');
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("a file that is a pipe (--config <(...)) is read once: a reload fails instead of falling back to defaults", async () => {
+    // Read again, the pipe gave nothing (or waited for a writer): --max-request-body fell back to no limit.
+    const fifo = join(tempDir(), "sluice.toml");
+    const made = Bun.spawnSync(["mkfifo", fifo]);
+    expect(made.exitCode).toBe(0);
+    const writer = Bun.spawn(["sh", "-c", `printf 'shutdown-delay = "0s"\\nmax-request-body = "10"\\n' > ${fifo}`]);
+    track(writer.pid);
+    const sluice = await startSluice(target, { args: ["--config", fifo], env: CLEAN_ENV });
+    expect(await writer.exited).toBe(0);
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(413);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record.result).toBe("error");
+    expect(String(record.error)).toBe(
+      `Cannot read the configuration file ${fifo} again: it is not a regular file (a pipe is read once, at start); restart sluice to change the configuration`,
+    );
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(413);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
