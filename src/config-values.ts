@@ -18,6 +18,8 @@ export function parseDuration(text: string): number {
   if (!match) throw new RangeError("expected a duration such as 250ms, 5s, 2m or plain seconds");
   const unit = match[2] ?? "s";
   const ms = Math.round(Number(match[1]) * DURATION_UNIT_MS[unit]!);
+  // Rounded to 0 it would mean "never" for the timeouts where 0 turns them off.
+  if (ms === 0 && Number(match[1]) > 0) throw new RangeError("expected 0 or a duration of at least 1ms");
   if (ms > MAX_DURATION_MS) throw new RangeError("expected a duration of at most 596h, the longest a timer can wait");
   return ms;
 }

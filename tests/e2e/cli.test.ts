@@ -88,6 +88,12 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(checked.stderr).toContain("Cannot parse SLUICE_HOLD_TIMEOUT");
   }, 30_000);
 
+  test("a duration that rounds to 0 ms fails at start instead of turning the timeout off", async () => {
+    const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--body-timeout", "0.1ms", "--", "true"]);
+    expect(code).toBe(78);
+    expect(stderr).toContain('Cannot parse --body-timeout: expected 0 or a duration of at least 1ms; current value is "0.1ms"');
+  }, 30_000);
+
   test("an IPv6 --target-host in brackets reaches the child; an empty --http-host is refused", async () => {
     // "[::1]" went to the runtimes as a name: every request got 502, and --ready-path never answered.
     const sluice = await startSluice(target, { args: ["--target-host", "[::1]", "--ready-path", "/ready"], env: { APP_HOST: "::1" } });

@@ -46,6 +46,12 @@ describe("durations", () => {
     expect(() => parseDuration(text)).toThrow(RangeError);
   });
 
+  test("a duration that rounds to 0 is refused: 0 turns some timeouts off", () => {
+    expect(parseDuration("0.5ms")).toBe(1);
+    for (const text of ["0.4ms", "0.0001s", "0.0001"]) expect(() => parseDuration(text), text).toThrow("expected 0 or a duration of at least 1ms");
+    expect(parseDuration("0.0s")).toBe(0);
+  });
+
   test("a duration longer than a timer can wait (2^31-1 ms) is refused", () => {
     expect(parseDuration("596h")).toBe(596 * 3_600_000);
     expect(parseDuration("2147483.647")).toBe(2 ** 31 - 1);
