@@ -369,7 +369,12 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
 
 /** The options whose values differ, by their flag names. */
 export function changedOptions(before: Config, after: Config): OptionKey[] {
-  return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+  return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => comparable(before[key]) !== comparable(after[key]));
+}
+
+/** A value as comparable text; a CIDR's address is a bigint, which JSON.stringify throws on. */
+function comparable(value: unknown): string | undefined {
+  return JSON.stringify(value, (_key, item: unknown) => (typeof item === "bigint" ? item.toString() : item));
 }
 
 /** The set variables only: an empty one counts as unset, so it must not hide the file's. */

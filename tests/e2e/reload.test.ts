@@ -93,6 +93,19 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("a reload with --trusted-proxies set applies (comparing CIDRs threw, so nothing was applied)", async () => {
+    const file = configFile(['shutdown-delay = "0s"', 'trusted-proxies = "10.0.0.0/8"', 'max-request-body = "1MiB"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    file.write(['shutdown-delay = "0s"', 'trusted-proxies = ["10.0.0.0/8", "127.0.0.1"]', 'max-request-body = "10"']);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record).toMatchObject({ result: "ok", changed: ["max-request-body", "trusted-proxies"], pendingRestart: [] });
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(413);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(sluice.stderr).toBe("");
+  }, 60_000);
+
   test("listener and child settings are reported as pending a restart and keep their values", async () => {
     const file = configFile(['shutdown-delay = "0s"']);
     const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseArgs, UsageError } from "../../src/cli.ts";
 import {
+  changedOptions,
   childEnvironment,
   ConfigError,
   envName,
@@ -366,6 +367,15 @@ describe("resolveConfig", () => {
   test("variable names", () => {
     expect(envName("drain-timeout")).toBe("SLUICE_DRAIN_TIMEOUT");
     expect(envName("max-held-requests")).toBe("SLUICE_MAX_HELD_REQUESTS");
+  });
+});
+
+describe("changedOptions", () => {
+  test("compares CIDR lists (bigint addresses) and names what changed", () => {
+    const proxies = (text: string) => resolveConfig({ trustedProxies: { text, from: "--trusted-proxies" } }, {}, ["app"]);
+    expect(changedOptions(proxies("10.0.0.0/8"), proxies("10.0.0.0/8, ::1"))).toEqual(["trustedProxies"]);
+    expect(changedOptions(proxies("10.0.0.0/8"), proxies(" 10.0.0.0/8 "))).toEqual([]);
+    expect(changedOptions(proxies(""), proxies("127.0.0.1"))).toEqual(["trustedProxies"]);
   });
 });
 
