@@ -327,11 +327,12 @@ export function validateConfig(config: Config): void {
   if (config.adminListen && config.targetPort !== 0 && config.adminListen.port === config.targetPort) {
     throw new ConfigError(`--admin-listen and --target-port both use port ${config.targetPort}: the child needs a port of its own`);
   }
-  if (config.httpPort === config.targetPort) {
-    throw new ConfigError(`--http-port and --target-port are both ${config.httpPort}: the child needs a port of its own`);
-  }
+  // First: with --http-port 0 too, "both 0" would blame a valid --http-port.
   if (config.targetPort === 0) {
     throw new ConfigError(`Cannot use --target-port 0: the child needs a known port; current value is "0"`);
+  }
+  if (config.httpPort === config.targetPort) {
+    throw new ConfigError(`--http-port and --target-port are both ${config.httpPort}: the child needs a port of its own`);
   }
 }
 

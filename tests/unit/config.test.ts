@@ -405,6 +405,10 @@ describe("validateConfig", () => {
   test("ports that collide", () => {
     expect(() => validateConfig(config({ httpPort: "3000" }))).toThrow("--http-port and --target-port are both 3000");
     expect(() => validateConfig(config({ targetPort: "0" }))).toThrow("--target-port 0");
+    // --http-port 0 picks a free port: the fault is --target-port's alone.
+    expect(() => validateConfig(config({ httpPort: "0", targetPort: "0" }))).toThrow(
+      new ConfigError('Cannot use --target-port 0: the child needs a known port; current value is "0"'),
+    );
     expect(() => validateConfig(config({ httpPort: "9000" }))).toThrow("--admin-listen and --http-port both use port 9000");
     expect(() => validateConfig(config({ httpPort: "9000", adminListen: "off" }))).not.toThrow();
     // sluice's own admin listener on the child's port read as "another process already listens there".
