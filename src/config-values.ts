@@ -10,7 +10,7 @@ const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h:
  * The longest wait setTimeout takes (2^31-1 ms, about 24.8 days): both runtimes fire a longer
  * one after 1 ms, so a sweep re-arming it would spin, warning on every turn.
  */
-const MAX_DURATION_MS = 2 ** 31 - 1;
+export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /** `250ms`, `5s`, `2m`, `1h`, or plain seconds (`30`, `1.5`); returns milliseconds. */
 export function parseDuration(text: string): number {

@@ -3,6 +3,8 @@
  * the key that says when a setting change needs a new exporter and tracer provider.
  */
 
+import { MAX_DURATION_MS } from "../config-values.ts";
+
 /** The samplers of the OpenTelemetry SDK environment specification that sluice supports. */
 export const SAMPLER_NAMES = [
   "always_on",
@@ -204,6 +206,10 @@ function integer(env: Env, name: string, min: number, unit?: string): number | u
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(value >= min) || !Number.isSafeInteger(value)) {
     throw invalid(name, `${unit ? `whole ${unit}` : "a whole number"}, ${min} or more`, text);
+  }
+  // A longer timer fires after 1 ms: every export would time out at once.
+  if (unit === "milliseconds" && value > MAX_DURATION_MS) {
+    throw invalid(name, `whole milliseconds, at most ${MAX_DURATION_MS} (the longest a timer can wait)`, text);
   }
   return value;
 }

@@ -87,6 +87,17 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     expect(good.stdout).toMatch(/drain-timeout +7s/);
   }, 60_000);
 
+  test("an OTEL_* timeout longer than a timer can wait is refused, from the file or the environment", async () => {
+    // 2^31 ms or more fired after 1 ms: every export timed out at once and its spans were dropped.
+    const path = writeConfig(['OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"', 'OTEL_EXPORTER_OTLP_TIMEOUT = "3000000000"']);
+    const fromFile = await run(["check", "--config", path]);
+    expect(fromFile.code).toBe(78);
+    expect(fromFile.stderr).toContain('Cannot parse OTEL_EXPORTER_OTLP_TIMEOUT: expected whole milliseconds, at most 2147483647 (the longest a timer can wait); current value is "3000000000"');
+    const fromEnv = await run(["check"], { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_BSP_EXPORT_TIMEOUT: "2592000000" });
+    expect(fromEnv.code).toBe(78);
+    expect(fromEnv.stderr).toContain("Cannot parse OTEL_BSP_EXPORT_TIMEOUT: expected whole milliseconds, at most 2147483647");
+  }, 60_000);
+
   test("SLUICE_CONFIG names the file; flags and variables win over it", async () => {
     const path = writeConfig(['drain-timeout = "3x"', 'stop-timeout = "9s"', 'shutdown-delay = "1s"']);
     // The file's bad drain-timeout is hidden by the flag, its stop-timeout by the variable.
