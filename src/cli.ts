@@ -73,8 +73,14 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     }
     if (key === undefined) throw new UsageError(`Unknown flag --${name}`);
     if (text === undefined) {
-      if (isBooleanOption(key)) text = "true";
-      else {
+      if (isBooleanOption(key)) {
+        // `--access-log false -- app` would run the command `false`, and the log stay on.
+        const next = args[i + 1];
+        if (next === "true" || next === "false") {
+          throw new UsageError(`--${name} takes no separate value: write --${name}=${next}${next === "false" ? ` or --no-${name}` : ""} ("${next}" would be taken as the app's command)`);
+        }
+        text = "true";
+      } else {
         const next = args[++i];
         // No value of any option starts with "--": `--drain-timeout --stop-timeout 1s` and
         // `--drain-timeout -- app` lack a value rather than have a strange one.

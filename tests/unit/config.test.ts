@@ -278,8 +278,12 @@ describe("parseArgs", () => {
     expect(parseArgs(["--access-log", "app"]).flags.accessLog).toEqual({ text: "true", from: "--access-log" });
     expect(parseArgs(["--no-access-log", "app"]).flags.accessLog).toEqual({ text: "false", from: "--access-log" });
     expect(parseArgs(["--access-log=false", "app"]).flags.accessLog).toEqual({ text: "false", from: "--access-log" });
-    // A bare boolean does not take the next argument: it is the command.
-    expect(parseArgs(["--access-log", "false"]).command).toEqual(["false"]);
+    // A bare boolean does not take the next argument: it is the command, but for true and
+    // false, which are refused (a value meant for the flag would run as the app).
+    expect(parseArgs(["--access-log", "app"]).command).toEqual(["app"]);
+    expect(() => parseArgs(["--access-log", "false", "--", "app"])).toThrow("--access-log takes no separate value: write --access-log=false or --no-access-log");
+    expect(() => parseArgs(["--compression", "true", "app"])).toThrow("--compression takes no separate value: write --compression=true");
+    expect(parseArgs(["--access-log", "--", "false"]).command).toEqual(["false"]);
   });
 
   test("--no- works only for booleans and takes no value", () => {
