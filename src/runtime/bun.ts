@@ -27,6 +27,9 @@ let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
 /** Children spawned here whose exit Bun has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
 
+/** How often a closed listener checks whether anything is still pending (only during a stop). */
+const PENDING_POLL_MS = 10;
+
 /** Bun's idle timer fires on 4 s ticks: it may cut a connection up to this much before its timeout. */
 const IDLE_TICK_MS = 4000;
 
@@ -48,9 +51,18 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
   });
   return Promise.resolve({
     port: server.port ?? port,
-    close() {
-      // Graceful: the listening socket closes now; resolves when every response is sent.
-      return server.stop(false);
+    async close() {
+      // The listening socket closes now. Bun's own promise would also wait for connections
+      // that sent part of a request head, until its 10 s header timeout: instead, wait until
+      // no request or WebSocket is pending (a response counts until Bun has written its last
+      // byte, bodies it sends untouched and files sent with sendfile(2) included), then cut
+      // the connections left, which have nothing in flight (docs/runtime-notes.md).
+      const stopped = server.stop(false);
+      while (server.pendingRequests + server.pendingWebSockets > 0) {
+        if (await Promise.race([stopped.then(() => true), Bun.sleep(PENDING_POLL_MS).then(() => false)])) return;
+      }
+      void server.stop(true);
+      await stopped;
     },
     closeAllConnections() {
       void server.stop(true);

@@ -98,7 +98,8 @@ export interface HttpListener {
   /**
    * Stops accepting: the listening socket closes at once (new connections are refused),
    * idle keep-alive connections close, requests in flight continue. Resolves once every
-   * response has been sent in full.
+   * response has been sent in full; a connection that sent only part of a request head does
+   * not hold it (it is closed then, if not before).
    */
   close(): Promise<void>;
   /** Cuts every connection still open. Call only after the drain deadline. */

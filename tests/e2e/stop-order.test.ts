@@ -1,7 +1,9 @@
 /** @module The stop sequence end to end: order, drain under load, fast stop, shutdown delay. */
 
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
@@ -188,4 +190,48 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(await slow).not.toBe("slow 20000\n");
     expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1, drained: 0 });
   }, 60_000);
+
+  test("a connection that sent half a request head does not hold the drain; a slow response and a file being sent still finish", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "public"));
+    // Larger than the loopback socket buffers: its sending outlasts the slow response while
+    // the client does not read. On the binary Bun sends it with sendfile(2), unobserved.
+    const file = randomBytes(24 * 1024 * 1024);
+    writeFileSync(join(dir, "public/big.bin"), file);
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--drain-timeout", "15s", "--public-dir", join(dir, "public")],
+    });
+    const half = await Bun.connect({ hostname: "127.0.0.1", port: sluice.httpPort, socket: { data() {} } });
+    half.write("GET / HTTP/1.1\r\nHost: x\r\n"); // no blank line: the head never ends
+    // The file's client reads nothing until the slow response is done.
+    const download = connect(sluice.httpPort, "127.0.0.1");
+    let received = 0;
+    download.on("data", (chunk: Buffer) => (received += chunk.length));
+    download.on("error", () => {});
+    const downloaded = new Promise<void>((resolve) => download.on("close", () => resolve()));
+    download.write("GET /big.bin HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n");
+    download.pause();
+    try {
+      const slow = fetch(`${sluice.url}/slow?ms=1500`);
+      await until(async () => ((await readMetrics(sluice)).sluice_requests_in_flight ?? 0) >= 1, 10_000, "the slow request in flight");
+      sluice.signal("SIGTERM");
+      const response = await slow;
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("slow 1500\n");
+      download.resume();
+      await downloaded;
+      expect(received).toBeGreaterThan(file.length); // the head and every byte of the body
+      expect(await sluice.exitCode()).toBe(0);
+      const complete = sluice.records.at(-1)!;
+      // Before, the binary's drain waited for the half-sent head until Bun's header timeout
+      // (10-12 s) or the drain deadline.
+      expect((complete.phases as Record<string, number>).drain).toBeLessThan(5000);
+      // The file is not counted on the binary: its exchange ends when Bun takes it over.
+      expect(complete).toMatchObject({ event: "shutdown.complete", exitCode: 0, drained: target.name === "binary" ? 1 : 2, aborted: 0 });
+    } finally {
+      half.end();
+      download.destroy();
+    }
+  }, 60_000);
+
 });
