@@ -294,9 +294,9 @@ function readable(spec: OptionSpec<unknown>, text: string): boolean {
 }
 
 /**
- * After the drain deadline, how long WebSockets (closing with 1001) and event streams (ending
- * cleanly) get to finish that before the remaining connections are cut: a fixed part of the
- * stop budget.
+ * After the drain deadline, how long what was aborted gets to finish that before the remaining
+ * connections are cut (requests still waiting for the app send their 503, WebSockets close
+ * with 1001, event streams end cleanly): a fixed part of the stop budget.
  */
 export const CLOSE_GRACE_MS = 500;
 

@@ -21,6 +21,13 @@ export type AbortReason =
 export type EndListener = (exchange: Exchange) => void;
 
 /**
+ * The status recorded for an exchange whose connection sluice cut before any answer went out
+ * (nginx's code for a connection closed without a response), so that the access record and
+ * the metrics show what the client saw rather than the 503 it never got.
+ */
+export const NO_RESPONSE_STATUS = 444;
+
+/**
  * The exchange's server span, set by the tracing middleware when tracing is on (see
  * middleware/tracing.ts). An interface, so that nothing outside the tracing modules loads
  * OpenTelemetry.

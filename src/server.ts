@@ -6,7 +6,7 @@ import { bodyless, unsentBody } from "./bodyless.ts";
 import { Deadlines, raceDeadline } from "./deadlines.ts";
 import { EventBoundary, isEventStream } from "./event-stream.ts";
 import { firstChunkWhole, observeBody } from "./followed-body.ts";
-import { Exchange } from "./exchange.ts";
+import { Exchange, NO_RESPONSE_STATUS } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import { hasWholeBody } from "./whole-body.ts";
 import { log } from "./log.ts";
@@ -80,6 +80,8 @@ export class Server {
   #holdLater: Deadlines<Exchange> | undefined;
   #held = new Set<Exchange>();
   #connectionClose = false;
+  /** True once the drain cut the connections so that answers not yet sent are lost. */
+  #connectionsCut = false;
   #runtime: Runtime;
   #current: PipelineSlot;
 
@@ -149,12 +151,16 @@ export class Server {
     const closed = this.#websockets.size + this.#eventStreams.size;
     for (const exchange of this.#inFlight.keys()) exchange.abort("aborted");
     for (const goAway of [...this.#websockets.values()]) goAway();
-    if (closed > 0 && finished === undefined) {
+    // What was cut gets a moment to say so: a request still waiting for the app its 503, a
+    // WebSocket its 1001, an event stream its clean end. Cutting the connections at once left
+    // the binary's clients with no answer at all while the access record showed the 503. A
+    // fast stop keeps this moment too: it is short, and usually over in milliseconds.
+    if (aborted > 0 && finished === undefined) {
       const settled = this.#inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
-      await raceDeadline(Promise.all([settled, this.#listenerDone]), CLOSE_GRACE_MS, cut);
+      await raceDeadline(Promise.all([settled, this.#listenerDone]), CLOSE_GRACE_MS);
     }
     // Also cuts bodies that passed through unobserved and are still being sent.
-    if (finished === undefined) this.#listener?.closeAllConnections();
+    if (finished === undefined) this.#connectionsCut = this.#listener?.closeAllConnections() ?? false;
     return { drained: before - aborted, aborted, closed };
   }
 
@@ -206,6 +212,9 @@ export class Server {
     if (exchange.watchingClient) exchange.clientGone();
     const aborted = exchange.abortReason;
     if (aborted === "client-cancel" || aborted === "aborted") {
+      // Its answer came after its connection was cut (a fast stop, or later than the close
+      // grace): the client got none.
+      if (aborted === "aborted" && this.#connectionsCut) exchange.status = NO_RESPONSE_STATUS;
       exchange.end(aborted);
     } else if (
       this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&

@@ -58,6 +58,7 @@ function serve({ hostname, port, handler, onError }: ServeOptions): Promise<Http
       // Deno has no safe way to cut connections from outside (aborting the serve signal
       // after shutdown() crashes Deno with BadResource): sluice aborts each request in
       // flight itself, which closes its connection.
+      return false;
     },
     upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
     // Deno.serve has no idle timeout (see httpLimits).

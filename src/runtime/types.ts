@@ -102,8 +102,12 @@ export interface HttpListener {
    * not hold it (it is closed then, if not before).
    */
   close(): Promise<void>;
-  /** Cuts every connection still open. Call only after the drain deadline. */
-  closeAllConnections(): void;
+  /**
+   * Cuts every connection still open. Call only after the drain deadline. Returns true when it
+   * did (Bun): an answer not yet sent is then lost. False where the runtime cannot (Deno):
+   * sluice's aborts close those connections, after their answers.
+   */
+  closeAllConnections(): boolean;
   /**
    * Answers `request` (a valid WebSocket handshake the handler got) with 101 and runs `accept.events`
    * for the connection. Returns what the handler must answer with: undefined on Bun (the upgrade is

@@ -234,4 +234,35 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     }
   }, 60_000);
 
+  test("a request cut at the drain deadline: its client gets the 503 that its access record and metrics show", async () => {
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--drain-timeout", "500ms", "--stop-timeout", "3s"],
+      env: { APP_ON_TERM: "ignore" }, // the stop-child phase leaves time to scrape /metrics
+    });
+    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.status).catch((e) => `error: ${e}`);
+    await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
+    sluice.signal("SIGTERM");
+    await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "drain");
+    const metrics = await readMetrics(sluice);
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/slow");
+    // Before, the binary cut the connection right after aborting: no response at all.
+    expect(await slow).toBe(503);
+    expect(record).toMatchObject({ status: 503, outcome: "aborted" });
+    expect(metrics['sluice_requests_total{code="503"}']).toBe(1);
+    expect(await sluice.exitCode()).toBe(75);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1, drained: 0 });
+  }, 60_000);
+
+  test("a fast stop that cuts a request waiting for the app still sends it the 503 that its record shows", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
+    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.status).catch(() => "no response");
+    await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
+    sluice.signal("SIGQUIT");
+    expect(await sluice.exitCode()).toBe(75);
+    const seen = await slow;
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/slow");
+    // Before, the binary cut the connections at once: no answer, and a record that said 503.
+    expect(record).toMatchObject({ status: seen === "no response" ? 444 : seen, outcome: "aborted" });
+    expect(seen).toBe(503);
+  }, 60_000);
 });

@@ -1,7 +1,8 @@
 /**
  * @module sluice's Server on the Bun adapter with real sockets, for what it does itself
- * around a pipeline: a pipeline that fails answers 500 without its error's text, and an
- * answer to HEAD goes out without a body and still ends its exchange.
+ * around a pipeline: a pipeline that fails answers 500 without its error's text, an
+ * answer to HEAD goes out without a body and still ends its exchange, and an answer that
+ * comes after the drain cut its connection is recorded as the 444 its client saw.
  */
 
 import { afterEach, describe, expect, test } from "bun:test";
@@ -99,5 +100,21 @@ describe("Server", () => {
     expect(ended[0]!.outcome).toBe("complete");
     expect(server!.inFlight).toBe(0);
     await until(() => cancelled, 10_000, "the unread body's cancel");
+  });
+
+  test("an answer that comes after the drain cut the connections is recorded as 444: the client got none", async () => {
+    // A pipeline slow to give up: it answers 503 only 800 ms after its abort, past the close grace.
+    const { url, ended } = await serve((exchange) =>
+      new Promise<Response>((resolve) => {
+        exchange.signal.addEventListener("abort", () => setTimeout(() => resolve(new Response("late\n", { status: 503 })), 800));
+      }));
+    const seen = fetch(`${url}/x`).then((r) => r.status).catch(() => "no response");
+    await until(() => server!.inFlight === 1, 10_000, "the request in flight");
+    server!.closeListener();
+    expect(await server!.drain(100, new AbortController().signal)).toEqual({ drained: 0, aborted: 1, closed: 0 });
+    server = undefined; // drained and closed already
+    expect(await seen).toBe("no response");
+    await until(() => ended.length === 1, 10_000, "the exchange's end");
+    expect(ended[0]).toMatchObject({ status: 444, outcome: "aborted" });
   });
 });
