@@ -58,8 +58,9 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
       // byte, bodies it sends untouched and files sent with sendfile(2) included), then cut
       // the connections left, which have nothing in flight (docs/runtime-notes.md).
       const stopped = server.stop(false);
+      const done = stopped.then(() => true);
       while (server.pendingRequests + server.pendingWebSockets > 0) {
-        if (await Promise.race([stopped.then(() => true), Bun.sleep(PENDING_POLL_MS).then(() => false)])) return;
+        if (await Promise.race([done, Bun.sleep(PENDING_POLL_MS).then(() => false)])) return;
       }
       void server.stop(true);
       await stopped;
