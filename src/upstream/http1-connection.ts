@@ -176,7 +176,8 @@ export class Http1Connection implements TcpSocketEvents {
         return this.#fail(this.#partialHead ? cutShort(this.key, "in the middle of the response head") : cutShort(this.key, "before responding"), error);
       }
       case "body":
-        if (this.#decoder instanceof UntilCloseDecoder) {
+        // A reset is no end: the body was cut, and the client must see it cut.
+        if (this.#decoder instanceof UntilCloseDecoder && error === undefined) {
           this.#body!.close();
           return this.#finish();
         }

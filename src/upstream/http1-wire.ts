@@ -170,7 +170,8 @@ export class LengthDecoder implements BodyDecoder {
 /** A body that ends when the connection does (no length, no chunking). */
 export class UntilCloseDecoder implements BodyDecoder {
   readonly done = false;
-  readonly position = "";
+  /** Said only when the connection was reset: a clean close ends this body. */
+  readonly position = "in the middle of the body (reset)";
 
   decode(bytes: Uint8Array, emit: (payload: Uint8Array) => void): number {
     emit(bytes);

@@ -1,0 +1,39 @@
+/**
+ * @module An app that misbehaves at the byte level (tests/fixtures/misbehaving-app.py): what the
+ * client sees must never pass a cut or altered body off as a complete one, and a request the app
+ * may have acted on is not sent to it twice. (The harness stops every sluice after its test.)
+ */
+
+import { describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { ROOT, startSluice, TARGETS } from "../harness.ts";
+
+const APP = ["python3", join(ROOT, "tests/fixtures/misbehaving-app.py")];
+
+/** Sends one request with `connection: close` and reads to the end: every byte, and whether it ended in a reset. */
+function raw(port: number, method: string, path: string): Promise<{ text: string; reset: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect({ host: "127.0.0.1", port });
+    const timer = setTimeout(() => (socket.destroy(), reject(new Error(`${method} ${path}: no end within 20s`))), 20_000);
+    const done = (reset: boolean) => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString("latin1"), reset });
+    };
+    socket.on("connect", () => socket.write(`${method} ${path} HTTP/1.1\r\nhost: app\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`));
+    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("end", () => done(false));
+    socket.on("error", () => done(true));
+  });
+}
+
+describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
+  test("a close-delimited body cut by a reset reaches the client cut, never with a clean end", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/until-close-reset");
+    expect(text).toStartWith("HTTP/1.1 200");
+    expect(text).toContain("0123456789");
+    expect(text).not.toEndWith("\r\n0\r\n\r\n"); // the last chunk would say the body is whole
+  });
+});
