@@ -62,6 +62,8 @@ const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
 /** Response body bytes buffered for a slow reader before the socket stops reading. */
 const BODY_HIGH_WATER = 64 * 1024;
+/** Methods that may be sent again when a reused connection closed before answering. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const encoder = new TextEncoder();
 const noop = (): void => {};
 
@@ -167,7 +169,9 @@ export class Http1Connection implements TcpSocketEvents {
       case "head": {
         // Closed by the upstream while it was idle, just before this request went out: safe to send again.
         const request = this.#request!;
-        if (this.reused && !this.#responseStarted && !this.#bodyStarted && !request.signal?.aborted) {
+        // Only an idempotent method (RFC 9110 section 9.2.2): the upstream may have taken the
+        // request and then crashed or closed, and a POST must not run twice.
+        if (this.reused && !this.#responseStarted && !this.#bodyStarted && !request.signal?.aborted && IDEMPOTENT.has(request.method)) {
           const resolve = this.#resolve!;
           const pool = this.#pool!;
           this.#clear();

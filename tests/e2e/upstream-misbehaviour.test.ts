@@ -36,4 +36,16 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(text).toContain("0123456789");
     expect(text).not.toEndWith("\r\n0\r\n\r\n"); // the last chunk would say the body is whole
   });
+
+  test("a POST the app took and then reset on is not sent again; a GET is retried once at most", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    for (const method of ["POST", "GET"]) {
+      const path = `/reset-unanswered-${method}`;
+      expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok"); // a pooled connection to reuse
+      expect((await raw(sluice.httpPort, method, path)).text).toStartWith("HTTP/1.1 502");
+      const seen = Number((await raw(sluice.httpPort, "GET", `/seen?${path}`)).text.split("\r\n\r\n")[1]);
+      if (method === "POST") expect(seen).toBe(1);
+      else expect(seen).toBeLessThanOrEqual(2);
+    }
+  });
 });
