@@ -260,15 +260,15 @@ export class Http1Connection implements TcpSocketEvents {
     const { status, transferEncoding, contentLength } = head;
     if (method === "HEAD" || status === 204 || status === 304) return undefined;
     if (transferEncoding !== null) {
-      // Transfer-encoding wins over content-length (and then the connection is not trusted);
-      // without a final "chunked", the body ends when the connection does.
+      // Only chunked can be undone here: a body still gzip- or otherwise transfer-coded would
+      // reach the client without the header that says so.
+      if (!/^\s*chunked\s*$/i.test(transferEncoding)) throw malformed(this.key, `unsupported transfer-encoding "${transferEncoding.slice(0, 80)}"`);
+      // Transfer-encoding wins over content-length (and then the connection is not trusted).
       if (contentLength !== null) {
         head.headers = head.headers.filter(([name]) => name.toLowerCase() !== "content-length");
         this.#reusable = false;
       }
-      if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) return new ChunkedDecoder(this.key, this.maxHeaderBytes);
-      this.#reusable = false;
-      return new UntilCloseDecoder();
+      return new ChunkedDecoder(this.key, this.maxHeaderBytes);
     }
     if (contentLength !== null) {
       const length = parseLength(contentLength);

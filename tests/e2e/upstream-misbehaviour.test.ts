@@ -48,4 +48,10 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
       else expect(seen).toBeLessThanOrEqual(2);
     }
   });
+
+  test("a body in a transfer coding other than chunked gets 502, not the coded bytes as if plain", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/gzip-transfer-coding");
+    expect(text).toStartWith("HTTP/1.1 502");
+  });
 });
