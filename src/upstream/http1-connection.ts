@@ -259,6 +259,12 @@ export class Http1Connection implements TcpSocketEvents {
   #bodyDecoder(head: ResponseHead, method: string): BodyDecoder | undefined {
     const { status, transferEncoding, contentLength } = head;
     if (method === "HEAD" || status === 204 || status === 304) return undefined;
+    if (status === 205) {
+      // 205 never has content (RFC 9110 section 15.3.6), and a Response with a body cannot be
+      // made for it under Deno: any content announced is dropped with the connection.
+      if (transferEncoding !== null || contentLength === null || parseLength(contentLength) !== 0) this.#reusable = false;
+      return undefined;
+    }
     if (transferEncoding !== null) {
       // Only chunked can be undone here: a body still gzip- or otherwise transfer-coded would
       // reach the client without the header that says so.

@@ -54,4 +54,11 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     const { text } = await raw(sluice.httpPort, "GET", "/gzip-transfer-coding");
     expect(text).toStartWith("HTTP/1.1 502");
   });
+
+  test("a 205 without a length is passed on without content, not as a 502", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/205");
+    expect(text).toStartWith("HTTP/1.1 205");
+    expect(text).toEndWith("\r\n\r\n");
+  });
 });
