@@ -22,7 +22,7 @@ function raw(port: number, method: string, path: string): Promise<{ text: string
       resolve({ text: Buffer.concat(chunks).toString("latin1"), reset });
     };
     socket.on("connect", () => socket.write(`${method} ${path} HTTP/1.1\r\nhost: app\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`));
-    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("end", () => done(false));
     socket.on("error", () => done(true));
   });
