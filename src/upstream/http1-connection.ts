@@ -199,6 +199,10 @@ export class Http1Connection implements TcpSocketEvents {
         throw malformed(this.key, `response head longer than ${this.maxHeaderBytes} bytes`);
       }
       if (end === -1) {
+        // A head with bare LF line ends never ends by CRLF CRLF: refused now, not at --upstream-timeout.
+        for (let lf = buffer.indexOf(10); lf !== -1; lf = buffer.indexOf(10, lf + 1)) {
+          if (buffer[lf - 1] !== 13) throw malformed(this.key, "response head line ended by a bare LF");
+        }
         this.#partialHead = buffer;
         return;
       }

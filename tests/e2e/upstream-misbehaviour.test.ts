@@ -61,4 +61,12 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(text).toStartWith("HTTP/1.1 205");
     expect(text).toEndWith("\r\n\r\n");
   });
+
+  test("a response head with bare LF line ends gets 502 at once, not 504 at --upstream-timeout", async () => {
+    const sluice = await startSluice(target, { child: APP, args: ["--upstream-timeout", "60s"] });
+    const started = performance.now();
+    const { text } = await raw(sluice.httpPort, "GET", "/bare-lf");
+    expect(text).toStartWith("HTTP/1.1 502");
+    expect(performance.now() - started).toBeLessThan(15_000);
+  });
 });
