@@ -80,8 +80,11 @@ export interface ResponseHead {
 // The reason phrase allows HTAB, SP, VCHAR and obs-text (RFC 9112 section 4), which Response also accepts.
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Never in a field value: NUL, and CR or LF outside the line ends (so no obs-fold either). */
-const NOT_IN_VALUE = /[\0\r\n]/;
+/**
+ * Never in a field value: controls but HTAB (RFC 9110 section 5.5), so no CR or LF outside the
+ * line ends and no obs-fold either. Deno 2.9.6 panics, ending the process, when it writes one.
+ */
+const NOT_IN_VALUE = /[\0-\x08\n-\x1f\x7f]/;
 const isBlank = (code: number): boolean => code === 32 || code === 9;
 
 /** Parses a response head (without its final CRLF CRLF); throws a ResponseError naming what is wrong. */

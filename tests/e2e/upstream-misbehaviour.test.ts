@@ -69,4 +69,10 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(text).toStartWith("HTTP/1.1 502");
     expect(performance.now() - started).toBeLessThan(15_000);
   });
+
+  test("a control character in a response header value gets 502, and sluice keeps serving", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    expect((await raw(sluice.httpPort, "GET", "/control-in-header")).text).toStartWith("HTTP/1.1 502");
+    expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok");
+  });
 });
