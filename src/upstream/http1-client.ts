@@ -116,7 +116,7 @@ export class Http1Client implements ConnectionPool {
     return {
       origin,
       method,
-      head: encodeRequestHead(method, target.startsWith("/") ? target : `/${target}`, framing.hasHost ? undefined : origin.host, fields, chunked ? "chunked" : length),
+      head: encodeRequestHead(method, target.startsWith("/") ? target : `/${target}`, framing.hasHost ? undefined : origin.host, fields, chunked ? "chunked" : body !== null ? length : unsentLength(framing.contentLength)),
       body,
       chunked,
       length,
@@ -199,6 +199,16 @@ function fieldsOf(headers: Headers): HeaderFields {
 }
 
 /** What the request's own header fields say about its framing and its connection. */
+/**
+ * The framing for a request sent without a body that still declares a length: a GET or HEAD
+ * sent with one, whose body both runtimes read and drop (`request.body` is null). Announcing
+ * bytes never sent would make the app take the start of the next request on the connection
+ * for them; it gets `content-length: 0` instead. Undefined (the fields go as given) otherwise.
+ */
+function unsentLength(contentLength: string | undefined): 0 | undefined {
+  return contentLength === undefined || parseLength(contentLength) === 0 ? undefined : 0;
+}
+
 function requestFraming(fields: HeaderFields) {
   let hasHost = false;
   let contentLength: string | undefined;
