@@ -44,6 +44,9 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
     hostname,
     port,
     idleTimeout: idleSeconds,
+    // Bun refuses request bodies over 128 MiB by default with its own 413, before the handler
+    // (or, chunked, midway): sluice streams bodies of any size, --max-request-body is the limit.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch(request, server) {
       return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
     },
