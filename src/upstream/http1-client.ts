@@ -198,7 +198,6 @@ function fieldsOf(headers: Headers): HeaderFields {
   return fields;
 }
 
-/** What the request's own header fields say about its framing and its connection. */
 /**
  * The framing for a request sent without a body that still declares a length: a GET or HEAD
  * sent with one, whose body both runtimes read and drop (`request.body` is null). Announcing
@@ -209,6 +208,7 @@ function unsentLength(contentLength: string | undefined): 0 | undefined {
   return contentLength === undefined || parseLength(contentLength) === 0 ? undefined : 0;
 }
 
+/** What the request's own header fields say about its framing and its connection. */
 function requestFraming(fields: HeaderFields) {
   let hasHost = false;
   let contentLength: string | undefined;
