@@ -276,9 +276,9 @@ export class Supervisor {
     this.#setState("backoff");
     this.#deps.metrics.childRestarts.inc();
     log.lifecycle.warn("Restarting the child in {delayMs}ms", { event: "child.restarting", delayMs, attempt: this.#attempt });
-    const stop = AbortSignal.any([this.#stopping.signal, this.#noRestarts.signal]);
-    await sleep(delayMs, stop);
-    return !stop.aborted;
+    // stop() aborts #noRestarts too: this one signal covers both.
+    await sleep(delayMs, this.#noRestarts.signal);
+    return !this.#noRestarts.signal.aborted;
   }
 
   #setState(state: ChildState): void {
