@@ -103,7 +103,7 @@ export const OPTIONS = {
   readyTimeout: option("ready-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child to become ready before giving up"),
   holdTimeout: option("hold-timeout", "30s", parseDuration, "DURATION", "Requests arriving before the child is ready wait this long, then get 503"),
   maxHeldRequests: option("max-held-requests", "1000", parseNonNegativeInteger, "N", "Requests held at once while the child is not ready; more get 503"),
-  upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504"),
+  upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504, from the end of the request body (or since the child last took part of it)"),
   maxRequestBody: thruster(option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"), "MAX_REQUEST_BODY"),
   trustedProxies: thruster(
     option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),

@@ -108,11 +108,19 @@ export function proxy({
         return errorResponse(501, exchange, "transfer codings other than chunked are not supported");
       }
     }
-    const body = incoming.body === null
-      ? null
-      : declaredLength !== null && maxRequestBody === 0 && bodyPaused === undefined
-      ? incoming.body
-      : countBody(incoming.body, exchange, { limit: maxRequestBody, paused: bodyPaused, isClientDisconnect });
+    let awaitingAnswer = true;
+    // --upstream-timeout counts the child's time only: it is off while sluice waits for the
+    // client's next chunk (--body-timeout's wait) and starts again as each chunk goes on, so an
+    // upload runs as long as it flows and the wait for the answer starts at the body's end.
+    const body = incoming.body === null ? null : countBody(incoming.body, exchange, {
+      limit: maxRequestBody,
+      paused: bodyPaused,
+      isClientDisconnect,
+      upstreamWait: {
+        pause: () => waitingForHeaders.delete(exchange),
+        resume: () => awaitingAnswer && waitingForHeaders.add(exchange),
+      },
+    });
 
     waitingForHeaders.add(exchange);
     slowToAnswer.add(exchange);
@@ -169,6 +177,7 @@ export function proxy({
       exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
       return errorResponse(502, exchange);
     } finally {
+      awaitingAnswer = false;
       waitingForHeaders.delete(exchange);
       slowToAnswer.delete(exchange);
       upstreamTrace?.end();
@@ -179,15 +188,16 @@ export function proxy({
 /**
  * Passes the request body through, counting it and enforcing the size limit as it streams;
  * `paused` bounds each wait for the client's next chunk (waits for the upstream to take one
- * do not count).
+ * do not count), and `upstreamWait` is told when such a wait begins and ends.
  */
 function countBody(
   body: ReadableStream<Uint8Array>,
   exchange: Exchange,
-  { limit, paused, isClientDisconnect }: {
+  { limit, paused, isClientDisconnect, upstreamWait }: {
     limit: number;
     paused: Deadlines<Exchange> | undefined;
     isClientDisconnect: (error: unknown) => boolean;
+    upstreamWait: { pause(): void; resume(): void };
   },
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
@@ -195,6 +205,7 @@ function countBody(
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       paused?.add(exchange);
+      upstreamWait.pause();
       let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
@@ -212,6 +223,7 @@ function countBody(
       } finally {
         paused?.delete(exchange);
       }
+      upstreamWait.resume();
       const { done, value } = chunk;
       if (done) return controller.close();
       counted += value.byteLength;

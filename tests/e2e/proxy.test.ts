@@ -377,6 +377,39 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect((await accessRecord(sluice, "hang")).status).toBe(504);
   }, 60_000);
 
+  test("an upload longer than --upstream-timeout is not cut while it flows; the wait for headers starts at its end", async () => {
+    const sluice = await startSluice(target, { args: ["--upstream-timeout", "1s", "--body-timeout", "10s"] });
+    const socket = connect({ host: "127.0.0.1", port: sluice.httpPort });
+    let received = "";
+    socket.on("data", (bytes) => (received += bytes.toString("latin1")));
+    const closed = new Promise((resolve) => socket.on("close", resolve));
+    try {
+      socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nX-Request-Id: long-upload\r\nConnection: close\r\n\r\n");
+      for (let i = 0; i < 8; i++) {
+        await Bun.sleep(400); // 3.2 s in all, every pause shorter than either timeout
+        socket.write("x");
+      }
+      await closed;
+    } finally {
+      socket.destroy();
+    }
+    expect(received).toStartWith("HTTP/1.1 200");
+    expect(received).toContain('"bodyLength":8');
+    expect((await accessRecord(sluice, "long-upload")).status).toBe(200);
+  }, 60_000);
+
+  test("504 after --upstream-timeout when the app stops taking the request body", async () => {
+    const sluice = await startSluice(target, { args: ["--upstream-timeout", "1s"] });
+    // /hang never reads its body: once the socket buffers are full, nothing moves.
+    const body = new Uint8Array(64 * 1024 * 1024);
+    const response = await rawHttp(sluice.httpPort, [
+      "POST /hang HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\nX-Request-Id: stuck-upload\r\nConnection: close\r\n\r\n",
+      body,
+    ], { timeoutMs: 30_000 });
+    expect(response.status).toBe(504);
+    expect((await accessRecord(sluice, "stuck-upload")).status).toBe(504);
+  }, 60_000);
+
   test("503 with Retry-After when the child is not ready within --hold-timeout", async () => {
     const sluice = await startSluice(target, {
       args: ["--hold-timeout", "500ms"],
