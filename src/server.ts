@@ -12,7 +12,7 @@ import { hasWholeBody } from "./whole-body.ts";
 import { log } from "./log.ts";
 import { errorResponse } from "./proxy.ts";
 import { requestPath } from "./request-target.ts";
-import type { ConnectionInfo, HttpListener, Runtime } from "./runtime/types.ts";
+import type { ConnectionInfo, HttpListener, Runtime, ServeOptions } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
 /**
@@ -111,13 +111,19 @@ export class Server {
     return this.#listener?.port ?? 0;
   }
 
-  async start(hostname: string, port: number, { idleTimeout, headerTimeout }: ClientTimeouts = { idleTimeout: 0, headerTimeout: 0 }): Promise<void> {
+  async start(
+    hostname: string,
+    port: number,
+    { idleTimeout, headerTimeout }: ClientTimeouts = { idleTimeout: 0, headerTimeout: 0 },
+    onListenerFailed?: ServeOptions["onListenerFailed"],
+  ): Promise<void> {
     this.#listener = await this.#runtime.serve({
       hostname,
       port,
       handler: (request, info) => this.#serve(request, info),
       idleTimeoutMs: idleTimeout,
       headerTimeoutMs: headerTimeout,
+      ...(onListenerFailed && { onListenerFailed }),
     });
     const safeMs = this.#listener.idleTimeoutSafeMs;
     this.#holdAtArrival = safeMs === 0;

@@ -11,7 +11,7 @@ import { log, setupLogging } from "./log.ts";
 import type { LineOutput } from "./output.ts";
 import { OrphanReaping } from "./orphan-reaping.ts";
 import { Readiness } from "./readiness.ts";
-import type { HttpListener, Runtime } from "./runtime/types.ts";
+import type { HttpListener, Runtime, ServeOptions } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
 import { StopSteps } from "./stop-steps.ts";
 import { SystemdNotifier } from "./systemd-notify.ts";
@@ -221,10 +221,10 @@ export class Service {
           this.#metrics.heldRequests.set(this.#readiness.held);
         },
       });
-      this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, () =>
-        runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request) }));
+      this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, (onListenerFailed) =>
+        runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
-    await listen("--http-port", httpHost, httpPort, () => this.#server.start(httpHost, httpPort, this.#config).then(() => undefined));
+    await listen("--http-port", httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
     log.lifecycle.info("Listening on {host}:{port}", {
       event: "listening",
       host: httpHost,
@@ -411,9 +411,24 @@ function describe(trigger: StopTrigger): string {
 }
 
 /** Binds one listener, turning the runtime's error into one that names the option and address. */
-async function listen<T>(option: string, hostname: string, port: number, bind: () => Promise<T>): Promise<T> {
+async function listen<T>(
+  option: string,
+  hostname: string,
+  port: number,
+  bind: (onListenerFailed: NonNullable<ServeOptions["onListenerFailed"]>) => Promise<T>,
+): Promise<T> {
+  // Only Deno's listener fails after it opened (runtime notes); connections go on meanwhile.
+  const onListenerFailed = (error: unknown, retryInMs: number) =>
+    log.lifecycle.warn("The listener on {host}:{port} ({option}) failed: {error}; listening again in {retryInMs} ms", {
+      event: "listener.failed",
+      host: hostname,
+      port,
+      option,
+      error: error instanceof Error ? error.message : String(error),
+      retryInMs,
+    });
   try {
-    return await bind();
+    return await bind(onListenerFailed);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`Cannot listen on ${hostname}:${port} (${option}): ${reason}`, { cause: error });

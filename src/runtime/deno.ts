@@ -6,7 +6,6 @@ import type {
   ContentEncoding,
   ExitStatus,
   FileStat,
-  HttpListener,
   HttpServerLimits,
   Runtime,
   ServeOptions,
@@ -17,7 +16,7 @@ import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
 import { denoConnectTcp } from "./socket-deno.ts";
-import { denoUpgradeWebSocket } from "./websocket-deno.ts";
+import { denoServe } from "./listener-deno.ts";
 
 /** Children spawned here whose exit Deno has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
@@ -35,38 +34,6 @@ const httpLimits: HttpServerLimits = {
   maxIdleTimeoutMs: undefined,
   fixedHeaderTimeoutMs: undefined,
 };
-
-function serve({ hostname, port, handler, onError }: ServeOptions): Promise<HttpListener> {
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  let stopping = false;
-  const server = Deno.serve({
-    hostname,
-    port,
-    onListen: resolve,
-    onError: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
-    // Never undefined here: an upgrade on Deno answers with its 101 Response (denoUpgradeWebSocket).
-    handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }) as Response | Promise<Response>,
-  });
-  return listening.then((addr) => ({
-    port: addr.port,
-    close() {
-      // Listener closes now; requests in flight continue. Settles after them.
-      stopping = true;
-      return server.shutdown().catch(() => {});
-    },
-    closeAllConnections() {
-      // Deno has no safe way to cut connections from outside (aborting the serve signal
-      // after shutdown() crashes Deno with BadResource): sluice aborts each request in
-      // flight itself, which closes its connection.
-      return false;
-    },
-    upgradeWebSocket: (request, accept) => denoUpgradeWebSocket(request, accept, () => stopping),
-    // Deno.serve has no idle timeout (see httpLimits).
-    idleTimeoutSafeMs: undefined,
-    holdOpen() {},
-    releaseHold() {},
-  }));
-}
 
 function countHeaders(headers: Headers): number {
   let count = 0;
@@ -198,7 +165,7 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   args: Deno.args,
   env: () => Deno.env.toObject(),
-  serve,
+  serve: denoServe,
   httpLimits,
   countHeaders,
   // A client that disconnects midway through its body fails the read with BadResource and

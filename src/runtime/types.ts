@@ -71,6 +71,12 @@ export interface ServeOptions {
   handler: FetchHandler;
   /** Called for errors thrown by `handler` that escaped it. */
   onError?: (error: unknown) => Response;
+  /**
+   * Called when the listening socket failed (Deno: an accept error such as EMFILE ends
+   * Deno.serve's loop) or could not be opened again; the adapter listens again `retryInMs`
+   * later, and connections already accepted go on.
+   */
+  onListenerFailed?: (error: unknown, retryInMs: number) => void;
   /** Close a connection without a request in flight after this long (0: never). See HttpServerLimits. */
   idleTimeoutMs?: number;
   /** Close a connection whose first request's headers are not in after this long (0: never). */
