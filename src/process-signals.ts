@@ -9,8 +9,9 @@ export interface StopRequest {
 
 /**
  * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
- * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload. SIGUSR2 gets
- * a handler too, because its default action would kill sluice without a drain.
+ * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload. SIGUSR1 and
+ * SIGUSR2 get handlers too, because their default action would end sluice at once, without
+ * a drain and with its child left running.
  */
 export class ProcessSignals {
   readonly stopRequested: Promise<StopRequest>;
@@ -43,6 +44,7 @@ export class ProcessSignals {
     on("SIGHUP", () => {
       if (!this.#requested) this.#onReload();
     });
+    on("SIGUSR1", () => log.lifecycle.warn("SIGUSR1 ignored: sluice has no use for it", { event: "signal.ignored", signal: "SIGUSR1" }));
     on("SIGUSR2", () =>
       log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
   }

@@ -3,7 +3,7 @@
 import type { ReapResult } from "./orphans.ts";
 
 /** Signals sluice listens for. SIGUSR1 is absent on purpose: Deno opens an inspector on it. */
-export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2" | "SIGCHLD";
+export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR1" | "SIGUSR2" | "SIGCHLD";
 
 /** Signals sluice may send to its children. */
 export type ChildSignal =

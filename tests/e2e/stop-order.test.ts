@@ -169,6 +169,18 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(sluice.events("ready")).toEqual([]);
   }, 60_000);
 
+  test("SIGUSR1 and SIGUSR2 are logged and ignored: sluice keeps serving, then stops in order", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    sluice.signal("SIGUSR1");
+    sluice.signal("SIGUSR2");
+    await sluice.waitFor((r) => r.event === "signal.ignored" && r.signal === "SIGUSR1");
+    await sluice.waitFor("restart.skipped");
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+  }, 60_000);
+
   test("SIGQUIT stops fast at once, aborting requests in flight", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
     const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.text()).catch((e) => `error: ${e}`);
