@@ -6,6 +6,7 @@
 
 import type { MiddlewareHandler } from "hono";
 import type { ProxyEnv } from "../proxy.ts";
+import { requestTarget } from "../request-target.ts";
 import type { HttpServerLimits } from "../runtime/types.ts";
 
 export interface RequestLimitsOptions {
@@ -37,11 +38,13 @@ export function requestLimits(
 }
 
 /**
- * The head's size as sent: request line (the absolute URL stands in for the target, a few
- * bytes more) and one `name: value\r\n` line per field.
+ * The head's size as sent: request line and one `name: value\r\n` line per field. The target
+ * is taken from the URL without its origin: counting the absolute URL refused heads up to the
+ * Host's length plus 5 bytes under the limit.
  */
 function headSize(request: Request): number {
-  let size = request.method.length + request.url.length + 12; // " " + " HTTP/1.1\r\n" + final "\r\n"
+  const target = requestTarget(request.url) ?? request.url;
+  let size = request.method.length + target.length + 14; // " " + " HTTP/1.1\r\n" + final "\r\n"
   for (const [name, value] of request.headers) size += name.length + value.length + 4;
   return size;
 }

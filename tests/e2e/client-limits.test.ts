@@ -229,6 +229,25 @@ describe.each(TARGETS)("client limits ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("--max-header-size is exact: a head of that many bytes passes, one byte more gets 431", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-header-size", "4KiB"] });
+    // A long Host: the head is measured as sent, not with the URL the runtime built from it.
+    const headOf = (bytes: number) => {
+      const start = "GET /status?code=200 HTTP/1.1\r\nHost: a-rather-long-host-name.example.com:8080\r\nX-Pad: ";
+      return `${start}${"p".repeat(bytes - start.length - 4)}\r\n\r\n`;
+    };
+    for (const [bytes, status] of [[4096, "200"], [4097, "431"]] as const) {
+      const client = await rawClient(sluice.httpPort);
+      const head = headOf(bytes);
+      expect(head.length).toBe(bytes);
+      client.write(head);
+      await answered(client);
+      expect(client.received()).toStartWith(`HTTP/1.1 ${status}`);
+      client.socket.destroy();
+    }
+    await stop(sluice);
+  }, 60_000);
+
   test("the default limits: 101 headers or a 17 KB header get 431", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     const many = await rawClient(sluice.httpPort);
