@@ -9,22 +9,31 @@ import type { ErrorPages, PageStatus } from "../files/error-pages.ts";
 import { isGenerated } from "../generated-errors.ts";
 import type { ProxyEnv } from "../proxy.ts";
 
-function withPage(response: Response, pages: ErrorPages): Response {
+/** A page and its length in bytes. */
+type Page = { html: string; length: string };
+
+function withPage(response: Response, pages: Partial<Record<PageStatus, Page>>): Response {
   const page = pages[response.status as PageStatus];
   if (page === undefined || !isGenerated(response)) return response;
   response.body?.cancel().catch(() => {});
   const headers = new Headers(response.headers);
   headers.set("content-type", "text/html; charset=utf-8");
-  headers.delete("content-length");
-  return new Response(page, { status: response.status, headers });
+  // Its own length, not the plain text's: compression then leaves a page under
+  // --compression-min-size alone, and a HEAD learns the length its GET would have.
+  headers.set("content-length", page.length);
+  return new Response(page.html, { status: response.status, headers });
 }
 
-export function errorPages(pages: ErrorPages): MiddlewareHandler<ProxyEnv> {
-  if (Object.keys(pages).length === 0) {
+export function errorPages(texts: ErrorPages): MiddlewareHandler<ProxyEnv> {
+  if (Object.keys(texts).length === 0) {
     return function errorPages(_c, next) {
       return next();
     };
   }
+  const utf8 = new TextEncoder();
+  const pages = Object.fromEntries(
+    Object.entries(texts).map(([status, html]) => [status, { html, length: String(utf8.encode(html).byteLength) }]),
+  ) as Partial<Record<PageStatus, Page>>;
   const answer = (c: Context<ProxyEnv>, response: Response | void) => withPage(response instanceof Response ? response : c.res, pages);
   // Not async: in middleware/chain.ts next() gives the answer; in Hono's compose, c.res holds it.
   return function errorPages(c, next) {

@@ -51,6 +51,18 @@ describe.each(TARGETS)("error pages ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a page goes with its own Content-Length: under --compression-min-size it is not compressed, and a HEAD gets the length", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--upstream-timeout", "300ms", ...pageArgs] });
+    const response = await fetch(`${sluice.url}/hang`, { headers: { "accept-encoding": "gzip, br, zstd" }, decompress: false } as RequestInit);
+    expect(response.headers.get("content-encoding")).toBeNull();
+    expect(response.headers.get("content-length")).toBe(String(PAGES[504].length));
+    await expectPage(response, 504);
+    const head = await fetch(`${sluice.url}/hang`, { method: "HEAD" });
+    expect(head.status).toBe(504);
+    expect(head.headers.get("content-length")).toBe(String(PAGES[504].length));
+    await stop(sluice);
+  }, 60_000);
+
   test("hold timeout: 503 page with Retry-After", async () => {
     const sluice = await startSluice(target, {
       args: ["--shutdown-delay", "0", "--hold-timeout", "500ms", ...pageArgs],
