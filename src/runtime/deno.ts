@@ -8,7 +8,6 @@ import type {
   FileStat,
   HttpServerLimits,
   Runtime,
-  ServeOptions,
 } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
