@@ -61,6 +61,16 @@ export function freePort(): number {
   throw new Error(`no free port between ${PORT_RANGE.first} and ${PORT_RANGE.last}`);
 }
 
+/**
+ * `target` run so that file permissions bind it: as root (tests run as root in CI), under
+ * setpriv(1) without the capabilities that override them, so that a mode-000 file is as
+ * unreadable to it as to an unprivileged user; as another user, `target` itself.
+ */
+export function boundByPermissions(target: Target): Target {
+  if (process.getuid?.() !== 0) return target;
+  return { ...target, command: ["setpriv", "--bounding-set=-dac_override,-dac_read_search", ...target.command] };
+}
+
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "sluice-test-"));
 }

@@ -14,9 +14,13 @@ import { parseRange } from "./byte-range.ts";
 
 /** What serving a file needs from the runtime. */
 export interface FileAccess {
+  readable(path: string): boolean;
   statFile(path: string): Promise<FileStat | undefined>;
   fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response>;
 }
+
+/** Why a path gave no response: no regular file there, or one sluice may not read. */
+export type NoFile = "not a regular file" | "permission denied";
 
 export interface FileResponseOptions {
   /** Cache-Control for the file's responses (none when undefined). */
@@ -83,8 +87,10 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
 }
 
 /**
- * The response for `request` from the file at `path`, or undefined when there is no regular
- * file there. `path` must already be checked against the allowed directories. Preconditions
+ * The response for `request` from the file at `path`, or why there is none. The file must be
+ * readable before a status is chosen: on Bun it is opened only once the headers are promised,
+ * and a refusal then became Bun's own 500, with the error's text (the path) as its body.
+ * `path` must already be checked against the allowed directories. Preconditions
  * and Range apply to GET and HEAD only: for another method (a POST the app answered with
  * X-Sendfile) the app has already acted, so the whole file is sent.
  */
@@ -93,9 +99,10 @@ export async function fileResponse(
   path: string,
   files: FileAccess,
   options: FileResponseOptions = {},
-): Promise<Response | undefined> {
+): Promise<Response | NoFile> {
   const stat = await files.statFile(path);
-  if (stat === undefined) return undefined;
+  if (stat === undefined) return "not a regular file";
+  if (!files.readable(path)) return "permission denied";
   const etag = entityTag(stat);
   const headers = new Headers({
     "accept-ranges": "bytes",

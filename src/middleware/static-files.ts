@@ -1,7 +1,8 @@
 /**
  * @module staticFiles: GET and HEAD requests for a regular file inside --public-dir are
  * answered from the disk, even while the child is not ready; anything else (no such file, a
- * directory without index.html, a target that cannot name a file inside) goes on to the app.
+ * directory without index.html, a file sluice may not read, a target that cannot name a file
+ * inside) goes on to the app.
  * Rules in docs/static-files.md.
  */
 
@@ -29,7 +30,8 @@ async function fromDirectory(request: Request, { root, files }: StaticFilesOptio
   const names = target.directory ? [...target.segments, "index.html"] : target.segments;
   const real = files.realPath(`${root}/${names.join("/")}`);
   if (real === undefined || !isWithin(real, root)) return undefined; // missing, or a symlink leading outside
-  return await fileResponse(request, real, files, isFingerprinted(names.at(-1)!) ? { cacheControl: IMMUTABLE } : {});
+  const answer = await fileResponse(request, real, files, isFingerprinted(names.at(-1)!) ? { cacheControl: IMMUTABLE } : {});
+  return answer instanceof Response ? answer : undefined; // a directory, or a file sluice may not read
 }
 
 export function staticFiles(options: StaticFilesOptions): MiddlewareHandler<ProxyEnv> {

@@ -82,8 +82,8 @@ async function sendFile(exchange: Exchange, app: Response, named: string, { dire
   const real = files.realPath(path);
   const allowed = real !== undefined && directories.some((directory) => isWithin(real, directory));
   const file = allowed ? await fileResponse(exchange.request, real, files) : undefined;
-  if (file !== undefined) return withAppHeaders(file, app.headers);
-  const reason = real === undefined ? "no such file" : allowed ? "not a regular file" : "outside the allowed directories";
+  if (file instanceof Response) return withAppHeaders(file, app.headers);
+  const reason = real === undefined ? "no such file" : file ?? "outside the allowed directories";
   fileLog.warn("X-Sendfile refused {path}: {reason}", {
     event: "x-sendfile.refused",
     path,
@@ -91,7 +91,7 @@ async function sendFile(exchange: Exchange, app: Response, named: string, { dire
     allowedDirectories: directories,
     requestId: exchange.requestId,
   });
-  return refused(real !== undefined && !allowed ? 403 : 404, exchange);
+  return refused(reason === "outside the allowed directories" || reason === "permission denied" ? 403 : 404, exchange);
 }
 
 export function xSendfile(options: XSendfileOptions): MiddlewareHandler<ProxyEnv> {

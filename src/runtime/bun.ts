@@ -5,6 +5,7 @@ import { bunCompression } from "./compression-bun.ts";
 import { bunFileBodyResponse } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
+import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
@@ -187,5 +188,6 @@ export const bunRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
+  readable: readableOf(libc),
   ...bunCompression(),
 };

@@ -11,6 +11,7 @@ import type {
 } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
+import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
@@ -187,6 +188,7 @@ export const denoRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
+  readable: readableOf(libc),
   compressionEncodings: ["br", "gzip"],
   compressionStream,
 };

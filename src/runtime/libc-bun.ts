@@ -12,6 +12,7 @@ const SYMBOLS = {
   clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   waitid: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   realpath: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
+  access: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 export const libc = libcOnFirstUse((name) => {
@@ -23,5 +24,6 @@ export const libc = libcOnFirstUse((name) => {
     clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
     waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
     realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
+    access: (path, mode) => symbols.access(path, mode),
   };
 });

@@ -13,6 +13,7 @@ const SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
   realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
 } as const;
 
 /** What Deno.dlopen returns for SYMBOLS (usize arguments and isize results are bigints). */
@@ -22,6 +23,7 @@ interface DenoLibc {
   clock_gettime(clock: number, timespec: BigInt64Array): number;
   waitid(idType: number, id: number, info: Int32Array, options: number): number;
   realpath(path: Uint8Array, resolved: Uint8Array): unknown;
+  access(path: Uint8Array, mode: number): number;
 }
 
 /** The shape of Deno.dlopen this file uses. */
@@ -37,6 +39,7 @@ export function denoLibc(dlopen: DlOpen): OpenLibc {
       clockGettime: (clock, timespec) => symbols.clock_gettime(clock, timespec),
       waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
       realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
+      access: (path, mode) => symbols.access(path, mode),
     };
   });
 }

@@ -2,7 +2,8 @@
  * @module The few libc functions sluice calls through FFI, because neither runtime offers them:
  * socket + sendto (sd_notify: Bun has no unix-datagram API, Deno's cannot send to an
  * abstract address), clock_gettime (MONOTONIC_USEC), waitid (reaping orphans as PID 1) and
- * realpath (confining served files to their directories; Bun has no API for it).
+ * realpath (confining served files to their directories; Bun has no API for it) and access
+ * (whether a file to serve can be read, before its response is promised: neither has one).
  * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
  */
 
@@ -18,6 +19,8 @@ export interface Libc {
   waitid(idType: number, id: number, info: Int32Array, options: number): number;
   /** realpath(path, resolved): `path` NUL-terminated, `resolved` PATH_MAX bytes; false on error. */
   realpath(path: Uint8Array, resolved: Uint8Array): boolean;
+  /** access(path, mode): `path` NUL-terminated; 0 when allowed, -1 otherwise. */
+  access(path: Uint8Array, mode: number): number;
 }
 
 /** libc, opened on first use; null when it cannot be opened here. */

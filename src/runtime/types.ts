@@ -247,6 +247,11 @@ export interface Runtime {
   readFile(path: string): Promise<Uint8Array>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
+  /**
+   * True when this process may open the file at `path` for reading (access(2)). Asked before
+   * a file's response is made: on Bun the file is opened only once the headers are promised.
+   */
+  readable(path: string): boolean;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */
   statFile(path: string): Promise<FileStat | undefined>;
   /**

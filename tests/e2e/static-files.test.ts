@@ -7,10 +7,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { boundByPermissions, BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
 
 const FILES_APP = [BUN, join(ROOT, "tests/fixtures/files-app.ts")];
 const IMMUTABLE = "public, max-age=31536000, immutable";
@@ -41,6 +41,8 @@ beforeAll(() => {
   writeFileSync(join(dir, "secret.txt"), "top secret\n");
   symlinkSync(join(dir, "secret.txt"), join(publicDir, "link-out.txt"));
   symlinkSync(join(publicDir, "robots.txt"), join(publicDir, "link-in.txt"));
+  writeFileSync(join(publicDir, "locked.txt"), "locked\n");
+  chmodSync(join(publicDir, "locked.txt"), 0o000);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -186,6 +188,17 @@ describe.each(TARGETS)("static files ($name)", (target) => {
       expect(status).toBe(404);
       expect(body).toStartWith("app: ");
     }
+    await stop(sluice);
+  }, 60_000);
+
+  test("a file sluice may not read goes on to the app, never Bun's 500 with its path", async () => {
+    const sluice = await start(boundByPermissions(target));
+    for (const method of ["GET", "HEAD"]) {
+      const response = await fetch(`${sluice.url}/locked.txt`, { method });
+      expect(response.status).toBe(404);
+      expect(await response.text()).toBe(method === "GET" ? "app: /locked.txt\n" : "");
+    }
+    expect(await (await fetch(`${sluice.url}/robots.txt`)).text()).toBe("User-agent: *\n");
     await stop(sluice);
   }, 60_000);
 

@@ -1,15 +1,15 @@
 /**
  * @module X-Sendfile through sluice, on the binary and under Deno: the app names a file and
  * sluice sends it (headers, validators, 304, 206, 416, HEAD, a 10 MiB file byte for byte),
- * keeps the app's other headers, refuses (and logs) files outside --x-sendfile-dirs or behind
- * a symlink leading out, and with --x-sendfile=false passes the app's answer through.
+ * keeps the app's other headers, refuses (and logs) files outside --x-sendfile-dirs, behind
+ * a symlink leading out or that sluice may not read, and with --x-sendfile=false passes the app's answer through.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, openFds, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { boundByPermissions, BUN, openFds, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const FILES_APP = [BUN, join(ROOT, "tests/fixtures/files-app.ts")];
 const BIG_BYTES = 10 * 1024 * 1024;
@@ -26,6 +26,8 @@ beforeAll(() => {
   writeFileSync(join(dir, "outside/secret.txt"), "secret\n");
   writeFileSync(join(dir, "allowed/café ünïcode.txt"), "accents\n");
   symlinkSync(join(dir, "outside/secret.txt"), join(dir, "allowed/escape.txt"));
+  writeFileSync(join(dir, "allowed/locked.txt"), "locked\n");
+  chmodSync(join(dir, "allowed/locked.txt"), 0o000);
   big = randomBytes(BIG_BYTES);
   writeFileSync(join(dir, "allowed/big.bin"), big);
 });
@@ -159,6 +161,23 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
       expect(record.reason).toBe(reason);
       expect(record.allowedDirectories).toEqual([join(dir, "allowed")]);
     }
+    await stop(sluice);
+  }, 60_000);
+
+  test("a file sluice may not read is refused with 403 and logged, never Bun's 500 with its path", async () => {
+    const sluice = await start(boundByPermissions(target));
+    const path = join(dir, "allowed/locked.txt");
+    for (const method of ["GET", "HEAD"]) {
+      const response = await fetch(sendUrl(sluice, path), { method });
+      expect(response.status).toBe(403);
+      const body = await response.text();
+      expect(body).not.toContain(dir);
+      expect(response.headers.get("set-cookie")).toBeNull();
+    }
+    const record = await sluice.waitFor((r) => r.event === "x-sendfile.refused" && r.path === path);
+    expect(record.reason).toBe("permission denied");
+    // A readable file next to it is sent as ever.
+    expect(await (await fetch(sendUrl(sluice, join(dir, "allowed/report.pdf")))).text()).toBe("%PDF-1.4 sluice\n");
     await stop(sluice);
   }, 60_000);
 

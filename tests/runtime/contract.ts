@@ -84,7 +84,10 @@ await (runtime.spawn(["sh", "-c", `printf '%s' "$TEXT" > ${dir}file.txt`], { env
 const files = await runtime.serve({
   hostname: "127.0.0.1",
   port: 0,
-  handler: async (request) => (await fileResponse(request, dir + new URL(request.url).pathname.slice(1), runtime)) ?? new Response("none", { status: 404 }),
+  handler: async (request) => {
+    const answer = await fileResponse(request, dir + new URL(request.url).pathname.slice(1), runtime);
+    return answer instanceof Response ? answer : new Response("none", { status: 404 });
+  },
 });
 const fileUrl = `http://127.0.0.1:${files.port}/file.txt`;
 const whole = await fetch(fileUrl);
@@ -103,7 +106,7 @@ files.close();
 // A file that shrinks after its response was made: reading the body fails, never ends short.
 const shrinking = await fileResponse(new Request("http://x/shrinking"), `${dir}file.txt`, runtime);
 await runtime.spawn(["truncate", "-s", "1000", `${dir}file.txt`], { env: { PATH: "/usr/bin:/bin" } }).exited;
-results.shrunkBody = await new Response(shrinking!.body).arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, () => "failed");
+results.shrunkBody = await new Response((shrinking as Response).body).arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, () => "failed");
 await runtime.spawn(["ln", "-s", `${dir}file.txt`, `${dir}link`], { env: { PATH: "/usr/bin:/bin" } }).exited;
 results.realPath = {
   symlink: runtime.realPath(`${dir}link`) === `${dir}file.txt`,

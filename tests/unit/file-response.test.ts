@@ -43,8 +43,8 @@ describe("fileResponse", () => {
   writeFileSync(path, "<p>hello</p>\n");
   const modified = new Date("2026-01-02T03:04:05.678Z");
   utimesSync(path, modified, modified);
-  const get = (headers: Record<string, string> = {}, method = "GET") =>
-    fileResponse(new Request("http://x/page.html", { method, headers }), path, bunRuntime, { cacheControl: "public, max-age=60" });
+  const get = async (headers: Record<string, string> = {}, method = "GET") =>
+    (await fileResponse(new Request("http://x/page.html", { method, headers }), path, bunRuntime, { cacheControl: "public, max-age=60" })) as Response;
 
   test("200 with type, length, validators and cache control", async () => {
     const response = (await get())!;
@@ -102,15 +102,15 @@ describe("fileResponse", () => {
     expect(unsatisfiable.headers.get("content-range")).toBe("bytes */13");
   });
 
-  test("no regular file: undefined, for the caller to answer", async () => {
-    expect(await fileResponse(new Request("http://x/"), join(dir, "missing"), bunRuntime)).toBeUndefined();
-    expect(await fileResponse(new Request("http://x/"), dir, bunRuntime)).toBeUndefined();
+  test("no regular file: the reason, for the caller to answer", async () => {
+    expect(await fileResponse(new Request("http://x/"), join(dir, "missing"), bunRuntime)).toBe("not a regular file");
+    expect(await fileResponse(new Request("http://x/"), dir, bunRuntime)).toBe("not a regular file");
   });
 
   test("an empty file is 200 with length 0", async () => {
     const empty = join(dir, "empty.bin");
     writeFileSync(empty, "");
-    const response = (await fileResponse(new Request("http://x/empty.bin"), empty, bunRuntime))!;
+    const response = (await fileResponse(new Request("http://x/empty.bin"), empty, bunRuntime)) as Response;
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/octet-stream");
     expect(response.headers.get("content-length")).toBe("0");

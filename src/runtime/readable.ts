@@ -1,0 +1,19 @@
+/** @module access(2) over libc, shared by both adapters: whether sluice may read a file. */
+
+import type { OpenLibc } from "./libc.ts";
+
+const R_OK = 4;
+const encoder = new TextEncoder();
+
+/**
+ * `readable(path)`: false when this process may not open the file for reading (permissions,
+ * or it is gone); true when libc is unavailable, and the open decides. access(2) checks the
+ * real user and group, which are sluice's own (it is no set-user-ID program).
+ */
+export function readableOf(lib: OpenLibc): (path: string) => boolean {
+  return (path) => {
+    const c = lib();
+    if (c === null) return true;
+    return !path.includes("\0") && c.access(encoder.encode(`${path}\0`), R_OK) === 0;
+  };
+}
