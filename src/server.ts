@@ -12,6 +12,7 @@ import { hasWholeBody } from "./whole-body.ts";
 import { log } from "./log.ts";
 import { errorResponse } from "./proxy.ts";
 import { requestPath } from "./request-target.ts";
+import { plainServerError } from "./runtime/server-error.ts";
 import type { ConnectionInfo, HttpListener, Runtime, ServeOptions } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
@@ -121,6 +122,19 @@ export class Server {
       hostname,
       port,
       handler: (request, info) => this.#serve(request, info),
+      // What fails after the handler: a file body Bun opens itself, deleted or locked since
+      // it was checked. Logged; the client gets a plain 500, never the error's text. Deno
+      // also reports here each body observeBody cut on purpose, with no reason: its access
+      // record already says why.
+      onError: (error) => {
+        if (error !== undefined) {
+          log.lifecycle.error("A response failed in the runtime: {error}", {
+            event: "response.failed",
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+        return plainServerError();
+      },
       idleTimeoutMs: idleTimeout,
       headerTimeoutMs: headerTimeout,
       ...(onListenerFailed && { onListenerFailed }),

@@ -139,5 +139,14 @@ export async function fileResponse(
   if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
   const init = { status: range === "full" ? 200 : 206, headers };
   if (head || stat.size === 0) return new Response(null, init);
-  return markFileBody(await files.fileBodyResponse(path, start, end, init));
+  try {
+    return markFileBody(await files.fileBodyResponse(path, start, end, init));
+  } catch (error) {
+    // Deleted or locked since the checks above (Deno opens here; Bun only in Bun.serve, whose
+    // failure then gets the server's plain 500): answered as if found so at first.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "ENOENT" || code === "ENOTDIR") return "not a regular file";
+    if (code === "EACCES" || code === "EPERM") return "permission denied";
+    throw error;
+  }
 }

@@ -8,6 +8,7 @@ import { orphanReaper } from "./orphans.ts";
 import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
+import { plainServerError } from "./server-error.ts";
 import { signalNumber } from "./signals.ts";
 import { bunConnectTcp } from "./socket-bun.ts";
 import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
@@ -51,7 +52,7 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
     fetch(request, server) {
       return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
     },
-    error: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
+    error: onError ?? plainServerError,
   });
   return Promise.resolve({
     port: server.port ?? port,

@@ -1,5 +1,6 @@
 /** @module denoServe: Runtime.serve on Deno.serve, with a listener that outlives a failed accept. */
 
+import { plainServerError } from "./server-error.ts";
 import type { HttpListener, ServeOptions } from "./types.ts";
 import { denoUpgradeWebSocket } from "./websocket-deno.ts";
 
@@ -32,7 +33,7 @@ export function denoServe({ hostname, port, handler, onError, onListenerFailed }
       hostname,
       port: at,
       onListen,
-      onError: onError ?? ((error) => new Response(`internal error: ${String(error)}`, { status: 500 })),
+      onError: onError ?? plainServerError,
       // Never undefined here: an upgrade on Deno answers with its 101 Response (denoUpgradeWebSocket).
       handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }) as Response | Promise<Response>,
     });

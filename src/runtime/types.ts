@@ -69,7 +69,10 @@ export interface ServeOptions {
   hostname: string;
   port: number;
   handler: FetchHandler;
-  /** Called for errors thrown by `handler` that escaped it. */
+  /**
+   * Called for errors thrown by `handler` that escaped it, and on Bun for a file body that
+   * fails to open once returned. @default plainServerError (no error text to the client)
+   */
   onError?: (error: unknown) => Response;
   /**
    * Called when the listening socket failed (Deno: an accept error such as EMFILE ends

@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { boundByPermissions, BUN, openFds, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
@@ -178,6 +178,27 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     expect(record.reason).toBe("permission denied");
     // A readable file next to it is sent as ever.
     expect(await (await fetch(sendUrl(sluice, join(dir, "allowed/report.pdf")))).text()).toBe("%PDF-1.4 sluice\n");
+    await stop(sluice);
+  }, 60_000);
+
+  // A file that passes the checks but fails to open, as one deleted or locked in between
+  // would: a write-only sysfs attribute, which root may stat and access(2) but not open.
+  const WRITE_ONLY = "/sys/bus/pci/rescan";
+  test.skipIf(process.getuid?.() !== 0 || !existsSync(WRITE_ONLY))("a file that fails to open after its checks never shows its path", async () => {
+    const sluice = await start(target, ["--x-sendfile-dirs", `${join(dir, "allowed")},/sys/bus/pci`]);
+    const response = await fetch(sendUrl(sluice, WRITE_ONLY));
+    const body = await response.text();
+    expect(body).not.toContain(WRITE_ONLY);
+    if (target.name === "deno") {
+      // Deno opens while the response is made: refused as if the check had seen it.
+      expect(response.status).toBe(403);
+      expect((await sluice.waitFor("x-sendfile.refused")).reason).toBe("permission denied");
+    } else {
+      // Bun.serve opens it after sluice handed the response over: a plain 500, logged.
+      expect(response.status).toBe(500);
+      expect(body).toBe("Internal Server Error\n");
+      expect(String((await sluice.waitFor("response.failed")).error)).toContain("EACCES");
+    }
     await stop(sluice);
   }, 60_000);
 

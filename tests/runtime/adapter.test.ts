@@ -44,6 +44,7 @@ describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
         missing: 404,
         directory: 404,
       },
+      goneFile: { status: 500, namesPath: false },
       shrunkBody: "failed",
       realPath: { symlink: true, dotDot: true, missing: "undefined" },
       envHasPath: true,

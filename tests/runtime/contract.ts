@@ -103,6 +103,16 @@ results.files = {
   directory: (await fetch(`http://127.0.0.1:${files.port}/`)).status,
 };
 files.close();
+// A file body that cannot be opened (gone since its checks): Bun fails it after the handler,
+// Deno in it; either way the default error answer is a plain 500 without the error's text.
+const gone = await runtime.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  handler: () => runtime.fileBodyResponse(`${dir}gone.txt`, 0, 9, { headers: { "content-length": "10" } }),
+});
+const goneAnswer = await fetch(`http://127.0.0.1:${gone.port}/`);
+results.goneFile = { status: goneAnswer.status, namesPath: (await goneAnswer.text()).includes(dir) };
+gone.close();
 // A file that shrinks after its response was made: reading the body fails, never ends short.
 const shrinking = await fileResponse(new Request("http://x/shrinking"), `${dir}file.txt`, runtime);
 await runtime.spawn(["truncate", "-s", "1000", `${dir}file.txt`], { env: { PATH: "/usr/bin:/bin" } }).exited;
