@@ -35,7 +35,7 @@ export interface AppDeps {
   /** The response cache, shared by the pipelines whose limits match; absent when caching is off. */
   responseCache?: ResponseCache | undefined;
   /** The runtime's file access, for X-Sendfile and static files. */
-  files: Pick<Runtime, "realPath" | "readable" | "statFile" | "fileBodyResponse">;
+  files: Pick<Runtime, "realPath" | "openFile">;
   /** The runtime's own HTTP limits, and its header counter. */
   http: Pick<Runtime, "httpLimits" | "countHeaders" | "isClientDisconnect">;
   /** The pipeline's tracing when tracing is on; absent, the pipeline does no tracing work. */

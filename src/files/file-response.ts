@@ -8,19 +8,16 @@
  */
 
 import { getMimeType } from "hono/utils/mime";
-import type { FileStat } from "../runtime/types.ts";
+import type { FileStat, NoFile, OpenFile } from "../runtime/types.ts";
 import { parseHttpDate } from "../http-date.ts";
 import { parseRange } from "./byte-range.ts";
 
+export type { NoFile };
+
 /** What serving a file needs from the runtime. */
 export interface FileAccess {
-  readable(path: string): boolean;
-  statFile(path: string): Promise<FileStat | undefined>;
-  fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response>;
+  openFile(path: string): Promise<OpenFile | NoFile>;
 }
-
-/** Why a path gave no response: no regular file there, or one sluice may not read. */
-export type NoFile = "not a regular file" | "permission denied";
 
 export interface FileResponseOptions {
   /** Cache-Control for the file's responses (none when undefined). */
@@ -87,12 +84,12 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
 }
 
 /**
- * The response for `request` from the file at `path`, or why there is none. The file must be
- * readable before a status is chosen: on Bun it is opened only once the headers are promised,
- * and a refusal then became Bun's own 500, with the error's text (the path) as its body.
- * `path` must already be checked against the allowed directories. Preconditions
- * and Range apply to GET and HEAD only: for another method (a POST the app answered with
- * X-Sendfile) the app has already acted, so the whole file is sent.
+ * The response for `request` from the file at `path`, or why there is none. The file is
+ * opened first (on Bun: checked readable, see Runtime.openFile), so that a refusal is known
+ * before a status is chosen and the validators describe the bytes sent. `path` must already
+ * be checked against the allowed directories. Preconditions and Range apply to GET and HEAD
+ * only: for another method (a POST the app answered with X-Sendfile) the app has already
+ * acted, so the whole file is sent.
  */
 export async function fileResponse(
   request: Request,
@@ -100,9 +97,20 @@ export async function fileResponse(
   files: FileAccess,
   options: FileResponseOptions = {},
 ): Promise<Response | NoFile> {
-  const stat = await files.statFile(path);
-  if (stat === undefined) return "not a regular file";
-  if (!files.readable(path)) return "permission denied";
+  const file = await files.openFile(path);
+  if (typeof file === "string") return file;
+  let response: Response | undefined;
+  try {
+    return (response = answerFrom(file, request, path, options));
+  } finally {
+    // A response with the file's bytes owns the file now; any other never took it.
+    if (response === undefined || !hasFileBody(response)) file.close();
+  }
+}
+
+/** The response `fileResponse` makes from the open `file`: only a 200 or 206 with a body takes its bytes. */
+function answerFrom(file: OpenFile, request: Request, path: string, options: FileResponseOptions): Response {
+  const stat: FileStat = file;
   const etag = entityTag(stat);
   const headers = new Headers({
     "accept-ranges": "bytes",
@@ -139,14 +147,5 @@ export async function fileResponse(
   if (range !== "full") headers.set("content-range", `bytes ${start}-${end}/${stat.size}`);
   const init = { status: range === "full" ? 200 : 206, headers };
   if (head || stat.size === 0) return new Response(null, init);
-  try {
-    return markFileBody(await files.fileBodyResponse(path, start, end, init));
-  } catch (error) {
-    // Deleted or locked since the checks above (Deno opens here; Bun only in Bun.serve, whose
-    // failure then gets the server's plain 500): answered as if found so at first.
-    const code = (error as { code?: unknown } | null)?.code;
-    if (code === "ENOENT" || code === "ENOTDIR") return "not a regular file";
-    if (code === "EACCES" || code === "EPERM") return "permission denied";
-    throw error;
-  }
+  return markFileBody(file.response(start, end, init));
 }

@@ -2,7 +2,7 @@
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
 import { bunCompression } from "./compression-bun.ts";
-import { bunFileBodyResponse } from "./file-body-bun.ts";
+import { bunOpenFile } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
 import { readableOf } from "./readable.ts";
@@ -28,6 +28,9 @@ let stderrSink: ReturnType<typeof Bun.stderr.writer> | undefined;
 
 /** Children spawned here whose exit Bun has not yet reported: never reaped as orphans. */
 const ownChildren = new Set<number>();
+
+/** access(2) R_OK, for files Bun.serve will open only once their headers are promised. */
+const readable = readableOf(libc);
 
 /** How often a closed listener checks whether anything is still pending (only during a stop). */
 const PENDING_POLL_MS = 10;
@@ -172,7 +175,7 @@ export const bunRuntime: Runtime = {
       return undefined; // missing or unreadable
     }
   },
-  fileBodyResponse: bunFileBodyResponse,
+  openFile: (path) => bunOpenFile(path, readable),
   onSignal(signal, listener) {
     process.on(signal, listener);
     return () => void process.off(signal, listener);
@@ -189,6 +192,5 @@ export const bunRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
-  readable: readableOf(libc),
   ...bunCompression(),
 };

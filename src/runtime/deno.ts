@@ -7,11 +7,12 @@ import type {
   ExitStatus,
   FileStat,
   HttpServerLimits,
+  NoFile,
+  OpenFile,
   Runtime,
 } from "./types.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
-import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { signalNumber } from "./signals.ts";
@@ -93,21 +94,54 @@ async function statFile(path: string): Promise<FileStat | undefined> {
 }
 
 /**
- * A response with a file's bytes start..end as a stream; the file closes at the end, on
- * cancel, or on error (one when the file ends early).
+ * The regular file at `path`, opened: its size and time are the open file's (fstat), so they
+ * describe the bytes sent even if another file is renamed over the path meanwhile. Checked
+ * by path first: opening a FIFO would wait for a writer.
  */
-async function fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response> {
-  const file = await Deno.open(path);
-  let remaining = end - start + 1;
+async function openFile(path: string): Promise<OpenFile | NoFile> {
+  if ((await statFile(path)) === undefined) return "not a regular file";
+  let file: Deno.FsFile;
   try {
-    await file.seek(start, Deno.SeekMode.Start);
+    file = await Deno.open(path);
+  } catch (error) {
+    // Gone or locked since the stat: as if the stat had found it so.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "ENOENT" || code === "ENOTDIR") return "not a regular file";
+    if (code === "EACCES" || code === "EPERM") return "permission denied";
+    throw error;
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile) {
+      file.close();
+      return "not a regular file";
+    }
+    return {
+      size: stat.size,
+      modifiedMs: stat.mtime?.getTime() ?? 0,
+      response: (start, end, init) => new Response(fileStream(file, path, start, end), init),
+      close: () => file.close(),
+    };
   } catch (error) {
     file.close();
     throw error;
   }
-  const body = new ReadableStream<Uint8Array>({
+}
+
+/**
+ * Bytes start..end of the open `file` as a stream; the file closes at the end, on cancel, or
+ * on error (one when the file ends early: it shrank while being sent).
+ */
+function fileStream(file: Deno.FsFile, path: string, start: number, end: number): ReadableStream<Uint8Array> {
+  let remaining = end - start + 1;
+  let positioned = false;
+  return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
+        if (!positioned) {
+          await file.seek(start, Deno.SeekMode.Start);
+          positioned = true;
+        }
         const chunk = new Uint8Array(Math.min(remaining, 64 * 1024));
         const read = await file.read(chunk);
         if (read === null) throw new Error(`${path} ended ${remaining} bytes early (it changed while being sent)`);
@@ -124,7 +158,6 @@ async function fileBodyResponse(path: string, start: number, end: number, init: 
     },
     cancel: () => file.close(),
   });
-  return new Response(body, init);
 }
 
 async function writeAll(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
@@ -177,7 +210,7 @@ export const denoRuntime: Runtime = {
   readTextFile: (path) => Deno.readTextFile(path),
   readFile: (path) => Deno.readFile(path),
   statFile,
-  fileBodyResponse,
+  openFile,
   onSignal(signal, listener) {
     Deno.addSignalListener(signal, listener);
     return () => Deno.removeSignalListener(signal, listener);
@@ -188,7 +221,6 @@ export const denoRuntime: Runtime = {
   ...sdNotify(libc),
   reapOrphans: orphanReaper(libc, (pid) => ownChildren.has(pid)),
   realPath: realPathOf(libc),
-  readable: readableOf(libc),
   compressionEncodings: ["br", "gzip"],
   compressionStream,
 };

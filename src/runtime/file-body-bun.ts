@@ -1,5 +1,7 @@
 /** @module A file's bytes as a Bun response: sent with sendfile(2), read as a stream that notices a short file. */
 
+import type { NoFile, OpenFile } from "./types.ts";
+
 /**
  * A Response around a Blob slice of a file. Bun.serve sends the Blob itself (sendfile(2),
  * with its Content-Length), never through `body`. `body` is for JS readers (compression, the
@@ -40,14 +42,37 @@ class FileSliceResponse extends Response {
 }
 
 /**
+ * The file at `path`, to send: its stat by path, once access(2) says it may be read (Bun.serve
+ * opens the Blob only after the headers are promised, and a refused open then is a 500).
+ * The bytes are read by path too, when Bun.serve sends them: a file renamed over the path
+ * in between goes out cut to the first one's length (docs/runtime-notes.md).
+ */
+export async function bunOpenFile(path: string, readable: (path: string) => boolean): Promise<OpenFile | NoFile> {
+  let stat;
+  try {
+    stat = await Bun.file(path).stat();
+  } catch {
+    return "not a regular file"; // missing, or a directory on the way is not searchable
+  }
+  if (!stat.isFile()) return "not a regular file";
+  if (!readable(path)) return "permission denied";
+  return {
+    size: stat.size,
+    modifiedMs: stat.mtimeMs,
+    response: (start, end, init) => bunFileBodyResponse(path, start, end, init),
+    close() {}, // nothing is open yet
+  };
+}
+
+/**
  * Bytes start..end of the file at `path` as a response. The slice is named "/": Bun.serve
  * adds `Content-Disposition: filename="<basename>"` to a named Blob of a type browsers do not
  * render (no disposition-type, against RFC 6266; a non-ASCII name UTF-8-encoded twice), and
  * none when the basename is empty. The name does not change which file is read, nor
  * sendfile(2) (measured on Bun 1.4.5; an empty name falls back to the path).
  */
-export function bunFileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response> {
+function bunFileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Response {
   const slice = Bun.file(path).slice(start, end + 1);
   (slice as { name?: string }).name = "/"; // typed read-only; Bun has a setter
-  return Promise.resolve(new FileSliceResponse(slice, init));
+  return new FileSliceResponse(slice, init);
 }

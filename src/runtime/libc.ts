@@ -3,7 +3,7 @@
  * socket + sendto (sd_notify: Bun has no unix-datagram API, Deno's cannot send to an
  * abstract address), clock_gettime (MONOTONIC_USEC), waitid (reaping orphans as PID 1) and
  * realpath (confining served files to their directories; Bun has no API for it) and access
- * (whether a file to serve can be read, before its response is promised: neither has one).
+ * (whether a file Bun.serve will open can be read, before its headers are promised).
  * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
  */
 

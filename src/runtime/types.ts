@@ -206,6 +206,27 @@ export interface FileStat {
   modifiedMs: number;
 }
 
+/** Why no file was opened: nothing regular there (missing, a directory ...), or no right to read it. */
+export type NoFile = "not a regular file" | "permission denied";
+
+/**
+ * A regular file to send, opened: its size and modification time and the bytes sent come from
+ * the same file, even when another is renamed over its path meanwhile (on Deno; on Bun see
+ * openFile). Either `response` is called once, and the response then owns the file, or `close`.
+ */
+export interface OpenFile extends FileStat {
+  /**
+   * A response whose body is bytes `start` to `end` (inclusive): on Bun a Blob slice, which
+   * Bun.serve sends with sendfile(2); on Deno a stream that closes the file at its end. Its
+   * `body` stream errors if the file ends before `end` (it shrank while being read), so
+   * whatever reads it (compression, the cache) cuts the response instead of ending it short
+   * and clean.
+   */
+  response(start: number, end: number, init: ResponseInit): Response;
+  /** Closes the file when no response was made of it. */
+  close(): void;
+}
+
 export interface Runtime {
   readonly name: "bun" | "deno";
   /** This process's PID (1 when sluice is a container's init). */
@@ -250,21 +271,15 @@ export interface Runtime {
   readFile(path: string): Promise<Uint8Array>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
-  /**
-   * True when this process may open the file at `path` for reading (access(2)). Asked before
-   * a file's response is made: on Bun the file is opened only once the headers are promised.
-   */
-  readable(path: string): boolean;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */
   statFile(path: string): Promise<FileStat | undefined>;
   /**
-   * A response whose body is bytes `start` to `end` (inclusive) of a file: on Bun a Blob
-   * slice, which Bun.serve sends with sendfile(2); on Deno a stream that closes the file at
-   * the end. Its `body` stream errors if the file ends before `end` (it shrank while being
-   * read), so whatever reads it (compression, the cache) cuts the response instead of ending
-   * it short and clean.
+   * Opens the regular file at `path` to send it. Deno opens it here and takes size and time
+   * from the open file. Bun.serve opens a file body itself, by path, once the headers are
+   * promised: Bun's OpenFile holds the path's stat, after access(2) said it may be read, and a
+   * file renamed over the path in between is sent under the old one's length (runtime notes).
    */
-  fileBodyResponse(path: string, start: number, end: number, init: ResponseInit): Promise<Response>;
+  openFile(path: string): Promise<OpenFile | NoFile>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
   write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
   exit(code: number): never;

@@ -7,10 +7,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { boundByPermissions, BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { boundByPermissions, BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 const FILES_APP = [BUN, join(ROOT, "tests/fixtures/files-app.ts")];
 const IMMUTABLE = "public, max-age=31536000, immutable";
@@ -201,6 +201,39 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     expect(await (await fetch(`${sluice.url}/robots.txt`)).text()).toBe("User-agent: *\n");
     await stop(sluice);
   }, 60_000);
+
+  // On the binary Bun.serve opens the file by path when it sends it, after the headers were
+  // made from the path's stat: a file renamed over it in between goes out cut to the first
+  // one's length (docs/runtime-notes.md). Under Deno headers and bytes come from one open file.
+  test.skipIf(target.name === "binary")("a file renamed over again and again is always sent as one whole version", async () => {
+    const sluice = await start(target);
+    const file = join(publicDir, "renamed.txt");
+    // Each version starts with its own length, in five digits.
+    const churn = Bun.spawn([BUN, "-e", `
+      const fs = require("node:fs");
+      const until = Date.now() + 30_000;
+      for (let i = 0; Date.now() < until; i++) {
+        const length = 100 + ((i * 7) % 400);
+        fs.writeFileSync(${JSON.stringify(file)} + ".new", String(length).padStart(5, "0") + "x".repeat(length - 5));
+        fs.renameSync(${JSON.stringify(file)} + ".new", ${JSON.stringify(file)});
+      }`], { stdout: "ignore", stderr: "ignore" });
+    track(churn.pid);
+    try {
+      await until(() => existsSync(file), 10_000, "the first version");
+      const mixed: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const response = await fetch(`${sluice.url}/renamed.txt`, { headers: { "accept-encoding": "identity" } });
+        const body = await response.text();
+        expect(response.status).toBe(200);
+        if (Number(body.slice(0, 5)) !== body.length) mixed.push(`${body.slice(0, 5)} in ${body.length} bytes`);
+      }
+      expect(mixed).toEqual([]);
+    } finally {
+      churn.kill();
+      await churn.exited;
+    }
+    await stop(sluice);
+  }, 90_000);
 
   test("a HEAD for a file its GET would compress has the GET's headers: Content-Encoding, weak ETag, Vary, no length", async () => {
     const sluice = await start(target);

@@ -75,7 +75,7 @@ results.acceptEncodingAdded = "accept-encoding" in echoed;
 upstream.close();
 client.close();
 
-// statFile + fileBodyResponse, through fileResponse and the runtime's own server: whole file, a
+// openFile, through fileResponse and the runtime's own server: whole file, a
 // range (Bun sends a Blob slice with sendfile, Deno streams it), 304, 416, and no file.
 const dir = new URL(`file:///tmp/sluice-contract-${runtime.pid}/`).pathname;
 await runtime.spawn(["mkdir", "-p", dir], { env: { PATH: "/usr/bin:/bin" } }).exited;
@@ -103,16 +103,25 @@ results.files = {
   directory: (await fetch(`http://127.0.0.1:${files.port}/`)).status,
 };
 files.close();
-// A file body that cannot be opened (gone since its checks): Bun fails it after the handler,
-// Deno in it; either way the default error answer is a plain 500 without the error's text.
-const gone = await runtime.serve({
+// An error that escapes the handler (on Bun, a file body that fails to open once returned):
+// the default error answer is a plain 500, without the error's text.
+const failing = await runtime.serve({
   hostname: "127.0.0.1",
   port: 0,
-  handler: () => runtime.fileBodyResponse(`${dir}gone.txt`, 0, 9, { headers: { "content-length": "10" } }),
+  handler: () => {
+    throw new Error(`ENOENT: no such file or directory, open '${dir}gone.txt'`);
+  },
 });
-const goneAnswer = await fetch(`http://127.0.0.1:${gone.port}/`);
-results.goneFile = { status: goneAnswer.status, namesPath: (await goneAnswer.text()).includes(dir) };
-gone.close();
+const failed = await fetch(`http://127.0.0.1:${failing.port}/`);
+results.handlerError = { status: failed.status, namesPath: (await failed.text()).includes(dir) };
+failing.close();
+// A file renamed over the path once opened: Deno sends the file it opened; Bun.serve opens
+// by path when it sends, so the new one, cut to the first one's length (runtime notes).
+const sh = (script: string) => runtime.spawn(["sh", "-c", script], { env: { PATH: "/usr/bin:/bin" } }).exited;
+await sh(`printf old-content > ${dir}renamed.txt`);
+const opened = await runtime.openFile(`${dir}renamed.txt`);
+await sh(`printf NEW-CONTENT-LONGER > ${dir}new.txt && mv ${dir}new.txt ${dir}renamed.txt`);
+results.renamedOver = typeof opened === "string" ? opened : await opened.response(0, opened.size - 1, {}).text();
 // A file that shrinks after its response was made: reading the body fails, never ends short.
 const shrinking = await fileResponse(new Request("http://x/shrinking"), `${dir}file.txt`, runtime);
 await runtime.spawn(["truncate", "-s", "1000", `${dir}file.txt`], { env: { PATH: "/usr/bin:/bin" } }).exited;
