@@ -368,6 +368,25 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "config",
 ]);
 
+/**
+ * Options the response cache's contents depend on: its limits, and those of the steps after
+ * it in the pipeline (src/app.ts), which made what it holds. A reload that changes one
+ * starts an empty cache: an entry compressed before `compression = false` would still be
+ * served compressed, and one stored while compression was off (without Vary:
+ * Accept-Encoding) would answer every client uncompressed once it is on, each until its
+ * max-age (a year for fingerprinted files).
+ */
+export const RESPONSE_CACHE_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
+  "cacheSize",
+  "maxCacheItemSize",
+  "compression",
+  "compressionMinSize",
+  "compressionDisableOnAuth",
+  "xSendfile",
+  "xSendfileDirs",
+  "publicDir",
+]);
+
 /** The options whose values differ, by their flag names. */
 export function changedOptions(before: Config, after: Config): OptionKey[] {
   return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => comparable(before[key]) !== comparable(after[key]));

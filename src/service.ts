@@ -3,7 +3,7 @@
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { ResponseCache } from "./cache/response-cache.ts";
-import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
+import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
@@ -63,6 +63,8 @@ export class Service {
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #responseCache: ResponseCache | undefined;
+  /** The configuration #responseCache was made for. */
+  #responseCacheConfig: Config | undefined;
   /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
   #upstream: Http1Client;
   /** Set when the stop begins: a reload still under way then is abandoned. */
@@ -145,14 +147,16 @@ export class Service {
   }
 
   /**
-   * The response cache for `config`: the one in use while its limits stay the same, so a
-   * reload keeps what is cached; none when --cache-size is 0.
+   * The response cache for `config`: the one in use while none of RESPONSE_CACHE_OPTIONS
+   * changed, so a reload keeps what is cached; none when --cache-size is 0.
    */
-  #responseCacheFor({ cacheSize, maxCacheItemSize }: Config): ResponseCache | undefined {
+  #responseCacheFor(config: Config): ResponseCache | undefined {
     const current = this.#responseCache;
-    if (cacheSize === 0) return (this.#responseCache = undefined);
-    if (current?.maxSize === cacheSize && current.maxItemSize === Math.min(maxCacheItemSize, cacheSize)) return current;
-    return (this.#responseCache = new ResponseCache({ maxSize: cacheSize, maxItemSize: maxCacheItemSize }));
+    const madeFor = this.#responseCacheConfig;
+    this.#responseCacheConfig = config;
+    if (config.cacheSize === 0) return (this.#responseCache = undefined);
+    if (current !== undefined && madeFor !== undefined && !changedOptions(madeFor, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
+    return (this.#responseCache = new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }));
   }
 
   /** When the flush that ends a stop must be over (performance.now() time), once it began. */

@@ -283,4 +283,31 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     expect([after.xCache, after.body.slice(0, 9)]).toEqual(["miss", "served 2\n"]);
     await stop(sluice);
   }, 60_000);
+
+  test("a reload that turns compression off or on starts an empty cache: no entry made the other way is served", async () => {
+    const path = join(tempDir(), "sluice.toml");
+    writeFileSync(path, 'shutdown-delay = "0s"\n');
+    const sluice = await startSluice(target, { args: ["--config", path] });
+    const page = "/cacheable?bytes=20000";
+    const gzip = { "accept-encoding": "gzip" };
+    const compressed = await fetch(`${sluice.url}${page}`, { headers: gzip, decompress: false } as RequestInit);
+    await compressed.arrayBuffer();
+    expect([compressed.headers.get("x-cache"), compressed.headers.get("content-encoding")]).toEqual(["miss", "gzip"]);
+
+    writeFileSync(path, 'shutdown-delay = "0s"\ncompression = false\n');
+    sluice.signal("SIGHUP");
+    const turnedOff = await sluice.waitFor("reload");
+    expect(turnedOff).toMatchObject({ result: "ok", changed: ["compression"] });
+    const off = await fetch(`${sluice.url}${page}`, { headers: gzip, decompress: false } as RequestInit);
+    expect([off.headers.get("x-cache"), off.headers.get("content-encoding"), (await off.text()).slice(0, 9)]).toEqual(["miss", null, "served 2\n"]);
+
+    // Stored while off, without Vary: Accept-Encoding, it would answer every client uncompressed.
+    writeFileSync(path, 'shutdown-delay = "0s"\ncompression = true\n');
+    sluice.signal("SIGHUP");
+    expect(await sluice.waitFor((r) => r.event === "reload" && r !== turnedOff)).toMatchObject({ result: "ok", changed: ["compression"] });
+    const on = await fetch(`${sluice.url}${page}`, { headers: gzip, decompress: false } as RequestInit);
+    await on.arrayBuffer();
+    expect([on.headers.get("x-cache"), on.headers.get("content-encoding")]).toEqual(["miss", "gzip"]);
+    await stop(sluice);
+  }, 60_000);
 });
