@@ -148,14 +148,18 @@ export class Service {
 
   /**
    * The response cache for `config`: the one in use while none of RESPONSE_CACHE_OPTIONS
-   * changed, so a reload keeps what is cached; none when --cache-size is 0.
+   * changed, so a reload keeps what is cached; none when --cache-size is 0. A cache replaced
+   * is emptied: the old pipeline holds it until its last exchange ends, which for a WebSocket
+   * or an event stream opened before the reload can be hours, and no new request reads it
+   * (what the exchanges in flight still store in it is at most one item each).
    */
   #responseCacheFor(config: Config): ResponseCache | undefined {
     const current = this.#responseCache;
     const madeFor = this.#responseCacheConfig;
     this.#responseCacheConfig = config;
+    if (config.cacheSize !== 0 && current !== undefined && !changedOptions(madeFor!, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
+    current?.clear();
     if (config.cacheSize === 0) return (this.#responseCache = undefined);
-    if (current !== undefined && madeFor !== undefined && !changedOptions(madeFor, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
     return (this.#responseCache = new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }));
   }
 
