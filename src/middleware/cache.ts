@@ -12,7 +12,7 @@ import type { Exchange } from "../exchange.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
 import { parseHttpDate } from "../http-date.ts";
 import type { ProxyEnv } from "../proxy.ts";
-import { markWholeBody, oneChunkStream } from "../whole-body.ts";
+import { hasWholeBody, markWholeBody, oneChunkStream } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
 /** What happened to one request or one response, as far as the cache is concerned. */
@@ -77,7 +77,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
   return middleware as unknown as MiddlewareHandler<ProxyEnv>;
 
   /** What the cache does with the answer to a request it did not answer itself. */
-  function afterUpstream(c: Context<ProxyEnv>, exchange: Exchange, url: string | undefined, policy: RequestPolicy, response: Response): Response {
+  function afterUpstream(c: Context<ProxyEnv>, exchange: Exchange, url: string | undefined, policy: RequestPolicy, response: Response): Response | Promise<Response> {
     const request = exchange.request;
     const method = request.method;
     const label = policy === "use" ? "miss" : "bypass";
@@ -103,11 +103,28 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       save(new Uint8Array(0));
       return withXCache(c, response, label);
     }
+    if (hasWholeBody(response)) return storeWhole(c, response, label, save);
     const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observe);
     const headers = new Headers(response.headers);
     headers.set("x-cache", label);
     return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));
   }
+}
+
+/**
+ * A body the upstream client had whole in memory (a small answer that came with its head):
+ * stored at once and sent as the bytes it is, as a hit is. A stream around it would go out
+ * chunked on Bun, without its Content-Length (docs/runtime-notes.md).
+ */
+async function storeWhole(c: Context<ProxyEnv>, response: Response, label: string, save: (body: Uint8Array<ArrayBuffer>) => void): Promise<Response> {
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  save(bytes);
+  const headers = new Headers(response.headers);
+  headers.set("x-cache", label);
+  // Bun's server would give bytes without a type its own (see oneChunkStream); a copy:
+  // the entry's bytes stay the entry's.
+  const body = headers.has("content-type") ? bytes : oneChunkStream(bytes.slice());
+  return replaceResponse(c, markWholeBody(new Response(body, { status: response.status, statusText: response.statusText, headers })));
 }
 
 /** The response to `request` from a stored entry: the whole response, its head (HEAD), or 304. */

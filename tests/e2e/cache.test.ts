@@ -97,6 +97,18 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a storable miss that came whole keeps its Content-Length, as the same response unstored does", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const framing = (response: Awaited<ReturnType<typeof get>>) => [response.xCache, response.headers.get("content-length"), response.headers.get("transfer-encoding")];
+    const unstored = await get(sluice, "/cacheable?bytes=2000&private", { "x-cache-control": "private" });
+    expect(framing(unstored)).toEqual(["miss", "2000", null]);
+    const miss = await get(sluice, "/cacheable?bytes=2000");
+    expect([...framing(miss), miss.body.length]).toEqual(["miss", "2000", null, 2000]);
+    const hit = await get(sluice, "/cacheable?bytes=2000");
+    expect([...framing(hit), hit.body]).toEqual(["hit", "2000", null, miss.body]);
+    await stop(sluice);
+  }, 60_000);
+
   test("an absolute-form target naming another host than Host cannot fill that host's entry", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app builds its page for the Host it sees: evil.example. Under Deno, Request.url
