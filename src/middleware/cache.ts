@@ -9,6 +9,7 @@ import { freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl } fro
 import type { CacheEntry, ResponseCache } from "../cache/response-cache.ts";
 import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
+import { hasFileBody } from "../files/file-response.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
 import { parseHttpDate } from "../http-date.ts";
 import type { ProxyEnv } from "../proxy.ts";
@@ -104,6 +105,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       return withXCache(c, response, label);
     }
     if (hasWholeBody(response)) return storeWhole(c, response, label, save);
+    if (hasFileBody(response)) return storeFileCopy(c, response, label, length, save, observe);
     const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observe);
     const headers = new Headers(response.headers);
     headers.set("x-cache", label);
@@ -125,6 +127,27 @@ async function storeWhole(c: Context<ProxyEnv>, response: Response, label: strin
   // the entry's bytes stay the entry's.
   const body = headers.has("content-type") ? bytes : oneChunkStream(bytes.slice());
   return replaceResponse(c, markWholeBody(new Response(body, { status: response.status, statusText: response.statusText, headers })));
+}
+
+/**
+ * A file's bytes (static files, X-Sendfile) go to the client as the runtime sends a file (Bun:
+ * sendfile(2), with its Content-Length, which a stream around them would cost); the cache
+ * reads a copy of its own, stored when it has the whole declared length (a file that changed
+ * meanwhile is not stored).
+ */
+function storeFileCopy(
+  c: Context<ProxyEnv>,
+  response: Response,
+  label: string,
+  declared: number | undefined,
+  save: (body: Uint8Array<ArrayBuffer>) => void,
+  observe: (event: CacheEvent) => void,
+): Response {
+  response.clone().arrayBuffer().then(
+    (copy) => (copy.byteLength === declared ? save(new Uint8Array(copy)) : observe("cut")),
+    () => observe("cut"),
+  );
+  return withXCache(c, response, label);
 }
 
 /** The response to `request` from a stored entry: the whole response, its head (HEAD), or 304. */

@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
@@ -106,6 +106,23 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     expect([...framing(miss), miss.body.length]).toEqual(["miss", "2000", null, 2000]);
     const hit = await get(sluice, "/cacheable?bytes=2000");
     expect([...framing(hit), hit.body]).toEqual(["hit", "2000", null, miss.body]);
+    await stop(sluice);
+  }, 60_000);
+
+  test("a stored file keeps its Content-Length on the miss that stores it (a fingerprinted static file)", async () => {
+    const root = tempDir();
+    const name = "logo-3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d.png";
+    const bytes = new Uint8Array(50_000).map((_, i) => (i * 7919) % 251);
+    mkdirSync(join(root, "assets"));
+    writeFileSync(join(root, "assets", name), bytes);
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--public-dir", root] });
+    for (const xCache of ["miss", "hit"]) {
+      const response = await fetch(`${sluice.url}/assets/${name}`);
+      expect([response.headers.get("x-cache"), response.headers.get("content-length"), response.headers.get("transfer-encoding")]).toEqual([xCache, "50000", null]);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+      const stored = async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes('sluice_cache_events_total{event="stored"} 1');
+      await until(stored, 30_000, "the file to be stored");
+    }
     await stop(sluice);
   }, 60_000);
 
