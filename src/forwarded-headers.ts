@@ -19,6 +19,16 @@ export const HOP_BY_HOP = [
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 
 /**
+ * Forwarded and the rest of the X-Forwarded family: frameworks take them for the request's
+ * own scheme, port and path prefix (Rack: X-Forwarded-Ssl: on means https, even over
+ * X-Forwarded-Proto, and X-Forwarded-Port is the port of the URLs it writes; Werkzeug and
+ * Spring read -Port and -Prefix). Only a trusted proxy may say so: from anyone else they are
+ * dropped (upstreamRequestHeaders), as X-Forwarded-Proto is replaced, or a client could have
+ * a page made for a scheme or port of its choosing and the cache hand it to everyone.
+ */
+const FROM_TRUSTED_PROXIES_ONLY = ["forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix"];
+
+/**
  * Request headers whose value the app gets from sluice, whatever the client sent: set,
  * replaced or removed on the way (upstreamRequestHeaders below, X-Sendfile-Type in
  * middleware/x-sendfile.ts, the trace context in middleware/tracing.ts). Keep it in step
@@ -29,7 +39,7 @@ export const SET_BY_THE_PROXY: ReadonlySet<string> = new Set([
   "x-forwarded-for",
   "x-forwarded-proto",
   "x-forwarded-host",
-  "forwarded",
+  ...FROM_TRUSTED_PROXIES_ONLY,
   "x-request-id",
   "x-request-start",
   "x-sendfile-type",
@@ -125,7 +135,11 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
       case "x-request-id":
         return; // the exchange's own, below (the client's when it was sane)
       case "forwarded":
-        if (!trusted) return;
+      case "x-forwarded-port":
+      case "x-forwarded-ssl":
+      case "x-forwarded-scheme":
+      case "x-forwarded-prefix":
+        if (!trusted) return; // FROM_TRUSTED_PROXIES_ONLY, in a switch: no lookup per header
         break;
       case "host":
         // An empty Host (allowed, meaning no authority) goes as none: the upstream client

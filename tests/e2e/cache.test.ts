@@ -166,7 +166,7 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app got sluice's value (the peer's address, a request id ...), not always the
     // client's: a key on the client's value would hand this answer to other clients.
-    for (const name of ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "X-Request-Start"]) {
+    for (const name of ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Ssl", "Forwarded", "X-Request-Id", "X-Request-Start"]) {
       const path = `/cacheable?vary=${name}&echo=${name.toLowerCase()}`;
       const headers = { [name]: "spoofed" };
       expect((await get(sluice, path, headers)).xCache).toBe("miss");
@@ -174,6 +174,21 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
       expect([name, second.xCache, second.body.slice(0, 9)]).toEqual([name, "miss", "served 2 "]);
     }
     await stop(sluice);
+  }, 60_000);
+
+  test("X-Forwarded-Port, -Ssl, -Scheme and -Prefix reach the app only from --trusted-proxies, so no client has a page made for its own", async () => {
+    // Rack takes X-Forwarded-Ssl: on for https and X-Forwarded-Port for the port of the URLs
+    // it writes: a public page stored for a client that sent them would send everyone to port 1337.
+    const spoofed = { "x-forwarded-port": "1337", "x-forwarded-ssl": "on", "x-forwarded-scheme": "https", "x-forwarded-prefix": "/evil" };
+    const path = "/cacheable?echo=x-forwarded-port,x-forwarded-ssl,x-forwarded-scheme,x-forwarded-prefix";
+    const untrusting = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    expect((await get(untrusting, path, spoofed)).body.split("\n")[0])
+      .toBe("served 1 x-forwarded-port=null x-forwarded-ssl=null x-forwarded-scheme=null x-forwarded-prefix=null");
+    await stop(untrusting);
+    const trusting = await startSluice(target, { args: ["--shutdown-delay", "0", "--trusted-proxies", "127.0.0.1/32"] });
+    expect((await get(trusting, path, spoofed)).body.split("\n")[0])
+      .toBe("served 1 x-forwarded-port=1337 x-forwarded-ssl=on x-forwarded-scheme=https x-forwarded-prefix=/evil");
+    await stop(trusting);
   }, 60_000);
 
   test("with --trusted-proxies, the scheme and host a trusted proxy forwards are part of the key", async () => {
