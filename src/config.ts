@@ -37,8 +37,8 @@ interface OptionSpec<T> {
 /** A thruster variable (without its optional THRUSTER_ prefix) and how its value reads as sluice's. */
 interface ThrusterVariable {
   name: string;
-  /** thruster's value as sluice would write it; undefined means "not set". */
-  convert?: (text: string) => string | undefined;
+  /** thruster's value as sluice would write it; throws a RangeError when thruster could not read it either. */
+  convert?: (text: string) => string;
 }
 
 function option<T>(
@@ -56,16 +56,19 @@ function optional<T>(name: string, parse: ValueParser<T>, placeholder: string, h
 }
 
 /** The same option, with thruster's variable as a fallback. */
-function thruster<T>(spec: OptionSpec<T>, name: string, convert?: (text: string) => string | undefined): OptionSpec<T> {
+function thruster<T>(spec: OptionSpec<T>, name: string, convert?: (text: string) => string): OptionSpec<T> {
   return { ...spec, thruster: { name, ...(convert ? { convert } : {}) } };
 }
 
-/** Go's strconv.ParseBool, which thruster uses; undefined for anything else. */
-function goBool(text: string): boolean | undefined {
+/** Go's strconv.ParseBool, which thruster uses for its booleans. */
+function goBool(text: string): boolean {
   if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
   if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
-  return undefined;
+  throw new RangeError("expected a boolean as thruster reads it (Go's ParseBool): 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False");
 }
+
+/** A thruster boolean as sluice writes it: "T" and "F" too, "yes" and "on" not (thruster ignores them). */
+const goBoolText = (text: string): string => String(goBool(text));
 
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
@@ -108,16 +111,18 @@ export const OPTIONS = {
   trustedProxies: thruster(
     option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),
     "FORWARD_HEADERS", // true: every peer's headers are kept, as thruster does
-    (text) => ({ true: "0.0.0.0/0,::/0", false: "" })[String(goBool(text)) as "true" | "false"],
+    (text) => (goBool(text) ? "0.0.0.0/0,::/0" : ""),
   ),
   compression: thruster(
     option("compression", "true", parseBoolean, "BOOL", "Compress responses (zstd, br or gzip, as the client accepts) of text-like types"),
     "GZIP_COMPRESSION_ENABLED",
+    goBoolText,
   ),
   compressionMinSize: option("compression-min-size", "1KiB", parseSize, "SIZE", "Responses of known length below this are sent uncompressed"),
   compressionDisableOnAuth: thruster(
     option("compression-disable-on-auth", "false", parseBoolean, "BOOL", "BREACH guard: no compression for requests with credentials or personal responses"),
     "GZIP_COMPRESSION_DISABLE_ON_AUTH",
+    goBoolText,
   ),
   cacheSize: thruster(option("cache-size", "64MiB", parseSize, "SIZE", "Memory for cached public responses (0 turns the cache off)"), "CACHE_SIZE"),
   maxCacheItemSize: thruster(
@@ -127,6 +132,7 @@ export const OPTIONS = {
   xSendfile: thruster(
     option("x-sendfile", "true", parseBoolean, "BOOL", "Send the file an app response names in X-Sendfile (the app is told with X-Sendfile-Type)"),
     "X_SENDFILE_ENABLED",
+    goBoolText,
   ),
   xSendfileDirs: option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may send from, comma-separated; other paths are refused"),
   publicDir: optional("public-dir", parsePath, "PATH", "Answer GET/HEAD for the files of this directory directly; other paths go to the app"),
@@ -141,7 +147,7 @@ export const OPTIONS = {
   bodyTimeout: option("body-timeout", "30s", parseDuration, "DURATION", "Longest pause while a request body is read, then 408 (0: never)"),
   maxHeaderSize: option("max-header-size", "16KiB", parseSize, "SIZE", "Largest request head (request line and headers), else 431 (0: the runtime's limit)"),
   maxHeaderCount: option("max-header-count", "100", parseNonNegativeInteger, "N", "Most request header fields accepted, else 431 (0: the runtime's limit)"),
-  accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS"),
+  accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS", goBoolText),
   shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
   drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT"),
   stopTimeout: option("stop-timeout", "5s", parseDuration, "DURATION", "At stop, longest wait for the child to exit after --stop-signal before SIGKILL"),
@@ -152,8 +158,8 @@ export const OPTIONS = {
   restartMaxDelay: option("restart-max-delay", "10s", parseDuration, "DURATION", "Cap of the exponential backoff between restarts"),
   logLevel: thruster(
     option("log-level", "info", parseChoice(LOG_LEVELS), "LEVEL", "Lowest level logged: trace, debug, info, warning, error or fatal"),
-    "DEBUG",
-    (text) => (goBool(text) ? "debug" : undefined),
+    "DEBUG", // thruster logs at info unless DEBUG is true
+    (text) => (goBool(text) ? "debug" : "info"),
   ),
   logFormat: option("log-format", "json", parseChoice(["json", "text"] as const), "FORMAT", "json (one JSON object per line) or text"),
 } as const;
@@ -277,9 +283,16 @@ function thrusterSource(spec: OptionSpec<unknown>, env: Record<string, string | 
   for (const name of [prefixed, variable.name]) {
     const text = env[name];
     if (!text) continue;
-    const converted = variable.convert ? variable.convert(text) : text;
-    if (name === prefixed) return { text: converted ?? text, from: name }; // a bad value fails to parse, naming it
-    if (converted !== undefined && readable(spec, converted)) return { text: converted, from: name };
+    let converted: string;
+    try {
+      converted = variable.convert ? variable.convert(text) : text;
+    } catch (error) {
+      if (name !== prefixed) continue;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConfigError(`Cannot parse ${name}: ${reason}; current value is "${text}"`, { cause: error });
+    }
+    if (name === prefixed) return { text: converted, from: name }; // a bad value fails to parse, naming it
+    if (readable(spec, converted)) return { text: converted, from: name };
   }
   return undefined;
 }

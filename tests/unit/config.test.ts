@@ -457,6 +457,24 @@ describe("thruster's variables", () => {
     expect(resolve({ FORWARD_HEADERS: "false" }).trustedProxies).toEqual([]);
   });
 
+  test("booleans read as Go's strconv.ParseBool, as thruster reads them; DEBUG=false is thruster's info level", () => {
+    // Every spelling ParseBool accepts, prefixed or not, takes effect as thruster gives it.
+    for (const [text, value] of [["t", true], ["T", true], ["TRUE", true], ["True", true], ["f", false], ["F", false], ["FALSE", false], ["False", false], ["0", false]] as const) {
+      expect(resolve({ LOG_REQUESTS: text }).accessLog).toBe(value);
+      expect(resolve({ THRUSTER_GZIP_COMPRESSION_ENABLED: text }).compression).toBe(value);
+      expect(resolve({ THRUSTER_X_SENDFILE_ENABLED: text }).xSendfile).toBe(value);
+      expect(resolve({ GZIP_COMPRESSION_DISABLE_ON_AUTH: text }).compressionDisableOnAuth).toBe(value);
+    }
+    for (const text of ["false", "0", "f", "FALSE"]) {
+      expect(resolve({ THRUSTER_DEBUG: text }).logLevel).toBe("info");
+      expect(resolve({ DEBUG: text }).logLevel).toBe("info");
+    }
+    expect(resolve({ THRUSTER_DEBUG: "T" }).logLevel).toBe("debug");
+    // What ParseBool refuses, thruster ignores: unprefixed it is ignored here too (it may be the app's).
+    expect(resolve({ LOG_REQUESTS: "off" }).accessLog).toBe(true);
+    expect(() => resolve({ THRUSTER_LOG_REQUESTS: "yes" })).toThrow(/Cannot parse THRUSTER_LOG_REQUESTS: .*"yes"/);
+  });
+
   test("an unprefixed value thruster could not read is ignored (it may be the app's); a THRUSTER_ one is an error naming it", () => {
     expect(resolve({ DEBUG: "express:*", HTTP_PORT: "http" }).logLevel).toBe("info");
     expect(resolve({ HTTP_PORT: "http" }).httpPort).toBe(8080);
