@@ -20,6 +20,7 @@ import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, log, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
 import { unappliedClientLimits, validateClientLimits } from "./client-limits.ts";
+import type { ProcessSignals } from "./process-signals.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
@@ -198,8 +199,8 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   }
 }
 
-/** Runs the command line; returns the exit code. */
-export async function runCli(runtime: Runtime): Promise<number> {
+/** Runs the command line; returns the exit code. `signals`: already installed (as PID 1, see main.ts). */
+export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promise<number> {
   const stdout = new LineOutput(runtime, 1);
   const stderr = new LineOutput(runtime, 2);
   const env = runtime.env();
@@ -263,7 +264,7 @@ export async function runCli(runtime: Runtime): Promise<number> {
         source,
       });
     }
-    const service = await Service.create(config, { runtime, env, stdout, stderr, loadConfig });
+    const service = await Service.create(config, { runtime, env, stdout, stderr, loadConfig, ...(signals ? { signals } : {}) });
     const code = await service.run();
     // What the stop left of --flush-timeout bounds the log flush: a reader that stopped
     // reading must not keep sluice alive past its stop budget; what it has not taken is lost.

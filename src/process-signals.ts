@@ -11,7 +11,8 @@ export interface StopRequest {
  * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
  * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload. SIGUSR1 and
  * SIGUSR2 get handlers too, because their default action would end sluice at once, without
- * a drain and with its child left running.
+ * a drain and with its child left running. Installed before the service exists when sluice
+ * is PID 1 (main.ts): what comes meanwhile is kept.
  */
 export class ProcessSignals {
   readonly stopRequested: Promise<StopRequest>;
@@ -19,19 +20,31 @@ export class ProcessSignals {
   #requested = false;
   #fast = new AbortController();
   #runtime: Runtime;
-  #onReload: () => void;
+  #installed = false;
+  #onReload: (() => void) | undefined;
+  /** A SIGHUP came before anyone could reload: it is run once `onReload` is given. */
+  #reloadPending = false;
 
-  constructor(runtime: Runtime, onReload: () => void) {
+  constructor(runtime: Runtime) {
     this.#runtime = runtime;
-    this.#onReload = onReload;
     this.stopRequested = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  /** Reloads on SIGHUP from now on, and at once for one that came before. */
+  onReload(listener: () => void): void {
+    this.#onReload = listener;
+    if (this.#reloadPending && !this.#requested) listener();
+    this.#reloadPending = false;
   }
 
   get fastStop(): AbortSignal {
     return this.#fast.signal;
   }
 
-  install(): void {
+  /** Installs the handlers (once); returns this. */
+  install(): this {
+    if (this.#installed) return this;
+    this.#installed = true;
     const on = (signal: ListenSignal, listener: () => void): void => {
       this.#runtime.onSignal(signal, () => {
         log.lifecycle.info("Received {signal}", { event: "signal", signal });
@@ -42,11 +55,14 @@ export class ProcessSignals {
     on("SIGINT", () => this.#stop("SIGINT", false));
     on("SIGQUIT", () => this.#stop("SIGQUIT", true));
     on("SIGHUP", () => {
-      if (!this.#requested) this.#onReload();
+      if (this.#requested) return;
+      if (this.#onReload) this.#onReload();
+      else this.#reloadPending = true;
     });
     on("SIGUSR1", () => log.lifecycle.warn("SIGUSR1 ignored: sluice has no use for it", { event: "signal.ignored", signal: "SIGUSR1" }));
     on("SIGUSR2", () =>
       log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
+    return this;
   }
 
   #stop(signal: ListenSignal, fast: boolean): void {

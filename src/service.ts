@@ -31,6 +31,8 @@ export interface ServiceDeps {
   stderr: LineOutput;
   /** Reads and validates the configuration again (flags, environment, file); throws when invalid. */
   loadConfig: () => Promise<Config>;
+  /** Signal handling installed before the service existed (as PID 1, see main.ts). */
+  signals?: ProcessSignals;
 }
 
 /** The tracing modules, loaded (with OpenTelemetry) once a configuration turns tracing on. */
@@ -115,7 +117,7 @@ export class Service {
       },
       { runtime, upstream: (url, init) => this.#upstream.fetch(url, init), readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
     );
-    this.#signals = new ProcessSignals(runtime, () => this.#requestReload());
+    this.#signals = deps.signals ?? new ProcessSignals(runtime);
   }
 
   /**
@@ -187,6 +189,7 @@ export class Service {
   async #start(): Promise<StopTrigger> {
     const config = this.#config;
     this.#signals.install();
+    this.#signals.onReload(() => this.#requestReload());
     this.#orphans.start(); // as PID 1 only
     try {
       await this.#bindListeners();

@@ -6,7 +6,8 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, childrenOf, freePort, readMetrics, ROOT, startSluice, TARGETS, track, until, zombiesUnder, type Sluice, type Target } from "../harness.ts";
 
@@ -54,6 +55,27 @@ describe.each(TARGETS)("as PID 1 ($name)", (target) => {
     const complete = sluice.events("shutdown.complete")[0]!;
     expect(complete.reason).toBe(signal);
     expect(complete.childExitCode).toBe(0);
+  }, 120_000);
+
+  test("a SIGTERM while it is still starting (reading its configuration) is not lost: it stops, exiting 0", async () => {
+    // As PID 1 a signal without a handler is dropped by the kernel, not acted on. The
+    // configuration comes from a FIFO: the writer's open returns once sluice opens it to
+    // read, so the SIGTERM lands exactly while sluice is still starting.
+    const dir = mkdtempSync(join(tmpdir(), "sluice-pid1-"));
+    try {
+      const fifo = join(dir, "sluice.toml");
+      const mkfifo = Bun.spawn(["mkfifo", fifo]);
+      expect(await mkfifo.exited).toBe(0);
+      const sluice = await startSluice(asPid1(target), { args: ["--config", fifo, "--shutdown-delay", "0"], waitReady: false });
+      const pid1 = await pid1Of(sluice);
+      const writer = Bun.spawn(["sh", "-c", `exec 3>"$1"; kill -TERM "$2"; printf 'drain-timeout = "1s"\n' >&3`, "sh", fifo, String(pid1)]);
+      track(writer.pid);
+      expect(await writer.exited).toBe(0);
+      expect(await sluice.exitCode(30_000)).toBe(0);
+      expect(sluice.events("shutdown.complete")[0]?.reason).toBe("SIGTERM");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   test("SIGQUIT stops it at once with 75", async () => {
