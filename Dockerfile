@@ -13,7 +13,7 @@ USER 65532:65532
 EXPOSE 8080
 # sluice is PID 1: TERM is the ordered stop, INT too, QUIT a fast stop, HUP a reload, and it
 # reaps orphaned processes. Docker's default stop timeout (10 s) is shorter than sluice's
-# default stop budget (27 s): pass `docker run --stop-timeout` what `sluice check` prints.
+# default stop budget (27.5 s): pass `docker run --stop-timeout` what `sluice check` prints.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["/sluice", "healthcheck"]
 ENTRYPOINT ["/sluice"]
