@@ -78,6 +78,26 @@ describe.each(TARGETS)("as PID 1 ($name)", (target) => {
     }
   }, 120_000);
 
+  test("a SIGHUP while it is still starting is kept: it reloads once started", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-pid1-"));
+    try {
+      const fifo = join(dir, "sluice.toml");
+      expect(await Bun.spawn(["mkfifo", fifo]).exited).toBe(0);
+      const sluice = await startSluice(asPid1(target), { args: ["--config", fifo, "--shutdown-delay", "0"], waitReady: false });
+      const pid1 = await pid1Of(sluice);
+      const writer = Bun.spawn(["sh", "-c", `exec 3>"$1"; kill -HUP "$2"; printf 'drain-timeout = "1s"\n' >&3`, "sh", fifo, String(pid1)]);
+      track(writer.pid);
+      expect(await writer.exited).toBe(0);
+      await sluice.waitFor("ready", 60_000);
+      // The reload ran (and failed: a FIFO is read once, at start), and sluice serves on.
+      expect((await sluice.waitFor("reload", 30_000)).result).toBe("error");
+      process.kill(pid1, "SIGTERM");
+      expect(await sluice.exitCode(30_000)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   test("SIGQUIT stops it at once with 75", async () => {
     const sluice = await startSluice(asPid1(target), { args: ["--shutdown-delay", "30s"] });
     process.kill(await pid1Of(sluice), "SIGQUIT");
