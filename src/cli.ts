@@ -243,6 +243,8 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
     /** A configuration "file" that is a pipe (--config <(...)): the start read all it had. */
     let readOnce: string | undefined;
+    /** Set once the start's configuration was read: from then on whether the file is a pipe is known. */
+    let started = false;
     // Run again on every SIGHUP: the same flags and environment, the file as it is now.
     const loadConfig = async (): Promise<Config> => {
       // Read again, a pipe would give nothing, or wait for a writer: every option from the
@@ -251,7 +253,11 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
         throw new ConfigError(`Cannot read the configuration file ${readOnce} again: it is not a regular file (a pipe is read once, at start); restart sluice to change the configuration`);
       }
       const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
-      if (config.config !== undefined && (await runtime.statFile(config.config)) === undefined) readOnce = config.config;
+      // Looked at once, at start. A reload's look can fall in the moment a tool that replaces
+      // the file by unlink and create leaves it missing: it took the file for a pipe, and every
+      // reload after it was refused until a restart.
+      if (!started && config.config !== undefined && (await runtime.statFile(config.config)) === undefined) readOnce = config.config;
+      started = true;
       validateConfig(config);
       validateClientLimits(config, runtime);
       return { ...config, files: await prepareFiles(config, runtime) };

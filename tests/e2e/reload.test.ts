@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { type LogRecord, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
@@ -92,6 +92,36 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
+
+  test("a file replaced by unlink and create while a reload reads it: later reloads still read it", async () => {
+    // The reload looked whether the file was a pipe after reading it; a look that fell while
+    // the file was missing marked it read-once, and every reload after was refused.
+    const dir = tempDir();
+    const path = join(dir, "sluice.toml");
+    // Comments make the parse, between the read and that look, last tens of milliseconds.
+    const padding = `${"#".repeat(99)}\n`.repeat(10_000);
+    const write = (limit: number) => {
+      writeFileSync(join(dir, "next.toml"), `${padding}shutdown-delay = "0s"\nmax-request-body = ${limit}\n`);
+      renameSync(join(dir, "next.toml"), path); // whole, never read half-written
+    };
+    write(1000);
+    const sluice = await startSluice(target, { args: ["--config", path], env: CLEAN_ENV });
+    for (let attempt = 0; attempt < 12; attempt++) {
+      write(1000);
+      sluice.signal("SIGHUP");
+      // The unlink lands anywhere from before the read to after the parse.
+      await Bun.sleep(attempt * 5);
+      unlinkSync(path);
+      await until(() => reloads(sluice.records).length > attempt, 30_000, `reload ${attempt + 1}`);
+    }
+    write(10);
+    sluice.signal("SIGHUP");
+    await until(() => reloads(sluice.records).length > 12, 30_000, "the last reload");
+    expect(reloads(sluice.records).at(-1)).toMatchObject({ result: "ok", changed: ["max-request-body"] });
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(413);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 120_000);
 
   test("a reload with --trusted-proxies set applies (comparing CIDRs threw, so nothing was applied)", async () => {
     const file = configFile(['shutdown-delay = "0s"', 'trusted-proxies = "10.0.0.0/8"', 'max-request-body = "1MiB"']);
