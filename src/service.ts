@@ -292,14 +292,20 @@ export class Service {
     this.#server.swapPipeline(pipeline);
     this.#config = applied;
     this.#metrics.reloads.inc({ result: "ok" });
-    const report = (): void =>
-      log.lifecycle.info("Reloaded the configuration", {
+    const pendingRestart = pendingKeys.map((key) => OPTIONS[key].name);
+    const report = (): void => {
+      const record = {
         event: "reload",
         result: "ok",
-        changed: changed.filter((name) => !pendingKeys.some((key) => OPTIONS[key].name === name)),
-        pendingRestart: pendingKeys.map((key) => OPTIONS[key].name),
+        changed: changed.filter((name) => !pendingRestart.includes(name)),
+        pendingRestart,
         ms: Math.round(performance.now() - startedAt),
-      });
+      };
+      // What the file asks for and does not apply yet is a warning: at --log-level warning
+      // the operator would otherwise never learn that a new port waits for a restart.
+      if (pendingRestart.length === 0) log.lifecycle.info("Reloaded the configuration", record);
+      else log.lifecycle.warn("Reloaded the configuration; waiting for a restart: {pendingRestart}", record);
+    };
     if (applied.logLevel === current.logLevel && applied.logFormat === current.logFormat) return report();
     // The record goes out under whichever of the two levels shows more.
     const moreVerbose = compareLogLevel(applied.logLevel, current.logLevel) < 0;

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
-import { type LogRecord, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+import { type LogRecord, readMetrics, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
 const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
@@ -145,6 +145,25 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     const record = await sluice.waitFor("reload");
     expect(record).toMatchObject({ result: "ok", changed: ["upstream-timeout"], pendingRestart: ["ready-timeout", "restart"] });
     expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("at --log-level warning, a reload that leaves options pending a restart still says so", async () => {
+    // The record was at info: at warning nothing told the operator that the change waits.
+    const file = configFile(['shutdown-delay = "0s"', 'log-level = "warning"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV, waitReady: false });
+    await until(async () => (await fetch(`${sluice.adminUrl}/readyz`).catch(() => undefined))?.status === 200, 30_000, "ready");
+    file.write(['shutdown-delay = "0s"', 'log-level = "warning"', 'restart = "always"', 'max-request-body = "10"']);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record).toMatchObject({ level: "WARNING", result: "ok", changed: ["max-request-body"], pendingRestart: ["restart"] });
+    expect(record.message).toBe('Reloaded the configuration; waiting for a restart: ["restart"]');
+    // A reload that applies everything stays at info, below this level.
+    file.write(['shutdown-delay = "0s"', 'log-level = "warning"', 'max-request-body = "20"']);
+    sluice.signal("SIGHUP");
+    await until(async () => (await readMetrics(sluice))['sluice_reloads_total{result="ok"}'] === 2, 30_000, "the second reload");
+    expect(sluice.events("reload").length).toBe(1);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
