@@ -4,6 +4,7 @@ import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { ResponseCache } from "./cache/response-cache.ts";
 import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
+import { changedFiles } from "./files/prepare-files.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
@@ -159,7 +160,7 @@ export class Service {
     const current = this.#responseCache;
     const madeFor = this.#responseCacheConfig;
     this.#responseCacheConfig = config;
-    if (config.cacheSize !== 0 && current !== undefined && !changedOptions(madeFor!, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
+    if (config.cacheSize !== 0 && current !== undefined && !changesBetween(madeFor!, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
     current?.clear();
     if (config.cacheSize === 0) return (this.#responseCache = undefined);
     return (this.#responseCache = new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }));
@@ -275,9 +276,10 @@ export class Service {
       return this.#reloadFailed(error);
     }
     if (this.#stopBegun) return this.#reloadAbandoned();
-    const changed: string[] = changedOptions(current, next).map((key) => OPTIONS[key].name);
+    const changedKeys = changesBetween(current, next);
+    const changed: string[] = changedKeys.map((key) => OPTIONS[key].name);
     if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
-    const pendingKeys = changedOptions(current, next).filter((key) => RESTART_OPTIONS.has(key));
+    const pendingKeys = changedKeys.filter((key) => RESTART_OPTIONS.has(key));
     // The listeners and the child keep what they were started with.
     const applied: Config = { ...next, command: current.command };
     for (const key of pendingKeys) (applied as Record<OptionKey, unknown>)[key] = current[key];
@@ -414,6 +416,12 @@ export class Service {
     });
     return code;
   }
+}
+
+/** What differs between two configurations, in the option table's order: values, and the files they name. */
+function changesBetween(before: Config, after: Config): OptionKey[] {
+  const changed = new Set([...changedOptions(before, after), ...changedFiles(before, after)]);
+  return (Object.keys(OPTIONS) as OptionKey[]).filter((key) => changed.has(key));
 }
 
 function describe(trigger: StopTrigger): string {

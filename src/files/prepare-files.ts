@@ -4,9 +4,9 @@
  * `sluice check` and on every reload (a reload applies changes, or fails and keeps the old).
  */
 
-import type { Config } from "../config.ts";
+import type { Config, OptionKey } from "../config.ts";
 import { realDirectory, type RealPath } from "./directories.ts";
-import { type ErrorPages, loadErrorPages } from "./error-pages.ts";
+import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageStatus } from "./error-pages.ts";
 
 export interface PreparedFiles {
   /** Real paths of --x-sendfile-dirs (none when X-Sendfile is off). */
@@ -31,4 +31,23 @@ export async function prepareFiles(config: Config, disk: DiskAccess): Promise<Pr
     ? undefined
     : realDirectory(config.publicDir, sources.publicDir ?? "--public-dir", disk.realPath);
   return { sendfileDirs, publicDir, pages: await loadErrorPages(config, disk.readTextFile) };
+}
+
+/**
+ * The options whose files changed between two prepared configurations, whatever their values:
+ * a directory whose real path moved (a `current` symlink turned to a new release) or a page
+ * whose text changed. A reload reports them, and they change what the response cache holds.
+ */
+export function changedFiles(before: Config, after: Config): OptionKey[] {
+  const was = before.files;
+  const now = after.files;
+  if (was === undefined || now === undefined) return [];
+  const changed: OptionKey[] = [];
+  // Resolved only while X-Sendfile is on: turning it on or off is a change of x-sendfile alone.
+  if (before.xSendfile && after.xSendfile && was.sendfileDirs.join("\0") !== now.sendfileDirs.join("\0")) changed.push("xSendfileDirs");
+  if (was.publicDir !== now.publicDir) changed.push("publicDir");
+  for (const [status, key] of Object.entries(PAGE_OPTIONS)) {
+    if (was.pages[Number(status) as PageStatus] !== now.pages[Number(status) as PageStatus]) changed.push(key);
+  }
+  return changed;
 }

@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { type LogRecord, readMetrics, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
@@ -122,6 +122,37 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 120_000);
+
+  test("a reload reports a public directory that moved and a page whose text changed, as it applies them", async () => {
+    // Only option values were compared: a `current` symlink turned to a new release changed
+    // what sluice serves while the record said nothing had changed.
+    const dir = tempDir();
+    for (const release of ["1", "2"]) {
+      mkdirSync(join(dir, release));
+      writeFileSync(join(dir, release, "app.txt"), `release ${release}\n`);
+    }
+    symlinkSync(join(dir, "1"), join(dir, "current"));
+    const page = join(dir, "504.html");
+    writeFileSync(page, "<p>first</p>\n");
+    const lines = ['shutdown-delay = "0s"', 'upstream-timeout = "300ms"', `public-dir = "${join(dir, "current")}"`, `gateway-timeout-page = "${page}"`];
+    const file = configFile(lines);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    expect(await (await fetch(`${sluice.url}/app.txt`)).text()).toBe("release 1\n");
+    symlinkSync(join(dir, "2"), join(dir, "next"));
+    renameSync(join(dir, "next"), join(dir, "current"));
+    writeFileSync(page, "<p>second</p>\n");
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record).toMatchObject({ result: "ok", changed: ["public-dir", "gateway-timeout-page"], pendingRestart: [] });
+    expect(await (await fetch(`${sluice.url}/app.txt`)).text()).toBe("release 2\n");
+    expect(await (await fetch(`${sluice.url}/hang`)).text()).toBe("<p>second</p>\n");
+    // Nothing moved since: nothing to report.
+    sluice.signal("SIGHUP");
+    await until(() => reloads(sluice.records).length === 2, 30_000, "the second reload");
+    expect(reloads(sluice.records)[1]).toMatchObject({ result: "ok", changed: [] });
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
 
   test("a reload with --trusted-proxies set applies (comparing CIDRs threw, so nothing was applied)", async () => {
     const file = configFile(['shutdown-delay = "0s"', 'trusted-proxies = "10.0.0.0/8"', 'max-request-body = "1MiB"']);

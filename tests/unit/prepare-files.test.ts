@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, type OptionKey, OPTIONS, type OptionSources, resolveConfig } from "../../src/config.ts";
-import { prepareFiles } from "../../src/files/prepare-files.ts";
+import { changedFiles, prepareFiles } from "../../src/files/prepare-files.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sluice-prepare-"));
@@ -64,5 +64,27 @@ describe("prepareFiles", () => {
     expect(await failure({ publicDir: `${dir}/nope` })).toBe(`Cannot serve files from --public-dir: no such directory; current value is "${dir}/nope"`);
     expect(await failure({ publicDir: `${dir}/plain.txt` })).toContain("not a directory");
     expect(await failure({ xSendfileDirs: `${dir}/files,${dir}/nope` })).toContain(`no such directory; current value is "${dir}/nope"`);
+  });
+});
+
+describe("changedFiles", () => {
+  const prepared = async (flags: Partial<Record<OptionKey, string>>) => {
+    const config = configOf(flags);
+    return { ...config, files: await prepareFiles(config, bunRuntime) };
+  };
+
+  test("names the directories that moved and the pages that changed, not X-Sendfile turned on or off", async () => {
+    const base = { xSendfileDirs: join(dir, "files-link"), publicDir: join(dir, "files-link") };
+    const before = await prepared(base);
+    expect(changedFiles(before, await prepared(base))).toEqual([]);
+    // The same paths, other real directories: a `current` symlink moved.
+    const moved = await prepared(base);
+    moved.files = { ...moved.files, sendfileDirs: [join(dir, "public")], publicDir: join(dir, "public") };
+    expect(changedFiles(before, moved)).toEqual(["xSendfileDirs", "publicDir"]);
+    const page = await prepared(base);
+    page.files = { ...page.files, pages: { 502: "<h1>new</h1>" } };
+    expect(changedFiles(before, page)).toEqual(["badGatewayPage"]);
+    // Off, the directories are not resolved: that is a change of --x-sendfile alone.
+    expect(changedFiles(before, await prepared({ ...base, xSendfile: "false" }))).toEqual([]);
   });
 });
