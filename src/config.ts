@@ -334,18 +334,20 @@ export function validateConfig(config: Config): void {
         `exceeds ${config.sources?.gracePeriod ?? "--grace-period"} ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
     );
   }
+  // Named where they came from: the file's line, not a flag the user never passed.
+  const source = (key: OptionKey): string => config.sources?.[key] ?? `--${OPTIONS[key].name}`;
   if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {
-    throw new ConfigError(`--admin-listen and --http-port both use port ${config.httpPort}`);
+    throw new ConfigError(`${source("adminListen")} and ${source("httpPort")} both use port ${config.httpPort}`);
   }
   if (config.adminListen && config.targetPort !== 0 && config.adminListen.port === config.targetPort) {
-    throw new ConfigError(`--admin-listen and --target-port both use port ${config.targetPort}: the child needs a port of its own`);
+    throw new ConfigError(`${source("adminListen")} and ${source("targetPort")} both use port ${config.targetPort}: the child needs a port of its own`);
   }
   // First: with --http-port 0 too, "both 0" would blame a valid --http-port.
   if (config.targetPort === 0) {
-    throw new ConfigError(`Cannot use --target-port 0: the child needs a known port; current value is "0"`);
+    throw new ConfigError(`Cannot use ${source("targetPort")}: the child needs a known port; current value is "0"`);
   }
   if (config.httpPort === config.targetPort) {
-    throw new ConfigError(`--http-port and --target-port are both ${config.httpPort}: the child needs a port of its own`);
+    throw new ConfigError(`${source("httpPort")} and ${source("targetPort")} are both ${config.httpPort}: the child needs a port of its own`);
   }
 }
 

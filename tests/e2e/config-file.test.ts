@@ -119,6 +119,18 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     expect(flag.stdout).toMatch(/drain-timeout +6s\n/);
   }, 60_000);
 
+  test("ports of the file that collide are named by the file's lines, not by flags never passed", async () => {
+    const port = freePort();
+    const path = writeConfig([`http-port = ${port}`, `admin-listen = "127.0.0.1:${port}"`]);
+    const { code, stderr } = await run(["check", "--config", path]);
+    expect(code).toBe(78);
+    expect(stderr).toBe(`sluice: ${path} line 2 (admin-listen) and ${path} line 1 (http-port) both use port ${port}\n`);
+    const child = writeConfig([`target-port = ${port}`, `http-port = ${port}`]);
+    const both = await run(["check", "--config", child]);
+    expect(both.code).toBe(78);
+    expect(both.stderr).toBe(`sluice: ${child} line 2 (http-port) and ${child} line 1 (target-port) are both ${port}: the child needs a port of its own\n`);
+  }, 60_000);
+
   test("an invalid file refuses to start the child", async () => {
     const marker = join(tempDir(), "child-ran");
     const path = writeConfig(['http-port = "eighty"']);

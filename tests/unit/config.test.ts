@@ -406,17 +406,27 @@ describe("validateConfig", () => {
     expect(() => validateConfig(config({}))).not.toThrow();
   });
 
-  test("ports that collide", () => {
-    expect(() => validateConfig(config({ httpPort: "3000" }))).toThrow("--http-port and --target-port are both 3000");
-    expect(() => validateConfig(config({ targetPort: "0" }))).toThrow("--target-port 0");
+  test("ports that collide, named where each came from", () => {
+    expect(() => validateConfig(config({ httpPort: "3000" }))).toThrow("--http-port and the default of --target-port are both 3000");
+    expect(() => validateConfig(config({ targetPort: "0" }))).toThrow('Cannot use --target-port: the child needs a known port; current value is "0"');
     // --http-port 0 picks a free port: the fault is --target-port's alone.
     expect(() => validateConfig(config({ httpPort: "0", targetPort: "0" }))).toThrow(
-      new ConfigError('Cannot use --target-port 0: the child needs a known port; current value is "0"'),
+      new ConfigError('Cannot use --target-port: the child needs a known port; current value is "0"'),
     );
-    expect(() => validateConfig(config({ httpPort: "9000" }))).toThrow("--admin-listen and --http-port both use port 9000");
+    expect(() => validateConfig(config({ httpPort: "9000" }))).toThrow("the default of --admin-listen and --http-port both use port 9000");
     expect(() => validateConfig(config({ httpPort: "9000", adminListen: "off" }))).not.toThrow();
     // sluice's own admin listener on the child's port read as "another process already listens there".
-    expect(() => validateConfig(config({ targetPort: "9000" }))).toThrow("--admin-listen and --target-port both use port 9000: the child needs a port of its own");
+    expect(() => validateConfig(config({ targetPort: "9000" }))).toThrow(
+      "the default of --admin-listen and --target-port both use port 9000: the child needs a port of its own",
+    );
+    // From a file, its lines (the flags named were never passed).
+    const file = { adminListen: { text: "127.0.0.1:9001", from: "/etc/sluice.toml line 2 (admin-listen)" }, httpPort: { text: "9001", from: "/etc/sluice.toml line 1 (http-port)" } };
+    expect(() => validateConfig(resolveConfig({}, {}, ["app"], { file }))).toThrow(
+      "/etc/sluice.toml line 2 (admin-listen) and /etc/sluice.toml line 1 (http-port) both use port 9001",
+    );
+    expect(() => validateConfig(resolveConfig({}, { SLUICE_TARGET_PORT: "8080" }, ["app"]))).toThrow(
+      "the default of --http-port and SLUICE_TARGET_PORT are both 8080",
+    );
     expect(() => validateConfig(config({ targetPort: "9000", adminListen: "off" }))).not.toThrow();
   });
 });
