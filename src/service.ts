@@ -247,6 +247,8 @@ export class Service {
 
   /** A burst of SIGHUPs coalesces: at most one reload runs, and at most one more follows it. */
   #requestReload(): void {
+    // Once a stop has begun, by a signal or by the child's own exit, there is nothing to apply.
+    if (this.#stopBegun) return;
     if (this.#reloading) {
       this.#reloadAgain = true;
       return;

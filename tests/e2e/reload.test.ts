@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
+import { startReceiver } from "../fixtures/otlp-receiver.ts";
 import { type LogRecord, readMetrics, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
@@ -152,6 +153,26 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect(reloads(sluice.records)[1]).toMatchObject({ result: "ok", changed: [] });
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("a SIGHUP during the stop that follows the child's own exit is ignored too", async () => {
+    // Only a stop asked for by a signal ignored SIGHUP: after the child's exit a reload still
+    // read the file (and told systemd RELOADING=1 after STOPPING=1), then was abandoned.
+    const receiver = startReceiver();
+    receiver.delayMs = 20_000; // the stop waits in its flush for the whole --flush-timeout
+    try {
+      const file = configFile(['shutdown-delay = "0s"', 'flush-timeout = "3s"']);
+      const sluice = await startSluice(target, { args: ["--config", file.path], env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } });
+      expect(await (await fetch(`${sluice.url}/close-listener?exitAfterMs=50`)).text()).toBe("closing\n");
+      await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "stop-child");
+      sluice.signal("SIGHUP");
+      await sluice.waitFor((r) => r.event === "signal" && r.signal === "SIGHUP");
+      expect(await sluice.exitCode()).toBe(1);
+      expect(sluice.events("stop.begin")[0]?.reason).toBe("child exited with code 1");
+      expect(sluice.events("reload")).toEqual([]);
+    } finally {
+      receiver.stop();
+    }
   }, 60_000);
 
   test("a reload with --trusted-proxies set applies (comparing CIDRs threw, so nothing was applied)", async () => {
