@@ -203,7 +203,7 @@ export class Service {
       const started = await Promise.race([this.#supervisor.start().then(() => undefined), stopRequested]);
       if (started) return started;
     } catch (error) {
-      const code = error instanceof ChildStartError && error.status ? error.status.code : ExitCode.STARTUP_FAILED;
+      const code = error instanceof ChildStartError ? error.exitCode : ExitCode.STARTUP_FAILED;
       log.lifecycle.fatal("{error}", { event: "start.failed", error: error instanceof Error ? error.message : String(error), code });
       return { kind: "start-failed", code };
     }

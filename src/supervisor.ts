@@ -46,6 +46,15 @@ export class ChildStartError extends Error {
   constructor(message: string, readonly status?: ExitStatus, options?: ErrorOptions) {
     super(message, options);
   }
+
+  /**
+   * sluice's exit code: the child's own when it failed, else 78. A child that exited 0
+   * before it was ready did not succeed at anything (it most likely daemonized), and 0
+   * would tell systemd or Docker that sluice stopped on request, so they would not restart it.
+   */
+  get exitCode(): number {
+    return this.status && this.status.code !== 0 ? this.status.code : ExitCode.STARTUP_FAILED;
+  }
 }
 
 const PROBE_INTERVAL_MS = 100;
@@ -71,6 +80,8 @@ export class Supervisor {
   #stopping = new AbortController();
   /** Aborted when sluice's stop begins: from then on a child that exits is not restarted. */
   #noRestarts = new AbortController();
+  /** What the last --ready-path probe saw, for the message when the child is never ready. */
+  #lastAnswer: string | undefined;
   /** Restarts since the child last ran stably; sets the backoff. */
   #attempt = 0;
   #options: SupervisorOptions;
@@ -111,12 +122,10 @@ export class Supervisor {
       if (outcome === "timeout") {
         throw new ChildStartError(
           `The child did not become ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} ` +
-            `(${this.#readyCondition()})`,
+            `(${await this.#whyNotReady()})`,
         );
       }
-      if (!this.#shouldRestart(outcome)) {
-        throw new ChildStartError(`The child exited with code ${outcome.code} before it was ready`, outcome);
-      }
+      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#exitedBeforeReady(outcome), outcome);
       this.#killLeftovers(child);
       if (!(await this.#backoff())) return;
     }
@@ -163,6 +172,7 @@ export class Supervisor {
   #spawn(): ChildProcess {
     const { runtime, stdout, stderr } = this.#deps;
     this.#setState("starting");
+    this.#lastAnswer = undefined;
     let child: ChildProcess;
     try {
       child = runtime.spawn(this.#options.command, { env: this.#options.env });
@@ -218,14 +228,18 @@ export class Supervisor {
     if (readyPath === undefined) {
       return (await raceDeadline(this.#deps.runtime.probeTcp(targetHost, targetPort), timeoutMs)) ?? false;
     }
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const host = targetHost.includes(":") ? `[${targetHost}]` : targetHost;
-      const response = await this.#deps.upstream(`http://${host}:${targetPort}${readyPath}`, {
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      const response = await this.#deps.upstream(`http://${hostPort(targetHost, targetPort)}${readyPath}`, { signal });
       await response.body?.cancel();
+      const location = response.headers.get("location");
+      this.#lastAnswer = `it last answered ${response.status}${location === null ? "" : ` redirecting to ${location}`}`;
       return response.status >= 200 && response.status < 300;
-    } catch {
+    } catch (error) {
+      // A probe cut short by --ready-timeout's end saw less than the one before it.
+      if (signal.aborted && timeoutMs < PROBE_TIMEOUT_MS && this.#lastAnswer !== undefined) return false;
+      const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      this.#lastAnswer = signal.aborted ? `it did not answer within ${formatDuration(timeoutMs)}` : `its last try failed: ${reason}`;
       return false;
     }
   }
@@ -251,7 +265,7 @@ export class Supervisor {
     } catch (error) {
       log.lifecycle.error("Restarting the child failed: {error}", { event: "child.restart-failed", error: String(error) });
       this.#setState("exited");
-      this.#resolveExited(error instanceof ChildStartError && error.status ? error.status : { code: ExitCode.STARTUP_FAILED, signal: null });
+      this.#resolveExited(error instanceof ChildStartError && error.status?.code ? error.status : { code: ExitCode.STARTUP_FAILED, signal: null });
     }
   }
 
@@ -288,10 +302,42 @@ export class Supervisor {
     else this.#deps.readiness.setChild("not-ready");
   }
 
-  #readyCondition(): string {
-    const { targetHost, targetPort, readyPath } = this.#options;
-    return readyPath === undefined
-      ? `waiting for ${targetHost}:${targetPort} to accept TCP connections; does the app listen on $PORT?`
-      : `waiting for GET ${readyPath} on ${targetHost}:${targetPort} to answer 2xx`;
+  /**
+   * Why a child exited before it was ready. Exiting 0 there is what an app that daemonizes
+   * does (it forks into the background and its first process exits): what it left running
+   * is out of sluice's reach (a new session), and a port it answers on is not the child's.
+   */
+  async #exitedBeforeReady(status: ExitStatus): Promise<string> {
+    const exited = `The child exited with code ${status.code} before it was ready`;
+    if (status.code !== 0) return exited;
+    const { targetHost, targetPort } = this.#options;
+    const left = (await this.#deps.runtime.probeTcp(targetHost, targetPort))
+      ? `; ${hostPort(targetHost, targetPort)} now accepts connections, most likely from a daemon it left, which sluice cannot stop`
+      : "";
+    return `${exited}: if it daemonizes (forks into the background), run it in the foreground (as nginx's "daemon off;" does)${left}`;
   }
+
+  /** What the readiness wait was for, and what it last saw: what a user needs to fix the app or the flags. */
+  async #whyNotReady(): Promise<string> {
+    const { targetHost, targetPort, readyPath } = this.#options;
+    if (readyPath !== undefined) {
+      return `waiting for GET ${readyPath} on ${hostPort(targetHost, targetPort)} to answer 2xx; ${this.#lastAnswer ?? "it never answered"}`;
+    }
+    const waited = `waiting for ${hostPort(targetHost, targetPort)} to accept TCP connections`;
+    // An app that binds "localhost" may get only the other loopback address (::1 first, as
+    // some resolvers order it): name it, since "does the app listen on $PORT?" would mislead.
+    const otherLoopback = OTHER_LOOPBACK[targetHost];
+    if (otherLoopback && (await raceDeadline(this.#deps.runtime.probeTcp(otherLoopback, targetPort), PROBE_TIMEOUT_MS))) {
+      return `${waited}; the app listens on ${hostPort(otherLoopback, targetPort)} instead: pass --target-host ${otherLoopback}`;
+    }
+    return `${waited}; does the app listen on $PORT?`;
+  }
+}
+
+/** Each loopback address's counterpart in the other IP family. */
+const OTHER_LOOPBACK: Record<string, string> = { "127.0.0.1": "::1", "::1": "127.0.0.1", localhost: "::1" };
+
+/** host:port, an IPv6 address in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

@@ -279,6 +279,22 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(failed - started).toBeLessThan(1500);
     }, 60_000);
 
+    test("an app that listens on ::1 only, with the default --target-host: the timeout names [::1] and the flag to pass", async () => {
+      const sluice = await startSluice(target, { args: ["--ready-timeout", "1s"], env: { APP_HOST: "::1" }, waitReady: false });
+      expect(await sluice.exitCode()).toBe(78);
+      expect(sluice.events("start.failed")[0]?.error).toContain(
+        `the app listens on [::1]:${sluice.targetPort} instead: pass --target-host ::1`,
+      );
+    }, 60_000);
+
+    test("a --ready-path that redirects: the timeout says what it last answered, and where to", async () => {
+      const sluice = await startSluice(target, { args: ["--ready-path", "/redirect", "--ready-timeout", "3s"], waitReady: false });
+      expect(await sluice.exitCode()).toBe(78);
+      expect(sluice.events("start.failed")[0]?.error).toContain(
+        `waiting for GET /redirect on 127.0.0.1:${sluice.targetPort} to answer 2xx; it last answered 302 redirecting to /elsewhere`,
+      );
+    }, 60_000);
+
     test("a target port another process already listens on: exit 78 naming it, and no child is started", async () => {
       const squatter = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
       try {
@@ -354,6 +370,21 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await sluice.exitCode()).toBe(137);
       expect(sluice.events("child.exited")).toMatchObject([{ code: 137, signal: "SIGKILL" }]);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 137 });
+    }, 60_000);
+
+    test("a child that daemonizes (exits 0 before it is ready, its server left running): exit 78 saying so, not 0", async () => {
+      // As nginx without "daemon off;": the server goes on in a session of its own, the first process exits 0.
+      const sluice = await startSluice(target, {
+        child: ["sh", "-c", 'setsid "$0" "$1" & echo "daemon $!"; exit 0', ...FIXTURE_APP],
+        waitReady: false,
+      });
+      await until(() => sluice.otherLines.some((l) => l.startsWith("daemon ")), 20_000, "the daemon's pid");
+      track(Number(sluice.otherLines.find((l) => l.startsWith("daemon "))!.slice("daemon ".length)), true);
+      expect(await sluice.exitCode()).toBe(78);
+      const failed = sluice.events("start.failed");
+      expect(failed).toMatchObject([{ code: 78 }]);
+      expect(failed[0]!.error).toContain("The child exited with code 0 before it was ready: if it daemonizes");
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78, childExitCode: 0 });
     }, 60_000);
 
     test("a command that does not exist: exit 78 with a message naming it", async () => {
