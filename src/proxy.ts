@@ -8,6 +8,7 @@ import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-he
 import { markGenerated } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
 import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
+import { UpstreamUnansweredError } from "./upstream/http1-wire.ts";
 
 export interface ProxyOptions {
   /** The child's origin, such as http://127.0.0.1:3000 */
@@ -145,7 +146,10 @@ export function proxy({
       } catch (error) {
         // A child that just exited refuses before sluice notices: with a restart coming, the
         // request waits for it as a held one would, then goes again (nothing of it was sent).
-        if (!(error instanceof UpstreamConnectError) || childComeback === undefined) throw error;
+        // So does an idempotent request without a body that the child took and died on
+        // before answering (a worker killed with its master): it may run twice, which its
+        // method allows (RFC 9110 section 9.2.2), and only once the child as a whole is gone.
+        if (!(error instanceof UpstreamConnectError || isReplayable(error, incoming.method)) || childComeback === undefined) throw error;
         waitingForHeaders.delete(exchange);
         if (!(await childComeback(exchange))) throw error;
         waitingForHeaders.add(exchange);
@@ -183,6 +187,13 @@ export function proxy({
       upstreamTrace?.end();
     }
   };
+}
+
+/** Methods a request of which may be sent again (RFC 9110 section 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+function isReplayable(error: unknown, method: string): boolean {
+  return error instanceof UpstreamUnansweredError && IDEMPOTENT.has(method);
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type ResponseHead,
   ResponseError,
   UntilCloseDecoder,
+  UpstreamUnansweredError,
 } from "./http1-wire.ts";
 
 /** Where a URL's requests go, worked out once per origin. */
@@ -177,7 +178,8 @@ export class Http1Connection implements TcpSocketEvents {
           this.#clear();
           return resolve(pool.resend(request));
         }
-        return this.#fail(this.#partialHead ? cutShort(this.key, "in the middle of the response head") : cutShort(this.key, "before responding"), error);
+        if (this.#partialHead) return this.#fail(cutShort(this.key, "in the middle of the response head"), error);
+        return this.#fail(cutShort(this.key, "before responding"), error, request.body === null);
       }
       case "body":
         // A reset is no end: the body was cut, and the client must see it cut.
@@ -327,16 +329,18 @@ export class Http1Connection implements TcpSocketEvents {
    * Ends the exchange with an error: the pending response rejects, or its body errors. The
    * reason is the signal's when it aborted; otherwise a TypeError, as fetch's network errors.
    */
-  #fail(error: unknown, cause?: Error): void {
+  /** `unanswered`: the connection ended before any answer to a request sent without a body (UpstreamUnansweredError). */
+  #fail(error: unknown, cause?: Error, unanswered = false): void {
     if (this.#phase === "idle") return;
     const request = this.#request!;
     let reason: unknown;
     if (request.signal?.aborted) reason = request.signal.reason;
-    else if (error instanceof ResponseError && this.#sendError === undefined && cause === undefined) reason = error;
+    else if (error instanceof ResponseError && this.#sendError === undefined && cause === undefined && !unanswered) reason = error;
     else {
       const attempt = this.#phase === "head" ? "get a response from" : "read the response body from";
       const message = error instanceof ResponseError ? error.message : `Cannot ${attempt} upstream ${this.key}`;
-      reason = new TypeError(message, { cause: this.#sendError ?? cause ?? error });
+      const ErrorClass = unanswered ? UpstreamUnansweredError : TypeError;
+      reason = new ErrorClass(message, { cause: this.#sendError ?? cause ?? error });
     }
     if (this.#phase === "head") this.#reject!(reason);
     else this.#body!.error(reason);

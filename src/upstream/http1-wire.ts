@@ -9,6 +9,14 @@ import type { HeaderFields } from "./http1-client.ts";
 /** A response that is malformed, too large or cut short: a TypeError, like fetch's network errors. */
 export class ResponseError extends TypeError {}
 
+/**
+ * The upstream closed or reset the connection after the request went out without a body,
+ * before any byte of an answer: it may have acted on the request, but told nothing of it.
+ */
+export class UpstreamUnansweredError extends TypeError {
+  override name = "UpstreamUnansweredError";
+}
+
 export function malformed(key: string, what: string): ResponseError {
   return new ResponseError(`Cannot parse the response from upstream ${key}: ${what}`);
 }

@@ -475,6 +475,25 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await sluice.exitCode()).toBe(0);
     }, 60_000);
 
+    test("--restart on-failure: a GET the child dies on before answering goes again to the restarted child; a POST gets 502", async () => {
+      const sluice = await startSluice(target, { args: [...QUICK_STOP, "--restart", "on-failure"] });
+      const firstPid = sluice.childPid!;
+      const get = fetch(`${sluice.url}/slow?ms=1500`, { headers: { "x-request-id": "get-at-crash" } });
+      const post = fetch(`${sluice.url}/slow?ms=1500`, { method: "POST", body: "order", headers: { "x-request-id": "post-at-crash" } });
+      const app = `http://127.0.0.1:${sluice.targetPort}`;
+      await until(async () => (await (await fetch(`${app}/in-flight`)).text()) === "2", 10_000, "both requests in the app");
+      // As a master SIGKILLed with its workers mid-request: the connections reset, nothing answered.
+      process.kill(firstPid, "SIGKILL");
+      const [getResponse, postResponse] = await Promise.all([get, post]);
+      expect([getResponse.status, await getResponse.text()]).toEqual([200, "slow 1500\n"]);
+      expect(postResponse.status).toBe(502);
+      expect(sluice.childPid).not.toBe(firstPid);
+      // The restarted child saw the GET once, and never the POST: a POST must not run twice.
+      expect(await (await fetch(`${app}/seen`)).json()).toEqual(["/slow?ms=1500"]);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+
     test("--restart on-failure does not restart a child that exits 0; sluice exits 0", async () => {
       const sluice = await startSluice(target, {
         args: ["--restart", "on-failure"],
