@@ -8,7 +8,7 @@ import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-he
 import { markGenerated } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
 import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
-import { UpstreamUnansweredError } from "./upstream/http1-wire.ts";
+import { IDEMPOTENT_METHODS, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
 
 export interface ProxyOptions {
   /** The child's origin, such as http://127.0.0.1:3000 */
@@ -189,11 +189,8 @@ export function proxy({
   };
 }
 
-/** Methods a request of which may be sent again (RFC 9110 section 9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
 function isReplayable(error: unknown, method: string): boolean {
-  return error instanceof UpstreamUnansweredError && IDEMPOTENT.has(method);
+  return error instanceof UpstreamUnansweredError && IDEMPOTENT_METHODS.has(method);
 }
 
 /**

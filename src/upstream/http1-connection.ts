@@ -12,6 +12,7 @@ import {
   type BodyDecoder,
   ChunkedDecoder,
   cutShort,
+  IDEMPOTENT_METHODS,
   LengthDecoder,
   malformed,
   parseLength,
@@ -63,8 +64,6 @@ const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
 /** Response body bytes buffered for a slow reader before the socket stops reading. */
 const BODY_HIGH_WATER = 64 * 1024;
-/** Methods that may be sent again when a reused connection closed before answering. */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const encoder = new TextEncoder();
 const noop = (): void => {};
 
@@ -172,7 +171,7 @@ export class Http1Connection implements TcpSocketEvents {
         const request = this.#request!;
         // Only an idempotent method (RFC 9110 section 9.2.2): the upstream may have taken the
         // request and then crashed or closed, and a POST must not run twice.
-        if (this.reused && !this.#responseStarted && !this.#bodyStarted && !request.signal?.aborted && IDEMPOTENT.has(request.method)) {
+        if (this.reused && !this.#responseStarted && !this.#bodyStarted && !request.signal?.aborted && IDEMPOTENT_METHODS.has(request.method)) {
           const resolve = this.#resolve!;
           const pool = this.#pool!;
           this.#clear();

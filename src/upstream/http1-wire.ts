@@ -9,6 +9,9 @@ import type { HeaderFields } from "./http1-client.ts";
 /** A response that is malformed, too large or cut short: a TypeError, like fetch's network errors. */
 export class ResponseError extends TypeError {}
 
+/** Methods whose request may be sent again when no answer to it came (RFC 9110 section 9.2.2). */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 /**
  * The upstream closed or reset the connection after the request went out without a body,
  * before any byte of an answer: it may have acted on the request, but told nothing of it.
