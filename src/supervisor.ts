@@ -63,6 +63,8 @@ const PROBE_TIMEOUT_MS = 2000;
 const FIRST_RESTART_DELAY_MS = 250;
 /** A child that stayed ready this long starts the backoff over at its next crash. */
 const STABLE_RUN_MS = 10_000;
+/** How often the stop looks whether the child's process group is gone once its leader exited. */
+const GROUP_POLL_MS = 50;
 /** After SIGKILL the kernel needs a moment; more than this means something is very wrong. */
 const KILL_WAIT_MS = 2_000;
 
@@ -150,23 +152,33 @@ export class Supervisor {
     const child = this.#child;
     if (!child || !this.#childExited) return { killed: 0, status: undefined };
     this.#setState("stopping");
+    const deadline = performance.now() + timeoutMs;
     child.killGroup(signal);
     let status = await raceDeadline(this.#childExited, timeoutMs, cut);
+    // The rest of the group got the signal too and has the rest of --stop-timeout to finish:
+    // an app under a wrapper script without exec, a master's workers still shutting down.
+    if (status !== undefined) await this.#untilGroupGone(child, deadline, cut);
     let killed = 0;
-    if (status === undefined) {
-      log.lifecycle.warn("Child still running after {timeoutMs}ms; sending SIGKILL to its process group", {
+    if (status === undefined || child.groupAlive()) {
+      const what = status === undefined ? "Child" : "Child exited but its process group is";
+      log.lifecycle.warn(`${what} still running after {timeoutMs}ms; sending SIGKILL to its process group`, {
         event: "child.kill",
         pid: child.pid,
         timeoutMs: cut.aborted ? 0 : timeoutMs,
       });
       child.killGroup("SIGKILL");
       killed = 1;
-      status = await raceDeadline(this.#childExited, KILL_WAIT_MS);
-    } else {
-      this.#killLeftovers(child);
+      status ??= await raceDeadline(this.#childExited, KILL_WAIT_MS);
     }
     await raceDeadline(Promise.all(this.#outputs), 1000, cut);
     return { killed, status };
+  }
+
+  /** Waits until no process of the child's group remains, the deadline passes or `cut` aborts. */
+  async #untilGroupGone(child: ChildProcess, deadline: number, cut: AbortSignal): Promise<void> {
+    while (child.groupAlive() && !cut.aborted && performance.now() < deadline) {
+      await sleep(Math.min(GROUP_POLL_MS, deadline - performance.now()), cut);
+    }
   }
 
   #spawn(): ChildProcess {

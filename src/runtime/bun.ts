@@ -136,6 +136,13 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
         return false; // ESRCH: no process of the group remains.
       }
     },
+    groupAlive(): boolean {
+      try {
+        return process.kill(-proc.pid, 0);
+      } catch {
+        return false;
+      }
+    },
   };
 }
 

@@ -72,6 +72,15 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
         return false; // ESRCH: no process of the group remains.
       }
     },
+    groupAlive(): boolean {
+      try {
+        // Signal 0 checks without signalling; Deno.kill takes it, though its type names only signals.
+        Deno.kill(-child.pid, 0 as unknown as Deno.Signal);
+        return true;
+      } catch {
+        return false;
+      }
+    },
   };
 }
 

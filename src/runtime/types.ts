@@ -156,6 +156,12 @@ export interface ChildProcess {
   readonly exited: Promise<ExitStatus>;
   /** Signals the child's whole process group; false when no process of it remains. */
   killGroup(signal: ChildSignal): boolean;
+  /**
+   * Whether a process of the child's group remains (signal 0). An orphan of the group that
+   * has exited counts until init collects it: at once under systemd, Docker's init or sluice
+   * as PID 1.
+   */
+  groupAlive(): boolean;
 }
 
 /**

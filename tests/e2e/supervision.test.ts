@@ -400,6 +400,25 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     }, 60_000);
   });
 
+  test("stop: what the child leaves in its group when it exits on the stop signal gets the rest of --stop-timeout to finish", async () => {
+    // A worker of the app's that needs 1.5 s to shut down cleanly, beside the app, which exits at once on TERM
+    // (as a wrapper script without exec dies at once and leaves the app it started in the group).
+    const worker = `trap "sleep 1.5; echo worker cleaned up; exit 0" TERM; while :; do sleep 0.1; done`;
+    const sluice = await startSluice(target, {
+      args: [...QUICK_STOP, "--stop-timeout", "10s"],
+      child: ["bash", "-c", `bash -c '${worker}' & exec "$0" "$1"`, ...FIXTURE_APP],
+    });
+    const pgid = sluice.childPid!;
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(sluice.otherLines).toContain("worker cleaned up");
+    expect(sluice.events("child.kill")).toEqual([]);
+    const last = sluice.records.at(-1)!;
+    expect(last).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0 });
+    expect((last.phases as Record<string, number>)["stop-child"]).toBeGreaterThanOrEqual(1400);
+    await groupGone(pgid);
+  }, 60_000);
+
   test("stop ladder: a child that ignores SIGTERM is SIGKILLed with its whole group after --stop-timeout", async () => {
     // sh ignores TERM, leaves a `sleep` behind, and becomes the app, which ignores TERM too
     // and starts a `sleep` of its own: three processes in the child's group.
