@@ -326,9 +326,10 @@ export class Http1Connection implements TcpSocketEvents {
 
   /**
    * Ends the exchange with an error: the pending response rejects, or its body errors. The
-   * reason is the signal's when it aborted; otherwise a TypeError, as fetch's network errors.
+   * reason is the signal's when it aborted; otherwise a TypeError, as fetch's network errors,
+   * an UpstreamUnansweredError when `unanswered` (the connection ended before any answer to a
+   * request sent without a body).
    */
-  /** `unanswered`: the connection ended before any answer to a request sent without a body (UpstreamUnansweredError). */
   #fail(error: unknown, cause?: Error, unanswered = false): void {
     if (this.#phase === "idle") return;
     const request = this.#request!;
