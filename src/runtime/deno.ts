@@ -139,11 +139,19 @@ async function openFile(path: string): Promise<OpenFile | NoFile> {
 
 /**
  * Bytes start..end of the open `file` as a stream; the file closes at the end, on cancel, or
- * on error (one when the file ends early: it shrank while being sent).
+ * on error (one when the file ends early: it shrank while being sent). Closed once: the last
+ * part read closes it, and Deno.serve still cancels the body when the client goes before
+ * that part is sent; a second close would throw BadResource into the cancel, which Deno.serve
+ * reports as a failed response.
  */
 function fileStream(file: Deno.FsFile, path: string, start: number, end: number): ReadableStream<Uint8Array> {
   let remaining = end - start + 1;
   let positioned = false;
+  let open = true;
+  const close = (): void => {
+    if (open) file.close();
+    open = false;
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
@@ -157,15 +165,15 @@ function fileStream(file: Deno.FsFile, path: string, start: number, end: number)
         remaining -= read;
         controller.enqueue(chunk.subarray(0, read));
         if (remaining === 0) {
-          file.close();
+          close();
           controller.close();
         }
       } catch (error) {
-        file.close();
+        close();
         controller.error(error);
       }
     },
-    cancel: () => file.close(),
+    cancel: close,
   });
 }
 

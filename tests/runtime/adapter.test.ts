@@ -47,6 +47,7 @@ describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
       handlerError: { status: 500, namesPath: false },
       renamedOver: name === "deno" ? "old-content" : "NEW-CONTENT",
       shrunkBody: "failed",
+      cancelAtEnd: "settled",
       realPath: { symlink: true, dotDot: true, missing: "undefined" },
       envHasPath: true,
     });

@@ -4,6 +4,7 @@
  * same results from both. It prints one JSON object of observations.
  */
 
+import { readdirSync } from "node:fs";
 import { fileResponse } from "../../src/files/file-response.ts";
 import { loadRuntime } from "../../src/runtime/load.ts";
 import { Http1Client } from "../../src/upstream/http1-client.ts";
@@ -126,6 +127,19 @@ results.renamedOver = typeof opened === "string" ? opened : await opened.respons
 const shrinking = await fileResponse(new Request("http://x/shrinking"), `${dir}file.txt`, runtime);
 await runtime.spawn(["truncate", "-s", "1000", `${dir}file.txt`], { env: { PATH: "/usr/bin:/bin" } }).exited;
 results.shrunkBody = await new Response((shrinking as Response).body).arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, () => "failed");
+// A file body cancelled after its last part was read from the file but before it was taken
+// (a client gone just before the end: Deno.serve cancels the body then): the cancel settles,
+// it does not fail on a file already closed by reaching the end.
+const fdCount = () => readdirSync("/proc/self/fd").length;
+await sh(`head -c 100000 /dev/zero > ${dir}parts.txt`);
+const fdsBeforeOpen = fdCount();
+const parts = await runtime.openFile(`${dir}parts.txt`);
+if (typeof parts !== "string") {
+  const reader = parts.response(0, parts.size - 1, {}).body!.getReader();
+  await reader.read(); // the first 64 KiB; the stream then reads the rest and closes the file
+  for (const deadline = Date.now() + 5000; fdCount() > fdsBeforeOpen && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5));
+  results.cancelAtEnd = await reader.cancel().then(() => "settled", (error) => `failed: ${error}`);
+}
 await runtime.spawn(["ln", "-s", `${dir}file.txt`, `${dir}link`], { env: { PATH: "/usr/bin:/bin" } }).exited;
 results.realPath = {
   symlink: runtime.realPath(`${dir}link`) === `${dir}file.txt`,
