@@ -109,11 +109,14 @@ export function proxy({
         return errorResponse(501, exchange, "transfer codings other than chunked are not supported");
       }
     }
+    // A declared length of 0 is no body, as Bun hands it over (null); Deno gives an empty
+    // stream, which would count as a body sent, and a PUT the child died on would not go again.
+    const noBody = incoming.body === null || (declaredLength !== null && Number(declaredLength) === 0);
     let awaitingAnswer = true;
     // --upstream-timeout counts the child's time only: it is off while sluice waits for the
     // client's next chunk (--body-timeout's wait) and starts again as each chunk goes on, so an
     // upload runs as long as it flows and the wait for the answer starts at the body's end.
-    const body = incoming.body === null ? null : countBody(incoming.body, exchange, {
+    const body = noBody ? null : countBody(incoming.body!, exchange, {
       limit: maxRequestBody,
       paused: bodyPaused,
       isClientDisconnect,
