@@ -1,4 +1,7 @@
-/** @module access(2) over libc, shared by both adapters: whether sluice may read a file. */
+/**
+ * @module access(2) over libc: whether sluice may read a file. The Bun adapter asks it, since
+ * Bun.serve opens a file body only once its headers are promised; Deno learns it from its open.
+ */
 
 import type { OpenLibc } from "./libc.ts";
 

@@ -2,7 +2,10 @@
 
 import type { ReapResult } from "./orphans.ts";
 
-/** Signals sluice listens for. SIGUSR1 is absent on purpose: Deno opens an inspector on it. */
+/**
+ * Signals sluice listens for. SIGUSR1 only to log and ignore it (its default action ends the
+ * process); Deno still opens its inspector on it (docs/runtime-notes.md).
+ */
 export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR1" | "SIGUSR2" | "SIGCHLD";
 
 /** Signals sluice may send to its children. */
