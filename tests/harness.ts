@@ -307,10 +307,18 @@ export function rssKiB(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number 
   return Number(match[1]);
 }
 
-/** The host PIDs of a process's children (every thread's list). */
+/** The host PIDs of a process's children (every thread's list; a thread that ended meanwhile has none). */
 export function childrenOf(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-    readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number));
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    let list: string;
+    try {
+      list = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return []; // the thread ended after readdir
+      throw error;
+    }
+    return list.trim().split(" ").filter(Boolean).map(Number);
+  });
 }
 
 /** The state letter of a process (Z for a zombie), or "" once it is gone. */
