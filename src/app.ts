@@ -3,6 +3,7 @@
 import { Context, type MiddlewareHandler } from "hono";
 import type { ResponseCache } from "./cache/response-cache.ts";
 import type { Config } from "./config.ts";
+import { hostPort } from "./config-values.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { cache } from "./middleware/cache.ts";
@@ -70,7 +71,6 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
   if (tracing) onEnd.push(tracing.onEnd);
 
   const holdLimits = { timeoutMs: config.holdTimeout, maxHeld: config.maxHeldRequests };
-  const host = config.targetHost.includes(":") ? `[${config.targetHost}]` : config.targetHost;
   const limits = requestLimits({
     maxHeaderCount: config.maxHeaderCount,
     maxHeaderSize: config.maxHeaderSize,
@@ -78,7 +78,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     countHeaders: http.countHeaders,
   });
   const forward = proxy({
-    origin: `http://${host}:${config.targetPort}`,
+    origin: `http://${hostPort(config.targetHost, config.targetPort)}`,
     fetch: upstreamFetch,
     upstreamTimeoutMs: config.upstreamTimeout,
     maxRequestBody: config.maxRequestBody,

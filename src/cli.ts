@@ -14,7 +14,7 @@ import {
   validateConfig,
 } from "./config.ts";
 import { decodeConfigFile, loadConfigFile } from "./config-file.ts";
-import { formatDuration } from "./config-values.ts";
+import { formatDuration, hostPort } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, log, setupLogging } from "./log.ts";
@@ -179,11 +179,10 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
     const admin = resolveOption("adminListen", flags, env, { file });
     if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
     if (admin.port === 0) {
-      const given = admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
-      throw new ConfigError(`Cannot find the admin listener: --admin-listen ${given}:0 picks its port at start; pass the URL of /readyz`);
+      throw new ConfigError(`Cannot find the admin listener: --admin-listen ${hostPort(admin.hostname, 0)} picks its port at start; pass the URL of /readyz`);
     }
-    const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "[::1]" : admin.hostname.includes(":") ? `[${admin.hostname}]` : admin.hostname;
-    url = `http://${host}:${admin.port}/readyz`;
+    const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "::1" : admin.hostname;
+    url = `http://${hostPort(host, admin.port)}/readyz`;
   }
   const client = new Http1Client({ connect: runtime.connectTcp });
   try {

@@ -86,6 +86,11 @@ export function parseHost(text: string): string {
 }
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+/** host:port as written in a URL, an IPv6 address in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 export function parseListenAddress(text: string): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
   if (!match) throw new RangeError("expected host:port, [ipv6]:port or :port");

@@ -2,7 +2,7 @@
 
 import { pipeLines } from "./child-output.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
-import { formatDuration } from "./config-values.ts";
+import { formatDuration, hostPort } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
 import type { LineOutput } from "./output.ts";
@@ -348,8 +348,3 @@ export class Supervisor {
 
 /** Each loopback address's counterpart in the other IP family. */
 const OTHER_LOOPBACK: Record<string, string> = { "127.0.0.1": "::1", "::1": "127.0.0.1", localhost: "::1" };
-
-/** host:port, an IPv6 address in brackets. */
-function hostPort(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
-}

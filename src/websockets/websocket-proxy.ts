@@ -6,7 +6,7 @@
  */
 
 import type { Context } from "hono";
-import type { Cidr } from "../config-values.ts";
+import { type Cidr, hostPort } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { upstreamRequestHeaders } from "../forwarded-headers.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
@@ -52,7 +52,7 @@ export function isWebSocketUpgrade(request: Request): boolean {
 
 export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, trustedProxies }: WebSocketProxyOptions) {
   /** The child's origin, for the client span's url.full (an IPv6 address in brackets). */
-  const origin = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  const origin = `http://${hostPort(hostname, port)}`;
   return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const { request } = exchange;
