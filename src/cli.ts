@@ -146,7 +146,8 @@ async function readConfigFile(
   return { file: options, otel };
 }
 
-function budgetText(config: Config): string {
+/** What `sluice check` prints after its verdict: the stop budget, phase by phase (the README quotes it). */
+export function budgetText(config: Config): string {
   const { phases, totalMs } = stopBudget(config);
   const lines = phases.map(([name, ms]) => `  ${name.padEnd(16)} ${formatDuration(ms).padStart(8)}`);
   lines.push(`  ${"total".padEnd(16)} ${formatDuration(totalMs).padStart(8)}`);
