@@ -311,7 +311,9 @@ export class Supervisor {
     const gauge = this.#deps.metrics.childState;
     for (const s of ["starting", "ready", "backoff", "stopping", "exited"] as const) gauge.set(s === state ? 1 : 0, { state: s });
     if (state === "ready") this.#deps.readiness.setChild("ready");
-    else this.#deps.readiness.setChild("not-ready");
+    // A spawn changes nothing: /readyz says "starting" until the first child is ready, and
+    // "not-ready" (set when the child exited) while a restarted one starts.
+    else if (state !== "starting") this.#deps.readiness.setChild("not-ready");
   }
 
   /**

@@ -231,6 +231,28 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(accessRecords(sluice.records).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     }, 60_000);
 
+    test("/readyz names the state (README): starting until the child is first ready, not-ready while it restarts", async () => {
+      const sluice = await startSluice(target, {
+        args: [...QUICK_STOP, "--restart", "on-failure"],
+        env: { APP_BIND_DELAY_MS: "1500", APP_EXIT_AFTER_MS: "3500", APP_EXIT_CODE: "1" },
+        waitReady: false,
+      });
+      const readyz = async () => {
+        const response = await fetch(`${sluice.adminUrl}/readyz`);
+        return [response.status, await response.text()];
+      };
+      const first = await sluice.waitFor("child.started");
+      // The child binds 1.5 s after it started: well inside that, sluice is still starting.
+      expect(await readyz()).toEqual([503, "starting\n"]);
+      await sluice.waitFor("child.ready");
+      expect(await readyz()).toEqual([200, "ready\n"]);
+      await sluice.waitFor((r) => r.event === "child.exited" && r.pid === first.pid);
+      // Restarted after 250 ms, and binding 1.5 s later: it was ready once, so not "starting".
+      expect(await readyz()).toEqual([503, "not-ready\n"]);
+      sluice.signal("SIGTERM");
+      await sluice.exitCode();
+    }, 60_000);
+
     test("with --ready-path the child is ready only when the path answers 2xx", async () => {
       const sluice = await startSluice(target, {
         args: [...QUICK_STOP, "--ready-path", "/ready"],
