@@ -1,12 +1,12 @@
 /** @module The README (and docs/) stay true: what they quote from the code is checked against it. */
 
 import { expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { optionsTable, thrusterTable } from "../../scripts/options-table.ts";
 import { budgetText, parseArgs } from "../../src/cli.ts";
-import { OPTIONS, resolveConfig, RESTART_OPTIONS, stopBudget } from "../../src/config.ts";
+import { envName, OPTIONS, resolveConfig, RESTART_OPTIONS, stopBudget } from "../../src/config.ts";
 import { loadConfigFile } from "../../src/config-file.ts";
 import { ExitCode } from "../../src/exit-codes.ts";
 import { ProcessSignals } from "../../src/process-signals.ts";
@@ -181,3 +181,13 @@ function docs(): string[] {
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".ts")).map((name) => `${dir}/${name}`);
 }
+
+test("every SLUICE_* variable the docs and deploy files name is one sluice reads", () => {
+  const variables = new Set(Object.values(OPTIONS).map((spec) => envName(spec.name)));
+  const files = ["README.md", ...docs(), "Dockerfile", ...readdirSync(join(root, "deploy"), { recursive: true, encoding: "utf8" }).map((name) => `deploy/${name}`)];
+  const unknown: string[] = [];
+  for (const file of files.filter((path) => statSync(join(root, path)).isFile())) {
+    for (const [name] of read(file).matchAll(/\bSLUICE_[A-Z0-9_]*[A-Z0-9]\b/g)) if (!variables.has(name)) unknown.push(`${file}: ${name}`);
+  }
+  expect(unknown).toEqual([]);
+});
