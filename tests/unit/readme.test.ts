@@ -191,3 +191,17 @@ test("every SLUICE_* variable the docs and deploy files name is one sluice reads
   }
   expect(unknown).toEqual([]);
 });
+
+test("the access record's fields the README lists are the ones it has", () => {
+  const logs = section("## Logs");
+  const from = logs.indexOf("`access` (one per request: ");
+  expect(from).toBeGreaterThanOrEqual(0);
+  const text = logs.slice(from, logs.indexOf("`request.failed`", from));
+  const always = text.slice(text.indexOf(": ") + 2, text.indexOf(";")).split(",").map((item) => item.trim().split(" ")[0]!);
+  const sometimes = spans(text.slice(text.indexOf(";"))).filter((span) => /^[a-z][A-Za-z]+$/.test(span));
+  const source = read("src/middleware/access-log.ts");
+  const properties = source.slice(source.indexOf("properties: {"), source.indexOf("log.access.emit"));
+  // `name: value`, shorthand `name,`, and the optional ones spread in as `{ name: value }`.
+  const fields = [...properties.matchAll(/(?:^\s+|\{ )(\w+)[:,]/gm)].map((m) => m[1]!).filter((name) => name !== "event");
+  expect([...always, ...sometimes].sort()).toEqual([...new Set(fields)].sort());
+});
