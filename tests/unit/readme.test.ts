@@ -205,3 +205,15 @@ test("the access record's fields the README lists are the ones it has", () => {
   const fields = [...properties.matchAll(/(?:^\s+|\{ )(\w+)[:,]/gm)].map((m) => m[1]!).filter((name) => name !== "event");
   expect([...always, ...sometimes].sort()).toEqual([...new Set(fields)].sort());
 });
+
+test("every config.<field> the docs' code names is a field of Config", () => {
+  const fields = new Set([...Object.keys(OPTIONS), ...Object.keys(resolveConfig({}, {}, ["app"])), "files"]);
+  const unknown: string[] = [];
+  for (const doc of ["README.md", ...docs()]) {
+    // Inside code blocks only: prose says config.ts, Rails' config.ssl_options and the like.
+    for (const [block] of read(doc).matchAll(/```ts\n[\s\S]*?```/g)) {
+      for (const [, field] of block.matchAll(/\bconfig\.(\w+)/g)) if (!fields.has(field!)) unknown.push(`${doc}: config.${field}`);
+    }
+  }
+  expect(unknown).toEqual([]);
+});
