@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { optionsTable, thrusterTable } from "../../scripts/options-table.ts";
-import { budgetText, parseArgs } from "../../src/cli.ts";
+import { budgetText, helpText, parseArgs } from "../../src/cli.ts";
 import { envName, OPTIONS, resolveConfig, RESTART_OPTIONS, stopBudget } from "../../src/config.ts";
 import { loadConfigFile } from "../../src/config-file.ts";
 import { ExitCode } from "../../src/exit-codes.ts";
@@ -216,4 +216,12 @@ test("every config.<field> the docs' code names is a field of Config", () => {
     }
   }
   expect(unknown).toEqual([]);
+});
+
+test("the README's exit code table has a row for each code in src/exit-codes.ts and no other, as --help's summary does", () => {
+  const rows = section("## Exit codes").split("\n").filter((line) => /^\| \d+ \|/.test(line));
+  const codes = Object.values(ExitCode) as number[];
+  expect(rows.map((row) => Number(row.split("|")[1]))).toEqual([...codes].sort((a, b) => a - b));
+  const summary = helpText().slice(helpText().indexOf("Exit codes:"));
+  for (const code of codes) expect(summary).toMatch(new RegExp(`\\b${code} `));
 });
