@@ -4,6 +4,7 @@ import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { ResponseCache } from "./cache/response-cache.ts";
 import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
+import { hostPort } from "./config-values.ts";
 import { changedFiles } from "./files/prepare-files.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -207,14 +208,15 @@ export class Service {
       log.lifecycle.fatal("{error}", { event: "start.failed", error: error instanceof Error ? error.message : String(error), code });
       return { kind: "start-failed", code };
     }
-    log.lifecycle.info("sluice is ready on {host}:{port}", {
+    log.lifecycle.info("sluice is ready on {address}", {
       event: "ready",
+      address: hostPort(config.httpHost, this.#server.port),
       host: config.httpHost,
       port: this.#server.port,
       childPid: this.#supervisor.pid,
     });
     this.#wasReady = true;
-    this.#notifier.ready(`serving on ${config.httpHost}:${this.#server.port}`);
+    this.#notifier.ready(`serving on ${hostPort(config.httpHost, this.#server.port)}`);
     return Promise.race([
       stopRequested,
       this.#supervisor.exited.then((status): StopTrigger => ({ kind: "child-exit", code: status.code })),
@@ -237,8 +239,9 @@ export class Service {
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
     await listen("--http-port", httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
-    log.lifecycle.info("Listening on {host}:{port}", {
+    log.lifecycle.info("Listening on {address}", {
       event: "listening",
+      address: hostPort(httpHost, this.#server.port),
       host: httpHost,
       port: this.#server.port,
       adminPort: this.#admin?.port ?? null,

@@ -508,6 +508,8 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
       expect(((await response.json()) as Echo).headers["x-forwarded-for"]).toBe(expected); // not ::ffff:127.0.0.1
       expect((await accessRecord(sluice, id)).clientAddress).toBe(expected);
     }
+    // An IPv6 address in a message is written in brackets ("::::8080" said nothing).
+    for (const event of ["listening", "ready"]) expect(sluice.events(event)[0]?.message).toEndWith(` on [::]:${sluice.httpPort}`);
   }, 60_000);
 
   test("with --trusted-proxies the incoming X-Forwarded-* are extended and kept", async () => {
