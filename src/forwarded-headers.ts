@@ -57,13 +57,22 @@ export function removeField(fields: HeaderFields, name: string): void {
   for (let i = fields.length - 1; i >= 0; i--) if (fields[i]![0] === name) fields.splice(i, 1);
 }
 
+/**
+ * Fields that belong to the message, never to one connection: a Connection header listing
+ * one (which RFC 9110 section 7.6.1 forbids a sender to do) is not obeyed for it. Obeyed,
+ * `Connection: host` sent the app sluice's own address of it for Host, and the cache kept the
+ * page made for that under the client's Host, for everyone; `Connection: content-length`
+ * sent the body chunked, without the length the client gave.
+ */
+const NEVER_HOP_BY_HOP: ReadonlySet<string> = new Set(["host", "content-length"]);
+
 /** The names a Connection header lists (they are hop-by-hop too), or undefined when none. */
 export function connectionNamed(connection: string | null | undefined): Set<string> | undefined {
   if (!connection) return undefined;
   const names = new Set<string>();
   for (const name of connection.split(",")) {
     const trimmed = name.trim().toLowerCase();
-    if (trimmed) names.add(trimmed);
+    if (trimmed && !NEVER_HOP_BY_HOP.has(trimmed)) names.add(trimmed);
   }
   return names;
 }

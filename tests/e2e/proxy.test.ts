@@ -461,6 +461,35 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(response.headers.connection ?? "").not.toMatch(/x-drop-me/i);
   }, 60_000);
 
+  test("a Connection header that lists Host or Content-Length leaves both in place; other listed fields go", async () => {
+    const sluice = await startSluice(target);
+    const request = [
+      "POST /echo HTTP/1.1",
+      "Host: app.example",
+      "Connection: close, host, content-length, x-named",
+      "X-Named: dropped",
+      "X-Request-Id: connection-lists-host",
+      "Content-Length: 5",
+      "",
+      "hello",
+    ].join("\r\n");
+    const response = await rawHttp(sluice.httpPort, [request]);
+    expect(response.status).toBe(200);
+    const echo = JSON.parse(Buffer.from(response.body!).toString()) as Echo;
+    // Before, the app got sluice's own address of it for Host (and the cache kept its answer
+    // under app.example), and the body re-chunked, without the length the client gave.
+    expect({ host: echo.headers.host, forwardedHost: echo.headers["x-forwarded-host"] }).toEqual({ host: "app.example", forwardedHost: "app.example" });
+    expect(echo.headers["content-length"]).toBe("5");
+    expect(echo.headers["transfer-encoding"]).toBeUndefined();
+    expect(echo.bodyLength).toBe(5);
+    expect(echo.headers["x-named"]).toBeUndefined();
+    // A cacheable page the app made for another Host was stored under app.example's URL and
+    // served to the next visitor of app.example.
+    await rawHttp(sluice.httpPort, ["GET /cacheable?echo=host HTTP/1.1\r\nHost: app.example\r\nConnection: close, host\r\n\r\n"]);
+    const next = await rawHttp(sluice.httpPort, ["GET /cacheable?echo=host HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n"]);
+    expect(Buffer.from(next.body!).toString()).toStartWith("served 1 host=app.example\n");
+  }, 60_000);
+
   test("the upstream gets the client's end-to-end headers and sluice's own, and nothing else", async () => {
     const sluice = await startSluice(target);
     const request = `GET /echo HTTP/1.1\r\nHost: app.example\r\nX-Custom: 1\r\nAccept-Language: fr\r\nX-Request-Id: exact-1\r\nConnection: close\r\n\r\n`;
