@@ -57,6 +57,8 @@ interface Case {
   framing: "none" | "length" | "chunked";
   write: "one" | "bytes" | "splits";
   halfClose: boolean;
+  /** The client goes away after this many body bytes (undefined: it sends the whole request). */
+  abortAfter: number | undefined;
   tags: string[];
 }
 
@@ -167,7 +169,13 @@ function generate(index: number, rnd: () => number): Case {
   if (chance(0.3)) headers.sort(() => rnd() - 0.5);
   const write: Case["write"] = wire.byteLength + target.length < 3000 && chance(0.1) ? "bytes" : chance(0.3) ? "splits" : "one";
   const halfClose = chance(0.1);
-  return { index, method, target, headers, wire, payload, framing, write, halfClose, tags };
+  const abortAfter = wire.byteLength > 10 && chance(0.1) ? Math.floor(rnd() * wire.byteLength) : undefined;
+  if (abortAfter !== undefined) tags.push("client-aborts");
+  if (wire.byteLength > 0 && chance(0.1)) {
+    target = target.replace(`/f/${index}`, `/f/${index}/early`);
+    tags.push("app-answers-early");
+  }
+  return { index, method, target, headers, wire, payload, framing, write, halfClose, abortAfter, tags };
 }
 
 function randChars(rnd: () => number, chars: string, length: number): string {
@@ -221,7 +229,7 @@ function concat(parts: (string | Uint8Array)[]): Uint8Array {
 function encode(c: Case): Uint8Array {
   let head = `${c.method} ${c.target} HTTP/1.1\r\n`;
   for (const [n, v] of c.headers) head += `${n}: ${v}\r\n`;
-  return concat([head + "\r\n", c.wire]);
+  return concat([head + "\r\n", c.abortAfter === undefined ? c.wire : c.wire.subarray(0, c.abortAfter)]);
 }
 
 interface Answer {
@@ -270,6 +278,10 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
             at += n;
             await Bun.sleep(Math.floor(rnd() * 3));
           }
+        }
+        if (c.abortAfter !== undefined) {
+          await Bun.sleep(Math.floor(rnd() * 100));
+          return finish(false, "client aborted");
         }
         if (c.halfClose && !done) socket.end();
       } catch (e) {
@@ -340,6 +352,10 @@ async function worker(): Promise<void> {
     const rnd = mulberry32(SEED * 1_000_003 + i);
     const c = generate(i, rnd);
     if (ONLY !== undefined && i !== ONLY) continue;
+    if (args.has("describe")) {
+      console.log(JSON.stringify({ index: i, method: c.method, framing: c.framing, bodyBytes: c.wire.byteLength, write: c.write, halfClose: c.halfClose, abortAfter: c.abortAfter, tags: c.tags }));
+      continue;
+    }
     const bytes = encode(c);
     if (ONLY !== undefined && args.has("dump")) console.log(JSON.stringify(Buffer.from(bytes.subarray(0, Number(args.get("dump")))).toString("latin1")));
     const a = await exchange(c, bytes, rnd);
@@ -387,6 +403,11 @@ for (const [i, { c, a }] of answers) {
   const seen = byIndex.get(i) ?? [];
   if (seen.length > 1) report({ finding: "forwarded more than once", index: i, count: seen.length, tags: c.tags });
   const r = seen[0];
+  if (c.abortAfter !== undefined) continue; // whatever reached the app, the recorder checked its framing
+  if (c.tags.includes("app-answers-early")) {
+    if (seen.length > 1) report({ finding: "early-answered request seen more than once", index: i, count: seen.length });
+    continue;
+  }
   if (!r) {
     if (a.status === 200) report({ finding: "answered 200 but never reached the app", index: i, tags: c.tags });
     else if (a.status === undefined && !c.halfClose) report({ note: "no response, not forwarded", index: i, tags: c.tags, method: c.method, got: a.bytes, error: a.error });

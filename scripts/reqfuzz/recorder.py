@@ -70,6 +70,11 @@ def serve(sock):
                     if BAD_VALUE.search(value): raise Bad("control in value %r" % ln[:200])
                     headers.append((name.decode("latin1"), value.decode("latin1")))
                 lower = [(k.lower(), v) for k, v in headers]
+                early = b"/early" in parts[1]
+                if early:
+                    # Answers before reading the body, then reads it (as a server must, to
+                    # keep the connection): sluice sees its answer before its body is all sent.
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + (b"" if parts[0] == b"HEAD" else b"early"))
                 cls = [v for k, v in lower if k == "content-length"]
                 tes = [v for k, v in lower if k == "transfer-encoding"]
                 hosts = [v for k, v in lower if k == "host"]
@@ -103,6 +108,7 @@ def serve(sock):
                         "headers": headers, "body_len": len(body), "body": body[:200].decode("latin1"),
                         "framing": "chunked" if tes else ("length" if cls else "none"), "trailers": trailers, "exts": exts,
                         "notes": notes})
+                if early: continue
                 close = any(k == "connection" and "close" in v.lower() for k, v in lower)
                 rid = next((v for k, v in lower if k == "x-request-id"), "")
                 payload = ("ok %d.%d %s" % (c.id, n, rid)).encode("latin1", "replace")
