@@ -165,6 +165,13 @@ function generate(index: number, rnd: () => number): Case {
     headers.push(["Expect", "100-continue"]);
     tags.push("expect");
   }
+  // Headers sluice itself acts on: the cache, compression, ranges, conditionals, tracing.
+  if (chance(0.3)) {
+    if (chance(0.5)) target = target.replace(`/f/${index}`, `/f/${index}/cache/${int(0, 3)}`);
+    else target = target.replace(`/f/${index}`, `/static/${pick(["a.txt", "big.html", "missing.txt", "..%2fa.txt", "dir/", "dir"])}?f=${index}`);
+    tags.push("semantic");
+    for (let k = int(1, 4); k > 0; k--) headers.push(pick(SEMANTIC)(rnd));
+  }
   // Shuffle (Host first is not required).
   if (chance(0.3)) headers.sort(() => rnd() - 0.5);
   const write: Case["write"] = wire.byteLength + target.length < 3000 && chance(0.1) ? "bytes" : chance(0.3) ? "splits" : "one";
@@ -176,6 +183,29 @@ function generate(index: number, rnd: () => number): Case {
     tags.push("app-answers-early");
   }
   return { index, method, target, headers, wire, payload, framing, write, halfClose, abortAfter, tags };
+}
+
+/** Header makers for what sluice reads itself, with values odd, huge, empty or valid. */
+const SEMANTIC: ((rnd: () => number) => [string, string])[] = [
+  (rnd) => ["Accept-Encoding", oneOf(rnd, ["gzip", "br", "zstd", "gzip;q=0", "br;q=abc", "*", "*;q=0", "identity;q=0", "gzip, br;q=1.5, zstd;q=-1", ";;,,", "gzip;q=0.5;q=1", "x".repeat(5000), "", "GZIP", "br,br,br,br,br"])],
+  (rnd) => ["Range", oneOf(rnd, ["bytes=0-0", "bytes=-1", "bytes=0-", "bytes=5-2", "bytes=-0", "bytes=0-0,1-1,2-2", "bytes=99999999999999999999-", "bytes=1-1e3", "bytes=" + "0-0,".repeat(300), "items=0-5", "bytes = 0-1", "bytes=0x1-2", "bytes=-99999999999999999999", ""])],
+  (rnd) => ["If-None-Match", oneOf(rnd, ['"v1"', 'W/"v1"', "*", '"v1", "v2"', "v1", '"', "W/", '"' + "x".repeat(3000) + '"', ""])],
+  (rnd) => ["If-Modified-Since", oneOf(rnd, ["Sun, 06 Dec 2026 10:00:00 GMT", "Sun, 06 Dec 2099 10:00:00 GMT", "yesterday", "Sun, 99 Dec 2026 99:99:99 GMT", "0", "", "Sunday, 06-Dec-26 10:00:00 GMT"])],
+  (rnd) => ["If-Range", oneOf(rnd, ['"v1"', 'W/"v1"', "Sun, 06 Dec 2026 10:00:00 GMT", "garbage", ""])],
+  (rnd) => ["Cache-Control", oneOf(rnd, ["no-cache", "no-store", "max-age=0", "max-age=-1", "max-age=99999999999999999999", "max-stale", "min-fresh=abc", "only-if-cached", 'no-cache="set-cookie"', ",,,", "max-age=1, max-age=2"])],
+  (rnd) => ["Pragma", oneOf(rnd, ["no-cache", "x", ""])],
+  (rnd) => ["traceparent", oneOf(rnd, ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", "00-XYZ-00f067aa0ba902b7-01", "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz"])],
+  (rnd) => ["tracestate", oneOf(rnd, ["a=b", "a=b,c=d", "=", ",,,", "x".repeat(600), "k=" + "v".repeat(300)])],
+  (rnd) => ["Cookie", oneOf(rnd, ["a=b", "a=b; c=d", ";;;", "x".repeat(4000)])],
+  (rnd) => ["Authorization", oneOf(rnd, ["Basic Zm9vOmJhcg==", "Bearer x", ""])],
+  (rnd) => ["X-Forwarded-Host", oneOf(rnd, ["evil.example", "evil.example/path", "evil.example:99999", "a b", "", "evil.example?x"])],
+  (rnd) => ["X-Forwarded-Proto", oneOf(rnd, ["https", "HTTPS", "https://x", "gopher", "", "https, http"])],
+  (rnd) => ["X-Forwarded-For", oneOf(rnd, ["1.2.3.4", "unknown", "::1", "[::1]:80", "1.2.3.4, , ,", "x".repeat(2000), ""])],
+  (rnd) => ["Forwarded", oneOf(rnd, ["for=1.2.3.4;proto=https;host=evil.example", 'for="[::1]:80"', "garbage", ";;;", ""])],
+];
+
+function oneOf<T>(rnd: () => number, list: readonly T[]): T {
+  return list[Math.floor(rnd() * list.length)]!;
 }
 
 function randChars(rnd: () => number, chars: string, length: number): string {
@@ -390,7 +420,7 @@ for (const r of records) {
   }
   const m = /^\/f\/(\d+)(?:[/?]|$)/.exec(String(r.target));
   if (!m) {
-    if (r.target !== "/" && !String(r.target).startsWith("/f/")) report({ finding: "unexpected upstream request", record: { ...r, headers: undefined } });
+    if (r.target !== "/" && !/^\/(f|static)\//.test(String(r.target))) report({ finding: "unexpected upstream request", record: { ...r, headers: undefined } });
     continue;
   }
   const list = byIndex.get(Number(m[1])) ?? [];
@@ -409,6 +439,7 @@ for (const [i, { c, a }] of answers) {
     continue;
   }
   if (!r) {
+    if (c.target.startsWith("/static/") || c.target.includes("/cache/")) continue; // sluice's own answers
     if (a.status === 200) report({ finding: "answered 200 but never reached the app", index: i, tags: c.tags });
     else if (a.status === undefined && !c.halfClose) report({ note: "no response, not forwarded", index: i, tags: c.tags, method: c.method, got: a.bytes, error: a.error });
     else report({ note: `not forwarded: ${a.status}`, index: i, tags: c.tags, method: c.method, got: a.bytes.slice(0, 120) });

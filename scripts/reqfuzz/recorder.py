@@ -112,7 +112,14 @@ def serve(sock):
                 close = any(k == "connection" and "close" in v.lower() for k, v in lower)
                 rid = next((v for k, v in lower if k == "x-request-id"), "")
                 payload = ("ok %d.%d %s" % (c.id, n, rid)).encode("latin1", "replace")
-                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n" % (len(payload), b"Connection: close\r\n" if close else b"") + (b"" if parts[0] == b"HEAD" else payload))
+                extra = b"Content-Type: text/plain\r\n"
+                if b"/cache" in parts[1]:
+                    # A public, compressible page with validators: the cache, compression and
+                    # conditional and range requests all apply to it.
+                    payload = b"<p>cacheable page</p>\n" * 100
+                    extra = (b"Content-Type: text/html\r\nCache-Control: public, max-age=60\r\nETag: \"v1\"\r\n"
+                             b"Last-Modified: Sun, 06 Dec 2026 10:00:00 GMT\r\nVary: Accept-Encoding\r\n")
+                sock.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n%s\r\n" % (extra, len(payload), b"Connection: close\r\n" if close else b"") + (b"" if parts[0] == b"HEAD" else payload))
                 if close: return
             except EOFError:
                 if c.buf or head_raw:
