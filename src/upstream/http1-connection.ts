@@ -92,6 +92,8 @@ export class Http1Connection implements TcpSocketEvents {
   #bodySent = false;
   #sendError: unknown;
   #drained: (() => void) | undefined;
+  /** The request body's reader while it is being sent. */
+  #bodyReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
 
   private constructor(readonly key: string, readonly maxHeaderBytes: number) {}
 
@@ -352,6 +354,11 @@ export class Http1Connection implements TcpSocketEvents {
 
   #clear(): void {
     this.#request?.signal?.removeEventListener("abort", this.#onAbort);
+    // A body not all sent when the exchange ends is given up now, not when its next chunk
+    // comes: a client that stopped sending once it had its answer sends none. Deno 2.9.6 then
+    // kept the read pending and the client's connection open for good (docs/runtime-notes.md).
+    this.#bodyReader?.cancel().catch(noop);
+    this.#bodyReader = undefined;
     this.#phase = "idle";
     this.#request = this.#resolve = this.#reject = this.#pool = undefined;
     this.#decoder = this.#body = this.#partialHead = undefined;
@@ -367,6 +374,7 @@ export class Http1Connection implements TcpSocketEvents {
    */
   async #sendBody(request: OutgoingRequest): Promise<boolean> {
     const reader = request.body!.getReader();
+    this.#bodyReader = reader;
     const { chunked, length } = request;
     let total = 0;
     try {
@@ -395,6 +403,8 @@ export class Http1Connection implements TcpSocketEvents {
     } catch (error) {
       reader.cancel(error).catch(noop);
       throw error;
+    } finally {
+      if (this.#bodyReader === reader) this.#bodyReader = undefined;
     }
   }
 }

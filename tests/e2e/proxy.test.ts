@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { BUN, type LogRecord, refuses, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { BUN, type LogRecord, openFds, refuses, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** What /gzip decodes to (see tests/fixtures/app.ts). */
 const GZIP_TEXT = "compressible ".repeat(4000);
@@ -342,6 +342,24 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     const streamed = await fetch(`${sluice.url}/echo`, { method: "POST", body, duplex: "half" });
     expect({ status: streamed.status, length: streamed.status === 200 ? ((await streamed.json()) as Echo).bodyLength : 0 }).toEqual({ status: 200, length: size });
   }, 120_000);
+
+  test("an app that answers before the upload ends: clients that stop sending and leave leave no connection behind", async () => {
+    const sluice = await startSluice(target);
+    await fetch(`${sluice.url}/status?code=204`); // the upstream pool and the runtime warmed up
+    const before = openFds(sluice.proc.pid);
+    for (let i = 0; i < 20; i++) {
+      // 10 of 100,000 bytes, then the app's answer (a page streamed to the client; the app
+      // never reads the body), then gone: as a client does that stops an upload once it has
+      // its answer.
+      const head = `POST /page?bytes=100000 HTTP/1.1\r\nHost: a.example\r\nX-Request-Id: early-${i}\r\nContent-Length: 100000\r\n\r\n`;
+      const response = await rawHttp(sluice.httpPort, [head, "0123456789"], { until: "complete" });
+      expect(response.body?.length).toBe(100_000);
+      await accessRecord(sluice, `early-${i}`);
+    }
+    // Before, under Deno, each such connection stayed open (CLOSE-WAIT) for good, its body
+    // read pending: 20 file descriptors more, still there a minute later.
+    await until(() => openFds(sluice.proc.pid) <= before + 2, 15_000, `sluice's open fds back near ${before} (${openFds(sluice.proc.pid)})`);
+  }, 60_000);
 
   test("502 when the upstream refuses the connection", async () => {
     const sluice = await startSluice(target);
