@@ -263,6 +263,8 @@ function encode(c: Case): Uint8Array {
 }
 
 interface Answer {
+  /** The client's own port, to find its connection in ss(8). */
+  localPort?: number;
   status: number | undefined;
   bytes: string;
   timedOut: boolean;
@@ -275,6 +277,7 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
     const socket: Socket = connect({ host: "127.0.0.1", port: PORT });
     const chunks: Buffer[] = [];
     let done = false;
+    let localPort: number | undefined;
     const finish = (timedOut: boolean, error?: string) => {
       if (done) return;
       done = true;
@@ -282,7 +285,7 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
       socket.destroy();
       const text = Buffer.concat(chunks).toString("latin1");
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(text);
-      resolve({ status: status ? Number(status[1]) : undefined, bytes: text.slice(0, 300), timedOut, error });
+      resolve({ localPort, status: status ? Number(status[1]) : undefined, bytes: text.slice(0, 300), timedOut, error });
     };
     const timer = setTimeout(() => finish(true), 10_000);
     socket.on("data", (d) => {
@@ -293,6 +296,7 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
     socket.on("error", (e) => finish(false, String(e)));
     socket.on("close", () => finish(false));
     socket.on("connect", async () => {
+      localPort = socket.localPort;
       try {
         if (c.write === "one") socket.write(bytes);
         else if (c.write === "bytes") {
@@ -485,5 +489,12 @@ const fdsAfter = fdCount();
 const flight = await inFlight();
 if (flight !== "0") report({ finding: "in-flight not 0", value: flight });
 if (fdsAfter > fdsBefore + 4) report({ finding: "fds grew", before: fdsBefore, after: fdsAfter });
+const closeWait = Bun.spawnSync(["ss", "-tn", "state", "close-wait", `( sport = :${PORT} )`]).stdout.toString();
+const stuckPorts = [...closeWait.matchAll(/127\.0\.0\.1:(\d+)\s*$/gm)].map((m) => Number(m[1]));
+for (const [i, { c, a }] of answers) {
+  if (a.localPort !== undefined && stuckPorts.includes(a.localPort)) {
+    report({ finding: "client connection left in CLOSE-WAIT", index: i, method: c.method, framing: c.framing, write: c.write, halfClose: c.halfClose, abortAfter: c.abortAfter, status: a.status, tags: c.tags });
+  }
+}
 if (resets.length > 0) report({ note: "idle upstream connections reset after", resets });
 report({ summary: true, sent, seconds: (Date.now() - started) / 1000, statuses, fdsBefore, fdsAfter, inFlight: flight, upstreamRequests: records.length });
