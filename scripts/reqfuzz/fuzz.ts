@@ -12,8 +12,10 @@
  * GET's or HEAD's body, a HEAD with a body gets none upstream.
  *
  * Findings (printed as JSON lines, "finding" set): a request the recorder could not parse,
- * one client request seen twice upstream or under another target, a body or framing that
- * changed, a 5xx, no answer within 10 s, sluice gone, in-flight not back to 0, fds grown.
+ * one client request seen twice upstream or under another target, a Host or header that
+ * changed or appeared, a 5xx, no answer within 10 s, sluice gone, in-flight not back to 0,
+ * fds grown, a client connection sluice left in CLOSE-WAIT. The recorder's "Connection reset"
+ * and "eof mid-request" records are requests sluice cut on purpose (a client gone midway).
  */
 
 import { connect, type Socket } from "node:net";
