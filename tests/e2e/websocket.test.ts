@@ -304,7 +304,7 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--upstream-timeout", "5s"], child: WS_APP, env: { RECORD_FILE: recordFile } });
     // Bun hands the handshake over without its body (a GET's body is read and dropped). The
     // child was told `content-length: 3` and never sent the bytes: the upgrade waited for
-    // them (504 at --upstream-timeout), or the child took the start of the first frame for them.
+    // them (504 at --upstream-timeout), or a child could take the start of the first frame for them.
     const upgrade = await rawUpgrade(sluice.httpPort, "/ws", { "content-length": "3" }, "abc");
     if (target.name === "deno") {
       expect(upgrade.head).toStartWith("HTTP/1.1 400"); // Deno 2.9.6 itself (docs/runtime-notes.md)
