@@ -253,10 +253,21 @@ export class Http1Connection implements TcpSocketEvents {
       },
     }, { highWaterMark: BODY_HIGH_WATER, size: (chunk?: Uint8Array) => chunk?.byteLength ?? 0 });
     const response = new Response(stream, init); // may throw (a status that cannot have a body): still the head phase
+    const resolve = this.#resolve!;
     this.#phase = "body";
     this.#decoder = decoder;
-    this.#resolve!(response);
-    if (rest.byteLength > 0) this.#readBody(rest);
+    if (rest.byteLength > 0) {
+      // The body bytes that came with the head are decoded before the response is handed over:
+      // framing found wrong in them fails the response (a 502), instead of cutting one whose
+      // head the client may never even get (Bun resets a stream that errors before its first chunk).
+      try {
+        this.#readBody(rest);
+      } catch (error) {
+        this.#phase = "head";
+        throw error;
+      }
+    }
+    resolve(response);
   }
 
   /**

@@ -70,6 +70,16 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(performance.now() - started).toBeLessThan(15_000);
   });
 
+  test("a chunked body malformed in the bytes that came with its head gets 502 with the reason, not a cut 200", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/bad-chunk-with-head");
+    expect(text).toStartWith("HTTP/1.1 502"); // the binary sent nothing at all, and logged a 200
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/bad-chunk-with-head");
+    expect(record.status).toBe(502);
+    expect(String(record.upstreamError)).toContain('invalid chunk size "zz"');
+    expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok");
+  });
+
   test("a control character in a response header value gets 502, and sluice keeps serving", async () => {
     const sluice = await startSluice(target, { child: APP });
     expect((await raw(sluice.httpPort, "GET", "/control-in-header")).text).toStartWith("HTTP/1.1 502");

@@ -385,12 +385,28 @@ describe("Http1Client against a raw TCP upstream", () => {
     expect(error.message).toContain(message);
   });
 
-  test("a malformed chunk size errors the body", async () => {
-    const server = rawServer((_head, socket) => socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n"));
+  test("a malformed chunk size that comes after the head errors the body", async () => {
+    const server = rawServer((_head, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n");
+      setTimeout(() => socket.write("zz\r\nhello\r\n"), 50);
+    });
     const res = await client().fetch(...req(server.url));
     const error = await res.text().catch((e) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error.message).toContain('invalid chunk size "zz"');
+  });
+
+  test.each([
+    ["a malformed chunk size", "transfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n", 'invalid chunk size "zz"'],
+    ["chunk data longer than its size", "transfer-encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n", "chunk data longer than its size"],
+    ["a bare LF after a chunk size", "transfer-encoding: chunked\r\n\r\n3\nabc\n0\n\n", "not ended by CRLF"],
+  ])("%s in the bytes that came with the head rejects the response, not its body", async (_name, rest, message) => {
+    const server = rawServer((_head, socket) => socket.write(`HTTP/1.1 200 OK\r\n${rest}`));
+    const error = await client().fetch(...req(server.url)).catch((e) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain(message);
+    for (let waited = 0; server.counts.closed === 0 && waited < 3000; waited += 10) await Bun.sleep(10);
+    expect(server.counts.closed).toBe(1); // and the connection is closed, not pooled
   });
 
   test("an early response is delivered while the request body streams, then the body source is cancelled", async () => {
