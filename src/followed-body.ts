@@ -5,6 +5,7 @@
 
 import type { EventBoundary } from "./event-stream.ts";
 import type { Exchange } from "./exchange.ts";
+import { oneChunkStream } from "./whole-body.ts";
 
 /**
  * A small body with a recorded span: when its first chunk is the whole of it (the usual case),
@@ -27,7 +28,8 @@ export async function firstChunkWhole(response: Response, length: number, exchan
     reader.cancel().catch(() => {});
     exchange.bytesOut = bytes.byteLength;
     exchange.end("complete");
-    return new Response(bytes, response);
+    // Untyped bytes would get Bun's own Content-Type (see oneChunkStream).
+    return new Response(response.headers.has("content-type") ? bytes : oneChunkStream(bytes), response);
   }
   const chunk = first.value;
   const rest = new ReadableStream<Uint8Array>({

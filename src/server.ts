@@ -17,8 +17,9 @@ import type { ConnectionInfo, HttpListener, Runtime, ServeOptions } from "./runt
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
 
 /**
- * Bodies of a known length up to this size pass through untouched where the runtime does
- * that much faster than JS can observe them (Bun: about twice the requests per second);
+ * Bodies of a known length up to this size that are whole in memory (see whole-body.ts), or
+ * whose first chunk is the whole of them (see firstChunkWhole), pass through untouched where
+ * the runtime does that much faster than JS can observe them (Bun: about twice the requests per second);
  * their exchange ends when the headers go out (such a body fits in the socket buffers, so
  * little happens after), and the drain still waits for them through the listener's own
  * close. Larger and unknown-length (streamed) bodies are observed to the last byte, except
@@ -237,10 +238,12 @@ export class Server {
       if (aborted === "aborted" && this.#connectionsCut) exchange.status = NO_RESPONSE_STATUS;
       exchange.end(aborted);
     } else if (
-      this.#runtime.fastBodyPassthrough && length !== null && (Number(length) <= PASSTHROUGH_MAX_BYTES || hasFileBody(response)) &&
-      // A recorded server span ends at the last byte, so its body is followed to the end,
-      // unless it is small and whole already: then handing it over is sending it.
-      (!exchange.trace?.recording || (hasWholeBody(response) && Number(length) <= PASSTHROUGH_MAX_BYTES))
+      this.#runtime.fastBodyPassthrough && length !== null &&
+      // A small body whole already: handing it over is sending it. A file too, unless a recorded
+      // server span must end at its last byte. A body still coming from the app is not: the app
+      // can cut it, and its record must then say so (an error, with the reason) rather than a
+      // complete answer, which Bun follows by printing the error with a source excerpt.
+      (hasWholeBody(response) ? Number(length) <= PASSTHROUGH_MAX_BYTES : hasFileBody(response) && !exchange.trace?.recording)
     ) {
       // Decided without reading `body`, which makes Bun build a stream per response.
       exchange.bytesOut = bodyless(exchange.request.method, response.status) ? 0 : Number(length);
@@ -250,7 +253,7 @@ export class Server {
       // A HEAD whose GET has a body of unknown length: sent without any length.
       if (length === null && exchange.request.method === "HEAD" && !bodyless("GET", response.status)) final = new Response(unsentBody(), response);
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
-      // The same small body with a recorded span: its first chunk decides (see firstChunkWhole).
+      // A small body still arriving: its first chunk decides (see firstChunkWhole).
       return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole));
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);

@@ -80,6 +80,28 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok");
   });
 
+  test("a body of known length that the app cuts is logged as cut, with the reason, and prints nothing", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/cut-length");
+    expect(text).toStartWith("HTTP/1.1 200");
+    expect(text).not.toContain("abc\r\n0\r\n\r\n"); // never a clean end
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/cut-length");
+    // The binary passed the body through unobserved: "complete", 10 bytes, no reason, and Bun
+    // printed the error with a source excerpt.
+    expect([record.outcome, record.bytesOut]).toEqual(["error", 3]);
+    expect(String(record.upstreamError)).toContain("closed the connection 7 bytes before the end of the body");
+    expect(sluice.stderr).toBe("");
+  });
+
+  test("an untyped body that comes after its head is passed on as it came, without a Content-Type", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "GET", "/late-untyped-body");
+    expect(text).toStartWith("HTTP/1.1 200");
+    expect(text.toLowerCase()).toContain("content-length: 5\r\n");
+    expect(text.toLowerCase()).not.toContain("content-type");
+    expect(text).toEndWith("\r\n\r\nhello");
+  });
+
   test("a control character in a response header value gets 502, and sluice keeps serving", async () => {
     const sluice = await startSluice(target, { child: APP });
     expect((await raw(sluice.httpPort, "GET", "/control-in-header")).text).toStartWith("HTTP/1.1 502");
