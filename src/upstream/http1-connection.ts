@@ -373,6 +373,12 @@ export class Http1Connection implements TcpSocketEvents {
     this.#phase = "idle";
     this.#request = this.#resolve = this.#reject = this.#pool = undefined;
     this.#decoder = this.#body = this.#partialHead = undefined;
+    // A request body not sent in full is not wanted now: cancelled at once, not when its next
+    // chunk comes. Deno's server stops reading a request body once a streamed response has been
+    // sent, and then neither reads the rest nor closes: the client's connection hung, unless the
+    // body was cancelled before (runtime notes).
+    this.#bodyReader?.cancel().catch(noop);
+    this.#bodyReader = undefined;
     if (this.#paused && !this.#closed) this.#socket.resume();
     this.#paused = false;
   }

@@ -28,7 +28,56 @@ function raw(port: number, method: string, path: string): Promise<{ text: string
   });
 }
 
+/**
+ * Uploads `total` bytes to `path` on a keep-alive connection: the first KiB, then, once a whole
+ * answer (with a Content-Length) is in, the rest, then a GET /ok. Resolves with what came back
+ * and whether the connection closed, or with `hung` when neither a second answer nor a close
+ * came within 10 s of the upload's end.
+ */
+function refusedUpload(port: number, path: string, total: number): Promise<{ text: string; hung: boolean }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    let uploading = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const socket = connect({ host: "127.0.0.1", port });
+    const deadline = setTimeout(() => (socket.destroy(), reject(new Error(`${path}: no first answer within 20s`))), 20_000);
+    const done = (hung: boolean) => {
+      clearTimeout(deadline);
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, hung });
+    };
+    socket.on("connect", () => socket.write(`POST ${path} HTTP/1.1\r\nhost: app\r\ncontent-length: ${total}\r\n\r\n${"x".repeat(1024)}`));
+    socket.on("data", async (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      const length = /content-length: (\d+)\r\n/i.exec(text)?.[1];
+      const headEnd = text.indexOf("\r\n\r\n");
+      if (uploading || length === undefined || headEnd === -1 || text.length < headEnd + 4 + Number(length)) return;
+      uploading = true;
+      for (let sent = 1024; sent < total && !socket.destroyed; sent += 16_384) {
+        socket.write("x".repeat(Math.min(16_384, total - sent)));
+        await Bun.sleep(5);
+      }
+      socket.write("GET /ok HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n");
+      timer = setTimeout(() => done(true), 10_000);
+    });
+    socket.on("close", () => done(false));
+    socket.on("error", () => {});
+  });
+}
+
 describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
+  test("an upload the app refused before reading it: the client's connection goes on or closes, never hangs", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text, hung } = await refusedUpload(sluice.httpPort, "/early-401", 200_000);
+    expect(text).toStartWith("HTTP/1.1 401");
+    // Deno stopped reading the rest of the body once it had sent the streamed 401, and neither
+    // answered the next request nor closed.
+    expect(hung).toBe(false);
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/early-401");
+    expect(record.status).toBe(401);
+  }, 40_000);
+
   test("a close-delimited body cut by a reset reaches the client cut, never with a clean end", async () => {
     const sluice = await startSluice(target, { child: APP });
     const { text } = await raw(sluice.httpPort, "GET", "/until-close-reset");
