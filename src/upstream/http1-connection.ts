@@ -367,18 +367,13 @@ export class Http1Connection implements TcpSocketEvents {
     this.#request?.signal?.removeEventListener("abort", this.#onAbort);
     // A body not all sent when the exchange ends is given up now, not when its next chunk
     // comes: a client that stopped sending once it had its answer sends none. Deno 2.9.6 then
-    // kept the read pending and the client's connection open for good (docs/runtime-notes.md).
+    // kept the read pending and the client's connection open for good, neither reading the
+    // rest nor closing it, once a streamed response had been sent (docs/runtime-notes.md).
     this.#bodyReader?.cancel().catch(noop);
     this.#bodyReader = undefined;
     this.#phase = "idle";
     this.#request = this.#resolve = this.#reject = this.#pool = undefined;
     this.#decoder = this.#body = this.#partialHead = undefined;
-    // A request body not sent in full is not wanted now: cancelled at once, not when its next
-    // chunk comes. Deno's server stops reading a request body once a streamed response has been
-    // sent, and then neither reads the rest nor closes: the client's connection hung, unless the
-    // body was cancelled before (runtime notes).
-    this.#bodyReader?.cancel().catch(noop);
-    this.#bodyReader = undefined;
     if (this.#paused && !this.#closed) this.#socket.resume();
     this.#paused = false;
   }
