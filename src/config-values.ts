@@ -50,12 +50,20 @@ const SIZE_UNIT: Record<string, number> = {
 export function parseSize(text: string): number {
   const match = SIZE.exec(text.trim());
   if (!match) throw new RangeError("expected a size such as 1048576, 512KiB, 10MB or 1GiB");
-  return Math.floor(Number(match[1]) * SIZE_UNIT[(match[2] ?? "b").toLowerCase()]!);
+  const bytes = Math.floor(Number(match[1]) * SIZE_UNIT[(match[2] ?? "b").toLowerCase()]!);
+  // Rounded down to 0 it would mean "no limit" (--max-request-body) or "off" (--cache-size).
+  if (bytes === 0 && Number(match[1]) > 0) throw new RangeError("expected 0 or a size of at least 1 byte");
+  // Beyond 2^53 a number is no longer exact: 400 nines would be Infinity, and said so in errors.
+  if (!Number.isSafeInteger(bytes)) throw new RangeError(`expected a size of at most ${Number.MAX_SAFE_INTEGER} bytes`);
+  return bytes;
 }
 
 export function parseNonNegativeInteger(text: string): number {
   if (!/^\d+$/.test(text.trim())) throw new RangeError("expected a whole number of 0 or more");
-  return Number(text);
+  const value = Number(text);
+  // Beyond 2^53 a number is no longer exact (it would be used rounded, or as Infinity).
+  if (!Number.isSafeInteger(value)) throw new RangeError(`expected a whole number of at most ${Number.MAX_SAFE_INTEGER}`);
+  return value;
 }
 
 export function parsePort(text: string): number {

@@ -94,6 +94,21 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(stderr).toContain('Cannot parse --body-timeout: expected 0 or a duration of at least 1ms; current value is "0.1ms"');
   }, 30_000);
 
+  test("a size that rounds to 0 bytes, or one or a count too large to be exact, fails naming the value as written", async () => {
+    // --max-request-body 0.5 was taken as 0 (no limit), and 400 nines as Infinity, said so in errors.
+    const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--max-request-body", "0.5", "--", "true"]);
+    expect(code).toBe(78);
+    expect(stderr).toContain('Cannot parse --max-request-body: expected 0 or a size of at least 1 byte; current value is "0.5"');
+    const nines = "9".repeat(400);
+    const size = await run(["check", "--max-header-size", nines]);
+    expect(size.code).toBe(78);
+    expect(size.stderr).toContain(`Cannot parse --max-header-size: expected a size of at most 9007199254740991 bytes; current value is "${nines}"`);
+    const count = await run(["check"], { SLUICE_MAX_HEADER_COUNT: nines });
+    expect(count.code).toBe(78);
+    expect(count.stderr).toContain(`Cannot parse SLUICE_MAX_HEADER_COUNT: expected a whole number of at most 9007199254740991; current value is "${nines}"`);
+    expect(count.stderr).not.toContain("Infinity");
+  }, 30_000);
+
   test("an IPv6 --target-host in brackets reaches the child; an empty --http-host is refused", async () => {
     // "[::1]" went to the runtimes as a name: every request got 502, and --ready-path never answered.
     const sluice = await startSluice(target, { args: ["--target-host", "[::1]", "--ready-path", "/ready"], env: { APP_HOST: "::1" } });

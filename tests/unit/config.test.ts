@@ -89,6 +89,19 @@ describe("sizes", () => {
   test.each(["", "-1", "1TB", "KiB", "ten"])("%p is refused", (text) => {
     expect(() => parseSize(text)).toThrow(RangeError);
   });
+
+  test("a size that rounds down to 0 bytes is refused: 0 means no limit, or the cache off", () => {
+    for (const text of ["0.5", "0.9b", "0.0001KiB"]) expect(() => parseSize(text), text).toThrow("expected 0 or a size of at least 1 byte");
+    expect(parseSize("0.0")).toBe(0);
+    expect(parseSize("1.5")).toBe(1);
+  });
+
+  test("a size beyond 2^53 bytes is refused rather than rounded (or made Infinity)", () => {
+    expect(parseSize("9007199254740991")).toBe(Number.MAX_SAFE_INTEGER);
+    for (const text of ["9007199254740992", "9007199254740993", "10000000GiB", "9".repeat(400)]) {
+      expect(() => parseSize(text), text.slice(0, 20)).toThrow("expected a size of at most 9007199254740991 bytes");
+    }
+  });
 });
 
 describe("ports and counts", () => {
@@ -104,6 +117,13 @@ describe("ports and counts", () => {
     expect(parseNonNegativeInteger("0")).toBe(0);
     expect(parseNonNegativeInteger("1000")).toBe(1000);
     for (const bad of ["-1", "1.5", "", "many"]) expect(() => parseNonNegativeInteger(bad)).toThrow(RangeError);
+  });
+
+  test("a count beyond 2^53 is refused rather than rounded (or made Infinity)", () => {
+    expect(parseNonNegativeInteger("9007199254740991")).toBe(Number.MAX_SAFE_INTEGER);
+    for (const text of ["9007199254740993", "99999999999999999999", "9".repeat(400)]) {
+      expect(() => parseNonNegativeInteger(text), text.slice(0, 20)).toThrow("expected a whole number of at most 9007199254740991");
+    }
   });
 });
 
