@@ -1,7 +1,7 @@
 /** @module The --config file: TOML setting options by their flags' names, turned into option sources. */
 
 import { parse, TomlDate, TomlError } from "smol-toml";
-import { ConfigError, optionKeyOf, type OptionSources } from "./config.ts";
+import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSources } from "./config.ts";
 
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
 export interface ConfigFile {
@@ -15,7 +15,7 @@ const OTEL_VARIABLE = /^OTEL_[A-Z0-9_]+$/;
 /**
  * Reads what a configuration file sets. Each top-level key is an option's flag name
  * (`drain-timeout = "15s"`); a string, number or boolean becomes the option's text and an
- * array its comma-separated list, so that file values go through the same parsers as flags
+ * array (a list option's only) its comma-separated list, so that file values go through the same parsers as flags
  * and variables (resolveConfig parses them, naming `<path> line <n> (<key>)`). Throws
  * ConfigError naming the file, the line and the key for invalid TOML, an unknown key, a
  * table, `config` itself, or a value of no usable type. Keys spelled like the standard
@@ -46,6 +46,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     const key = optionKeyOf(name);
     if (key === undefined && !OTEL_VARIABLE.test(name)) throw new ConfigError(`Unknown key "${name}" in ${where}`);
     const from = `${where} (${name})`;
+    if (key !== undefined && Array.isArray(value)) checkListItems(key, from, value);
     const optionText = textOf(value);
     if (optionText === undefined) {
       throw new ConfigError(`Cannot parse ${from}: expected a string, a number, a boolean or an array of them; current value is ${kindOf(value)}`);
@@ -54,6 +55,21 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     else sources[key] = { text: optionText, from };
   }
   return { options: sources, otel };
+}
+
+/**
+ * An array is joined with commas into the option's text, so it must be a list option's, with
+ * no comma inside an item: `public-dir = ["a", "b"]` became the directory "a,b", and
+ * `x-sendfile-dirs = ["/srv/a,b"]` the directories "/srv/a" and "b".
+ */
+function checkListItems(key: OptionKey, from: string, items: unknown[]): void {
+  if (!isListOption(key)) {
+    throw new ConfigError(`Cannot parse ${from}: expected one value, not an array (only trusted-proxies and x-sendfile-dirs take a list); current value is an array of ${items.length} item${items.length === 1 ? "" : "s"}`);
+  }
+  const index = items.findIndex((item) => typeof item === "string" && item.includes(","));
+  if (index >= 0) {
+    throw new ConfigError(`Cannot parse ${from}: item ${index + 1} holds a comma, which would split it in two: give each value as an item of its own; current value is "${items[index] as string}"`);
+  }
 }
 
 /**

@@ -32,6 +32,8 @@ interface OptionSpec<T> {
   help: string;
   /** basecamp/thruster's variable for the same setting, read as a fallback (see thrusterSource). */
   thruster?: ThrusterVariable;
+  /** Takes a comma-separated list: the only options a --config file may give an array. */
+  list?: true;
 }
 
 /** A thruster variable (without its optional THRUSTER_ prefix) and how its value reads as sluice's. */
@@ -53,6 +55,11 @@ function option<T>(
 
 function optional<T>(name: string, parse: ValueParser<T>, placeholder: string, help: string): OptionSpec<T | undefined> {
   return { name, defaultText: undefined, parse, placeholder, help };
+}
+
+/** The same option, taking a comma-separated list. */
+function list<T>(spec: OptionSpec<T>): OptionSpec<T> {
+  return { ...spec, list: true };
 }
 
 /** The same option, with thruster's variable as a fallback. */
@@ -109,7 +116,7 @@ export const OPTIONS = {
   upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504, from the end of the request body (or since the child last took part of it)"),
   maxRequestBody: thruster(option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"), "MAX_REQUEST_BODY"),
   trustedProxies: thruster(
-    option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended"),
+    list(option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended")),
     "FORWARD_HEADERS", // true: every peer's headers are kept, as thruster does
     (text) => (goBool(text) ? "0.0.0.0/0,::/0" : ""),
   ),
@@ -134,7 +141,7 @@ export const OPTIONS = {
     "X_SENDFILE_ENABLED",
     goBoolText,
   ),
-  xSendfileDirs: option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may send from, comma-separated; other paths are refused"),
+  xSendfileDirs: list(option("x-sendfile-dirs", ".", parsePathList, "PATHS", "Directories X-Sendfile may send from, comma-separated; other paths are refused")),
   publicDir: optional("public-dir", parsePath, "PATH", "Answer GET/HEAD for the files of this directory directly; other paths go to the app"),
   badGatewayPage: thruster(option("bad-gateway-page", "public/502.html", parsePath, "PATH", "HTML page for sluice's own 502 answers (a default path only when it exists)"), "BAD_GATEWAY_PAGE"),
   unavailablePage: option("unavailable-page", "public/503.html", parsePath, "PATH", "HTML page for sluice's own 503 answers (a default path only when it exists)"),
@@ -191,6 +198,11 @@ export function envName(optionName: string): string {
 const KEYS_BY_NAME = new Map<string, OptionKey>(
   (Object.keys(OPTIONS) as OptionKey[]).map((key) => [OPTIONS[key].name, key]),
 );
+
+/** True for the options that take a comma-separated list (--trusted-proxies, --x-sendfile-dirs). */
+export function isListOption(key: OptionKey): boolean {
+  return (OPTIONS[key] as OptionSpec<unknown>).list === true;
+}
 
 /** The option a flag or config-file key names (`drain-timeout` -> drainTimeout), if any. */
 export function optionKeyOf(name: string): OptionKey | undefined {

@@ -54,6 +54,9 @@ describe.each(TARGETS)("config file ($name)", (target) => {
       [['http-port = 8080', "drain-timeout = 15s"], "Invalid TOML in PATH line 2, column 19: illegal character in numeric literal"],
       [['http-port = 8080', "[server]", "port = 1"], 'Cannot use the table "server" in PATH line 2'],
       [['config = "/etc/other.toml"'], 'Cannot set "config" in PATH line 1'],
+      // An array was joined with commas: into the directory "pub,lic", or split inside an item.
+      [['public-dir = ["pub", "lic"]'], "line 1 (public-dir): expected one value, not an array"],
+      [['x-sendfile-dirs = ["/srv/a,b"]'], 'line 1 (x-sendfile-dirs): item 1 holds a comma, which would split it in two: give each value as an item of its own; current value is "/srv/a,b"'],
     ];
     for (const [lines, expected] of cases) {
       const path = writeConfig(lines);

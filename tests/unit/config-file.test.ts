@@ -83,6 +83,21 @@ describe("values", () => {
     expect(fromFile("trusted-proxies = []").trustedProxies).toEqual([]);
   });
 
+  test("an array only for a list, and no item holding a comma: one was split, or several joined into one path", () => {
+    // x-sendfile-dirs = ["/srv/a,b"] allowed /srv/a and b; public-dir = ["pub", "lic"] served the directory "pub,lic".
+    expect(errorOf('\nx-sendfile-dirs = ["/srv/a,b"]')).toBe(
+      `Cannot parse ${PATH} line 2 (x-sendfile-dirs): item 1 holds a comma, which would split it in two: give each value as an item of its own; current value is "/srv/a,b"`,
+    );
+    expect(errorOf('trusted-proxies = ["127.0.0.1", "10.0.0.0/8, ::1"]')).toContain('line 1 (trusted-proxies): item 2 holds a comma');
+    expect(errorOf('public-dir = ["pub", "lic"]')).toBe(
+      `Cannot parse ${PATH} line 1 (public-dir): expected one value, not an array (only trusted-proxies and x-sendfile-dirs take a list); current value is an array of 2 items`,
+    );
+    expect(errorOf('drain-timeout = ["5s"]')).toEndWith("current value is an array of 1 item");
+    expect(fromFile('x-sendfile-dirs = ["/srv/a", "/srv/b"]').xSendfileDirs).toEqual(["/srv/a", "/srv/b"]);
+    // OTEL_* keys are lists of key=value pairs joined with commas, as their variables are.
+    expect(loadConfigFile(PATH, 'OTEL_RESOURCE_ATTRIBUTES = ["a=1", "b=2"]').otel).toEqual({ OTEL_RESOURCE_ATTRIBUTES: "a=1,b=2" });
+  });
+
   test("quoted keys, spaces and comments are fine; an empty file sets nothing", () => {
     expect(loadConfigFile(PATH, `  "drain-timeout"  =  "2s"  # two seconds\n'stop-timeout'="1s"`).options).toEqual({
       drainTimeout: { text: "2s", from: `${PATH} line 1 (drain-timeout)` },
