@@ -77,6 +77,16 @@ function goBool(text: string): boolean {
 /** A thruster boolean as sluice writes it: "T" and "F" too, "yes" and "on" not (thruster ignores them). */
 const goBoolText = (text: string): string => String(goBool(text));
 
+/**
+ * A thruster number (a port, bytes, seconds) as Go's strconv.Atoi reads it, which thruster
+ * uses for them: "+81" too, "512MB", "30s" or "1.5" not. sluice's own units would take an
+ * app's CACHE_SIZE=512MB as a 512 MB cache, where thruster ignores it.
+ */
+function goIntText(text: string): string {
+  if (!/^[+-]?\d+$/.test(text)) throw new RangeError("expected a whole number as thruster reads it (Go's Atoi), without a unit");
+  return text.replace(/^\+/, "");
+}
+
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
@@ -105,16 +115,16 @@ const parseReadyPath: ValueParser<string> = (text) => {
 export const OPTIONS = {
   config: optional("config", parseConfigPath, "PATH", "TOML file of options named as their flags (http-port = 8080); flags and variables win over it"),
   httpHost: option("http-host", "0.0.0.0", parseHost, "HOST", "Address sluice serves HTTP on"),
-  httpPort: thruster(option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"), "HTTP_PORT"),
+  httpPort: thruster(option("http-port", "8080", parsePort, "PORT", "Port sluice serves HTTP on (0 picks a free one)"), "HTTP_PORT", goIntText),
   targetHost: option("target-host", "127.0.0.1", parseHost, "HOST", "Address the child listens on"),
-  targetPort: thruster(option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"), "TARGET_PORT"),
+  targetPort: thruster(option("target-port", "3000", parsePort, "PORT", "Port the child listens on; passed to it as PORT"), "TARGET_PORT", goIntText),
   adminListen: option("admin-listen", "127.0.0.1:9000", parseAdminListen, "HOST:PORT|off", "Serves /livez, /readyz and /metrics"),
   readyPath: optional("ready-path", parseReadyPath, "PATH", "Child is ready when GET PATH answers 2xx (default: when its port accepts TCP)"),
   readyTimeout: option("ready-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child to become ready before giving up"),
   holdTimeout: option("hold-timeout", "30s", parseDuration, "DURATION", "Requests arriving before the child is ready wait this long, then get 503"),
   maxHeldRequests: option("max-held-requests", "1000", parseNonNegativeInteger, "N", "Requests held at once while the child is not ready; more get 503"),
   upstreamTimeout: option("upstream-timeout", "60s", parseDuration, "DURATION", "Longest wait for the child's response headers before answering 504, from the end of the request body (or since the child last took part of it)"),
-  maxRequestBody: thruster(option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"), "MAX_REQUEST_BODY"),
+  maxRequestBody: thruster(option("max-request-body", "0", parseSize, "SIZE", "Largest request body accepted, else 413 (0 means no limit)"), "MAX_REQUEST_BODY", goIntText),
   trustedProxies: thruster(
     list(option("trusted-proxies", "", parseCidrList, "CIDRS", "Peers whose X-Forwarded-* headers are trusted and extended")),
     "FORWARD_HEADERS", // true: every peer's headers are kept, as thruster does
@@ -131,10 +141,11 @@ export const OPTIONS = {
     "GZIP_COMPRESSION_DISABLE_ON_AUTH",
     goBoolText,
   ),
-  cacheSize: thruster(option("cache-size", "64MiB", parseSize, "SIZE", "Memory for cached public responses (0 turns the cache off)"), "CACHE_SIZE"),
+  cacheSize: thruster(option("cache-size", "64MiB", parseSize, "SIZE", "Memory for cached public responses (0 turns the cache off)"), "CACHE_SIZE", goIntText),
   maxCacheItemSize: thruster(
     option("max-cache-item-size", "1MiB", parseSize, "SIZE", "Largest response body the cache stores; larger ones stream through unstored"),
     "MAX_CACHE_ITEM_SIZE",
+    goIntText,
   ),
   xSendfile: thruster(
     option("x-sendfile", "true", parseBoolean, "BOOL", "Send the file an app response names in X-Sendfile (the app is told with X-Sendfile-Type)"),
@@ -149,6 +160,7 @@ export const OPTIONS = {
   idleTimeout: thruster(
     option("idle-timeout", "60s", parseDuration, "DURATION", "Close a client connection idle this long between requests (0: never)"),
     "HTTP_IDLE_TIMEOUT",
+    goIntText,
   ),
   headerTimeout: option("header-timeout", "10s", parseDuration, "DURATION", "Close a new connection whose request headers are not in after this long (0: never)"),
   bodyTimeout: option("body-timeout", "30s", parseDuration, "DURATION", "Longest pause while a request body is read, then 408 (0: never)"),
@@ -156,7 +168,7 @@ export const OPTIONS = {
   maxHeaderCount: option("max-header-count", "100", parseNonNegativeInteger, "N", "Most request header fields accepted, else 431 (0: the runtime's limit)"),
   accessLog: thruster(option("access-log", "true", parseBoolean, "BOOL", "Log one record per request"), "LOG_REQUESTS", goBoolText),
   shutdownDelay: option("shutdown-delay", "5s", parseDuration, "DURATION", "At stop, keep serving this long with /readyz 503 before closing the listener"),
-  drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT"),
+  drainTimeout: thruster(option("drain-timeout", "15s", parseDuration, "DURATION", "At stop, longest wait for requests in flight before aborting them"), "HTTP_DRAIN_TIMEOUT", goIntText),
   stopTimeout: option("stop-timeout", "5s", parseDuration, "DURATION", "At stop, longest wait for the child to exit after --stop-signal before SIGKILL"),
   stopSignal: option("stop-signal", "SIGTERM", parseChoice(STOP_SIGNALS), "SIGNAL", "Signal sent to the child's process group to stop it"),
   flushTimeout: option("flush-timeout", "2s", parseDuration, "DURATION", "At stop, longest wait for logs and traces to flush"),

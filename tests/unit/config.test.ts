@@ -505,6 +505,23 @@ describe("thruster's variables", () => {
     expect(() => resolve({ THRUSTER_LOG_REQUESTS: "yes" })).toThrow(/Cannot parse THRUSTER_LOG_REQUESTS: .*"yes"/);
   });
 
+  test("numbers read as Go's strconv.Atoi, as thruster reads them: a sign, no unit", () => {
+    // CACHE_SIZE=512MB (the app's own, say) gave sluice a 512 MB cache; thruster ignores it.
+    expect(resolve({ CACHE_SIZE: "512MB", MAX_REQUEST_BODY: "10MB", HTTP_IDLE_TIMEOUT: "30s", HTTP_DRAIN_TIMEOUT: "1.5", MAX_CACHE_ITEM_SIZE: "2k" })).toMatchObject({
+      cacheSize: 64 * 1024 ** 2,
+      maxRequestBody: 0,
+      idleTimeout: 60_000,
+      drainTimeout: 15_000,
+      maxCacheItemSize: 1024 ** 2,
+    });
+    // Atoi takes a plus sign (thruster listened on 81), and leading zeros.
+    expect(resolve({ HTTP_PORT: "+81", TARGET_PORT: "04000", HTTP_DRAIN_TIMEOUT: "+20" })).toMatchObject({ httpPort: 81, targetPort: 4000, drainTimeout: 20_000 });
+    expect(() => resolve({ THRUSTER_CACHE_SIZE: "512MB" })).toThrow(
+      `Cannot parse THRUSTER_CACHE_SIZE: expected a whole number as thruster reads it (Go's Atoi), without a unit; current value is "512MB"`,
+    );
+    expect(() => resolve({ THRUSTER_HTTP_IDLE_TIMEOUT: "-5" })).toThrow(/Cannot parse THRUSTER_HTTP_IDLE_TIMEOUT: .*"-5"/);
+  });
+
   test("an unprefixed value thruster could not read is ignored (it may be the app's); a THRUSTER_ one is an error naming it", () => {
     expect(resolve({ DEBUG: "express:*", HTTP_PORT: "http" }).logLevel).toBe("info");
     expect(resolve({ HTTP_PORT: "http" }).httpPort).toBe(8080);
