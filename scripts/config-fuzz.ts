@@ -360,7 +360,9 @@ for (let i = 0; i < CASES; i++) {
       const toml = source.startsWith("file") && outcome.error.includes("Invalid TOML in /fuzz.toml line 2, column");
       if (toml) continue;
       if (!outcome.error.includes(sourceName(source, key))) fail(`message does not name the source ${kindOf(key)} ${source}`, `${where}: ${outcome.error}`);
-      if (!outcome.error.includes(`"${sample.text}"`)) fail(`message does not quote the value ${kindOf(key)} ${source}`, `${where}: ${outcome.error}`);
+      // A bare TOML number or boolean is its own text, without the spaces around it.
+      const written = source === "file-raw" ? sample.text.trim() : sample.text;
+      if (!outcome.error.includes(`"${written}"`)) fail(`message does not quote the value ${kindOf(key)} ${source}`, `${where}: ${outcome.error}`);
     }
     continue;
   }
@@ -401,6 +403,50 @@ for (let i = 0; i < CASES / 4; i++) {
   }
   if (winner && !same(key, outcome.value, (winner.expect as { accept: unknown }).accept)) {
     fail(`precedence: wrong source won for ${kindOf(key)}`, `${OPTIONS[key].name} ${JSON.stringify({ args, environment, fileText })}: got ${JSON.stringify(outcome.value)}`);
+  }
+}
+
+// ---- Phase 2b: thruster's variables as thruster reads them (Go's Atoi and ParseBool), in process ----
+const GO_INT = /^[+-]?\d+$/;
+const GO_BOOL: Record<string, boolean> = { 1: true, t: true, T: true, TRUE: true, true: true, True: true, 0: false, f: false, F: false, FALSE: false, false: false, False: false };
+const thrusterKeys = keys.filter((key) => (OPTIONS[key] as { thruster?: unknown }).thruster !== undefined && key !== "badGatewayPage");
+for (let i = 0; i < CASES / 4; i++) {
+  const key = pick(thrusterKeys);
+  const variable = (OPTIONS[key] as unknown as { thruster: { name: string } }).thruster.name;
+  const prefixed = random() < 0.5;
+  const name = prefixed ? `THRUSTER_${variable}` : variable;
+  const kind = kindOf(key);
+  const numeric = kind === "duration" || kind === "size" || kind === "port";
+  const text = numeric
+    ? pick(["+81", "081", "81", "-1", "10MB", "30s", "1.5", " 81", "81 ", "", "0", "1e3", "0x10", "\u0668\u0661"])
+    : pick([...Object.keys(GO_BOOL), "yes", "on", "no", "TrUe", " true", "", "2", "debug", "express:*"]);
+  const outcome = resolveInProcess(["--", "app"], { [name]: text }, undefined, key);
+  const where = `${name}=${JSON.stringify(text)}`;
+  const readable = numeric ? GO_INT.test(text) : text in GO_BOOL;
+  const defaults = resolveInProcess(["--", "app"], {}, undefined, key).value;
+  if (text === "") {
+    if (outcome.error || !same(key, outcome.value, kind === "cidrs" ? cidrShape(defaults) : defaults)) fail(`thruster: empty ${name} not unset`, `${where}: ${outcome.error ?? JSON.stringify(outcome.value)}`);
+    continue;
+  }
+  if (!readable) {
+    if (prefixed && !outcome.error) fail(`thruster: accepted what thruster cannot read (${kind}, prefixed)`, `${where} -> ${JSON.stringify(outcome.value)}`);
+    if (!prefixed && (outcome.error || JSON.stringify(outcome.value) !== JSON.stringify(defaults, (_k, v) => (typeof v === "bigint" ? String(v) : v)) && kind !== "cidrs")) {
+      fail(`thruster: unprefixed value thruster cannot read not ignored (${kind})`, `${where} -> ${outcome.error ?? JSON.stringify(outcome.value)}`);
+    }
+    continue;
+  }
+  if (numeric) {
+    const n = Number(text.replace(/^\+/, ""));
+    const meant = kind === "duration" ? n * 1000 : n;
+    // A negative number thruster reads, but means nothing: ignored unprefixed, an error prefixed.
+    if (n < 0) {
+      if (prefixed ? !outcome.error : outcome.value !== defaults) fail(`thruster: negative ${name}`, `${where} -> ${outcome.error ?? JSON.stringify(outcome.value)}`);
+      continue;
+    }
+    if (outcome.error === undefined && outcome.value !== meant) fail(`thruster: different value (${kind})`, `${where} -> ${JSON.stringify(outcome.value)}, meant ${meant}`);
+    if (outcome.error !== undefined && n >= 0 && n <= 65535) fail(`thruster: refused a readable number (${kind})`, `${where}: ${outcome.error}`);
+  } else if (outcome.error) {
+    fail(`thruster: refused a readable boolean (${key})`, `${where}: ${outcome.error}`);
   }
 }
 
