@@ -13,7 +13,7 @@ import {
   stopBudget,
   validateConfig,
 } from "./config.ts";
-import { decodeConfigFile, loadConfigFile } from "./config-file.ts";
+import { type ConfigFile, decodeConfigFile, loadConfigFile } from "./config-file.ts";
 import { formatDuration, hostPort } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -129,7 +129,7 @@ async function readConfigFile(
   flags: OptionSources,
   env: Record<string, string | undefined>,
   runtime: Runtime,
-): Promise<{ file: OptionSources; otel: Record<string, string> }> {
+): Promise<{ file: OptionSources; otel: ConfigFile["otel"] }> {
   const path = resolveOption("config", flags, env);
   if (path === undefined) return { file: {}, otel: {} };
   let bytes: Uint8Array;

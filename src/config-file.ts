@@ -6,8 +6,8 @@ import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSour
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
 export interface ConfigFile {
   options: OptionSources;
-  /** `OTEL_EXPORTER_OTLP_ENDPOINT = "..."` and the like, below the real environment's. */
-  otel: Record<string, string>;
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT = "..."` and the like, below the real environment's, with where each is. */
+  otel: Record<string, { text: string; from: string }>;
 }
 
 const OTEL_VARIABLE = /^OTEL_[A-Z0-9_]+$/;
@@ -33,7 +33,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
   }
   const lines = topLevelKeyLines(text);
   const sources: OptionSources = {};
-  const otel: Record<string, string> = {};
+  const otel: ConfigFile["otel"] = {};
   for (const [name, value] of Object.entries(document)) {
     const line = lines.get(name);
     const where = line === undefined ? path : `${path} line ${line}`;
@@ -51,7 +51,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     if (optionText === undefined) {
       throw new ConfigError(`Cannot parse ${from}: expected a string, a number, a boolean or an array of them; current value is ${kindOf(value)}`);
     }
-    if (key === undefined) otel[name] = optionText;
+    if (key === undefined) otel[name] = { text: optionText, from };
     else sources[key] = { text: optionText, from };
   }
   return { options: sources, otel };

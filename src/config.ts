@@ -19,7 +19,7 @@ import {
   type ValueParser,
 } from "./config-values.ts";
 import type { PreparedFiles } from "./files/prepare-files.ts";
-import { type TracingConfig, tracingConfigFromEnv } from "./telemetry/tracing-config.ts";
+import { type TracingConfig, tracingConfigFromEnv, TracingVariableError } from "./telemetry/tracing-config.ts";
 
 interface OptionSpec<T> {
   /** The flag without dashes; the variable is SLUICE_ + its upper-snake form. */
@@ -230,8 +230,8 @@ export interface ResolveOptions {
    * @default {}
    */
   file?: OptionSources;
-  /** OTEL_* variables the --config file sets; the environment's own win over them. */
-  otel?: Record<string, string>;
+  /** OTEL_* variables the --config file sets, and where; the environment's own win over them. */
+  otel?: Record<string, { text: string; from: string }>;
 }
 
 /**
@@ -252,10 +252,15 @@ export function resolveConfig(
     if (value !== undefined) config[key] = value;
     if (from !== undefined) sources[key] = from;
   }
+  const set = withoutEmpty(env);
+  const fromFile = Object.fromEntries(Object.entries(options.otel ?? {}).map(([name, { text }]) => [name, text]));
   try {
-    config.tracing = tracingConfigFromEnv({ ...options.otel, ...withoutEmpty(env) });
+    config.tracing = tracingConfigFromEnv({ ...fromFile, ...set });
   } catch (error) {
-    throw new ConfigError(error instanceof Error ? error.message : String(error), { cause: error });
+    // One the file set is named by its line, as the file's options are, not as a variable nobody set.
+    const source = error instanceof TracingVariableError && set[error.variable] === undefined ? options.otel?.[error.variable]?.from : undefined;
+    const message = source !== undefined ? (error as TracingVariableError).namedAs(source) : error instanceof Error ? error.message : String(error);
+    throw new ConfigError(message, { cause: error });
   }
   return config as Config;
 }

@@ -74,8 +74,24 @@ function read(env: Env, name: string): string | undefined {
   return env[name]?.trim() || undefined;
 }
 
+/**
+ * An OTEL_* variable that cannot be used. `template` is the message with `{}` where the
+ * variable's name goes, so that one set by the --config file can be named by its line instead.
+ */
+export class TracingVariableError extends RangeError {
+  override name = "TracingVariableError";
+  constructor(readonly variable: string, private readonly template: string, options?: ErrorOptions) {
+    super(template.replace("{}", () => variable), options);
+  }
+
+  /** The message naming `source` (`/etc/sluice.toml line 3 (OTEL_...)`) where it named the variable. */
+  namedAs(source: string): string {
+    return this.template.replace("{}", () => source);
+  }
+}
+
 function invalid(name: string, expected: string, value: string, cause?: unknown): RangeError {
-  return new RangeError(`Cannot parse ${name}: expected ${expected}; current value is "${value}"`, { cause });
+  return new TracingVariableError(name, `Cannot parse {}: expected ${expected}; current value is "${value}"`, { cause });
 }
 
 /**
@@ -175,7 +191,7 @@ function parseKeyValues(name: string, text: string | undefined, secret = false):
   if (text === undefined) return result;
   const shown = secret ? "not shown as it may hold credentials" : `"${text}"`;
   const fail = (entry: number, problem: string, cause?: unknown) =>
-    new RangeError(`Cannot parse ${name}: entry ${entry} ${problem}, expected key=value pairs separated by commas; current value is ${shown}`, { cause });
+    new TracingVariableError(name, `Cannot parse {}: entry ${entry} ${problem}, expected key=value pairs separated by commas; current value is ${shown}`, { cause });
   text.split(",").forEach((item, index) => {
     if (item.trim() === "") return;
     const equals = item.indexOf("=");
@@ -231,8 +247,9 @@ function batchConfig(env: Env): BatchConfig {
   const maxQueueSize = integer(env, "OTEL_BSP_MAX_QUEUE_SIZE", 1) ?? defaults.maxQueueSize;
   const batchSize = integer(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1);
   if (batchSize !== undefined && batchSize > maxQueueSize) {
-    throw new RangeError(
-      `Cannot use OTEL_BSP_MAX_EXPORT_BATCH_SIZE ${batchSize}: it must not exceed the queue size ` +
+    throw new TracingVariableError(
+      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+      `Cannot use {} ${batchSize}: it must not exceed the queue size ` +
         `(OTEL_BSP_MAX_QUEUE_SIZE, ${maxQueueSize}); current value is "${batchSize}"`,
     );
   }

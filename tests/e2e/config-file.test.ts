@@ -95,7 +95,10 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     const path = writeConfig(['OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"', 'OTEL_EXPORTER_OTLP_TIMEOUT = "3000000000"']);
     const fromFile = await run(["check", "--config", path]);
     expect(fromFile.code).toBe(78);
-    expect(fromFile.stderr).toContain('Cannot parse OTEL_EXPORTER_OTLP_TIMEOUT: expected whole milliseconds, at most 2147483647 (the longest a timer can wait); current value is "3000000000"');
+    // Named by the file's line: it was named as a variable nobody had set.
+    expect(fromFile.stderr).toBe(
+      `sluice: Cannot parse ${path} line 2 (OTEL_EXPORTER_OTLP_TIMEOUT): expected whole milliseconds, at most 2147483647 (the longest a timer can wait); current value is "3000000000"\n`,
+    );
     const fromEnv = await run(["check"], { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_BSP_EXPORT_TIMEOUT: "2592000000" });
     expect(fromEnv.code).toBe(78);
     expect(fromEnv.stderr).toContain("Cannot parse OTEL_BSP_EXPORT_TIMEOUT: expected whole milliseconds, at most 2147483647");

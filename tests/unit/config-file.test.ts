@@ -95,7 +95,28 @@ describe("values", () => {
     expect(errorOf('drain-timeout = ["5s"]')).toEndWith("current value is an array of 1 item");
     expect(fromFile('x-sendfile-dirs = ["/srv/a", "/srv/b"]').xSendfileDirs).toEqual(["/srv/a", "/srv/b"]);
     // OTEL_* keys are lists of key=value pairs joined with commas, as their variables are.
-    expect(loadConfigFile(PATH, 'OTEL_RESOURCE_ATTRIBUTES = ["a=1", "b=2"]').otel).toEqual({ OTEL_RESOURCE_ATTRIBUTES: "a=1,b=2" });
+    expect(loadConfigFile(PATH, 'OTEL_RESOURCE_ATTRIBUTES = ["a=1", "b=2"]').otel).toEqual({
+      OTEL_RESOURCE_ATTRIBUTES: { text: "a=1,b=2", from: `${PATH} line 1 (OTEL_RESOURCE_ATTRIBUTES)` },
+    });
+  });
+
+  test("a bad OTEL_* key is named by the file's line, unless the environment's own variable is what failed", () => {
+    // It was named as a variable ("Cannot parse OTEL_EXPORTER_OTLP_ENDPOINT"), which nobody had set.
+    const file = loadConfigFile(PATH, 'drain-timeout = "5s"\nOTEL_EXPORTER_OTLP_ENDPOINT = "not a url"\nOTEL_BSP_MAX_QUEUE_SIZE = 10\n');
+    const resolve = (env: Record<string, string>) => () => resolveConfig({}, env, ["app"], { file: file.options, otel: file.otel });
+    expect(resolve({})).toThrow(
+      `Cannot parse ${PATH} line 2 (OTEL_EXPORTER_OTLP_ENDPOINT): expected an http:// or https:// URL; current value is "not a url"`,
+    );
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "nor this" })).toThrow('Cannot parse OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL; current value is "nor this"');
+    // An empty variable counts as unset: the file's value is the one at fault.
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "" })).toThrow(`Cannot parse ${PATH} line 2 (OTEL_EXPORTER_OTLP_ENDPOINT)`);
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "20" })).toThrow(
+      'Cannot use OTEL_BSP_MAX_EXPORT_BATCH_SIZE 20: it must not exceed the queue size (OTEL_BSP_MAX_QUEUE_SIZE, 10); current value is "20"',
+    );
+    const headers = loadConfigFile(PATH, 'OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"\nOTEL_EXPORTER_OTLP_HEADERS = "authorization=%zz"\n');
+    expect(() => resolveConfig({}, {}, ["app"], { file: headers.options, otel: headers.otel })).toThrow(
+      `Cannot parse ${PATH} line 2 (OTEL_EXPORTER_OTLP_HEADERS): entry 1 ("authorization") has a malformed %-escape`,
+    );
   });
 
   test("quoted keys, spaces and comments are fine; an empty file sets nothing", () => {
