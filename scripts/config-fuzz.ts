@@ -10,7 +10,7 @@
  *   bun scripts/config-fuzz.ts [--seed N] [--cases N] [--spawn N] [--targets binary,deno]
  */
 
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, UsageError } from "../src/cli.ts";
@@ -675,7 +675,15 @@ for (const [index, fileCase] of FILE_CASES.entries()) {
 // ---- Phase 6: SIGHUP reloads of each error class on both targets: old config kept, reason logged with the line ----
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const GOOD = 'shutdown-delay = 0\nflush-timeout = "1s"\n';
-const RELOAD_ERRORS: { name: string; text: string | Uint8Array; says: RegExp }[] = [
+/** A file to write, or something to do to the file instead (and undo after). */
+interface ReloadCase {
+  name: string;
+  text?: string | Uint8Array;
+  prepare?: (path: string) => void;
+  restore?: (path: string) => void;
+  says: RegExp;
+}
+const RELOAD_ERRORS: ReloadCase[] = [
   ...FILE_CASES.filter((c) => "error" in c.expect && c.name !== "path list item with a comma" && c.name !== "array for one path" && c.name !== "unknown key after BOM").map((c) => ({
     name: c.name,
     text: typeof c.text === "string" ? `${GOOD}${c.text}` : new Uint8Array([...fileBytes(GOOD), ...c.text]),
@@ -685,7 +693,11 @@ const RELOAD_ERRORS: { name: string; text: string | Uint8Array; says: RegExp }[]
   { name: "bad duration", text: `${GOOD}stop-timeout = "3x"\n`, says: /line 3 \(stop-timeout\).*"3x"/ },
   { name: "budget over the grace period", text: `${GOOD}grace-period = "1s"\n`, says: /exceeds .*line 3 \(grace-period\)/ },
   { name: "missing public dir", text: `${GOOD}public-dir = "/nonexistent-dir"\n`, says: /line 3 \(public-dir\)/ },
-  { name: "bad OTEL key", text: `${GOOD}OTEL_EXPORTER_OTLP_ENDPOINT = "not a url"\n`, says: /OTEL_EXPORTER_OTLP_ENDPOINT/ },
+  { name: "bad OTEL key", text: `${GOOD}OTEL_EXPORTER_OTLP_ENDPOINT = "not a url"\n`, says: /line 3 \(OTEL_EXPORTER_OTLP_ENDPOINT\)/ },
+  { name: "file deleted", prepare: (path) => rmSync(path), says: /Cannot read the configuration file .* \(--config\): no such file/ },
+  { name: "file replaced by a directory", prepare: (path) => (rmSync(path, { force: true }), mkdirSync(path)), restore: (path) => rmdirSync(path), says: /it is a directory/ },
+  { name: "file unreadable", prepare: (path) => (writeFileSync(path, GOOD), chmodSync(path, 0)), restore: (path) => chmodSync(path, 0o644), says: /permission denied/ },
+  { name: "bad OTEL header key", text: `${GOOD}OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"\nOTEL_EXPORTER_OTLP_HEADERS = "a b=1"\n`, says: /line 4 \(OTEL_EXPORTER_OTLP_HEADERS\)/ },
 ];
 async function waitUntil(what: string, check: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -700,7 +712,9 @@ if (argv.includes("--reload")) {
     const [httpPort, targetPort, adminPort] = [base + 1, base + 2, base + 3];
     const path = join(work, `reload-${target}.toml`);
     writeFileSync(path, GOOD);
-    const proc = Bun.spawn([...TARGET_COMMANDS[target]!, "--config", path, "--http-port", String(httpPort), "--target-port", String(targetPort),
+    // As root, without the capabilities that override file modes: a mode-000 file is then unreadable.
+    const unprivileged = process.getuid?.() === 0 ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] : [];
+    const proc = Bun.spawn([...unprivileged, ...TARGET_COMMANDS[target]!, "--config", path, "--http-port", String(httpPort), "--target-port", String(targetPort),
       "--admin-listen", `127.0.0.1:${adminPort}`, "--access-log=false", "--", BUN, join(ROOT, "tests/fixtures/app.ts")], {
       cwd: work, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work }, stdout: "pipe", stderr: "pipe", stdin: "ignore",
     });
@@ -726,7 +740,8 @@ if (argv.includes("--reload")) {
       await waitUntil(`${target} ready`, () => records.some((r) => r.event === "ready"), 30_000);
       for (const reloadCase of RELOAD_ERRORS) {
         const before = reloads().length;
-        writeFileSync(path, fileBytes(reloadCase.text));
+        if (reloadCase.text !== undefined) writeFileSync(path, fileBytes(reloadCase.text));
+        reloadCase.prepare?.(path);
         proc.kill("SIGHUP");
         await waitUntil(`${target} reload of ${reloadCase.name}`, () => reloads().length > before);
         const record = reloads().at(-1)!;
@@ -736,6 +751,7 @@ if (argv.includes("--reload")) {
         const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status, (e) => String(e));
         const proxied = await fetch(`http://127.0.0.1:${httpPort}/`).then((r) => r.status, (e) => String(e));
         if (ready !== 200 || proxied !== 200) fail(`${where}: not serving`, `readyz ${ready}, proxied ${proxied}`);
+        reloadCase.restore?.(path);
       }
       // The last good file differs from the first in stop-timeout only: a failed reload applied nothing.
       const before = reloads().length;
