@@ -441,9 +441,13 @@ function comparable(value: unknown): string | undefined {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === "bigint" ? item.toString() : item));
 }
 
-/** The set variables only: an empty one counts as unset, so it must not hide the file's. */
+/**
+ * The set variables only: an empty one counts as unset, so it must not hide the file's. So
+ * does one of only spaces, which the OTEL_* readers take as unset: it hid the file's endpoint,
+ * and tracing was silently off.
+ */
 function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
   const set: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value) set[name] = value;
+  for (const [name, value] of Object.entries(env)) if (value?.trim()) set[name] = value;
   return set;
 }

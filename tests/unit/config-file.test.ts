@@ -119,6 +119,15 @@ describe("values", () => {
     );
   });
 
+  test("an OTEL_* variable of only spaces, unset for tracing, does not hide the file's key", () => {
+    // OTEL_EXPORTER_OTLP_ENDPOINT=" " hid the file's endpoint, then read as unset: tracing was silently off.
+    const file = loadConfigFile(PATH, 'OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"\n');
+    for (const value of ["", " ", "\t"]) {
+      const config = resolveConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: value }, ["app"], { file: file.options, otel: file.otel });
+      expect(config.tracing.endpoint, JSON.stringify(value)).toBe("http://127.0.0.1:4318/v1/traces");
+    }
+  });
+
   test("quoted keys, spaces and comments are fine; an empty file sets nothing", () => {
     expect(loadConfigFile(PATH, `  "drain-timeout"  =  "2s"  # two seconds\n'stop-timeout'="1s"`).options).toEqual({
       drainTimeout: { text: "2s", from: `${PATH} line 1 (drain-timeout)` },
