@@ -14,7 +14,7 @@ import {
   validateConfig,
 } from "./config.ts";
 import { type ConfigFile, decodeConfigFile, loadConfigFile } from "./config-file.ts";
-import { formatDuration, hostPort } from "./config-values.ts";
+import { formatDuration, hostPort, parseBoolean } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { flushLogging, log, setupLogging } from "./log.ts";
@@ -41,6 +41,15 @@ const USAGE = `Usage:
 
 function isBooleanOption(key: OptionKey): boolean {
   return OPTIONS[key].placeholder === "BOOL";
+}
+
+/** The boolean `text` spells as a value (true, no, ON, 1, ...), or undefined for any other word. */
+function booleanOf(text: string): boolean | undefined {
+  try {
+    return parseBoolean(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -75,10 +84,15 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     if (key === undefined) throw new UsageError(`Unknown flag --${name}`);
     if (text === undefined) {
       if (isBooleanOption(key)) {
-        // `--access-log false -- app` would run the command `false`, and the log stay on.
+        // `--access-log false -- app` would run the command `false`, and the log stay on; so
+        // would every spelling of a boolean (`--compression yes` ran yes(1), and `sluice check
+        // --access-log off` said the configuration was valid, the log on).
         const next = args[i + 1];
-        if (next === "true" || next === "false") {
-          throw new UsageError(`--${name} takes no separate value: write --${name}=${next}${next === "false" ? ` or --no-${name}` : ""} ("${next}" would be taken as the app's command)`);
+        const value = next === undefined ? undefined : booleanOf(next);
+        if (value !== undefined) {
+          throw new UsageError(
+            `--${name} takes no separate value: write --${name}=${next}${value ? "" : ` or --no-${name}`} ("${next}" would be taken as the app's command; put -- before it if it is one)`,
+          );
         }
         text = "true";
       } else {

@@ -94,6 +94,18 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(stderr).toContain('Cannot parse --body-timeout: expected 0 or a duration of at least 1ms; current value is "0.1ms"');
   }, 30_000);
 
+  test("a boolean flag followed by a boolean word is a usage error, in check too: the word would be the command", async () => {
+    // `sluice check --access-log off` said the configuration was valid, with the log on.
+    const checked = await run(["check", "--access-log", "off"]);
+    expect(checked.code).toBe(64);
+    expect(checked.stderr).toContain("--access-log takes no separate value: write --access-log=off or --no-access-log");
+    expect(checked.stdout).toBe("");
+    // `--compression yes -- app` ran yes(1) as the app.
+    const started = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--compression", "yes", "--", "true"]);
+    expect(started.code).toBe(64);
+    expect(started.stderr).toContain('("yes" would be taken as the app\'s command; put -- before it if it is one)');
+  }, 30_000);
+
   test("a size that rounds to 0 bytes, or one or a count too large to be exact, fails naming the value as written", async () => {
     // --max-request-body 0.5 was taken as 0 (no limit), and 400 nines as Infinity, said so in errors.
     const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--max-request-body", "0.5", "--", "true"]);

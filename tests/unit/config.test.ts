@@ -306,6 +306,19 @@ describe("parseArgs", () => {
     expect(parseArgs(["--access-log", "--", "false"]).command).toEqual(["false"]);
   });
 
+  test("every spelling of a boolean after a bare boolean flag is refused, not run as the command", () => {
+    // `--compression yes -- app` ran yes(1); `sluice check --access-log off` said valid, the log on.
+    expect(() => parseArgs(["--compression", "yes", "--", "app"])).toThrow(
+      '--compression takes no separate value: write --compression=yes ("yes" would be taken as the app\'s command; put -- before it if it is one)',
+    );
+    for (const word of ["off", "no", "0", "OFF", "False"]) {
+      expect(() => parseArgs(["--access-log", word, "app"]), word).toThrow(`write --access-log=${word} or --no-access-log`);
+    }
+    for (const word of ["on", "1", "YES", "True"]) expect(() => parseArgs(["--x-sendfile", word]), word).toThrow(`write --x-sendfile=${word} (`);
+    expect(parseArgs(["--access-log", "--", "yes"]).command).toEqual(["yes"]);
+    expect(parseArgs(["--access-log", "yesterday"]).command).toEqual(["yesterday"]);
+  });
+
   test("--no- works only for booleans and takes no value", () => {
     expect(() => parseArgs(["--no-drain-timeout", "app"])).toThrow("Unknown flag --no-drain-timeout");
     expect(() => parseArgs(["--no-access-log=true", "app"])).toThrow("Unknown flag --no-access-log");
