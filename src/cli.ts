@@ -18,6 +18,7 @@ import { type ConfigFile, decodeConfigFile, loadConfigFile } from "./config-file
 import { formatDuration, hostPort, parseBoolean } from "./config-values.ts";
 import { prepareFiles } from "./files/prepare-files.ts";
 import { ExitCode } from "./exit-codes.ts";
+import { readErrorReason } from "./read-errors.ts";
 import { flushLogging, log, setupLogging } from "./log.ts";
 import { LineOutput } from "./output.ts";
 import { unappliedClientLimits, validateClientLimits } from "./client-limits.ts";
@@ -136,12 +137,6 @@ killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start f
 `;
 }
 
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: "no such file",
-  EACCES: "permission denied",
-  EISDIR: "it is a directory",
-};
-
 /** What the --config file (or SLUICE_CONFIG) sets; nothing when neither names one. */
 /** What resolveConfig needs from the --config file, if one is given. */
 async function readConfigFile(
@@ -155,9 +150,7 @@ async function readConfigFile(
   try {
     bytes = await runtime.readFile(path);
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    const reason = (typeof code === "string" ? READ_ERRORS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
-    throw new ConfigError(`Cannot read the configuration file ${path} (${flags.config ? "--config" : envName("config")}): ${reason}`, {
+    throw new ConfigError(`Cannot read the configuration file ${path} (${flags.config ? "--config" : envName("config")}): ${readErrorReason(error)}`, {
       cause: error,
     });
   }

@@ -6,6 +6,7 @@
  */
 
 import { type Config, ConfigError, OPTIONS } from "../config.ts";
+import { readErrorReason } from "../read-errors.ts";
 
 /** The statuses that get a page, and the option naming each one's file. */
 export const PAGE_OPTIONS = {
@@ -18,13 +19,6 @@ export type PageStatus = keyof typeof PAGE_OPTIONS;
 
 /** Each status's page (HTML text), for those that have one. */
 export type ErrorPages = Partial<Record<PageStatus, string>>;
-
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: "no such file",
-  ENOTDIR: "a part of the path is not a directory",
-  EACCES: "permission denied",
-  EISDIR: "it is a directory",
-};
 
 /** Errors that say a default page is simply not there (anything else is worth a failure). */
 const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
@@ -40,8 +34,7 @@ export async function loadErrorPages(config: Config, readTextFile: (path: string
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       if (source.startsWith("the default of ") && typeof code === "string" && ABSENT.has(code)) continue;
-      const reason = (typeof code === "string" ? READ_ERRORS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
-      throw new ConfigError(`Cannot read the error page ${path} (${source}): ${reason}`, { cause: error });
+      throw new ConfigError(`Cannot read the error page ${path} (${source}): ${readErrorReason(error)}`, { cause: error });
     }
   }
   return pages;

@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { freePort, refuses, runSluice, startSluice, TARGETS, tempDir } from "../harness.ts";
@@ -73,6 +73,24 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     const directory = await run(["check"], { SLUICE_CONFIG: tempDir() });
     expect(directory.code).toBe(78);
     expect(directory.stderr).toContain("(SLUICE_CONFIG): it is a directory");
+    // In the same words on both runtimes (their own messages differed, and repeated the path).
+    const dir = tempDir();
+    writeFileSync(join(dir, "file"), "");
+    symlinkSync(join(dir, "loop-b"), join(dir, "loop-a"));
+    symlinkSync(join(dir, "loop-a"), join(dir, "loop-b"));
+    const reasons: [string, string][] = [
+      [join(dir, "file", "sluice.toml"), "a part of the path is not a directory"],
+      [join(dir, "loop-a"), "too many levels of symbolic links"],
+      [join(dir, "x".repeat(300)), "the path is too long"],
+    ];
+    for (const [path, reason] of reasons) {
+      const failed = await run(["check", "--config", path]);
+      expect(failed.code).toBe(78);
+      expect(failed.stderr).toBe(`sluice: Cannot read the configuration file ${path} (--config): ${reason}\n`);
+      const page = await run(["check", "--bad-gateway-page", path]);
+      expect(page.code).toBe(78);
+      expect(page.stderr).toBe(`sluice: Cannot read the error page ${path} (--bad-gateway-page): ${reason}\n`);
+    }
   }, 120_000);
 
   test("a file that is not UTF-8 is refused naming its line; a BOM is fine", async () => {

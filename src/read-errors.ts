@@ -1,0 +1,21 @@
+/**
+ * @module Why a file (the --config file, an error page) could not be read, in the same words on
+ * both runtimes: their own messages differ (Bun "ENOTDIR: not a directory, open '...'", Deno
+ * "Not a directory (os error 20): readfile '...'") and repeat the path the message already names.
+ */
+
+const REASONS: Record<string, string> = {
+  ENOENT: "no such file",
+  ENOTDIR: "a part of the path is not a directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "it is a directory",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "the path is too long",
+};
+
+/** The reason for a failed read, from its error code; the runtime's message for any other code. */
+export function readErrorReason(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (typeof code === "string" ? REASONS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
+}
