@@ -179,13 +179,26 @@ const UNHEALTHY = 1;
 /** How long `sluice healthcheck` waits for the answer's head (README); well inside Docker's 30 s default. */
 const HEALTHCHECK_TIMEOUT_MS = 3000;
 
+/**
+ * True for an http:// URL with a host that parses: one that does not (port 99999, "[::1",
+ * a space) would fail every check as "not ready", as a typo in the scheme would.
+ */
+function isHttpUrl(text: string): boolean {
+  if (!/^http:\/\/[^/?#]/.test(text)) return false;
+  try {
+    return new URL(text).protocol === "http:";
+  } catch {
+    return false;
+  }
+}
+
 /** Asks sluice's /readyz (or `url`); returns why it is not ready, or undefined when it is. */
 async function healthcheck(args: readonly string[], env: Record<string, string | undefined>, runtime: Runtime): Promise<string | undefined> {
   const { flags, command } = parseArgs(args);
   if (command.length > 1) throw new UsageError(`Too many arguments for healthcheck: ${command.join(" ")}`);
   let url = command[0];
   // A typo here would read as "not ready" for ever (Docker: unhealthy); say what is wrong instead.
-  if (url !== undefined && !/^http:\/\/[^/?#]/.test(url)) throw new UsageError(`Invalid healthcheck URL "${url}": expected http://host:port/path`);
+  if (url !== undefined && !isHttpUrl(url)) throw new UsageError(`Invalid healthcheck URL "${url}": expected http://host:port/path`);
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad value must not fail the check.
     const { file } = await readConfigFile(flags, env, runtime);

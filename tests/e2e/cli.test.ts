@@ -106,6 +106,15 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(started.stderr).toContain('("yes" would be taken as the app\'s command; put -- before it if it is one)');
   }, 30_000);
 
+  test("a healthcheck URL that does not parse is a usage error naming it, not \"not ready\"", async () => {
+    // These failed every check as "not ready (... Invalid URL)": Docker's unhealthy, for ever.
+    for (const url of ["http://127.0.0.1:99999/readyz", "http://[::1/readyz", "http://exa mple/readyz", "http://%zz/"]) {
+      const { code, stderr } = await run(["healthcheck", url]);
+      expect({ url, code }).toEqual({ url, code: 64 });
+      expect(stderr).toContain(`sluice: Invalid healthcheck URL "${url}": expected http://host:port/path`);
+    }
+  }, 30_000);
+
   test("a list flag given twice is a usage error: only the last list was kept", async () => {
     const { code, stdout, stderr } = await run(["check", "--trusted-proxies", "10.0.0.0/8", "--trusted-proxies", "127.0.0.1"]);
     expect(code).toBe(64);
