@@ -27,7 +27,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     document = parse(text);
   } catch (error) {
     if (!(error instanceof TomlError)) throw error;
-    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${error.codeblock.trimEnd()}`, {
+    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${codeBlock(text, error.line, error.column)}`, {
       cause: error,
     });
   }
@@ -95,6 +95,30 @@ export function decodeConfigFile(path: string, bytes: Uint8Array): string {
     }
     throw new ConfigError(`Invalid TOML in ${path} line ${line}: not valid UTF-8 (a TOML file is UTF-8)`, { cause: error });
   }
+}
+
+/** Characters of each line a code block shows, around the error's column. */
+const CODE_BLOCK_WIDTH = 100;
+
+/**
+ * The line of a TOML error and the lines around it, the column marked, as smol-toml's
+ * codeblock shows them, but each cut to CODE_BLOCK_WIDTH characters around the column: a
+ * 200 kB line was printed whole, three times over, in the message and in a reload's record.
+ */
+function codeBlock(text: string, line: number, column: number): string {
+  const lines = text.split(/\r?\n/);
+  const numberWidth = String(line + 1).length;
+  const start = Math.max(0, column - 1 - CODE_BLOCK_WIDTH / 2);
+  const cut = (content: string): string =>
+    `${start > 0 ? "..." : ""}${content.slice(start, start + CODE_BLOCK_WIDTH)}${content.length > start + CODE_BLOCK_WIDTH ? "..." : ""}`;
+  const block: string[] = [];
+  for (let number = line - 1; number <= line + 1; number++) {
+    const content = lines[number - 1];
+    if (!content) continue;
+    block.push(`${String(number).padEnd(numberWidth)}:  ${cut(content)}`);
+    if (number === line) block.push(`${" ".repeat(numberWidth + 3 + (start > 0 ? 3 : 0) + column - 1 - start)}^`);
+  }
+  return block.join("\n");
 }
 
 /** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */

@@ -93,6 +93,16 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     }
   }, 120_000);
 
+  test("invalid TOML on a very long line is shown cut around the column, not whole", async () => {
+    // The lines around the error were printed whole: 400 kB on stderr for two long comment lines.
+    const path = writeConfig([`# ${"x".repeat(200_000)}`, "log-level = debug", `# ${"y".repeat(200_000)}`]);
+    const { code, stderr } = await run(["check", "--config", path]);
+    expect(code).toBe(78);
+    expect(stderr).toStartWith(`sluice: Invalid TOML in ${path} line 2, column 13: invalid value`);
+    expect(stderr).toContain("\n2:  log-level = debug\n                ^\n");
+    expect(stderr.length).toBeLessThan(1000);
+  }, 60_000);
+
   test("a file that is not UTF-8 is refused naming its line; a BOM is fine", async () => {
     // A Latin-1 byte was read as U+FFFD: the file's path or value silently became another one.
     const latin1 = join(tempDir(), "sluice.toml");

@@ -197,6 +197,25 @@ describe("errors name the file, the line and the key", () => {
     expect(errorOf("drain-timeout = 1\ndrain-timeout = 2\n")).toStartWith("Invalid TOML in /etc/sluice.toml line 2, column 1: ");
   });
 
+  test("the lines shown around invalid TOML are cut around the column: a 200 kB line was shown whole", () => {
+    const long = "x".repeat(200_000);
+    expect(errorOf(`# ${long}\nlog-level = debug\n# ${long}\n`)).toBe(
+      [
+        "Invalid TOML in /etc/sluice.toml line 2, column 13: invalid value (text needs quotes: drain-timeout = \"15s\")",
+        `1:  # ${"x".repeat(98)}...`,
+        "2:  log-level = debug",
+        "                ^",
+        `3:  # ${"x".repeat(98)}...`,
+      ].join("\n"),
+    );
+    // Far along a line, the window moves with the column, and the mark with it.
+    const message = errorOf(`public-dir = "${long}" 15s\n`);
+    expect(message.length).toBeLessThan(400);
+    const [, shown, mark] = message.split("\n");
+    expect(shown).toStartWith("1:  ...x");
+    expect(shown![mark!.indexOf("^")]).toBe("1");
+  });
+
   test("a table, whichever way it is written", () => {
     const table = (name: string, line: number) =>
       `Cannot use the table "${name}" in /etc/sluice.toml line ${line}: options go at the top level, before any [table], named as their flags (drain-timeout = "15s")`;
