@@ -627,6 +627,8 @@ const FILE_CASES: FileCase[] = [
   { name: "bad value after CR-only line", text: 'stop-timeout = 3\r\ndrain-timeout = "3x"\r\n', expect: { error: /drain-timeout/, line: 2 } },
   { name: "bare text", text: "drain-timeout = 15s\n", expect: { error: /Invalid TOML.*line 1.*text needs quotes/ } },
   { name: "bare word", text: "log-level = debug\n", expect: { error: /Invalid TOML.*line 1/ } },
+  { name: "bare word between long lines", text: `# ${LONG}\nlog-level = debug\n# ${LONG}\n`, expect: { error: /Invalid TOML.*line 2/ } },
+  { name: "bare text far along a long line", text: `public-dir = "${LONG}" 15s\n`, expect: { error: /Invalid TOML.*line 1/ } },
   { name: "dotted key", text: "\ndrain-timeout.x = 1\n", expect: { error: /table "drain-timeout"/, line: 2 } },
   { name: "inline table", text: "drain-timeout = { a = 1 }\n", expect: { error: /table "drain-timeout"/, line: 1 } },
   { name: "table", text: '\n[sluice]\ndrain-timeout = "5s"\n', expect: { error: /table "sluice"/, line: 2 } },
@@ -678,6 +680,8 @@ for (const [index, fileCase] of FILE_CASES.entries()) {
     checkOutput(`${target} ${where} exit ${code}`, stderr);
     const want = "key" in expect ? 0 : 78;
     if (code !== want) fail(`${target} ${where}: exit ${code}`, stderr.slice(0, 300));
+    // No value in these is long: a long message is a long line shown whole.
+    if (stderr.length > 2000 && fileCase.name !== "long value") fail(`${target} ${where}: message of ${stderr.length} characters`, stderr.slice(0, 300));
     if ("error" in expect && expect.line !== undefined && !stderr.includes(`line ${expect.line}`)) fail(`${target} ${where}: no line in message`, stderr.slice(0, 300));
   }
 }
