@@ -171,6 +171,11 @@ export class Service {
   #flushDeadline: number | undefined;
 
   /** What is left of --flush-timeout (all of it before the flush began), in ms. */
+  /** Where an option's value came from: the flag, the variable, the file's line or the default. */
+  #sourceOf(key: OptionKey): string {
+    return this.#config.sources?.[key] ?? `--${OPTIONS[key].name}`;
+  }
+
   #flushRemainingMs(): number {
     if (this.#flushDeadline === undefined) return this.#config.flushTimeout;
     return Math.max(0, this.#flushDeadline - performance.now());
@@ -235,10 +240,12 @@ export class Service {
           this.#metrics.heldRequests.set(this.#readiness.held);
         },
       });
-      this.#admin = await listen("--admin-listen", adminListen.hostname, adminListen.port, (onListenerFailed) =>
+      this.#admin = await listen(this.#sourceOf("adminListen"), adminListen.hostname, adminListen.port, (onListenerFailed) =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
-    await listen("--http-port", httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
+    // Both options make the address: a host that cannot be bound was blamed on --http-port.
+    const httpOptions = `${this.#sourceOf("httpHost")} and ${this.#sourceOf("httpPort")}`;
+    await listen(httpOptions, httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
     log.lifecycle.info("Listening on {address}", {
       event: "listening",
       address: hostPort(httpHost, this.#server.port),
@@ -440,7 +447,7 @@ function describe(trigger: StopTrigger): string {
   }
 }
 
-/** Binds one listener, turning the runtime's error into one that names the option and address. */
+/** Binds one listener, turning the runtime's error into one that names the options (where they came from) and address. */
 async function listen<T>(
   option: string,
   hostname: string,
@@ -461,6 +468,6 @@ async function listen<T>(
     return await bind(onListenerFailed);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot listen on ${hostname}:${port} (${option}): ${reason}`, { cause: error });
+    throw new Error(`Cannot listen on ${hostPort(hostname, port)} (${option}): ${reason}`, { cause: error });
   }
 }

@@ -106,6 +106,19 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(started.stderr).toContain('("yes" would be taken as the app\'s command; put -- before it if it is one)');
   }, 30_000);
 
+  test("an address that cannot be bound names both options it comes from, as given", async () => {
+    // It named --http-port alone, for a host that cannot be bound set by SLUICE_HTTP_HOST.
+    const port = freePort();
+    const { code, stdout } = await run(["--http-port", String(port), "--admin-listen", "off", "--target-port", String(freePort()), "--", "true"], {
+      SLUICE_HTTP_HOST: "192.0.2.1", // TEST-NET-1: no interface has it
+    });
+    expect(code).toBe(78);
+    expect(stdout).toContain(`Cannot listen on 192.0.2.1:${port} (SLUICE_HTTP_HOST and --http-port): `);
+    const admin = await run(["--http-port", "0", "--target-port", String(freePort()), "--", "true"], { SLUICE_ADMIN_LISTEN: `[2001:db8::1]:${port}` });
+    expect(admin.code).toBe(78);
+    expect(admin.stdout).toContain(`Cannot listen on [2001:db8::1]:${port} (SLUICE_ADMIN_LISTEN): `);
+  }, 30_000);
+
   test("a healthcheck URL that does not parse is a usage error naming it, not \"not ready\"", async () => {
     // These failed every check as "not ready (... Invalid URL)": Docker's unhealthy, for ever.
     for (const url of ["http://127.0.0.1:99999/readyz", "http://[::1/readyz", "http://exa mple/readyz", "http://%zz/"]) {
