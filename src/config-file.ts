@@ -2,6 +2,7 @@
 
 import { parse, TomlDate, TomlError } from "smol-toml";
 import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSources } from "./config.ts";
+import { TRACING_VARIABLES } from "./telemetry/tracing-config.ts";
 
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
 export interface ConfigFile {
@@ -10,16 +11,14 @@ export interface ConfigFile {
   otel: Record<string, { text: string; from: string }>;
 }
 
-const OTEL_VARIABLE = /^OTEL_[A-Z0-9_]+$/;
-
 /**
  * Reads what a configuration file sets. Each top-level key is an option's flag name
  * (`drain-timeout = "15s"`); a string, number or boolean becomes the option's text and an
  * array (a list option's only) its comma-separated list, so that file values go through the same parsers as flags
  * and variables (resolveConfig parses them, naming `<path> line <n> (<key>)`). Throws
  * ConfigError naming the file, the line and the key for invalid TOML, an unknown key, a
- * table, `config` itself, or a value of no usable type. Keys spelled like the standard
- * OTEL_* variables configure tracing, as those variables would (the environment wins).
+ * table, `config` itself, or a value of no usable type. Keys named as the OTEL_* variables
+ * sluice reads configure tracing, as those variables would (the environment wins).
  */
 export function loadConfigFile(path: string, text: string): ConfigFile {
   let document: Record<string, unknown>;
@@ -44,7 +43,11 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
       );
     }
     const key = optionKeyOf(name);
-    if (key === undefined && !OTEL_VARIABLE.test(name)) throw new ConfigError(`Unknown key "${name}" in ${where}`);
+    // An OTEL_* key sluice does not read (a typo of one, OTEL_PROPAGATORS) would be ignored, tracing silently unchanged.
+    if (key === undefined && !TRACING_VARIABLES.includes(name)) {
+      const hint = name.startsWith("OTEL_") ? ` (the OTEL_* keys sluice reads: ${TRACING_VARIABLES.join(", ")})` : "";
+      throw new ConfigError(`Unknown key "${name}" in ${where}${hint}`);
+    }
     const from = `${where} (${name})`;
     if (key !== undefined && Array.isArray(value)) checkListItems(key, from, value);
     const optionText = textOf(value);

@@ -54,6 +54,8 @@ describe.each(TARGETS)("config file ($name)", (target) => {
       [['http-port = 8080', "drain-timeout = 15s"], "Invalid TOML in PATH line 2, column 19: illegal character in numeric literal"],
       [['http-port = 8080', "[server]", "port = 1"], 'Cannot use the table "server" in PATH line 2'],
       [['config = "/etc/other.toml"'], 'Cannot set "config" in PATH line 1'],
+      // A typo of an OTEL_* key was taken as one sluice does not read: tracing silently off.
+      [['http-port = 8080', 'OTEL_EXPORTER_OTLP_ENDPIONT = "http://127.0.0.1:4318"'], 'Unknown key "OTEL_EXPORTER_OTLP_ENDPIONT" in PATH line 2 (the OTEL_* keys sluice reads: '],
       // An array was joined with commas: into the directory "pub,lic", or split inside an item.
       [['public-dir = ["pub", "lic"]'], "line 1 (public-dir): expected one value, not an array"],
       [['x-sendfile-dirs = ["/srv/a,b"]'], 'line 1 (x-sendfile-dirs): item 1 holds a comma, which would split it in two: give each value as an item of its own; current value is "/srv/a,b"'],

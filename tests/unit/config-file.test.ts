@@ -4,6 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { parse } from "smol-toml";
 import { decodeConfigFile, loadConfigFile, topLevelKeyLines } from "../../src/config-file.ts";
 import { ConfigError, resolveConfig } from "../../src/config.ts";
+import { TRACING_VARIABLES } from "../../src/telemetry/tracing-config.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const PATH = "/etc/sluice.toml";
 
@@ -117,6 +120,18 @@ describe("values", () => {
     expect(() => resolveConfig({}, {}, ["app"], { file: headers.options, otel: headers.otel })).toThrow(
       `Cannot parse ${PATH} line 2 (OTEL_EXPORTER_OTLP_HEADERS): entry 1 ("authorization") has a malformed %-escape`,
     );
+  });
+
+  test("an OTEL_* key sluice does not read is unknown: a typo left tracing silently off", () => {
+    expect(errorOf('\nOTEL_EXPORTER_OTLP_ENDPIONT = "http://127.0.0.1:4318"')).toStartWith(
+      `Unknown key "OTEL_EXPORTER_OTLP_ENDPIONT" in ${PATH} line 2 (the OTEL_* keys sluice reads: OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT,`,
+    );
+    expect(errorOf('OTEL_PROPAGATORS = "b3"')).toStartWith(`Unknown key "OTEL_PROPAGATORS" in ${PATH} line 1 (the OTEL_* keys`);
+    // The list is every variable the tracing settings read.
+    const source = readFileSync(join(import.meta.dir, "../../src/telemetry/tracing-config.ts"), "utf8");
+    const read = new Set(source.match(/"OTEL_[A-Z_]+"/g)!.map((name) => JSON.parse(name) as string));
+    expect([...read].sort()).toEqual([...TRACING_VARIABLES].sort());
+    for (const name of TRACING_VARIABLES) expect(Object.keys(loadConfigFile(PATH, `${name} = "x"`).otel)).toEqual([name]);
   });
 
   test("an OTEL_* variable of only spaces, unset for tracing, does not hide the file's key", () => {
