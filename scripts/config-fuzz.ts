@@ -633,6 +633,8 @@ const FILE_CASES: FileCase[] = [
   { name: "inline table", text: "drain-timeout = { a = 1 }\n", expect: { error: /table "drain-timeout"/, line: 1 } },
   { name: "table", text: '\n[sluice]\ndrain-timeout = "5s"\n', expect: { error: /table "sluice"/, line: 2 } },
   { name: "array of tables", text: "[[x]]\n", expect: { error: /"x"/, line: 1 } },
+  { name: "OTEL key typo", text: 'OTEL_EXPORTER_OTLP_ENDPIONT = "http://127.0.0.1:4318"\n', expect: { error: /Unknown key "OTEL_EXPORTER_OTLP_ENDPIONT"/, line: 1 } },
+  { name: "OTEL key sluice does not read", text: 'OTEL_PROPAGATORS = "b3"\n', expect: { error: /Unknown key "OTEL_PROPAGATORS"/, line: 1 } },
   { name: "config inside", text: 'config = "/etc/x"\n', expect: { error: /Cannot set "config"/, line: 1 } },
   { name: "date", text: "drain-timeout = 1979-05-27\n", expect: { error: /a date/, line: 1 } },
   { name: "nested array", text: 'trusted-proxies = [["10.0.0.0/8"]]\n', expect: { error: /an array holding an array/, line: 1 } },
