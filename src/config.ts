@@ -107,8 +107,12 @@ const parsePath: ValueParser<string> = (text) => {
 const parsePathList: ValueParser<string[]> = (text) => text.split(",").map((path) => path.trim()).filter((path) => path !== "");
 
 const parseReadyPath: ValueParser<string> = (text) => {
-  if (!text.startsWith("/")) throw new RangeError("expected a path starting with /");
-  return text;
+  const path = text.trim();
+  if (!path.startsWith("/")) throw new RangeError("expected a path starting with /");
+  // What a request line cannot carry ("/up " from a variable) failed every probe, for the
+  // whole --ready-timeout, though `sluice check` had said the configuration was valid.
+  if (/[^!-~\u0080-\uffff]|#/.test(path)) throw new RangeError("expected a path starting with /, without spaces, control characters or a #fragment");
+  return path;
 };
 
 /** The option table: --help, the README and the parser are all generated from it. */

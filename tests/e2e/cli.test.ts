@@ -119,6 +119,18 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(admin.stdout).toContain(`Cannot listen on [2001:db8::1]:${port} (SLUICE_ADMIN_LISTEN): `);
   }, 30_000);
 
+  test("a --ready-path no request can carry fails check and start at once, not after --ready-timeout", async () => {
+    // "/ready up" (or a tab inside, from a variable) passed check, then every probe failed for 60 s.
+    const checked = await run(["check"], { SLUICE_READY_PATH: "/ready up" });
+    expect(checked.code).toBe(78);
+    expect(checked.stderr).toContain('Cannot parse SLUICE_READY_PATH: expected a path starting with /, without spaces, control characters or a #fragment; current value is "/ready up"');
+    const started = Date.now();
+    const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--ready-timeout", "15s", "--ready-path", "/ready\tup", "--", "sleep", "30"]);
+    expect(code).toBe(78);
+    expect(stderr).toContain("Cannot parse --ready-path");
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
+
   test("a healthcheck URL that does not parse is a usage error naming it, not \"not ready\"", async () => {
     // These failed every check as "not ready (... Invalid URL)": Docker's unhealthy, for ever.
     for (const url of ["http://127.0.0.1:99999/readyz", "http://[::1/readyz", "http://exa mple/readyz", "http://%zz/"]) {

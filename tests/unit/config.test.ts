@@ -127,6 +127,26 @@ describe("ports and counts", () => {
   });
 });
 
+describe("ready path", () => {
+  const readyPath = (text: string) => resolveConfig({ readyPath: { text, from: "--ready-path" } }, {}, ["app"]).readyPath;
+
+  test("a path a request line can carry; spaces around it are dropped, as around other values", () => {
+    expect(readyPath("/up")).toBe("/up");
+    expect(readyPath("/up?probe=1&x=%20")).toBe("/up?probe=1&x=%20");
+    expect(readyPath(" /up\t")).toBe("/up");
+  });
+
+  test("one with a space, a control character or a #fragment inside is refused at start, not at every probe", () => {
+    // "/up " and "/a b" passed check, then failed every probe until --ready-timeout.
+    for (const text of ["/a b", "/up\u0000", "/up\u007f", "/up#top", "/x\ny"]) {
+      expect(() => readyPath(text), JSON.stringify(text)).toThrow(
+        `Cannot parse --ready-path: expected a path starting with /, without spaces, control characters or a #fragment; current value is "${text}"`,
+      );
+    }
+    expect(() => readyPath("up")).toThrow("expected a path starting with /");
+  });
+});
+
 describe("hosts", () => {
   test.each([
     ["localhost", "localhost"],
