@@ -260,8 +260,11 @@ function sampleFor(key: OptionKey): Sample {
     case "integer": return integerSample();
     case "choice": return choiceSample(CHOICES[key]!);
     case "ready": {
-      if (random() < 0.5) { const p = pick(["/", "/up", "/health?x=1", "/a/b"]); return ok(p, p); }
-      return bad(pick(["", " ", "up", "health", "http://x/up", " /up"]));
+      if (random() < 0.5) {
+        const p = pick(["/", "/up", "/health?x=1", "/a/b", "/%20"]);
+        return ok(pad(p), p);
+      }
+      return bad(pick(["", " ", "up", "health", "http://x/up", "/a b", "/up#x", "/u\tp", "/u\u0000p", `/up${pick(ODD.filter((c) => /[^!-~\u0080-\uffff]/.test(c)))}x`]));
     }
     case "path": {
       if (random() < 0.3) return bad(pick(["", " ", "\t"]));
@@ -704,7 +707,7 @@ const RELOAD_ERRORS: ReloadCase[] = [
     name: c.name,
     text: typeof c.text === "string" ? `${GOOD}${c.text}` : new Uint8Array([...fileBytes(GOOD), ...c.text]),
     // The file above it moves every line down by two.
-    says: new RegExp((c.expect as { error: RegExp }).error.source.replace("line 1", "line 3")),
+    says: new RegExp((c.expect as { error: RegExp }).error.source.replace(/line (\d+)/, (_, n: string) => `line ${Number(n) + 2}`)),
   })),
   { name: "bad duration", text: `${GOOD}stop-timeout = "3x"\n`, says: /line 3 \(stop-timeout\).*"3x"/ },
   { name: "budget over the grace period", text: `${GOOD}grace-period = "1s"\n`, says: /exceeds .*line 3 \(grace-period\)/ },
