@@ -691,6 +691,64 @@ for (const [index, fileCase] of FILE_CASES.entries()) {
   }
 }
 
+// ---- Phase 5b: the line a file's bad value is named by, in random documents (topLevelKeyLines' scan) ----
+const SNIPPETS: string[] = [
+  "# a comment with \"quotes\" and 'apostrophes' and [brackets] and drain-timeout = 1",
+  "",
+  "   \t",
+  'x-sendfile-dirs = """\ndrain-timeout = "1s"\n\\"""\n"""',
+  "x-sendfile-dirs = '''\n'drain-timeout' = 1\n'''",
+  'trusted-proxies = [ # ] [ "\n  "127.0.0.1", # ]\n  \'::1\',\n]',
+  "public-dir = 'C:\\'",
+  'public-dir = "a\\"b # not a comment"',
+  '"x-sendfile-dirs" = "a=b"',
+  "'trusted-proxies' = []",
+  'OTEL_SERVICE_NAME = "a # b"',
+  'OTEL_RESOURCE_ATTRIBUTES = ["a=1",\n"b=2"]',
+  "stop-timeout = 1 # trailing",
+  '  access-log   =   true',
+  'ready-path = "/up"',
+  'public-dir = """a\\\n   b"""',
+  'public-dir = """x""""',
+  "public-dir = '''x''''",
+  'public-dir = """\n# not a comment\n[not-a-table]\n"""',
+  "log-format = 'text' # ' \" [",
+];
+const usedOnce = (snippet: string): string | undefined => /^\s*["']?([A-Za-z_-]+)["']?\s*=/.exec(snippet)?.[1];
+for (let i = 0; i < CASES / 20; i++) {
+  const parts: string[] = [];
+  const used = new Set<string>();
+  const count = 1 + int(8);
+  for (let j = 0; j < count; j++) {
+    const snippet = pick(SNIPPETS);
+    const key = usedOnce(snippet);
+    if (key !== undefined && used.has(key)) continue;
+    if (key !== undefined) used.add(key);
+    parts.push(snippet);
+  }
+  const at = int(parts.length + 1);
+  parts.splice(at, 0, pick(['drain-timeout = "3x"', '"drain-timeout" = "3x"', "'drain-timeout'='3x'", 'drain-timeout = "3x" # bad']));
+  const crlf = random() < 0.3;
+  const bom = random() < 0.2 ? "\ufeff" : "";
+  let text = parts.join("\n");
+  const before = parts.slice(0, at).join("\n");
+  const expectedLine = at === 0 ? 1 : before.split("\n").length + 1;
+  if (crlf) text = text.replaceAll("\n", "\r\n");
+  text = bom + text;
+  const outcome = (() => {
+    try {
+      const file = loadConfigFile("/fuzz.toml", decodeConfigFile("/fuzz.toml", new TextEncoder().encode(text)));
+      resolveConfig({}, {}, ["app"], { file: file.options, otel: file.otel });
+      return "accepted";
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  })();
+  if (!outcome.includes(`/fuzz.toml line ${expectedLine} (drain-timeout)`)) {
+    fail(`file line: wrong line for a bad value`, `expected line ${expectedLine}, got ${outcome.slice(0, 200)}\n    ${JSON.stringify(text).slice(0, 600)}`);
+  }
+}
+
 // ---- Phase 6: SIGHUP reloads of each error class on both targets: old config kept, reason logged with the line ----
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const GOOD = 'shutdown-delay = 0\nflush-timeout = "1s"\n';
