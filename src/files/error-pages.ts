@@ -7,6 +7,7 @@
 
 import { type Config, ConfigError, OPTIONS } from "../config.ts";
 import { readErrorReason } from "../read-errors.ts";
+import type { FileStat } from "../runtime/types.ts";
 
 /** The statuses that get a page, and the option naming each one's file. */
 export const PAGE_OPTIONS = {
@@ -23,14 +24,26 @@ export type ErrorPages = Partial<Record<PageStatus, string>>;
 /** Errors that say a default page is simply not there (anything else is worth a failure). */
 const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
 
+/** What reading the pages needs from the disk (the runtime gives it). */
+export interface PageDisk {
+  readTextFile(path: string): Promise<string>;
+  statFile(path: string): Promise<FileStat | undefined>;
+  realPath(path: string): string | undefined;
+}
+
 /** Reads the pages; throws ConfigError naming the option and the path of one that cannot be read. */
-export async function loadErrorPages(config: Config, readTextFile: (path: string) => Promise<string>): Promise<ErrorPages> {
+export async function loadErrorPages(config: Config, disk: PageDisk): Promise<ErrorPages> {
   const pages: ErrorPages = {};
   for (const [status, key] of Object.entries(PAGE_OPTIONS)) {
     const path = config[key];
     const source = config.sources?.[key] ?? `the default of --${OPTIONS[key].name}`;
+    // A pipe or a device is read again by every reload: with no writer left, the read waited
+    // for ever, and no reload after it ran (/dev/zero filled the memory).
+    if ((await disk.statFile(path)) === undefined && isSpecialFile(path, disk.realPath)) {
+      throw new ConfigError(`Cannot read the error page ${path} (${source}): not a regular file (a pipe or a device, which every reload would read again)`);
+    }
     try {
-      pages[Number(status) as PageStatus] = await readTextFile(path);
+      pages[Number(status) as PageStatus] = await disk.readTextFile(path);
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       if (source.startsWith("the default of ") && typeof code === "string" && ABSENT.has(code)) continue;
@@ -38,4 +51,10 @@ export async function loadErrorPages(config: Config, readTextFile: (path: string
     }
   }
   return pages;
+}
+
+/** True when `path` exists and is neither a regular file (statFile said so) nor a directory. */
+function isSpecialFile(path: string, realPath: PageDisk["realPath"]): boolean {
+  // "dir/." resolves only when dir is a directory.
+  return realPath(path) !== undefined && realPath(`${path}/.`) === undefined;
 }

@@ -6,7 +6,7 @@
 
 import type { Config, OptionKey } from "../config.ts";
 import { realDirectory, type RealPath } from "./directories.ts";
-import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageStatus } from "./error-pages.ts";
+import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageDisk, type PageStatus } from "./error-pages.ts";
 
 export interface PreparedFiles {
   /** Real paths of --x-sendfile-dirs (none when X-Sendfile is off). */
@@ -16,9 +16,8 @@ export interface PreparedFiles {
   pages: ErrorPages;
 }
 
-export interface DiskAccess {
+export interface DiskAccess extends PageDisk {
   realPath: RealPath;
-  readTextFile(path: string): Promise<string>;
 }
 
 /** Resolves and reads what `config` names; throws ConfigError naming the option at fault. */
@@ -30,7 +29,7 @@ export async function prepareFiles(config: Config, disk: DiskAccess): Promise<Pr
   const publicDir = config.publicDir === undefined
     ? undefined
     : realDirectory(config.publicDir, sources.publicDir ?? "--public-dir", disk.realPath);
-  return { sendfileDirs, publicDir, pages: await loadErrorPages(config, disk.readTextFile) };
+  return { sendfileDirs, publicDir, pages: await loadErrorPages(config, disk) };
 }
 
 /**

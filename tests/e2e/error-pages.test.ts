@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ExitCode } from "../../src/exit-codes.ts";
-import { runSluice, type Sluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { runSluice, type Sluice, startSluice, TARGETS, tempDir, track } from "../harness.ts";
 
 const PAGES = { 502: "<h1>We will be right back</h1>\n", 503: "<h1>Starting up</h1>\n", 504: "<h1>Too slow</h1>\n" };
 
@@ -100,6 +100,27 @@ describe.each(TARGETS)("error pages ($name)", (target) => {
       const checked = await runSluice(target, ["check", ...args], env);
       expect(checked.code).toBe(ExitCode.STARTUP_FAILED);
       expect(checked.stderr).toContain(`${missing} (${source})`);
+    }
+  }, 60_000);
+
+  test("a page that is a pipe or a device is refused at start and by check, naming it", async () => {
+    // Read again by every reload: with no writer left the reload waited for ever, and no
+    // reload after it ran; /dev/zero filled the memory.
+    const fifo = join(tempDir(), "page.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const writer = Bun.spawn(["sh", "-c", `echo '<h1>down</h1>' > '${fifo}'`]); // a page for a read, were there one
+    track(writer.pid);
+    try {
+      const checked = await runSluice(target, ["check", "--bad-gateway-page", fifo]);
+      expect(checked.code).toBe(ExitCode.STARTUP_FAILED);
+      expect(checked.stderr).toBe(
+        `sluice: Cannot read the error page ${fifo} (--bad-gateway-page): not a regular file (a pipe or a device, which every reload would read again)\n`,
+      );
+      const started = await runSluice(target, ["--unavailable-page", "/dev/null", "--", "true"]);
+      expect(started.code).toBe(ExitCode.STARTUP_FAILED);
+      expect(started.stderr).toContain("Cannot read the error page /dev/null (--unavailable-page): not a regular file");
+    } finally {
+      writer.kill();
     }
   }, 60_000);
 

@@ -73,6 +73,19 @@ describe("changedFiles", () => {
     return { ...config, files: await prepareFiles(config, bunRuntime) };
   };
 
+  test("a page that is a pipe or a device is refused: every reload would read it again, and waited for ever", async () => {
+    const fifo = join(dir, "page.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    // No writer: reading it would wait for ever. The check is made before any read.
+    expect(await failure({ badGatewayPage: fifo })).toBe(
+      `Cannot read the error page ${fifo} (--bad-gateway-page): not a regular file (a pipe or a device, which every reload would read again)`,
+    );
+    expect(await failure({ gatewayTimeoutPage: "/dev/null" })).toStartWith("Cannot read the error page /dev/null (--gateway-timeout-page): not a regular file");
+    // A symlink to a regular page is a regular page.
+    symlinkSync(join(dir, "public/502.html"), join(dir, "page-link.html"));
+    expect((await prepareFiles(configOf({ badGatewayPage: join(dir, "page-link.html") }), bunRuntime)).pages[502]).toBe("<h1>502</h1>");
+  });
+
   test("names the directories that moved and the pages that changed, not X-Sendfile turned on or off", async () => {
     const base = { xSendfileDirs: join(dir, "files-link"), publicDir: join(dir, "files-link") };
     const before = await prepared(base);
