@@ -65,13 +65,6 @@ describe("prepareFiles", () => {
     expect(await failure({ publicDir: `${dir}/plain.txt` })).toContain("not a directory");
     expect(await failure({ xSendfileDirs: `${dir}/files,${dir}/nope` })).toContain(`no such directory; current value is "${dir}/nope"`);
   });
-});
-
-describe("changedFiles", () => {
-  const prepared = async (flags: Partial<Record<OptionKey, string>>) => {
-    const config = configOf(flags);
-    return { ...config, files: await prepareFiles(config, bunRuntime) };
-  };
 
   test("a page that is a pipe or a device is refused: every reload would read it again, and waited for ever", async () => {
     const fifo = join(dir, "page.fifo");
@@ -85,6 +78,13 @@ describe("changedFiles", () => {
     symlinkSync(join(dir, "public/502.html"), join(dir, "page-link.html"));
     expect((await prepareFiles(configOf({ badGatewayPage: join(dir, "page-link.html") }), bunRuntime)).pages[502]).toBe("<h1>502</h1>");
   });
+});
+
+describe("changedFiles", () => {
+  const prepared = async (flags: Partial<Record<OptionKey, string>>) => {
+    const config = configOf(flags);
+    return { ...config, files: await prepareFiles(config, bunRuntime) };
+  };
 
   test("names the directories that moved and the pages that changed, not X-Sendfile turned on or off", async () => {
     const base = { xSendfileDirs: join(dir, "files-link"), publicDir: join(dir, "files-link") };
