@@ -774,6 +774,17 @@ const RELOAD_ERRORS: ReloadCase[] = [
   { name: "file deleted", prepare: (path) => rmSync(path), says: /Cannot read the configuration file .* \(--config\): no such file/ },
   { name: "file replaced by a directory", prepare: (path) => (rmSync(path, { force: true }), mkdirSync(path)), restore: (path) => rmdirSync(path), says: /it is a directory/ },
   { name: "file unreadable", prepare: (path) => (writeFileSync(path, GOOD), chmodSync(path, 0)), restore: (path) => chmodSync(path, 0o644), says: /permission denied/ },
+  {
+    name: "error page that is a pipe",
+    prepare: (path) => {
+      const fifo = `${path}.fifo`;
+      rmSync(fifo, { force: true });
+      Bun.spawnSync(["mkfifo", fifo]);
+      writeFileSync(path, `${GOOD}bad-gateway-page = "${fifo}"\n`);
+    },
+    says: /line 3 \(bad-gateway-page\)\): not a regular file/,
+  },
+  { name: "error page that is a device", text: `${GOOD}unavailable-page = "/dev/zero"\n`, says: /line 3 \(unavailable-page\)\): not a regular file/ },
   { name: "bad OTEL header key", text: `${GOOD}OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"\nOTEL_EXPORTER_OTLP_HEADERS = "a b=1"\n`, says: /line 4 \(OTEL_EXPORTER_OTLP_HEADERS\)/ },
 ];
 async function waitUntil(what: string, check: () => boolean, ms = 20_000): Promise<void> {
