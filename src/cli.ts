@@ -4,7 +4,6 @@ import {
   type Config,
   ConfigError,
   envName,
-  isListOption,
   optionKeyOf,
   type OptionKey,
   OPTIONS,
@@ -104,10 +103,6 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
         if (next === undefined || next.startsWith("--")) throw new UsageError(`Missing value for --${name}`);
         text = next;
       }
-    }
-    // A list given twice kept only its last part: proxies or directories silently left out.
-    if (flags[key] !== undefined && isListOption(key)) {
-      throw new UsageError(`--${name} is given twice: give one comma-separated list (--${name}=${flags[key]!.text},${text})`);
     }
     flags[key] = { text, from: `--${name}` };
   }

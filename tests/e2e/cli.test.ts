@@ -140,13 +140,6 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     }
   }, 30_000);
 
-  test("a list flag given twice is a usage error: only the last list was kept", async () => {
-    const { code, stdout, stderr } = await run(["check", "--trusted-proxies", "10.0.0.0/8", "--trusted-proxies", "127.0.0.1"]);
-    expect(code).toBe(64);
-    expect(stderr).toContain("--trusted-proxies is given twice: give one comma-separated list (--trusted-proxies=10.0.0.0/8,127.0.0.1)");
-    expect(stdout).toBe("");
-  }, 30_000);
-
   test("a size that rounds to 0 bytes, or one or a count too large to be exact, fails naming the value as written", async () => {
     // --max-request-body 0.5 was taken as 0 (no limit), and 400 nines as Infinity, said so in errors.
     const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--max-request-body", "0.5", "--", "true"]);

@@ -326,14 +326,6 @@ describe("parseArgs", () => {
     expect(parseArgs(["--access-log", "--", "false"]).command).toEqual(["false"]);
   });
 
-  test("a list flag given twice is refused (only the last list was kept); another flag's last value wins", () => {
-    expect(() => parseArgs(["--trusted-proxies", "10.0.0.0/8", "--trusted-proxies=127.0.0.1", "app"])).toThrow(
-      new UsageError("--trusted-proxies is given twice: give one comma-separated list (--trusted-proxies=10.0.0.0/8,127.0.0.1)"),
-    );
-    expect(() => parseArgs(["--x-sendfile-dirs=/srv/a", "--x-sendfile-dirs", "/srv/b"])).toThrow("--x-sendfile-dirs is given twice");
-    expect(parseArgs(["--drain-timeout", "1s", "--drain-timeout", "2s"]).flags.drainTimeout).toEqual({ text: "2s", from: "--drain-timeout" });
-  });
-
   test("every spelling of a boolean after a bare boolean flag is refused, not run as the command", () => {
     // `--compression yes -- app` ran yes(1); `sluice check --access-log off` said valid, the log on.
     expect(() => parseArgs(["--compression", "yes", "--", "app"])).toThrow(
