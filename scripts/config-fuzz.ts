@@ -560,6 +560,7 @@ const SHAPES: { args: string[]; env?: Record<string, string>; code: number | num
   { args: ["healthcheck", "http://127.0.0.1:99999/readyz"], code: 64, says: /Invalid healthcheck URL/ },
   { args: ["healthcheck", "http://a b/readyz"], code: 64, says: /Invalid healthcheck URL/ },
   { args: ["healthcheck", "--admin-listen", "off"], code: 78, says: /--admin-listen is off/ },
+  { args: ["healthcheck"], env: { SLUICE_ADMIN_LISTEN: "off" }, code: 78, says: /SLUICE_ADMIN_LISTEN is off/ },
   { args: ["healthcheck", "--admin-listen", ":0"], code: 78, says: /picks its port at start/ },
   { args: ["healthcheck", "--admin-listen", "127.0.0.1:22998"], code: 1, says: /not ready/ },
   { args: ["healthcheck", "--admin-listen", "bogus"], code: 78, says: /--admin-listen/ },

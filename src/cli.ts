@@ -10,6 +10,7 @@ import {
   type OptionSources,
   resolveConfig,
   resolveOption,
+  resolveWithSource,
   stopBudget,
   validateConfig,
 } from "./config.ts";
@@ -197,10 +198,11 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad value must not fail the check.
     const { file } = await readConfigFile(flags, env, runtime);
-    const admin = resolveOption("adminListen", flags, env, { file });
-    if (!admin) throw new ConfigError("Cannot find the admin listener: --admin-listen is off; pass the URL of /readyz");
+    // Named where it came from: `--admin-listen is off` for a file's line sent users to their flags.
+    const { value: admin, from } = resolveWithSource("adminListen", flags, env, { file });
+    if (!admin) throw new ConfigError(`Cannot find the admin listener: ${from} is off; pass the URL of /readyz`);
     if (admin.port === 0) {
-      throw new ConfigError(`Cannot find the admin listener: --admin-listen ${hostPort(admin.hostname, 0)} picks its port at start; pass the URL of /readyz`);
+      throw new ConfigError(`Cannot find the admin listener: ${from} is ${hostPort(admin.hostname, 0)}, which picks its port at start; pass the URL of /readyz`);
     }
     const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "::1" : admin.hostname;
     url = `http://${hostPort(host, admin.port)}/readyz`;

@@ -280,7 +280,7 @@ export function resolveOption<K extends OptionKey>(
 }
 
 /** An option's value and where it came from ("--flag", "SLUICE_X", the file's key, the default). */
-function resolveWithSource<K extends OptionKey>(
+export function resolveWithSource<K extends OptionKey>(
   key: K,
   flags: OptionSources,
   env: Record<string, string | undefined>,

@@ -95,6 +95,18 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     }
   }, 120_000);
 
+  test("healthcheck names the file's line when the file's admin-listen gives it no URL", async () => {
+    // It said "--admin-listen is off", sending users to flags they never passed.
+    const off = writeConfig(["http-port = 8080", 'admin-listen = "off"']);
+    const offCheck = await run(["healthcheck", "--config", off]);
+    expect(offCheck.code).toBe(78);
+    expect(offCheck.stderr).toBe(`sluice: Cannot find the admin listener: ${off} line 2 (admin-listen) is off; pass the URL of /readyz\n`);
+    const zero = writeConfig(['admin-listen = "[::1]:0"']);
+    const zeroCheck = await run(["healthcheck"], { SLUICE_CONFIG: zero });
+    expect(zeroCheck.code).toBe(78);
+    expect(zeroCheck.stderr).toContain(`${zero} line 1 (admin-listen) is [::1]:0, which picks its port at start`);
+  }, 60_000);
+
   test("invalid TOML on a very long line is shown cut around the column, not whole", async () => {
     // The lines around the error were printed whole: 400 kB on stderr for two long comment lines.
     const path = writeConfig([`# ${"x".repeat(200_000)}`, "log-level = debug", `# ${"y".repeat(200_000)}`]);
