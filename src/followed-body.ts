@@ -50,7 +50,13 @@ export async function firstChunkWhole(response: Response, length: number, exchan
  * Passes a body through chunk by chunk, counting bytes and ending the exchange when it ends.
  * With `events` (an event stream), a cut between two events ends the body cleanly.
  */
-export function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange, events?: EventBoundary): ReadableStream<Uint8Array> {
+export function observeBody(
+  body: ReadableStream<Uint8Array>,
+  exchange: Exchange,
+  events?: EventBoundary,
+  /** How the exchange ends when the body does: "aborted" for the answer to one cut already. */
+  endedWhole: "complete" | "aborted" = "complete",
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
   const finish = (outcome: "complete" | "client-cancel" | "aborted" | "error"): void => {
@@ -79,7 +85,7 @@ export function observeBody(body: ReadableStream<Uint8Array>, exchange: Exchange
         if (exchange.ended) return;
         if (done) {
           controller.close();
-          finish("complete");
+          finish(endedWhole);
           return;
         }
         exchange.bytesOut += value.byteLength;

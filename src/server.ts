@@ -73,6 +73,8 @@ export class Server {
   #websockets = new Map<Exchange, () => void>();
   /** Event streams being sent (also in #inFlight): they end cleanly when cut. */
   #eventStreams = new Set<Exchange>();
+  /** Answers of exchanges cut at the drain deadline, being sent in the close grace (also in #inFlight). */
+  #cutAnswers = new Set<Exchange>();
   #emptied: (() => void) | undefined;
   /**
    * Exchanges still in flight when the idle timeout could cut their connection are held
@@ -182,6 +184,8 @@ export class Server {
     }
     // Also cuts bodies that passed through unobserved and are still being sent.
     if (finished === undefined) this.#connectionsCut = this.#listener?.closeAllConnections() ?? false;
+    // An answer not sent by now never will be; its record says what went out of it.
+    for (const exchange of [...this.#cutAnswers]) exchange.end("aborted");
     return { drained: before - aborted, aborted, closed };
   }
 
@@ -232,11 +236,20 @@ export class Server {
     // watch delay is not checked: see Exchange.watchClient).
     if (exchange.watchingClient) exchange.clientGone();
     const aborted = exchange.abortReason;
-    if (aborted === "client-cancel" || aborted === "aborted") {
+    if (aborted === "client-cancel" || (aborted === "aborted" && this.#connectionsCut)) {
       // Its answer came after its connection was cut (a fast stop, or later than the close
       // grace): the client got none.
-      if (aborted === "aborted" && this.#connectionsCut) exchange.status = NO_RESPONSE_STATUS;
+      if (aborted === "aborted") exchange.status = NO_RESPONSE_STATUS;
       exchange.end(aborted);
+    } else if (aborted === "aborted") {
+      // Cut at the drain deadline and answered within the close grace (its 503): the answer
+      // does go out, so its bytes are counted as they are sent, as any body's. Ended when its
+      // connection is cut at the latest (see drain), so the exchange is never left unrecorded.
+      if (response.body === null) exchange.end("aborted");
+      else {
+        this.#cutAnswers.add(exchange);
+        final = new Response(observeBody(response.body, exchange, undefined, "aborted"), response);
+      }
     } else if (
       this.#runtime.fastBodyPassthrough && length !== null &&
       // A small body whole already: handing it over is sending it. A file too, unless a recorded
@@ -300,6 +313,7 @@ export class Server {
     this.#inFlight.delete(exchange);
     this.#websockets.delete(exchange);
     this.#eventStreams.delete(exchange);
+    this.#cutAnswers.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();

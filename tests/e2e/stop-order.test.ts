@@ -7,6 +7,9 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
+/** Uncompressed, so that the bytes fetch hands over are the bytes that were sent. */
+const IDENTITY = { headers: { "accept-encoding": "identity" } };
+
 describe.each(TARGETS)("stop order ($name)", (target) => {
   test("the child gets its stop signal only after the listener closed and nothing is in flight", async () => {
     const dir = tempDir();
@@ -246,12 +249,16 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     }
   }, 60_000);
 
-  test("a request cut at the drain deadline: its client gets the 503 that its access record and metrics show", async () => {
+  test("a request cut at the drain deadline: its client gets the 503 that its access record and metrics show, bytes included", async () => {
     const sluice = await startSluice(target, {
       args: ["--shutdown-delay", "0", "--drain-timeout", "500ms", "--stop-timeout", "3s"],
       env: { APP_ON_TERM: "ignore" }, // the stop-child phase leaves time to scrape /metrics
     });
-    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.status).catch((e) => `error: ${e}`);
+    let received = -1;
+    const slow = fetch(`${sluice.url}/slow?ms=20000`, IDENTITY).then(async (r) => {
+      received = (await r.arrayBuffer()).byteLength;
+      return r.status;
+    }).catch((e) => `error: ${e}`);
     await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
     sluice.signal("SIGTERM");
     await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "drain");
@@ -260,6 +267,9 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     // Before, the binary cut the connection right after aborting: no response at all.
     expect(await slow).toBe(503);
     expect(record).toMatchObject({ status: 503, outcome: "aborted" });
+    // Before, the record said bytesOut 0 for the 503's body the client got.
+    expect(received).toBeGreaterThan(0);
+    expect(record.bytesOut).toBe(received);
     expect(metrics['sluice_requests_total{code="503"}']).toBe(1);
     expect(await sluice.exitCode()).toBe(75);
     expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1, drained: 0 });
@@ -267,14 +277,18 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
 
   test("a fast stop that cuts a request waiting for the app still sends it the 503 that its record shows", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
-    const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.status).catch(() => "no response");
+    let received = 0;
+    const slow = fetch(`${sluice.url}/slow?ms=20000`, IDENTITY).then(async (r) => {
+      received = (await r.arrayBuffer()).byteLength;
+      return r.status;
+    }).catch(() => "no response");
     await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
     sluice.signal("SIGQUIT");
     expect(await sluice.exitCode()).toBe(75);
     const seen = await slow;
     const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/slow");
     // Before, the binary cut the connections at once: no answer, and a record that said 503.
-    expect(record).toMatchObject({ status: seen === "no response" ? 444 : seen, outcome: "aborted" });
+    expect(record).toMatchObject({ status: seen === "no response" ? 444 : seen, outcome: "aborted", bytesOut: received });
     expect(seen).toBe(503);
   }, 60_000);
 });
