@@ -97,9 +97,10 @@ export function proxy({
     const exchange = c.env.exchange;
     const incoming = exchange.request;
     const declaredLength = incoming.headers.get("content-length");
+    // bytesIn counts what is read of the body (countBody), never the length the client
+    // declared: a claim of any size, which a 413 refuses without reading a byte.
     if (declaredLength !== null) {
-      exchange.bytesIn = Number(declaredLength) || 0;
-      if (maxRequestBody > 0 && exchange.bytesIn > maxRequestBody) return errorResponse(413, exchange);
+      if (maxRequestBody > 0 && (Number(declaredLength) || 0) > maxRequestBody) return errorResponse(413, exchange);
     } else if (incoming.body !== null) {
       // Deno takes "Transfer-Encoding: gzip, chunked" and hands over the body still gzipped,
       // which the app would get as plain bytes (Bun refuses it: 400). RFC 9112 section 6.1.

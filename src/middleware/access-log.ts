@@ -35,8 +35,8 @@ export function accessLog(): EndListener {
       const pathJson = jsonString(path);
       // Both plain (the usual case): the message needs no escaping either.
       const plain = method.length === request.method.length + 2 && pathJson.length === path.length + 2;
-      // The same properties, in the same order, as the record below. The numbers other
-      // than bytesIn (the client's content-length, which may be anything) are finite.
+      // The same properties, in the same order, as the record below. The numbers are finite
+      // (bytesIn counts bytes read; jsonNumber guards it anyway).
       direct.write(
         ACCESS_CATEGORY,
         level,

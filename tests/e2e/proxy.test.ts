@@ -290,7 +290,9 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(response.headers.connection).toContain("close"); // the unread body makes the connection unusable
     expect(response.headers["x-request-id"]).toBe("too-big");
     const record = await accessRecord(sluice, "too-big");
-    expect(record).toMatchObject({ status: 413, upstreamMs: null });
+    // No byte of the body was sent, nor read: the declared length is a claim, not bytes in
+    // (before, the record said bytesIn 5000, and any size a client declared).
+    expect(record).toMatchObject({ status: 413, upstreamMs: null, bytesIn: 0 });
     expect(await seenByApp(sluice)).not.toContain("/echo?declared");
   }, 60_000);
 
