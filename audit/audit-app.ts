@@ -48,6 +48,31 @@ async function handle(request: Request, server: Bun.Server<unknown>): Promise<Re
           controller.error(new Error("the app failed midway"));
         },
       }), { headers: { "content-type": "application/octet-stream" } });
+    case "/sse": {
+      let sent = 0;
+      return new Response(new ReadableStream({
+        async pull(controller) {
+          if (sent > 0) await Bun.sleep(30);
+          sent++;
+          controller.enqueue(encoder.encode(`id: ${sent}\ndata: event ${sent}\n\n`));
+        },
+      }), { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+    }
+    case "/stream-crash": {
+      // One chunk, then the child dies midway (once per id).
+      const marker = join(stateDir, `crashed-${q.get("id")}`);
+      return new Response(new ReadableStream({
+        async pull(controller) {
+          controller.enqueue(encoder.encode("first chunk\n"));
+          await Bun.sleep(100);
+          if (!existsSync(marker)) {
+            writeFileSync(marker, "1");
+            process.exit(1);
+          }
+          controller.close();
+        },
+      }), { headers: { "content-type": "application/octet-stream" } });
+    }
     case "/slow":
       await Bun.sleep(Number(q.get("ms") ?? 1000));
       return new Response(`slow ${q.get("ms")}\n`);

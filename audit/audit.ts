@@ -7,7 +7,7 @@
 import { expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type LogRecord, readMetrics, type Sluice, startSluice, TARGETS, tempDir } from "../tests/harness.ts";
+import { type LogRecord, readMetrics, type Sluice, startSluice, TARGETS, tempDir, until } from "../tests/harness.ts";
 import { type ReceivedSpan, startReceiver } from "../tests/fixtures/otlp-receiver.ts";
 import { type RawOptions, type RawResult, rawRequest } from "./raw-client.ts";
 
@@ -65,7 +65,7 @@ async function websocket(sluice: Sluice, kind: string, messages: number, holdMs 
 }
 
 /** sluice_requests_total by code, and the histogram count. */
-function requestCounts(metrics: Record<string, number>): { byCode: Map<number, number>; histogram: number; inFlight: number; held: number } {
+function requestCounts(metrics: Record<string, number>): { byCode: Map<number, number>; histogram: number; sum: number; inFlight: number; held: number } {
   const byCode = new Map<number, number>();
   for (const [series, value] of Object.entries(metrics)) {
     const match = /^sluice_requests_total\{code="(\d+)"\}$/.exec(series);
@@ -74,6 +74,7 @@ function requestCounts(metrics: Record<string, number>): { byCode: Map<number, n
   return {
     byCode,
     histogram: metrics.sluice_request_duration_seconds_count ?? 0,
+    sum: metrics.sluice_request_duration_seconds_sum ?? 0,
     inFlight: metrics.sluice_requests_in_flight ?? NaN,
     held: metrics.sluice_requests_held ?? NaN,
   };
@@ -154,7 +155,7 @@ async function auditTarget(targetName: string, fast: boolean): Promise<string[]>
     args: [
       "--restart", "always", "--hold-timeout", "2s", "--upstream-timeout", "1s", "--max-request-body", "10000",
       "--body-timeout", "1s", "--public-dir", join(dir, "public"), "--x-sendfile-dirs", dir, "--shutdown-delay", "0",
-      "--drain-timeout", "500ms", "--max-header-count", "50", "--restart-max-delay", "250ms",
+      "--drain-timeout", "500ms", "--max-header-count", "50", "--restart-max-delay", "250ms", "--max-held-requests", "6",
       "--gateway-timeout-page", join(dir, "504.html"), "--unavailable-page", join(dir, "503.html"),
     ],
     env: { STATE_DIR: dir, RESTART_BIND_DELAY_MS: "300", STOP_LINGER_MS: "800", OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "50", OTEL_TRACES_SAMPLER: "always_on" },
@@ -232,20 +233,24 @@ async function auditTarget(targetName: string, fast: boolean): Promise<string[]>
     all.push(await send(sluice, "static-304", { path: "/file.bin", headers: { "if-modified-since": new Date(Date.now() + 60_000).toUTCString() } }, { rawPath: true }));
     all.push(...(await Promise.all(mix)));
     // Phase 2: crashes with --restart: a GET replayed, a POST 502, held requests answered.
+    all.push(await send(sluice, "stream-crash-midway", { path: "/stream-crash?id=0" }));
+    await sluice.waitFor(() => sluice.records.filter((x) => x.event === "child.ready").length >= 2, 20_000).catch(() => {});
     const crash = send(sluice, "crash-replayed-get", { path: "/crash?id=1" });
     const crashPost = send(sluice, "crash-post-502", { method: "POST", path: "/crash?id=2", body: [{ bytes: 10 }] });
     await Bun.sleep(400);
     const held = Array.from({ length: 5 }, () => send(sluice, "held-answered", { path: "/small" }));
     all.push(await crash, await crashPost, ...(await Promise.all(held)));
-    await sluice.waitFor((r) => r.event === "ready" && sluice.records.filter((x) => x.event === "child.ready").length >= 2, 20_000).catch(() => {});
+    await sluice.waitFor((r) => r.event === "ready" && sluice.records.filter((x) => x.event === "child.ready").length >= 3, 20_000).catch(() => {});
     // Held requests that time out: the restarted child binds 3 s late (--hold-timeout 2s).
     writeFileSync(join(dir, "restart-delay"), "3000");
     const crash3 = send(sluice, "crash-replay-held-503", { path: "/crash?id=3" });
     await Bun.sleep(400);
-    const heldOut = Array.from({ length: 3 }, () => send(sluice, "held-timeout-503", { path: "/small" }));
-    all.push(await crash3, ...(await Promise.all(heldOut)));
+    const heldCancel = send(sluice, "held-cancel-499", { path: "/small", cancelAfterMs: 300 });
+    await Bun.sleep(50);
+    const heldOut = Array.from({ length: 8 }, () => send(sluice, "held-timeout-503-or-overflow", { path: "/small" }));
+    all.push(await crash3, ...(await Promise.all(heldOut)), await heldCancel);
     writeFileSync(join(dir, "restart-delay"), "0");
-    await sluice.waitFor(() => sluice.records.filter((x) => x.event === "child.ready").length >= 3, 20_000).catch(() => {});
+    await sluice.waitFor(() => sluice.records.filter((x) => x.event === "child.ready").length >= 4, 20_000).catch(() => {});
     // Phase 3: SIGHUP during load.
     const reloadLoad = [
       ...Array.from({ length: 6 }, () => send(sluice, "reload-slow", { path: "/slow?ms=600" })),
@@ -264,6 +269,9 @@ async function auditTarget(targetName: string, fast: boolean): Promise<string[]>
     if (show(diffCounts(m0.byCode, m1.byCode)) !== show(countStatuses(phase1))) {
       problems.push(`[${targetName}/run] metrics by code ${show(diffCounts(m0.byCode, m1.byCode))} != access records ${show(countStatuses(phase1))}`);
     }
+    const durationSum = phase1.reduce((sum, r) => sum + (r.durationMs as number), 0) / 1000;
+    const histogramSum = (m1.sum - m0.sum);
+    if (Math.abs(durationSum - histogramSum) > phase1.length * 0.001) problems.push(`[${targetName}/run] histogram sum +${histogramSum}s != records' durationMs sum ${durationSum}s`);
     if (m1.histogram - m0.histogram !== phase1.length) problems.push(`[${targetName}/run] histogram count +${m1.histogram - m0.histogram} != ${phase1.length} records`);
     if (m1.inFlight !== 0 || m1.held !== 0) problems.push(`[${targetName}/run] in flight ${m1.inFlight}, held ${m1.held} after the run`);
     await receiver.waitForSpans(1, 5000).catch(() => {});
@@ -277,6 +285,7 @@ async function auditTarget(targetName: string, fast: boolean): Promise<string[]>
       ...Array.from({ length: 2 }, () => send(sluice, "stop-endless-stream-cut", { path: "/stream?chunks=0&gap=30", timeoutMs: 10_000 })),
       send(sluice, "stop-hang-gzip-page", { path: "/hang", headers: { "accept-encoding": "gzip" }, timeoutMs: 10_000 }),
       send(sluice, "stop-stream-gzip-cut", { path: "/stream?chunks=0&gap=30", headers: { "accept-encoding": "gzip" }, timeoutMs: 10_000 }),
+      send(sluice, "stop-sse-cut", { path: "/sse", timeoutMs: 10_000 }),
       send(sluice, "stop-upload-slow", { method: "POST", path: "/upload", body: [{ bytes: 100 }, { bytes: 100, delayMs: 500 }, { bytes: 100, delayMs: 500 }] }),
       websocket(sluice, "stop-websocket", 2, 3000),
     ];
@@ -352,6 +361,92 @@ for (const name of (process.env.AUDIT_TARGET ?? "binary,deno").split(",")) {
   }, 120_000);
   test(`accounting audit, fast stop: ${name}`, async () => {
     const problems = await auditTarget(name, true);
+    for (const p of problems) console.log(`MISMATCH ${p}`);
+    expect(problems).toEqual([]);
+  }, 120_000);
+}
+
+/**
+ * Keep-alive load (fetch's pooled connections) with a reload mid-way that changes the tracing
+ * settings (a new tracer provider; the old one flushed after its last request): per-status
+ * counts, the histogram, spans and the client's statuses must still agree one for one.
+ */
+async function auditLoadReload(targetName: string): Promise<string[]> {
+  const target = TARGETS.find((t) => t.name === targetName)!;
+  const problems: string[] = [];
+  const dir = tempDir();
+  const receiver = startReceiver();
+  const configFile = join(dir, "sluice.toml");
+  const config = (service: string) => `OTEL_EXPORTER_OTLP_ENDPOINT = "${receiver.url}"\nOTEL_SERVICE_NAME = "${service}"\nOTEL_BSP_SCHEDULE_DELAY = "50"\n`;
+  writeFileSync(configFile, config("before"));
+  const sluice = await startSluice(target, {
+    child: APP,
+    args: ["--config", configFile, "--shutdown-delay", "0", "--drain-timeout", "5s"],
+    env: { STATE_DIR: dir, OTEL_EXPORTER_OTLP_ENDPOINT: "", OTEL_SERVICE_NAME: "" },
+  });
+  try {
+    const m0 = requestCounts(await readMetrics(sluice));
+    const mark = sluice.records.length;
+    const seen = new Map<string, { status: number; bytes: number }>();
+    const paths = ["/small", "/small?bytes=90000", "/stream?chunks=3&gap=5", "/status?code=404&body=nope", "/slow?ms=30", "/status?code=204"];
+    let n = 0;
+    const one = async () => {
+      const id = `L${++n}`;
+      const path = paths[n % paths.length]!;
+      try {
+        const response = await fetch(`${sluice.url}/t/${id}${path}`, { headers: { "x-request-id": id, "user-agent": `audit-${id}`, "accept-encoding": "identity" } });
+        seen.set(id, { status: response.status, bytes: (await response.arrayBuffer()).byteLength });
+      } catch (error) {
+        seen.set(id, { status: -1, bytes: 0 });
+      }
+    };
+    const workers = Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; i < 25; i++) {
+        await one();
+        if (w === 0 && i === 10) {
+          writeFileSync(configFile, config("after"));
+          sluice.signal("SIGHUP");
+        }
+      }
+    });
+    await Promise.all(workers);
+    await sluice.waitFor("reload", 10_000).catch(() => problems.push(`[${targetName}/load] no reload record`));
+    await Bun.sleep(500);
+    const m1 = requestCounts(await readMetrics(sluice));
+    const records = sluice.records.slice(mark).filter((r) => r.event === "access");
+    if (show(diffCounts(m0.byCode, m1.byCode)) !== show(countStatuses(records))) problems.push(`[${targetName}/load] metrics ${show(diffCounts(m0.byCode, m1.byCode))} != records ${show(countStatuses(records))}`);
+    if (m1.histogram - m0.histogram !== records.length) problems.push(`[${targetName}/load] histogram +${m1.histogram - m0.histogram} != ${records.length}`);
+    if (m1.inFlight !== 0) problems.push(`[${targetName}/load] in flight ${m1.inFlight}`);
+    if (records.length !== seen.size) problems.push(`[${targetName}/load] ${records.length} records for ${seen.size} requests`);
+    await until(() => receiver.spans.filter((s) => s.kind === 2).length >= records.length, 10_000, "spans").catch(() => {});
+    const servers = receiver.spans.filter((s) => s.kind === 2);
+    const services = new Set(servers.map((s) => s.resource["service.name"]));
+    console.log(`[${targetName}/load] ${records.length} records, ${servers.length} server spans, services ${[...services].join(",")}, reload ${JSON.stringify(sluice.events("reload").map((r) => r.result))}`);
+    for (const [id, client] of seen) {
+      const recs = records.filter((r) => r.requestId === id);
+      if (recs.length !== 1) {
+        problems.push(`[${targetName}/load] ${id}: ${recs.length} records`);
+        continue;
+      }
+      const r = recs[0]!;
+      if (r.status !== client.status || r.bytesOut !== client.bytes) problems.push(`[${targetName}/load] ${id} ${r.path}: record ${r.status}/${r.bytesOut}, client ${client.status}/${client.bytes}`);
+      const spans = servers.filter((s) => s.attributes["user_agent.original"] === `audit-${id}`);
+      if (spans.length !== 1 || spans[0]!.attributes["http.response.status_code"] !== r.status) problems.push(`[${targetName}/load] ${id}: ${spans.length} spans ${JSON.stringify(spans.map((s) => s.attributes["http.response.status_code"]))} for record ${r.status}`);
+    }
+    sluice.signal("SIGTERM");
+    await sluice.exitCode(20_000);
+  } finally {
+    receiver.stop();
+    try {
+      sluice.signal("SIGKILL");
+    } catch {}
+  }
+  return problems;
+}
+
+for (const name of (process.env.AUDIT_TARGET ?? "binary,deno").split(",")) {
+  test(`accounting audit, keep-alive load with a tracing reload: ${name}`, async () => {
+    const problems = await auditLoadReload(name);
     for (const p of problems) console.log(`MISMATCH ${p}`);
     expect(problems).toEqual([]);
   }, 120_000);
