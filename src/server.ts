@@ -243,10 +243,14 @@ export class Server {
       exchange.end(aborted);
     } else if (aborted === "aborted") {
       // Cut at the drain deadline and answered within the close grace (its 503): the answer
-      // does go out, so its bytes are counted as they are sent, as any body's. Ended when its
-      // connection is cut at the latest (see drain), so the exchange is never left unrecorded.
-      if (response.body === null) exchange.end("aborted");
-      else {
+      // does go out, so its bytes count. One of known length (an error page) is whole and
+      // counted as handed over, keeping its Content-Length; any other is followed as it is
+      // sent, and ended when its connection is cut at the latest (see drain), so the
+      // exchange is never left unrecorded.
+      if (response.body === null || length !== null) {
+        exchange.bytesOut = response.body === null ? 0 : Number(length);
+        exchange.end("aborted");
+      } else {
         this.#cutAnswers.add(exchange);
         final = new Response(observeBody(response.body, exchange, undefined, "aborted"), response);
       }

@@ -275,6 +275,26 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1, drained: 0 });
   }, 60_000);
 
+  test("a request cut at the drain deadline gets the 503 page with its Content-Length, and its record counts the page's bytes", async () => {
+    const dir = tempDir();
+    const page = "<h1>down for a moment</h1>\n".repeat(40);
+    writeFileSync(join(dir, "503.html"), page);
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--drain-timeout", "300ms", "--unavailable-page", join(dir, "503.html")],
+    });
+    const slow = fetch(`${sluice.url}/slow?ms=20000`, IDENTITY).then(async (r) => ({
+      status: r.status,
+      length: r.headers.get("content-length"),
+      bytes: (await r.arrayBuffer()).byteLength,
+    }));
+    await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "1 in flight");
+    sluice.signal("SIGTERM");
+    expect(await slow).toEqual({ status: 503, length: String(page.length), bytes: page.length });
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/slow");
+    expect(record).toMatchObject({ status: 503, outcome: "aborted", bytesOut: page.length });
+    expect(await sluice.exitCode()).toBe(75);
+  }, 60_000);
+
   test("a fast stop that cuts a request waiting for the app still sends it the 503 that its record shows", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s", "--drain-timeout", "30s"] });
     let received = 0;
