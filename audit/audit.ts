@@ -233,7 +233,9 @@ async function auditTarget(targetName: string, fast: boolean): Promise<string[]>
     all.push(await send(sluice, "static-304", { path: "/file.bin", headers: { "if-modified-since": new Date(Date.now() + 60_000).toUTCString() } }, { rawPath: true }));
     all.push(...(await Promise.all(mix)));
     // Phase 2: crashes with --restart: a GET replayed, a POST 502, held requests answered.
-    all.push(await send(sluice, "stream-crash-midway", { path: "/stream-crash?id=0" }));
+    const wsCrash = websocket(sluice, "websocket-child-crashes", 2, 1000);
+    await Bun.sleep(100);
+    all.push(await send(sluice, "stream-crash-midway", { path: "/stream-crash?id=0" }), await wsCrash);
     await sluice.waitFor(() => sluice.records.filter((x) => x.event === "child.ready").length >= 2, 20_000).catch(() => {});
     const crash = send(sluice, "crash-replayed-get", { path: "/crash?id=1" });
     const crashPost = send(sluice, "crash-post-502", { method: "POST", path: "/crash?id=2", body: [{ bytes: 10 }] });
