@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
+import type { Comeback } from "./readiness.ts";
 import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
 import { markGenerated } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
@@ -26,10 +27,12 @@ export interface ProxyOptions {
   /** A last edit of the upstream request's headers (X-Sendfile-Type, see middleware/x-sendfile.ts). */
   editRequestHeaders?: (fields: HeaderFields) => void;
   /**
-   * Called when the child refused the connection: resolves true once the request should be
-   * sent again (the child was restarted). Without it, a refused connection is a 502.
+   * Called when the child refused the connection: resolves "back" once the request should be
+   * sent again (the child was restarted), "gone" when it did not come back within the hold
+   * limits (503, as for a held request), "stayed" when it never went (502). Without it, a
+   * refused connection is a 502.
    */
-  childComeback?: (exchange: Exchange) => Promise<boolean>;
+  childComeback?: (exchange: Exchange) => Promise<Comeback>;
   /**
    * True when an error reading the request body means the client went away (Runtime.isClientDisconnect).
    * @default never
@@ -155,7 +158,9 @@ export function proxy({
         // method allows (RFC 9110 section 9.2.2), and only once the child as a whole is gone.
         if (!(error instanceof UpstreamConnectError || isReplayable(error, incoming.method)) || childComeback === undefined) throw error;
         waitingForHeaders.delete(exchange);
-        if (!(await childComeback(exchange))) throw error;
+        const comeback = await childComeback(exchange);
+        if (comeback === "gone") throw new ChildGoneError(error);
+        if (comeback === "stayed") throw error;
         waitingForHeaders.add(exchange);
         sentAt = performance.now();
         upstream = await send();
@@ -183,7 +188,7 @@ export function proxy({
           return errorResponse(504, exchange);
       }
       exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      return errorResponse(502, exchange);
+      return errorResponse(error instanceof ChildGoneError ? 503 : 502, exchange);
     } finally {
       awaitingAnswer = false;
       waitingForHeaders.delete(exchange);
@@ -191,6 +196,17 @@ export function proxy({
       upstreamTrace?.end();
     }
   };
+}
+
+/**
+ * The child went away with the request unanswered and did not come back within the hold
+ * limits: not ready, as for a held request (503). Its cause, the connection's failure, is
+ * what the access record names.
+ */
+class ChildGoneError extends Error {
+  constructor(cause: unknown) {
+    super("the child did not come back in time", { cause });
+  }
 }
 
 function isReplayable(error: unknown, method: string): boolean {

@@ -15,6 +15,9 @@ export interface HoldLimits {
  * (bounded in time and count) instead of failing with 502. During the stop's shutdown
  * delay `/readyz` says 503 but requests are still served: the gate follows the child only.
  */
+/** What became of a child that refused a connection while it counted as ready (waitForComeback). */
+export type Comeback = "back" | "stayed" | "gone";
+
 export class Readiness {
   #child: "starting" | "ready" | "not-ready" = "starting";
   #stopping = false;
@@ -91,10 +94,12 @@ export class Readiness {
   /**
    * For a request whose connection the child refused while it counted as ready: it has most
    * likely just exited, before sluice noticed. Waits up to `noticeMs` for the child to count
-   * as not ready, then, as a held request, for it to be ready again (restarted). True when it
-   * is; a refused connection carried nothing of the request, so it can be sent again.
+   * as not ready, then, as a held request, for it to be ready again (restarted): "back" when
+   * it is (a refused connection carried nothing of the request, so it can be sent again),
+   * "stayed" when it never counted as gone, "gone" when it did not come back within the
+   * hold limits (or the stop began, or `signal` aborted).
    */
-  async waitForComeback(noticeMs: number, limits: HoldLimits, signal: AbortSignal): Promise<boolean> {
+  async waitForComeback(noticeMs: number, limits: HoldLimits, signal: AbortSignal): Promise<Comeback> {
     if (this.#child === "ready" && !this.#stopping) {
       const lost = await new Promise<boolean>((resolve) => {
         const done = (): void => {
@@ -107,8 +112,8 @@ export class Readiness {
         signal.addEventListener("abort", done, { once: true });
         this.#lossWaiters.add(done);
       });
-      if (!lost) return false;
+      if (!lost) return "stayed";
     }
-    return this.waitUntilReady(limits, signal);
+    return (await this.waitUntilReady(limits, signal)) ? "back" : "gone";
   }
 }

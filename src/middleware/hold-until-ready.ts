@@ -6,7 +6,7 @@
 import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Exchange } from "../exchange.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
-import type { HoldLimits, Readiness } from "../readiness.ts";
+import type { Comeback, HoldLimits, Readiness } from "../readiness.ts";
 
 export function holdUntilReady(readiness: Readiness, limits: HoldLimits): MiddlewareHandler<ProxyEnv> {
   async function hold(c: Context<ProxyEnv>, next: Next): Promise<Response | void> {
@@ -30,7 +30,7 @@ export function holdUntilReady(readiness: Readiness, limits: HoldLimits): Middle
 const EXIT_NOTICE_MS = 1000;
 
 /** For the proxy (ProxyOptions.childComeback) when a restart policy can bring the child back. */
-export function childComeback(readiness: Readiness, limits: HoldLimits): (exchange: Exchange) => Promise<boolean> {
+export function childComeback(readiness: Readiness, limits: HoldLimits): (exchange: Exchange) => Promise<Comeback> {
   return function childComeback(exchange) {
     exchange.watchClient();
     return readiness.waitForComeback(EXIT_NOTICE_MS, limits, exchange.signal);

@@ -516,6 +516,22 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await sluice.exitCode()).toBe(0);
     }, 60_000);
 
+    test("--restart on-failure: a refused request the child does not come back for within --hold-timeout gets 503 with Retry-After, as a held one", async () => {
+      // Every start binds 3 s late, so the restarted child is not back within the 500 ms hold.
+      const sluice = await startSluice(target, { args: [...QUICK_STOP, "--restart", "on-failure", "--hold-timeout", "500ms"], env: { APP_BIND_DELAY_MS: "3000" } });
+      const app = `http://127.0.0.1:${sluice.targetPort}`;
+      expect(await (await fetch(`${app}/close-listener?exitAfterMs=400`)).text()).toBe("closing\n");
+      await until(() => refuses(sluice.targetPort), 10_000, "the app to stop listening");
+      const response = await fetch(`${sluice.url}/pid`, { headers: { "x-request-id": "not-back-in-time" } });
+      // It was a 502, blaming an app that was restarting, where a held request gets 503.
+      expect([response.status, response.headers.get("retry-after")]).toEqual([503, "1"]);
+      const record = await sluice.waitFor((r) => r.event === "access" && r.requestId === "not-back-in-time");
+      expect(record.status).toBe(503);
+      expect(record.upstreamError).toBeString(); // why it was held: the refused connection
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 60_000);
+
     test("--restart on-failure: a GET the child dies on before answering goes again to the restarted child; a POST gets 502", async () => {
       const sluice = await startSluice(target, { args: [...QUICK_STOP, "--restart", "on-failure"] });
       const firstPid = sluice.childPid!;
