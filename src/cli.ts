@@ -9,7 +9,6 @@ import {
   OPTIONS,
   type OptionSources,
   resolveConfig,
-  resolveOption,
   resolveWithSource,
   stopBudget,
   validateConfig,
@@ -133,20 +132,19 @@ killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start f
 `;
 }
 
-/** What the --config file (or SLUICE_CONFIG) sets; nothing when neither names one. */
-/** What resolveConfig needs from the --config file, if one is given. */
+/** What the --config file (or SLUICE_CONFIG) sets, as resolveConfig takes it; nothing when neither names one. */
 async function readConfigFile(
   flags: OptionSources,
   env: Record<string, string | undefined>,
   runtime: Runtime,
 ): Promise<{ file: OptionSources; otel: ConfigFile["otel"] }> {
-  const path = resolveOption("config", flags, env);
+  const { value: path, from } = resolveWithSource("config", flags, env);
   if (path === undefined) return { file: {}, otel: {} };
   let bytes: Uint8Array;
   try {
     bytes = await runtime.readFile(path);
   } catch (error) {
-    throw new ConfigError(`Cannot read the configuration file ${path} (${flags.config ? "--config" : envName("config")}): ${readErrorReason(error)}`, {
+    throw new ConfigError(`Cannot read the configuration file ${path} (${from}): ${readErrorReason(error)}`, {
       cause: error,
     });
   }

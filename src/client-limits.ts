@@ -3,7 +3,7 @@
  * refuses what it cannot apply as asked; unappliedClientLimits names what it cannot apply at all.
  */
 
-import { type Config, ConfigError, type OptionKey, OPTIONS } from "./config.ts";
+import { type Config, ConfigError, type OptionKey, optionSource } from "./config.ts";
 import { formatDuration } from "./config-values.ts";
 import type { HttpServerLimits } from "./runtime/types.ts";
 
@@ -30,8 +30,7 @@ export function validateClientLimits(config: Config, runtime: { name: string; ht
 }
 
 function refuse(config: Config, key: OptionKey, reason: string, value: string): never {
-  const source = config.sources?.[key] ?? `--${OPTIONS[key].name}`;
-  throw new ConfigError(`Cannot apply ${source} on this runtime: ${reason}; current value is "${value}"`);
+  throw new ConfigError(`Cannot apply ${optionSource(config, key)} on this runtime: ${reason}; current value is "${value}"`);
 }
 
 /**

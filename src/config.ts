@@ -269,22 +269,15 @@ export function resolveConfig(
   return config as Config;
 }
 
-/** Resolves one option the way resolveConfig does, ignoring every other one. */
-export function resolveOption<K extends OptionKey>(
-  key: K,
-  flags: OptionSources,
-  env: Record<string, string | undefined>,
-  options: ResolveOptions = {},
-): Config[K] {
-  return resolveWithSource(key, flags, env, options).value;
-}
-
-/** An option's value and where it came from ("--flag", "SLUICE_X", the file's key, the default). */
+/**
+ * One option resolved the way resolveConfig does, ignoring every other one: its value and
+ * where it came from ("--flag", "SLUICE_X", the file's key, the default).
+ */
 export function resolveWithSource<K extends OptionKey>(
   key: K,
   flags: OptionSources,
   env: Record<string, string | undefined>,
-  { file = {} }: ResolveOptions,
+  { file = {} }: ResolveOptions = {},
 ): { value: Config[K]; from: string | undefined } {
   const spec = OPTIONS[key] as OptionSpec<unknown>;
   const variable = envName(spec.name);
@@ -358,17 +351,25 @@ export function stopBudget(config: Config): { phases: [string, number][]; totalM
   return { phases, totalMs: phases.reduce((sum, [, ms]) => sum + ms, 0) };
 }
 
+/**
+ * Where an option's value came from ("--flag", "SLUICE_X", the file's line, the default), for
+ * messages: the file's line, not a flag the user never passed. A config built without sources
+ * (tests) names the flag.
+ */
+export function optionSource(config: Pick<Config, "sources">, key: OptionKey): string {
+  return config.sources?.[key] ?? `--${OPTIONS[key].name}`;
+}
+
 /** Rules that involve more than one option. */
 export function validateConfig(config: Config): void {
   const { totalMs } = stopBudget(config);
   if (config.gracePeriod !== undefined && totalMs > config.gracePeriod) {
     throw new ConfigError(
       `The stop budget of ${formatDuration(totalMs)} (shutdown-delay + drain-timeout + close-grace + stop-timeout + flush-timeout) ` +
-        `exceeds ${config.sources?.gracePeriod ?? "--grace-period"} ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
+        `exceeds ${optionSource(config, "gracePeriod")} ${formatDuration(config.gracePeriod)}: lower a timeout or raise the grace period (run "sluice check")`,
     );
   }
-  // Named where they came from: the file's line, not a flag the user never passed.
-  const source = (key: OptionKey): string => config.sources?.[key] ?? `--${OPTIONS[key].name}`;
+  const source = (key: OptionKey): string => optionSource(config, key);
   if (config.adminListen && config.adminListen.port !== 0 && config.adminListen.port === config.httpPort) {
     throw new ConfigError(`${source("adminListen")} and ${source("httpPort")} both use port ${config.httpPort}`);
   }

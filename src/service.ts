@@ -3,7 +3,7 @@
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { ResponseCache } from "./cache/response-cache.ts";
-import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
+import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, optionSource, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
 import { hostPort } from "./config-values.ts";
 import { changedFiles } from "./files/prepare-files.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
@@ -171,11 +171,6 @@ export class Service {
   #flushDeadline: number | undefined;
 
   /** What is left of --flush-timeout (all of it before the flush began), in ms. */
-  /** Where an option's value came from: the flag, the variable, the file's line or the default. */
-  #sourceOf(key: OptionKey): string {
-    return this.#config.sources?.[key] ?? `--${OPTIONS[key].name}`;
-  }
-
   #flushRemainingMs(): number {
     if (this.#flushDeadline === undefined) return this.#config.flushTimeout;
     return Math.max(0, this.#flushDeadline - performance.now());
@@ -240,11 +235,11 @@ export class Service {
           this.#metrics.heldRequests.set(this.#readiness.held);
         },
       });
-      this.#admin = await listen(this.#sourceOf("adminListen"), adminListen.hostname, adminListen.port, (onListenerFailed) =>
+      this.#admin = await listen(optionSource(this.#config, "adminListen"), adminListen.hostname, adminListen.port, (onListenerFailed) =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
     // Both options make the address: a host that cannot be bound was blamed on --http-port.
-    const httpOptions = `${this.#sourceOf("httpHost")} and ${this.#sourceOf("httpPort")}`;
+    const httpOptions = `${optionSource(this.#config, "httpHost")} and ${optionSource(this.#config, "httpPort")}`;
     await listen(httpOptions, httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
     log.lifecycle.info("Listening on {address}", {
       event: "listening",

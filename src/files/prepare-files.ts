@@ -4,7 +4,7 @@
  * `sluice check` and on every reload (a reload applies changes, or fails and keeps the old).
  */
 
-import type { Config, OptionKey } from "../config.ts";
+import { type Config, type OptionKey, optionSource } from "../config.ts";
 import { realDirectory, type RealPath } from "./directories.ts";
 import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageDisk, type PageStatus } from "./error-pages.ts";
 
@@ -22,13 +22,12 @@ export interface DiskAccess extends PageDisk {
 
 /** Resolves and reads what `config` names; throws ConfigError naming the option at fault. */
 export async function prepareFiles(config: Config, disk: DiskAccess): Promise<PreparedFiles> {
-  const sources = config.sources ?? {};
   const sendfileDirs = config.xSendfile
-    ? config.xSendfileDirs.map((dir) => realDirectory(dir, sources.xSendfileDirs ?? "--x-sendfile-dirs", disk.realPath))
+    ? config.xSendfileDirs.map((dir) => realDirectory(dir, optionSource(config, "xSendfileDirs"), disk.realPath))
     : [];
   const publicDir = config.publicDir === undefined
     ? undefined
-    : realDirectory(config.publicDir, sources.publicDir ?? "--public-dir", disk.realPath);
+    : realDirectory(config.publicDir, optionSource(config, "publicDir"), disk.realPath);
   return { sendfileDirs, publicDir, pages: await loadErrorPages(config, disk) };
 }
 

@@ -9,7 +9,7 @@ import {
   envName,
   OPTIONS,
   resolveConfig,
-  resolveOption,
+  resolveWithSource,
   stopBudget,
   validateConfig,
 } from "../../src/config.ts";
@@ -414,11 +414,11 @@ describe("resolveConfig", () => {
       .toBe(2000);
   });
 
-  test("resolveOption reads one option and ignores bad unrelated ones", () => {
+  test("resolveWithSource reads one option and ignores bad unrelated ones", () => {
     const env = { SLUICE_ADMIN_LISTEN: "127.0.0.1:9100", SLUICE_DRAIN_TIMEOUT: "3x" };
-    expect(resolveOption("adminListen", {}, env)).toEqual({ hostname: "127.0.0.1", port: 9100 });
-    expect(resolveOption("gracePeriod", {}, env)).toBeUndefined();
-    expect(() => resolveOption("drainTimeout", {}, env)).toThrow(ConfigError);
+    expect(resolveWithSource("adminListen", {}, env).value).toEqual({ hostname: "127.0.0.1", port: 9100 });
+    expect(resolveWithSource("gracePeriod", {}, env).value).toBeUndefined();
+    expect(() => resolveWithSource("drainTimeout", {}, env)).toThrow(ConfigError);
   });
 
   test("variable names", () => {
