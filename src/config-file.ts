@@ -1,14 +1,14 @@
 /** @module The --config file: TOML setting options by their flags' names, turned into option sources. */
 
 import { parse, TomlDate, TomlError } from "smol-toml";
-import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSources } from "./config.ts";
+import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSources, type SourcedText } from "./config.ts";
 import { TRACING_VARIABLES } from "./telemetry/tracing-config.ts";
 
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
 export interface ConfigFile {
   options: OptionSources;
   /** `OTEL_EXPORTER_OTLP_ENDPOINT = "..."` and the like, below the real environment's, with where each is. */
-  otel: Record<string, { text: string; from: string }>;
+  otel: Record<string, SourcedText>;
 }
 
 /**

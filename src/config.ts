@@ -225,8 +225,14 @@ export function optionKeyOf(name: string): OptionKey | undefined {
   return KEYS_BY_NAME.get(name);
 }
 
+/** A value's text and where it came from ("--flag", "SLUICE_X", `<path> line <n> (<key>)`), for error messages. */
+export interface SourcedText {
+  text: string;
+  from: string;
+}
+
 /** Where each option's text came from, for error messages. */
-export type OptionSources = Partial<Record<OptionKey, { text: string; from: string }>>;
+export type OptionSources = Partial<Record<OptionKey, SourcedText>>;
 
 export interface ResolveOptions {
   /**
@@ -235,7 +241,7 @@ export interface ResolveOptions {
    */
   file?: OptionSources;
   /** OTEL_* variables the --config file sets, and where; the environment's own win over them. */
-  otel?: Record<string, { text: string; from: string }>;
+  otel?: Record<string, SourcedText>;
 }
 
 /**

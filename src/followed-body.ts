@@ -8,7 +8,7 @@ import type { Exchange } from "./exchange.ts";
 import { oneChunkStream } from "./whole-body.ts";
 
 /**
- * A small body with a recorded span: when its first chunk is the whole of it (the usual case),
+ * A small body of known length still arriving from the app: when its first chunk is the whole of it (the usual case),
  * it is handed over as bytes, which the runtime sends as fast as an untouched body (and on
  * Bun with its Content-Length); the exchange ends then, as a followed stream's ends when its
  * last chunk is handed over. A body that arrives in parts is followed as a stream, its first
