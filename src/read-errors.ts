@@ -14,8 +14,14 @@ const REASONS: Record<string, string> = {
   ENAMETOOLONG: "the path is too long",
 };
 
+/** A failed read's error code (ENOENT, ...), which both runtimes set. */
+export function readErrorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 /** The reason for a failed read, from its error code; the runtime's message for any other code. */
 export function readErrorReason(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (typeof code === "string" ? REASONS[code] : undefined) ?? (error instanceof Error ? error.message : String(error));
+  const code = readErrorCode(error);
+  return (code === undefined ? undefined : REASONS[code]) ?? (error instanceof Error ? error.message : String(error));
 }

@@ -6,7 +6,7 @@
  */
 
 import { type Config, ConfigError, OPTIONS } from "../config.ts";
-import { readErrorReason } from "../read-errors.ts";
+import { readErrorCode, readErrorReason } from "../read-errors.ts";
 import type { FileStat } from "../runtime/types.ts";
 
 /** The statuses that get a page, and the option naming each one's file. */
@@ -45,8 +45,7 @@ export async function loadErrorPages(config: Config, disk: PageDisk): Promise<Er
     try {
       pages[Number(status) as PageStatus] = await disk.readTextFile(path);
     } catch (error) {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (source.startsWith("the default of ") && typeof code === "string" && ABSENT.has(code)) continue;
+      if (source.startsWith("the default of ") && ABSENT.has(readErrorCode(error) ?? "")) continue;
       throw new ConfigError(`Cannot read the error page ${path} (${source}): ${readErrorReason(error)}`, { cause: error });
     }
   }
