@@ -9,6 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { encodeFrame, MessageReader, Opcode } from "../../src/websockets/frames.ts";
 import { BUN, ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
@@ -311,7 +312,7 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
       upgrade.socket.end();
     } else {
       expect(upgrade.head).toStartWith("HTTP/1.1 101");
-      upgrade.socket.write(maskedTextFrame("headers"));
+      upgrade.socket.write(encodeFrame(Opcode.text, new TextEncoder().encode("headers")));
       const headers = JSON.parse(await upgrade.nextText()) as Record<string, string>;
       expect(headers["content-length"]).toBeUndefined();
       expect(headers["transfer-encoding"]).toBeUndefined();
@@ -339,26 +340,31 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
 
 /**
  * Opens a connection and sends a WebSocket handshake (`headers` replace the usual ones, `body`
- * follows the head); resolves with the answer's head, and reads text frames after it.
+ * follows the head); resolves with the answer's head, and reads text messages after it.
  */
 async function rawUpgrade(port: number, path: string, headers: Record<string, string> = {}, body = "") {
   const { promise: answered, resolve } = Promise.withResolvers<string>();
   let bytes = new Uint8Array(0);
   let headEnd = -1;
-  let wake: (() => void) | undefined;
+  /** What follows the answer's head: the frames, read by sluice's own MessageReader. */
+  let frames!: ReadableStreamDefaultController<Uint8Array>;
+  const afterHead = new ReadableStream<Uint8Array>({ start: (controller) => void (frames = controller) });
   const socket = await Bun.connect({
     hostname: "127.0.0.1",
     port,
     socket: {
       data(_s, chunk) {
+        if (headEnd !== -1) return frames.enqueue(chunk);
         bytes = new Uint8Array([...bytes, ...chunk]);
-        if (headEnd === -1) {
-          headEnd = Buffer.from(bytes).indexOf("\r\n\r\n");
-          if (headEnd !== -1) resolve(new TextDecoder().decode(bytes.subarray(0, headEnd + 4)));
-        }
-        wake?.();
+        headEnd = Buffer.from(bytes).indexOf("\r\n\r\n");
+        if (headEnd === -1) return;
+        resolve(new TextDecoder().decode(bytes.subarray(0, headEnd + 4)));
+        frames.enqueue(bytes.subarray(headEnd + 4));
       },
-      close: () => resolve(new TextDecoder().decode(bytes)),
+      close() {
+        resolve(new TextDecoder().decode(bytes));
+        frames.close();
+      },
     },
   });
   const all: Record<string, string> = {
@@ -371,34 +377,14 @@ async function rawUpgrade(port: number, path: string, headers: Record<string, st
   };
   socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(all).map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n${body}`);
   const head = await Promise.race([answered, Bun.sleep(20_000).then(() => new TextDecoder().decode(bytes))]);
-  /** The payload of the next unmasked text frame from sluice (under 64 KiB), within 10 s. */
+  const messages = new MessageReader(afterHead.getReader(), new Uint8Array(0), 1 << 20);
+  /** The next text message from sluice, within 10 s. */
   const nextText = async (): Promise<string> => {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const frames = bytes.subarray(headEnd + 4);
-      if (frames.length >= 2) {
-        const short = frames[1]! & 0x7f;
-        const [start, length] = short === 126 ? [4, (frames[2]! << 8) | frames[3]!] : [2, short];
-        if (frames.length >= start + length) {
-          bytes = new Uint8Array([...bytes.subarray(0, headEnd + 4), ...frames.subarray(start + length)]);
-          return new TextDecoder().decode(frames.subarray(start, start + length));
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`no text frame within 10 s; got ${frames.length} bytes`);
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 100);
-      });
-    }
+    const message = await Promise.race([messages.next(), Bun.sleep(10_000).then(() => "none within 10 s")]);
+    if (typeof message === "string" || message?.kind !== "text") throw new Error(`expected a text message, got ${JSON.stringify(message)}`);
+    return message.data;
   };
   return { socket, head, nextText };
-}
-
-/** A client's text frame (masked, as RFC 6455 requires of clients), under 126 bytes. */
-function maskedTextFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  const mask = [1, 2, 3, 4];
-  return new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((byte, i) => byte ^ mask[i % 4]!)]);
 }
 
 /** Sends a WebSocket handshake by hand and returns the whole answer (the connection is closed after it). */
