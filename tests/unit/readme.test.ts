@@ -13,35 +13,9 @@ import { ProcessSignals } from "../../src/process-signals.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
 import { Metrics } from "../../src/telemetry/metrics.ts";
 
-const readme = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
-
-test("the README's option table is the one generated from src/config.ts", () => {
-  const between = readme.split("<!-- options:start -->\n")[1]?.split("\n<!-- options:end -->")[0];
-  expect(between).toBe(optionsTable());
-});
-
-test("the README's table of thruster's variables is the one generated from src/config.ts", () => {
-  const between = readme.split("<!-- thruster:start -->\n")[1]?.split("\n<!-- thruster:end -->")[0];
-  expect(between).toBe(thrusterTable());
-});
-
-test("the README documents every exit code", () => {
-  for (const code of Object.values(ExitCode)) expect(readme).toContain(`| ${code} |`);
-});
-
-test("the budget the README suggests for Docker's default stop timeout (10 s) fits it", () => {
-  const docker = readme.slice(readme.indexOf("- **Docker**: the stop timeout"), readme.indexOf("`sluice check --grace-period 30s` prints"));
-  const flags = /lower the budget, e\.g\.\s+`([^`]+)`/.exec(docker)?.[1];
-  expect(flags).toBeDefined();
-  const { flags: sources } = parseArgs([...flags!.split(/\s+/), "--", "app"]);
-  const config = resolveConfig(sources, {}, ["app"]);
-  expect(stopBudget(config).totalMs).toBeLessThanOrEqual(10_000);
-});
-
-// ---- Claims checked against the code, one class of claim per test ----
-
 const root = join(import.meta.dir, "../..");
 const read = (path: string): string => readFileSync(join(root, path), "utf8");
+const readme = read("README.md");
 /** A README section: from its heading to the next heading of the same or a higher level. */
 function section(heading: string): string {
   const start = readme.indexOf(`\n${heading}\n`);
@@ -53,6 +27,33 @@ function section(heading: string): string {
 }
 /** The `code` spans of a text. */
 const spans = (text: string): string[] => [...text.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!);
+
+function docs(): string[] {
+  return readdirSync(join(root, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`);
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".ts")).map((name) => `${dir}/${name}`);
+}
+
+test("the README's option table is the one generated from src/config.ts", () => {
+  const between = readme.split("<!-- options:start -->\n")[1]?.split("\n<!-- options:end -->")[0];
+  expect(between).toBe(optionsTable());
+});
+
+test("the README's table of thruster's variables is the one generated from src/config.ts", () => {
+  const between = readme.split("<!-- thruster:start -->\n")[1]?.split("\n<!-- thruster:end -->")[0];
+  expect(between).toBe(thrusterTable());
+});
+
+test("the budget the README suggests for Docker's default stop timeout (10 s) fits it", () => {
+  const docker = readme.slice(readme.indexOf("- **Docker**: the stop timeout"), readme.indexOf("`sluice check --grace-period 30s` prints"));
+  const flags = /lower the budget, e\.g\.\s+`([^`]+)`/.exec(docker)?.[1];
+  expect(flags).toBeDefined();
+  const { flags: sources } = parseArgs([...flags!.split(/\s+/), "--", "app"]);
+  const config = resolveConfig(sources, {}, ["app"]);
+  expect(stopBudget(config).totalMs).toBeLessThanOrEqual(10_000);
+});
 
 test("the README's `sluice check` example is what sluice check prints", () => {
   const block = /```\n\$ (sluice check [^\n]*)\n([\s\S]*?)```/.exec(readme);
@@ -173,14 +174,6 @@ test("every repository path the docs name exists", () => {
   }
   expect(missing).toEqual([]);
 });
-
-function docs(): string[] {
-  return readdirSync(join(root, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`);
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".ts")).map((name) => `${dir}/${name}`);
-}
 
 test("every SLUICE_* variable the docs and deploy files name is one sluice reads", () => {
   const variables = new Set(Object.values(OPTIONS).map((spec) => envName(spec.name)));
