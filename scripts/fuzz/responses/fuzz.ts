@@ -4,23 +4,19 @@
  * a second response appended, truncation), written in pieces, sometimes followed by a close;
  * each followed by a probe POST that must get its own token.
  *
- *   bun scripts/upfuzz/fuzz.ts <binary|deno> <basePort> <seed> <count> <concurrency>
+ *   bun scripts/fuzz/responses/fuzz.ts <binary|deno> [basePort 21100] [seed 1] [count 500] [concurrency 1] [seconds 600]
  *
  * Not findings: a probe 502 after close=1 or after a 2 s wait (the app closes idle connections
  * after APP_IDLE seconds without saying so), and a probe that gets bytes the app wrote after
  * its response in a later write (no HTTP/1.1 client can tell them from an answer).
  */
+import { mulberry32 } from "../random.ts";
 import { appState, fds, header, metrics, OUT, request, startSluice, stop, type Parsed } from "./lib.ts";
 
-const [target = "binary", baseArg = "21100", seedArg = "1", countArg = "500", concArg = "1"] = process.argv.slice(2);
-let seed = Number(seedArg) >>> 0;
-const rnd = () => {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const [target = "binary", baseArg = "21100", seedArg = "1", countArg = "500", concArg = "1", secondsArg = "600"] = process.argv.slice(2);
+const rnd = mulberry32(Number(seedArg));
+/** When the workers stop even if the count is not reached. */
+const deadline = Date.now() + Number(secondsArg) * 1000;
 const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 const TOKN = "\xa7".repeat(12);
 const EVIL = "HTTP/1.1 200 OK\r\nX-Token: EVIL-" + TOKN + "\r\nContent-Length: 4\r\n\r\nEVIL";
@@ -76,7 +72,7 @@ function verdict(r: Parsed, t: string): string[] {
 }
 
 async function worker(id: number, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && Date.now() < deadline; i++) {
     const tpl = pick(TEMPLATES);
     const mutated = rnd() < 0.85;
     const { out, notes } = mutated ? mutate(tpl.bytes) : { out: tpl.bytes, notes: [] };
@@ -112,7 +108,6 @@ const st = await appState(s);
 console.log(`${target} seed=${seedArg} n=${count} conc=${conc} in ${(Date.now() - started) / 1000}s; in-flight ${inflight}; fds ${fd0} -> ${fds(s.proc.pid!)}; app conns ${st.conns}`);
 console.log(JSON.stringify(statuses));
 console.log(`reused-dirty (noisy oracle): ${st.events.length}`);
-for (const e of []) if (!e.why.includes("inherent")) findings.push(`REUSED-DIRTY conn ${e.conn} (${e.why}) -> ${e.next.slice(0, 60)}`);
 if (inflight !== 0) findings.push(`in-flight ${inflight}`);
 for (const r of s.records.filter((r) => r.status === 502 && !r.upstreamError)) findings.push(`502 without reason ${JSON.stringify(r)}`);
 await Bun.write(`${OUT}/fuzz-records-${target}-${seedArg}.json`, s.records.map((r) => JSON.stringify(r)).join("\n"));
@@ -120,3 +115,4 @@ const code = await stop(s);
 console.log("exit", code, "stderr:", s.stderr.join("").slice(0, 2000));
 console.log(`==== ${findings.length} findings`);
 for (const f of findings.slice(0, 60)) console.log(f);
+process.exit(findings.length === 0 ? 0 : 1);

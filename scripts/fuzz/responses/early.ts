@@ -3,7 +3,7 @@
  * then drains it, leaves it unread or closes), with and without a next request on the client's
  * connection; then a stalled body at SIGTERM (run with APP_IDLE=100 so the app keeps it open).
  *
- *   APP_IDLE=100 bun scripts/upfuzz/early.ts <binary|deno> <basePort>
+ *   APP_IDLE=100 bun scripts/fuzz/responses/early.ts <binary|deno> <basePort>
  */
 import { connect } from "node:net";
 import { fds, metrics, request, startSluice, stop } from "./lib.ts";

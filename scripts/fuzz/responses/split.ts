@@ -2,7 +2,7 @@
  * Composite responses (1xx + chunked with extensions and trailers, a length, a 204) cut into
  * two writes at every byte, and sent a byte at a time; each followed by a probe.
  *
- *   bun scripts/upfuzz/split.ts <binary|deno> <basePort>
+ *   bun scripts/fuzz/responses/split.ts <binary|deno> <basePort>
  */
 // every single-cut position (and cuts at every byte for one case) of composite responses, then a probe
 import { header, request, startSluice, stop } from "./lib.ts";
@@ -35,3 +35,4 @@ for (const [name, wire, status] of wires) {
 console.log(`${target}: ${n / 2} split cases, ${bad} bad`);
 await stop(s);
 console.log("stderr:", s.stderr.join("").slice(0, 500));
+process.exit(bad === 0 ? 0 : 1);

@@ -7,17 +7,24 @@
  * as documented, prints one message naming the input, never a stack trace, and that the
  * durations it prints are the ones meant.
  *
- *   bun scripts/config-fuzz.ts [--seed N] [--cases N] [--spawn N] [--targets binary,deno]
+ *   bun scripts/fuzz/config.ts [--seed N] [--cases N] [--spawn N] [--targets binary,deno]
+ *     [--seconds N] [--reload [--base-port P]]
+ *
+ * --seconds (default 900) bounds the phases that start sluice; --reload adds SIGHUPs of each
+ * file error class to a running sluice on ports P+1..P+13; healthchecks ask P+97..P+99, where
+ * nothing listens (P: --base-port, default 22100). See scripts/fuzz/README.md.
  */
 
 import { chmodSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs, UsageError } from "../src/cli.ts";
-import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig } from "../src/config.ts";
-import { decodeConfigFile, loadConfigFile } from "../src/config-file.ts";
+import { parseArgs, UsageError } from "../../src/cli.ts";
+import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig } from "../../src/config.ts";
+import { decodeConfigFile, loadConfigFile } from "../../src/config-file.ts";
+import { formatDuration } from "../../src/config-values.ts";
+import { mulberry32 } from "./random.ts";
 
-const ROOT = join(import.meta.dir, "..");
+const ROOT = join(import.meta.dir, "../..");
 const argv = process.argv.slice(2);
 const arg = (name: string, def: string): string => {
   const i = argv.indexOf(`--${name}`);
@@ -26,24 +33,23 @@ const arg = (name: string, def: string): string => {
 const SEED = Number(arg("seed", "20261206"));
 const CASES = Number(arg("cases", "4000"));
 const SPAWNS = Number(arg("spawn", "120"));
+const BASE_PORT = Number(arg("base-port", "22100"));
+const DEADLINE = Date.now() + Number(arg("seconds", "900")) * 1000;
+/** The first phase --seconds cut short, if any (the summary says so). */
+let cutShort: string | undefined;
+/** False once --seconds have passed: the phases that start sluice stop there. */
+function timeLeft(phase: string): boolean {
+  if (Date.now() < DEADLINE) return true;
+  cutShort ??= phase;
+  return false;
+}
 const TARGET_NAMES = arg("targets", "binary,deno").split(",").filter(Boolean);
 const TARGET_COMMANDS: Record<string, string[]> = {
   binary: [join(ROOT, "dist/sluice")],
   deno: [join(ROOT, "node_modules/.bin/deno"), "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", join(ROOT, "src/main.ts")],
 };
 
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(SEED);
+const random = mulberry32(SEED);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const int = (max: number): number => Math.floor(random() * max);
 
@@ -461,12 +467,6 @@ function budgetOf(stdout: string): Record<string, string> {
   for (const match of stdout.matchAll(/^ {2}(shutdown-delay|drain-timeout|stop-timeout|flush-timeout|grace-period)\s+(\S+)/gm)) out[match[1]!] = match[2]!;
   return out;
 }
-function formatMs(ms: number): string {
-  if (ms === 0) return "0s";
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}
 function spawnCheck(target: string, args: string[], env: Record<string, string>): { code: number; stdout: string; stderr: string } {
   const result = Bun.spawnSync([...TARGET_COMMANDS[target]!, ...args], {
     cwd: work,
@@ -484,9 +484,9 @@ function checkOutput(where: string, stderr: string): void {
   if (lines.length > 0 && !/^sluice( healthcheck)?: /.test(lines[0]!)) fail(`stderr not a sluice message`, `${where}: ${stderr.slice(0, 300)}`);
 }
 for (const target of TARGET_NAMES) {
-  const spawnRandom = rng(SEED + target.length);
+  const spawnRandom = mulberry32(SEED + target.length);
   const count = target === "deno" ? Math.ceil(SPAWNS / 3) : SPAWNS;
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count && timeLeft("phase 3"); i++) {
     const key = BUDGET_KEYS.includes(keys[Math.floor(spawnRandom() * keys.length)]!) || spawnRandom() < 0.5
       ? BUDGET_KEYS[Math.floor(spawnRandom() * BUDGET_KEYS.length)]!
       : keys[Math.floor(spawnRandom() * keys.length)]!;
@@ -507,7 +507,7 @@ for (const target of TARGET_NAMES) {
     const inProcess = resolveInProcess([...flagsFor(source === "file-raw" ? "file-string" : source, key, sample.text), "--", "app"], env, source.startsWith("file") ? fileFor(key, sample.text, false) : undefined, key);
     if (code === 0 && BUDGET_KEYS.includes(key) && inProcess.error === undefined) {
       const shown = budgetOf(stdout)[OPTIONS[key].name];
-      if (shown !== formatMs(inProcess.value as number)) fail(`${target}: check shows another value`, `${where}: shows ${shown}, parsed ${inProcess.value}`);
+      if (shown !== formatDuration(inProcess.value as number)) fail(`${target}: check shows another value`, `${where}: shows ${shown}, parsed ${inProcess.value}`);
     }
     if (code !== 0 && inProcess.error === undefined && !/public|x-sendfile|directory|file|page|bind|Cannot apply|both|stop budget/i.test(stderr)) {
       fail(`${target}: refused though the parser accepts`, `${where}: ${stderr.slice(0, 300)}`);
@@ -554,18 +554,18 @@ const SHAPES: { args: string[]; env?: Record<string, string>; code: number | num
   { args: ["check", "--", "app"], code: 0 },
   { args: ["check", "app"], code: 0 },
   { args: ["healthcheck", "ftp://x"], code: 64, says: /Invalid healthcheck URL/ },
-  { args: ["healthcheck", "http://127.0.0.1:22999/readyz", "extra"], code: 64, says: /Too many arguments/ },
-  { args: ["healthcheck", "http://127.0.0.1:22999/readyz"], code: 1, says: /not ready/ },
+  { args: ["healthcheck", `http://127.0.0.1:${BASE_PORT + 99}/readyz`, "extra"], code: 64, says: /Too many arguments/ },
+  { args: ["healthcheck", `http://127.0.0.1:${BASE_PORT + 99}/readyz`], code: 1, says: /not ready/ },
   { args: ["healthcheck", "http://[::1/readyz"], code: 64, says: /Invalid healthcheck URL/ },
   { args: ["healthcheck", "http://127.0.0.1:99999/readyz"], code: 64, says: /Invalid healthcheck URL/ },
   { args: ["healthcheck", "http://a b/readyz"], code: 64, says: /Invalid healthcheck URL/ },
   { args: ["healthcheck", "--admin-listen", "off"], code: 78, says: /--admin-listen is off/ },
   { args: ["healthcheck"], env: { SLUICE_ADMIN_LISTEN: "off" }, code: 78, says: /SLUICE_ADMIN_LISTEN is off/ },
   { args: ["healthcheck", "--admin-listen", ":0"], code: 78, says: /picks its port at start/ },
-  { args: ["healthcheck", "--admin-listen", "127.0.0.1:22998"], code: 1, says: /not ready/ },
+  { args: ["healthcheck", "--admin-listen", `127.0.0.1:${BASE_PORT + 98}`], code: 1, says: /not ready/ },
   { args: ["healthcheck", "--admin-listen", "bogus"], code: 78, says: /--admin-listen/ },
-  { args: ["healthcheck", "--drain-timeout", "bogus", "--admin-listen", "127.0.0.1:22998"], code: 1 },
-  { args: ["healthcheck"], env: { SLUICE_ADMIN_LISTEN: "[::1]:22997" }, code: 1, says: /\[::1\]:22997/ },
+  { args: ["healthcheck", "--drain-timeout", "bogus", "--admin-listen", `127.0.0.1:${BASE_PORT + 98}`], code: 1 },
+  { args: ["healthcheck"], env: { SLUICE_ADMIN_LISTEN: `[::1]:${BASE_PORT + 97}` }, code: 1, says: new RegExp(`\\[::1\\]:${BASE_PORT + 97}`) },
   { args: ["check"], env: { SLUICE_DRAIN_TIMEOUT: "bogus" }, code: 78, says: /SLUICE_DRAIN_TIMEOUT/ },
   { args: ["check"], env: { THRUSTER_HTTP_PORT: "bogus" }, code: 78, says: /THRUSTER_HTTP_PORT/ },
   { args: ["check"], env: { HTTP_PORT: "bogus" }, code: 0 },
@@ -582,6 +582,7 @@ const SHAPES: { args: string[]; env?: Record<string, string>; code: number | num
 ];
 for (const target of TARGET_NAMES) {
   for (const shape of SHAPES) {
+    if (!timeLeft("phase 4")) break;
     const { code, stdout, stderr } = spawnCheck(target, shape.args, shape.env ?? {});
     const where = `${target} ${JSON.stringify(shape.args).slice(0, 200)} ${JSON.stringify(shape.env ?? {})} exit ${code}`;
     checkOutput(where, stderr);
@@ -683,6 +684,7 @@ for (const [index, fileCase] of FILE_CASES.entries()) {
     if (expect.line !== undefined && !outcome.error.includes(`${path} line ${expect.line}`)) fail(`${where}: wrong or no line`, outcome.error.slice(0, 300));
   }
   for (const target of TARGET_NAMES) {
+    if (!timeLeft("phase 5")) break;
     const { code, stderr } = spawnCheck(target, ["check", "--config", path], {});
     checkOutput(`${target} ${where} exit ${code}`, stderr);
     const want = "key" in expect ? 0 : 78;
@@ -798,7 +800,7 @@ async function waitUntil(what: string, check: () => boolean, ms = 20_000): Promi
 }
 if (argv.includes("--reload")) {
   for (const [t, target] of TARGET_NAMES.entries()) {
-    const base = 22100 + t * 10;
+    const base = BASE_PORT + t * 10;
     const [httpPort, targetPort, adminPort] = [base + 1, base + 2, base + 3];
     const path = join(work, `reload-${target}.toml`);
     writeFileSync(path, GOOD);
@@ -829,6 +831,7 @@ if (argv.includes("--reload")) {
     try {
       await waitUntil(`${target} ready`, () => records.some((r) => r.event === "ready"), 30_000);
       for (const reloadCase of RELOAD_ERRORS) {
+        if (!timeLeft("phase 6")) break;
         const before = reloads().length;
         if (reloadCase.text !== undefined) writeFileSync(path, fileBytes(reloadCase.text));
         reloadCase.prepare?.(path);
@@ -862,6 +865,8 @@ if (argv.includes("--reload")) {
   }
 }
 
+rmSync(work, { recursive: true, force: true });
 console.log(`seed ${SEED}, ${CASES} in-process cases, ${SPAWNS} spawns per target (${TARGET_NAMES.join(", ")})`);
+if (cutShort !== undefined) console.log(`stopped at --seconds in ${cutShort}: the phases from there on ran in part or not at all`);
 console.log(failures.length === 0 ? "no findings" : `${failures.length} findings:\n${failures.join("\n")}`);
 process.exit(failures.length === 0 ? 0 : 1);

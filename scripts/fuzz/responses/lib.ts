@@ -1,17 +1,27 @@
-/** @module Shared by the scripts/upfuzz probes: starting sluice with app.py, raw requests, parsing what sluice sent. */
+/** @module Shared by the scripts/fuzz/responses probes: starting sluice with app.py, raw requests, parsing what sluice sent. */
 import { connect } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const ROOT = join(import.meta.dir, "../..");
+export const ROOT = join(import.meta.dir, "../../..");
 /** Where the app's log, the access records and the list of started sluice PIDs go. */
-export const OUT = join(tmpdir(), "upfuzz");
+export const OUT = join(tmpdir(), "sluice-fuzz-responses");
 mkdirSync(join(OUT, "pids"), { recursive: true });
+
+/** Every sluice these probes started and have not stopped, for the time limit below. */
+const started = new Set<ChildProcess>();
+/** Each probe ends within FUZZ_SECONDS (default 900), its sluice killed, whatever it was waiting on. */
+const LIMIT_SECONDS = Number(process.env.FUZZ_SECONDS ?? 900);
+setTimeout(() => {
+  console.log(`stopped at the time limit (FUZZ_SECONDS=${LIMIT_SECONDS}): unfinished`);
+  for (const proc of started) proc.kill("SIGKILL");
+  process.exit(2);
+}, LIMIT_SECONDS * 1000).unref();
 export const TARGETS: Record<string, string[]> = {
   binary: [`${ROOT}/dist/sluice`],
-  deno: [`${ROOT}/node_modules/deno/deno`, "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", `${ROOT}/src/main.ts`],
+  deno: [`${ROOT}/node_modules/.bin/deno`, "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", `${ROOT}/src/main.ts`],
 };
 
 export interface Parsed {
@@ -115,6 +125,7 @@ export async function startSluice(target: string, base: number, args: string[] =
     "--admin-listen", `127.0.0.1:${admin}`, "--shutdown-delay", "0s", ...(process.env.FULL ? [] : ["--no-compression", "--cache-size", "0"]), "--upstream-timeout", "8s", ...args, "--", "python3", join(import.meta.dir, "app.py")], {
     cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, APP_LOG: join(OUT, `app-${target}.log`) },
   });
+  started.add(proc);
   void Bun.write(join(OUT, "pids", String(proc.pid)), target); // for cleanup by PID after an interrupted run
   const s: Sluice = { proc, http, admin, target: tport, records: [], stderr: [], other: [] };
   let buf = "";
@@ -159,5 +170,7 @@ export async function stop(s: Sluice): Promise<number | null> {
   s.proc.kill("SIGTERM");
   const code = await Promise.race([new Promise<number | null>((r) => s.proc.on("exit", (c) => r(c))), Bun.sleep(20000).then(() => -999)]);
   if (code === -999) s.proc.kill("SIGKILL");
+  started.delete(s.proc);
+  rmSync(join(OUT, "pids", String(s.proc.pid)), { force: true });
   return code;
 }

@@ -1,13 +1,14 @@
 /**
  * A bounded request fuzzer for sluice (fixed seed, bounded count and time): sends generated
  * and mutated HTTP/1.1 requests over raw TCP to a running sluice whose child is
- * scripts/reqfuzz/recorder.py, then checks what the recorder got against what was sent.
+ * scripts/fuzz/requests/recorder.py, then checks what the recorder got against what was sent.
  *
- *   bun scripts/reqfuzz/fuzz.ts --port P --admin A --record FILE --pid SLUICE_PID [--seed 1] [--count 400]
+ *   bun scripts/fuzz/requests/fuzz.ts --port P --admin A --record FILE --pid SLUICE_PID [--seed 1] [--count 400]
  *     [--seconds 240] [--parallel 1] [--only INDEX [--dump BYTES]]
  *
- * scripts/reqfuzz/restart.sh starts both targets for it (binary on 20001, admin 20003; Deno on
- * 20011, admin 20013; records in /tmp/rf-b.rec and /tmp/rf-d.rec, PIDs in /tmp/rf-[bd].pid).
+ * scripts/fuzz/requests/restart.sh starts both targets for it (binary on BASE_PORT+1, admin +3;
+ * Deno on BASE_PORT+11, admin +13; BASE_PORT 20000 by default; records in /tmp/rf-b.rec and
+ * /tmp/rf-d.rec, PIDs in /tmp/rf-[bd].pid). See scripts/fuzz/README.md.
  * Notes (not findings): Bun normalizes targets (docs/runtime-notes.md), both runtimes drop a
  * GET's or HEAD's body, a HEAD with a body gets none upstream.
  *
@@ -15,11 +16,13 @@
  * one client request seen twice upstream or under another target, a Host or header that
  * changed or appeared, a 5xx, no answer within 10 s, sluice gone, in-flight not back to 0,
  * fds grown, a client connection sluice left in CLOSE-WAIT. The recorder's "Connection reset"
- * and "eof mid-request" records are requests sluice cut on purpose (a client gone midway).
+ * and "eof mid-request" records of a client that went away midway or half-closed are requests
+ * sluice cut on purpose: notes, not findings.
  */
 
 import { connect, type Socket } from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
+import { mulberry32 } from "../random.ts";
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1]!);
@@ -32,16 +35,6 @@ const COUNT = Number(args.get("count") ?? 400);
 const SECONDS = Number(args.get("seconds") ?? 240);
 const PARALLEL = Number(args.get("parallel") ?? 1);
 const ONLY = args.get("only") === undefined ? undefined : Number(args.get("only"));
-
-function mulberry32(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const QUERY_CHARS = "-._~!$&()*+,;=:@0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -347,8 +340,24 @@ function isComplete(text: string, method: string): boolean {
   }
 }
 
+/** The case a request head came from: its target is /f/<index>..., or a static file's with ?f=<index>. */
+function caseIndexOf(head: string): number | undefined {
+  const match = /^\S+ \/(?:f\/(\d+)|static\/[^ ?]*\?(?:[^ ]*&)?f=(\d+))/.exec(head);
+  return match ? Number(match[1] ?? match[2]) : undefined;
+}
+
 function readRecords(): Record<string, unknown>[] {
   return readFileSync(RECORD, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** The client ports of connections to PORT that sluice leaves in CLOSE-WAIT (state 08 of /proc/net/tcp). */
+function closeWaitPeers(): number[] {
+  const peers: number[] = [];
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (state === "08" && Number.parseInt(local!.split(":")[1]!, 16) === PORT) peers.push(Number.parseInt(remote!.split(":")[1]!, 16));
+  }
+  return peers;
 }
 
 function fdCount(): number {
@@ -369,7 +378,9 @@ function alive(): boolean {
   }
 }
 
+let findings = 0;
 function report(obj: Record<string, unknown>) {
+  if ("finding" in obj) findings++;
   console.log(JSON.stringify(obj));
 }
 
@@ -421,7 +432,11 @@ for (const r of records) {
       resets.push(prior ? `${prior.c.method} ${prior.c.framing} ${prior.a.status} ${prior.c.write}${prior.c.halfClose ? " half-close" : ""} ${prior.c.tags.join(",")}` : "?");
       continue;
     }
-    report({ finding: "recorder could not parse", record: r });
+    // A request cut because its client went away or half-closed (docs/runtime-notes.md) is expected.
+    const index = caseIndexOf(String(r.head || r.rest || ""));
+    const cause = index === undefined ? undefined : answers.get(index)?.c;
+    const clientLeft = /^eof mid-request|Connection reset/.test(String(r.error)) && (cause?.abortAfter !== undefined || cause?.halfClose === true);
+    report(clientLeft ? { note: "cut upstream: its client went away or half-closed", index, error: r.error } : { finding: "recorder could not parse", record: r });
     continue;
   }
   const m = /^\/f\/(\d+)(?:[/?]|$)/.exec(String(r.target));
@@ -491,8 +506,7 @@ const fdsAfter = fdCount();
 const flight = await inFlight();
 if (flight !== "0") report({ finding: "in-flight not 0", value: flight });
 if (fdsAfter > fdsBefore + 4) report({ finding: "fds grew", before: fdsBefore, after: fdsAfter });
-const closeWait = Bun.spawnSync(["ss", "-tn", "state", "close-wait", `( sport = :${PORT} )`]).stdout.toString();
-const stuckPorts = [...closeWait.matchAll(/127\.0\.0\.1:(\d+)\s*$/gm)].map((m) => Number(m[1]));
+const stuckPorts = closeWaitPeers();
 for (const [i, { c, a }] of answers) {
   if (a.localPort !== undefined && stuckPorts.includes(a.localPort)) {
     report({ finding: "client connection left in CLOSE-WAIT", index: i, method: c.method, framing: c.framing, write: c.write, halfClose: c.halfClose, abortAfter: c.abortAfter, status: a.status, tags: c.tags });
@@ -500,3 +514,4 @@ for (const [i, { c, a }] of answers) {
 }
 if (resets.length > 0) report({ note: "idle upstream connections reset after", resets });
 report({ summary: true, sent, seconds: (Date.now() - started) / 1000, statuses, fdsBefore, fdsAfter, inFlight: flight, upstreamRequests: records.length });
+process.exit(findings === 0 ? 0 : 1);

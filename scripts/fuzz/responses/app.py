@@ -1,4 +1,4 @@
-"""The app for scripts/upfuzz: answers /<case>/<token>[/<arg>] with odd bytes chosen by case (see
+"""The app for scripts/fuzz/responses: answers /<case>/<token>[/<arg>] with odd bytes chosen by case (see
 answer()), /raw/<token>/<hex> with exactly those bytes (headers x-cuts, x-close, x-dirty), and
 /early/<token>/<drain|unread|close|rst> with a 401 before reading the body. Responses carry
 X-Token and X-Conn (the connection's number). The app marks a connection dirty when what it
@@ -12,7 +12,7 @@ lock = threading.Lock()
 conn_ids = [0]
 dirty = {}     # conn id -> reason
 events = []    # reused-dirty records
-LOG = open(os.environ.get("APP_LOG", "/tmp/upfuzz-app.log"), "a", buffering=1)
+LOG = open(os.environ.get("APP_LOG", "/tmp/sluice-fuzz-responses-app.log"), "a", buffering=1)
 
 def log(*a):
     LOG.write(" ".join(str(x) for x in a) + "\n")
