@@ -8,6 +8,7 @@
 import { type Config, ConfigError, OPTIONS } from "../config.ts";
 import { readErrorCode, readErrorReason } from "../read-errors.ts";
 import type { FileStat } from "../runtime/types.ts";
+import type { RealPath } from "./directories.ts";
 
 /** The statuses that get a page, and the option naming each one's file. */
 export const PAGE_OPTIONS = {
@@ -28,7 +29,7 @@ const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
 export interface PageDisk {
   readTextFile(path: string): Promise<string>;
   statFile(path: string): Promise<FileStat | undefined>;
-  realPath(path: string): string | undefined;
+  realPath: RealPath;
 }
 
 /** Reads the pages; throws ConfigError naming the option and the path of one that cannot be read. */
@@ -53,7 +54,7 @@ export async function loadErrorPages(config: Config, disk: PageDisk): Promise<Er
 }
 
 /** True when `path` exists and is neither a regular file (statFile said so) nor a directory. */
-function isSpecialFile(path: string, realPath: PageDisk["realPath"]): boolean {
+function isSpecialFile(path: string, realPath: RealPath): boolean {
   // "dir/." resolves only when dir is a directory.
   return realPath(path) !== undefined && realPath(`${path}/.`) === undefined;
 }

@@ -5,7 +5,7 @@
  */
 
 import { type Config, type OptionKey, optionSource } from "../config.ts";
-import { realDirectory, type RealPath } from "./directories.ts";
+import { realDirectory } from "./directories.ts";
 import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageDisk, type PageStatus } from "./error-pages.ts";
 
 export interface PreparedFiles {
@@ -16,9 +16,8 @@ export interface PreparedFiles {
   pages: ErrorPages;
 }
 
-export interface DiskAccess extends PageDisk {
-  realPath: RealPath;
-}
+/** What preparing the files needs from the disk: the error pages need the most (the directories only realPath). */
+export type DiskAccess = PageDisk;
 
 /** Resolves and reads what `config` names; throws ConfigError naming the option at fault. */
 export async function prepareFiles(config: Config, disk: DiskAccess): Promise<PreparedFiles> {
