@@ -1,7 +1,7 @@
 /** @module The --config file: TOML setting options by their flags' names, turned into option sources. */
 
 import { parse, TomlDate, TomlError } from "smol-toml";
-import { ConfigError, isListOption, type OptionKey, optionKeyOf, type OptionSources, type SourcedText } from "./config.ts";
+import { ConfigError, isListOption, type OptionKey, optionKeyOf, OPTIONS, type OptionSources, type SourcedText } from "./config.ts";
 import { TRACING_VARIABLES } from "./telemetry/tracing-config.ts";
 
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
@@ -67,7 +67,8 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
  */
 function checkListItems(key: OptionKey, from: string, items: unknown[]): void {
   if (!isListOption(key)) {
-    throw new ConfigError(`Cannot parse ${from}: expected one value, not an array (only trusted-proxies and x-sendfile-dirs take a list); current value is an array of ${items.length} item${items.length === 1 ? "" : "s"}`);
+    const lists = (Object.keys(OPTIONS) as OptionKey[]).filter(isListOption).map((list) => OPTIONS[list].name).join(" and ");
+    throw new ConfigError(`Cannot parse ${from}: expected one value, not an array (only ${lists} take a list); current value is an array of ${items.length} item${items.length === 1 ? "" : "s"}`);
   }
   const index = items.findIndex((item) => typeof item === "string" && item.includes(","));
   if (index >= 0) {
