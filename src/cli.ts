@@ -86,8 +86,8 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     if (text === undefined) {
       if (isBooleanOption(key)) {
         // `--access-log false -- app` would run the command `false`, and the log stay on; so
-        // would every spelling of a boolean (`--compression yes` ran yes(1), and `sluice check
-        // --access-log off` said the configuration was valid, the log on).
+        // would every spelling of a boolean (`--compression yes` would run yes(1), and `sluice
+        // check --access-log off` say the configuration was valid, the log on).
         const next = args[i + 1];
         const value = next === undefined ? undefined : booleanOf(next);
         if (value !== undefined) {
@@ -196,7 +196,7 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   if (url === undefined) {
     // Only --admin-listen matters here: an unrelated bad value must not fail the check.
     const { file } = await readConfigFile(flags, env, runtime);
-    // Named where it came from: `--admin-listen is off` for a file's line sent users to their flags.
+    // Named where it came from (a variable, the file's line), not as a flag the user may never have passed.
     const { value: admin, from } = resolveWithSource("adminListen", flags, env, { file });
     if (!admin) throw new ConfigError(`Cannot find the admin listener: ${from} is off; pass the URL of /readyz`);
     if (admin.port === 0) {

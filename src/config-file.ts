@@ -62,7 +62,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
 
 /**
  * An array is joined with commas into the option's text, so it must be a list option's, with
- * no comma inside an item: `public-dir = ["a", "b"]` became the directory "a,b", and
+ * no comma inside an item: `public-dir = ["a", "b"]` would be the directory "a,b", and
  * `x-sendfile-dirs = ["/srv/a,b"]` the directories "/srv/a" and "b".
  */
 function checkListItems(key: OptionKey, from: string, items: unknown[]): void {
@@ -106,8 +106,8 @@ const CODE_BLOCK_WIDTH = 100;
 
 /**
  * The line of a TOML error and the lines around it, the column marked, as smol-toml's
- * codeblock shows them, but each cut to CODE_BLOCK_WIDTH characters around the column: a
- * 200 kB line was printed whole, three times over, in the message and in a reload's record.
+ * codeblock shows them, but each cut to CODE_BLOCK_WIDTH characters around the column: shown
+ * whole, a long line (a 200 kB comment) would fill stderr and a failed reload's record.
  */
 function codeBlock(text: string, line: number, column: number): string {
   const lines = text.split(/\r?\n/);

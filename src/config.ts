@@ -109,8 +109,8 @@ const parsePathList: ValueParser<string[]> = (text) => text.split(",").map((path
 const parseReadyPath: ValueParser<string> = (text) => {
   const path = text.trim();
   if (!path.startsWith("/")) throw new RangeError("expected a path starting with /");
-  // What a request line cannot carry ("/up " from a variable) failed every probe, for the
-  // whole --ready-timeout, though `sluice check` had said the configuration was valid.
+  // What a request line cannot carry ("/up " from a variable) would fail every probe, for the
+  // whole --ready-timeout, after `sluice check` had said the configuration was valid.
   if (/[^!-~\u0080-\uffff]|#/.test(path)) throw new RangeError("expected a path starting with /, without spaces, control characters or a #fragment");
   return path;
 };
@@ -454,8 +454,8 @@ function comparable(value: unknown): string | undefined {
 
 /**
  * The set variables only: an empty one counts as unset, so it must not hide the file's. So
- * does one of only spaces, which the OTEL_* readers take as unset: it hid the file's endpoint,
- * and tracing was silently off.
+ * does one of only spaces, which the OTEL_* readers take as unset: it would hide the file's
+ * endpoint, and turn tracing off silently.
  */
 function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
   const set: Record<string, string> = {};

@@ -60,9 +60,9 @@ export function removeField(fields: HeaderFields, name: string): void {
 /**
  * Fields that belong to the message, never to one connection: a Connection header listing
  * one (which RFC 9110 section 7.6.1 forbids a sender to do) is not obeyed for it. Obeyed,
- * `Connection: host` sent the app sluice's own address of it for Host, and the cache kept the
- * page made for that under the client's Host, for everyone; `Connection: content-length`
- * sent the body chunked, without the length the client gave.
+ * `Connection: host` would send the app sluice's own address of it for Host, and the cache
+ * keep the page made for that under the client's Host, for everyone; `Connection:
+ * content-length` would send the body chunked, without the length the client gave.
  */
 const NEVER_HOP_BY_HOP: ReadonlySet<string> = new Set(["host", "content-length"]);
 

@@ -238,7 +238,7 @@ export class Service {
       this.#admin = await listen(optionSource(this.#config, "adminListen"), adminListen.hostname, adminListen.port, (onListenerFailed) =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
-    // Both options make the address: a host that cannot be bound was blamed on --http-port.
+    // Both options make the address, so a failure to bind it names both (the host may be at fault).
     const httpOptions = `${optionSource(this.#config, "httpHost")} and ${optionSource(this.#config, "httpPort")}`;
     await listen(httpOptions, httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
     log.lifecycle.info("Listening on {address}", {

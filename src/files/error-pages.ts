@@ -38,8 +38,8 @@ export async function loadErrorPages(config: Config, disk: PageDisk): Promise<Er
   for (const [status, key] of Object.entries(PAGE_OPTIONS)) {
     const path = config[key];
     const source = config.sources?.[key] ?? `the default of --${OPTIONS[key].name}`;
-    // A pipe or a device is read again by every reload: with no writer left, the read waited
-    // for ever, and no reload after it ran (/dev/zero filled the memory).
+    // A pipe or a device would be read again by every reload: with no writer left the read
+    // waits for ever, and no reload after it runs (/dev/zero fills the memory).
     if ((await disk.statFile(path)) === undefined && isSpecialFile(path, disk.realPath)) {
       throw new ConfigError(`Cannot read the error page ${path} (${source}): not a regular file (a pipe or a device, which every reload would read again)`);
     }

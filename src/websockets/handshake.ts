@@ -46,8 +46,8 @@ export async function upstreamHandshake({ connect, hostname, port, target, heade
   headers.set("sec-websocket-key", key);
   headers.set("sec-websocket-version", "13");
   headers.delete("sec-websocket-extensions"); // frames pass through sluice's own reader: no compression
-  // It goes without a body (Bun drops a GET's): a length announced for none made the child
-  // wait for bytes that never came (a 504), or could take the first frame's start for them.
+  // It goes without a body (Bun drops a GET's): a length announced for none would make the
+  // child wait for bytes that never come (a 504), or take the first frame's start for them.
   headers.delete("content-length");
   const tcp = await abortable(connect(hostname, port), signal);
   const reader = tcp.readable.getReader();
