@@ -22,6 +22,7 @@
 
 import { connect, type Socket } from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
+import { concatBytes, latin1Encode } from "../../../src/wire-bytes.ts";
 import { mulberry32 } from "../random.ts";
 
 const args = new Map<string, string>();
@@ -232,23 +233,12 @@ function randBytes(rnd: () => number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = Math.floor(rnd() * 256);
   // Make some bodies look like requests.
-  if (length > 60 && rnd() < 0.3) out.set(latin1("\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  if (length > 60 && rnd() < 0.3) out.set(latin1Encode("\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
   return out;
-}
-
-function latin1(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }
 
 function concat(parts: (string | Uint8Array)[]): Uint8Array {
-  const bufs = parts.map((p) => (typeof p === "string" ? latin1(p) : p));
-  const out = new Uint8Array(bufs.reduce((n, b) => n + b.byteLength, 0));
-  let at = 0;
-  for (const b of bufs) {
-    out.set(b, at);
-    at += b.byteLength;
-  }
-  return out;
+  return concatBytes(parts.map((p) => (typeof p === "string" ? latin1Encode(p) : p)));
 }
 
 function encode(c: Case): Uint8Array {
