@@ -34,6 +34,8 @@ export type LogRecord = Record<string, unknown> & { event?: string; message?: st
 // Cleanup of every process a test starts lives in tests/cleanup.ts, preloaded by `bun test`
 // (package.json) so that its hooks apply to every test file.
 import { track } from "./cleanup.ts";
+import { readLines } from "./read-lines.ts";
+export { readLines };
 export { track };
 
 /**
@@ -166,24 +168,6 @@ export class Sluice {
     this.records.push(record);
     this.#waiters = this.#waiters.filter((w) => (w.match(record) ? (w.resolve(record), false) : true));
   }
-}
-
-/** Calls `onLine` with each line of `stream` (the last one even without a newline). */
-export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      onLine(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
-}
-  if (buffer) onLine(buffer);
 }
 
 /**

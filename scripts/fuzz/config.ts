@@ -22,6 +22,7 @@ import { parseArgs, UsageError } from "../../src/cli.ts";
 import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig } from "../../src/config.ts";
 import { decodeConfigFile, loadConfigFile } from "../../src/config-file.ts";
 import { formatDuration } from "../../src/config-values.ts";
+import { readLines } from "../../tests/read-lines.ts";
 import { mulberry32 } from "./random.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -401,7 +402,7 @@ for (let i = 0; i < CASES / 4; i++) {
   const environment: Record<string, string> = {};
   if (present[1]) environment[envName(OPTIONS[key].name)] = env!.text;
   const plainThruster = spec.thruster && !("convert" in spec.thruster);
-  if (present[3] && plainThruster) environment[`THRUSTER_${spec.thruster.name}`] = thruster!.text;
+  if (present[3] && plainThruster) environment[`THRUSTER_${spec.thruster!.name}`] = thruster!.text;
   const args = [...(present[0] ? flagsFor(pick(["flag=", "flag"]), key, flag!.text) : []), "--", "app"];
   const fileText = present[2] ? fileFor(key, file!.text, false) : undefined;
   const outcome = resolveInProcess(args, environment, fileText, key);
@@ -813,20 +814,10 @@ if (argv.includes("--reload")) {
     console.log(`reload phase: ${target} sluice pid ${proc.pid}`);
     const records: Record<string, unknown>[] = [];
     let stderrText = "";
-    void (async () => {
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          try { records.push(JSON.parse(line)); } catch { /* the child's output */ }
-        }
-      }
-    })();
-    void (async () => { for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderrText += new TextDecoder().decode(chunk); })();
+    void readLines(proc.stdout, (line) => {
+      try { records.push(JSON.parse(line)); } catch { /* the child's output */ }
+    });
+    void readLines(proc.stderr, (line) => (stderrText += `${line}\n`));
     const reloads = () => records.filter((r) => r.event === "reload");
     try {
       await waitUntil(`${target} ready`, () => records.some((r) => r.event === "ready"), 30_000);

@@ -94,8 +94,8 @@ function generate(index: number, rnd: () => number): Case {
   let framing: Case["framing"] = "none";
   const bodyMethods = ["POST", "PUT", "PATCH", "DELETE"];
   const withBody = bodyMethods.includes(method) ? chance(0.8) : chance(0.25);
-  let payload = new Uint8Array(0);
-  let wire = new Uint8Array(0);
+  let payload: Uint8Array = new Uint8Array(0);
+  let wire: Uint8Array = new Uint8Array(0);
   if (withBody) {
     if (!bodyMethods.includes(method)) tags.push(`body-on-${method}`);
     payload = randBytes(rnd, pick([0, 1, 5, 100, 3000, 70000]));
@@ -249,11 +249,11 @@ function encode(c: Case): Uint8Array {
 
 interface Answer {
   /** The client's own port, to find its connection in ss(8). */
-  localPort?: number;
+  localPort?: number | undefined;
   status: number | undefined;
   bytes: string;
   timedOut: boolean;
-  error?: string;
+  error?: string | undefined;
 }
 
 /** Sends `bytes` the case's way and reads one response (until complete, close or 10 s). */
@@ -273,7 +273,7 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
       resolve({ localPort, status: status ? Number(status[1]) : undefined, bytes: text.slice(0, 300), timedOut, error });
     };
     const timer = setTimeout(() => finish(true), 10_000);
-    socket.on("data", (d) => {
+    socket.on("data", (d: Buffer) => {
       chunks.push(d);
       const text = Buffer.concat(chunks).toString("latin1");
       if (isComplete(text, c.method)) finish(false);

@@ -82,7 +82,7 @@ export function parse(raw: string, head = false): Omit<Parsed, "ms"> {
 }
 
 /** One request over a fresh connection with connection: close; reads to EOF. */
-export function request(port: number, method: string, path: string, opts: { body?: string; headers?: string; timeoutMs?: number } = {}): Promise<Parsed> {
+export function request(port: number, method: string, path: string, opts: { body?: string | undefined; headers?: string; timeoutMs?: number } = {}): Promise<Parsed> {
   const started = performance.now();
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
