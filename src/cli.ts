@@ -178,12 +178,7 @@ const HEALTHCHECK_TIMEOUT_MS = 3000;
  * a space) would fail every check as "not ready", as a typo in the scheme would.
  */
 function isHttpUrl(text: string): boolean {
-  if (!/^http:\/\/[^/?#]/.test(text)) return false;
-  try {
-    return new URL(text).protocol === "http:";
-  } catch {
-    return false;
-  }
+  return /^http:\/\/[^/?#]/.test(text) && URL.canParse(text);
 }
 
 /** Asks sluice's /readyz (or `url`); returns why it is not ready, or undefined when it is. */
