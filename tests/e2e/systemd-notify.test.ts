@@ -7,7 +7,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readLines, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
@@ -77,23 +77,22 @@ describe.each(TARGETS)("systemd notify ($name)", (target) => {
   test("a reload still under way when the stop begins is abandoned, and nothing says READY=1 after STOPPING=1", async () => {
     const path = join(tempDir(), "notify.sock");
     const listener = await listen(path);
-    const dir = tempDir();
-    const [config, page, fifo] = [join(dir, "sluice.toml"), join(dir, "502.html"), join(dir, "502.fifo")];
-    writeFileSync(page, "<h1>502</h1>\n");
-    writeFileSync(config, `bad-gateway-page = "${page}"\n`);
-    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const config = join(tempDir(), "sluice.toml");
+    writeFileSync(config, "shutdown-delay = \"3s\"\n");
     const sluice = await startSluice(target, {
-      args: ["--config", config, "--shutdown-delay", "3s"],
+      args: ["--config", config],
       env: { NOTIFY_SOCKET: path },
     });
     await until(() => listener.messages.some((m) => m.text.startsWith("READY=1")), 10_000, "READY=1");
-    // The reload reads a page from a FIFO: it waits there until the test writes to it.
-    writeFileSync(config, `bad-gateway-page = "${fifo}"\n`);
+    // The reload reads its file from a FIFO: it waits there until the test writes to it. (An
+    // error page that is a FIFO is refused before it is read.)
+    rmSync(config);
+    expect(spawnSync("mkfifo", [config]).status).toBe(0);
     sluice.signal("SIGHUP");
     await until(() => listener.messages.some((m) => m.text.startsWith("RELOADING=1")), 10_000, "RELOADING=1");
     sluice.signal("SIGTERM");
     await until(() => listener.messages.some((m) => m.text.startsWith("STOPPING=1")), 10_000, "STOPPING=1");
-    writeFileSync(fifo, "<h1>new 502</h1>\n");
+    writeFileSync(config, "shutdown-delay = \"3s\"\n");
     expect(await sluice.exitCode()).toBe(0);
     expect(sluice.events("reload")).toMatchObject([{ result: "abandoned" }]);
     const order = listener.messages.map((m) => m.text.split("\n")[0]);
