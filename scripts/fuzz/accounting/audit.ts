@@ -1,17 +1,17 @@
 /**
  * Accounting audit: drives a mix of outcomes through sluice (both runtimes) and compares the
  * access log, /metrics, the client's own view and the server spans. Run:
- *   bun test ./audit/audit.ts            (AUDIT_TARGET=binary|deno to pick one)
+ *   bun test ./scripts/fuzz/accounting/audit.ts            (AUDIT_TARGET=binary|deno to pick one)
  * It reports mismatches (console) and fails on any.
  */
 import { expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type LogRecord, readMetrics, type Sluice, startSluice, TARGETS, tempDir, until } from "../tests/harness.ts";
-import { type ReceivedSpan, startReceiver } from "../tests/fixtures/otlp-receiver.ts";
+import { type LogRecord, readMetrics, type Sluice, startSluice, TARGETS, tempDir, until } from "../../../tests/harness.ts";
+import { type ReceivedSpan, startReceiver } from "../../../tests/fixtures/otlp-receiver.ts";
 import { type RawOptions, type RawResult, rawRequest } from "./raw-client.ts";
 
-const BUN = join(import.meta.dir, "../node_modules/.bin/bun");
+const BUN = join(import.meta.dir, "../../../node_modules/.bin/bun");
 const APP = [BUN, join(import.meta.dir, "audit-app.ts")];
 
 interface Sent {
