@@ -132,6 +132,9 @@ killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start f
 `;
 }
 
+/** A configuration file is a page of TOML: one past this was named by mistake (a log, /dev/zero). */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
 /** What the --config file (or SLUICE_CONFIG) sets, as resolveConfig takes it; nothing when neither names one. */
 async function readConfigFile(
   flags: OptionSources,
@@ -142,7 +145,7 @@ async function readConfigFile(
   if (path === undefined) return { file: {}, otel: {} };
   let bytes: Uint8Array;
   try {
-    bytes = await runtime.readFile(path);
+    bytes = await runtime.readFile(path, MAX_CONFIG_FILE_BYTES);
   } catch (error) {
     throw new ConfigError(`Cannot read the configuration file ${path} (${from}): ${readErrorReason(error)}`, {
       cause: error,

@@ -1,6 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
+import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
@@ -173,7 +174,16 @@ export const bunRuntime: Runtime = {
   probeTcp,
   connectTcp: bunConnectTcp,
   readTextFile: (path) => Bun.file(path).text(),
-  readFile: (path) => Bun.file(path).bytes(),
+  async readFile(path, maxBytes) {
+    const file = Bun.file(path);
+    const stat = await file.stat();
+    const kind = stat.isFile() ? "file" : stat.isFIFO() ? "pipe" : stat.isDirectory() ? "directory" : "other";
+    const refused = unreadableKind(kind);
+    if (refused) throw refused;
+    if (kind === "pipe") return readAtMost(file.stream(), maxBytes);
+    if (stat.size > maxBytes) throw tooLarge(maxBytes);
+    return file.bytes();
+  },
   async statFile(path) {
     try {
       const stat = await Bun.file(path).stat();

@@ -11,6 +11,7 @@ import type {
   OpenFile,
   Runtime,
 } from "./types.ts";
+import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
@@ -225,7 +226,14 @@ export const denoRuntime: Runtime = {
   probeTcp,
   connectTcp: denoConnectTcp,
   readTextFile: (path) => Deno.readTextFile(path),
-  readFile: (path) => Deno.readFile(path),
+  async readFile(path, maxBytes) {
+    const stat = await Deno.stat(path);
+    const kind = stat.isFile ? "file" : stat.isFifo ? "pipe" : stat.isDirectory ? "directory" : "other";
+    const refused = unreadableKind(kind);
+    if (refused) throw refused;
+    if (kind === "file" && stat.size > maxBytes) throw tooLarge(maxBytes);
+    return readAtMost((await Deno.open(path)).readable, maxBytes);
+  },
   statFile,
   openFile,
   onSignal(signal, listener) {

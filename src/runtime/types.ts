@@ -276,8 +276,11 @@ export interface Runtime {
    * name (ENOENT, EACCES, EISDIR ...) as the error's `code` on both runtimes.
    */
   readTextFile(path: string): Promise<string>;
-  /** Reads a whole file as bytes; rejects as readTextFile does. */
-  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Reads a whole regular file or pipe as bytes; rejects as readTextFile does, and (code
+   * EFBIG) once it is larger than `maxBytes`, or (ENOTSUP) when it is another kind of file.
+   */
+  readFile(path: string, maxBytes: number): Promise<Uint8Array>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */

@@ -95,6 +95,31 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     }
   }, 120_000);
 
+  test("a configuration file past 1 MiB, or a device, is refused with the reason before it fills memory", async () => {
+    // /dev/zero was read for ever (memory growing by GiBs), a mistaken log file read whole.
+    const big = join(tempDir(), "big.toml");
+    writeFileSync(big, `# ${"x".repeat(1024 * 1024)}\nhttp-port = 8080\n`);
+    const fromPipe = join(tempDir(), "big.fifo");
+    expect(Bun.spawnSync(["mkfifo", fromPipe]).exitCode).toBe(0);
+    // The writer gets EPIPE once sluice has read past the bound and closed the pipe.
+    const writer = Bun.spawn(["sh", "-c", `exec head -c 3000000 /dev/zero > ${fromPipe}`], { stderr: "ignore" });
+    try {
+      const cases: [string, string][] = [
+        [big, "it is larger than 1048576 bytes"],
+        ["/dev/zero", "it is neither a regular file nor a pipe"],
+        [fromPipe, "it is larger than 1048576 bytes"],
+      ];
+      for (const [path, reason] of cases) {
+        const failed = await run(["check", "--config", path]);
+        expect(failed.stderr).toBe(`sluice: Cannot read the configuration file ${path} (--config): ${reason}\n`);
+        expect(failed.code).toBe(78);
+      }
+      expect(await writer.exited).not.toBe(0);
+    } finally {
+      writer.kill("SIGKILL");
+    }
+  }, 120_000);
+
   test("healthcheck names the file's line when the file's admin-listen gives it no URL", async () => {
     // It said "--admin-listen is off", sending users to flags they never passed.
     const off = writeConfig(["http-port = 8080", 'admin-listen = "off"']);
