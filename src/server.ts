@@ -9,6 +9,7 @@ import { firstChunkWhole, observeBody } from "./followed-body.ts";
 import { Exchange, NO_RESPONSE_STATUS } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import { hasWholeBody } from "./whole-body.ts";
+import { connectionNamed } from "./forwarded-headers.ts";
 import { log } from "./log.ts";
 import { errorResponse } from "./proxy.ts";
 import { requestPath } from "./request-target.ts";
@@ -271,19 +272,20 @@ export class Server {
       if (length === null && exchange.request.method === "HEAD" && !bodyless("GET", response.status)) final = new Response(unsentBody(), response);
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
       // A small body still arriving: its first chunk decides (see firstChunkWhole).
-      return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole));
+      return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole, exchange.request));
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);
       final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
     } else {
       final = new Response(observeBody(response.body, exchange), response);
     }
-    return this.#closing(final);
+    return this.#closing(final, exchange.request);
   }
 
   /** Once the stop began, every response asks its client to close the connection. */
-  #closing(response: Response): Response {
+  #closing(response: Response, request: Request): Response {
     if (!this.#connectionClose) return response;
+    if (this.#runtime.answersConnectionClose && connectionNamed(request.headers.get("connection"))?.has("close")) return response;
     try {
       response.headers.set("connection", "close");
       return response;

@@ -4,6 +4,7 @@
  */
 
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -235,6 +236,18 @@ export async function runSluice(target: Target, args: string[], env: Record<stri
     new Response(proc.stderr as ReadableStream).text(),
   ]);
   return { code, stdout, stderr };
+}
+
+/** Sends `request` as written on a new connection and returns everything the server sent until it closed. */
+export function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = "";
+    const socket = connect({ host: "127.0.0.1", port }, () => socket.write(request));
+    socket.setTimeout(15_000, () => socket.destroy(new Error(`no end of the response within 15 s: ${received.slice(0, 300)}`)));
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    socket.on("end", () => resolve(received));
+    socket.on("error", reject);
+  });
 }
 
 /** True when a TCP connection to the port is refused. */

@@ -161,6 +161,7 @@ export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
   fastBodyPassthrough: true,
+  answersConnectionClose: false,
   version: Bun.version,
   args: process.argv.slice(2),
   env: () => ({ ...initialEnv }),

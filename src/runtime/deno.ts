@@ -213,6 +213,7 @@ export const denoRuntime: Runtime = {
   name: "deno",
   pid: Deno.pid,
   fastBodyPassthrough: false,
+  answersConnectionClose: true,
   version: Deno.version.deno,
   args: Deno.args,
   env: () => Deno.env.toObject(),

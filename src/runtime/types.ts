@@ -246,6 +246,11 @@ export interface Runtime {
    * observed, so that aborting its exchange cuts it.
    */
   readonly fastBodyPassthrough: boolean;
+  /**
+   * True when the server adds `connection: close` itself to the response of a request that
+   * asked to close its connection (Deno): sluice's own would make it appear twice.
+   */
+  readonly answersConnectionClose: boolean;
   readonly version: string;
   /** Command-line arguments after the program (and script) name. */
   readonly args: readonly string[];

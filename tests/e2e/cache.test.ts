@@ -6,9 +6,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
-import { rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { rawRequest, rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** Status, X-Cache and body of a GET through sluice. */
 async function get(sluice: Sluice, path: string, headers: Record<string, string> = {}) {
@@ -20,18 +19,6 @@ async function get(sluice: Sluice, path: string, headers: Record<string, string>
 async function appSaw(sluice: Sluice, path: string): Promise<number> {
   const seen = (await (await fetch(`http://127.0.0.1:${sluice.targetPort}/seen`)).json()) as string[];
   return seen.filter((p) => p === path).length;
-}
-
-/** Sends `request` as written on a new connection and returns everything the server sent until it closed. */
-function rawRequest(port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let received = "";
-    const socket = connect({ host: "127.0.0.1", port }, () => socket.write(request));
-    socket.setTimeout(15_000, () => socket.destroy(new Error(`no end of the response within 15 s: ${received.slice(0, 300)}`)));
-    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
-    socket.on("end", () => resolve(received));
-    socket.on("error", reject);
-  });
 }
 
 async function stop(sluice: Sluice): Promise<void> {

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { rawRequest, readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** Uncompressed, so that the bytes fetch hands over are the bytes that were sent. */
 const IDENTITY = { headers: { "accept-encoding": "identity" } };
@@ -49,6 +49,11 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(response.status).toBe(200);
     expect(response.headers.get("connection")).toBe("close");
     expect((await response.text()).length).toBe(1024);
+    // Once, also to a client that asked to close (Deno's server adds its own then).
+    for (const asked of ["Connection: close\r\n", ""]) {
+      const head = (await rawRequest(sluice.httpPort, `GET / HTTP/1.1\r\nHost: x\r\n${asked}\r\n`)).split("\r\n\r\n")[0]!;
+      expect(head.split("\r\n").filter((line) => /^connection:/i.test(line))).toEqual([expect.stringMatching(/^connection: close$/i)]);
+    }
     // After the delay the listener closes: new connections are refused at the TCP level
     // while the request in flight is still being drained.
     await sluice.waitFor((r) => r.event === "stop.phase" && r.step === "close-listener");
