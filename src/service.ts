@@ -129,6 +129,7 @@ export class Service {
    */
   #buildPipeline(config: Config): Pipeline {
     const { runtime } = this.#deps;
+    const responseCache = this.#responseCacheFor(config);
     const deps = {
       readiness: this.#readiness,
       metrics: this.#metrics,
@@ -137,34 +138,47 @@ export class Service {
       compressors: runtime,
       files: runtime,
       http: runtime,
-      responseCache: this.#responseCacheFor(config),
+      responseCache,
     };
-    if (!config.tracing.enabled) return buildApp(config, deps);
-    const { tracing } = config;
-    const module = this.#tracing!;
-    const lease = this.#tracers.acquire(exporterKey(tracing), () => module.buildTracerProvider(tracing, this.#spanCounts));
-    return buildApp(config, {
-      ...deps,
-      tracing: module.pipelineTracing(lease.provider, tracing.sampler),
-      release: () => void this.#tracers.release(lease),
-    });
+    let pipeline: Pipeline;
+    if (config.tracing.enabled) {
+      const { tracing } = config;
+      const module = this.#tracing!;
+      const lease = this.#tracers.acquire(exporterKey(tracing), () => module.buildTracerProvider(tracing, this.#spanCounts));
+      pipeline = buildApp(config, {
+        ...deps,
+        tracing: module.pipelineTracing(lease.provider, tracing.sampler),
+        release: () => void this.#tracers.release(lease),
+      });
+    } else {
+      pipeline = buildApp(config, deps);
+    }
+    // Only a pipeline that was built replaces the cache: a failed reload keeps what is cached.
+    this.#useResponseCache(responseCache, config);
+    return pipeline;
   }
 
   /**
    * The response cache for `config`: the one in use while none of RESPONSE_CACHE_OPTIONS
-   * changed, so a reload keeps what is cached; none when --cache-size is 0. A cache replaced
-   * is emptied: the old pipeline holds it until its last exchange ends, which for a WebSocket
-   * or an event stream opened before the reload can be hours, and no new request reads it
-   * (what the exchanges in flight still store in it is at most one item each).
+   * changed, so a reload keeps what is cached; a new one otherwise; none when --cache-size is 0.
    */
   #responseCacheFor(config: Config): ResponseCache | undefined {
+    if (config.cacheSize === 0) return undefined;
     const current = this.#responseCache;
-    const madeFor = this.#responseCacheConfig;
+    if (current !== undefined && !changesBetween(this.#responseCacheConfig!, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
+    return new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize });
+  }
+
+  /**
+   * Makes `cache` the one in use. A cache replaced is emptied: the old pipeline holds it
+   * until its last exchange ends, which for a WebSocket or an event stream opened before
+   * the reload can be hours, and no new request reads it (what the exchanges in flight
+   * still store in it is at most one item each).
+   */
+  #useResponseCache(cache: ResponseCache | undefined, config: Config): void {
+    if (cache !== this.#responseCache) this.#responseCache?.clear();
+    this.#responseCache = cache;
     this.#responseCacheConfig = config;
-    if (config.cacheSize !== 0 && current !== undefined && !changesBetween(madeFor!, config).some((key) => RESPONSE_CACHE_OPTIONS.has(key))) return current;
-    current?.clear();
-    if (config.cacheSize === 0) return (this.#responseCache = undefined);
-    return (this.#responseCache = new ResponseCache({ maxSize: config.cacheSize, maxItemSize: config.maxCacheItemSize }));
   }
 
   /** When the flush that ends a stop must be over (performance.now() time), once it began. */
