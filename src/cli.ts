@@ -11,6 +11,8 @@ import {
   resolveConfig,
   resolveWithSource,
   stopBudget,
+  unknownVariables,
+  unknownVariableText,
   validateConfig,
 } from "./config.ts";
 import { type ConfigFile, decodeConfigFile, loadConfigFile } from "./config-file.ts";
@@ -253,6 +255,7 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
           if (error instanceof ConfigError) stdout.write(budgetText(config));
           throw error;
         }
+        for (const name of unknownVariables(env)) stderr.write(`sluice: warning: ${unknownVariableText(name)}\n`);
         stdout.write(`Configuration is valid.\n${budgetText(config)}`);
         return ExitCode.OK;
       }
@@ -282,6 +285,9 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
     };
     const config = await loadConfig();
     await setupLogging(stdout, { level: config.logLevel, format: config.logFormat });
+    for (const name of unknownVariables(env)) {
+      log.lifecycle.warn(unknownVariableText(name), { event: "config.unknown-variable", variable: name });
+    }
     for (const source of unappliedClientLimits(config, runtime)) {
       log.lifecycle.warn("{source} is not applied: this runtime's HTTP server has no idle or header timeout", {
         event: "config.unapplied",

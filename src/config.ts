@@ -211,6 +211,22 @@ export function envName(optionName: string): string {
   return `SLUICE_${optionName.toUpperCase().replaceAll("-", "_")}`;
 }
 
+const OPTION_VARIABLES: ReadonlySet<string> = new Set(Object.values(OPTIONS).map((spec) => envName(spec.name)));
+
+/**
+ * The SLUICE_* variables set (not empty) that name no option, sorted: a misspelt one would
+ * leave its option at the default without a word. Warned about, not refused: the app may
+ * read a variable of that name itself.
+ */
+export function unknownVariables(env: Record<string, string | undefined>): string[] {
+  return Object.keys(env).filter((name) => name.startsWith("SLUICE_") && env[name] && !OPTION_VARIABLES.has(name)).sort();
+}
+
+/** The words for an unknown SLUICE_* variable, at start and in `sluice check`. */
+export function unknownVariableText(name: string): string {
+  return `${name} is set but names no option of sluice (sluice --help lists them); it is ignored`;
+}
+
 const KEYS_BY_NAME = new Map<string, OptionKey>(
   (Object.keys(OPTIONS) as OptionKey[]).map((key) => [OPTIONS[key].name, key]),
 );

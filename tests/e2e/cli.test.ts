@@ -184,6 +184,19 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(both.stdout).toMatch(/stop-timeout +3s\n/);
   }, 60_000);
 
+  test("a SLUICE_* variable that names no option is warned about in check and at start, and ignored", async () => {
+    // A misspelt variable left its option at the default without a word.
+    const env = { SLUICE_DRAIN_TIMOUT: "30s", SLUICE_UNSET_HERE: "" };
+    const checked = await run(["check"], env);
+    expect(checked.code).toBe(0);
+    expect(checked.stdout).toMatch(/drain-timeout +15s\n/);
+    expect(checked.stderr).toBe("sluice: warning: SLUICE_DRAIN_TIMOUT is set but names no option of sluice (sluice --help lists them); it is ignored\n");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], env });
+    expect(sluice.events("config.unknown-variable").map((r) => r.variable)).toEqual(["SLUICE_DRAIN_TIMOUT"]);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   test("check prints the stop budget and exits 0", async () => {
     const { code, stdout } = await run(["check", "--shutdown-delay", "2s", "--drain-timeout", "10s", "--stop-timeout", "3s"]);
     expect(code).toBe(0);
