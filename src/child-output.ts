@@ -16,11 +16,13 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
   const reader = stream.getReader();
   try {
     for (;;) {
-      // While sluice's own output is far behind, the pipe is not read: the child waits, no line is lost.
-      const room = out.untilRoom();
-      if (room) await room;
       const { done, value: chunk } = await reader.read();
       if (done) break;
+      // While sluice's own output is far behind, the chunk waits and the pipe is not read: the
+      // child waits, no line is lost. Asked after the read, not before: a child silent while
+      // sluice's own records filled the queue had its next line dropped.
+      const room = out.untilRoom();
+      if (room) await room;
       const lastNewline = chunk.lastIndexOf(NEWLINE);
       if (lastNewline < 0) {
         held = join(held, chunk);
@@ -36,7 +38,11 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
   } catch {
     // The pipe broke (child killed): pass on what was read.
   }
-  if (held.length > 0) out.write(join(held, Uint8Array.of(NEWLINE)));
+  if (held.length > 0) {
+    const room = out.untilRoom();
+    if (room) await room;
+    out.write(join(held, Uint8Array.of(NEWLINE)));
+  }
 }
 
 function join(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -899,5 +899,42 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
       await out.ended;
     }, 180_000);
+
+    test("a child's line read while sluice's own records fill the stopped output is not dropped: it waits for room", async () => {
+      const dir = tempDir();
+      const [go, printed] = [join(dir, "go"), join(dir, "printed")];
+      const TICKS = 3; // 60 KB in all: the pipe holds what sluice does not read meanwhile
+      // An app that logs now and then: sluice waits to read its pipe while the access
+      // records fill the output queue, and the app's next lines (20 KB: more than the room
+      // a full queue has left) come only then.
+      const script = [
+        "import os, sys, time",
+        `while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.01)`,
+        `for i in range(${TICKS}):`,
+        "    sys.stdout.write(f'tick {i} ' + 'x' * 20000 + '\\n'); sys.stdout.flush(); time.sleep(0.05)",
+        `open(${JSON.stringify(printed)}, 'w')`,
+      ].join("\n");
+      const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+      const { proc, out, port } = startWithSlowStdout(target, QUICK_STOP, child);
+      await out.waitFor("ready");
+      out.pausedUntil = Infinity;
+      // About 10 MiB of access records (8 KiB paths): past the output queue's 8 MiB bound.
+      const path = `/${"p".repeat(8 * 1024)}`;
+      let next = 0;
+      const worker = async () => {
+        while (next++ < 1200) await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer();
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      writeFileSync(go, "");
+      await until(() => existsSync(printed), 30_000, "the child to print every tick");
+      out.chunkBytes = 65536;
+      out.delayMs = 0;
+      out.pausedUntil = 0;
+      await out.waitFor("output.dropped"); // sluice's own records were dropped, and said so
+      proc.kill("SIGTERM");
+      expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
+      await out.ended;
+      expect(out.otherLines.filter((l) => l.startsWith("tick ")).map((l) => l.slice(0, 6))).toEqual(Array.from({ length: TICKS }, (_, i) => `tick ${i}`));
+    }, 120_000);
   });
 });
