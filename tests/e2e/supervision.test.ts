@@ -77,6 +77,8 @@ function printedLine(stream: "out" | "err", i: number, width: number): string {
 class SlowStdout {
   readonly records: LogRecord[] = [];
   readonly otherLines: string[] = [];
+  /** Every line, records and others, in the order they came. */
+  readonly lines: string[] = [];
   /** Read nothing until then (performance.now() time). */
   pausedUntil = 0;
   /** Bytes per read and the pause after each read while reading. */
@@ -148,6 +150,7 @@ class SlowStdout {
   }
 
   #line(line: string): void {
+    this.lines.push(line);
     const record = parseLogRecord(line);
     if (record) this.records.push(record);
     else this.otherLines.push(line);
@@ -936,5 +939,46 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       await out.ended;
       expect(out.otherLines.filter((l) => l.startsWith("tick ")).map((l) => l.slice(0, 6))).toEqual(Array.from({ length: TICKS }, (_, i) => `tick ${i}`));
     }, 120_000);
+
+    for (const stop of ["SIGTERM", "SIGQUIT"] as const) {
+      test(`${stop} while stdout is paused and the child's output waits for it: every line it wrote comes before the shutdown record`, async () => {
+        const dir = tempDir();
+        const progress = join(dir, "progress");
+        // 1000-byte numbered lines as fast as stdout takes them, the count written so far in `progress`.
+        const script = [
+          "import os, sys",
+          "i = 0",
+          "while True:",
+          "    os.write(1, (f'line {i} '.ljust(999, 'z') + '\\n').encode())",
+          "    i += 1",
+          `    if i % 100 == 0: open(${JSON.stringify(progress)}, 'w').write(str(i))`,
+        ].join("\n");
+        const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+        const { proc, out } = startWithSlowStdout(target, [...QUICK_STOP, "--flush-timeout", "30s"], child);
+        await out.waitFor("ready");
+        out.pausedUntil = Infinity;
+        const written = () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0);
+        // The child is held back: its count stops growing once sluice's queue is half full.
+        let last = -1;
+        await until(() => {
+          const now = written();
+          const still = now === last && now > 1000;
+          last = now;
+          return still;
+        }, 30_000, "the child to wait for stdout");
+        proc.kill(stop);
+        await Bun.sleep(4000); // longer than the stop waits for the group (here up to 2 s for PID 1 to reap) and its output (1 s)
+        out.chunkBytes = 65536;
+        out.delayMs = 0;
+        out.pausedUntil = 0;
+        expect(await Promise.race([proc.exited, Bun.sleep(40_000).then(() => "still running")])).toBe(stop === "SIGTERM" ? 0 : 75);
+        await out.ended;
+        const lines = out.otherLines.filter((l) => l.startsWith("line "));
+        expect(lines.length).toBeGreaterThanOrEqual(written());
+        expect(lines.every((l, i) => l.startsWith(`line ${i} `))).toBe(true);
+        expect(out.records.at(-1)).toMatchObject({ event: "shutdown.complete" });
+        expect(out.lines.at(-1)).toBe(JSON.stringify(out.records.at(-1)));
+      }, 90_000);
+    }
   });
 });
