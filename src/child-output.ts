@@ -9,9 +9,11 @@ const MAX_HELD_BYTES = 64 * 1024;
 /**
  * Reads `stream` to its end and writes it to `out` in whole lines, so a child's line never
  * interleaves with sluice's log records or the other stream's lines. A last line without
- * a newline gets one.
+ * a newline gets one. Once `finishing` aborts (the child's group is gone), it no longer
+ * waits for room in `out`: there is no child left to hold back, and what is left in the
+ * pipe (its capacity at most) must come before sluice's last record.
  */
-export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOutput): Promise<void> {
+export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOutput, finishing?: AbortSignal): Promise<void> {
   let held: Uint8Array = new Uint8Array(0);
   const reader = stream.getReader();
   try {
@@ -21,8 +23,7 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
       // While sluice's own output is far behind, the chunk waits and the pipe is not read: the
       // child waits, no line is lost. Asked after the read, not before: a child silent while
       // sluice's own records filled the queue had its next line dropped.
-      const room = out.untilRoom();
-      if (room) await room;
+      await untilRoom(out, finishing);
       const lastNewline = chunk.lastIndexOf(NEWLINE);
       if (lastNewline < 0) {
         held = join(held, chunk);
@@ -39,9 +40,22 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
     // The pipe broke (child killed): pass on what was read.
   }
   if (held.length > 0) {
-    const room = out.untilRoom();
-    if (room) await room;
+    await untilRoom(out, finishing);
     out.write(join(held, Uint8Array.of(NEWLINE)));
+  }
+}
+
+/** Until `out` has room for a child's output, or `finishing` aborts. */
+async function untilRoom(out: LineOutput, finishing: AbortSignal | undefined): Promise<void> {
+  if (finishing?.aborted) return;
+  const room = out.untilRoom();
+  if (!room) return;
+  if (!finishing) return room;
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([room, new Promise<void>((resolve) => finishing.addEventListener("abort", (onAbort = () => resolve()), { once: true }))]);
+  } finally {
+    finishing.removeEventListener("abort", onAbort!);
   }
 }
 

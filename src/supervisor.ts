@@ -67,6 +67,10 @@ const STABLE_RUN_MS = 10_000;
 const GROUP_POLL_MS = 50;
 /** After SIGKILL the kernel needs a moment; more than this means something is very wrong. */
 const KILL_WAIT_MS = 2_000;
+/** Longest wait at a stop for the copies of the child's output to reach the pipes' end (a daemon may hold them open). */
+const OUTPUT_WAIT_MS = 1000;
+/** The same in a fast stop, which exits within a second: once the group is SIGKILLed the pipes end at once. */
+const FAST_OUTPUT_WAIT_MS = 250;
 
 /**
  * Runs one child. `start()` resolves once it is ready the first time; `exited` resolves
@@ -79,6 +83,8 @@ export class Supervisor {
   #childExited: Promise<ExitStatus> | undefined;
   /** Copies of every child's output still running, also those of children that were restarted. */
   #outputs = new Set<Promise<void>>();
+  /** Aborted once the stop has seen the child's group gone: the copies stop waiting for room in sluice's output. */
+  #outputsFinishing = new AbortController();
   #stopping = new AbortController();
   /** Aborted when sluice's stop begins: from then on a child that exits is not restarted. */
   #noRestarts = new AbortController();
@@ -170,7 +176,11 @@ export class Supervisor {
       killed = 1;
       status ??= await raceDeadline(this.#childExited, KILL_WAIT_MS);
     }
-    await raceDeadline(Promise.all(this.#outputs), 1000, cut);
+    // The group is gone: the copies pass on what is left in the pipes without waiting for a
+    // slow stdout (they would otherwise write it after the shutdown record, or never). What
+    // bounds the wait is a process outside the group holding a pipe open (a daemon).
+    this.#outputsFinishing.abort();
+    await raceDeadline(Promise.all(this.#outputs), cut.aborted ? FAST_OUTPUT_WAIT_MS : OUTPUT_WAIT_MS);
     return { killed, status };
   }
 
@@ -200,7 +210,7 @@ export class Supervisor {
       log.lifecycle.info("Child {pid} exited with code {code}", { event: "child.exited", pid: child.pid, ...status });
       return status;
     });
-    for (const output of [pipeLines(child.stdout, stdout), pipeLines(child.stderr, stderr)]) {
+    for (const output of [pipeLines(child.stdout, stdout, this.#outputsFinishing.signal), pipeLines(child.stderr, stderr, this.#outputsFinishing.signal)]) {
       this.#outputs.add(output);
       void output.finally(() => this.#outputs.delete(output));
     }
