@@ -99,7 +99,7 @@ function makePlan(index: number): Plan {
   const pickedEnd = pick<EndMode>(["child-exit", "child-exit", "sigterm", "sigterm", "sigquit", "kill-child"]);
   const reader = ONLY_READER || pickedReader;
   const end = ONLY_END || pickedEnd;
-  const budget = { fast: 24e6, file: 24e6, devnull: 24e6, epipe: 8e6, paused: 6e6, slow: 2.5e6 }[reader];
+  const budget = { fast: 24e6, file: 24e6, devnull: 24e6, epipe: 8e6, paused: 16e6, slow: 2.5e6 }[reader];
   const count = 1 + int(5);
   const fds = Array.from({ length: count }, () => pick([1, 2] as const));
   const writers: WriterSpec[] = fds.map((fd, i) => {
@@ -518,9 +518,11 @@ async function runCase(plan: Plan): Promise<void> {
   if (stdoutReader) {
     if (plan.reader === "slow") [stdoutReader.chunkBytes, stdoutReader.delayMs] = [4096, 5 + Math.floor(random() * 10)];
     if (plan.reader === "paused") {
-      // Half the time the pause takes in the case's end: a stop while the child's output waits for stdout.
-      stdoutReader.pauseAt = performance.now() + (random() < 0.5 ? plan.endAfterMs : 500 + random() * 3000);
-      stdoutReader.pausedUntil = stdoutReader.pauseAt + 1000 + random() * 4000;
+      // Half the time the pause takes in the case's end and outlasts the stop's waits: a stop
+      // while the child's output waits for stdout.
+      const overStop = random() < 0.5;
+      stdoutReader.pauseAt = performance.now() + (overStop ? plan.endAfterMs : 500 + random() * 3000);
+      stdoutReader.pausedUntil = stdoutReader.pauseAt + (overStop ? 4000 : 1000) + random() * 4000;
       if (random() < 0.5) [stdoutReader.chunkBytes, stdoutReader.delayMs] = [4096, 5];
     }
     if (plan.reader === "epipe") stdoutReader.closeAt = performance.now() + 1500 + random() * 4000;
