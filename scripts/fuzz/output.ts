@@ -108,6 +108,10 @@ function makePlan(index: number): Plan {
     const most = maxLen <= 8 ? 20_000 : maxLen <= 4000 ? 3000 : maxLen <= 70_000 ? 120 : maxLen <= 300_000 ? 24 : 3;
     // Expected bytes of a line are about a third of maxLen: keep the case's total within budget.
     const lines = Math.max(1, Math.min(1 + int(most), Math.floor(budget / count / (maxLen / 3 + 30))));
+    // Pauses (after each line and each piece) of about 5 s in all at most: the child's own
+    // exit ends some cases, and each case has 60 s.
+    const maxPauseMs = pick([1, 20, 200]);
+    const pauseChance = Math.min(pick([0, 0, 0.01, 0.2]), 5000 / (lines * 2 * (maxPauseMs / 2)));
     return {
       index: i,
       fd,
@@ -119,8 +123,8 @@ function makePlan(index: number): Plan {
       kinds: Array.from({ length: 1 + int(3) }, () => pick(["ascii", "utf8", "binary", "crlf", "cr"])),
       finalNewline: shared || random() < 0.5,
       graceful: random() < 0.5,
-      pauseChance: pick([0, 0, 0.01, 0.2]),
-      maxPauseMs: pick([1, 20, 200]),
+      pauseChance,
+      maxPauseMs,
       startDelayMs: int(500),
       seed: int(2 ** 31),
     };
