@@ -980,5 +980,50 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         expect(out.lines.at(-1)).toBe(JSON.stringify(out.records.at(-1)));
       }, 90_000);
     }
+
+    test("stdout and stderr on one pipe (2>&1, as a journal stream or `| tee`), read slowly: every line whole", async () => {
+      const out = new SlowStdout();
+      out.chunkBytes = 8192;
+      out.delayMs = 1;
+      const dir = tempDir();
+      const printed = join(dir, "printed");
+      const LINES = 5000;
+      // 1000-byte lines as fast as they go, on stdout and stderr at once.
+      const script = [
+        "import os, threading",
+        "def flood(fd, name):",
+        `    for i in range(${LINES}): os.write(fd, (f'{name} {i} '.ljust(999, name[0]) + '\\n').encode())`,
+        "t = threading.Thread(target=flood, args=(2, 'err')); t.start()",
+        "flood(1, 'out'); t.join()",
+        `open(${JSON.stringify(printed)}, 'w')`,
+      ].join("\n");
+      const port = freePort();
+      const proc = Bun.spawn(
+        [
+          ...target.command,
+          "--http-host", "127.0.0.1",
+          "--http-port", String(port),
+          "--target-port", String(freePort()),
+          "--admin-listen", `127.0.0.1:${freePort()}`,
+          ...QUICK_STOP,
+          "--",
+          "sh", "-c", `python3 -c "$0" & exec "$@" >/dev/null 2>&1`, script, ...FIXTURE_APP,
+        ],
+        { stdin: "ignore", stdout: out.writeFd, stderr: out.writeFd },
+      );
+      track(proc.pid);
+      out.releaseWriteEnd();
+      await out.waitFor("ready");
+      await until(() => existsSync(printed), 60_000, "the child to print everything");
+      await until(() => out.otherLines.length >= 2 * LINES, 60_000, `${2 * LINES} lines`).catch(() => {});
+      proc.kill("SIGTERM");
+      expect(await Promise.race([proc.exited, Bun.sleep(30_000).then(() => "still running")])).toBe(0);
+      await out.ended;
+      const whole = (name: string) => new RegExp(`^${name} \\d+ ${name[0]}+$`);
+      expect(out.otherLines.filter((l) => l.length !== 999 || !(whole("out").test(l) || whole("err").test(l))).map((l) => l.slice(0, 80))).toEqual([]);
+      for (const name of ["out", "err"]) {
+        expect(out.otherLines.filter((l) => l.startsWith(`${name} `)).map((l) => l.split(" ")[1])).toEqual(Array.from({ length: LINES }, (_, i) => String(i)));
+      }
+    }, 120_000);
   });
 });
