@@ -222,7 +222,9 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
 /** Runs the command line; returns the exit code. `signals`: already installed (as PID 1, see main.ts). */
 export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promise<number> {
   const stdout = new LineOutput(runtime, 1);
-  const stderr = new LineOutput(runtime, 2);
+  // With 2>&1 two outputs would write their batches to one pipe independently, and a partial
+  // write of one let the other's bytes in mid-line: one output keeps every line whole.
+  const stderr = (await runtime.outputsShared()) ? stdout : new LineOutput(runtime, 2);
   const env = runtime.env();
   const [first, ...rest] = runtime.args;
   /** Set once the service ran: from then on the flush at exit is bounded (and already done). */

@@ -93,6 +93,7 @@ export class Service {
     this.#orphans = new OrphanReaping(runtime, this.#metrics.orphansReaped);
     this.#readiness.onChange((state) => this.#metrics.ready.set(state === "ready" ? 1 : 0));
     for (const [stream, output] of [["stdout", deps.stdout], ["stderr", deps.stderr]] as const) {
+      if (stream === "stderr" && output === deps.stdout) continue; // one output for both (2>&1): its drops are stdout's
       output.onDropped = (lines) => {
         this.#metrics.outputDropped.inc({ stream }, lines);
         log.lifecycle.warn("Dropped {lines} lines: {stream} was not read fast enough", { event: "output.dropped", stream, lines });

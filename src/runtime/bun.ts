@@ -9,6 +9,7 @@ import { orphanReaper } from "./orphans.ts";
 import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
+import { sameObject } from "./shared-output.ts";
 import { plainServerError } from "./server-error.ts";
 import { signalNumber } from "./signals.ts";
 import { bunConnectTcp } from "./socket-bun.ts";
@@ -204,6 +205,14 @@ export const bunRuntime: Runtime = {
     // reader went away): unawaited, Bun printed each rejection with a page of its source.
     await sink.write(bytes);
     await sink.flush();
+  },
+  async outputsShared() {
+    try {
+      const [one, two] = await Promise.all([1, 2].map((fd) => Bun.file(`/proc/self/fdinfo/${fd}`).text()));
+      return sameObject(one!, two!);
+    } catch {
+      return false; // no /proc: taken as separate
+    }
   },
   exit: (code) => process.exit(code),
   sourceCommit: () => undefined,

@@ -16,6 +16,7 @@ import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
+import { sameObject } from "./shared-output.ts";
 import { signalNumber } from "./signals.ts";
 import { denoConnectTcp } from "./socket-deno.ts";
 import { denoServe } from "./listener-deno.ts";
@@ -242,6 +243,14 @@ export const denoRuntime: Runtime = {
     return () => Deno.removeSignalListener(signal, listener);
   },
   write: writeAll,
+  async outputsShared() {
+    try {
+      const [one, two] = await Promise.all([1, 2].map((fd) => Deno.readTextFile(`/proc/self/fdinfo/${fd}`)));
+      return sameObject(one!, two!);
+    } catch {
+      return false; // no /proc: taken as separate
+    }
+  },
   exit: (code) => Deno.exit(code),
   sourceCommit,
   ...sdNotify(libc),

@@ -299,6 +299,11 @@ export interface Runtime {
   openFile(path: string): Promise<OpenFile | NoFile>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
   write(fd: 1 | 2, bytes: Uint8Array): Promise<void>;
+  /**
+   * True when fd 1 and fd 2 are the same file, pipe or socket (`2>&1`: a systemd journal
+   * stream, a terminal, `| tee`): their writes then land in one stream and must not mix.
+   */
+  outputsShared(): Promise<boolean>;
   exit(code: number): never;
   /** The git commit of a run from source, when it can be found; undefined otherwise. */
   sourceCommit(): string | undefined;
