@@ -6,8 +6,9 @@
  * pieces with pauses, with or without a last newline, with CR, NUL and invalid UTF-8, while
  * clients send requests (access records interleave with the child's lines), and sluice's
  * stdout is a pipe read fast, slowly, paused for a while or closed (EPIPE), a file or
- * /dev/null. A case ends by the child's own exit (with and without --restart), SIGTERM,
- * SIGQUIT or the child's group killed mid-line. Then it checks what README's "Logs" promises:
+ * /dev/null, and its stderr a pipe, a file or its stdout itself (2>&1). A case ends by the
+ * child's own exit (with and without --restart), SIGTERM, SIGQUIT or the child's group
+ * killed mid-line. Then it checks what README's "Logs" promises:
  * every child line once, byte-exact, in order per writer, none cut or mixed with another (a
  * line over 64 KiB may come in pieces of at least 64 KiB); a last line without a newline gets
  * one; every record of sluice's a whole JSON or text line, `shutdown complete` last and after
@@ -15,7 +16,7 @@
  * /metrics; the exit code; no process left; bounded memory with a slow reader.
  *
  *   bun scripts/fuzz/output.ts [--seed N] [--cases 40] [--seconds 600] [--targets binary,deno]
- *     [--base-port 16000] [--only INDEX] [--keep] [--verbose] [--reader MODE] [--end MODE]
+ *     [--base-port 16000] [--only INDEX] [--keep] [--verbose] [--reader MODE] [--end MODE] [--stderr fifo|file|merged]
  *
  * Each case is cut at 60 s, every process it started killed by PID (sluice) and process
  * group (each start of the child). Ports: base..base+899, three per case. Prints JSON lines
@@ -42,6 +43,7 @@ const KEEP = argv.includes("--keep");
 /** Every case with this stdout reader or this end (the rest of the plan as the seed makes it). */
 const ONLY_READER = arg("reader", "") as ReaderMode | "";
 const ONLY_END = arg("end", "") as EndMode | "";
+const ONLY_STDERR = arg("stderr", "") as Plan["stderrTo"] | "";
 const TARGET_NAMES = arg("targets", "binary,deno").split(",").filter(Boolean);
 const TARGET_COMMANDS: Record<string, string[]> = {
   binary: [join(ROOT, "dist/sluice")],
@@ -79,7 +81,8 @@ interface Plan {
   target: string;
   format: "json" | "text";
   reader: ReaderMode;
-  stderrToFile: boolean;
+  /** sluice's stderr: a FIFO read fast, a file, or sluice's stdout itself (2>&1). */
+  stderrTo: "fifo" | "file" | "merged";
   end: EndMode;
   endAfterMs: number;
   restart: "never" | "on-failure" | "always";
@@ -100,11 +103,13 @@ function makePlan(index: number): Plan {
   const reader = ONLY_READER || pickedReader;
   const end = ONLY_END || pickedEnd;
   const budget = { fast: 24e6, file: 24e6, devnull: 24e6, epipe: 8e6, paused: 16e6, slow: 2.5e6 }[reader];
+  const stderrTo = ONLY_STDERR || pick(["fifo", "fifo", "file", "merged"] as const);
   const count = 1 + int(5);
   const fds = Array.from({ length: count }, () => pick([1, 2] as const));
   const writers: WriterSpec[] = fds.map((fd, i) => {
     const shared = fds.filter((f) => f === fd).length > 1;
-    const maxLen = shared ? pick([0, 8, 200, 3900]) : pick([0, 8, 200, 4000, 70_000, 300_000, 4_000_000]);
+    // Merged (2>&1), two lines passed on in pieces at once could not be told apart: none over 64 KiB.
+    const maxLen = shared ? pick([0, 8, 200, 3900]) : pick([0, 8, 200, 4000, ...(stderrTo === "merged" ? [60_000] : [70_000, 300_000, 4_000_000])]);
     const most = maxLen <= 8 ? 20_000 : maxLen <= 4000 ? 3000 : maxLen <= 70_000 ? 120 : maxLen <= 300_000 ? 24 : 3;
     // Expected bytes of a line are about a third of maxLen: keep the case's total within budget.
     const lines = Math.max(1, Math.min(1 + int(most), Math.floor(budget / count / (maxLen / 3 + 30))));
@@ -134,7 +139,7 @@ function makePlan(index: number): Plan {
     target: TARGET_NAMES[index % TARGET_NAMES.length]!,
     format: pick(["json", "text"] as const),
     reader,
-    stderrToFile: random() < 0.3,
+    stderrTo,
     end,
     endAfterMs: 300 + int(5000),
     restart: pick(["never", "never", "on-failure", "always"] as const),
@@ -335,10 +340,12 @@ interface StreamCheck {
 
 function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, complete: boolean): StreamCheck {
   const fd = name === "stdout" ? 1 : 2;
+  const fds = plan.stderrTo === "merged" ? [1, 2] : [fd];
   const result: StreamCheck = { seqs: new Map(), partial: new Map(), records: [], lastChildAt: -1, shutdownAt: -1, lineCount: 0, splits: 0 };
   /** A child line over 64 KiB passed on in pieces: what has come of it so far. */
   let pending: { wid: string; seq: number; len: number; crc: number; parts: Buffer[]; got: number; pieces: number[] } | undefined;
-  const singleWriter = plan.writers.filter((w) => w.fd === fd).length === 1;
+  /** A cut header names no writer: whose it is, when only one writer could have been cut on this stream. */
+  const cuttable = plan.writers.filter((w) => fds.includes(w.fd) && !w.shared);
   const finish = (wid: string, seq: number) => {
     linesChecked++;
     const seqs = result.seqs.get(wid) ?? [];
@@ -365,7 +372,7 @@ function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, compl
       }
       const match = HEADER.exec(head);
       if (!match) {
-        result.partial.set(singleWriter ? `fd${fd}` : "?", `a cut header: ${JSON.stringify(head.slice(0, 40))}`);
+        result.partial.set(cuttable.length === 1 ? `fd${cuttable[0]!.fd}` : cuttable.length > 1 ? "cut-header" : "?", `a cut header: ${JSON.stringify(head.slice(0, 40))}`);
         continue;
       }
       const [whole, wid, seqText, lenText, crcText] = match;
@@ -496,8 +503,8 @@ async function runCase(plan: Plan): Promise<void> {
     stdoutReader = new FifoReader(join(dir, "stdout.fifo"));
     stdoutFd = stdoutReader.writeFd;
   }
-  const stderrReader = plan.stderrToFile ? undefined : new FifoReader(join(dir, "stderr.fifo"));
-  const stderrFd = stderrReader ? stderrReader.writeFd : openSync(join(dir, "stderr"), "w");
+  const stderrReader = plan.stderrTo === "fifo" ? new FifoReader(join(dir, "stderr.fifo")) : undefined;
+  const stderrFd = plan.stderrTo === "merged" ? stdoutFd : stderrReader ? stderrReader.writeFd : openSync(join(dir, "stderr"), "w");
   const args = [
     "--http-host", "127.0.0.1", "--http-port", String(httpPort), "--target-port", String(targetPort),
     "--admin-listen", `127.0.0.1:${adminPort}`, "--shutdown-delay", "0", "--drain-timeout", "2s", "--stop-timeout", "3s",
@@ -514,7 +521,7 @@ async function runCase(plan: Plan): Promise<void> {
   if (stdoutReader) stdoutReader.releaseWriteEnd();
   else closeSync(stdoutFd);
   if (stderrReader) stderrReader.releaseWriteEnd();
-  else closeSync(stderrFd);
+  else if (plan.stderrTo === "file") closeSync(stderrFd);
   let exitCode: number | undefined;
   const exited = proc.exited.then((code) => (exitCode = code));
 
@@ -623,7 +630,7 @@ async function runCase(plan: Plan): Promise<void> {
     exitCode: exitCode!,
     exitedInTime,
     stdout: stdoutReader ? Buffer.concat(stdoutReader.chunks) : plan.reader === "file" ? readFileSync(join(dir, "stdout")) : undefined,
-    stderr: stderrReader ? Buffer.concat(stderrReader.chunks) : readFileSync(join(dir, "stderr")),
+    stderr: stderrReader ? Buffer.concat(stderrReader.chunks) : plan.stderrTo === "file" ? readFileSync(join(dir, "stderr")) : undefined,
     responded,
     sent,
     restarted,
@@ -640,7 +647,8 @@ interface Outcome {
   exitCode: number;
   exitedInTime: boolean;
   stdout: Buffer | undefined;
-  stderr: Buffer;
+  /** undefined when merged into stdout. */
+  stderr: Buffer | undefined;
   responded: number;
   sent: number;
   restarted: boolean;
@@ -655,8 +663,9 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
   if (!outcome.exitedInTime) return;
   const stdoutWhole = plan.reader !== "epipe" && plan.reader !== "devnull";
   const stdout = outcome.stdout && stdoutWhole ? checkStream(plan, "stdout", outcome.stdout, true) : undefined;
-  const stderr = checkStream(plan, "stderr", outcome.stderr, true);
-  if (stderr.records.length > 0) finding(plan, "sluice wrote records to stderr", { first: stderr.records[0]!.text.slice(0, 200) });
+  const merged = plan.stderrTo === "merged";
+  const stderr = outcome.stderr ? checkStream(plan, "stderr", outcome.stderr, true) : merged ? stdout : undefined;
+  if (!merged && stderr && stderr.records.length > 0) finding(plan, "sluice wrote records to stderr", { first: stderr.records[0]!.text.slice(0, 200) });
 
   // The exit code.
   const lastRecord = stdout?.records.at(-1);
@@ -690,7 +699,7 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
   }
 
   // Drops: only sluice's own records, counted in output.dropped and on /metrics.
-  const allRecords = [...(stdout?.records ?? []), ...stderr.records];
+  const allRecords = merged ? (stdout?.records ?? []) : [...(stdout?.records ?? []), ...(stderr?.records ?? [])];
   const droppedOut = droppedLines(plan, allRecords, "stdout");
   const droppedErr = droppedLines(plan, allRecords, "stderr");
   if (droppedErr > 0) finding(plan, "lines of stderr dropped (only sluice's own records may be, and it writes none there)", { droppedErr });
@@ -722,8 +731,8 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
       continue;
     }
     const otherStream = spec.fd === 1 ? stderr : stdout;
-    if (otherStream?.seqs.has(wid)) finding(plan, "a writer's lines on the other stream", { wid, stream: streamName });
-    const lossAllowed = spec.fd === 1 && lostAtExit;
+    if (!merged && otherStream?.seqs.has(wid)) finding(plan, "a writer's lines on the other stream", { wid, stream: streamName });
+    const lossAllowed = (spec.fd === 1 || merged) && lostAtExit;
     if (seqs.length < written && !lossAllowed) {
       finding(plan, "child lines lost", { stream: streamName, wid, arrived: seqs.length, written, done, exitCode: outcome.exitCode });
     }
@@ -734,8 +743,10 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
     }
   }
   if (stdout && stdout.splits > 0) note(plan, "child lines over 64 KiB passed on in pieces", { splits: stdout.splits });
-  if (stderr.splits > 0) note(plan, "child lines over 64 KiB passed on in pieces", { splits: stderr.splits, stream: "stderr" });
-  if (stderr.partial.has("?") || stdout?.partial.has("?")) finding(plan, "a cut child line on a shared stream");
+  if (!merged && stderr && stderr.splits > 0) note(plan, "child lines over 64 KiB passed on in pieces", { splits: stderr.splits, stream: "stderr" });
+  if (stderr?.partial.has("?") || stdout?.partial.has("?")) finding(plan, "a cut child line on a shared stream");
+  // Merged, a cut header could be either single writer's: cut only when one was killed.
+  if (!killedMidLine && stdout?.partial.has("cut-header")) finding(plan, "a child line arrived cut", { partial: stdout.partial.get("cut-header") });
 }
 
 const ran: Record<string, number> = {};
