@@ -372,7 +372,9 @@ function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, compl
       }
       const match = HEADER.exec(head);
       if (!match) {
-        result.partial.set(cuttable.length === 1 ? `fd${cuttable[0]!.fd}` : cuttable.length > 1 ? "cut-header" : "?", `a cut header: ${JSON.stringify(head.slice(0, 40))}`);
+        // Whose, when the cut left the writer's id; else the only writer that could be cut here.
+        const owner = /^@W(\d+\.\d+):/.exec(head)?.[1] ?? (cuttable.length === 1 ? `fd${cuttable[0]!.fd}` : cuttable.length > 1 ? "cut-header" : "?");
+        result.partial.set(owner, `a cut header: ${JSON.stringify(head.slice(0, 40))}`);
         continue;
       }
       const [whole, wid, seqText, lenText, crcText] = match;
