@@ -739,7 +739,7 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
       finding(plan, "child lines lost", { stream: streamName, wid, arrived: seqs.length, written, done, exitCode: outcome.exitCode });
     }
     if (done && seqs.length > written) finding(plan, "more child lines than were written", { wid, arrived: seqs.length, written });
-    const partial = stream.partial.get(wid) ?? stream.partial.get(`fd${spec.fd}`);
+    const partial = stream.partial.get(wid);
     if (partial !== undefined && (!killedMidLine || spec.shared || done)) {
       finding(plan, "a child line arrived cut", { stream: streamName, wid, partial });
     }
@@ -747,8 +747,17 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
   if (stdout && stdout.splits > 0) note(plan, "child lines over 64 KiB passed on in pieces", { splits: stdout.splits });
   if (!merged && stderr && stderr.splits > 0) note(plan, "child lines over 64 KiB passed on in pieces", { splits: stderr.splits, stream: "stderr" });
   if (stderr?.partial.has("?") || stdout?.partial.has("?")) finding(plan, "a cut child line on a shared stream");
-  // Merged, a cut header could be either single writer's: cut only when one was killed.
-  if (!killedMidLine && stdout?.partial.has("cut-header")) finding(plan, "a child line arrived cut", { partial: stdout.partial.get("cut-header") });
+  // A cut header naming no writer: fine only if a writer that could be cut there was killed mid-line.
+  for (const [name, stream] of [["stdout", stdout], ["stderr", merged ? undefined : stderr]] as const) {
+    for (const [owner, partial] of stream?.partial ?? []) {
+      if (owner !== "fd1" && owner !== "fd2" && owner !== "cut-header") continue;
+      const couldBeCut = [...progress].some(([wid, { done }]) => {
+        const spec = plan.writers[Number(wid.split(".")[1])]!;
+        return !done && !spec.shared && (merged || `fd${spec.fd}` === owner || owner === "cut-header");
+      });
+      if (!killedMidLine || !couldBeCut) finding(plan, "a child line arrived cut", { stream: name, partial });
+    }
+  }
 }
 
 const ran: Record<string, number> = {};
