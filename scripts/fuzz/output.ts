@@ -156,8 +156,14 @@ let findings = 0;
 let notes = 0;
 /** Child lines that arrived whole and were checked, over every case. */
 let linesChecked = 0;
+/** Findings printed per case: one defect can cut thousands of lines. */
+const FINDINGS_PRINTED_PER_CASE = 10;
+const printedFor = new Map<number, number>();
 function finding(plan: Plan, what: string, detail: Record<string, unknown> = {}): void {
   findings++;
+  const printed = (printedFor.get(plan.index) ?? 0) + 1;
+  printedFor.set(plan.index, printed);
+  if (printed > FINDINGS_PRINTED_PER_CASE) return; // counted in the summary
   console.log(JSON.stringify({ finding: what, case: plan.index, target: plan.target, ...detail, plan: summary(plan) }));
 }
 function note(plan: Plan, what: string, detail: Record<string, unknown> = {}): void {
@@ -534,7 +540,8 @@ async function runCase(plan: Plan): Promise<void> {
       // Half the time the pause takes in the case's end and outlasts the stop's waits: a stop
       // while the child's output waits for stdout.
       const overStop = random() < 0.5;
-      stdoutReader.pauseAt = performance.now() + (overStop ? plan.endAfterMs : 500 + random() * 3000);
+      // (The stop comes endAfterMs after the child started, itself some 0.3-1 s after the spawn.)
+      stdoutReader.pauseAt = performance.now() + (overStop ? Math.max(0, plan.endAfterMs - 1500) : 500 + random() * 3000);
       stdoutReader.pausedUntil = stdoutReader.pauseAt + (overStop ? 4000 : 1000) + random() * 4000;
       if (random() < 0.5) [stdoutReader.chunkBytes, stdoutReader.delayMs] = [4096, 5];
     }

@@ -34,9 +34,14 @@ while True:
         incarnation += 1
 
 
+ASCII = bytes(b"abcdefghijklmnopqrstuvwxyz0123456789 "[i % 37] for i in range(256))
+CR_AND_LETTERS = bytes(b"ab\r"[i % 3] for i in range(256))
+
+
 def payload(rng, length, kind):
+    # Random bytes mapped through a table: fast enough to fill sluice's output queue.
     if kind == "ascii":
-        return bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(length)) if length < 4096 else (b"abcdefghij" * (length // 10 + 1))[:length]
+        return rng.randbytes(length).translate(ASCII)
     if kind == "utf8":
         text = "".join(rng.choice(["a", "\u00e9", "\u20ac", "\U0001f600", "\u2028", "\t", "\x1b[31m"]) for _ in range(min(length, 4096) // 3 + 1))
         return (text.encode() * (length // 4096 + 1))[:length]  # may end inside a character: invalid UTF-8 at the end, on purpose
@@ -44,7 +49,7 @@ def payload(rng, length, kind):
         body = b"x" * max(0, length - 1)
         return body + b"\r" if length > 0 else b""
     if kind == "cr":
-        return bytes(rng.choice(b"ab\r") for _ in range(min(length, 4096))) + b"c" * max(0, length - 4096)
+        return rng.randbytes(length).translate(CR_AND_LETTERS)
     # binary: every byte but the newline, NUL and invalid UTF-8 included
     return rng.randbytes(length).replace(b"\n", b"\x0b")
 
