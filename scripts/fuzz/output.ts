@@ -342,6 +342,8 @@ interface StreamCheck {
   shutdownAt: number;
   lineCount: number;
   splits: number;
+  /** The start of what came after the last newline, if anything did. */
+  cutTail?: string;
 }
 
 function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, complete: boolean): StreamCheck {
@@ -363,7 +365,7 @@ function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, compl
   for (;;) {
     const nl = bytes.indexOf(10, start);
     if (nl < 0) {
-      if (start < bytes.length && complete) finding(plan, `${name} ends without a newline`, { tail: bytes.subarray(start, start + 80).toString("latin1") });
+      if (start < bytes.length && complete) result.cutTail = bytes.subarray(start, start + 80).toString("latin1");
       break;
     }
     const line = bytes.subarray(start, nl);
@@ -697,7 +699,8 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
   if (stdout) {
     if (lostAtExit) {
       // What a slow reader has not taken within --flush-timeout is lost, as documented.
-      if ((plan.reader === "slow" || plan.reader === "paused") && plan.flushTimeout === "2s") note(plan, "the end of stdout was lost at exit: the reader was behind at --flush-timeout");
+      // Its last line may come cut: the pipe took part of a write when the time was up.
+      if ((plan.reader === "slow" || plan.reader === "paused") && plan.flushTimeout === "2s") note(plan, "the end of stdout was lost at exit: the reader was behind at --flush-timeout", { cutTail: stdout.cutTail });
       else finding(plan, "no shutdown complete record on stdout", { last: lastRecord?.text.slice(0, 200), lines: stdout.lineCount });
     } else {
       if (lastRecord?.event !== "shutdown.complete" || stdout.shutdownAt !== stdout.lineCount) {
@@ -706,6 +709,9 @@ function check(plan: Plan, dir: string, outcome: Outcome): void {
       if (stdout.lastChildAt > stdout.shutdownAt) finding(plan, "a child line came after the shutdown record", { shutdownAt: stdout.shutdownAt, lastChildAt: stdout.lastChildAt });
     }
   }
+
+  if (stdout?.cutTail !== undefined && !lostAtExit) finding(plan, "stdout ends without a newline", { tail: stdout.cutTail });
+  if (!merged && stderr?.cutTail !== undefined) finding(plan, "stderr ends without a newline", { tail: stderr.cutTail });
 
   // Drops: only sluice's own records, counted in output.dropped and on /metrics.
   const allRecords = merged ? (stdout?.records ?? []) : [...(stdout?.records ?? []), ...(stderr?.records ?? [])];
