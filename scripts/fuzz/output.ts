@@ -372,7 +372,8 @@ function checkStream(plan: Plan, name: "stdout" | "stderr", bytes: Buffer, compl
     start = nl + 1;
     index++;
     const head = line.subarray(0, 80).toString("latin1");
-    if (head.startsWith("@W")) {
+    // A child's line, or what a writer killed after its first byte left ("@").
+    if (head.startsWith("@W") || head === "@") {
       result.lastChildAt = index;
       if (pending) {
         result.partial.set(pending.wid, `seq ${pending.seq}: ${pending.got} of ${pending.len} bytes, then another child line`);
