@@ -1,0 +1,685 @@
+/**
+ * @module A bounded, seeded fuzzer of sluice's lifecycle: each case starts sluice (the binary
+ * or Deno from source) in front of lifecycle/app.ts with small random stop timings, a
+ * --config file and a random child (slow to listen, slow or deaf to SIGTERM, with a
+ * grandchild), then fires a random schedule of signals, child kills and crashes, config
+ * rewrites and client requests, each anchored to a moment of the lifecycle (exec, listening,
+ * ready, a restart's backoff, a reload, the stop's delay, drain and child stop). Per case it
+ * checks the README's promises:
+ * - sluice exits within its stop budget (the largest any config of the case gave) plus a
+ *   margin from the stop's start, within 1 s of a fast-stop signal, with the code the exit-code
+ *   table gives for what ended it;
+ * - its last output line is `shutdown complete`, and no output holds a stack trace or a
+ *   runtime's "Unhandled"/"uncaught"/panic;
+ * - nothing of the child's process groups is alive after it exits (/proc);
+ * - an accepted connection never gets a reset, an empty or cut answer, a 500, or a 502/503
+ *   where the README does not give one;
+ * - the child hears its stop signal only with sluice's port refusing and nothing in flight.
+ *
+ *   bun scripts/fuzz/lifecycle.ts [--seed N] [--cases 150] [--seconds 1800]
+ *     [--targets binary,deno] [--base-port 15000] [--only CASE] [--verbose]
+ *
+ * Ports: each case takes three of base..base+449 (a different triple each case, so that a
+ * process a case leaves cannot hold the next one's). Prints JSON lines: "finding", "note",
+ * a last "summary"; exits 1 when something was found. See scripts/fuzz/README.md.
+ */
+
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readLines } from "../../tests/read-lines.ts";
+import { type Answer, type Exchange, exchangeOn } from "./lifecycle/client.ts";
+import { mulberry32 } from "./random.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const APP = join(import.meta.dir, "lifecycle/app.ts");
+const argv = process.argv.slice(2);
+const arg = (name: string, def: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1]! : def;
+};
+const SEED = Number(arg("seed", "20261206"));
+const CASES = Number(arg("cases", "150"));
+const BASE_PORT = Number(arg("base-port", "15000"));
+const ONLY = argv.includes("--only") ? Number(arg("only", "0")) : undefined;
+const VERBOSE = argv.includes("--verbose");
+const DEADLINE = Date.now() + Number(arg("seconds", "1800")) * 1000;
+const TARGET_NAMES = arg("targets", "binary,deno").split(",").filter(Boolean) as TargetName[];
+type TargetName = "binary" | "deno";
+const TARGET_COMMANDS: Record<TargetName, string[]> = {
+  binary: [join(ROOT, "dist/sluice")],
+  deno: [join(ROOT, "node_modules/.bin/deno"), "run", "--allow-all", "--unstable-net", "--unstable-no-legacy-abort", join(ROOT, "src/main.ts")],
+};
+/** Every case is cut here, its processes killed by PID. */
+const CASE_LIMIT_MS = 60_000;
+/** Slack on the stop budget: the runtime's own exit, a loaded machine. */
+const EXIT_MARGIN_MS = 1500;
+/** README: a fast stop "exits within a second". */
+const FAST_STOP_MS = 1000;
+const CLOSE_GRACE_MS = 500;
+
+let findings = 0;
+function out(kind: "finding" | "note" | "summary", fields: Record<string, unknown>): void {
+  if (kind === "finding") findings++;
+  console.log(JSON.stringify({ [kind]: true, ...fields }));
+}
+
+// ---------------------------------------------------------------- the plan of one case
+
+type Anchor = "exec" | "listening" | "child.started" | "ready" | "child.restarting" | "reload" | "stop.begin" | "drain" | "stop-child";
+type Action =
+  | "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2"
+  | "kill-child" | "kill-grandchild" | "crash-child" | "config-valid" | "config-invalid";
+type RequestKind = "get" | "slow" | "post" | "keepalive";
+
+interface Timings {
+  "shutdown-delay": number;
+  "drain-timeout": number;
+  "stop-timeout": number;
+  "hold-timeout": number;
+  "flush-timeout": number;
+  restart: "never" | "on-failure" | "always";
+}
+
+interface Plan {
+  index: number;
+  target: TargetName;
+  timings: Timings;
+  /** Which of the timings go on the command line (the rest are in the file, so reloads change them). */
+  flags: (keyof Timings)[];
+  readyPath: boolean;
+  child: { readyDelayMs: number; onTerm: "exit" | "slow" | "ignore"; termExitMs: number; grandchild: "none" | "sleep" | "stubborn" };
+  events: { anchor: Anchor; delayMs: number; action: Action }[];
+  requests: { anchor: Anchor; delayMs: number; kind: RequestKind; ms: number; bytes: number }[];
+  /** After the last anchored event: a SIGTERM, unless sluice already exited. */
+  windowMs: number;
+}
+
+function randomTimings(random: () => number): Timings {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  return {
+    "shutdown-delay": pick([0, 0, 50, 200, 600, 1200]),
+    "drain-timeout": pick([50, 200, 500, 1000, 2000]),
+    "stop-timeout": pick([50, 200, 500, 1000]),
+    "hold-timeout": pick([50, 300, 1000, 3000]),
+    "flush-timeout": pick([200, 500, 1000]),
+    restart: pick(["never", "on-failure", "always"] as const),
+  };
+}
+
+function planCase(index: number, target: TargetName): Plan {
+  const random = mulberry32((SEED ^ Math.imul(index + 1, 0x9e3779b1) ^ (target === "deno" ? 0x5bd1e995 : 0)) >>> 0);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const int = (max: number): number => Math.floor(random() * max);
+  const timings = randomTimings(random);
+  const flags = (Object.keys(timings) as (keyof Timings)[]).filter(() => random() < 0.3);
+  // Weighted toward the moments where the lifecycle changes hands; exec's first milliseconds too.
+  const anchors: Anchor[] = [
+    "exec", "listening", "child.started", "ready", "ready", "ready", "ready", "child.restarting", "child.restarting",
+    "reload", "reload", "stop.begin", "stop.begin", "stop.begin", "drain", "drain", "stop-child", "stop-child",
+  ];
+  // SIGUSR1 makes Deno open its debugger (README): only the binary gets it.
+  const actions: Action[] = [
+    "SIGHUP", "SIGHUP", "SIGTERM", "SIGTERM", "SIGINT", "SIGQUIT", "SIGUSR2", ...(target === "binary" ? ["SIGUSR1" as const] : []),
+    "kill-child", "kill-child", "kill-grandchild", "crash-child", "crash-child", "config-valid", "config-valid", "config-invalid",
+  ];
+  const delay = (): number => pick([0, 0, 1, 5, 20, 50, 100, 250, 500, 1000, int(2000)]);
+  const events = Array.from({ length: 1 + int(5) }, () => {
+    const action = pick(actions);
+    // The first milliseconds after exec: only sometimes (a stop there ends sluice by default).
+    const anchor = pick(anchors);
+    return { anchor, delayMs: delay(), action };
+  });
+  const requests = Array.from({ length: int(10) }, () => ({
+    anchor: pick(anchors),
+    delayMs: delay(),
+    kind: pick(["get", "get", "slow", "slow", "post", "keepalive"] as const),
+    ms: pick([10, 100, 300, 800, 1500]),
+    bytes: pick([1, 1000, 70_000, 300_000]),
+  }));
+  return {
+    index,
+    target,
+    timings,
+    flags,
+    readyPath: random() < 0.3,
+    child: {
+      readyDelayMs: pick([0, 0, 50, 300, 1000]),
+      onTerm: pick(["exit", "exit", "slow", "ignore"] as const),
+      termExitMs: pick([10, 100, 400, 1500]),
+      grandchild: pick(["none", "none", "sleep", "stubborn"] as const),
+    },
+    events,
+    requests,
+    windowMs: 1500 + int(2500),
+  };
+}
+
+function configText(t: Timings, flags: (keyof Timings)[]): string {
+  const lines = ["# lifecycle fuzz"];
+  for (const key of Object.keys(t) as (keyof Timings)[]) {
+    if (flags.includes(key)) continue;
+    lines.push(key === "restart" ? `restart = "${t.restart}"` : `${key} = "${t[key]}ms"`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function flagArgs(t: Timings, flags: (keyof Timings)[]): string[] {
+  return flags.flatMap((key) => [`--${key}`, key === "restart" ? t.restart : `${t[key]}ms`]);
+}
+
+/** The stop budget of a configuration (README, "Sizing the timeouts"). */
+function budgetOf(t: Timings): number {
+  return t["shutdown-delay"] + t["drain-timeout"] + CLOSE_GRACE_MS + t["stop-timeout"] + t["flush-timeout"];
+}
+
+// ---------------------------------------------------------------- running one case
+
+interface Seen {
+  at: number;
+  record: Record<string, unknown>;
+}
+
+interface RequestRecord {
+  kind: RequestKind;
+  sentAt: number;
+  answers: Answer[];
+  answeredAt: number[];
+  expected: string[];
+}
+
+interface SentSignal {
+  signal: string;
+  at: number;
+  /** Whether sluice had logged "listening" by then (its handlers were installed). */
+  afterListening: boolean;
+}
+
+const PORT_SLOTS = 150;
+
+async function runCase(plan: Plan): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-lifecycle-"));
+  const slot = plan.index % PORT_SLOTS;
+  const httpPort = BASE_PORT + slot * 3;
+  const targetPort = httpPort + 1;
+  const adminPort = httpPort + 2;
+  const configFile = join(dir, "sluice.toml");
+  const recordFile = join(dir, "child.jsonl");
+  writeFileSync(configFile, configText(plan.timings, plan.flags));
+  const budgets = [budgetOf(plan.timings)];
+  const random = mulberry32(plan.index * 7919 + SEED);
+
+  const args = [
+    ...TARGET_COMMANDS[plan.target],
+    "--config", configFile,
+    "--http-host", "127.0.0.1", "--http-port", String(httpPort), "--target-port", String(targetPort),
+    "--admin-listen", `127.0.0.1:${adminPort}`, "--no-compression", "--ready-timeout", "10s",
+    ...(plan.readyPath ? ["--ready-path", "/ready"] : []),
+    ...flagArgs(plan.timings, plan.flags),
+    "--", BUN, APP,
+  ];
+  const started = performance.now();
+  const proc = Bun.spawn(args, {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PROBE_PORT: String(httpPort),
+      LC_READY_DELAY_MS: String(plan.child.readyDelayMs),
+      LC_ON_TERM: plan.child.onTerm,
+      LC_TERM_EXIT_MS: String(plan.child.termExitMs),
+      LC_GRANDCHILD: plan.child.grandchild,
+      LC_RECORD: recordFile,
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const now = (): number => performance.now() - started;
+  const seen: Seen[] = [];
+  const stdoutLines: string[] = [];
+  let stderr = "";
+  const anchorWaiters: { anchor: Anchor; run: () => void }[] = [];
+  const anchorAt = new Map<Anchor, number>();
+  let exitedAt: number | undefined;
+  const fire = (anchor: Anchor): void => {
+    if (anchorAt.has(anchor)) return;
+    anchorAt.set(anchor, now());
+    for (const waiter of anchorWaiters.filter((w) => w.anchor === anchor)) waiter.run();
+  };
+  const stdoutDone = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    stdoutLines.push(line);
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return;
+    }
+    seen.push({ at: now(), record });
+    const event = record.event;
+    if (event === "listening" || event === "child.started" || event === "ready" || event === "child.restarting" || event === "stop.begin") fire(event);
+    if (event === "reload") fire("reload");
+    if (event === "stop.phase" && record.step === "close-listener") fire("drain");
+    if (event === "stop.phase" && record.step === "drain") fire("stop-child");
+  });
+  const stderrDone = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => (stderr += `${line}\n`));
+  const exited = proc.exited.then((code) => {
+    exitedAt = now();
+    return code;
+  });
+  fire("exec");
+
+  const signals: SentSignal[] = [];
+  const configWrites: { at: number; valid: boolean }[] = [];
+  const kills: { at: number; what: string; pid: number }[] = [];
+  const childPids = (): { pid: number; grandchild: number | null }[] => readChildRecords(recordFile).filter((r) => r.event === "start") as never;
+  const currentChild = (): number | undefined => seen.findLast((s) => s.record.event === "child.started")?.record.pid as number | undefined;
+
+  const act = async (action: Action): Promise<void> => {
+    if (exitedAt !== undefined) return;
+    switch (action) {
+      case "kill-child": {
+        const pid = currentChild();
+        if (pid) kills.push({ at: now(), what: "child", pid }), tryKill(pid, "SIGKILL");
+        return;
+      }
+      case "kill-grandchild": {
+        const grandchild = childPids().at(-1)?.grandchild;
+        if (grandchild) kills.push({ at: now(), what: "grandchild", pid: grandchild }), tryKill(grandchild, "SIGKILL");
+        return;
+      }
+      case "crash-child": {
+        kills.push({ at: now(), what: "crash", pid: currentChild() ?? 0 });
+        // Straight to the child's port: it exits 3 without answering.
+        await exchangeOn(targetPort, [{ method: "GET", path: "/crash" }], 0, 2000);
+        return;
+      }
+      case "config-valid": {
+        const timings = randomTimings(random);
+        budgets.push(budgetOf(timings));
+        configWrites.push({ at: now(), valid: true });
+        // Whole, by rename: a reader never sees half of it.
+        writeFileSync(`${configFile}.new`, configText(timings, plan.flags));
+        renameSync(`${configFile}.new`, configFile);
+        return;
+      }
+      case "config-invalid":
+        configWrites.push({ at: now(), valid: false });
+        writeFileSync(configFile, random() < 0.5 ? 'drain-timeout = "3x"\n' : "drian-timeout = 5\n");
+        return;
+      default:
+        signals.push({ signal: action, at: now(), afterListening: anchorAt.has("listening") });
+        tryKill(proc.pid, action);
+    }
+  };
+
+  const pending: Promise<unknown>[] = [];
+  const requests: RequestRecord[] = [];
+  const schedule = (anchor: Anchor, delayMs: number, run: () => Promise<unknown> | void): void => {
+    const go = (): void => {
+      pending.push(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(run()).finally(resolve), delayMs)));
+    };
+    if (anchorAt.has(anchor)) go();
+    else anchorWaiters.push({ anchor, run: go });
+  };
+  for (const event of plan.events) schedule(event.anchor, event.delayMs, () => act(event.action));
+  for (const request of plan.requests) {
+    schedule(request.anchor, request.delayMs, async () => {
+      if (exitedAt !== undefined) return;
+      const [exchanges, expected] = requestFor(request);
+      const record: RequestRecord = { kind: request.kind, sentAt: now(), answers: [], answeredAt: [], expected };
+      requests.push(record);
+      const result = await exchangeOn(httpPort, exchanges, Math.floor(random() * 50), 30_000);
+      record.answers = result.answers;
+      record.answeredAt = result.at.map((at) => at - started);
+    });
+  }
+
+  // Requests throughout, one after another, besides the anchored ones (bounded in count).
+  const steady = (async () => {
+    await sleep(Math.floor(random() * 200));
+    for (let i = 0; i < 200 && exitedAt === undefined; i++) {
+      const kind = (["get", "get", "slow", "post", "keepalive"] as const)[Math.floor(random() * 5)]!;
+      const request = { anchor: "exec" as const, delayMs: 0, kind, ms: [10, 100, 300, 800][Math.floor(random() * 4)]!, bytes: [1, 1000, 70_000][Math.floor(random() * 3)]! };
+      const [exchanges, expected] = requestFor(request);
+      const record: RequestRecord = { kind, sentAt: now(), answers: [], answeredAt: [], expected };
+      requests.push(record);
+      const go = exchangeOn(httpPort, exchanges, Math.floor(random() * 50), 30_000).then((result) => {
+        record.answers = result.answers;
+        record.answeredAt = result.at.map((at) => at - started);
+      });
+      // Sometimes two at once; mostly a short pause between.
+      if (random() < 0.7) await go;
+      await sleep(Math.floor(random() * 120));
+    }
+  })();
+  pending.push(steady);
+
+  // The schedule's window, then a SIGTERM if nothing ended sluice; the case is cut at CASE_LIMIT_MS.
+  const windowEnd = sleepUnless(plan.windowMs + 2000, exited);
+  await windowEnd;
+  if (exitedAt === undefined && !anchorAt.has("stop.begin")) {
+    signals.push({ signal: "SIGTERM", at: now(), afterListening: anchorAt.has("listening") });
+    tryKill(proc.pid, "SIGTERM");
+  }
+  let cut = false;
+  const code = await Promise.race([exited, sleep(CASE_LIMIT_MS - now()).then(() => undefined)]);
+  if (code === undefined) {
+    cut = true;
+    tryKill(proc.pid, "SIGKILL");
+  }
+  const exitCode = code ?? (await exited);
+  await Promise.race([Promise.all([stdoutDone, stderrDone]), sleep(2000)]);
+  // The requests still running are bounded by their own timeouts.
+  await Promise.race([Promise.all(pending), sleep(31_000)]);
+
+  const children = childPids();
+  const leftovers = await leftoverProcesses(children.map((c) => c.pid));
+  for (const pid of leftovers.map((l) => l.pid)) tryKill(pid, "SIGKILL");
+
+  check({
+    plan, exitCode, exitedAt: exitedAt!, cut, seen, stdoutLines, stderr, signals, configWrites, kills, requests,
+    budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt,
+  });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function requestFor(request: Plan["requests"][number]): [Exchange[], string[]] {
+  switch (request.kind) {
+    case "get":
+      return [[{ method: "GET", path: "/" }], ["hello\n"]];
+    case "slow":
+      return [[{ method: "GET", path: `/slow?ms=${request.ms}` }], [`slow ${request.ms}\n`]];
+    case "post":
+      return [[{ method: "POST", path: "/echo", body: new Uint8Array(request.bytes).fill(97) }], [`len=${request.bytes}\n`]];
+    case "keepalive":
+      return [
+        [{ method: "GET", path: "/" }, { method: "GET", path: `/slow?ms=${request.ms}` }, { method: "GET", path: "/" }],
+        ["hello\n", `slow ${request.ms}\n`, "hello\n"],
+      ];
+  }
+}
+
+// ---------------------------------------------------------------- the checks
+
+interface Outcome {
+  plan: Plan;
+  exitCode: number;
+  exitedAt: number;
+  cut: boolean;
+  seen: Seen[];
+  stdoutLines: string[];
+  stderr: string;
+  signals: SentSignal[];
+  configWrites: { at: number; valid: boolean }[];
+  kills: { at: number; what: string; pid: number }[];
+  requests: RequestRecord[];
+  budget: number;
+  leftovers: { pid: number; pgid: number; cmdline: string }[];
+  childRecords: Record<string, unknown>[];
+  anchorAt: Map<Anchor, number>;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
+const STOP_SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT"]);
+
+function check(o: Outcome): void {
+  const { plan } = o;
+  const base = { target: plan.target, case: plan.index, seed: SEED };
+  const finding = (what: string, detail: Record<string, unknown> = {}): void => out("finding", { ...base, what, ...detail, plan: VERBOSE ? plan : undefined });
+  const note = (what: string, detail: Record<string, unknown> = {}): void => out("note", { ...base, what, ...detail });
+  const records = o.seen.map((s) => s.record);
+  const at = (match: (r: Record<string, unknown>) => boolean): number | undefined => o.seen.find((s) => match(s.record))?.at;
+  const complete = records.findLast((r) => r.event === "shutdown.complete");
+  const listeningAt = o.anchorAt.get("listening");
+  const stopAt = o.anchorAt.get("stop.begin");
+
+  if (o.cut) finding("sluice did not exit within the case's 60 s", { lastRecords: records.slice(-5) });
+
+  // No stack trace, nor a runtime's own report of an error nobody handled.
+  const all = `${o.stdoutLines.join("\n")}\n${o.stderr}`;
+  const trace = /^\s+at .+[:(]\d+|Unhandled|uncaught|panic|RUST_BACKTRACE|Segmentation fault|oh no: Bun has crashed/im.exec(all);
+  if (trace) finding("stack trace or runtime error in the output", { match: all.slice(Math.max(0, trace.index - 300), trace.index + 300) });
+  if (records.some((r) => r.event === "request.failed" || r.event === "response.failed" || r.event === "stop.failed")) {
+    finding("an error record", { records: records.filter((r) => ["request.failed", "response.failed", "stop.failed"].includes(String(r.event))) });
+  }
+
+  // The last line, and the exit code for what ended it.
+  const firstSignalBefore = (limit: number | undefined) => o.signals.find((s) => limit === undefined || s.at <= limit);
+  if (!complete) {
+    // Only a signal before the handlers (README: "the first moments") may end sluice so.
+    const signal = firstSignalBefore(undefined);
+    const expected = signal ? 128 + SIGNAL_NUMBERS[signal.signal]! : undefined;
+    const invalidBeforeRead = o.configWrites.some((w) => !w.valid) && listeningAt === undefined;
+    if (o.exitCode === 78 && invalidBeforeRead && /sluice\.toml line/.test(o.stderr)) {
+      note("the invalid file was written before sluice first read it (exit 78)", { stderr: o.stderr.trim() });
+    } else if (listeningAt !== undefined || o.exitCode !== expected) {
+      finding("exit without a shutdown complete record", { exitCode: o.exitCode, firstSignal: signal, listeningAt, lastLines: o.stdoutLines.slice(-3), stderr: o.stderr.slice(-500) });
+    } else if (o.childRecords.length > 0) {
+      finding("ended by a signal's default action after its child started", { exitCode: o.exitCode, signal });
+    } else note("ended by a signal before its handlers", { signal: signal!.signal, at: Math.round(signal!.at), exitCode: o.exitCode });
+  } else {
+    const lastLine = o.stdoutLines.at(-1) ?? "";
+    if (!lastLine.includes('"shutdown.complete"')) finding("the last line is not the shutdown complete record", { lastLines: o.stdoutLines.slice(-3) });
+    if (complete.exitCode !== o.exitCode) finding("exit code differs from the shutdown record's", { exitCode: o.exitCode, record: complete.exitCode });
+    checkExitCode(o, complete, finding);
+  }
+
+  // Exit within the budget (from the stop's start) and within a second of a fast stop.
+  const stopStart = Math.min(...[stopAt, o.signals.find((s) => STOP_SIGNALS.has(s.signal))?.at].filter((t): t is number => t !== undefined));
+  if (Number.isFinite(stopStart) && complete) {
+    const took = o.exitedAt - stopStart;
+    if (took > o.budget + EXIT_MARGIN_MS) finding("exit later than the stop budget", { tookMs: Math.round(took), budgetMs: o.budget, phases: complete.phases });
+  }
+  const fastSignal = fastStopSignal(o);
+  if (fastSignal && complete?.fast) {
+    const took = o.exitedAt - fastSignal.at;
+    if (took > FAST_STOP_MS) (took > FAST_STOP_MS + 500 ? finding : note)("fast stop took more than a second", { tookMs: Math.round(took), phases: complete.phases });
+  }
+  if (fastSignal && complete && !complete.fast && o.exitedAt - fastSignal.at > 300) {
+    finding("a fast-stop signal was not acted on", { signal: fastSignal, exitedAt: Math.round(o.exitedAt), stopAt });
+  }
+
+  // Nothing of the child's groups outlives sluice.
+  if (o.leftovers.length > 0) finding("processes of the child's group alive after sluice exited", { leftovers: o.leftovers });
+
+  // The ordering proof, from the child's side.
+  const cutStop = complete !== undefined && ((complete.aborted as number) > 0 || complete.fast === true);
+  for (const term of o.childRecords.filter((r) => r.event === "term")) {
+    if (term.sluicePort === "accepted") finding("the child got its stop signal while sluice's port accepted", { term });
+    if ((term.inFlight as number) > 0 && !cutStop) finding("the child got its stop signal with requests in flight", { term, complete });
+    if (stopAt === undefined) finding("the child got SIGTERM without a stop", { term });
+  }
+
+  checkAnswers(o, complete, finding, note, stopAt);
+}
+
+/** The signal that made the stop fast: SIGQUIT, or a second SIGTERM/SIGINT, after the handlers. */
+function fastStopSignal(o: Outcome): SentSignal | undefined {
+  let stops = 0;
+  for (const s of o.signals) {
+    if (!s.afterListening || s.at > o.exitedAt) continue;
+    if (s.signal === "SIGQUIT") return s;
+    if (s.signal === "SIGTERM" || s.signal === "SIGINT") if (++stops === 2) return s;
+  }
+  return undefined;
+}
+
+function checkExitCode(o: Outcome, complete: Record<string, unknown>, finding: (what: string, detail?: Record<string, unknown>) => void): void {
+  const reason = String(complete.reason);
+  const forced = (complete.aborted as number) > (complete.closed as number) || (complete.killed as number) > 0 || complete.fast === true;
+  if (STOP_SIGNALS.has(reason)) {
+    if (!o.signals.some((s) => s.signal === reason)) finding("stopped for a signal that was not sent", { reason });
+    const expected = forced ? 75 : 0;
+    if (o.exitCode !== expected) finding("exit code of a signal stop", { exitCode: o.exitCode, expected, complete });
+    return;
+  }
+  const match = /^child exited with code (\d+)$/.exec(reason);
+  if (match) {
+    const code = Number(match[1]);
+    if (o.exitCode !== code) finding("exit code of a child exit", { exitCode: o.exitCode, childCode: code });
+    if (code !== 3 && code !== 137) finding("the child exited with a code the case never caused", { code, kills: o.kills });
+    if (o.plan.timings.restart === "always" || (o.plan.timings.restart === "on-failure" && code !== 0)) {
+      // With a restart policy in the file, a reload cannot change it (pendingRestart); on the
+      // command line neither: a child exit ends sluice only once its stop began, or a restart failed.
+      const restartFailed = o.seen.some((s) => s.record.event === "child.restart-failed");
+      if (!restartFailed) finding("a child exit ended sluice despite --restart", { restart: o.plan.timings.restart, code });
+    }
+    return;
+  }
+  if (reason === "start failed") {
+    const childCodes = o.seen.filter((s) => s.record.event === "child.exited").map((s) => s.record.code);
+    const invalidAtStart = o.configWrites.some((w) => !w.valid && (o.anchorAt.get("listening") ?? Infinity) > w.at);
+    if (o.exitCode === 78 && !invalidAtStart) {
+      finding("start failed with 78", { records: o.seen.filter((s) => s.record.level === "FATAL" || s.record.event === "start.failed").map((s) => s.record) });
+    } else if (o.exitCode !== 78 && !childCodes.includes(o.exitCode)) finding("start failed with a code that is not the child's", { exitCode: o.exitCode, childCodes });
+    return;
+  }
+  finding("unknown stop reason", { reason });
+}
+
+function checkAnswers(
+  o: Outcome,
+  complete: Record<string, unknown> | undefined,
+  finding: (what: string, detail?: Record<string, unknown>) => void,
+  note: (what: string, detail?: Record<string, unknown>) => void,
+  stopAt: number | undefined,
+): void {
+  const times = (event: string) => o.seen.filter((s) => s.record.event === event).map((s) => s.at);
+  const readyAt = times("ready")[0];
+  const childReady = times("child.ready");
+  const childExits = times("child.exited");
+  const drainAt = o.anchorAt.get("drain");
+  const fast = fastStopSignal(o);
+  /** Whether the child counted as not ready at some moment of [from, to]. */
+  const notReadyDuring = (from: number, to: number): boolean => {
+    if (readyAt === undefined || from <= readyAt) return true;
+    return childExits.some((exit) => {
+      const back = childReady.find((r) => r > exit) ?? Infinity;
+      return exit <= to + 50 && back >= from - 50;
+    });
+  };
+  const childDiedNear = (from: number, to: number): boolean =>
+    childExits.some((exit) => exit >= from - 1500 && exit <= to + 200) || o.kills.some((k) => k.what !== "grandchild" && k.at >= from - 1500 && k.at <= to + 200);
+  const cutAt = [fast?.at, (complete?.aborted as number) > 0 ? drainAt : undefined].filter((t): t is number => t !== undefined);
+  const wasCut = (answeredAt: number): boolean => cutAt.some((t) => answeredAt >= t - 50);
+  const statuses: string[] = [];
+  for (const request of o.requests) {
+    request.answers.forEach((answer, i) => {
+      const answeredAt = request.answeredAt[i] ?? o.exitedAt;
+      const sentAt = i === 0 ? request.sentAt : request.answeredAt[i - 1]!;
+      const where = { kind: request.kind, nth: i, sentAt: Math.round(sentAt), answeredAt: Math.round(answeredAt), stopAt: stopAt && Math.round(stopAt), readyAt: readyAt && Math.round(readyAt) };
+      statuses.push(answer.kind === "status" ? String(answer.status) : answer.kind);
+      switch (answer.kind) {
+        case "refused":
+          if (o.anchorAt.has("listening") && sentAt > o.anchorAt.get("listening")! && (stopAt === undefined || sentAt < stopAt - 20) && sentAt < o.exitedAt - 20) {
+            finding("connection refused while sluice served", where);
+          }
+          return;
+        case "status": {
+          const { status } = answer;
+          if (status === 200) {
+            if (answer.body !== request.expected[i]) finding("a 200 with the wrong body", { ...where, body: answer.body.slice(0, 100) });
+          } else if (status === 503) {
+            if (!notReadyDuring(sentAt, answeredAt) && !wasCut(answeredAt) && !(stopAt !== undefined && childDiedNear(sentAt, answeredAt))) {
+              finding("a 503 the README does not give", where);
+            }
+          } else if (status === 502) {
+            if (!childDiedNear(sentAt, answeredAt)) finding("a 502 with no child exit near it", where);
+          } else finding(`a ${status}`, where);
+          return;
+        }
+        case "timeout":
+          finding("no answer within 30 s", { ...where, bytes: answer.bytes });
+          return;
+        default:
+          // Reset, empty or cut: only where sluice cut it (a fast stop, the drain's deadline).
+          if (wasCut(answeredAt)) return;
+          // A connection that arrives as the listener closes: the kernel resets what is still in
+          // its accept queue, and the runtimes close what they accepted with no request read yet
+          // (docs/runtime-notes.md, "A listener's close").
+          if (i === 0 && drainAt !== undefined && sentAt >= drainAt - 150 && sentAt <= drainAt + 20) {
+            note("a connection made as the listener closed got no answer", { ...where, drainAt: Math.round(drainAt), answer });
+            return;
+          }
+          if (i > 0 && answer.kind === "empty" && stopAt !== undefined && sentAt >= stopAt - 100) {
+            note("a keep-alive connection closed as its next request was sent, at the stop", { ...where, answer });
+            return;
+          }
+          finding(`an accepted connection got ${answer.kind === "reset" ? `a reset (${answer.error})` : answer.kind === "empty" ? "no answer" : "a cut answer"}`, { ...where, answer, complete });
+      }
+    });
+  }
+  if (VERBOSE) note("answers", { statuses, exitCode: o.exitCode });
+}
+
+// ---------------------------------------------------------------- processes
+
+function readChildRecords(file: string): Record<string, unknown>[] {
+  try {
+    return readFileSync(file, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  } catch {
+    return [];
+  }
+}
+
+/** Processes (not zombies) whose process group is one of `groups`, after a moment for SIGKILLs to land. */
+async function leftoverProcesses(groups: number[]): Promise<{ pid: number; pgid: number; cmdline: string }[]> {
+  const wanted = new Set(groups);
+  let found: { pid: number; pgid: number; cmdline: string }[] = [];
+  for (let tries = 0; tries < 10; tries++) {
+    found = [];
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const [state, , pgid] = [fields[0], fields[1], Number(fields[2])];
+        if (state === "Z" || !wanted.has(pgid)) continue;
+        found.push({ pid: Number(name), pgid, cmdline: readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim() });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (found.length === 0) return found;
+    await sleep(100);
+  }
+  return found;
+}
+
+function tryKill(pid: number, signal: string): void {
+  try {
+    process.kill(pid, signal as NodeJS.Signals);
+  } catch {
+    // already gone
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+function sleepUnless(ms: number, until: Promise<unknown>): Promise<void> {
+  return Promise.race([sleep(ms), until.then(() => {})]);
+}
+
+// ---------------------------------------------------------------- main
+
+let ran = 0;
+let cutShort = false;
+const byTarget: Record<string, number> = {};
+outer: for (let index = ONLY ?? 0; index < (ONLY === undefined ? CASES : ONLY + 1); index++) {
+  for (const target of TARGET_NAMES) {
+    if (Date.now() > DEADLINE) {
+      cutShort = true;
+      break outer;
+    }
+    const plan = planCase(index, target);
+    if (VERBOSE) out("note", { what: "plan", plan });
+    await runCase(plan);
+    ran++;
+    byTarget[target] = (byTarget[target] ?? 0) + 1;
+  }
+}
+out("summary", { seed: SEED, cases: ran, byTarget, findings, cutShort });
+process.exit(findings > 0 ? 1 : 0);

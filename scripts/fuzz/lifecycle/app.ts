@@ -1,0 +1,96 @@
+/**
+ * @module The child of the lifecycle fuzzer (run with Bun). What it does is set by variables,
+ * so each case states its child:
+ *   LC_READY_DELAY_MS  wait this long before listening on $PORT
+ *   LC_ON_TERM         exit | slow | ignore: on the stop signal, exit at once, after
+ *                      LC_TERM_EXIT_MS, or never (sluice must SIGKILL it)
+ *   LC_GRANDCHILD      none | sleep | stubborn: a `sleep 600` in the child's process group,
+ *                      the stubborn one ignoring SIGTERM
+ *   LC_RECORD          a file it appends one JSON line to at start and at each SIGTERM
+ *   PROBE_PORT         sluice's port: at SIGTERM the child checks whether it still accepts
+ * Endpoints: / ("hello"), /slow?ms=N, POST /echo (the body's length back), /crash (exits 3 at
+ * once, unanswered), /ready (for --ready-path: 200 once listening).
+ * At SIGTERM it records what it saw: whether sluice's port accepted and how many requests
+ * were in flight here (a request whose client left counts no more), the proof that sluice
+ * signals its child only after its listener closed and its drain ended.
+ */
+
+import { appendFileSync } from "node:fs";
+import { connect } from "node:net";
+
+const env = process.env;
+let inFlight = 0;
+
+function record(entry: Record<string, unknown>): void {
+  if (env.LC_RECORD) appendFileSync(env.LC_RECORD, `${JSON.stringify({ pid: process.pid, at: Date.now(), ...entry })}\n`);
+}
+
+/** Whether sluice's own port still accepts a connection (it must refuse once the child hears the stop). */
+function probeSluice(): Promise<"refused" | "accepted"> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port: Number(env.PROBE_PORT) });
+    socket.once("connect", () => (socket.destroy(), resolve("accepted")));
+    socket.once("error", () => resolve("refused"));
+  });
+}
+
+let grandchild: number | undefined;
+if (env.LC_GRANDCHILD === "sleep" || env.LC_GRANDCHILD === "stubborn") {
+  const command = env.LC_GRANDCHILD === "sleep" ? ["sleep", "600"] : ["sh", "-c", "trap '' TERM; exec sleep 600"];
+  grandchild = Bun.spawn(command, { stdio: ["ignore", "ignore", "ignore"] }).pid;
+}
+record({ event: "start", grandchild: grandchild ?? null });
+
+process.on("SIGTERM", async () => {
+  const inFlightAtTerm = inFlight;
+  const sluicePort = await probeSluice();
+  record({ event: "term", inFlight: inFlightAtTerm, sluicePort });
+  const mode = env.LC_ON_TERM ?? "exit";
+  if (mode === "exit") process.exit(0);
+  if (mode === "slow") setTimeout(() => process.exit(0), Number(env.LC_TERM_EXIT_MS ?? 500));
+});
+
+/** Waits `ms`, or until the client left (then the request no longer counts as in flight). */
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
+async function handle(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  switch (url.pathname) {
+    case "/slow": {
+      const ms = Number(url.searchParams.get("ms") ?? 500);
+      await wait(ms, request.signal);
+      return new Response(`slow ${ms}\n`);
+    }
+    case "/echo": {
+      const body = new Uint8Array(await request.arrayBuffer());
+      return new Response(`len=${body.length}\n`);
+    }
+    case "/crash":
+      record({ event: "crash" });
+      process.exit(3);
+      break;
+    case "/ready":
+      return new Response("ready\n");
+  }
+  return new Response("hello\n");
+}
+
+await new Promise((resolve) => setTimeout(resolve, Number(env.LC_READY_DELAY_MS ?? 0)));
+Bun.serve({
+  hostname: "127.0.0.1",
+  port: Number(env.PORT),
+  idleTimeout: 0,
+  async fetch(request) {
+    inFlight++;
+    try {
+      return await handle(request);
+    } finally {
+      inFlight--;
+    }
+  },
+});
