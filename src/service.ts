@@ -369,8 +369,12 @@ export class Service {
 
     log.lifecycle.info("Stopping ({reason})", { event: "stop.begin", reason: describe(trigger), inFlight: this.#server.inFlight });
     // 1. /readyz turns 503; systemd hears STOPPING=1, with the rest of the budget. A child
-    // that exits from now on is not restarted.
+    // that exits from now on is not restarted. Every response from now on asks its client
+    // to close the connection, also when the delay is skipped: after the drain's answers
+    // (held requests' 503s included) the connection closes, and a keep-alive client told
+    // nothing would send its next request on it and get no answer at all.
     this.#stopBegun = true;
+    this.#server.closeConnectionsAfterResponse();
     this.#readiness.setStopping();
     this.#supervisor.beginStop();
     this.#notifier.stopping(stopBudget(config).totalMs);
@@ -379,7 +383,6 @@ export class Service {
     // would get 503 until the listener closes.
     if (trigger.kind === "signal" && this.#wasReady) {
       await step("shutdown-delay", async () => {
-        this.#server.closeConnectionsAfterResponse();
         // With no child left to answer, serving on would only turn requests into 502s;
         // a refused connection lets a load balancer retry elsewhere.
         const childGone = new AbortController();

@@ -177,6 +177,33 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect(sluice.events("ready")).toEqual([]);
   }, 60_000);
 
+  test("a stop before the child was ever ready answers a held keep-alive request with Connection: close", async () => {
+    // Found by scripts/fuzz/lifecycle.ts: with the shutdown delay skipped, nothing told the
+    // client that its connection would close after the 503, so it sent its next request on
+    // it and got no answer at all.
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s"], env: { APP_BIND_DELAY_MS: "60000" }, waitReady: false });
+    await sluice.waitFor("child.started");
+    const socket = connect(sluice.httpPort, "127.0.0.1");
+    try {
+      let received = "";
+      const head = new Promise<string>((resolve) => {
+        socket.on("data", (chunk) => {
+          received += chunk.toString("latin1");
+          if (received.includes("\r\n\r\n")) resolve(received.slice(0, received.indexOf("\r\n\r\n")));
+        });
+      });
+      socket.write("GET / HTTP/1.1\r\nHost: sluice\r\n\r\n"); // keep-alive, as HTTP/1.1 is by default
+      await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_held 1"), 10_000, "1 held");
+      sluice.signal("SIGTERM");
+      const answer = (await head).toLowerCase();
+      expect(answer).toStartWith("http/1.1 503");
+      expect(answer).toContain("connection: close");
+      expect(await sluice.exitCode(20_000)).toBe(0);
+    } finally {
+      socket.destroy();
+    }
+  }, 60_000);
+
   test("SIGUSR1 and SIGUSR2 are logged and ignored: sluice keeps serving, then stops in order", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     sluice.signal("SIGUSR1");
