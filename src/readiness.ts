@@ -13,7 +13,8 @@ export interface HoldLimits {
  * The one source of truth for `/readyz`: ready when the child is ready and sluice is not
  * stopping. Requests that arrive while the child is starting or restarting wait here
  * (bounded in time and count) instead of failing with 502. During the stop's shutdown
- * delay `/readyz` says 503 but requests are still served: the gate follows the child only.
+ * delay `/readyz` says 503 but requests are still served: the gate follows the child only,
+ * held requests included, until the stop refuses holds (refuseHolds: no child is coming).
  */
 /** What became of a child that refused a connection while it counted as ready (waitForComeback). */
 export type Comeback = "back" | "stayed" | "gone";
@@ -21,6 +22,8 @@ export type Comeback = "back" | "stayed" | "gone";
 export class Readiness {
   #child: "starting" | "ready" | "not-ready" = "starting";
   #stopping = false;
+  /** Set when no child is coming any more (or sluice never was ready, at a stop): holds are refused. */
+  #holdsRefused = false;
   #waiters = new Set<() => void>();
   /** Woken when the child stops counting as ready. */
   #lossWaiters = new Set<() => void>();
@@ -54,11 +57,18 @@ export class Readiness {
     this.#changed();
   }
 
-  /** Final: sluice never becomes ready again once stopping. */
+  /** Final: sluice never becomes ready again once stopping. Held requests go on waiting for the child. */
   setStopping(): void {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#changed();
+  }
+
+  /** Final: requests waiting for the child get false now, and new ones at once. */
+  refuseHolds(): void {
+    if (this.#holdsRefused) return;
+    this.#holdsRefused = true;
+    for (const wake of this.#waiters) wake();
   }
 
   #changed(): void {
@@ -66,18 +76,18 @@ export class Readiness {
     if (this.#child !== "ready" || this.#stopping) {
       for (const wake of this.#lossWaiters) wake();
     }
-    if (this.#child === "ready" || this.#stopping) {
+    if (this.#child === "ready") {
       for (const wake of this.#waiters) wake();
     }
   }
 
   /**
    * Resolves true once the child is ready, false when the wait is refused (too many
-   * waiting, timed out, stopping) or `signal` aborts.
+   * waiting, timed out, holds refused) or `signal` aborts.
    */
   waitUntilReady({ timeoutMs, maxHeld }: HoldLimits, signal: AbortSignal): Promise<boolean> {
     if (this.#child === "ready") return Promise.resolve(true);
-    if (this.#stopping || this.#waiters.size >= maxHeld || signal.aborted) return Promise.resolve(false);
+    if (this.#holdsRefused || this.#waiters.size >= maxHeld || signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -97,7 +107,7 @@ export class Readiness {
    * as not ready, then, as a held request, for it to be ready again (restarted): "back" when
    * it is (a refused connection carried nothing of the request, so it can be sent again),
    * "stayed" when it never counted as gone, "gone" when it did not come back within the
-   * hold limits (or the stop began, or `signal` aborted).
+   * hold limits (or holds were refused, or `signal` aborted).
    */
   async waitForComeback(noticeMs: number, limits: HoldLimits, signal: AbortSignal): Promise<Comeback> {
     if (this.#child === "ready" && !this.#stopping) {

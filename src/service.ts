@@ -376,6 +376,12 @@ export class Service {
     this.#stopBegun = true;
     this.#server.closeConnectionsAfterResponse();
     this.#readiness.setStopping();
+    // Held requests go on waiting for a child that is coming (one being restarted when the
+    // stop began: the delay serves normally, and the drain waits for what is in flight), not
+    // for one that never will: sluice was never ready (no balancer sends to it), or the child
+    // is gone for good (its exit ended the serving, or it exits now and is not restarted).
+    if (trigger.kind !== "signal" || !this.#wasReady) this.#readiness.refuseHolds();
+    void this.#supervisor.exited.then(() => this.#readiness.refuseHolds());
     this.#supervisor.beginStop();
     this.#notifier.stopping(stopBudget(config).totalMs);
     // 2. Keep serving while load balancers notice; responses ask clients to reconnect. Not

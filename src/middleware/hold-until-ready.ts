@@ -13,7 +13,8 @@ export function holdUntilReady(readiness: Readiness, limits: HoldLimits): Middle
     const { exchange } = c.env;
     exchange.watchClient();
     if (!(await readiness.waitUntilReady(limits, exchange.signal))) {
-      return errorResponse(exchange.signal.aborted ? 499 : 503, exchange);
+      // Cut by the stop's drain deadline, a held request gets its 503 as any other (README).
+      return errorResponse(exchange.signal.aborted && exchange.abortReason !== "aborted" ? 499 : 503, exchange);
     }
     await next();
   }

@@ -163,6 +163,39 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
   }, 60_000);
 
+  test("with --restart, a request during the shutdown delay while the child is being restarted is held and served", async () => {
+    // Found by scripts/fuzz/lifecycle.ts: the stop refused every hold at once, so during the
+    // delay, which serves normally, a request got 503 while the restarted child was coming up.
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "4s", "--restart", "always", "--hold-timeout", "20s"],
+      env: { APP_BIND_DELAY_MS: "1500" }, // every start, the restarted one too
+    });
+    process.kill(sluice.childPid!, "SIGKILL");
+    await sluice.waitFor((r) => r.event === "child.started" && sluice.events("child.started").length === 2);
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    const response = await fetch(`${sluice.url}/`);
+    expect(response.status).toBe(200);
+    expect((await response.text()).length).toBe(1024);
+    expect(await sluice.exitCode(30_000)).toBe(0);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, aborted: 0 });
+  }, 60_000);
+
+  test("with --restart, a request held for a restarting child at the drain deadline gets 503", async () => {
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--drain-timeout", "300ms", "--restart", "always", "--hold-timeout", "20s"],
+      env: { APP_BIND_DELAY_MS: "1500" },
+    });
+    process.kill(sluice.childPid!, "SIGKILL");
+    await sluice.waitFor((r) => r.event === "child.started" && sluice.events("child.started").length === 2);
+    const held = fetch(`${sluice.url}/`).then((r) => r.status);
+    await until(async () => (await readMetrics(sluice)).sluice_requests_held === 1, 10_000, "1 held");
+    sluice.signal("SIGTERM");
+    expect(await held).toBe(503);
+    expect(await sluice.exitCode(30_000)).toBe(75);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", aborted: 1 });
+  }, 60_000);
+
   test("a stop before the child was ever ready skips the shutdown delay; a held request gets 503", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "30s"], env: { APP_BIND_DELAY_MS: "60000" }, waitReady: false });
     await sluice.waitFor("child.started");
