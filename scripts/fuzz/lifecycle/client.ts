@@ -25,6 +25,8 @@ export interface ConnectionResult {
   answers: Answer[];
   /** When each answer came, ms since the start (performance.now()). */
   at: number[];
+  /** When each request was written (performance.now()). */
+  sentAt: number[];
 }
 
 /**
@@ -34,7 +36,7 @@ export interface ConnectionResult {
  */
 export function exchangeOn(port: number, exchanges: Exchange[], gapMs: number, timeoutMs: number): Promise<ConnectionResult> {
   return new Promise((resolve) => {
-    const result: ConnectionResult = { answers: [], at: [] };
+    const result: ConnectionResult = { answers: [], at: [], sentAt: [] };
     const socket: Socket = connect({ host: "127.0.0.1", port });
     let accepted = false;
     let received = Buffer.alloc(0);
@@ -54,6 +56,7 @@ export function exchangeOn(port: number, exchanges: Exchange[], gapMs: number, t
     const timer = setTimeout(() => finish({ kind: "timeout", bytes: received.length }), timeoutMs);
     const send = (): void => {
       const exchange = exchanges[next++]!;
+      result.sentAt.push(performance.now());
       const body = exchange.body ?? new Uint8Array(0);
       const head = `${exchange.method} ${exchange.path} HTTP/1.1\r\nHost: fuzz\r\nAccept-Encoding: identity\r\n` +
         (exchange.method === "POST" ? `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n` : "") + "\r\n";
