@@ -73,6 +73,12 @@ export class Service {
   #upstream: Http1Client;
   /** Set when the stop begins: a reload still under way then is abandoned. */
   #stopBegun = false;
+  /**
+   * True while a reload reads its configuration (and loads what it needs): a stop that begins
+   * then logs the reload as abandoned itself, at once, and the reload ends silently. Logged
+   * when the read came back, the record could follow `shutdown complete`, or be lost at exit.
+   */
+  #reloadReading = false;
   /** Set once the child was ready and sluice said so (the "ready" record, READY=1). */
   #wasReady = false;
   /** Set once a configuration with tracing on was loaded. */
@@ -278,7 +284,7 @@ export class Service {
       do {
         this.#reloadAgain = false;
         await this.#reload();
-      } while (this.#reloadAgain);
+      } while (this.#reloadAgain && !this.#stopBegun);
       this.#notifier.reloaded();
     })().finally(() => (this.#reloading = undefined));
   }
@@ -292,12 +298,15 @@ export class Service {
     const startedAt = performance.now();
     const current = this.#config;
     let next: Config;
+    this.#reloadReading = true;
     try {
       next = await this.#deps.loadConfig();
     } catch (error) {
-      return this.#reloadFailed(error);
+      this.#reloadReading = false;
+      if (!this.#stopBegun) this.#reloadFailed(error);
+      return;
     }
-    if (this.#stopBegun) return this.#reloadAbandoned();
+    if (this.#stopBegun) return; // the stop logged it abandoned (and reads #reloadReading no more)
     const changedKeys = changesBetween(current, next);
     const changed: string[] = changedKeys.map((key) => OPTIONS[key].name);
     if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
@@ -308,10 +317,13 @@ export class Service {
     let pipeline: Pipeline;
     try {
       if (applied.tracing.enabled) this.#tracing ??= await loadTracing();
-      if (this.#stopBegun) return this.#reloadAbandoned();
+      if (this.#stopBegun) return; // the stop logged it abandoned
       pipeline = this.#buildPipeline(applied);
     } catch (error) {
-      return this.#reloadFailed(error);
+      if (!this.#stopBegun) this.#reloadFailed(error);
+      return;
+    } finally {
+      this.#reloadReading = false;
     }
     this.#server.swapPipeline(pipeline);
     this.#config = applied;
@@ -374,6 +386,7 @@ export class Service {
     // (held requests' 503s included) the connection closes, and a keep-alive client told
     // nothing would send its next request on it and get no answer at all.
     this.#stopBegun = true;
+    if (this.#reloadReading) this.#reloadAbandoned();
     this.#server.closeConnectionsAfterResponse();
     this.#readiness.setStopping();
     // Held requests go on waiting for a child that is coming (one being restarted when the

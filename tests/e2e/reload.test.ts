@@ -175,6 +175,23 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     }
   }, 60_000);
 
+  test("a reload still reading its file when a quick stop begins is logged abandoned before shutdown complete", async () => {
+    // Found by scripts/fuzz/lifecycle.ts: the reload said "abandoned" only once its read came
+    // back, after the stop's last record, or never when sluice had exited first.
+    const file = configFile(['shutdown-delay = "0s"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    // The reload's read waits on a FIFO that nothing writes to (open blocks without a writer).
+    unlinkSync(file.path);
+    expect(Bun.spawnSync(["mkfifo", file.path]).exitCode).toBe(0);
+    sluice.signal("SIGHUP");
+    await sluice.waitFor((r) => r.event === "signal" && r.signal === "SIGHUP");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(reloads(sluice.records)).toMatchObject([{ result: "abandoned" }]);
+    expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+    unlinkSync(file.path);
+  }, 60_000);
+
   test("a reload with --trusted-proxies set applies (comparing CIDRs threw, so nothing was applied)", async () => {
     const file = configFile(['shutdown-delay = "0s"', 'trusted-proxies = "10.0.0.0/8"', 'max-request-body = "1MiB"']);
     const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
