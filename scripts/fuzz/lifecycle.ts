@@ -96,6 +96,16 @@ interface Plan {
   windowMs: number;
 }
 
+/** sluice's defaults (README's option table), for a file that stops setting a timing. */
+const DEFAULT_TIMINGS: Timings = {
+  "shutdown-delay": 5000,
+  "drain-timeout": 15_000,
+  "stop-timeout": 5000,
+  "hold-timeout": 30_000,
+  "flush-timeout": 2000,
+  restart: "never",
+};
+
 function randomTimings(random: () => number): Timings {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   return {
@@ -305,10 +315,19 @@ async function runCase(plan: Plan): Promise<void> {
         renameSync(`${configFile}.new`, configFile);
         return;
       }
-      case "config-invalid":
-        configWrites.push({ at: now(), valid: false });
-        writeFileSync(configFile, random() < 0.5 ? 'drain-timeout = "3x"\n' : "drian-timeout = 5\n");
+      case "config-invalid": {
+        const badValue = random() < 0.5;
+        // A value a flag overrides is never read: the file is then valid, and every timing it
+        // no longer sets is back to its default (README's precedence).
+        const shadowed = badValue && plan.flags.includes("drain-timeout");
+        if (shadowed) {
+          const flagged = Object.fromEntries(plan.flags.map((key) => [key, plan.timings[key]]));
+          budgets.push(budgetOf({ ...DEFAULT_TIMINGS, ...flagged }));
+        }
+        configWrites.push({ at: now(), valid: shadowed });
+        writeFileSync(configFile, badValue ? 'drain-timeout = "3x"\n' : "drian-timeout = 5\n");
         return;
+      }
       default:
         signals.push({ signal: action, at: now(), afterListening: anchorAt.has("listening") });
         tryKill(proc.pid, action);
@@ -616,7 +635,13 @@ function checkAnswers(
       }
     });
   }
-  if (VERBOSE) note("answers", { statuses, exitCode: o.exitCode });
+  if (VERBOSE) {
+    note("answers", { statuses, exitCode: o.exitCode });
+    note("timeline", {
+      records: o.seen.map(({ at, record }) => `${Math.round(at)} ${record.event} ${record.result ?? record.step ?? record.signal ?? ""} ${record.error ?? record.changed ?? ""}`),
+      actions: [...o.signals.map((s) => `${Math.round(s.at)} ${s.signal}`), ...o.configWrites.map((w) => `${Math.round(w.at)} config ${w.valid ? "valid" : "invalid"}`), ...o.kills.map((k) => `${Math.round(k.at)} ${k.what}`)],
+    });
+  }
 }
 
 // ---------------------------------------------------------------- processes
