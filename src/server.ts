@@ -158,9 +158,10 @@ export class Server {
     this.#connectionClose = true;
   }
 
-  /** Closes the listening socket: new connections are refused, requests in flight go on. */
-  closeListener(): void {
+  /** Closes the listening socket; resolves once new connections are refused. Requests in flight go on. */
+  closeListener(): Promise<void> {
     this.#listenerDone = this.#listener?.close();
+    return this.#listener?.refusing() ?? Promise.resolve();
   }
 
   /**

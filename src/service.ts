@@ -409,7 +409,8 @@ export class Service {
         await sleep(config.shutdownDelay, AbortSignal.any([cut, childGone.signal]));
       });
     }
-    // 3. New connections are refused by the kernel from here on.
+    // 3. New connections are refused by the kernel from here on (on Deno, from the event
+    // loop's next turn, which the step waits for: a fast stop signals the child right after).
     await step("close-listener", () => this.#server.closeListener());
     // 4. Requests in flight finish, up to the drain deadline; the rest are aborted.
     const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));

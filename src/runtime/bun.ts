@@ -79,6 +79,7 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
       void server.stop(true);
       return true;
     },
+    refusing: () => Promise.resolve(), // stop() closed the listening socket at once
     upgradeWebSocket: (request, accept) => bunUpgradeWebSocket(server, request, accept),
     idleTimeoutSafeMs: idleSeconds > 0 ? Math.max(0, idleSeconds * 1000 - IDLE_TICK_MS - 1000) : undefined,
     holdOpen(request) {

@@ -108,12 +108,19 @@ export interface HttpListener {
   /** The bound port (useful when 0 was asked for). */
   readonly port: number;
   /**
-   * Stops accepting: the listening socket closes at once (new connections are refused),
-   * idle keep-alive connections close, requests in flight continue. Resolves once every
-   * response has been sent in full; a connection that sent only part of a request head does
-   * not hold it (it is closed then, if not before).
+   * Stops accepting: the listening socket closes (new connections are refused once
+   * `refusing()` settles), idle keep-alive connections close, requests in flight continue.
+   * Resolves once every response has been sent in full; a connection that sent only part of
+   * a request head does not hold it (it is closed then, if not before).
    */
   close(): Promise<void>;
+  /**
+   * After `close()`: settles once the listening socket is closed, so that new connections are
+   * refused. Bun closes it within `close()`; Deno only when its event loop next turns
+   * (docs/runtime-notes.md), so what sluice does synchronously after `close()` (signal its
+   * child, in a fast stop) would come while the port still accepts.
+   */
+  refusing(): Promise<void>;
   /**
    * Cuts every connection still open. Call only after the drain deadline. Returns true when it
    * did (Bun): an answer not yet sent is then lost. False where the runtime cannot (Deno):

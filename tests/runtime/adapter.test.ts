@@ -23,6 +23,7 @@ describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
     expect(JSON.parse(stdout)).toEqual({
       runtime: name,
       remoteAddress: "127.0.0.1",
+      refusingAtOnce: "refused",
       probeAfterClose: false,
       inFlightAfterClose: 200,
       probeClosedPort: false,

@@ -4,6 +4,7 @@
  * same results from both. It prints one JSON object of observations.
  */
 
+import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { fileResponse } from "../../src/files/file-response.ts";
 import { loadRuntime } from "../../src/runtime/load.ts";
@@ -32,6 +33,10 @@ results.remoteAddress = await (await fetch(`${base}/`)).text();
 const inFlight = fetch(`${base}/held`).then((r) => r.status);
 await new Promise((resolve) => setTimeout(resolve, 200));
 listener.close();
+// Once refusing() settles the port refuses, seen before this process's event loop turns
+// again: a probe run synchronously, as sluice signals its child in a fast stop.
+await listener.refusing();
+results.refusingAtOnce = connectsNow(listener.port) ? "accepted" : "refused";
 results.probeAfterClose = await runtime.probeTcp("127.0.0.1", listener.port);
 release();
 results.inFlightAfterClose = await inFlight;
@@ -151,3 +156,9 @@ await runtime.spawn(["rm", "-rf", dir], { env: { PATH: "/usr/bin:/bin" } }).exit
 results.envHasPath = typeof runtime.env().PATH === "string";
 await runtime.write(1, new TextEncoder().encode(JSON.stringify(results) + "\n"));
 runtime.exit(0);
+
+/** Whether 127.0.0.1:`port` accepts a connection, asked by a process this one waits for. */
+function connectsNow(port: number): boolean {
+  const probe = spawnSync("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { stdio: "ignore" });
+  return probe.status === 0;
+}
