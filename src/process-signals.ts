@@ -24,6 +24,8 @@ export class ProcessSignals {
   #onReload: (() => void) | undefined;
   /** A SIGHUP came before anyone could reload: it is run once `onReload` is given. */
   #reloadPending = false;
+  /** Set once the stop has written its last record: signals are then taken and ignored, unlogged. */
+  #quiet = false;
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime;
@@ -47,6 +49,7 @@ export class ProcessSignals {
     this.#installed = true;
     const on = (signal: ListenSignal, listener: () => void): void => {
       this.#runtime.onSignal(signal, () => {
+        if (this.#quiet) return;
         log.lifecycle.info("Received {signal}", { event: "signal", signal });
         listener();
       });
@@ -63,6 +66,15 @@ export class ProcessSignals {
     on("SIGUSR2", () =>
       log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
     return this;
+  }
+
+  /**
+   * From now on every signal is ignored without a record: the stop has written its last one
+   * (`shutdown complete`), and one that comes while the logs flush must not follow it. The
+   * handlers stay, so that no default action ends sluice with another code meanwhile.
+   */
+  quiet(): void {
+    this.#quiet = true;
   }
 
   #stop(signal: ListenSignal, fast: boolean): void {

@@ -446,6 +446,7 @@ export class Service {
     const forced = aborted > closed || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
     // The last record; main() flushes the logs after it.
+    this.#signals.quiet();
     log.lifecycle.info("shutdown complete", {
       event: "shutdown.complete",
       reason: describe(trigger),

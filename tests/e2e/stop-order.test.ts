@@ -2,10 +2,10 @@
 
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { rawRequest, readMetrics, refuses, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { FIXTURE_APP, freePort, parseLogRecord, rawRequest, readMetrics, refuses, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Uncompressed, so that the bytes fetch hands over are the bytes that were sent. */
 const IDENTITY = { headers: { "accept-encoding": "identity" } };
@@ -236,6 +236,58 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
       socket.destroy();
     }
   }, 60_000);
+
+  test("a SIGHUP while the last logs flush adds no record after shutdown complete", async () => {
+    // Found by scripts/fuzz/lifecycle.ts (Deno): a signal in the moment between the last
+    // record and the exit was logged ("Received SIGHUP") after shutdown complete. Here that
+    // moment is made long: stdout is a FIFO this test stops reading, so the flush waits.
+    const dir = tempDir();
+    const fifo = join(dir, "stdout");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const [httpPort, targetPort, adminPort] = [freePort(), freePort(), freePort()];
+    const command = [
+      ...target.command, "--http-host", "127.0.0.1", "--http-port", String(httpPort), "--target-port", String(targetPort),
+      "--admin-listen", `127.0.0.1:${adminPort}`, "--shutdown-delay", "0", "--flush-timeout", "20s", "--", ...FIXTURE_APP,
+    ];
+    const proc = Bun.spawn(["sh", "-c", 'exec "$@" > "$0"', fifo, ...command], { cwd: ROOT, stdout: "ignore", stderr: "pipe" });
+    track(proc.pid);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    let output = "";
+    /** Reads what the FIFO holds now; true at its end (sluice closed stdout). */
+    const drain = (): boolean => {
+      const buffer = Buffer.alloc(65536);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(reader, buffer);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "EAGAIN") return false;
+          throw error;
+        }
+        if (n === 0) return true;
+        output += buffer.subarray(0, n).toString();
+      }
+    };
+    try {
+      await until(() => (drain(), output.includes('"event":"ready"')), 30_000, "ready");
+      track(parseLogRecord(output.split("\n").find((line) => line.includes('"child.started"'))!)!.pid as number, true);
+      // Stop reading; the access records fill the pipe (64 KiB) and queue behind it.
+      for (let i = 0; i < 400; i++) await (await fetch(`http://127.0.0.1:${httpPort}/`)).text();
+      proc.kill("SIGTERM");
+      // close-admin is the step before the last record: once the admin port refuses, it is out.
+      await until(() => refuses(adminPort), 20_000, "the admin listener closed");
+      await Bun.sleep(200);
+      proc.kill("SIGHUP");
+      await Bun.sleep(200);
+      await until(() => drain(), 30_000, "the end of sluice's output");
+      expect(await proc.exited).toBe(0);
+      const records = output.trim().split("\n").map((line) => parseLogRecord(line)).filter((r) => r !== undefined);
+      expect(records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+      expect(records.filter((r) => r.event === "signal").map((r) => r.signal)).toEqual(["SIGTERM"]);
+    } finally {
+      closeSync(reader);
+    }
+  }, 90_000);
 
   test("SIGUSR1 and SIGUSR2 are logged and ignored: sluice keeps serving, then stops in order", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
