@@ -210,6 +210,23 @@ interface SentSignal {
 
 const PORT_SLOTS = 150;
 
+/** The case running now: what to kill when the fuzzer itself is stopped. */
+let running: { sluice: number; recordFile: string; dir: string } | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (running) {
+      tryKill(running.sluice, "SIGKILL");
+      for (const child of readChildRecords(running.recordFile).filter((r) => r.event === "start")) {
+        tryKill(-(child.pid as number), "SIGKILL");
+        if (child.grandchild) tryKill(child.grandchild as number, "SIGKILL");
+      }
+      rmSync(running.dir, { recursive: true, force: true });
+    }
+    out("summary", { seed: SEED, cases: ran, byTarget, findings, cutShort: true, stoppedBy: signal });
+    process.exit(findings > 0 ? 1 : 0);
+  });
+}
+
 async function runCase(plan: Plan): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "sluice-lifecycle-"));
   const slot = plan.index % PORT_SLOTS;
@@ -247,6 +264,7 @@ async function runCase(plan: Plan): Promise<void> {
     stdout: "pipe",
     stderr: "pipe",
   });
+  running = { sluice: proc.pid, recordFile, dir };
   const now = (): number => performance.now() - started;
   const seen: Seen[] = [];
   const stdoutLines: string[] = [];
@@ -405,6 +423,7 @@ async function runCase(plan: Plan): Promise<void> {
     budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt,
   });
   rmSync(dir, { recursive: true, force: true });
+  running = undefined;
 }
 
 function requestFor(request: Plan["requests"][number]): [Exchange[], string[]] {
