@@ -201,6 +201,13 @@ interface RequestRecord {
   expected: string[];
 }
 
+interface ConfigWrite {
+  at: number;
+  valid: boolean;
+  /** The --restart policy a valid file sets (the default when it sets none). */
+  restart?: Timings["restart"];
+}
+
 interface SentSignal {
   signal: string;
   at: number;
@@ -300,7 +307,7 @@ async function runCase(plan: Plan): Promise<void> {
   fire("exec");
 
   const signals: SentSignal[] = [];
-  const configWrites: { at: number; valid: boolean }[] = [];
+  const configWrites: ConfigWrite[] = [];
   const kills: { at: number; what: string; pid: number }[] = [];
   const childPids = (): { pid: number; grandchild: number | null }[] => readChildRecords(recordFile).filter((r) => r.event === "start") as never;
   const currentChild = (): number | undefined => seen.findLast((s) => s.record.event === "child.started")?.record.pid as number | undefined;
@@ -327,7 +334,7 @@ async function runCase(plan: Plan): Promise<void> {
       case "config-valid": {
         const timings = randomTimings(random);
         budgets.push(budgetOf(timings));
-        configWrites.push({ at: now(), valid: true });
+        configWrites.push({ at: now(), valid: true, restart: timings.restart });
         // Whole, by rename: a reader never sees half of it.
         writeFileSync(`${configFile}.new`, configText(timings, plan.flags));
         renameSync(`${configFile}.new`, configFile);
@@ -342,7 +349,7 @@ async function runCase(plan: Plan): Promise<void> {
           const flagged = Object.fromEntries(plan.flags.map((key) => [key, plan.timings[key]]));
           budgets.push(budgetOf({ ...DEFAULT_TIMINGS, ...flagged }));
         }
-        configWrites.push({ at: now(), valid: shadowed });
+        configWrites.push({ at: now(), valid: shadowed, ...(shadowed && { restart: "never" as const }) });
         writeFileSync(configFile, badValue ? 'drain-timeout = "3x"\n' : "drian-timeout = 5\n");
         return;
       }
@@ -453,7 +460,7 @@ interface Outcome {
   stdoutLines: string[];
   stderr: string;
   signals: SentSignal[];
-  configWrites: { at: number; valid: boolean }[];
+  configWrites: ConfigWrite[];
   kills: { at: number; what: string; pid: number }[];
   requests: RequestRecord[];
   budget: number;
@@ -561,9 +568,14 @@ function checkExitCode(o: Outcome, complete: Record<string, unknown>, finding: (
     const code = Number(match[1]);
     if (o.exitCode !== code) finding("exit code of a child exit", { exitCode: o.exitCode, childCode: code });
     if (code !== 3 && code !== 137) finding("the child exited with a code the case never caused", { code, kills: o.kills });
-    if (o.plan.timings.restart === "always" || (o.plan.timings.restart === "on-failure" && code !== 0)) {
-      // With a restart policy in the file, a reload cannot change it (pendingRestart); on the
-      // command line neither: a child exit ends sluice only once its stop began, or a restart failed.
+    // The policy sluice started with: the plan's, or (from the file) one a rewrite put there
+    // before sluice first read it; a reload cannot change it (pendingRestart).
+    const listeningAt = o.anchorAt.get("listening") ?? Infinity;
+    const policies = o.plan.flags.includes("restart")
+      ? [o.plan.timings.restart]
+      : [o.plan.timings.restart, ...o.configWrites.filter((w) => w.restart && w.at < listeningAt).map((w) => w.restart!)];
+    if (policies.every((policy) => policy === "always" || (policy === "on-failure" && code !== 0))) {
+      // A child exit ends sluice only once its stop began, or a restart failed.
       const restartFailed = o.seen.some((s) => s.record.event === "child.restart-failed");
       if (!restartFailed) finding("a child exit ended sluice despite --restart", { restart: o.plan.timings.restart, code });
     }
