@@ -164,8 +164,9 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
   }, 60_000);
 
   test("with --restart, a request during the shutdown delay while the child is being restarted is held and served", async () => {
-    // Found by scripts/fuzz/lifecycle.ts: the stop refused every hold at once, so during the
-    // delay, which serves normally, a request got 503 while the restarted child was coming up.
+    // Found while deciding which 503s scripts/fuzz/lifecycle.ts may accept (by reading the
+    // gate, then reproduced): the stop refused every hold at once, so during the delay, which
+    // serves normally, a request got 503 while the restarted child was coming up.
     const sluice = await startSluice(target, {
       args: ["--shutdown-delay", "4s", "--restart", "always", "--hold-timeout", "20s"],
       env: { APP_BIND_DELAY_MS: "1500" }, // every start, the restarted one too
