@@ -23,14 +23,10 @@ import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig } from "..
 import { decodeConfigFile, loadConfigFile } from "../../src/config-file.ts";
 import { formatDuration } from "../../src/config-values.ts";
 import { readLines } from "../../tests/read-lines.ts";
+import { arg, argv } from "./args.ts";
 import { mulberry32 } from "./random.ts";
 
 const ROOT = join(import.meta.dir, "../..");
-const argv = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : def;
-};
 const SEED = Number(arg("seed", "20261206"));
 const CASES = Number(arg("cases", "4000"));
 const SPAWNS = Number(arg("spawn", "120"));

@@ -29,16 +29,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readLines } from "../../tests/read-lines.ts";
 import { type Answer, type Exchange, exchangeOn } from "./lifecycle/client.ts";
+import { arg, argv } from "./args.ts";
 import { mulberry32 } from "./random.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const APP = join(import.meta.dir, "lifecycle/app.ts");
-const argv = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : def;
-};
 const SEED = Number(arg("seed", "20261206"));
 const CASES = Number(arg("cases", "150"));
 const BASE_PORT = Number(arg("base-port", "15000"));

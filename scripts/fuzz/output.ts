@@ -26,14 +26,10 @@
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { arg, argv } from "./args.ts";
 import { mulberry32 } from "./random.ts";
 
 const ROOT = join(import.meta.dir, "../..");
-const argv = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : def;
-};
 const SEED = Number(arg("seed", "20261206"));
 const CASES = Number(arg("cases", "40"));
 const DEADLINE = Date.now() + Number(arg("seconds", "600")) * 1000;
