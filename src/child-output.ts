@@ -1,5 +1,6 @@
 /** @module pipeLines: copies a child's output to sluice's own, whole lines at a time. */
 
+import { raceDeadline } from "./deadlines.ts";
 import type { LineOutput } from "./output.ts";
 
 const NEWLINE = 10;
@@ -47,16 +48,8 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
 
 /** Until `out` has room for a child's output, or `finishing` aborts. */
 async function untilRoom(out: LineOutput, finishing: AbortSignal | undefined): Promise<void> {
-  if (finishing?.aborted) return;
   const room = out.untilRoom();
-  if (!room) return;
-  if (!finishing) return room;
-  let onAbort: (() => void) | undefined;
-  try {
-    await Promise.race([room, new Promise<void>((resolve) => finishing.addEventListener("abort", (onAbort = () => resolve()), { once: true }))]);
-  } finally {
-    finishing.removeEventListener("abort", onAbort!);
-  }
+  if (room) await raceDeadline(room, undefined, finishing);
 }
 
 function join(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -40,15 +40,16 @@ export class Deadlines<T> {
 }
 
 /**
- * Resolves with `promise`'s value, or undefined at the deadline or as soon as `cut`
- * aborts (a fast stop cuts every wait short). The timer never outlives the wait.
+ * Resolves with `promise`'s value, or undefined at the deadline (none when `ms` is undefined)
+ * or as soon as `cut` aborts (a fast stop cuts every wait short). The timer never outlives
+ * the wait.
  */
-export async function raceDeadline<T>(promise: Promise<T>, ms: number, cut?: AbortSignal): Promise<T | undefined> {
+export async function raceDeadline<T>(promise: Promise<T>, ms: number | undefined, cut?: AbortSignal): Promise<T | undefined> {
   if (cut?.aborted) return undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onCut: (() => void) | undefined;
   const stop = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
+    if (ms !== undefined) timer = setTimeout(() => resolve(undefined), ms);
     onCut = () => resolve(undefined);
     cut?.addEventListener("abort", onCut, { once: true });
   });
