@@ -2,8 +2,8 @@
 
 import { Context, type MiddlewareHandler } from "hono";
 import type { ResponseCache } from "./cache/response-cache.ts";
+import { type ChildTarget, childTarget } from "./child-target.ts";
 import type { Config } from "./config.ts";
-import { hostPort } from "./config-values.ts";
 import type { EndListener, Exchange } from "./exchange.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { cache } from "./middleware/cache.ts";
@@ -29,6 +29,8 @@ export interface AppDeps {
   readiness: Readiness;
   metrics: Metrics;
   upstreamFetch: UpstreamFetch;
+  /** Where the child listens now; --target-host and --target-port when absent (no rolling restarts). */
+  childTarget?: () => ChildTarget;
   /** TCP connections to the child, for WebSocket upgrades. */
   upstreamConnect: Runtime["connectTcp"];
   /** The runtime's compressors. */
@@ -63,7 +65,7 @@ export interface Pipeline {
 }
 
 /** The whole pipeline: what runs for each request, in order, and what observes its end. */
-export function buildApp(config: Config, { readiness, metrics, upstreamFetch, upstreamConnect, compressors, files, responseCache, http, tracing, release }: AppDeps): Pipeline {
+export function buildApp(config: Config, { readiness, metrics, upstreamFetch, childTarget: target, upstreamConnect, compressors, files, responseCache, http, tracing, release }: AppDeps): Pipeline {
   if (config.files === undefined) throw new TypeError("buildApp needs config.files: run prepareFiles on the config first");
   const { sendfileDirs, publicDir, pages } = config.files;
   const onEnd: EndListener[] = [requestMetrics(metrics)];
@@ -77,8 +79,12 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     runtimeLimits: http.httpLimits,
     countHeaders: http.countHeaders,
   });
+  if (target === undefined) {
+    const fixed = childTarget(config.targetHost, config.targetPort);
+    target = () => fixed;
+  }
   const forward = proxy({
-    origin: `http://${hostPort(config.targetHost, config.targetPort)}`,
+    target,
     fetch: upstreamFetch,
     upstreamTimeoutMs: config.upstreamTimeout,
     maxRequestBody: config.maxRequestBody,
@@ -89,8 +95,7 @@ export function buildApp(config: Config, { readiness, metrics, upstreamFetch, up
     isClientDisconnect: http.isClientDisconnect,
   });
   const forwardWebSocket = websocketProxy({
-    hostname: config.targetHost,
-    port: config.targetPort,
+    target,
     connect: (hostname, port) => connectTcpStreams(upstreamConnect, hostname, port),
     upstreamTimeoutMs: config.upstreamTimeout,
     trustedProxies: config.trustedProxies,

@@ -1,5 +1,6 @@
 /** @module Exchange: one request's record, from arrival to the last byte of its response. */
 
+import type { ChildTarget } from "./child-target.ts";
 import type { HeaderFields } from "./upstream/http1-client.ts";
 
 /** How an exchange ended. */
@@ -79,6 +80,8 @@ export class Exchange {
   rejected: string | undefined;
   outcome: Outcome | undefined;
   trace: ExchangeTrace | undefined;
+  /** The child the request went to, once it went (a rolling restart waits for the old child's). */
+  child: ChildTarget | undefined;
   #onEnd: EndListener;
 
   constructor(readonly request: Request, readonly clientAddress: string, onEnd: EndListener) {

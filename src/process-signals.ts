@@ -1,4 +1,4 @@
-/** @module ProcessSignals: turns process signals into a stop request, a fast-stop cut, and reloads. */
+/** @module ProcessSignals: turns process signals into a stop request, a fast-stop cut, reloads and rolling restarts. */
 
 import { log } from "./log.ts";
 import type { ListenSignal, Runtime } from "./runtime/types.ts";
@@ -9,10 +9,11 @@ export interface StopRequest {
 
 /**
  * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
- * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload. SIGUSR1 and
- * SIGUSR2 get handlers too, because their default action would end sluice at once, without
- * a drain and with its child left running. Installed before the service exists when sluice
- * is PID 1 (main.ts): what comes meanwhile is kept.
+ * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload, SIGUSR2 for a
+ * rolling restart of the child. SIGUSR1 gets a handler too, because its default action would
+ * end sluice at once, without a drain and with its child left running. Installed before the
+ * service exists when sluice is PID 1 (main.ts): a stop or a reload that comes meanwhile is
+ * kept (a rolling restart is not: the child that starts then is started from the new code).
  */
 export class ProcessSignals {
   readonly stopRequested: Promise<StopRequest>;
@@ -24,6 +25,7 @@ export class ProcessSignals {
   #onReload: (() => void) | undefined;
   /** A SIGHUP came before anyone could reload: it is run once `onReload` is given. */
   #reloadPending = false;
+  #onRollingRestart: (() => void) | undefined;
   /** Set once the stop has written its last record: signals are then taken and ignored, unlogged. */
   #quiet = false;
 
@@ -37,6 +39,11 @@ export class ProcessSignals {
     this.#onReload = listener;
     if (this.#reloadPending && !this.#requested) listener();
     this.#reloadPending = false;
+  }
+
+  /** Runs a rolling restart on SIGUSR2 from now on. */
+  onRollingRestart(listener: () => void): void {
+    this.#onRollingRestart = listener;
   }
 
   get fastStop(): AbortSignal {
@@ -63,8 +70,11 @@ export class ProcessSignals {
       else this.#reloadPending = true;
     });
     on("SIGUSR1", () => log.lifecycle.warn("SIGUSR1 ignored: sluice has no use for it", { event: "signal.ignored", signal: "SIGUSR1" }));
-    on("SIGUSR2", () =>
-      log.lifecycle.warn("SIGUSR2 ignored: rolling restarts are not available yet", { event: "restart.skipped" }));
+    on("SIGUSR2", () => {
+      if (this.#requested) return;
+      if (this.#onRollingRestart) this.#onRollingRestart();
+      else log.lifecycle.warn("SIGUSR2 ignored: sluice is still starting", { event: "rolling-restart", result: "skipped" });
+    });
     return this;
   }
 

@@ -1,6 +1,7 @@
 /** @module The forwarder: streams a request to the child and its response back. */
 
 import type { Context } from "hono";
+import type { ChildTarget } from "./child-target.ts";
 import type { Cidr } from "./config-values.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
@@ -12,8 +13,8 @@ import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./u
 import { IDEMPOTENT_METHODS, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
 
 export interface ProxyOptions {
-  /** The child's origin, such as http://127.0.0.1:3000 */
-  origin: string;
+  /** Where the child listens now (a rolling restart moves it): read as each request goes out. */
+  target: () => ChildTarget;
   fetch: UpstreamFetch;
   upstreamTimeoutMs: number;
   /** 0 means no limit. */
@@ -82,7 +83,7 @@ export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchang
 const CLIENT_WATCH_DELAY_MS = 50;
 
 export function proxy({
-  origin,
+  target,
   fetch,
   upstreamTimeoutMs,
   maxRequestBody,
@@ -133,7 +134,9 @@ export function proxy({
     waitingForHeaders.add(exchange);
     slowToAnswer.add(exchange);
     // validTarget answered requests without a path.
-    const url = origin + requestTarget(incoming.url)!;
+    const child = target();
+    exchange.child = child;
+    const url = child.origin + requestTarget(incoming.url)!;
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
     const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);

@@ -77,6 +77,8 @@ export class Server {
   /** Answers of exchanges cut at the drain deadline, being sent in the close grace (also in #inFlight). */
   #cutAnswers = new Set<Exchange>();
   #emptied: (() => void) | undefined;
+  /** Told of each exchange's end while some drainWhere waits for a subset of them. */
+  #endWatchers = new Set<(exchange: Exchange) => void>();
   /**
    * Exchanges still in flight when the idle timeout could cut their connection are held
    * (HttpListener.holdOpen): at arrival when it could at any time, else after idleTimeoutSafeMs.
@@ -189,6 +191,36 @@ export class Server {
     // An answer not sent by now never will be; its record says what went out of it.
     for (const exchange of [...this.#cutAnswers]) exchange.end("aborted");
     return { drained: before - aborted, aborted, closed };
+  }
+
+  /**
+   * Waits up to `timeoutMs` for the exchanges in flight now that `test` picks (a rolling
+   * restart: those that went to the old child) to end; then aborts those left as the drain
+   * does (a WebSocket gets 1001) and gives their answers the close grace. When `cut` aborts
+   * first (sluice's own stop began), it returns at once and leaves them to the stop's drain.
+   */
+  async drainWhere(test: (exchange: Exchange) => boolean, timeoutMs: number, cut: AbortSignal): Promise<DrainResult> {
+    const pending = new Set<Exchange>();
+    for (const exchange of this.#inFlight.keys()) if (test(exchange)) pending.add(exchange);
+    const before = pending.size;
+    const { promise: ended, resolve } = Promise.withResolvers<true>();
+    const watch = (exchange: Exchange): void => void (pending.delete(exchange) && pending.size === 0 && resolve(true));
+    if (before === 0) resolve(true);
+    else this.#endWatchers.add(watch);
+    try {
+      if ((await raceDeadline(ended, timeoutMs, cut)) || cut.aborted) return { drained: before - pending.size, aborted: 0, closed: 0 };
+      const aborted = pending.size;
+      let closed = 0;
+      for (const exchange of pending) {
+        if (this.#websockets.has(exchange) || this.#eventStreams.has(exchange)) closed++;
+        exchange.abort("aborted");
+        this.#websockets.get(exchange)?.();
+      }
+      await raceDeadline(ended, CLOSE_GRACE_MS, cut);
+      return { drained: before - aborted, aborted, closed };
+    } finally {
+      this.#endWatchers.delete(watch);
+    }
   }
 
   #serve(request: Request, { remoteAddress }: ConnectionInfo): Response | undefined | Promise<Response | undefined> {
@@ -322,6 +354,7 @@ export class Server {
     this.#eventStreams.delete(exchange);
     this.#cutAnswers.delete(exchange);
     if (this.#inFlight.size === 0) this.#emptied?.();
+    if (this.#endWatchers.size !== 0) for (const watch of this.#endWatchers) watch(exchange);
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };

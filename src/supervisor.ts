@@ -1,6 +1,10 @@
-/** @module Supervisor: the child process: spawn, readiness, restart policy, and the stop ladder. */
+/**
+ * @module Supervisor: the child process: spawn, readiness, restart policy, the stop ladder,
+ * and the rolling restart's replacement child.
+ */
 
 import { pipeLines } from "./child-output.ts";
+import { type ChildTarget, childTarget } from "./child-target.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { formatDuration, hostPort } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -39,6 +43,28 @@ export interface StopResult {
 }
 
 type ChildState = "starting" | "ready" | "backoff" | "stopping" | "exited";
+
+/** A child process sluice started, and what it knows of it. */
+export interface RunningChild {
+  readonly process: ChildProcess;
+  /** Where it listens (its PORT). */
+  readonly target: ChildTarget;
+  /** Settles when it has exited (logged then). */
+  readonly exited: Promise<ExitStatus>;
+  /** What the last --ready-path probe saw, for the message when it is never ready. */
+  lastAnswer: string | undefined;
+  /** Its stop, once one began: a second stop of the same child (the rolling restart's and sluice's) joins the first. */
+  stopped: Promise<StopResult> | undefined;
+}
+
+/** What became of a rolling restart's new child. */
+export type Replacement =
+  /** Ready, and now the child requests go to; `previous` still runs, for the requests it has in flight. */
+  | { kind: "ready"; previous: RunningChild; current: RunningChild }
+  /** Not ready; `child`, when it was started, is still to be stopped (see retire). */
+  | { kind: "failed"; reason: string; child?: RunningChild }
+  /** sluice's stop began first: the stop stops it with the others. */
+  | { kind: "stopped" };
 
 /** The child never became ready; `status` is set when it exited first. */
 export class ChildStartError extends Error {
@@ -79,8 +105,12 @@ const FAST_OUTPUT_WAIT_MS = 250;
 export class Supervisor {
   readonly exited: Promise<ExitStatus>;
   #resolveExited!: (status: ExitStatus) => void;
-  #child: ChildProcess | undefined;
-  #childExited: Promise<ExitStatus> | undefined;
+  /** The child requests go to (once spawned). */
+  #current: RunningChild | undefined;
+  /** Where the child requests go to listens, or will: the next one started after a crash listens there too. */
+  #target: ChildTarget;
+  /** The other children still running: a rolling restart's new one while it starts, old ones while they drain and stop. */
+  #others = new Set<RunningChild>();
   /** Copies of every child's output still running, also those of children that were restarted. */
   #outputs = new Set<Promise<void>>();
   /** Aborted once the stop has seen the child's group gone: the copies stop waiting for room in sluice's output. */
@@ -88,8 +118,6 @@ export class Supervisor {
   #stopping = new AbortController();
   /** Aborted when sluice's stop begins: from then on a child that exits is not restarted. */
   #noRestarts = new AbortController();
-  /** What the last --ready-path probe saw, for the message when the child is never ready. */
-  #lastAnswer: string | undefined;
   /** Restarts since the child last ran stably; sets the backoff. */
   #attempt = 0;
   #options: SupervisorOptions;
@@ -99,20 +127,27 @@ export class Supervisor {
     this.#options = options;
     this.#deps = deps;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
+    this.#target = childTarget(options.targetHost, options.targetPort);
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#current?.process.pid;
+  }
+
+  /** Where requests go: the child's host and port (--target-port until a rolling restart picked another). */
+  get target(): ChildTarget {
+    return this.#target;
   }
 
   /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
   async start(): Promise<void> {
     // Readiness is "the port accepts": a port some other process already listens on would
     // look ready at once, and every request would go to that process instead of the child.
-    const { targetHost, targetPort } = this.#options;
-    if (await this.#deps.runtime.probeTcp(targetHost, targetPort)) {
+    const target = this.#target;
+    if (await this.#deps.runtime.probeTcp(target.hostname, target.port)) {
+      const option = target.port === this.#options.targetPort ? "--target-port" : "the port a rolling restart chose";
       throw new ChildStartError(
-        `Cannot start the child: ${targetHost}:${targetPort} (--target-port) already accepts connections, ` +
+        `Cannot start the child: ${hostPort(target.hostname, target.port)} (${option}) already accepts connections, ` +
           `so requests would go to another process; stop it or choose another --target-port`,
       );
     }
@@ -120,21 +155,24 @@ export class Supervisor {
       // A stop that came during the port check (or a restart's backoff) already ran: a
       // child spawned now would outlive sluice in its own process group.
       if (this.#stopping.signal.aborted) return;
-      const child = this.#spawn();
+      this.#setState("starting");
+      const child = this.#spawn(target);
+      this.#current = child;
       const outcome = await this.#waitReady(child);
       if (outcome === "ready") {
-        void this.#watch();
+        this.#setState("ready");
+        void this.#watch(child);
         return;
       }
       if (outcome === "stopped") return;
       if (outcome === "timeout") {
         throw new ChildStartError(
           `The child did not become ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} ` +
-            `(${await this.#whyNotReady()})`,
+            `(${await this.#whyNotReady(child)})`,
         );
       }
-      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#exitedBeforeReady(outcome), outcome);
-      this.#killLeftovers(child);
+      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#exitedBeforeReady(child, outcome), outcome);
+      this.#killLeftovers(child.process);
       if (!(await this.#backoff())) return;
     }
   }
@@ -149,39 +187,98 @@ export class Supervisor {
   }
 
   /**
-   * Sends `signal` to the child's process group and waits up to `timeoutMs` (or until
-   * `cut` aborts) for it to exit, then SIGKILLs the group. Never throws.
+   * Sends `signal` to the process group of every child (the one requests go to, and any
+   * other a rolling restart left running), waits up to `timeoutMs` (or until `cut` aborts)
+   * for them to exit, then SIGKILLs what is left. `status` is the current child's. Never throws.
    */
   async stop(signal: ChildSignal, timeoutMs: number, cut: AbortSignal): Promise<StopResult> {
     this.#noRestarts.abort();
     this.#stopping.abort();
-    const child = this.#child;
-    if (!child || !this.#childExited) return { killed: 0, status: undefined };
+    const current = this.#current;
+    if (!current) return { killed: 0, status: undefined };
     this.#setState("stopping");
-    const deadline = performance.now() + timeoutMs;
-    child.killGroup(signal);
-    let status = await raceDeadline(this.#childExited, timeoutMs, cut);
-    // The rest of the group got the signal too and has the rest of --stop-timeout to finish:
-    // an app under a wrapper script without exec, a master's workers still shutting down.
-    if (status !== undefined) await this.#untilGroupGone(child, deadline, cut);
-    let killed = 0;
-    if (status === undefined || child.groupAlive()) {
-      const what = status === undefined ? "Child" : "Child exited but its process group is";
-      log.lifecycle.warn(`${what} still running after {timeoutMs}ms; sending SIGKILL to its process group`, {
-        event: "child.kill",
-        pid: child.pid,
-        timeoutMs: cut.aborted ? 0 : timeoutMs,
-      });
-      child.killGroup("SIGKILL");
-      killed = 1;
-      status ??= await raceDeadline(this.#childExited, KILL_WAIT_MS);
-    }
-    // The group is gone: the copies pass on what is left in the pipes without waiting for a
+    // In parallel: each has the whole --stop-timeout.
+    const [own, ...others] = await Promise.all([current, ...this.#others].map((child) => this.#stopChild(child, signal, timeoutMs, cut)));
+    // The groups are gone: the copies pass on what is left in the pipes without waiting for a
     // slow stdout (they would otherwise write it after the shutdown record, or never). What
     // bounds the wait is a process outside the group holding a pipe open (a daemon).
     this.#outputsFinishing.abort();
     await raceDeadline(Promise.all(this.#outputs), cut.aborted ? FAST_OUTPUT_WAIT_MS : OUTPUT_WAIT_MS);
-    return { killed, status };
+    return { killed: others.reduce((sum, result) => sum + result.killed, own!.killed), status: own!.status };
+  }
+
+  /**
+   * Starts a new child on a port of its own (the rolling restart) while the current one goes
+   * on serving, and waits until it is ready. Once it is, requests go to it (`target`); the
+   * previous child runs on until its requests in flight are over and it is retired. Never throws.
+   */
+  async startReplacement(): Promise<Replacement> {
+    const previous = this.#current;
+    if (previous === undefined || !this.#deps.readiness.isChildReady) return { kind: "failed", reason: "the child is not ready" };
+    const { hostname } = this.#target;
+    let child: RunningChild;
+    try {
+      // Not --target-port: the current child listens there until it stops.
+      const target = childTarget(hostname, await this.#deps.runtime.freePort(hostname));
+      if (this.#noRestarts.signal.aborted) return { kind: "stopped" };
+      child = this.#spawn(target);
+    } catch (error) {
+      return { kind: "failed", reason: error instanceof Error ? error.message : String(error) };
+    }
+    this.#others.add(child);
+    const outcome = await this.#waitReady(child);
+    // A stop began: the new child is one more to stop (it is among #others), and requests stay where they go.
+    if (outcome === "stopped" || this.#noRestarts.signal.aborted) return { kind: "stopped" };
+    const who = `The new child (pid ${child.process.pid}, PORT=${child.target.port})`;
+    if (outcome === "timeout") {
+      const why = await this.#whyNotReady(child);
+      return { kind: "failed", reason: `${who} was not ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} (${why})`, child };
+    }
+    if (outcome !== "ready") return { kind: "failed", reason: await this.#exitedBeforeReady(child, outcome, who), child };
+    if (previous !== this.#current || !this.#deps.readiness.isChildReady) {
+      // Its restart (--restart) brings the app up anew, or sluice stops because it exited.
+      return { kind: "failed", reason: `The child it was to replace (pid ${previous.process.pid}) exited meanwhile`, child };
+    }
+    this.#others.delete(child);
+    this.#others.add(previous);
+    this.#current = child;
+    this.#target = child.target;
+    void this.#watch(child);
+    return { kind: "ready", previous, current: child };
+  }
+
+  /** Stops a child other than the current one (the rolling restart's old or failed one), as stop() does. Never throws. */
+  async retire(child: RunningChild, signal: ChildSignal, timeoutMs: number, cut: AbortSignal): Promise<StopResult> {
+    const result = await this.#stopChild(child, signal, timeoutMs, cut);
+    this.#others.delete(child);
+    return result;
+  }
+
+  /** The stop ladder for one child: `signal` to its group, then SIGKILL after `timeoutMs`. Run once per child. */
+  #stopChild(child: RunningChild, signal: ChildSignal, timeoutMs: number, cut: AbortSignal): Promise<StopResult> {
+    child.stopped ??= (async () => {
+      const { process } = child;
+      const deadline = performance.now() + timeoutMs;
+      process.killGroup(signal);
+      let status = await raceDeadline(child.exited, timeoutMs, cut);
+      // The rest of the group got the signal too and has the rest of --stop-timeout to finish:
+      // an app under a wrapper script without exec, a master's workers still shutting down.
+      if (status !== undefined) await this.#untilGroupGone(process, deadline, cut);
+      let killed = 0;
+      if (status === undefined || process.groupAlive()) {
+        const what = status === undefined ? "Child" : "Child exited but its process group is";
+        log.lifecycle.warn(`${what} still running after {timeoutMs}ms; sending SIGKILL to its process group`, {
+          event: "child.kill",
+          pid: process.pid,
+          timeoutMs: cut.aborted ? 0 : timeoutMs,
+        });
+        process.killGroup("SIGKILL");
+        killed = 1;
+        status ??= await raceDeadline(child.exited, KILL_WAIT_MS);
+      }
+      return { killed, status };
+    })();
+    return child.stopped;
   }
 
   /** Waits until no process of the child's group remains, the deadline passes or `cut` aborts. */
@@ -191,13 +288,12 @@ export class Supervisor {
     }
   }
 
-  #spawn(): ChildProcess {
+  /** Starts a child listening on `target` (its PORT). */
+  #spawn(target: ChildTarget): RunningChild {
     const { runtime, stdout, stderr } = this.#deps;
-    this.#setState("starting");
-    this.#lastAnswer = undefined;
     let child: ChildProcess;
     try {
-      child = runtime.spawn(this.#options.command, { env: this.#options.env });
+      child = runtime.spawn(this.#options.command, { env: { ...this.#options.env, PORT: String(target.port) } });
     } catch (error) {
       throw new ChildStartError(
         `Cannot start the child "${this.#options.command.join(" ")}": ${error instanceof Error ? error.message : error}`,
@@ -205,8 +301,7 @@ export class Supervisor {
         { cause: error },
       );
     }
-    this.#child = child;
-    this.#childExited = child.exited.then((status) => {
+    const exited = child.exited.then((status) => {
       log.lifecycle.info("Child {pid} exited with code {code}", { event: "child.exited", pid: child.pid, ...status });
       return status;
     });
@@ -218,60 +313,59 @@ export class Supervisor {
       event: "child.started",
       pid: child.pid,
       command: this.#options.command,
-      port: this.#options.targetPort,
+      port: target.port,
     });
-    return child;
+    return { process: child, target, exited, lastAnswer: undefined, stopped: undefined };
   }
 
   /** Waits for readiness, racing the child's exit, the ready timeout and the stop. */
-  async #waitReady(child: ChildProcess): Promise<"ready" | "timeout" | "stopped" | ExitStatus> {
+  async #waitReady(child: RunningChild): Promise<"ready" | "timeout" | "stopped" | ExitStatus> {
     const startedAt = performance.now();
     const deadline = startedAt + this.#options.readyTimeoutMs;
     let exited: ExitStatus | undefined;
-    void this.#childExited!.then((status) => (exited = status));
+    void child.exited.then((status) => (exited = status));
     while (!exited && !this.#stopping.signal.aborted) {
-      if (await this.#probe(deadline - performance.now())) {
+      if (await this.#probe(child, deadline - performance.now())) {
         if (exited || this.#stopping.signal.aborted) break;
         const ms = Math.round(performance.now() - startedAt);
-        log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.pid, ms });
-        this.#setState("ready");
+        log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.process.pid, ms });
         return "ready";
       }
       if (performance.now() >= deadline) return "timeout";
-      await raceDeadline(this.#childExited!, PROBE_INTERVAL_MS, this.#stopping.signal);
+      await raceDeadline(child.exited, PROBE_INTERVAL_MS, this.#stopping.signal);
     }
     return exited ?? "stopped";
   }
 
   /** One readiness check, given up after PROBE_TIMEOUT_MS or `remainingMs`, so none outlasts --ready-timeout. */
-  async #probe(remainingMs: number): Promise<boolean> {
-    const { targetHost, targetPort, readyPath } = this.#options;
+  async #probe(child: RunningChild, remainingMs: number): Promise<boolean> {
+    const { hostname, port } = child.target;
+    const { readyPath } = this.#options;
     const timeoutMs = Math.max(1, Math.min(PROBE_TIMEOUT_MS, remainingMs));
     if (readyPath === undefined) {
-      return (await raceDeadline(this.#deps.runtime.probeTcp(targetHost, targetPort), timeoutMs)) ?? false;
+      return (await raceDeadline(this.#deps.runtime.probeTcp(hostname, port), timeoutMs)) ?? false;
     }
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const response = await this.#deps.upstream(`http://${hostPort(targetHost, targetPort)}${readyPath}`, { signal });
+      const response = await this.#deps.upstream(`${child.target.origin}${readyPath}`, { signal });
       await response.body?.cancel();
       const location = response.headers.get("location");
-      this.#lastAnswer = `it last answered ${response.status}${location === null ? "" : ` redirecting to ${location}`}`;
+      child.lastAnswer = `it last answered ${response.status}${location === null ? "" : ` redirecting to ${location}`}`;
       return response.status >= 200 && response.status < 300;
     } catch (error) {
       // A probe cut short by --ready-timeout's end saw less than the one before it.
-      if (signal.aborted && timeoutMs < PROBE_TIMEOUT_MS && this.#lastAnswer !== undefined) return false;
+      if (signal.aborted && timeoutMs < PROBE_TIMEOUT_MS && child.lastAnswer !== undefined) return false;
       const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      this.#lastAnswer = signal.aborted ? `it did not answer within ${formatDuration(timeoutMs)}` : `its last try failed: ${reason}`;
+      child.lastAnswer = signal.aborted ? `it did not answer within ${formatDuration(timeoutMs)}` : `its last try failed: ${reason}`;
       return false;
     }
   }
 
-  /** Follows a ready child until it exits, then restarts it or reports the exit. */
-  async #watch(): Promise<void> {
+  /** Follows a ready child until it exits, then restarts it or reports the exit (unless a rolling restart replaced it). */
+  async #watch(child: RunningChild): Promise<void> {
     const readyAt = performance.now();
-    const child = this.#child!;
-    const status = await this.#childExited!;
-    if (this.#stopping.signal.aborted) return;
+    const status = await child.exited;
+    if (this.#stopping.signal.aborted || child !== this.#current) return;
     this.#deps.readiness.setChild("not-ready");
     if (!this.#shouldRestart(status)) {
       this.#setState("exited");
@@ -280,7 +374,7 @@ export class Supervisor {
     }
     if (performance.now() - readyAt >= STABLE_RUN_MS) this.#attempt = 0;
     // What the old child left behind could hold its port or pile up across restarts.
-    this.#killLeftovers(child);
+    this.#killLeftovers(child.process);
     try {
       if (await this.#backoff()) await this.start();
       else if (!this.#stopping.signal.aborted) this.#resolveExited(status); // the stop began during the backoff
@@ -331,28 +425,29 @@ export class Supervisor {
    * does (it forks into the background and its first process exits): what it left running
    * is out of sluice's reach (a new session), and a port it answers on is not the child's.
    */
-  async #exitedBeforeReady(status: ExitStatus): Promise<string> {
-    const exited = `The child exited with code ${status.code} before it was ready`;
+  async #exitedBeforeReady(child: RunningChild, status: ExitStatus, who = "The child"): Promise<string> {
+    const exited = `${who} exited with code ${status.code} before it was ready`;
     if (status.code !== 0) return exited;
-    const { targetHost, targetPort } = this.#options;
-    const left = (await this.#deps.runtime.probeTcp(targetHost, targetPort))
-      ? `; ${hostPort(targetHost, targetPort)} now accepts connections, most likely from a daemon it left, which sluice cannot stop`
+    const { hostname, port } = child.target;
+    const left = (await this.#deps.runtime.probeTcp(hostname, port))
+      ? `; ${hostPort(hostname, port)} now accepts connections, most likely from a daemon it left, which sluice cannot stop`
       : "";
     return `${exited}: if it daemonizes (forks into the background), run it in the foreground (as nginx's "daemon off;" does)${left}`;
   }
 
   /** What the readiness wait was for, and what it last saw: what a user needs to fix the app or the flags. */
-  async #whyNotReady(): Promise<string> {
-    const { targetHost, targetPort, readyPath } = this.#options;
+  async #whyNotReady(child: RunningChild): Promise<string> {
+    const { hostname, port } = child.target;
+    const { readyPath } = this.#options;
     if (readyPath !== undefined) {
-      return `waiting for GET ${readyPath} on ${hostPort(targetHost, targetPort)} to answer 2xx; ${this.#lastAnswer ?? "it never answered"}`;
+      return `waiting for GET ${readyPath} on ${hostPort(hostname, port)} to answer 2xx; ${child.lastAnswer ?? "it never answered"}`;
     }
-    const waited = `waiting for ${hostPort(targetHost, targetPort)} to accept TCP connections`;
+    const waited = `waiting for ${hostPort(hostname, port)} to accept TCP connections`;
     // An app that binds "localhost" may get only the other loopback address (::1 first, as
     // some resolvers order it): name it, since "does the app listen on $PORT?" would mislead.
-    const otherLoopback = OTHER_LOOPBACK[targetHost];
-    if (otherLoopback && (await raceDeadline(this.#deps.runtime.probeTcp(otherLoopback, targetPort), PROBE_TIMEOUT_MS))) {
-      return `${waited}; the app listens on ${hostPort(otherLoopback, targetPort)} instead: pass --target-host ${otherLoopback}`;
+    const otherLoopback = OTHER_LOOPBACK[hostname];
+    if (otherLoopback && (await raceDeadline(this.#deps.runtime.probeTcp(otherLoopback, port), PROBE_TIMEOUT_MS))) {
+      return `${waited}; the app listens on ${hostPort(otherLoopback, port)} instead: pass --target-host ${otherLoopback}`;
     }
     return `${waited}; does the app listen on $PORT?`;
   }

@@ -159,6 +159,13 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
+async function freePort(hostname: string): Promise<number> {
+  const listener = Bun.listen({ hostname, port: 0, socket: { data() {} } });
+  const { port } = listener;
+  listener.stop(true);
+  return port;
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
@@ -175,6 +182,7 @@ export const bunRuntime: Runtime = {
   isClientDisconnect: () => false,
   spawn,
   probeTcp,
+  freePort,
   connectTcp: bunConnectTcp,
   readTextFile: (path) => Bun.file(path).text(),
   async readFile(path, maxBytes) {

@@ -95,6 +95,13 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
+async function freePort(hostname: string): Promise<number> {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
 async function statFile(path: string): Promise<FileStat | undefined> {
   try {
     const stat = await Deno.stat(path);
@@ -226,6 +233,7 @@ export const denoRuntime: Runtime = {
   isClientDisconnect: (error) => error instanceof Deno.errors.BadResource,
   spawn,
   probeTcp,
+  freePort,
   connectTcp: denoConnectTcp,
   readTextFile: (path) => Deno.readTextFile(path),
   async readFile(path, maxBytes) {

@@ -174,6 +174,9 @@ export class Metrics {
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result", {
     known: [{ result: "ok" }, { result: "error" }],
   });
+  readonly rollingRestarts = new Counter("sluice_rolling_restarts_total", "Rolling restarts (SIGUSR2), by result", {
+    known: [{ result: "ok" }, { result: "failed" }],
+  });
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the stop, set as it ends", { labelled: true });
   readonly outputDropped = new Counter(
     "sluice_output_dropped_lines_total",
@@ -220,6 +223,7 @@ export class Metrics {
       this.childState,
       this.ready,
       this.reloads,
+      this.rollingRestarts,
       this.shutdownPhase,
       this.outputDropped,
       this.orphansReaped,

@@ -126,6 +126,11 @@ export class Http1Client implements ConnectionPool {
     };
   }
 
+  /** Closes the idle connections to hostname:port (a child about to stop would wait for them). */
+  closeIdle(hostname: string, port: number): void {
+    for (const connection of [...(this.#idle.get(`${hostname}:${port}`) ?? [])]) connection.destroy();
+  }
+
   /** Closes the idle connections; connections in use close when their response ends. */
   close(): void {
     this.#closed = true;

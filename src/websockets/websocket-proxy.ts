@@ -6,7 +6,8 @@
  */
 
 import type { Context } from "hono";
-import { type Cidr, hostPort } from "../config-values.ts";
+import type { ChildTarget } from "../child-target.ts";
+import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
 import { upstreamRequestHeaders } from "../forwarded-headers.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
@@ -16,9 +17,8 @@ import { upstreamHandshake } from "./handshake.ts";
 import { WebSocketRelay } from "./relay.ts";
 
 export interface WebSocketProxyOptions {
-  /** The child's address. */
-  hostname: string;
-  port: number;
+  /** Where the child listens now (a rolling restart moves it): read as each handshake goes out. */
+  target: () => ChildTarget;
   connect: (hostname: string, port: number) => Promise<TcpConnection>;
   /** Longest wait for the child's answer to the upgrade (504 after). */
   upstreamTimeoutMs: number;
@@ -50,15 +50,16 @@ export function isWebSocketUpgrade(request: Request): boolean {
     hasToken(headers.get("connection"), "upgrade");
 }
 
-export function websocketProxy({ hostname, port, connect, upstreamTimeoutMs, trustedProxies }: WebSocketProxyOptions) {
-  /** The child's origin, for the client span's url.full (an IPv6 address in brackets). */
-  const origin = `http://${hostPort(hostname, port)}`;
+export function websocketProxy({ target: childTarget, connect, upstreamTimeoutMs, trustedProxies }: WebSocketProxyOptions) {
   return async function forwardWebSocket(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const { request } = exchange;
     const refused = refusedHandshake(exchange);
     if (refused) return refused;
     const target = requestTarget(request.url)!; // validTarget answered requests without a path
+    const child = childTarget();
+    exchange.child = child;
+    const { hostname, port, origin } = child;
     const fields = upstreamRequestHeaders(exchange, trustedProxies);
     // The handshake is the call to the app: a client span, whose traceparent the app gets.
     const upstreamTrace = exchange.trace?.startUpstream(request.method, `${origin}${target}`, fields);

@@ -27,6 +27,7 @@ describe.each(RUNNERS)("runtime adapter ($name)", ({ name, command }) => {
       probeAfterClose: false,
       inFlightAfterClose: 200,
       probeClosedPort: false,
+      freePort: { inRange: true, bound: true, answers: "picked" },
       exit: { code: 3, signal: null, stdout: "out\n", stderr: "err\n" },
       killed: { code: 137, signal: "SIGKILL" },
       ownGroup: true,

@@ -41,6 +41,11 @@ results.probeAfterClose = await runtime.probeTcp("127.0.0.1", listener.port);
 release();
 results.inFlightAfterClose = await inFlight;
 results.probeClosedPort = await runtime.probeTcp("127.0.0.1", closedPort);
+// freePort: a port nobody listens on, which can then be bound.
+const picked = await runtime.freePort("127.0.0.1");
+const onPicked = await runtime.serve({ hostname: "127.0.0.1", port: picked, handler: () => new Response("picked") });
+results.freePort = { inRange: picked > 0 && picked < 65536, bound: onPicked.port === picked, answers: await (await fetch(`http://127.0.0.1:${picked}/`)).text() };
+await onPicked.close();
 
 // spawn: exit codes, output, signals, process groups.
 const exits = runtime.spawn(["sh", "-c", "echo out; echo err >&2; exit 3"], { env: { PATH: "/usr/bin:/bin" } });
