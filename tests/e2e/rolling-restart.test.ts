@@ -1,0 +1,192 @@
+/**
+ * @module SIGUSR2, the rolling restart, end to end on both targets: a new child on a port of
+ * its own takes the new requests once it is ready, the old one finishes what it has in
+ * flight and only then gets its stop signal; a new child that never gets ready is stopped
+ * and the old one goes on serving; a stop in the middle stops both.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { alive, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+
+const APP = join(ROOT, "tests/fixtures/app.ts");
+
+/** The fixture app, run by a shell that first applies `secondStart` (shell code) when an earlier child of the test ran. */
+function appStartingDifferently(secondStart: string): string[] {
+  const mark = join(tempDir(), "started");
+  return ["sh", "-c", `if [ -e ${mark} ]; then ${secondStart}; fi; touch ${mark}; exec "$0" "$@"`, BUN, APP];
+}
+
+/**
+ * Sends requests for /pid, four at a time, until `done` resolves (bounded at 60 s), and
+ * asks /readyz between them; returns what every request got.
+ */
+async function loadUntil(sluice: Sluice, done: Promise<unknown>): Promise<{ answers: string[]; notReady: number }> {
+  let finished = false;
+  void done.finally(() => (finished = true));
+  const deadline = Date.now() + 60_000;
+  const answers: string[] = [];
+  let notReady = 0;
+  const worker = async (): Promise<void> => {
+    while (!finished && Date.now() < deadline) {
+      try {
+        const response = await fetch(`${sluice.url}/pid`);
+        answers.push(response.status === 200 ? `pid ${await response.text()}` : `status ${response.status}`);
+      } catch (error) {
+        answers.push(`error ${error}`);
+      }
+    }
+  };
+  const readiness = async (): Promise<void> => {
+    while (!finished && Date.now() < deadline) {
+      if ((await fetch(`${sluice.adminUrl}/readyz`)).status !== 200) notReady++;
+      await Bun.sleep(20);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker(), readiness()]);
+  return { answers, notReady };
+}
+
+function termProbes(file: string): LogRecord[] {
+  return readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+}
+
+for (const target of TARGETS) {
+  describe(`rolling restart (${target.name})`, () => {
+    test("SIGUSR2 under load: no failed request, new requests go to a new child on its own port, the old one finishes its slow request before its SIGTERM", async () => {
+      const records = join(tempDir(), "term.jsonl");
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0"],
+        env: { APP_ON_TERM: "probe", RECORD_FILE: records },
+      });
+      const oldPid = sluice.childPid!;
+      // Runs on the old child across the switch.
+      const slow = fetch(`${sluice.url}/slow?ms=3000`).then(async (r) => `${r.status} ${await r.text()}`);
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the slow request in flight");
+      const done = sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      sluice.signal("SIGUSR2");
+      const load = await loadUntil(sluice, done);
+      const record = await done;
+      expect(await slow).toBe("200 slow 3000\n");
+
+      const newPid = sluice.childPid!;
+      expect(newPid).not.toBe(oldPid);
+      expect(record).toMatchObject({ result: "ok", pid: oldPid, newPid, aborted: 0, killed: 0, exitCode: 0 });
+      // The slow request, and the load's requests that were on the old child at the switch.
+      expect(record.drained).toBeGreaterThanOrEqual(1);
+      // Every request was answered, by one child or the other; /readyz never failed.
+      expect(load.answers.filter((a) => !a.startsWith("pid ")).slice(0, 5)).toEqual([]);
+      expect(new Set(load.answers)).toEqual(new Set([`pid ${oldPid}`, `pid ${newPid}`]));
+      expect(load.notReady).toBe(0);
+      // The old child heard of its stop with nothing in flight, while sluice still served.
+      expect(termProbes(records)).toEqual([{ probe: "term", sluicePort: "accepted", inFlight: 0 }]);
+      expect(alive(-oldPid)).toBe(false);
+
+      // The new child listens on the port it was given, not --target-port.
+      const env = await (await fetch(`${sluice.url}/env`)).json() as Record<string, string>;
+      expect(Number(env.PORT)).toBe(record.port as number);
+      expect(env.PORT).not.toBe(String(sluice.targetPort));
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(newPid));
+      expect((await readMetrics(sluice))['sluice_rolling_restarts_total{result="ok"}']).toBe(1);
+
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0 });
+      expect(termProbes(records).at(-1)).toEqual({ probe: "term", sluicePort: "refused", inFlight: 0 });
+    }, 120_000);
+
+    test("a request on the old child still running at --drain-timeout is cut (503) before the old child is stopped", async () => {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "500ms"] });
+      const oldPid = sluice.childPid!;
+      const slow = fetch(`${sluice.url}/slow?ms=20000`).then((r) => r.status);
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the slow request in flight");
+      sluice.signal("SIGUSR2");
+      const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(record).toMatchObject({ result: "ok", pid: oldPid, drained: 0, aborted: 1, killed: 0 });
+      expect(await slow).toBe(503);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(record.newPid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("SIGUSR2s during a rolling restart run one more after it", async () => {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+      const first = sluice.childPid!;
+      // Holds the first rolling restart in its drain while two more signals come (one at a
+      // time: the kernel keeps only one of a signal pending).
+      const slow = fetch(`${sluice.url}/slow?ms=2000`).then((r) => r.status);
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the slow request in flight");
+      sluice.signal("SIGUSR2");
+      await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== first, 30_000);
+      for (const count of [2, 3]) {
+        sluice.signal("SIGUSR2");
+        await until(() => sluice.events("signal").length === count, 10_000, `SIGUSR2 number ${count}`);
+      }
+      expect(sluice.events("rolling-restart")).toEqual([]);
+      expect(await slow).toBe(200);
+      await sluice.waitFor((r) => r.event === "rolling-restart" && r.pid !== first, 60_000);
+      const results = sluice.events("rolling-restart");
+      expect(results.map((r) => r.result)).toEqual(["ok", "ok"]);
+      expect(results[1]!.pid).toBe(results[0]!.newPid);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(results[1]!.newPid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(sluice.events("rolling-restart.begin")).toHaveLength(2);
+    }, 120_000);
+
+    test("a new child that exits before it is ready (it ignores PORT) is reported, and the old one goes on serving", async () => {
+      const fixed = freePort();
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--target-port", String(fixed)],
+        // The app binds --target-port whatever PORT says: the new child finds it taken.
+        child: ["sh", "-c", `PORT=${fixed} exec "$0" "$@"`, BUN, APP],
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(record).toMatchObject({ result: "failed", pid: oldPid });
+      expect(record.reason).toMatch(/^The new child \(pid \d+, PORT=\d+\) exited with code [1-9]\d* before it was ready$/);
+      expect(alive(-(record.newPid as number))).toBe(false);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
+      expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
+      expect((await readMetrics(sluice))['sluice_rolling_restarts_total{result="failed"}']).toBe(1);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("a new child not ready within --ready-timeout is stopped, and the old one goes on serving", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--ready-timeout", "1500ms"],
+        child: appStartingDifferently("export APP_BIND_DELAY_MS=60000"),
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(record).toMatchObject({ result: "failed", pid: oldPid });
+      expect(record.reason).toContain("was not ready within --ready-timeout 1.5s");
+      // It was stopped with --stop-signal, as a child is at a stop.
+      await until(() => !alive(-(record.newPid as number)), 15_000, "the new child's group to be gone");
+      expect(sluice.events("child.exited").map((r) => r.pid)).toEqual([record.newPid]);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("a stop during a rolling restart stops both children and exits 0", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0"],
+        child: appStartingDifferently("export APP_BIND_DELAY_MS=60000"),
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      const started = await sluice.waitFor((r) => r.event === "child.started" && r.pid !== oldPid, 30_000);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0, childExitCode: 0 });
+      expect(sluice.events("rolling-restart")).toMatchObject([{ result: "abandoned" }]);
+      expect(alive(-oldPid)).toBe(false);
+      expect(alive(-(started.pid as number))).toBe(false);
+    }, 120_000);
+  });
+}
