@@ -219,7 +219,7 @@ export class Supervisor {
     let child: RunningChild;
     try {
       // Not --target-port: the current child listens there until it stops.
-      const target = childTarget(hostname, await this.#deps.runtime.freePort(hostname));
+      const target = childTarget(hostname, this.#deps.runtime.freePort(hostname));
       if (this.#noRestarts.signal.aborted) return { kind: "stopped" };
       child = this.#spawn(target);
     } catch (error) {

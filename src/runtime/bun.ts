@@ -159,7 +159,7 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
-async function freePort(hostname: string): Promise<number> {
+function freePort(hostname: string): number {
   const listener = Bun.listen({ hostname, port: 0, socket: { data() {} } });
   const { port } = listener;
   listener.stop(true);

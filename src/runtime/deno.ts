@@ -95,7 +95,7 @@ async function probeTcp(hostname: string, port: number): Promise<boolean> {
   }
 }
 
-async function freePort(hostname: string): Promise<number> {
+function freePort(hostname: string): number {
   const listener = Deno.listen({ hostname, port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();

@@ -276,8 +276,8 @@ export interface Runtime {
   spawn(command: readonly string[], options: SpawnOptions): ChildProcess;
   /** True when a TCP connection to hostname:port succeeds (it is closed at once). */
   probeTcp(hostname: string, port: number): Promise<boolean>;
-  /** A port on `hostname` that no socket is bound to now, as the kernel picks one for bind(0). */
-  freePort(hostname: string): Promise<number>;
+  /** A port on `hostname` that no socket is bound to now, as the kernel picks one for bind(0); throws when none can be bound. */
+  freePort(hostname: string): number;
   /**
    * Opens a TCP connection (no delay) whose events go to `events`; rejects when it cannot
    * (refused, unreachable).

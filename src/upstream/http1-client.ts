@@ -126,9 +126,18 @@ export class Http1Client implements ConnectionPool {
     };
   }
 
-  /** Closes the idle connections to hostname:port (a child about to stop would wait for them). */
+  /**
+   * Ends the idle connections to hostname:port, which no request will use again (a child
+   * about to stop, which could otherwise wait for them to close).
+   */
   closeIdle(hostname: string, port: number): void {
-    for (const connection of [...(this.#idle.get(`${hostname}:${port}`) ?? [])]) connection.destroy();
+    const key = `${hostname}:${port}`;
+    for (const connection of this.#idle.get(key) ?? []) {
+      connection.onIdleClose = undefined;
+      this.#idleTimeouts.delete(connection);
+      connection.end();
+    }
+    this.#idle.delete(key);
   }
 
   /** Closes the idle connections; connections in use close when their response ends. */

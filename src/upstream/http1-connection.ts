@@ -144,6 +144,11 @@ export class Http1Connection implements TcpSocketEvents {
     if (!this.#closed) this.#socket.destroy();
   }
 
+  /** Closes an idle connection cleanly (FIN, not a reset, which apps log as an error). */
+  end(): void {
+    if (!this.#closed && this.#phase === "idle") this.#socket.end();
+  }
+
   // ---------------------------------------------------------------- socket events
 
   data(bytes: Uint8Array): void {

@@ -413,9 +413,9 @@ async function boot(): Promise<{ bootMs: number; state: string }> {
 }
 
 /** Starts the load loop inside the container's network namespace. */
-function startLoad(url: string, concurrency: number, maxRequests: number, maxSeconds: number) {
+function startLoad(url: string, concurrency: number, maxRequests: number, maxSeconds: number, pauseMs = 0) {
   const proc = Bun.spawn(
-    ["nsenter", "-t", String(need().leader), "-n", "--", BUN, join(FIXTURES, "load.ts"), url, String(concurrency), String(maxRequests), String(maxSeconds)],
+    ["nsenter", "-t", String(need().leader), "-n", "--", BUN, join(FIXTURES, "load.ts"), url, String(concurrency), String(maxRequests), String(maxSeconds), String(pauseMs)],
     { env: ENV, stdin: "pipe", stdout: "pipe", stderr: "pipe" },
   );
   track(proc.pid);
@@ -592,6 +592,40 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       expect(await httpStatus("http://127.0.0.1:80/")).toBe("200");
     }), 120_000);
 
+  test("deploying new app code with systemctl kill --kill-who=main --signal=SIGUSR2 under load: a new app process takes over, no request fails", () =>
+    withJournal(async () => {
+      expect(mainPid).toBeGreaterThan(0);
+      const appsBefore = (await serviceRecords(APP_LINE)).filter((r) => r.app === "started");
+      // Bounded as the reload's load is, and paced: the rolling restart takes over 3 s (the new
+      // app listens 3 s after it starts), and the records must stay within journald's rate limit.
+      const load = startLoad("http://127.0.0.1:80/", 4, 8000, 60, 5);
+      await until(() => load.state.ok >= 300 || load.state.final !== undefined, 30_000, "300 requests answered before the rolling restart");
+      expect(load.state.final).toBeUndefined();
+      await insideOk(["systemctl", "kill", "--kill-who=main", "--signal=SIGUSR2", UNIT]);
+      let record: Record<string, unknown> | undefined;
+      // The new app listens 3 s after it starts (APP_BIND_DELAY). journalctl --grep fails while nothing matches.
+      const found = () => serviceRecords('"event":"rolling-restart"').catch(() => []);
+      await until(async () => (record = (await found())[0]) !== undefined, 30_000, "sluice's rolling-restart record");
+      expect(load.state.final).toBeUndefined();
+      const okAtSwitch = load.state.ok;
+      await until(() => load.state.ok >= okAtSwitch + 300 || load.state.final !== undefined, 30_000, "300 more requests after it");
+      const summary = await load.finish();
+      console.log(`load through the rolling restart: ${summary.ok} ok, ${summary.failed} failed`);
+      expect(summary.errors).toEqual([]);
+      expect(summary.failed).toBe(0);
+      expect(record).toMatchObject({ result: "ok", killed: 0, exitCode: 0 });
+
+      // sluice stayed the unit's main process; the app is a new process of sluice's; the old
+      // one heard SIGTERM from sluice while sluice went on serving.
+      expect(await show(UNIT, "ActiveState", "MainPID", "NRestarts")).toMatchObject({ ActiveState: "active", MainPID: String(mainPid), NRestarts: "0" });
+      const records = await serviceRecords(APP_LINE);
+      const apps = records.filter((r) => r.app === "started");
+      expect(apps.length).toBe(appsBefore.length + 1);
+      expect(apps.at(-1)).toMatchObject({ pid: record!.newPid, ppid: mainPid, leaked: [] });
+      expect(records.filter((r) => r.app === "term")).toEqual([{ app: "term", sender: mainPid, sluicePort: "accepted" }]);
+      expect(await httpStatus("http://127.0.0.1:80/")).toBe("200");
+    }), 120_000);
+
   test("the watchdog: sluice pings it, and the unit stays up longer than WatchdogSec", () =>
     withJournal(async () => {
       expect(activeAt).toBeGreaterThan(0);
@@ -652,6 +686,8 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
     withJournal(async () => {
       expect(mainPid).toBeGreaterThan(0);
       const earlier = (await managerLog(UNIT)).length;
+      // Only what this stop brings: the rolling restart's old app had its own SIGTERM.
+      const termsBefore = (await serviceRecords(APP_LINE)).filter((r) => r.app === "term").length;
       const started = performance.now();
       await insideOk(["systemctl", "stop", UNIT], 90_000);
       const stopMs = performance.now() - started;
@@ -660,7 +696,7 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       // The app's own record: SIGTERM came from sluice (the unit's main process), not from
       // systemd (PID 1 in the container), and sluice's port already refused connections.
       const records = await serviceRecords(`${APP_LINE}|"event":"shutdown.complete"`);
-      const term = records.filter((r) => r.app === "term");
+      const term = records.filter((r) => r.app === "term").slice(termsBefore);
       expect(term).toEqual([{ app: "term", sender: mainPid, sluicePort: "refused" }]);
       const complete = records.find((r) => r.event === "shutdown.complete");
       expect(complete).toMatchObject({ exitCode: 0, killed: 0, aborted: 0, childExitCode: 0 });

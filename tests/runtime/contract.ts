@@ -42,7 +42,7 @@ release();
 results.inFlightAfterClose = await inFlight;
 results.probeClosedPort = await runtime.probeTcp("127.0.0.1", closedPort);
 // freePort: a port nobody listens on, which can then be bound.
-const picked = await runtime.freePort("127.0.0.1");
+const picked = runtime.freePort("127.0.0.1");
 const onPicked = await runtime.serve({ hostname: "127.0.0.1", port: picked, handler: () => new Response("picked") });
 results.freePort = { inRange: picked > 0 && picked < 65536, bound: onPicked.port === picked, answers: await (await fetch(`http://127.0.0.1:${picked}/`)).text() };
 await onPicked.close();

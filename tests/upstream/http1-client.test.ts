@@ -270,6 +270,28 @@ describe("Http1Client against Bun.serve", () => {
 describe("Http1Client against a raw TCP upstream", () => {
   const ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
+  test("closeIdle ends the idle connections to one origin cleanly (FIN, no reset); the next request opens a new one", async () => {
+    const seen = { fins: 0, resets: 0 };
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data: (socket) => void socket.write(ok),
+        end: (socket) => void (seen.fins++, socket.end()),
+        error: () => void seen.resets++,
+        close: (_socket, error) => void (error && seen.resets++),
+      },
+    });
+    cleanups.push(() => listener.stop(true));
+    const c = client();
+    const url = `http://127.0.0.1:${listener.port}/`;
+    expect(await (await c.fetch(...req(url))).text()).toBe("ok");
+    c.closeIdle("127.0.0.1", listener.port);
+    await withTimeout((async () => { while (seen.fins === 0) await Bun.sleep(10); })(), 3000, "the FIN");
+    expect(await (await c.fetch(...req(url))).text()).toBe("ok");
+    expect({ ...seen, opened: c.opened() }).toEqual({ fins: 1, resets: 0, opened: 2 });
+  });
+
   test("sends the headers exactly as given, Host included, adding nothing", async () => {
     const server = rawServer((_head, socket) => socket.write(ok));
     const c = client();
