@@ -15,6 +15,7 @@ import { OrphanReaping } from "./orphan-reaping.ts";
 import { Readiness } from "./readiness.ts";
 import type { HttpListener, Runtime, ServeOptions } from "./runtime/types.ts";
 import { ProcessSignals } from "./process-signals.ts";
+import { RollingRestarts } from "./rolling-restart.ts";
 import { StopSteps } from "./stop-steps.ts";
 import { SystemdNotifier } from "./systemd-notify.ts";
 import { Server } from "./server.ts";
@@ -71,13 +72,9 @@ export class Service {
   #responseCacheConfig: Config | undefined;
   /** Every HTTP request to the child goes through it (pipelines across reloads, the ready probe). */
   #upstream: Http1Client;
-  /** The rolling restart under way, if any; SIGUSR2s meanwhile ask for one more after it. */
-  #rollingRestart: Promise<void> | undefined;
-  #rollingRestartAgain = false;
+  #rollingRestarts: RollingRestarts;
   /** Set when the stop begins: a reload still under way then is abandoned. */
   #stopBegun = false;
-  /** Aborted when the stop begins: a rolling restart leaves its children to the stop from then on. */
-  #stopBegan = new AbortController();
   /**
    * True while a reload reads its configuration (and loads what it needs): a stop that begins
    * then logs the reload as abandoned itself, at once, and the reload ends silently. Logged
@@ -132,6 +129,15 @@ export class Service {
       { runtime, upstream: (url, init) => this.#upstream.fetch(url, init), readiness: this.#readiness, metrics: this.#metrics, stdout: deps.stdout, stderr: deps.stderr },
     );
     this.#signals = deps.signals ?? new ProcessSignals(runtime);
+    this.#rollingRestarts = new RollingRestarts({
+      supervisor: this.#supervisor,
+      server: this.#server,
+      upstream: this.#upstream,
+      readiness: this.#readiness,
+      metrics: this.#metrics,
+      config: () => this.#config,
+      fastStop: this.#signals.fastStop,
+    });
   }
 
   /**
@@ -219,7 +225,7 @@ export class Service {
     const config = this.#config;
     this.#signals.install();
     this.#signals.onReload(() => this.#requestReload());
-    this.#signals.onRollingRestart(() => this.#requestRollingRestart());
+    this.#signals.onRollingRestart(() => this.#rollingRestarts.request());
     this.#orphans.start(); // as PID 1 only
     try {
       await this.#bindListeners();
@@ -244,6 +250,7 @@ export class Service {
       childPid: this.#supervisor.pid,
     });
     this.#wasReady = true;
+    this.#rollingRestarts.allow();
     this.#notifier.ready(`serving on ${hostPort(config.httpHost, this.#server.port)}`);
     return Promise.race([
       stopRequested,
@@ -357,92 +364,6 @@ export class Service {
     if (moreVerbose) report();
   }
 
-  /** Like reloads, a burst of SIGUSR2s coalesces: at most one rolling restart runs, and at most one more follows it. */
-  #requestRollingRestart(): void {
-    if (this.#stopBegun) return;
-    if (this.#rollingRestart) {
-      this.#rollingRestartAgain = true;
-      return;
-    }
-    this.#rollingRestart = (async () => {
-      do {
-        this.#rollingRestartAgain = false;
-        await this.#rollingRestartOnce();
-      } while (this.#rollingRestartAgain && !this.#stopBegun);
-    })().finally(() => (this.#rollingRestart = undefined));
-  }
-
-  /**
-   * A rolling restart (SIGUSR2), the deploy of new code without a refused or failed request:
-   * a new child on a port of its own; once it is ready, new requests go to it; those in
-   * flight on the old child finish (up to --drain-timeout, then they are cut as at a stop);
-   * only then does the old child get --stop-signal, and SIGKILL after --stop-timeout. A new
-   * child that is not ready within --ready-timeout is stopped, and the old one goes on
-   * serving. Never throws.
-   */
-  async #rollingRestartOnce(): Promise<void> {
-    const startedAt = performance.now();
-    const skipped = (reason: string): void =>
-      log.lifecycle.warn("Rolling restart skipped: {reason}", { event: "rolling-restart", result: "skipped", reason });
-    if (!this.#wasReady) return skipped("sluice is not ready yet (the child it is starting runs the new code)");
-    if (!this.#readiness.isChildReady) return skipped("the child is restarting (the new one runs the new code)");
-    const pid = this.#supervisor.pid;
-    log.lifecycle.info("Rolling restart: starting a new child beside child {pid}", { event: "rolling-restart.begin", pid });
-    const replacement = await this.#supervisor.startReplacement();
-    // Read now, not before: a reload meanwhile may have changed them.
-    const { drainTimeout, stopSignal, stopTimeout } = this.#config;
-    const cut = this.#signals.fastStop;
-    if (replacement.kind === "stopped") {
-      log.lifecycle.warn("Rolling restart abandoned: the stop has begun", { event: "rolling-restart", result: "abandoned", pid });
-      return;
-    }
-    if (replacement.kind === "failed") {
-      this.#metrics.rollingRestarts.inc({ result: "failed" });
-      const { child } = replacement;
-      log.lifecycle.error("Rolling restart failed; child {pid} goes on serving: {reason}", {
-        event: "rolling-restart",
-        result: "failed",
-        pid,
-        newPid: child?.process.pid ?? null,
-        port: child?.target.port ?? null,
-        reason: replacement.reason,
-      });
-      if (child) await this.#supervisor.retire(child, stopSignal, stopTimeout, cut);
-      return;
-    }
-    // New requests go to the new child from now on: wait for those the old one has in flight.
-    const { previous, current } = replacement;
-    const old = previous.target;
-    const drain = await this.#server.drainWhere((exchange) => exchange.child === old, drainTimeout, this.#stopBegan.signal);
-    if (this.#stopBegun) {
-      // The stop's own drain waits for them, and it stops the old child with the new one.
-      log.lifecycle.warn("Rolling restart interrupted by the stop: child {pid} stops with child {newPid}", {
-        event: "rolling-restart",
-        result: "interrupted",
-        pid: previous.process.pid,
-        newPid: current.process.pid,
-        port: current.target.port,
-      });
-      return;
-    }
-    // An app that waits for its idle keep-alive connections to close would wait for these.
-    this.#upstream.closeIdle(old.hostname, old.port);
-    const stopped = await this.#supervisor.retire(previous, stopSignal, stopTimeout, cut);
-    this.#metrics.rollingRestarts.inc({ result: "ok" });
-    log.lifecycle.info("Rolling restart complete: child {newPid} on port {port} replaced child {pid}", {
-      event: "rolling-restart",
-      result: "ok",
-      pid: previous.process.pid,
-      newPid: current.process.pid,
-      port: current.target.port,
-      ms: Math.round(performance.now() - startedAt),
-      drained: drain.drained,
-      aborted: drain.aborted,
-      killed: stopped.killed,
-      exitCode: stopped.status?.code ?? null,
-    });
-  }
-
   /**
    * The stop began while the configuration was being read (a slow file): what the stop
    * already uses stays, and nothing is built that the stop would not release.
@@ -479,8 +400,8 @@ export class Service {
     // (held requests' 503s included) the connection closes, and a keep-alive client told
     // nothing would send its next request on it and get no answer at all.
     this.#stopBegun = true;
-    this.#stopBegan.abort();
     if (this.#reloadReading) this.#reloadAbandoned();
+    this.#rollingRestarts.stop();
     this.#server.closeConnectionsAfterResponse();
     this.#readiness.setStopping();
     // Held requests go on waiting for a child that is coming (one being restarted when the

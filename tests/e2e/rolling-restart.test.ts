@@ -110,6 +110,32 @@ for (const target of TARGETS) {
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
 
+    test("the old child crashing during a rolling restart: --restart on-failure brings it back, held requests are served, the rolling restart fails saying why", async () => {
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--restart", "on-failure"],
+        // Every child after the first listens 2 s late: the old one dies while the new one starts.
+        child: appStartingDifferently("export APP_BIND_DELAY_MS=2000"),
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      const replacement = await sluice.waitFor((r) => r.event === "child.started" && r.pid !== oldPid, 30_000);
+      process.kill(oldPid, "SIGKILL");
+      await sluice.waitFor((r) => r.event === "child.exited" && r.pid === oldPid, 30_000);
+      // Held until a child is ready again, then served.
+      const held = await fetch(`${sluice.url}/pid`);
+      expect(held.status).toBe(200);
+      const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(record).toMatchObject({ result: "failed", pid: oldPid, newPid: replacement.pid });
+      expect(record.reason).toBe(`The child it was to replace (pid ${oldPid}) exited meanwhile`);
+      await until(() => !alive(-(replacement.pid as number)), 15_000, "the replacement's group to be gone");
+      const restarted = sluice.events("child.started").at(-1)!;
+      expect(restarted.pid).not.toBe(replacement.pid);
+      expect(restarted.port).toBe(sluice.targetPort);
+      expect(await held.text()).toBe(String(restarted.pid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
     test("SIGUSR2s during a rolling restart run one more after it", async () => {
       const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
       const first = sluice.childPid!;
@@ -173,10 +199,10 @@ for (const target of TARGETS) {
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
 
-    test("a stop during a rolling restart stops both children and exits 0", async () => {
+    test("a stop during a rolling restart (the new child's --ready-path hangs) stops both children, says so before its last record, and exits 0", async () => {
       const sluice = await startSluice(target, {
-        args: ["--shutdown-delay", "0"],
-        child: appStartingDifferently("export APP_BIND_DELAY_MS=60000"),
+        args: ["--shutdown-delay", "0", "--ready-path", "/ready"],
+        child: appStartingDifferently("export APP_READY_HANG=1"),
       });
       const oldPid = sluice.childPid!;
       sluice.signal("SIGUSR2");
@@ -184,7 +210,7 @@ for (const target of TARGETS) {
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0, childExitCode: 0 });
-      expect(sluice.events("rolling-restart")).toMatchObject([{ result: "abandoned" }]);
+      expect(sluice.events("rolling-restart")).toMatchObject([{ result: "abandoned", pid: oldPid }]);
       expect(alive(-oldPid)).toBe(false);
       expect(alive(-(started.pid as number))).toBe(false);
     }, 120_000);

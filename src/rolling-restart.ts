@@ -1,0 +1,155 @@
+/**
+ * @module RollingRestarts: SIGUSR2, the deploy of new code without a refused or failed
+ * request: a new child beside the old one, the switch once it is ready, then the old
+ * child's drain and stop.
+ */
+
+import type { Config } from "./config.ts";
+import { log } from "./log.ts";
+import type { Readiness } from "./readiness.ts";
+import type { Server } from "./server.ts";
+import type { Supervisor } from "./supervisor.ts";
+import type { Metrics } from "./telemetry/metrics.ts";
+import type { Http1Client } from "./upstream/http1-client.ts";
+
+export interface RollingRestartDeps {
+  supervisor: Supervisor;
+  server: Server;
+  upstream: Http1Client;
+  readiness: Readiness;
+  metrics: Metrics;
+  /** The configuration in use (a reload may change the timings between two rolling restarts). */
+  config: () => Config;
+  /** Aborted by a fast stop: the old child's stop ladder is cut short too. */
+  fastStop: AbortSignal;
+}
+
+/** Where the rolling restart under way is, as a stop that begins must report it. */
+type Progress =
+  | { phase: "starting"; pid: number | undefined }
+  | { phase: "switched"; pid: number; newPid: number; port: number };
+
+/**
+ * Runs rolling restarts one at a time: SIGUSR2s during one ask for one more after it (like
+ * reloads, a burst coalesces). Once sluice's stop begins, none starts, and the one under way
+ * logs nothing more (the stop logs what becomes of it at once: its children stop with the
+ * rest, in the stop's order, and `shutdown complete` stays the last record).
+ */
+export class RollingRestarts {
+  #deps: RollingRestartDeps;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #allowed = false;
+  #stopped = new AbortController();
+  #progress: Progress | undefined;
+
+  constructor(deps: RollingRestartDeps) {
+    this.#deps = deps;
+  }
+
+  /** sluice is ready: rolling restarts may run from now on (before, the child being started runs the new code anyway). */
+  allow(): void {
+    this.#allowed = true;
+  }
+
+  /** SIGUSR2. */
+  request(): void {
+    if (this.#stopped.signal.aborted) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        await this.#run();
+        this.#progress = undefined;
+      } while (this.#again && !this.#stopped.signal.aborted);
+    })().finally(() => (this.#running = undefined));
+  }
+
+  /** The stop began: says what becomes of the rolling restart under way; none runs from now on. */
+  stop(): void {
+    this.#stopped.abort();
+    const progress = this.#progress;
+    if (progress?.phase === "starting") {
+      log.lifecycle.warn("Rolling restart abandoned: the stop has begun; the new child stops with the rest", {
+        event: "rolling-restart",
+        result: "abandoned",
+        pid: progress.pid,
+      });
+    } else if (progress?.phase === "switched") {
+      const { pid, newPid, port } = progress;
+      log.lifecycle.warn("Rolling restart interrupted by the stop: child {pid} stops with child {newPid}", {
+        event: "rolling-restart",
+        result: "interrupted",
+        pid,
+        newPid,
+        port,
+      });
+    }
+  }
+
+  /**
+   * One rolling restart: a new child on a port of its own; once it is ready, new requests go
+   * to it; those in flight on the old child finish (up to --drain-timeout, then they are cut
+   * as at a stop's drain deadline); only then does the old child get --stop-signal, and
+   * SIGKILL after --stop-timeout. A new child that is not ready within --ready-timeout is
+   * stopped the same way, and the old one goes on serving. Never throws.
+   */
+  async #run(): Promise<void> {
+    const { supervisor, server, upstream, readiness, metrics, fastStop } = this.#deps;
+    const stopped = this.#stopped.signal;
+    const startedAt = performance.now();
+    const skipped = (reason: string): void =>
+      log.lifecycle.warn("Rolling restart skipped: {reason}", { event: "rolling-restart", result: "skipped", reason });
+    if (!this.#allowed) return skipped("sluice is not ready yet (the child it is starting runs the new code)");
+    if (!readiness.isChildReady) return skipped("the child is restarting (the new one runs the new code)");
+    const pid = supervisor.pid;
+    this.#progress = { phase: "starting", pid };
+    log.lifecycle.info("Rolling restart: starting a new child beside child {pid}", { event: "rolling-restart.begin", pid });
+    const replacement = await supervisor.startReplacement();
+    if (stopped.aborted || replacement.kind === "stopped") return;
+    // Read now: a reload meanwhile may have changed them.
+    const { drainTimeout, stopSignal, stopTimeout } = this.#deps.config();
+    if (replacement.kind === "failed") {
+      metrics.rollingRestarts.inc({ result: "failed" });
+      const { child } = replacement;
+      log.lifecycle.error("Rolling restart failed; child {pid} goes on serving: {reason}", {
+        event: "rolling-restart",
+        result: "failed",
+        pid,
+        newPid: child?.process.pid ?? null,
+        port: child?.target.port ?? null,
+        reason: replacement.reason,
+      });
+      this.#progress = undefined; // nothing left for a stop to report: the failed child is one more it stops
+      if (child) await supervisor.retire(child, stopSignal, stopTimeout, fastStop);
+      return;
+    }
+    // New requests go to the new child from now on: wait for those the old one has in flight.
+    const { previous, current } = replacement;
+    this.#progress = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port };
+    const old = previous.target;
+    const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped);
+    // Once stopping, the stop's own drain waits for them, and it stops the old child after.
+    if (stopped.aborted) return;
+    // An app that waits for its idle keep-alive connections to close would wait for these.
+    upstream.closeIdle(old.hostname, old.port);
+    const result = await supervisor.retire(previous, stopSignal, stopTimeout, fastStop);
+    if (stopped.aborted) return;
+    metrics.rollingRestarts.inc({ result: "ok" });
+    log.lifecycle.info("Rolling restart complete: child {newPid} on port {port} replaced child {pid}", {
+      event: "rolling-restart",
+      result: "ok",
+      pid: previous.process.pid,
+      newPid: current.process.pid,
+      port: current.target.port,
+      ms: Math.round(performance.now() - startedAt),
+      drained: drain.drained,
+      aborted: drain.aborted,
+      killed: result.killed,
+      exitCode: result.status?.code ?? null,
+    });
+  }
+}
