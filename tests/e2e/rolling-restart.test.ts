@@ -207,6 +207,11 @@ for (const target of TARGETS) {
       const oldPid = sluice.childPid!;
       sluice.signal("SIGUSR2");
       const started = await sluice.waitFor((r) => r.event === "child.started" && r.pid !== oldPid, 30_000);
+      // Stopped while sluice's probe of /ready hangs in the new child.
+      await until(async () => {
+        const inFlight = await fetch(`http://127.0.0.1:${started.port}/in-flight`).then((r) => r.text(), () => "0");
+        return Number(inFlight) >= 1;
+      }, 30_000, "a ready probe hanging in the new child");
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0, childExitCode: 0 });
