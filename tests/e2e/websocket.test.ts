@@ -176,6 +176,31 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     }
   }, 90_000);
 
+  test("a rolling restart: a WebSocket open on the old child gets 1001 at --drain-timeout, before the old child's SIGTERM; new ones open to the new child", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: WS_APP, env: { RECORD_FILE: recordFile } });
+    const open = new Client(wsUrl(sluice.url, "/ws"));
+    await open.opened;
+    const signalledAt = Date.now();
+    sluice.signal("SIGUSR2");
+    const cut = await open.closed;
+    expect(cut.code).toBe(1001);
+    expect(cut.at - signalledAt).toBeGreaterThanOrEqual(900); // not before the drain deadline
+    const record = await sluice.waitFor("rolling-restart");
+    expect(record).toMatchObject({ result: "ok", drained: 0, aborted: 1, killed: 0 });
+    const childRecords = records(recordFile);
+    const sigterm = childRecords.find((r) => r.event === "sigterm")!;
+    expect(childRecords.find((r) => r.event === "ws-close" && r.code === 1001)!.at).toBeLessThanOrEqual(sigterm.at);
+    const fresh = new Client(wsUrl(sluice.url, "/ws"));
+    await fresh.opened;
+    fresh.ws.send("hello");
+    expect(await fresh.next()).toBe("hello");
+    fresh.ws.close();
+    await fresh.closed;
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
   test("backpressure: a client that stops reading stalls the child instead of filling sluice's memory", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
