@@ -1,7 +1,7 @@
 /**
  * @module sluice as PID 1 of its own PID namespace (a container without an init), on the binary
  * and under Deno: it reaps the orphans the kernel hands it without stealing its own child's
- * exit status, and TERM/INT/QUIT/HUP get their usual handling (PID 1 has no default actions).
+ * exit status, and TERM/INT/QUIT/HUP/USR2 get their usual handling (PID 1 has no default actions).
  * The control shows the test can see zombies: a PID 1 that does not reap keeps them.
  */
 
@@ -55,6 +55,21 @@ describe.each(TARGETS)("as PID 1 ($name)", (target) => {
     const complete = sluice.events("shutdown.complete")[0]!;
     expect(complete.reason).toBe(signal);
     expect(complete.childExitCode).toBe(0);
+  }, 120_000);
+
+  test("SIGUSR2 (docker kill --signal=USR2) runs a rolling restart: the old child is collected, not left a zombie", async () => {
+    const sluice = await startSluice(asPid1(target), { args: ["--shutdown-delay", "0"] });
+    const pid1 = await pid1Of(sluice);
+    const [oldChild] = childrenOf(pid1);
+    process.kill(pid1, "SIGUSR2");
+    expect(await sluice.waitFor("rolling-restart", 30_000)).toMatchObject({ result: "ok", exitCode: 0 });
+    const children = childrenOf(pid1);
+    expect(children).toHaveLength(1);
+    expect(children[0]).not.toBe(oldChild);
+    expect(zombiesUnder(pid1)).toBe(0);
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    process.kill(pid1, "SIGTERM");
+    expect(await sluice.exitCode(30_000)).toBe(0);
   }, 120_000);
 
   test("a SIGTERM while it is still starting (reading its configuration) is not lost: it stops, exiting 0", async () => {
