@@ -2,8 +2,8 @@
  * @module A real Rack app on Puma (Debian's packages, installed with apt-get when missing) as
  * sluice's child, the way thruster runs a Rails app: ports from thruster's variables alone,
  * the proxy's headers as the app sees them, a streamed body, a file handed over by
- * Rack::Sendfile, and a stop in which Puma's request in flight finishes before Puma hears
- * SIGTERM. On the binary and under Deno.
+ * Rack::Sendfile, a stop in which Puma's request in flight finishes before Puma hears
+ * SIGTERM, and a rolling restart. On the binary and under Deno.
  */
 
 import { beforeAll, describe, expect, test } from "bun:test";
@@ -105,6 +105,28 @@ describe.each(TARGETS)("Puma behind sluice ($name)", (target) => {
     // sluice drained the request; then Puma, idle, stopped on its SIGTERM without a SIGKILL.
     expect(sluice.records.find((r) => r.event === "shutdown.complete")).toMatchObject({ drained: 1, aborted: 0, killed: 0 });
     expect(sluice.otherLines.some((line) => line.includes("Gracefully stopping"))).toBe(true);
+  }, 120_000);
+
+  test("a rolling restart (SIGUSR2) starts a second Puma; requests go on being answered, the old one finishes its request and stops gracefully", async () => {
+    const sluice = await startBehindPuma(target);
+    const slow = fetch(`${sluice.url}/slow?seconds=2`);
+    await until(async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes("sluice_requests_in_flight 1"));
+    const done = sluice.waitFor("rolling-restart", 60_000);
+    sluice.signal("SIGUSR2");
+    // Requests one after another on keep-alive connections while the second Puma boots.
+    let settled = false;
+    void done.finally(() => (settled = true));
+    const statuses: number[] = [];
+    for (let i = 0; i < 2000 && !settled; i++) statuses.push((await fetch(`${sluice.url}/`)).status);
+    const answer = await slow;
+    expect([answer.status, await answer.text()]).toEqual([200, "slow done\n"]);
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    // Puma exits 143 once it has stopped gracefully (its raise_exception_on_sigterm default).
+    expect(await done).toMatchObject({ result: "ok", aborted: 0, killed: 0, exitCode: 143 });
+    expect((await done).drained).toBeGreaterThanOrEqual(1);
+    expect(sluice.otherLines.some((line) => line.includes("Gracefully stopping"))).toBe(true);
+    expect((await fetch(`${sluice.url}/`)).status).toBe(200);
+    await stopCleanly(sluice);
   }, 120_000);
 });
 
