@@ -4,7 +4,8 @@
  * --config file and a random child (slow to listen, slow or deaf to SIGTERM, with a
  * grandchild), then fires a random schedule of signals, child kills and crashes, config
  * rewrites and client requests, each anchored to a moment of the lifecycle (exec, listening,
- * ready, a restart's backoff, a reload, the stop's delay, drain and child stop). Per case it
+ * ready, a restart's backoff, a reload, the stop's delay, drain and child stop, a rolling
+ * restart's begin, new child's start and ready, old child's stop). Per case it
  * checks the README's promises:
  * - sluice exits within its stop budget (the largest any config of the case gave) plus a
  *   margin from the stop's start, within 1 s of a fast-stop signal, with the code the exit-code
@@ -14,7 +15,12 @@
  * - nothing of the child's process groups is alive after it exits (/proc);
  * - an accepted connection never gets a reset, an empty or cut answer, a 500, or a 502/503
  *   where the README does not give one;
- * - the child hears its stop signal only with sluice's port refusing and nothing in flight.
+ * - the child hears its stop signal only with sluice's port refusing and nothing in flight;
+ * - SIGUSR2's rolling restarts (with new children that get ready late, never, exit at once
+ *   or ignore PORT): no request fails for the switch but those its drain deadline cut (as
+ *   many as its record's "aborted"), the old child hears its stop signal with nothing in
+ *   flight, every child's group is gone once stopped, and each result (ok, failed,
+ *   abandoned, interrupted) agrees with what happened.
  *
  *   bun scripts/fuzz/lifecycle.ts [--seed N] [--cases 150] [--seconds 1800]
  *     [--targets binary,deno] [--base-port 15000] [--only CASE] [--verbose]
@@ -56,6 +62,8 @@ const FAST_STOP_MS = 1000;
 const CLOSE_GRACE_MS = 500;
 
 let findings = 0;
+/** Rolling restarts seen, by target and result: the summary tells how much of them a run covered. */
+const rolloutTally: Record<string, number> = {};
 function out(kind: "finding" | "note" | "summary", fields: Record<string, unknown>): void {
   if (kind === "finding") findings++;
   console.log(JSON.stringify({ [kind]: true, ...fields }));
@@ -63,10 +71,15 @@ function out(kind: "finding" | "note" | "summary", fields: Record<string, unknow
 
 // ---------------------------------------------------------------- the plan of one case
 
-type Anchor = "exec" | "listening" | "child.started" | "ready" | "child.restarting" | "reload" | "stop.begin" | "drain" | "stop-child";
+type Anchor =
+  | "exec" | "listening" | "child.started" | "ready" | "child.restarting" | "reload" | "stop.begin" | "drain" | "stop-child"
+  // A rolling restart's moments: its begin record, its new child's start and ready, the old child's stop signal (heard).
+  | "rolling-restart.begin" | "new-child.started" | "new-child.ready" | "old-child.stop";
+/** What a rolling restart's new child does (lifecycle/app.ts, LC_NEW_CHILDREN). */
+type NewChild = "normal" | "slow-ready" | "never-ready" | "exit" | "ignore-port";
 type Action =
   | "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2"
-  | "kill-child" | "kill-grandchild" | "crash-child" | "config-valid" | "config-invalid";
+  | "kill-child" | "kill-old-child" | "kill-grandchild" | "crash-child" | "config-valid" | "config-invalid";
 type RequestKind = "get" | "slow" | "post" | "keepalive";
 
 interface Timings {
@@ -85,7 +98,10 @@ interface Plan {
   /** Which of the timings go on the command line (the rest are in the file, so reloads change them). */
   flags: (keyof Timings)[];
   readyPath: boolean;
+  readyTimeoutMs: number;
   child: { readyDelayMs: number; onTerm: "exit" | "slow" | "ignore"; termExitMs: number; grandchild: "none" | "sleep" | "stubborn" };
+  /** What the rolling restarts' new children do, in order (then normal). */
+  newChildren: NewChild[];
   events: { anchor: Anchor; delayMs: number; action: Action }[];
   requests: { anchor: Anchor; delayMs: number; kind: RequestKind; ms: number; bytes: number }[];
   /** After the last anchored event: a SIGTERM, unless sluice already exited. */
@@ -124,11 +140,12 @@ function planCase(index: number, target: TargetName): Plan {
   const anchors: Anchor[] = [
     "exec", "listening", "child.started", "ready", "ready", "ready", "ready", "child.restarting", "child.restarting",
     "reload", "reload", "stop.begin", "stop.begin", "stop.begin", "drain", "drain", "stop-child", "stop-child",
+    "rolling-restart.begin", "new-child.started", "new-child.started", "new-child.ready", "new-child.ready", "old-child.stop", "old-child.stop",
   ];
   // SIGUSR1 makes Deno open its debugger (README): only the binary gets it.
   const actions: Action[] = [
-    "SIGHUP", "SIGHUP", "SIGTERM", "SIGTERM", "SIGINT", "SIGQUIT", "SIGUSR2", ...(target === "binary" ? ["SIGUSR1" as const] : []),
-    "kill-child", "kill-child", "kill-grandchild", "crash-child", "crash-child", "config-valid", "config-valid", "config-invalid",
+    "SIGHUP", "SIGHUP", "SIGTERM", "SIGTERM", "SIGINT", "SIGQUIT", "SIGUSR2", "SIGUSR2", "SIGUSR2", ...(target === "binary" ? ["SIGUSR1" as const] : []),
+    "kill-child", "kill-child", "kill-old-child", "kill-grandchild", "crash-child", "crash-child", "config-valid", "config-valid", "config-invalid",
   ];
   const delay = (): number => pick([0, 0, 1, 5, 20, 50, 100, 250, 500, 1000, int(2000)]);
   const events = Array.from({ length: 1 + int(5) }, () => {
@@ -137,6 +154,9 @@ function planCase(index: number, target: TargetName): Plan {
     const anchor = pick(anchors);
     return { anchor, delayMs: delay(), action };
   });
+  // Most cases have a rolling restart or more, once sluice serves (what the anchors above seldom give).
+  const rollouts = random() < 0.8 ? 1 + int(3) : 0;
+  for (let i = 0; i < rollouts; i++) events.push({ anchor: i === 0 ? "ready" : pick(["ready", "new-child.started", "new-child.ready", "old-child.stop"] as const), delayMs: delay(), action: "SIGUSR2" });
   const requests = Array.from({ length: int(10) }, () => ({
     anchor: pick(anchors),
     delayMs: delay(),
@@ -144,18 +164,24 @@ function planCase(index: number, target: TargetName): Plan {
     ms: pick([10, 100, 300, 800, 1500]),
     bytes: pick([1, 1000, 70_000, 300_000]),
   }));
+  const readyPath = random() < 0.3;
+  const child = {
+    readyDelayMs: pick([0, 0, 50, 300, 1000]),
+    onTerm: pick(["exit", "exit", "slow", "ignore"] as const),
+    termExitMs: pick([10, 100, 400, 1500]),
+    grandchild: pick(["none", "none", "sleep", "stubborn"] as const),
+  };
+  const newChildren = Array.from({ length: 3 }, () => pick(["normal", "normal", "normal", "slow-ready", "never-ready", "exit", "ignore-port"] as const));
   return {
     index,
     target,
     timings,
     flags,
-    readyPath: random() < 0.3,
-    child: {
-      readyDelayMs: pick([0, 0, 50, 300, 1000]),
-      onTerm: pick(["exit", "exit", "slow", "ignore"] as const),
-      termExitMs: pick([10, 100, 400, 1500]),
-      grandchild: pick(["none", "none", "sleep", "stubborn"] as const),
-    },
+    readyPath,
+    // Short enough for a never-ready new child to fail within the case; the first child is ready well within it.
+    readyTimeoutMs: child.readyDelayMs >= 1000 ? 3000 : pick([2000, 3000]),
+    child,
+    newChildren,
     events,
     requests,
     windowMs: 1500 + int(2500),
@@ -225,7 +251,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       }
       rmSync(running.dir, { recursive: true, force: true });
     }
-    out("summary", { seed: SEED, cases: ran, byTarget, findings, cutShort: true, stoppedBy: signal });
+    out("summary", { seed: SEED, cases: ran, byTarget, rollingRestarts: rolloutTally, findings, cutShort: true, stoppedBy: signal });
     process.exit(findings > 0 ? 1 : 0);
   });
 }
@@ -240,18 +266,22 @@ async function runCase(plan: Plan): Promise<void> {
   const recordFile = join(dir, "child.jsonl");
   writeFileSync(configFile, configText(plan.timings, plan.flags));
   const budgets = [budgetOf(plan.timings)];
+  /** Every configuration the case gave (the stop timeouts a rolling restart may use). */
+  const budgetTimings: Timings[] = [plan.timings];
   const random = mulberry32(plan.index * 7919 + SEED);
 
   const args = [
     ...TARGET_COMMANDS[plan.target],
     "--config", configFile,
     "--http-host", "127.0.0.1", "--http-port", String(httpPort), "--target-port", String(targetPort),
-    "--admin-listen", `127.0.0.1:${adminPort}`, "--no-compression", "--ready-timeout", "10s",
+    "--admin-listen", `127.0.0.1:${adminPort}`, "--no-compression", "--ready-timeout", `${plan.readyTimeoutMs}ms`,
     ...(plan.readyPath ? ["--ready-path", "/ready"] : []),
     ...flagArgs(plan.timings, plan.flags),
     "--", BUN, APP,
   ];
   const started = performance.now();
+  /** The child's records are in wall-clock ms: this is `started` in that clock. */
+  const startedWall = Date.now();
   const proc = Bun.spawn(args, {
     cwd: ROOT,
     env: {
@@ -262,6 +292,8 @@ async function runCase(plan: Plan): Promise<void> {
       LC_TERM_EXIT_MS: String(plan.child.termExitMs),
       LC_GRANDCHILD: plan.child.grandchild,
       LC_RECORD: recordFile,
+      LC_NEW_CHILDREN: plan.newChildren.join(","),
+      LC_TARGET_PORT: String(targetPort),
     },
     stdin: "ignore",
     stdout: "pipe",
@@ -280,6 +312,20 @@ async function runCase(plan: Plan): Promise<void> {
     anchorAt.set(anchor, now());
     for (const waiter of anchorWaiters.filter((w) => w.anchor === anchor)) waiter.run();
   };
+  /** The rolling restart under way (its old child, and its new one once started). */
+  let rollout: { oldPid: number; newPid?: number } | undefined;
+  /** The child requests go to now, as far as the records tell (crash-child asks it straight). */
+  let serving: { pid: number; port: number } | undefined;
+  /** Findings made while sluice runs (a retired child's group left alive). */
+  const midRun: { what: string; detail: Record<string, unknown> }[] = [];
+  const groupChecks: Promise<void>[] = [];
+  const checkGroupGone = (pid: number, afterMs: number, why: string): void => {
+    groupChecks.push(sleepUnless(afterMs, exited).then(async () => {
+      if (exitedAt !== undefined) return; // the check after the exit covers it
+      const left = await leftoverProcesses([pid]);
+      if (left.length > 0 && exitedAt === undefined) midRun.push({ what: `the process group of a child ${why} is alive while sluice runs`, detail: { pid, left } });
+    }));
+  };
   const stdoutDone = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
     stdoutLines.push(line);
     let record: Record<string, unknown>;
@@ -294,6 +340,29 @@ async function runCase(plan: Plan): Promise<void> {
     if (event === "reload") fire("reload");
     if (event === "stop.phase" && record.step === "close-listener") fire("drain");
     if (event === "stop.phase" && record.step === "drain") fire("stop-child");
+    if (event === "rolling-restart.begin") {
+      rollout = { oldPid: record.pid as number };
+      fire("rolling-restart.begin");
+    }
+    if (event === "child.started") {
+      if (rollout && rollout.newPid === undefined) {
+        rollout.newPid = record.pid as number;
+        fire("new-child.started");
+      } else serving = { pid: record.pid as number, port: record.port as number };
+    }
+    if (event === "child.ready" && rollout && record.pid === rollout.newPid) {
+      const port = seen.findLast((s) => s.record.event === "child.started" && s.record.pid === record.pid)?.record.port as number;
+      serving = { pid: record.pid as number, port };
+      fire("new-child.ready");
+    }
+    if (event === "rolling-restart" && record.result !== "skipped") {
+      rollout = undefined;
+      // Retired: its group is gone by now (SIGKILLed at the latest); a failed new child is stopped after the record.
+      if (record.result === "ok") checkGroupGone(record.pid as number, 0, "retired by a rolling restart");
+      if (record.result === "failed" && typeof record.newPid === "number") {
+        checkGroupGone(record.newPid, Math.max(...budgetTimings.map((t) => t["stop-timeout"])) + 1500, "a failed rolling restart started");
+      }
+    }
   });
   const stderrDone = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => (stderr += `${line}\n`));
   const exited = proc.exited.then((code) => {
@@ -301,6 +370,14 @@ async function runCase(plan: Plan): Promise<void> {
     return code;
   });
   fire("exec");
+  // The old child's stop signal in a rolling restart: from its own record (it writes one as it hears it).
+  const watchTerms = (async () => {
+    while (exitedAt === undefined) {
+      await sleepUnless(10, exited);
+      const oldPid = rollout?.oldPid;
+      if (oldPid !== undefined && readChildRecords(recordFile).some((r) => r.event === "term" && r.pid === oldPid)) fire("old-child.stop");
+    }
+  })();
 
   const signals: SentSignal[] = [];
   const configWrites: ConfigWrite[] = [];
@@ -316,20 +393,28 @@ async function runCase(plan: Plan): Promise<void> {
         if (pid) kills.push({ at: now(), what: "child", pid }), tryKill(pid, "SIGKILL");
         return;
       }
+      case "kill-old-child": {
+        // The oldest child still running: in a rolling restart, the one being replaced.
+        const exitedPids = new Set(seen.filter((s) => s.record.event === "child.exited").map((s) => s.record.pid));
+        const pid = seen.find((s) => s.record.event === "child.started" && !exitedPids.has(s.record.pid))?.record.pid as number | undefined;
+        if (pid) kills.push({ at: now(), what: "child", pid }), tryKill(pid, "SIGKILL");
+        return;
+      }
       case "kill-grandchild": {
         const grandchild = childPids().at(-1)?.grandchild;
         if (grandchild) kills.push({ at: now(), what: "grandchild", pid: grandchild }), tryKill(grandchild, "SIGKILL");
         return;
       }
       case "crash-child": {
-        kills.push({ at: now(), what: "crash", pid: currentChild() ?? 0 });
-        // Straight to the child's port: it exits 3 without answering.
-        await exchangeOn(targetPort, [{ method: "GET", path: "/crash" }], 0, 2000);
+        kills.push({ at: now(), what: "crash", pid: serving?.pid ?? 0 });
+        // Straight to the port of the child requests go to: it exits 3 without answering.
+        await exchangeOn(serving?.port ?? targetPort, [{ method: "GET", path: "/crash" }], 0, 2000);
         return;
       }
       case "config-valid": {
         const timings = randomTimings(random);
         budgets.push(budgetOf(timings));
+        budgetTimings.push(timings);
         configWrites.push({ at: now(), valid: true, restart: timings.restart });
         // Whole, by rename: a reader never sees half of it.
         writeFileSync(`${configFile}.new`, configText(timings, plan.flags));
@@ -344,6 +429,7 @@ async function runCase(plan: Plan): Promise<void> {
         if (shadowed) {
           const flagged = Object.fromEntries(plan.flags.map((key) => [key, plan.timings[key]]));
           budgets.push(budgetOf({ ...DEFAULT_TIMINGS, ...flagged }));
+          budgetTimings.push({ ...DEFAULT_TIMINGS, ...flagged });
         }
         configWrites.push({ at: now(), valid: shadowed, ...(shadowed && { restart: "never" as const }) });
         writeFileSync(configFile, badValue ? 'drain-timeout = "3x"\n' : "drian-timeout = 5\n");
@@ -416,6 +502,7 @@ async function runCase(plan: Plan): Promise<void> {
   await Promise.race([Promise.all([stdoutDone, stderrDone]), sleep(2000)]);
   // The requests still running are bounded by their own timeouts.
   await Promise.race([Promise.all(pending), sleep(31_000)]);
+  await Promise.all([watchTerms, ...groupChecks]);
 
   const children = childPids();
   const leftovers = await leftoverProcesses(children.map((c) => c.pid));
@@ -423,7 +510,8 @@ async function runCase(plan: Plan): Promise<void> {
 
   check({
     plan, exitCode, exitedAt: exitedAt!, cut, seen, stdoutLines, stderr, signals, configWrites, kills, requests,
-    budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt,
+    budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt, startedWall: startedWall - 0, midRun,
+    stopTimeouts: budgetTimings.map((t) => t["stop-timeout"]),
   });
   rmSync(dir, { recursive: true, force: true });
   running = undefined;
@@ -463,6 +551,10 @@ interface Outcome {
   leftovers: { pid: number; pgid: number; cmdline: string }[];
   childRecords: Record<string, unknown>[];
   anchorAt: Map<Anchor, number>;
+  /** The case's start in the wall clock the child's records use. */
+  startedWall: number;
+  midRun: { what: string; detail: Record<string, unknown> }[];
+  stopTimeouts: number[];
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
@@ -528,15 +620,123 @@ function check(o: Outcome): void {
   // Nothing of the child's groups outlives sluice.
   if (o.leftovers.length > 0) finding("processes of the child's group alive after sluice exited", { leftovers: o.leftovers });
 
-  // The ordering proof, from the child's side.
+  for (const { what, detail } of o.midRun) finding(what, detail);
+  const rollouts = rolloutsOf(o.seen, finding);
+  for (const rollout of rollouts) {
+    const key = `${plan.target} ${rollout.result?.result ?? "none"}${(rollout.result?.aborted as number) > 0 ? " aborting" : ""}${(rollout.result?.killed as number) > 0 ? " killing" : ""}`;
+    rolloutTally[key] = (rolloutTally[key] ?? 0) + 1;
+  }
+  checkRollouts(o, rollouts, complete, finding);
+
+  // The ordering proof, from the child's side. A child a rolling restart stopped (the old one
+  // it retired, a new one that failed) hears it with sluice serving on: it must have nothing
+  // in flight, unless the rolling restart cut requests at its drain deadline.
+  const retiredBy = new Map<number, Rollout>();
+  for (const rollout of rollouts) {
+    if (rollout.result?.result === "ok") retiredBy.set(rollout.oldPid, rollout);
+    if (rollout.result?.result === "failed" && rollout.newPid !== undefined) retiredBy.set(rollout.newPid, rollout);
+  }
   const cutStop = complete !== undefined && ((complete.aborted as number) > 0 || complete.fast === true);
   for (const term of o.childRecords.filter((r) => r.event === "term")) {
+    const retired = retiredBy.get(term.pid as number);
+    if (retired) {
+      const aborted = retired.result!.result === "ok" ? (retired.result!.aborted as number) : 0;
+      if ((term.inFlight as number) > 0 && aborted === 0) finding("a child stopped by a rolling restart got its stop signal with requests in flight", { term, result: retired.result });
+      continue;
+    }
+    const heardAt = (term.heardAt as number) - o.startedWall;
     if (term.sluicePort === "accepted") finding("the child got its stop signal while sluice's port accepted", { term });
     if ((term.inFlight as number) > 0 && !cutStop) finding("the child got its stop signal with requests in flight", { term, complete });
-    if (stopAt === undefined) finding("the child got SIGTERM without a stop", { term });
+    if (stopAt === undefined || heardAt < stopAt - 20) finding("the child got SIGTERM without a stop or a rolling restart", { term, heardAt: Math.round(heardAt), stopAt });
   }
 
-  checkAnswers(o, complete, finding, note, stopAt);
+  checkAnswers(o, complete, rollouts, finding, note, stopAt);
+}
+
+/** One rolling restart, from its records: the begin, its new child's start and ready, its result. */
+interface Rollout {
+  beginIndex: number;
+  oldPid: number;
+  newPid?: number;
+  newPort?: number;
+  newReadyIndex?: number;
+  newReadyAt?: number;
+  result?: Record<string, unknown>;
+  resultIndex?: number;
+  resultAt?: number;
+}
+
+/** The rolling restarts in the order of their records (a begin's new child is the next child started). */
+function rolloutsOf(seen: Seen[], finding: (what: string, detail?: Record<string, unknown>) => void): Rollout[] {
+  const rollouts: Rollout[] = [];
+  let open: Rollout | undefined;
+  seen.forEach(({ at, record }, index) => {
+    if (record.event === "rolling-restart.begin") {
+      if (open) finding("a rolling restart began while another was under way", { open, record });
+      open = { beginIndex: index, oldPid: record.pid as number };
+      rollouts.push(open);
+    } else if (record.event === "child.started" && open && open.newPid === undefined) {
+      open.newPid = record.pid as number;
+      open.newPort = record.port as number;
+    } else if (record.event === "child.ready" && open && record.pid === open.newPid) {
+      open.newReadyIndex = index;
+      open.newReadyAt = at;
+    } else if (record.event === "rolling-restart" && record.result !== "skipped") {
+      if (!open) return finding("a rolling restart result without its begin record", { record });
+      open.result = record;
+      open.resultIndex = index;
+      open.resultAt = at;
+      open = undefined;
+    }
+  });
+  return rollouts;
+}
+
+/**
+ * Each rolling restart's result agrees with what happened: ok only with the new child ready
+ * before any stop, the old one gone (SIGKILLed if it ignores SIGTERM); failed only for the
+ * new child's exit or readiness (what the case made it do) or the old one's exit meanwhile;
+ * abandoned and interrupted only once the stop began.
+ */
+function checkRollouts(o: Outcome, rollouts: Rollout[], complete: Record<string, unknown> | undefined, finding: (what: string, detail?: Record<string, unknown>) => void): void {
+  const stopIndex = o.seen.findIndex((s) => s.record.event === "stop.begin");
+  const before = (index: number | undefined, limit: number): boolean => index !== undefined && index >= 0 && index < limit;
+  const exitIndex = (pid: number | undefined): number => o.seen.findIndex((s) => s.record.event === "child.exited" && s.record.pid === pid);
+  const startOf = (pid: number | undefined) => o.childRecords.find((r) => r.event === "start" && r.pid === pid);
+  const killed = (pid: number | undefined): boolean => o.kills.some((k) => k.pid === pid && k.what !== "grandchild");
+  for (const rollout of rollouts) {
+    const { result } = rollout;
+    const detail = { rollout, newChild: startOf(rollout.newPid) };
+    if (!result) {
+      if (complete) finding("a rolling restart with no result record", detail);
+      continue;
+    }
+    const kind = String(result.result);
+    if (result.pid !== rollout.oldPid) finding("a rolling restart's result names another old child", detail);
+    if ((kind === "ok" || kind === "interrupted") && (result.newPid !== rollout.newPid || result.port !== rollout.newPort || rollout.newReadyIndex === undefined)) {
+      finding(`a rolling restart ${kind} whose new child is not the one started and ready`, detail);
+    }
+    if ((kind === "abandoned" || kind === "interrupted") && !before(stopIndex, rollout.resultIndex!)) finding(`a rolling restart ${kind} with no stop begun`, detail);
+    if (kind === "ok" && before(stopIndex, rollout.newReadyIndex ?? Infinity)) finding("a rolling restart ok although the stop began before its new child was ready", detail);
+    const behaviour = startOf(rollout.newPid)?.behaviour as NewChild | undefined;
+    if (kind === "failed") {
+      const reason = String(result.reason);
+      if (/ exited with code \d+ before it was ready/.test(reason)) {
+        if (!before(exitIndex(rollout.newPid), rollout.resultIndex!)) finding("a rolling restart failed for a new child's exit not seen", detail);
+        else if (behaviour !== "exit" && behaviour !== "ignore-port" && !killed(rollout.newPid)) finding("a rolling restart failed for the exit of a new child that did not exit on its own", detail);
+      } else if (/ was not ready within --ready-timeout /.test(reason)) {
+        if (behaviour !== "never-ready" && behaviour !== "ignore-port" && behaviour !== "slow-ready") finding("a rolling restart failed for the readiness of a new child that gets ready", detail);
+      } else if (/ exited meanwhile$/.test(reason)) {
+        if (!before(exitIndex(rollout.oldPid), rollout.resultIndex!)) finding("a rolling restart failed for an old child's exit not seen", detail);
+      } else finding("a rolling restart failed for an unexpected reason", detail);
+    }
+    if (kind === "ok") {
+      if (behaviour !== "normal" && behaviour !== "slow-ready") finding(`a rolling restart ok with a new child that does not get ready (${behaviour})`, detail);
+      if (!before(exitIndex(rollout.oldPid), rollout.resultIndex!)) finding("a rolling restart ok before its old child exited", detail);
+      // A child deaf to SIGTERM exits only by SIGKILL (unless the case killed it).
+      if (o.plan.child.onTerm === "ignore" && result.killed === 0 && !killed(rollout.oldPid)) finding("a rolling restart ok with killed 0, but the old child ignores SIGTERM", detail);
+    }
+  }
 }
 
 /** The signal that made the stop fast: SIGQUIT, or a second SIGTERM/SIGINT, after the handlers. */
@@ -591,6 +791,7 @@ function checkExitCode(o: Outcome, complete: Record<string, unknown>, finding: (
 function checkAnswers(
   o: Outcome,
   complete: Record<string, unknown> | undefined,
+  rollouts: Rollout[],
   finding: (what: string, detail?: Record<string, unknown>) => void,
   note: (what: string, detail?: Record<string, unknown>) => void,
   stopAt: number | undefined,
@@ -598,7 +799,26 @@ function checkAnswers(
   const times = (event: string) => o.seen.filter((s) => s.record.event === event).map((s) => s.at);
   const readyAt = times("ready")[0];
   const childReady = times("child.ready");
-  const childExits = times("child.exited");
+  // The exits a rolling restart made (its old child retired, a new one that never served)
+  // cost no request: they excuse no 502 or 503, unless the case killed that child itself.
+  const neverServed = new Set(rollouts.filter((r) => r.result?.result === "failed" || r.result?.result === "abandoned").map((r) => r.newPid));
+  const retiredOld = new Set(rollouts.filter((r) => r.result?.result === "ok" || r.result?.result === "interrupted").map((r) => r.oldPid));
+  const killedPids = new Set(o.kills.filter((k) => k.what !== "grandchild").map((k) => k.pid));
+  const childExits = o.seen
+    .filter((s) => s.record.event === "child.exited")
+    .filter((s) => !neverServed.has(s.record.pid as number) && !(retiredOld.has(s.record.pid as number) && !killedPids.has(s.record.pid as number)))
+    .map((s) => s.at);
+  const kills = o.kills.filter((k) => k.what !== "grandchild" && !neverServed.has(k.pid));
+  // A rolling restart that cut requests at its drain deadline: answers on the old child (sent
+  // before the new one was ready) cut or 503 up to its result, as many as it says it aborted.
+  const rolloutCuts = rollouts
+    .filter((r) => r.result?.result === "ok" && (r.result.aborted as number) > 0)
+    .map((r) => ({ rollout: r, from: r.newReadyAt!, to: r.resultAt! + 50, aborted: r.result!.aborted as number, seen: [] as unknown[] }));
+  const rolloutCut = (sentAt: number, answeredAt: number, where: unknown): boolean => {
+    const cut = rolloutCuts.find((c) => sentAt <= c.from + 20 && answeredAt >= c.from && answeredAt <= c.to);
+    cut?.seen.push(where);
+    return cut !== undefined;
+  };
   const drainAt = o.anchorAt.get("drain");
   const fast = fastStopSignal(o);
   /** Whether the child counted as not ready at some moment of [from, to]. */
@@ -610,7 +830,7 @@ function checkAnswers(
     });
   };
   const childDiedNear = (from: number, to: number): boolean =>
-    childExits.some((exit) => exit >= from - 1500 && exit <= to + 200) || o.kills.some((k) => k.what !== "grandchild" && k.at >= from - 1500 && k.at <= to + 200);
+    childExits.some((exit) => exit >= from - 1500 && exit <= to + 200) || kills.some((k) => k.at >= from - 1500 && k.at <= to + 200);
   const cutAt = [fast?.at, (complete?.aborted as number) > 0 ? drainAt : undefined].filter((t): t is number => t !== undefined);
   const wasCut = (answeredAt: number): boolean => cutAt.some((t) => answeredAt >= t - 50);
   const statuses: string[] = [];
@@ -631,6 +851,7 @@ function checkAnswers(
           if (status === 200) {
             if (answer.body !== request.expected[i]) finding("a 200 with the wrong body", { ...where, body: answer.body.slice(0, 100) });
           } else if (status === 503) {
+            if (rolloutCut(sentAt, answeredAt, where)) return;
             if (!notReadyDuring(sentAt, answeredAt) && !wasCut(answeredAt) && !(stopAt !== undefined && childDiedNear(sentAt, answeredAt))) {
               finding("a 503 the README does not give", where);
             }
@@ -647,8 +868,9 @@ function checkAnswers(
           finding("no answer within 30 s", { ...where, bytes: answer.bytes });
           return;
         default:
-          // Reset, empty or cut: only where sluice cut it (a fast stop, the drain's deadline).
+          // Reset, empty or cut: only where sluice cut it (a fast stop, the drain's deadline, a rolling restart's).
           if (wasCut(answeredAt)) return;
+          if (rolloutCut(sentAt, answeredAt, where)) return;
           // A connection that arrives as the listener closes: the kernel resets what is still in
           // its accept queue, and the runtimes close what they accepted with no request read yet
           // (docs/runtime-notes.md, "A listener's close").
@@ -666,10 +888,13 @@ function checkAnswers(
       }
     });
   }
+  for (const cut of rolloutCuts) {
+    if (cut.seen.length !== cut.aborted) finding("a rolling restart's aborted count differs from the answers it cut", { result: cut.rollout.result, cutAnswers: cut.seen });
+  }
   if (VERBOSE) {
     note("answers", { statuses, exitCode: o.exitCode });
     note("timeline", {
-      records: o.seen.map(({ at, record }) => `${Math.round(at)} ${record.event} ${record.result ?? record.step ?? record.signal ?? ""} ${record.error ?? record.changed ?? ""}`),
+      records: o.seen.map(({ at, record }) => `${Math.round(at)} ${record.event} ${record.pid ?? ""} ${record.result ?? record.step ?? record.signal ?? ""} ${record.error ?? record.changed ?? record.reason ?? ""}`),
       actions: [...o.signals.map((s) => `${Math.round(s.at)} ${s.signal}`), ...o.configWrites.map((w) => `${Math.round(w.at)} config ${w.valid ? "valid" : "invalid"}`), ...o.kills.map((k) => `${Math.round(k.at)} ${k.what}`)],
     });
   }
@@ -743,5 +968,5 @@ outer: for (let index = ONLY ?? 0; index < (ONLY === undefined ? CASES : ONLY + 
     byTarget[target] = (byTarget[target] ?? 0) + 1;
   }
 }
-out("summary", { seed: SEED, cases: ran, byTarget, findings, cutShort });
+out("summary", { seed: SEED, cases: ran, byTarget, rollingRestarts: rolloutTally, findings, cutShort });
 process.exit(findings > 0 ? 1 : 0);
