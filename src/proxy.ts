@@ -136,7 +136,7 @@ export function proxy({
     // validTarget answered requests without a path.
     const child = target();
     exchange.child = child;
-    const url = child.origin + requestTarget(incoming.url)!;
+    let url = child.origin + requestTarget(incoming.url)!;
     const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
     const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);
@@ -159,12 +159,21 @@ export function proxy({
         // So does an idempotent request without a body that the child took and died on
         // before answering (a worker killed with its master): it may run twice, which its
         // method allows (RFC 9110 section 9.2.2), and only once the child as a whole is gone.
-        if (!(error instanceof UpstreamConnectError || isReplayable(error, incoming.method)) || childComeback === undefined) throw error;
-        waitingForHeaders.delete(exchange);
-        const comeback = await childComeback(exchange);
-        if (comeback === "gone") throw new ChildGoneError(error);
-        if (comeback === "stayed") throw error;
-        waitingForHeaders.add(exchange);
+        if (!(error instanceof UpstreamConnectError || isReplayable(error, incoming.method))) throw error;
+        const now = target();
+        if (now !== child) {
+          // A rolling restart's old child refused it or died on it after requests moved to
+          // the new one: there is no comeback to wait for, and the new child takes it at once.
+          exchange.child = now;
+          url = now.origin + requestTarget(incoming.url)!;
+        } else {
+          if (childComeback === undefined) throw error;
+          waitingForHeaders.delete(exchange);
+          const comeback = await childComeback(exchange);
+          if (comeback === "gone") throw new ChildGoneError(error);
+          if (comeback === "stayed") throw error;
+          waitingForHeaders.add(exchange);
+        }
         sentAt = performance.now();
         upstream = await send();
       }

@@ -195,9 +195,10 @@ export class Server {
 
   /**
    * Waits up to `timeoutMs` for the exchanges in flight now that `test` picks (a rolling
-   * restart: those that went to the old child) to end; then aborts those left as the drain
-   * does (a WebSocket gets 1001) and gives their answers the close grace. When `cut` aborts
-   * first (sluice's own stop began), it returns at once and leaves them to the stop's drain.
+   * restart: those that went to the old child) to end; then aborts those left that it still
+   * picks (one sent again to the new child is not) as the drain does (a WebSocket gets 1001)
+   * and gives their answers the close grace. When `cut` aborts first (sluice's own stop
+   * began), it returns at once and leaves them to the stop's drain.
    */
   async drainWhere(test: (exchange: Exchange) => boolean, timeoutMs: number, cut: AbortSignal): Promise<DrainResult> {
     const pending = new Set<Exchange>();
@@ -209,9 +210,10 @@ export class Server {
     else this.#endWatchers.add(watch);
     try {
       if ((await raceDeadline(ended, timeoutMs, cut)) || cut.aborted) return { drained: before - pending.size, aborted: 0, closed: 0 };
-      const aborted = pending.size;
+      const left = [...pending].filter(test);
+      const aborted = left.length;
       let closed = 0;
-      for (const exchange of pending) {
+      for (const exchange of left) {
         if (this.#websockets.has(exchange) || this.#eventStreams.has(exchange)) closed++;
         exchange.abort("aborted");
         this.#websockets.get(exchange)?.();
