@@ -807,8 +807,12 @@ function checkAnswers(
   const childExits = o.seen
     .filter((s) => s.record.event === "child.exited")
     .filter((s) => !neverServed.has(s.record.pid as number) && !(retiredOld.has(s.record.pid as number) && !killedPids.has(s.record.pid as number)))
-    .map((s) => s.at);
+    .map((s) => ({ at: s.at, pid: s.record.pid as number }));
   const kills = o.kills.filter((k) => k.what !== "grandchild" && !neverServed.has(k.pid));
+  // An old child killed after its rolling restart's switch: a request without a body it dies
+  // on goes again to the new child (README), so only an upload may get 502 for it.
+  const afterSwitch = (pid: number, at: number): boolean =>
+    rollouts.some((r) => r.oldPid === pid && r.newReadyAt !== undefined && at > r.newReadyAt && (r.result?.result === "ok" || r.result?.result === "interrupted"));
   // A rolling restart that cut requests at its drain deadline: answers on the old child (sent
   // before the new one was ready) cut or 503 up to its result, as many as it says it aborted.
   const rolloutCuts = rollouts
@@ -824,13 +828,15 @@ function checkAnswers(
   /** Whether the child counted as not ready at some moment of [from, to]. */
   const notReadyDuring = (from: number, to: number): boolean => {
     if (readyAt === undefined || from <= readyAt) return true;
-    return childExits.some((exit) => {
+    // An old child's exit after its rolling restart's switch leaves the new one serving.
+    return childExits.filter((exit) => !afterSwitch(exit.pid, exit.at)).some(({ at: exit }) => {
       const back = childReady.find((r) => r > exit) ?? Infinity;
       return exit <= to + 50 && back >= from - 50;
     });
   };
-  const childDiedNear = (from: number, to: number): boolean =>
-    childExits.some((exit) => exit >= from - 1500 && exit <= to + 200) || kills.some((k) => k.at >= from - 1500 && k.at <= to + 200);
+  const childDiedNear = (from: number, to: number, upload = true): boolean =>
+    childExits.some((exit) => exit.at >= from - 1500 && exit.at <= to + 200 && (upload || !afterSwitch(exit.pid, exit.at))) ||
+    kills.some((k) => k.at >= from - 1500 && k.at <= to + 200 && (upload || !afterSwitch(k.pid, k.at)));
   const cutAt = [fast?.at, (complete?.aborted as number) > 0 ? drainAt : undefined].filter((t): t is number => t !== undefined);
   const wasCut = (answeredAt: number): boolean => cutAt.some((t) => answeredAt >= t - 50);
   const statuses: string[] = [];
@@ -860,7 +866,7 @@ function checkAnswers(
             // still arriving (denoland/deno#36809); the upload ends as a client cancel.
             note("an upload cut by Deno's listener close got 499", { ...where, drainAt: Math.round(drainAt) });
           } else if (status === 502) {
-            if (!childDiedNear(sentAt, answeredAt)) finding("a 502 with no child exit near it", where);
+            if (!childDiedNear(sentAt, answeredAt, request.kind === "post")) finding("a 502 with no child exit near it", where);
           } else finding(`a ${status}`, where);
           return;
         }
