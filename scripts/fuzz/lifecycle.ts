@@ -704,6 +704,22 @@ function checkRollouts(o: Outcome, rollouts: Rollout[], complete: Record<string,
   const exitIndex = (pid: number | undefined): number => o.seen.findIndex((s) => s.record.event === "child.exited" && s.record.pid === pid);
   const startOf = (pid: number | undefined) => o.childRecords.find((r) => r.event === "start" && r.pid === pid);
   const killed = (pid: number | undefined): boolean => o.kills.some((k) => k.pid === pid && k.what !== "grandchild");
+  // Skipped only before sluice was ready, or while the child requests go to was down (it
+  // exited, and no child was ready since: a rolling restart's old child or a new one that
+  // never served does not count).
+  const readyIndex = o.seen.findIndex((s) => s.record.event === "ready");
+  const neverServed = new Set(rollouts.filter((r) => r.result?.result === "failed" || r.result?.result === "abandoned").map((r) => r.newPid));
+  const notServing = new Set(rollouts.flatMap((r) => [r.result?.result === "ok" || r.result?.result === "interrupted" ? r.oldPid : undefined, r.result?.result === "ok" || r.result?.result === "interrupted" ? undefined : r.newPid]));
+  o.seen.forEach(({ record }, index) => {
+    if (record.event !== "rolling-restart" || record.result !== "skipped") return;
+    if (/not ready yet/.test(String(record.reason))) {
+      if (before(readyIndex, index)) finding("a rolling restart skipped as not ready yet, after the ready record", { record });
+      return;
+    }
+    const lastExit = o.seen.findLastIndex((s, i) => i < index && s.record.event === "child.exited" && !notServing.has(s.record.pid as number));
+    const lastReady = o.seen.findLastIndex((s, i) => i < index && s.record.event === "child.ready" && !neverServed.has(s.record.pid as number));
+    if (!/restarting/.test(String(record.reason)) || lastExit < lastReady) finding("a rolling restart skipped with the child ready", { record });
+  });
   for (const rollout of rollouts) {
     const { result } = rollout;
     const detail = { rollout, newChild: startOf(rollout.newPid) };
