@@ -211,6 +211,7 @@ export class Server {
     try {
       if ((await raceDeadline(ended, timeoutMs, cut)) || cut.aborted) return { drained: before - pending.size, aborted: 0, closed: 0 };
       const left = [...pending].filter(test);
+      if (left.length === 0) return { drained: before, aborted: 0, closed: 0 };
       const aborted = left.length;
       let closed = 0;
       for (const exchange of left) {
