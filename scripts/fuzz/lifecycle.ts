@@ -80,7 +80,7 @@ type NewChild = "normal" | "slow-ready" | "never-ready" | "exit" | "ignore-port"
 type Action =
   | "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2"
   | "kill-child" | "kill-old-child" | "kill-grandchild" | "crash-child" | "config-valid" | "config-invalid";
-type RequestKind = "get" | "slow" | "post" | "keepalive";
+type RequestKind = "get" | "slow" | "post" | "keepalive" | "stream";
 
 interface Timings {
   "shutdown-delay": number;
@@ -160,7 +160,7 @@ function planCase(index: number, target: TargetName): Plan {
   const requests = Array.from({ length: int(10) }, () => ({
     anchor: pick(anchors),
     delayMs: delay(),
-    kind: pick(["get", "get", "slow", "slow", "post", "keepalive"] as const),
+    kind: pick(["get", "get", "slow", "slow", "post", "keepalive", "stream"] as const),
     ms: pick([10, 100, 300, 800, 1500]),
     bytes: pick([1, 1000, 70_000, 300_000]),
   }));
@@ -468,7 +468,7 @@ async function runCase(plan: Plan): Promise<void> {
   const steady = (async () => {
     await sleep(Math.floor(random() * 200));
     for (let i = 0; i < 200 && exitedAt === undefined; i++) {
-      const kind = (["get", "get", "slow", "post", "keepalive"] as const)[Math.floor(random() * 5)]!;
+      const kind = (["get", "get", "slow", "post", "keepalive", "stream"] as const)[Math.floor(random() * 6)]!;
       const request = { anchor: "exec" as const, delayMs: 0, kind, ms: [10, 100, 300, 800][Math.floor(random() * 4)]!, bytes: [1, 1000, 70_000][Math.floor(random() * 3)]! };
       const [exchanges, expected] = requestFor(request);
       const record: RequestRecord = { kind, sentAt: now(), answers: [], answeredAt: [], writtenAt: [], expected };
@@ -525,6 +525,11 @@ function requestFor(request: Plan["requests"][number]): [Exchange[], string[]] {
       return [[{ method: "GET", path: `/slow?ms=${request.ms}` }], [`slow ${request.ms}\n`]];
     case "post":
       return [[{ method: "POST", path: "/echo", body: new Uint8Array(request.bytes).fill(97) }], [`len=${request.bytes}\n`]];
+    case "stream": {
+      // About request.ms in all, in five parts.
+      const parts = 5;
+      return [[{ method: "GET", path: `/stream?n=${parts}&gap=${Math.round(request.ms / parts)}` }], [Array.from({ length: parts }, (_, i) => `part ${i}\n`).join("")]];
+    }
     case "keepalive":
       return [
         [{ method: "GET", path: "/" }, { method: "GET", path: `/slow?ms=${request.ms}` }, { method: "GET", path: "/" }],

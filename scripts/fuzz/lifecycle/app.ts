@@ -14,8 +14,8 @@
  *                      ignore-port (listens on LC_TARGET_PORT, the --target-port, as an app
  *                      that takes its port from its own configuration; exits 1 when it is taken)
  * The first child, and one restarted after a crash (on the port its predecessor had), are normal.
- * Endpoints: / ("hello"), /slow?ms=N, POST /echo (the body's length back), /crash (exits 3 at
- * once, unanswered), /ready (for --ready-path: 200 once listening).
+ * Endpoints: / ("hello"), /slow?ms=N, /stream?n=N&gap=MS (N parts, MS apart), POST /echo (the
+ * body's length back), /crash (exits 3 at once, unanswered), /ready (for --ready-path: 200 once listening).
  * At SIGTERM it records what it saw: whether sluice's port accepted and how many requests
  * were in flight here (a request whose client left counts no more), the proof that sluice
  * signals its child only after its listener closed and its drain ended.
@@ -86,6 +86,20 @@ async function handle(request: Request): Promise<Response> {
       const ms = Number(url.searchParams.get("ms") ?? 500);
       await wait(ms, request.signal);
       return new Response(`slow ${ms}\n`);
+    }
+    case "/stream": {
+      // `n` parts, `gap` ms apart: a response still being sent when a drain's deadline comes.
+      const n = Number(url.searchParams.get("n") ?? 3);
+      const gap = Number(url.searchParams.get("gap") ?? 100);
+      let sent = 0;
+      return new Response(new ReadableStream({
+        async pull(controller) {
+          if (sent > 0) await wait(gap, request.signal);
+          if (request.signal.aborted) return controller.close();
+          controller.enqueue(new TextEncoder().encode(`part ${sent}\n`));
+          if (++sent === n) controller.close();
+        },
+      }));
     }
     case "/echo": {
       const body = new Uint8Array(await request.arrayBuffer());
