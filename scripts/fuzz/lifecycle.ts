@@ -510,8 +510,7 @@ async function runCase(plan: Plan): Promise<void> {
 
   check({
     plan, exitCode, exitedAt: exitedAt!, cut, seen, stdoutLines, stderr, signals, configWrites, kills, requests,
-    budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt, startedWall: startedWall - 0, midRun,
-    stopTimeouts: budgetTimings.map((t) => t["stop-timeout"]),
+    budget: Math.max(...budgets), leftovers, childRecords: readChildRecords(recordFile), anchorAt, startedWall, midRun,
   });
   rmSync(dir, { recursive: true, force: true });
   running = undefined;
@@ -559,7 +558,6 @@ interface Outcome {
   /** The case's start in the wall clock the child's records use. */
   startedWall: number;
   midRun: { what: string; detail: Record<string, unknown> }[];
-  stopTimeouts: number[];
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
