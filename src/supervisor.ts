@@ -111,6 +111,12 @@ export class Supervisor {
   #target: ChildTarget;
   /** The other children still running: a rolling restart's new one while it starts, old ones while they drain and stop. */
   #others = new Set<RunningChild>();
+  /**
+   * A rolling restart's new child from its spawn until it takes over or has been stopped: a
+   * restart of the current child waits for its stop, since an app that ignores PORT listens
+   * on the port the restarted child needs (and would pass for another process there).
+   */
+  #replacement: { child: RunningChild; settled: Promise<void>; settle: () => void } | undefined;
   /** Copies of every child's output still running, also those of children that were restarted. */
   #outputs = new Set<Promise<void>>();
   /** Aborted once the stop has seen the child's group gone: the copies stop waiting for room in sluice's output. */
@@ -141,6 +147,9 @@ export class Supervisor {
 
   /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
   async start(): Promise<void> {
+    // A rolling restart that failed because the child exited (see startReplacement) is
+    // stopping its new child: wait for that, it may listen on this port.
+    await this.#replacement?.settled;
     // Readiness is "the port accepts": a port some other process already listens on would
     // look ready at once, and every request would go to that process instead of the child.
     const target = this.#target;
@@ -164,7 +173,7 @@ export class Supervisor {
         void this.#watch(child);
         return;
       }
-      if (outcome === "stopped") return;
+      if (outcome === "stopped" || outcome === "given-up") return; // (given up: only a rolling restart's wait)
       if (outcome === "timeout") {
         throw new ChildStartError(
           `The child did not become ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} ` +
@@ -226,9 +235,17 @@ export class Supervisor {
       return { kind: "failed", reason: error instanceof Error ? error.message : String(error) };
     }
     this.#others.add(child);
-    const outcome = await this.#waitReady(child);
+    const { promise: settled, resolve: settle } = Promise.withResolvers<void>();
+    this.#replacement = { child, settled, settle };
+    // The child it is to replace exiting ends the wait: it cannot be replaced any more, and
+    // its restart (--restart) must not find the new child on its port (an app that ignores PORT).
+    const previousExited = new AbortController();
+    void previous.exited.then(() => previousExited.abort());
+    const outcome = await this.#waitReady(child, previousExited.signal);
     // A stop began: the new child is one more to stop (it is among #others), and requests stay where they go.
     if (outcome === "stopped" || this.#noRestarts.signal.aborted) return { kind: "stopped" };
+    const replaced = `The child it was to replace (pid ${previous.process.pid}) exited meanwhile`;
+    if (outcome === "given-up") return { kind: "failed", reason: replaced, child };
     const who = `The new child (pid ${child.process.pid}, PORT=${child.target.port})`;
     if (outcome === "timeout") {
       const why = await this.#whyNotReady(child);
@@ -237,9 +254,10 @@ export class Supervisor {
     if (outcome !== "ready") return { kind: "failed", reason: await this.#exitedBeforeReady(child, outcome, who), child };
     if (previous !== this.#current || !this.#deps.readiness.isChildReady) {
       // Its restart (--restart) brings the app up anew, or sluice stops because it exited.
-      return { kind: "failed", reason: `The child it was to replace (pid ${previous.process.pid}) exited meanwhile`, child };
+      return { kind: "failed", reason: replaced, child };
     }
     this.#others.delete(child);
+    this.#settleReplacement(child);
     this.#others.add(previous);
     this.#current = child;
     this.#target = child.target;
@@ -276,9 +294,17 @@ export class Supervisor {
         killed = 1;
         status ??= await raceDeadline(child.exited, KILL_WAIT_MS);
       }
+      this.#settleReplacement(child);
       return { killed, status };
     })();
     return child.stopped;
+  }
+
+  /** `child`, if it is the rolling restart's new one, has taken over or been stopped. */
+  #settleReplacement(child: RunningChild): void {
+    if (this.#replacement?.child !== child) return;
+    this.#replacement.settle();
+    this.#replacement = undefined;
   }
 
   /** Waits until no process of the child's group remains, the deadline passes or `cut` aborts. */
@@ -318,22 +344,24 @@ export class Supervisor {
     return { process: child, target, exited, lastAnswer: undefined, stopped: undefined };
   }
 
-  /** Waits for readiness, racing the child's exit, the ready timeout and the stop. */
-  async #waitReady(child: RunningChild): Promise<"ready" | "timeout" | "stopped" | ExitStatus> {
+  /** Waits for readiness, racing the child's exit, the ready timeout, the stop and `giveUp` ("given-up"). */
+  async #waitReady(child: RunningChild, giveUp?: AbortSignal): Promise<"ready" | "timeout" | "stopped" | "given-up" | ExitStatus> {
     const startedAt = performance.now();
     const deadline = startedAt + this.#options.readyTimeoutMs;
     let exited: ExitStatus | undefined;
     void child.exited.then((status) => (exited = status));
-    while (!exited && !this.#stopping.signal.aborted) {
+    const stop = giveUp ? AbortSignal.any([this.#stopping.signal, giveUp]) : this.#stopping.signal;
+    while (!exited && !stop.aborted) {
       if (await this.#probe(child, deadline - performance.now())) {
-        if (exited || this.#stopping.signal.aborted) break;
+        if (exited || stop.aborted) break;
         const ms = Math.round(performance.now() - startedAt);
         log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.process.pid, ms });
         return "ready";
       }
       if (performance.now() >= deadline) return "timeout";
-      await raceDeadline(child.exited, PROBE_INTERVAL_MS, this.#stopping.signal);
+      await raceDeadline(child.exited, PROBE_INTERVAL_MS, stop);
     }
+    if (!exited && !this.#stopping.signal.aborted && giveUp?.aborted) return "given-up";
     return exited ?? "stopped";
   }
 

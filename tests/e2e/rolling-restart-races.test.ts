@@ -1,11 +1,15 @@
 /**
  * @module SIGUSR2's rolling restart against what else happens meanwhile, end to end on both
- * targets (the races scripts/fuzz/lifecycle.ts fires at): here, the old child dying on a
- * request after requests moved to the new child.
+ * targets (the races scripts/fuzz/lifecycle.ts fires at): the old child dying on a request
+ * after requests moved to the new child; the old child crashing while a new child that
+ * ignores PORT waits to take its port.
  */
 
 import { describe, expect, test } from "bun:test";
-import { readMetrics, startSluice, TARGETS, until } from "../harness.ts";
+import { join } from "node:path";
+import { alive, BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+
+const APP = join(ROOT, "tests/fixtures/app.ts");
 
 for (const target of TARGETS) {
   describe(`rolling restart races (${target.name})`, () => {
@@ -33,5 +37,34 @@ for (const target of TARGETS) {
         expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
       }, 120_000);
     }
+
+    // An app that takes its port from its own configuration: its new child waits for the
+    // port the old one holds. The old child crashing then freed it, the new child took it
+    // before the restart's backoff ended, and the restart found "another process" on
+    // --target-port: restart failed, sluice stopped with 78 while it could serve.
+    test("the old child crashing while a new child that ignores PORT waits for its port: the restart waits for that child's stop, and serves (--restart always)", async () => {
+      const fixed = freePort();
+      const mark = join(tempDir(), "started");
+      // Every child but the first waits until nothing listens on the fixed port, then listens there.
+      const waitForPort = `while (exec 3<>/dev/tcp/127.0.0.1/${fixed}) 2>/dev/null; do sleep 0.02; done`;
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--target-port", String(fixed), "--restart", "always"],
+        child: ["bash", "-c", `if [ -e ${mark} ]; then ${waitForPort}; fi; touch ${mark}; PORT=${fixed} exec "$0" "$@"`, BUN, APP],
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      const started = await sluice.waitFor((r) => r.event === "child.started" && r.pid !== oldPid, 30_000);
+      process.kill(oldPid, "SIGKILL");
+      const record = await sluice.waitFor("rolling-restart", 30_000);
+      expect(record).toMatchObject({ result: "failed", pid: oldPid, newPid: started.pid });
+      expect(record.reason).toBe(`The child it was to replace (pid ${oldPid}) exited meanwhile`);
+      // The restarted child serves, on --target-port.
+      const restarted = await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== oldPid && r.pid !== started.pid, 30_000);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(restarted.pid));
+      expect(alive(-(started.pid as number))).toBe(false);
+      expect(sluice.events("child.restart-failed")).toEqual([]);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
   });
 }
