@@ -896,6 +896,8 @@ function checkAnswers(
           // Reset, empty or cut: only where sluice cut it (a fast stop, the drain's deadline, a rolling restart's).
           if (wasCut(answeredAt)) return;
           if (rolloutCut(sentAt, answeredAt, where)) return;
+          // A response under way when its child died can only be cut (its head went out).
+          if (answer.kind !== "empty" && answer.bytes > 0 && childDiedNear(sentAt, answeredAt)) return;
           // A connection that arrives as the listener closes: the kernel resets what is still in
           // its accept queue, and the runtimes close what they accepted with no request read yet
           // (docs/runtime-notes.md, "A listener's close").
