@@ -147,9 +147,6 @@ export class Supervisor {
 
   /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
   async start(): Promise<void> {
-    // A rolling restart that failed because the child exited (see startReplacement) is
-    // stopping its new child: wait for that, it may listen on this port.
-    await this.#replacement?.settled;
     // Readiness is "the port accepts": a port some other process already listens on would
     // look ready at once, and every request would go to that process instead of the child.
     const target = this.#target;
@@ -300,6 +297,16 @@ export class Supervisor {
     return child.stopped;
   }
 
+  /**
+   * Waits until the new child of a rolling restart that failed because the child exited (see
+   * startReplacement) is stopped: an app that ignores PORT may listen on the port the
+   * restarted child needs. False when a stop began meanwhile.
+   */
+  async #replacementStopped(): Promise<boolean> {
+    await this.#replacement?.settled;
+    return !this.#noRestarts.signal.aborted;
+  }
+
   /** `child`, if it is the rolling restart's new one, has taken over or been stopped. */
   #settleReplacement(child: RunningChild): void {
     if (this.#replacement?.child !== child) return;
@@ -404,7 +411,7 @@ export class Supervisor {
     // What the old child left behind could hold its port or pile up across restarts.
     this.#killLeftovers(child.process);
     try {
-      if (await this.#backoff()) await this.start();
+      if ((await this.#backoff()) && (await this.#replacementStopped())) await this.start();
       else if (!this.#stopping.signal.aborted) this.#resolveExited(status); // the stop began during the backoff
     } catch (error) {
       log.lifecycle.error("Restarting the child failed: {error}", { event: "child.restart-failed", error: String(error) });
