@@ -898,8 +898,9 @@ function checkAnswers(
           return;
         default:
           // Reset, empty or cut: only where sluice cut it (a fast stop, the drain's deadline, a rolling restart's).
-          if (wasCut(answeredAt)) return;
+          // (A rolling restart's first: a fast stop right after its record must not hide what it cut.)
           if (rolloutCut(sentAt, answeredAt, where)) return;
+          if (wasCut(answeredAt)) return;
           // A response under way when its child died can only be cut (its head went out).
           if (answer.kind !== "empty" && answer.bytes > 0 && childDiedNear(sentAt, answeredAt)) return;
           // A connection that arrives as the listener closes: the kernel resets what is still in
