@@ -4,9 +4,10 @@
  */
 
 import { pipeLines } from "./child-output.ts";
+import { ChildReadiness, type ProbedChild } from "./child-readiness.ts";
 import { type ChildTarget, childTarget } from "./child-target.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
-import { formatDuration, hostPort } from "./config-values.ts";
+import { hostPort } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
 import type { LineOutput } from "./output.ts";
@@ -45,14 +46,12 @@ export interface StopResult {
 type ChildState = "starting" | "ready" | "backoff" | "stopping" | "exited";
 
 /** A child process sluice started, and what it knows of it. */
-export interface RunningChild {
+export interface RunningChild extends ProbedChild {
   readonly process: ChildProcess;
   /** Where it listens (its PORT). */
   readonly target: ChildTarget;
   /** Settles when it has exited (logged then). */
   readonly exited: Promise<ExitStatus>;
-  /** What the last --ready-path probe saw, for the message when it is never ready. */
-  lastAnswer: string | undefined;
   /** Its stop, once one began: a second stop of the same child (the rolling restart's and sluice's) joins the first. */
   stopped: Promise<StopResult> | undefined;
 }
@@ -83,9 +82,6 @@ export class ChildStartError extends Error {
   }
 }
 
-const PROBE_INTERVAL_MS = 100;
-/** Longest wait for one readiness check: a ready path that hangs is not ready. */
-const PROBE_TIMEOUT_MS = 2000;
 const FIRST_RESTART_DELAY_MS = 250;
 /** A child that stayed ready this long starts the backoff over at its next crash. */
 const STABLE_RUN_MS = 10_000;
@@ -128,12 +124,19 @@ export class Supervisor {
   #attempt = 0;
   #options: SupervisorOptions;
   #deps: SupervisorDeps;
+  #readiness: ChildReadiness;
 
   constructor(options: SupervisorOptions, deps: SupervisorDeps) {
     this.#options = options;
     this.#deps = deps;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.#target = childTarget(options.targetHost, options.targetPort);
+    this.#readiness = new ChildReadiness({
+      readyPath: options.readyPath,
+      readyTimeoutMs: options.readyTimeoutMs,
+      probeTcp: deps.runtime.probeTcp,
+      upstream: deps.upstream,
+    });
   }
 
   get pid(): number | undefined {
@@ -164,20 +167,17 @@ export class Supervisor {
       this.#setState("starting");
       const child = this.#spawn(target);
       this.#current = child;
-      const outcome = await this.#waitReady(child);
+      const outcome = await this.#readiness.wait(child, this.#stopping.signal);
       if (outcome === "ready") {
         this.#setState("ready");
         void this.#watch(child);
         return;
       }
-      if (outcome === "stopped" || outcome === "given-up") return; // (given up: only a rolling restart's wait)
+      if (outcome === "stopped") return;
       if (outcome === "timeout") {
-        throw new ChildStartError(
-          `The child did not become ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} ` +
-            `(${await this.#whyNotReady(child)})`,
-        );
+        throw new ChildStartError(`The child did not become ready ${this.#readiness.within} (${await this.#readiness.whyNotReady(child)})`);
       }
-      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#exitedBeforeReady(child, outcome), outcome);
+      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#readiness.exitedBeforeReady(child, outcome), outcome);
       this.#killLeftovers(child.process);
       if (!(await this.#backoff())) return;
     }
@@ -238,17 +238,16 @@ export class Supervisor {
     // its restart (--restart) must not find the new child on its port (an app that ignores PORT).
     const previousExited = new AbortController();
     void previous.exited.then(() => previousExited.abort());
-    const outcome = await this.#waitReady(child, previousExited.signal);
+    const outcome = await this.#readiness.wait(child, AbortSignal.any([this.#stopping.signal, previousExited.signal]));
     // A stop began: the new child is one more to stop (it is among #others), and requests stay where they go.
-    if (outcome === "stopped" || this.#noRestarts.signal.aborted) return { kind: "stopped" };
+    if (this.#stopping.signal.aborted || this.#noRestarts.signal.aborted) return { kind: "stopped" };
     const replaced = `The child it was to replace (pid ${previous.process.pid}) exited meanwhile`;
-    if (outcome === "given-up") return { kind: "failed", reason: replaced, child };
+    if (outcome === "stopped") return { kind: "failed", reason: replaced, child };
     const who = `The new child (pid ${child.process.pid}, PORT=${child.target.port})`;
     if (outcome === "timeout") {
-      const why = await this.#whyNotReady(child);
-      return { kind: "failed", reason: `${who} was not ready within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)} (${why})`, child };
+      return { kind: "failed", reason: `${who} was not ready ${this.#readiness.within} (${await this.#readiness.whyNotReady(child)})`, child };
     }
-    if (outcome !== "ready") return { kind: "failed", reason: await this.#exitedBeforeReady(child, outcome, who), child };
+    if (outcome !== "ready") return { kind: "failed", reason: await this.#readiness.exitedBeforeReady(child, outcome, who), child };
     if (previous !== this.#current || !this.#deps.readiness.isChildReady) {
       // Its restart (--restart) brings the app up anew, or sluice stops because it exited.
       return { kind: "failed", reason: replaced, child };
@@ -351,51 +350,6 @@ export class Supervisor {
     return { process: child, target, exited, lastAnswer: undefined, stopped: undefined };
   }
 
-  /** Waits for readiness, racing the child's exit, the ready timeout, the stop and `giveUp` ("given-up"). */
-  async #waitReady(child: RunningChild, giveUp?: AbortSignal): Promise<"ready" | "timeout" | "stopped" | "given-up" | ExitStatus> {
-    const startedAt = performance.now();
-    const deadline = startedAt + this.#options.readyTimeoutMs;
-    let exited: ExitStatus | undefined;
-    void child.exited.then((status) => (exited = status));
-    const stop = giveUp ? AbortSignal.any([this.#stopping.signal, giveUp]) : this.#stopping.signal;
-    while (!exited && !stop.aborted) {
-      if (await this.#probe(child, deadline - performance.now())) {
-        if (exited || stop.aborted) break;
-        const ms = Math.round(performance.now() - startedAt);
-        log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.process.pid, ms });
-        return "ready";
-      }
-      if (performance.now() >= deadline) return "timeout";
-      await raceDeadline(child.exited, PROBE_INTERVAL_MS, stop);
-    }
-    if (!exited && !this.#stopping.signal.aborted && giveUp?.aborted) return "given-up";
-    return exited ?? "stopped";
-  }
-
-  /** One readiness check, given up after PROBE_TIMEOUT_MS or `remainingMs`, so none outlasts --ready-timeout. */
-  async #probe(child: RunningChild, remainingMs: number): Promise<boolean> {
-    const { hostname, port } = child.target;
-    const { readyPath } = this.#options;
-    const timeoutMs = Math.max(1, Math.min(PROBE_TIMEOUT_MS, remainingMs));
-    if (readyPath === undefined) {
-      return (await raceDeadline(this.#deps.runtime.probeTcp(hostname, port), timeoutMs)) ?? false;
-    }
-    const signal = AbortSignal.timeout(timeoutMs);
-    try {
-      const response = await this.#deps.upstream(`${child.target.origin}${readyPath}`, { signal });
-      await response.body?.cancel();
-      const location = response.headers.get("location");
-      child.lastAnswer = `it last answered ${response.status}${location === null ? "" : ` redirecting to ${location}`}`;
-      return response.status >= 200 && response.status < 300;
-    } catch (error) {
-      // A probe cut short by --ready-timeout's end saw less than the one before it.
-      if (signal.aborted && timeoutMs < PROBE_TIMEOUT_MS && child.lastAnswer !== undefined) return false;
-      const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      child.lastAnswer = signal.aborted ? `it did not answer within ${formatDuration(timeoutMs)}` : `its last try failed: ${reason}`;
-      return false;
-    }
-  }
-
   /** Follows a ready child until it exits, then restarts it or reports the exit (unless a rolling restart replaced it). */
   async #watch(child: RunningChild): Promise<void> {
     const readyAt = performance.now();
@@ -454,39 +408,4 @@ export class Supervisor {
     // "not-ready" (set when the child exited) while a restarted one starts.
     else if (state !== "starting") this.#deps.readiness.setChild("not-ready");
   }
-
-  /**
-   * Why a child exited before it was ready. Exiting 0 there is what an app that daemonizes
-   * does (it forks into the background and its first process exits): what it left running
-   * is out of sluice's reach (a new session), and a port it answers on is not the child's.
-   */
-  async #exitedBeforeReady(child: RunningChild, status: ExitStatus, who = "The child"): Promise<string> {
-    const exited = `${who} exited with code ${status.code} before it was ready`;
-    if (status.code !== 0) return exited;
-    const { hostname, port } = child.target;
-    const left = (await this.#deps.runtime.probeTcp(hostname, port))
-      ? `; ${hostPort(hostname, port)} now accepts connections, most likely from a daemon it left, which sluice cannot stop`
-      : "";
-    return `${exited}: if it daemonizes (forks into the background), run it in the foreground (as nginx's "daemon off;" does)${left}`;
-  }
-
-  /** What the readiness wait was for, and what it last saw: what a user needs to fix the app or the flags. */
-  async #whyNotReady(child: RunningChild): Promise<string> {
-    const { hostname, port } = child.target;
-    const { readyPath } = this.#options;
-    if (readyPath !== undefined) {
-      return `waiting for GET ${readyPath} on ${hostPort(hostname, port)} to answer 2xx; ${child.lastAnswer ?? "it never answered"}`;
-    }
-    const waited = `waiting for ${hostPort(hostname, port)} to accept TCP connections`;
-    // An app that binds "localhost" may get only the other loopback address (::1 first, as
-    // some resolvers order it): name it, since "does the app listen on $PORT?" would mislead.
-    const otherLoopback = OTHER_LOOPBACK[hostname];
-    if (otherLoopback && (await raceDeadline(this.#deps.runtime.probeTcp(otherLoopback, port), PROBE_TIMEOUT_MS))) {
-      return `${waited}; the app listens on ${hostPort(otherLoopback, port)} instead: pass --target-host ${otherLoopback}`;
-    }
-    return `${waited}; does the app listen on $PORT?`;
-  }
 }
-
-/** Each loopback address's counterpart in the other IP family. */
-const OTHER_LOOPBACK: Record<string, string> = { "127.0.0.1": "::1", "::1": "127.0.0.1", localhost: "::1" };

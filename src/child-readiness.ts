@@ -1,0 +1,123 @@
+/**
+ * @module ChildReadiness: how sluice learns that a child it started is ready (its port
+ * accepts, or --ready-path answers 2xx) and, when it is not, what to tell the user.
+ */
+
+import type { ChildTarget } from "./child-target.ts";
+import { formatDuration, hostPort } from "./config-values.ts";
+import { raceDeadline } from "./deadlines.ts";
+import { log } from "./log.ts";
+import type { ExitStatus, Runtime } from "./runtime/types.ts";
+import type { UpstreamFetch } from "./upstream/http1-client.ts";
+
+export interface ReadinessCheckOptions {
+  readyPath: string | undefined;
+  readyTimeoutMs: number;
+  probeTcp: Runtime["probeTcp"];
+  /** Requests to the child (the --ready-path probe). */
+  upstream: UpstreamFetch;
+}
+
+/** A child being waited for. */
+export interface ProbedChild {
+  readonly process: { readonly pid: number };
+  readonly target: ChildTarget;
+  readonly exited: Promise<ExitStatus>;
+  /** What the last --ready-path probe saw, for the message when it is never ready. */
+  lastAnswer: string | undefined;
+}
+
+const PROBE_INTERVAL_MS = 100;
+/** Longest wait for one readiness check: a ready path that hangs is not ready. */
+const PROBE_TIMEOUT_MS = 2000;
+
+export class ChildReadiness {
+  #options: ReadinessCheckOptions;
+
+  constructor(options: ReadinessCheckOptions) {
+    this.#options = options;
+  }
+
+  /** "within --ready-timeout 30s", for messages. */
+  get within(): string {
+    return `within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)}`;
+  }
+
+  /** Waits until `child` is ready, racing its exit, --ready-timeout and `stop` ("stopped"). */
+  async wait(child: ProbedChild, stop: AbortSignal): Promise<"ready" | "timeout" | "stopped" | ExitStatus> {
+    const startedAt = performance.now();
+    const deadline = startedAt + this.#options.readyTimeoutMs;
+    let exited: ExitStatus | undefined;
+    void child.exited.then((status) => (exited = status));
+    while (!exited && !stop.aborted) {
+      if (await this.#probe(child, deadline - performance.now())) {
+        if (exited || stop.aborted) break;
+        const ms = Math.round(performance.now() - startedAt);
+        log.lifecycle.info("Child {pid} is ready after {ms}ms", { event: "child.ready", pid: child.process.pid, ms });
+        return "ready";
+      }
+      if (performance.now() >= deadline) return "timeout";
+      await raceDeadline(child.exited, PROBE_INTERVAL_MS, stop);
+    }
+    return exited ?? "stopped";
+  }
+
+  /** One readiness check, given up after PROBE_TIMEOUT_MS or `remainingMs`, so none outlasts --ready-timeout. */
+  async #probe(child: ProbedChild, remainingMs: number): Promise<boolean> {
+    const { hostname, port } = child.target;
+    const { readyPath, probeTcp, upstream } = this.#options;
+    const timeoutMs = Math.max(1, Math.min(PROBE_TIMEOUT_MS, remainingMs));
+    if (readyPath === undefined) {
+      return (await raceDeadline(probeTcp(hostname, port), timeoutMs)) ?? false;
+    }
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const response = await upstream(`${child.target.origin}${readyPath}`, { signal });
+      await response.body?.cancel();
+      const location = response.headers.get("location");
+      child.lastAnswer = `it last answered ${response.status}${location === null ? "" : ` redirecting to ${location}`}`;
+      return response.status >= 200 && response.status < 300;
+    } catch (error) {
+      // A probe cut short by --ready-timeout's end saw less than the one before it.
+      if (signal.aborted && timeoutMs < PROBE_TIMEOUT_MS && child.lastAnswer !== undefined) return false;
+      const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      child.lastAnswer = signal.aborted ? `it did not answer within ${formatDuration(timeoutMs)}` : `its last try failed: ${reason}`;
+      return false;
+    }
+  }
+
+  /**
+   * Why a child exited before it was ready. Exiting 0 there is what an app that daemonizes
+   * does (it forks into the background and its first process exits): what it left running
+   * is out of sluice's reach (a new session), and a port it answers on is not the child's.
+   */
+  async exitedBeforeReady(child: ProbedChild, status: ExitStatus, who = "The child"): Promise<string> {
+    const exited = `${who} exited with code ${status.code} before it was ready`;
+    if (status.code !== 0) return exited;
+    const { hostname, port } = child.target;
+    const left = (await this.#options.probeTcp(hostname, port))
+      ? `; ${hostPort(hostname, port)} now accepts connections, most likely from a daemon it left, which sluice cannot stop`
+      : "";
+    return `${exited}: if it daemonizes (forks into the background), run it in the foreground (as nginx's "daemon off;" does)${left}`;
+  }
+
+  /** What the readiness wait was for, and what it last saw: what a user needs to fix the app or the flags. */
+  async whyNotReady(child: ProbedChild): Promise<string> {
+    const { hostname, port } = child.target;
+    const { readyPath, probeTcp } = this.#options;
+    if (readyPath !== undefined) {
+      return `waiting for GET ${readyPath} on ${hostPort(hostname, port)} to answer 2xx; ${child.lastAnswer ?? "it never answered"}`;
+    }
+    const waited = `waiting for ${hostPort(hostname, port)} to accept TCP connections`;
+    // An app that binds "localhost" may get only the other loopback address (::1 first, as
+    // some resolvers order it): name it, since "does the app listen on $PORT?" would mislead.
+    const otherLoopback = OTHER_LOOPBACK[hostname];
+    if (otherLoopback && (await raceDeadline(probeTcp(otherLoopback, port), PROBE_TIMEOUT_MS))) {
+      return `${waited}; the app listens on ${hostPort(otherLoopback, port)} instead: pass --target-host ${otherLoopback}`;
+    }
+    return `${waited}; does the app listen on $PORT?`;
+  }
+}
+
+/** Each loopback address's counterpart in the other IP family. */
+const OTHER_LOOPBACK: Record<string, string> = { "127.0.0.1": "::1", "::1": "127.0.0.1", localhost: "::1" };
