@@ -7,7 +7,7 @@
 import type { Config } from "./config.ts";
 import { log } from "./log.ts";
 import type { Readiness } from "./readiness.ts";
-import type { Server } from "./server.ts";
+import type { DrainResult, Server } from "./server.ts";
 import type { Supervisor } from "./supervisor.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
 import type { Http1Client } from "./upstream/http1-client.ts";
@@ -24,10 +24,13 @@ export interface RollingRestartDeps {
   fastStop: AbortSignal;
 }
 
-/** Where the rolling restart under way is, as a stop that begins must report it. */
+/**
+ * Where the rolling restart under way is, as a stop that begins must report it; `drain` is
+ * set once the old child's requests are over and its stop signal is being sent.
+ */
 type Progress =
   | { phase: "starting"; pid: number | undefined }
-  | { phase: "switched"; pid: number; newPid: number; port: number };
+  | { phase: "switched"; pid: number; newPid: number; port: number; drain?: DrainResult };
 
 /**
  * Runs rolling restarts one at a time: SIGUSR2s during one ask for one more after it (like
@@ -79,13 +82,16 @@ export class RollingRestarts {
         pid: progress.pid,
       });
     } else if (progress?.phase === "switched") {
-      const { pid, newPid, port } = progress;
+      // Its old child may have its stop signal already: its requests were over, or cut.
+      const { pid, newPid, port, drain } = progress;
       log.lifecycle.warn("Rolling restart interrupted by the stop: child {pid} stops with child {newPid}", {
         event: "rolling-restart",
         result: "interrupted",
         pid,
         newPid,
         port,
+        oldChildSignalled: drain !== undefined,
+        ...(drain && { drained: drain.drained, aborted: drain.aborted }),
       });
     }
   }
@@ -134,6 +140,7 @@ export class RollingRestarts {
     const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped);
     // Once stopping, the stop's own drain waits for them, and it stops the old child after.
     if (stopped.aborted) return;
+    this.#progress = { ...this.#progress, drain };
     // An app that waits for its idle keep-alive connections to close would wait for these.
     upstream.closeIdle(old.hostname, old.port);
     const result = await supervisor.retire(previous, stopSignal, stopTimeout, fastStop);

@@ -636,14 +636,15 @@ function check(o: Outcome): void {
   // in flight, unless the rolling restart cut requests at its drain deadline.
   const retiredBy = new Map<number, Rollout>();
   for (const rollout of rollouts) {
-    if (rollout.result?.result === "ok") retiredBy.set(rollout.oldPid, rollout);
+    // An interrupted one may have signalled its old child before the stop began.
+    if (rollout.result?.result === "ok" || rollout.result?.oldChildSignalled === true) retiredBy.set(rollout.oldPid, rollout);
     if (rollout.result?.result === "failed" && rollout.newPid !== undefined) retiredBy.set(rollout.newPid, rollout);
   }
   const cutStop = complete !== undefined && ((complete.aborted as number) > 0 || complete.fast === true);
   for (const term of o.childRecords.filter((r) => r.event === "term")) {
     const retired = retiredBy.get(term.pid as number);
     if (retired) {
-      const aborted = retired.result!.result === "ok" ? (retired.result!.aborted as number) : 0;
+      const aborted = retired.result!.result === "failed" ? 0 : (retired.result!.aborted as number);
       if ((term.inFlight as number) > 0 && aborted === 0) finding("a child stopped by a rolling restart got its stop signal with requests in flight", { term, result: retired.result });
       continue;
     }

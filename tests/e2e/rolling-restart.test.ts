@@ -6,7 +6,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
@@ -108,6 +108,24 @@ for (const target of TARGETS) {
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(record.newPid));
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("a stop after the rolling restart signalled its old child (which ignores it) says so, and the stop SIGKILLs both at --stop-timeout", async () => {
+      const records = join(tempDir(), "term.jsonl");
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--stop-timeout", "1s"],
+        env: { APP_ON_TERM: "ignore", RECORD_FILE: records },
+      });
+      const oldPid = sluice.childPid!;
+      sluice.signal("SIGUSR2");
+      await until(() => existsSync(records) && readFileSync(records, "utf8").includes(`"pid":${oldPid}`), 30_000, "the old child's SIGTERM");
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(75);
+      const interrupted = sluice.events("rolling-restart");
+      expect(interrupted).toMatchObject([{ result: "interrupted", pid: oldPid, oldChildSignalled: true, drained: 0, aborted: 0 }]);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 75, killed: 2 });
+      expect(alive(-oldPid)).toBe(false);
+      expect(alive(-(interrupted[0]!.newPid as number))).toBe(false);
     }, 120_000);
 
     test("the old child crashing during a rolling restart: --restart on-failure brings it back, held requests are served, the rolling restart fails saying why", async () => {
