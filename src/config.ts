@@ -421,8 +421,9 @@ export function childEnvironment(env: Record<string, string | undefined>, port: 
 }
 
 /**
- * Options a running sluice cannot change without a new listener or a new child: a reload
- * reports them as pending a restart and keeps the running values.
+ * Options a reload does not change in a running sluice (its listeners, where its child
+ * listens, the restart policy): it reports them as pending a restart and keeps the running
+ * values. (--ready-path and --ready-timeout apply to the next child started: Supervisor.setReadiness.)
  */
 export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "httpHost",
@@ -430,8 +431,6 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "adminListen",
   "targetHost",
   "targetPort",
-  "readyPath",
-  "readyTimeout",
   "idleTimeout",
   "headerTimeout",
   "restart",

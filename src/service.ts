@@ -341,6 +341,7 @@ export class Service {
     }
     this.#server.swapPipeline(pipeline);
     this.#config = applied;
+    this.#supervisor.setReadiness({ readyPath: applied.readyPath, readyTimeoutMs: applied.readyTimeout });
     this.#metrics.reloads.inc({ result: "ok" });
     const pendingRestart = pendingKeys.map((key) => OPTIONS[key].name);
     const report = (): void => {

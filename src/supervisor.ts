@@ -124,6 +124,7 @@ export class Supervisor {
   #attempt = 0;
   #options: SupervisorOptions;
   #deps: SupervisorDeps;
+  /** How the next child started is waited for (a reload may change it: see setReadiness). */
   #readiness: ChildReadiness;
 
   constructor(options: SupervisorOptions, deps: SupervisorDeps) {
@@ -131,12 +132,21 @@ export class Supervisor {
     this.#deps = deps;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.#target = childTarget(options.targetHost, options.targetPort);
-    this.#readiness = new ChildReadiness({
-      readyPath: options.readyPath,
-      readyTimeoutMs: options.readyTimeoutMs,
-      probeTcp: deps.runtime.probeTcp,
-      upstream: deps.upstream,
-    });
+    this.#readiness = this.#readinessFor(options);
+  }
+
+  /**
+   * A reload's --ready-path and --ready-timeout: they apply to the children started from
+   * now on (a rolling restart's, one restarted after a crash); a child being waited for
+   * keeps what it was started with.
+   */
+  setReadiness(settings: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): void {
+    this.#options = { ...this.#options, ...settings };
+    this.#readiness = this.#readinessFor(this.#options);
+  }
+
+  #readinessFor({ readyPath, readyTimeoutMs }: SupervisorOptions): ChildReadiness {
+    return new ChildReadiness({ readyPath, readyTimeoutMs, probeTcp: this.#deps.runtime.probeTcp, upstream: this.#deps.upstream });
   }
 
   get pid(): number | undefined {
@@ -165,9 +175,10 @@ export class Supervisor {
       // child spawned now would outlive sluice in its own process group.
       if (this.#stopping.signal.aborted) return;
       this.#setState("starting");
+      const readiness = this.#readiness;
       const child = this.#spawn(target);
       this.#current = child;
-      const outcome = await this.#readiness.wait(child, this.#stopping.signal);
+      const outcome = await readiness.wait(child, this.#stopping.signal);
       if (outcome === "ready") {
         this.#setState("ready");
         void this.#watch(child);
@@ -175,9 +186,9 @@ export class Supervisor {
       }
       if (outcome === "stopped") return;
       if (outcome === "timeout") {
-        throw new ChildStartError(`The child did not become ready ${this.#readiness.within} (${await this.#readiness.whyNotReady(child)})`);
+        throw new ChildStartError(`The child did not become ready ${readiness.within} (${await readiness.whyNotReady(child)})`);
       }
-      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await this.#readiness.exitedBeforeReady(child, outcome), outcome);
+      if (!this.#shouldRestart(outcome)) throw new ChildStartError(await readiness.exitedBeforeReady(child, outcome), outcome);
       this.#killLeftovers(child.process);
       if (!(await this.#backoff())) return;
     }
@@ -222,6 +233,7 @@ export class Supervisor {
     const previous = this.#current;
     if (previous === undefined || !this.#deps.readiness.isChildReady) return { kind: "failed", reason: "the child is not ready" };
     const { hostname } = this.#target;
+    const readiness = this.#readiness;
     let child: RunningChild;
     try {
       // Not --target-port: the current child listens there until it stops.
@@ -238,16 +250,16 @@ export class Supervisor {
     // its restart (--restart) must not find the new child on its port (an app that ignores PORT).
     const previousExited = new AbortController();
     void previous.exited.then(() => previousExited.abort());
-    const outcome = await this.#readiness.wait(child, AbortSignal.any([this.#stopping.signal, previousExited.signal]));
+    const outcome = await readiness.wait(child, AbortSignal.any([this.#stopping.signal, previousExited.signal]));
     // A stop began: the new child is one more to stop (it is among #others), and requests stay where they go.
     if (this.#stopping.signal.aborted || this.#noRestarts.signal.aborted) return { kind: "stopped" };
     const replaced = `The child it was to replace (pid ${previous.process.pid}) exited meanwhile`;
     if (outcome === "stopped") return { kind: "failed", reason: replaced, child };
     const who = `The new child (pid ${child.process.pid}, PORT=${child.target.port})`;
     if (outcome === "timeout") {
-      return { kind: "failed", reason: `${who} was not ready ${this.#readiness.within} (${await this.#readiness.whyNotReady(child)})`, child };
+      return { kind: "failed", reason: `${who} was not ready ${readiness.within} (${await readiness.whyNotReady(child)})`, child };
     }
-    if (outcome !== "ready") return { kind: "failed", reason: await this.#readiness.exitedBeforeReady(child, outcome, who), child };
+    if (outcome !== "ready") return { kind: "failed", reason: await readiness.exitedBeforeReady(child, outcome, who), child };
     if (previous !== this.#current || !this.#deps.readiness.isChildReady) {
       // Its restart (--restart) brings the app up anew, or sluice stops because it exited.
       return { kind: "failed", reason: replaced, child };

@@ -6,7 +6,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
@@ -213,6 +213,38 @@ for (const target of TARGETS) {
       await until(() => !alive(-(record.newPid as number)), 15_000, "the new child's group to be gone");
       expect(sluice.events("child.exited").map((r) => r.pid)).toEqual([record.newPid]);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("a reload's --ready-path and --ready-timeout apply to the next rolling restart's new child", async () => {
+      // Every child after the first hangs on /ready: only the reloaded ready-path finds it ready.
+      const config = join(tempDir(), "sluice.toml");
+      writeFileSync(config, 'shutdown-delay = "0s"\nready-path = "/ready"\n');
+      const sluice = await startSluice(target, { args: ["--config", config], child: appStartingDifferently("export APP_READY_HANG=1") });
+      const firstPid = sluice.childPid!;
+      const reload = async (lines: string): Promise<LogRecord> => {
+        writeFileSync(config, lines);
+        const count = sluice.events("reload").length;
+        sluice.signal("SIGHUP");
+        await until(() => sluice.events("reload").length > count, 30_000, "the reload");
+        return sluice.events("reload").at(-1)!;
+      };
+      expect(await reload('shutdown-delay = "0s"\nready-path = "/pid"\n')).toMatchObject({ result: "ok", changed: ["ready-path"], pendingRestart: [] });
+      sluice.signal("SIGUSR2");
+      const first = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(first).toMatchObject({ result: "ok", pid: firstPid });
+      const secondPid = first.newPid as number;
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(secondPid));
+
+      // Back to /ready, and a shorter wait for it: the next new child is given up after 1.5 s.
+      expect(await reload('shutdown-delay = "0s"\nready-path = "/ready"\nready-timeout = "1500ms"\n'))
+        .toMatchObject({ result: "ok", changed: ["ready-path", "ready-timeout"], pendingRestart: [] });
+      sluice.signal("SIGUSR2");
+      const second = await sluice.waitFor((r) => r.event === "rolling-restart" && r !== first, 60_000);
+      expect(second).toMatchObject({ result: "failed", pid: secondPid });
+      expect(second.reason).toContain("was not ready within --ready-timeout 1.5s (waiting for GET /ready on 127.0.0.1:");
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(secondPid));
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
