@@ -22,6 +22,8 @@ export interface RollingRestartDeps {
   config: () => Config;
   /** Aborted by a fast stop: the old child's stop ladder is cut short too. */
   fastStop: AbortSignal;
+  /** Says where the rolling restart is, and how the last one went, to systemd (STATUS=). */
+  status: (text: string) => void;
 }
 
 /**
@@ -104,15 +106,18 @@ export class RollingRestarts {
    * stopped the same way, and the old one goes on serving. Never throws.
    */
   async #run(): Promise<void> {
-    const { supervisor, server, upstream, readiness, metrics, fastStop } = this.#deps;
+    const { supervisor, server, upstream, readiness, metrics, fastStop, status } = this.#deps;
     const stopped = this.#stopped.signal;
     const startedAt = performance.now();
-    const skipped = (reason: string): void =>
+    const skipped = (reason: string): void => {
+      status(`last rolling restart skipped: ${reason}`);
       log.lifecycle.warn("Rolling restart skipped: {reason}", { event: "rolling-restart", result: "skipped", reason });
+    };
     if (!this.#allowed) return skipped("sluice is not ready yet (the child it is starting runs the new code)");
     if (!readiness.isChildReady) return skipped("the child is restarting (the new one runs the new code)");
     const pid = supervisor.pid;
     this.#progress = { phase: "starting", pid };
+    status(`rolling restart: starting a new child beside child ${pid}`);
     log.lifecycle.info("Rolling restart: starting a new child beside child {pid}", { event: "rolling-restart.begin", pid });
     const replacement = await supervisor.startReplacement();
     if (stopped.aborted || replacement.kind === "stopped") return;
@@ -121,6 +126,7 @@ export class RollingRestarts {
     if (replacement.kind === "failed") {
       metrics.rollingRestarts.inc({ result: "failed" });
       const { child } = replacement;
+      status(`last rolling restart failed; child ${pid} serves on: ${replacement.reason}`);
       log.lifecycle.error("Rolling restart failed; child {pid} goes on serving: {reason}", {
         event: "rolling-restart",
         result: "failed",
@@ -136,6 +142,7 @@ export class RollingRestarts {
     // New requests go to the new child from now on: wait for those the old one has in flight.
     const { previous, current } = replacement;
     this.#progress = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port };
+    status(`rolling restart: child ${current.process.pid} on port ${current.target.port} serves; child ${previous.process.pid} finishes its requests`);
     const old = previous.target;
     const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped);
     // Once stopping, the stop's own drain waits for them, and it stops the old child after.
@@ -146,6 +153,7 @@ export class RollingRestarts {
     const result = await supervisor.retire(previous, stopSignal, stopTimeout, fastStop);
     if (stopped.aborted) return;
     metrics.rollingRestarts.inc({ result: "ok" });
+    status(`last rolling restart ok: child ${current.process.pid} on port ${current.target.port} replaced child ${previous.process.pid}`);
     log.lifecycle.info("Rolling restart complete: child {newPid} on port {port} replaced child {pid}", {
       event: "rolling-restart",
       result: "ok",

@@ -137,6 +137,7 @@ export class Service {
       metrics: this.#metrics,
       config: () => this.#config,
       fastStop: this.#signals.fastStop,
+      status: (text) => this.#notifier.detail(text),
     });
   }
 

@@ -11,7 +11,9 @@ export class SystemdNotifier {
   #socket: string | undefined;
   #watchdogMs: number | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
-  /** The last READY status, repeated after a reload; undefined until sluice was first ready. */
+  /** What sluice serves on, for STATUS=; undefined until sluice was first ready. */
+  #serving: string | undefined;
+  /** The last STATUS=, repeated with READY=1 after a reload. */
   #status: string | undefined;
   /** After STOPPING=1 nothing says READY=1 again (a reload that ends during the stop). */
   #stopping = false;
@@ -23,18 +25,29 @@ export class SystemdNotifier {
     this.#watchdogMs = this.#socket && usec > 0 ? usec / 1000 : undefined;
   }
 
-  /** The child is ready and sluice serves: systemd may consider the unit started. */
-  ready(status: string): void {
+  /** The child is ready and sluice serves (`serving`: where): systemd may consider the unit started. */
+  ready(serving: string): void {
     if (this.#stopping) return;
-    this.#status = status;
-    this.#send(`READY=1\nSTATUS=${status}`);
+    this.#serving = this.#status = serving;
+    this.#send(`READY=1\nSTATUS=${serving}`);
     // Half the watchdog interval, as sd_watchdog_enabled(3) advises.
     if (this.#watchdogMs !== undefined && this.#watchdog === undefined) {
       this.#watchdog = setInterval(() => this.#send("WATCHDOG=1"), this.#watchdogMs / 2);
     }
   }
 
-  /** A reload has begun; `ready()` must follow it (Type=notify-reload waits for READY=1). */
+  /**
+   * What sluice is doing besides serving (a rolling restart, how the last one went), for
+   * `systemctl status`: a deploy that sent SIGUSR2 can see there how it goes.
+   */
+  detail(text: string): void {
+    if (this.#stopping || this.#serving === undefined) return;
+    // One line: a newline would end the assignment and start another.
+    this.#status = `${this.#serving}; ${text.replaceAll("\n", " ")}`;
+    this.#send(`STATUS=${this.#status}`);
+  }
+
+  /** A reload has begun; `reloaded()` must follow it (Type=notify-reload waits for READY=1). */
   reloading(): void {
     if (this.#status === undefined) return; // a SIGHUP during the start: systemd waits for READY anyway
     const now = this.#runtime.monotonicMicros();
@@ -49,7 +62,7 @@ export class SystemdNotifier {
 
   /** The reload is over (done or refused): serving again. */
   reloaded(): void {
-    if (this.#status !== undefined) this.ready(this.#status);
+    if (this.#status !== undefined && !this.#stopping) this.#send(`READY=1\nSTATUS=${this.#status}`);
   }
 
   /** Stops the watchdog pings (last step of the stop: nothing may keep the process alive). */

@@ -78,6 +78,15 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "sluice-test-"));
 }
 
+/**
+ * The fixture app as a child command, run by a shell that first applies `secondStart` (shell
+ * code) when an earlier child of the test ran: a rolling restart's new child that differs.
+ */
+export function appStartingDifferently(secondStart: string): string[] {
+  const mark = join(tempDir(), "started");
+  return ["sh", "-c", `if [ -e ${mark} ]; then ${secondStart}; fi; touch ${mark}; exec "$0" "$@"`, BUN, join(ROOT, "tests/fixtures/app.ts")];
+}
+
 export interface StartOptions {
   /** sluice flags; --http-port, --target-port and --admin-listen are added unless given. */
   args?: string[];

@@ -618,6 +618,10 @@ describe("deploy/systemd/sluice.service under systemd-nspawn", () => {
       // sluice stayed the unit's main process; the app is a new process of sluice's; the old
       // one heard SIGTERM from sluice while sluice went on serving.
       expect(await show(UNIT, "ActiveState", "MainPID", "NRestarts")).toMatchObject({ ActiveState: "active", MainPID: String(mainPid), NRestarts: "0" });
+      // `systemctl status` tells the deploy how it went (sluice's STATUS=).
+      expect((await show(UNIT, "StatusText")).StatusText).toMatch(
+        new RegExp(`^serving on .+; last rolling restart ok: child ${record!.newPid} on port ${record!.port} replaced child ${record!.pid}$`),
+      );
       const records = await serviceRecords(APP_LINE);
       const apps = records.filter((r) => r.app === "started");
       expect(apps.length).toBe(appsBefore.length + 1);

@@ -8,15 +8,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alive, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { alive, appStartingDifferently, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
-
-/** The fixture app, run by a shell that first applies `secondStart` (shell code) when an earlier child of the test ran. */
-function appStartingDifferently(secondStart: string): string[] {
-  const mark = join(tempDir(), "started");
-  return ["sh", "-c", `if [ -e ${mark} ]; then ${secondStart}; fi; touch ${mark}; exec "$0" "$@"`, BUN, APP];
-}
 
 /**
  * Sends requests for /pid, four at a time, until `done` resolves (bounded at 60 s), and

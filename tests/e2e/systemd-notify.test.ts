@@ -1,7 +1,7 @@
 /**
  * @module sd_notify end to end: READY=1 only once the child is ready, watchdog pings at half of
  * WATCHDOG_USEC, RELOADING=1 with MONOTONIC_USEC then READY=1 around a reload, STOPPING=1
- * with EXTEND_TIMEOUT_USEC at the start of the stop, and
+ * with EXTEND_TIMEOUT_USEC at the start of the stop, STATUS= through a rolling restart, and
  * NOTIFY_SOCKET/WATCHDOG_USEC kept from the child.
  */
 
@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readLines, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+import { appStartingDifferently, readLines, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Starts the datagram listener; `messages` fills as datagrams arrive. */
 async function listen(path: string) {
@@ -99,4 +99,43 @@ describe.each(TARGETS)("systemd notify ($name)", (target) => {
     expect(order.slice(order.indexOf("STOPPING=1") + 1)).toEqual([]);
     listener.stop();
   }, 60_000);
+
+  test("a rolling restart shows in STATUS= (what `systemctl status` prints): its progress, then how it went, also after a reload", async () => {
+    const path = join(tempDir(), "notify.sock");
+    const listener = await listen(path);
+    // The second child gets ready; the third never listens.
+    const mark = join(tempDir(), "second-started");
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--ready-timeout", "2s"],
+      env: { NOTIFY_SOCKET: path },
+      child: appStartingDifferently(`if [ -e ${mark} ]; then export APP_BIND_DELAY_MS=60000; fi; touch ${mark}`),
+    });
+    await until(() => listener.messages.some((m) => m.text.startsWith("READY=1")), 10_000, "READY=1");
+    const serving = `serving on 127.0.0.1:${sluice.httpPort}`;
+    const statuses = () => listener.messages.filter((m) => m.text.startsWith("STATUS=")).map((m) => m.text.slice("STATUS=".length));
+    const firstPid = sluice.childPid!;
+    sluice.signal("SIGUSR2");
+    const ok = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+    expect(ok).toMatchObject({ result: "ok" });
+    const { newPid, port } = ok;
+    await until(() => statuses().length === 3, 10_000, "three STATUS= messages");
+    expect(statuses()).toEqual([
+      `rolling restart: starting a new child beside child ${firstPid}`,
+      `rolling restart: child ${newPid} on port ${port} serves; child ${firstPid} finishes its requests`,
+      `last rolling restart ok: child ${newPid} on port ${port} replaced child ${firstPid}`,
+    ].map((text) => `${serving}; ${text}`));
+
+    sluice.signal("SIGUSR2");
+    const failed = await sluice.waitFor((r) => r.event === "rolling-restart" && r !== ok, 60_000);
+    expect(failed).toMatchObject({ result: "failed" });
+    await until(() => statuses().length === 5, 10_000, "two more STATUS= messages");
+    expect(statuses().at(-1)).toBe(`${serving}; last rolling restart failed; child ${newPid} serves on: ${failed.reason}`);
+    // A reload's READY=1 carries the status on (Type=notify-reload would otherwise clear it).
+    sluice.signal("SIGHUP");
+    await until(() => listener.messages.filter((m) => m.text.startsWith("READY=1")).length === 2, 10_000, "READY=1 after the reload");
+    expect(listener.messages.findLast((m) => m.text.startsWith("READY=1"))!.text).toBe(`READY=1\nSTATUS=${statuses().at(-1)}`);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    listener.stop();
+  }, 120_000);
 });
