@@ -84,7 +84,42 @@ export function tempDir(): string {
  */
 export function appStartingDifferently(secondStart: string): string[] {
   const mark = join(tempDir(), "started");
-  return ["sh", "-c", `if [ -e ${mark} ]; then ${secondStart}; fi; touch ${mark}; exec "$0" "$@"`, BUN, join(ROOT, "tests/fixtures/app.ts")];
+  return ["sh", "-c", `if [ -e ${mark} ]; then ${secondStart}; fi; touch ${mark}; exec "$0" "$@"`, ...FIXTURE_APP];
+}
+
+/**
+ * Sends requests for `path`, four at a time, until `done` settles (bounded at 60 s), and asks
+ * /readyz between them; returns what every request got: `pid <n>` for a 200 (`pidOf` reads
+ * it from the body: the fixture app's /pid is the pid alone), else the status or the error.
+ */
+export async function loadUntil(
+  sluice: Sluice,
+  done: Promise<unknown>,
+  { path = "/pid", pidOf = (body: string) => body }: { path?: string; pidOf?: (body: string) => string } = {},
+): Promise<{ answers: string[]; notReady: number }> {
+  let finished = false;
+  done.then(() => (finished = true), () => (finished = true));
+  const deadline = Date.now() + 60_000;
+  const answers: string[] = [];
+  let notReady = 0;
+  const worker = async (): Promise<void> => {
+    while (!finished && Date.now() < deadline) {
+      try {
+        const response = await fetch(`${sluice.url}${path}`);
+        answers.push(response.status === 200 ? `pid ${pidOf(await response.text())}` : `status ${response.status}`);
+      } catch (error) {
+        answers.push(`error ${error}`);
+      }
+    }
+  };
+  const readiness = async (): Promise<void> => {
+    while (!finished && Date.now() < deadline) {
+      if ((await fetch(`${sluice.adminUrl}/readyz`)).status !== 200) notReady++;
+      await Bun.sleep(20);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker(), readiness()]);
+  return { answers, notReady };
 }
 
 export interface StartOptions {

@@ -13,7 +13,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { trackUntilEnd } from "../cleanup.ts";
-import { BUN, childrenOf, freePort, ROOT, Sluice, track, until, zombiesUnder } from "../harness.ts";
+import { BUN, childrenOf, freePort, loadUntil, ROOT, Sluice, track, until, zombiesUnder } from "../harness.ts";
 
 const ROOTFS = join(ROOT, "dist/rootfs");
 const USER = "65532:65532"; // the Dockerfile's USER
@@ -239,6 +239,24 @@ describe.skipIf("skip" in engine)("the image in the Docker engine", () => {
     expect(await inspect(name, "{{.State.ExitCode}}")).toBe("0");
     expect(stoppedMs).toBeLessThan(STOP_TIMEOUT_S * 1000);
     expectOrderedStop(sluice, STOP_TIMEOUT_S * 1000);
+  }, 180_000);
+
+  test("`docker kill --signal=USR2` is a rolling restart: a new app process takes over under load, no request fails", async () => {
+    const { name, sluice } = runContainer(tag, ["-e", "SLUICE_SHUTDOWN_DELAY=0"]);
+    await sluice.waitFor("ready", 60_000);
+    const done = sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+    // The example app answers with its pid (the container's).
+    const load = loadUntil(sluice, done, { path: "/hello", pidOf: (body) => String(JSON.parse(body).pid) });
+    await until(async () => /^sluice_requests_total\{[^}]*\} [1-9]/m.test(await (await fetch(`${sluice.adminUrl}/metrics`)).text()), 10_000, "the load's first answers");
+    await mustRun([docker, "kill", "--signal=USR2", name]);
+    const record = await done;
+    const { answers, notReady } = await load;
+    expect(record).toMatchObject({ result: "ok", killed: 0, exitCode: 0 });
+    expect(answers.filter((a) => !a.startsWith("pid ")).slice(0, 5)).toEqual([]);
+    expect(new Set(answers)).toEqual(new Set([`pid ${record.pid}`, `pid ${record.newPid}`]));
+    expect(notReady).toBe(0);
+    await mustRun([docker, "stop", "-t", String(STOP_TIMEOUT_S), name]);
+    expect(await sluice.exitCode(30_000)).toBe(0);
   }, 180_000);
 
   test("as the container's PID 1 it leaves no zombie after 1,110 orphans", async () => {

@@ -8,39 +8,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alive, appStartingDifferently, BUN, freePort, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { alive, appStartingDifferently, BUN, freePort, loadUntil, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
-
-/**
- * Sends requests for /pid, four at a time, until `done` resolves (bounded at 60 s), and
- * asks /readyz between them; returns what every request got.
- */
-async function loadUntil(sluice: Sluice, done: Promise<unknown>): Promise<{ answers: string[]; notReady: number }> {
-  let finished = false;
-  void done.finally(() => (finished = true));
-  const deadline = Date.now() + 60_000;
-  const answers: string[] = [];
-  let notReady = 0;
-  const worker = async (): Promise<void> => {
-    while (!finished && Date.now() < deadline) {
-      try {
-        const response = await fetch(`${sluice.url}/pid`);
-        answers.push(response.status === 200 ? `pid ${await response.text()}` : `status ${response.status}`);
-      } catch (error) {
-        answers.push(`error ${error}`);
-      }
-    }
-  };
-  const readiness = async (): Promise<void> => {
-    while (!finished && Date.now() < deadline) {
-      if ((await fetch(`${sluice.adminUrl}/readyz`)).status !== 200) notReady++;
-      await Bun.sleep(20);
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker(), readiness()]);
-  return { answers, notReady };
-}
 
 function termProbes(file: string): LogRecord[] {
   return readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line));
