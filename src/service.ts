@@ -49,6 +49,7 @@ function loadTracing(): Promise<TracingModule> {
 type StopTrigger =
   | { kind: "signal"; signal: string }
   | { kind: "child-exit"; code: number }
+  | { kind: "restart-failed"; code: number }
   | { kind: "start-failed"; code: number };
 
 export class Service {
@@ -255,7 +256,7 @@ export class Service {
     this.#notifier.ready(`serving on ${hostPort(config.httpHost, this.#server.port)}`);
     return Promise.race([
       stopRequested,
-      this.#supervisor.exited.then((status): StopTrigger => ({ kind: "child-exit", code: status.code })),
+      this.#supervisor.exited.then((end): StopTrigger => end.kind === "exited" ? { kind: "child-exit", code: end.status.code } : end),
     ]);
   }
 
@@ -493,6 +494,8 @@ function describe(trigger: StopTrigger): string {
       return trigger.signal;
     case "child-exit":
       return `child exited with code ${trigger.code}`;
+    case "restart-failed":
+      return "the child's restart failed";
     case "start-failed":
       return "start failed";
   }

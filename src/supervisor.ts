@@ -95,12 +95,18 @@ const OUTPUT_WAIT_MS = 1000;
 const FAST_OUTPUT_WAIT_MS = 250;
 
 /**
+ * How the child ended for good: it exited and the restart policy did not bring it back, or
+ * its restart failed (`code`: sluice's exit code for it, as at the start: ChildStartError).
+ */
+export type ChildEnd = { kind: "exited"; status: ExitStatus } | { kind: "restart-failed"; code: number };
+
+/**
  * Runs one child. `start()` resolves once it is ready the first time; `exited` resolves
  * when it has exited on its own and the restart policy does not bring it back.
  */
 export class Supervisor {
-  readonly exited: Promise<ExitStatus>;
-  #resolveExited!: (status: ExitStatus) => void;
+  readonly exited: Promise<ChildEnd>;
+  #resolveExited!: (end: ChildEnd) => void;
   /** The child requests go to (once spawned). */
   #current: RunningChild | undefined;
   /** Where the child requests go to listens, or will: the next one started after a crash listens there too. */
@@ -370,7 +376,7 @@ export class Supervisor {
     this.#deps.readiness.setChild("not-ready");
     if (!this.#shouldRestart(status)) {
       this.#setState("exited");
-      this.#resolveExited(status);
+      this.#resolveExited({ kind: "exited", status });
       return;
     }
     if (performance.now() - readyAt >= STABLE_RUN_MS) this.#attempt = 0;
@@ -378,11 +384,11 @@ export class Supervisor {
     this.#killLeftovers(child.process);
     try {
       if ((await this.#backoff()) && (await this.#replacementStopped())) await this.start();
-      else if (!this.#stopping.signal.aborted) this.#resolveExited(status); // the stop began during the backoff
+      else if (!this.#stopping.signal.aborted) this.#resolveExited({ kind: "exited", status }); // the stop began during the backoff
     } catch (error) {
       log.lifecycle.error("Restarting the child failed: {error}", { event: "child.restart-failed", error: String(error) });
       this.#setState("exited");
-      this.#resolveExited(error instanceof ChildStartError && error.status?.code ? error.status : { code: ExitCode.STARTUP_FAILED, signal: null });
+      this.#resolveExited({ kind: "restart-failed", code: error instanceof ChildStartError ? error.exitCode : ExitCode.STARTUP_FAILED });
     }
   }
 

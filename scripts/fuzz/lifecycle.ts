@@ -790,11 +790,18 @@ function checkExitCode(o: Outcome, complete: Record<string, unknown>, finding: (
     const policies = o.plan.flags.includes("restart")
       ? [o.plan.timings.restart]
       : [o.plan.timings.restart, ...o.configWrites.filter((w) => w.restart && w.at < listeningAt).map((w) => w.restart!)];
+    // A child exit ends sluice only once its stop began (a failed restart has its own reason).
     if (policies.every((policy) => policy === "always" || (policy === "on-failure" && code !== 0))) {
-      // A child exit ends sluice only once its stop began, or a restart failed.
-      const restartFailed = o.seen.some((s) => s.record.event === "child.restart-failed");
-      if (!restartFailed) finding("a child exit ended sluice despite --restart", { restart: o.plan.timings.restart, code });
+      finding("a child exit ended sluice despite --restart", { restart: o.plan.timings.restart, code });
     }
+    return;
+  }
+  if (reason === "the child's restart failed") {
+    const failed = o.seen.filter((s) => s.record.event === "child.restart-failed").map((s) => s.record);
+    if (failed.length === 0) finding("stopped for a failed restart that no child.restart-failed record reported");
+    // As at the start: the restarted child's own code when it exited non-zero before it was ready, else 78.
+    const childCodes = o.seen.filter((s) => s.record.event === "child.exited").map((s) => s.record.code);
+    if (o.exitCode !== 78 && !childCodes.includes(o.exitCode)) finding("a failed restart's exit code is neither 78 nor a child's", { exitCode: o.exitCode, childCodes, failed });
     return;
   }
   if (reason === "start failed") {

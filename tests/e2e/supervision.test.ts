@@ -10,6 +10,7 @@ import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import {
   alive,
+  appStartingDifferently,
   FIXTURE_APP,
   freePort,
   type LogRecord,
@@ -576,6 +577,24 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(await sluice.exitCode()).toBe(0);
       expect(sluice.events("child.restarting")).toEqual([]);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", reason: "child exited with code 0" });
+    }, 60_000);
+
+    test("a restarted child not ready within --ready-timeout: sluice stops with 78, saying the restart failed", async () => {
+      const sluice = await startSluice(target, {
+        args: [...QUICK_STOP, "--restart", "on-failure", "--ready-timeout", "1500ms"],
+        child: appStartingDifferently("export APP_BIND_DELAY_MS=60000"),
+      });
+      const firstPid = sluice.childPid!;
+      process.kill(firstPid, "SIGKILL");
+      expect(await sluice.exitCode()).toBe(78);
+      const [failed] = sluice.events("child.restart-failed");
+      expect(failed!.error).toContain("The child did not become ready within --ready-timeout 1.5s");
+      // Not "child exited with code 78": no child did.
+      expect(sluice.events("stop.begin")).toMatchObject([{ reason: "the child's restart failed" }]);
+      expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", reason: "the child's restart failed", exitCode: 78 });
+      const restarted = sluice.events("child.started").at(-1)!.pid as number;
+      expect(restarted).not.toBe(firstPid);
+      await groupGone(restarted);
     }, 60_000);
 
     test("the restart backoff doubles and is capped by --restart-max-delay", async () => {
