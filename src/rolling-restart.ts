@@ -126,7 +126,8 @@ export class RollingRestarts {
     if (replacement.kind === "failed") {
       metrics.rollingRestarts.inc({ result: "failed" });
       const { child } = replacement;
-      status(`last rolling restart failed; child ${pid} serves on: ${replacement.reason}`);
+      // (Not "child {pid} serves on": one reason is that it exited.)
+      status(`last rolling restart failed: ${replacement.reason}`);
       log.lifecycle.error("Rolling restart failed; child {pid} goes on serving: {reason}", {
         event: "rolling-restart",
         result: "failed",
