@@ -133,6 +133,9 @@ test("the signals the README says sluice handles are the ones it installs handle
   expect(new Set(rows.flatMap((row) => row.split("|")[1]!.match(/\bSIG[A-Z0-9]+\b/g) ?? []))).toEqual(new Set(installed));
   const pid1 = /sluice has handlers for ([A-Z][^.]+)\./.exec(readme)![1]!;
   expect(new Set(pid1.match(/\b[A-Z][A-Z0-9]+\b/g)!.map((name) => `SIG${name}`))).toEqual(new Set(installed));
+  // --help's summary ("Signals: TERM/INT stop gracefully, ..."); it named neither USR1 nor USR2.
+  const summary = /^Signals: ([^]+?)\nExit codes:/m.exec(helpText())![1]!;
+  expect(new Set(summary.match(/\b(TERM|INT|QUIT|HUP|USR1|USR2|ALRM|PWR|WINCH)\b/g)!.map((name) => `SIG${name}`))).toEqual(new Set(installed));
 });
 
 test("the options the docs say a reload leaves pending a restart are the ones it does", () => {
