@@ -110,6 +110,7 @@ export class RollingRestarts {
     const stopped = this.#stopped.signal;
     const startedAt = performance.now();
     const skipped = (reason: string): void => {
+      metrics.rollingRestarts.inc({ result: "skipped" });
       status(`last rolling restart skipped: ${reason}`);
       log.lifecycle.warn("Rolling restart skipped: {reason}", { event: "rolling-restart", result: "skipped", reason });
     };

@@ -174,8 +174,9 @@ export class Metrics {
   readonly reloads = new Counter("sluice_reloads_total", "Configuration reloads (SIGHUP), by result", {
     known: [{ result: "ok" }, { result: "error" }],
   });
+  /** A deploy script waits for one of these to go up (deploy/rolling-restart.sh): skipped ones too. */
   readonly rollingRestarts = new Counter("sluice_rolling_restarts_total", "Rolling restarts (SIGUSR2), by result", {
-    known: [{ result: "ok" }, { result: "failed" }],
+    known: [{ result: "ok" }, { result: "failed" }, { result: "skipped" }],
   });
   readonly shutdownPhase = new Gauge("sluice_shutdown_phase_seconds", "Duration of each phase of the stop, set as it ends", { labelled: true });
   readonly outputDropped = new Counter(

@@ -8,9 +8,21 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alive, appStartingDifferently, BUN, freePort, loadUntil, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { alive, appStartingDifferently, BUN, freePort, loadUntil, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
+
+/** Runs deploy/rolling-restart.sh with `args`, sending SIGUSR2 to `sluice` itself (bounded). */
+async function deployScript(sluice: Sluice, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn(["sh", join(ROOT, "deploy/rolling-restart.sh"), ...args, "--", "kill", "-USR2", String(sluice.proc.pid)], {
+    stdin: "ignore", stdout: "pipe", stderr: "pipe",
+  });
+  track(proc.pid);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 90_000);
+  const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
 
 function termProbes(file: string): LogRecord[] {
   return readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line));
@@ -209,6 +221,49 @@ for (const target of TARGETS) {
       expect(second).toMatchObject({ result: "failed", pid: secondPid });
       expect(second.reason).toContain("was not ready within --ready-timeout 1.5s (waiting for GET /ready on 127.0.0.1:");
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(secondPid));
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("deploy/rolling-restart.sh: exit 0 once a rolling restart is ok, 1 when it failed, 2 when it cannot read /metrics", async () => {
+      // The second child gets ready; the third never listens.
+      const mark = join(tempDir(), "second-started");
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--ready-timeout", "1500ms"],
+        child: appStartingDifferently(`if [ -e ${mark} ]; then export APP_BIND_DELAY_MS=60000; fi; touch ${mark}`),
+      });
+      const firstPid = sluice.childPid!;
+      const ok = await deployScript(sluice, ["--admin", sluice.adminUrl, "--timeout", "60"]);
+      expect(ok).toEqual({ code: 0, stdout: "rolling restart ok: the new child serves\n", stderr: "" });
+      const [record] = sluice.events("rolling-restart");
+      expect(record).toMatchObject({ result: "ok", pid: firstPid });
+
+      const failed = await deployScript(sluice, ["--admin", sluice.adminUrl, "--timeout", "60"]);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain("rolling restart: failed (the old child goes on serving;");
+      expect(sluice.events("rolling-restart").map((r) => r.result)).toEqual(["ok", "failed"]);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(record!.newPid));
+
+      // Nothing listens there: nothing is sent either.
+      const unreadable = await deployScript(sluice, ["--admin", `http://127.0.0.1:${freePort()}`]);
+      expect(unreadable.code).toBe(2);
+      expect(unreadable.stderr).toContain("cannot read http://127.0.0.1:");
+      const usage = await deployScript(sluice, ["--timeout", "soon"]);
+      expect(usage).toMatchObject({ code: 2, stderr: 'rolling-restart.sh: --timeout must be a whole number of seconds, not "soon"\n' });
+      expect(sluice.events("rolling-restart.begin").length).toBe(2);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    test("SIGUSR2 before sluice is ready is skipped, and counted", async () => {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], env: { APP_BIND_DELAY_MS: "3000" }, waitReady: false });
+      await sluice.waitFor("child.started", 30_000);
+      sluice.signal("SIGUSR2");
+      const record = await sluice.waitFor("rolling-restart", 30_000);
+      expect(record).toMatchObject({ result: "skipped", reason: "sluice is not ready yet (the child it is starting runs the new code)" });
+      await sluice.waitFor("ready", 60_000);
+      expect((await readMetrics(sluice))['sluice_rolling_restarts_total{result="skipped"}']).toBe(1);
+      expect(sluice.events("child.started").length).toBe(1);
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
