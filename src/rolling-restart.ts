@@ -24,6 +24,8 @@ export interface RollingRestartDeps {
   fastStop: AbortSignal;
   /** Says where the rolling restart is, and how the last one went, to systemd (STATUS=). */
   status: (text: string) => void;
+  /** Empties the response cache at the switch (what the old code answered); returns how many entries it held. */
+  clearResponseCache: () => number;
 }
 
 /**
@@ -145,6 +147,9 @@ export class RollingRestarts {
     const { previous, current } = replacement;
     this.#progress = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port };
     status(`rolling restart: child ${current.process.pid} on port ${current.target.port} serves; child ${previous.process.pid} finishes its requests`);
+    // A page the old code answered must not stand in for the new code's (thruster's cache
+    // goes with its process); nothing the old child still answers is stored.
+    const cacheCleared = this.#deps.clearResponseCache();
     const old = previous.target;
     const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped);
     // Once stopping, the stop's own drain waits for them, and it stops the old child after.
@@ -165,6 +170,7 @@ export class RollingRestarts {
       ms: Math.round(performance.now() - startedAt),
       drained: drain.drained,
       aborted: drain.aborted,
+      cacheCleared,
       killed: result.killed,
       exitCode: result.status?.code ?? null,
     });

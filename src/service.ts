@@ -139,6 +139,7 @@ export class Service {
       config: () => this.#config,
       fastStop: this.#signals.fastStop,
       status: (text) => this.#notifier.detail(text),
+      clearResponseCache: () => this.#responseCache?.clear() ?? 0,
     });
   }
 

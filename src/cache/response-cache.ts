@@ -82,6 +82,7 @@ export class ResponseCache {
   readonly #urls = new Map<string, UrlVariants>();
   #size = 0;
   #lastPruneAt = Number.NEGATIVE_INFINITY;
+  #generation = 0;
 
   constructor({ maxSize = 64 * 1024 * 1024, maxItemSize = 1024 * 1024, now = Date.now }: ResponseCacheOptions = {}) {
     if (!(maxSize >= 0) || !(maxItemSize >= 0)) {
@@ -100,6 +101,11 @@ export class ResponseCache {
   /** Entries held. */
   get count(): number {
     return this.#entries.size;
+  }
+
+  /** Counts clear()s: an answer that began before the last one is not to be stored (see the cache middleware). */
+  get generation(): number {
+    return this.#generation;
   }
 
   /**
@@ -218,10 +224,14 @@ export class ResponseCache {
     return dropped;
   }
 
-  clear(): void {
+  /** Drops every entry (a rolling restart's new code answers from now on); returns how many. */
+  clear(): number {
+    const dropped = this.#entries.size;
+    this.#generation++;
     this.#entries.clear();
     this.#urls.clear();
     this.#size = 0;
+    return dropped;
   }
 
   /** Evicts until `size` more bytes fit: expired entries first (a full scan at most once a second), then the least recently used. */

@@ -71,14 +71,23 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       const entry = store.lookup(request, (url = urlOf(exchange)));
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
     }
+    // Emptied meanwhile (a rolling restart): this answer may be the old code's.
+    const generation = store.generation;
     const rest = next() as unknown as Response | Promise<Response | void>;
-    const after = (answered: Response | void) => afterUpstream(c, exchange, url, policy, answerOf(c, answered));
+    const after = (answered: Response | void) => afterUpstream(c, exchange, url, policy, generation, answerOf(c, answered));
     return rest instanceof Response ? after(rest) : rest.then(after);
   };
   return middleware as unknown as MiddlewareHandler<ProxyEnv>;
 
   /** What the cache does with the answer to a request it did not answer itself. */
-  function afterUpstream(c: Context<ProxyEnv>, exchange: Exchange, url: string | undefined, policy: RequestPolicy, response: Response): Response | Promise<Response> {
+  function afterUpstream(
+    c: Context<ProxyEnv>,
+    exchange: Exchange,
+    url: string | undefined,
+    policy: RequestPolicy,
+    generation: number,
+    response: Response,
+  ): Response | Promise<Response> {
     const request = exchange.request;
     const method = request.method;
     const label = policy === "use" ? "miss" : "bypass";
@@ -99,7 +108,9 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       observe("too-large");
       return withXCache(c, response, label);
     }
-    const save = (body: Uint8Array<ArrayBuffer>): void => observe(store.store(request, response, body, url ?? urlOf(exchange)) ? "stored" : "too-large");
+    const save = (body: Uint8Array<ArrayBuffer>): void => {
+      if (store.generation === generation) observe(store.store(request, response, body, url ?? urlOf(exchange)) ? "stored" : "too-large");
+    };
     if (response.body === null) {
       save(new Uint8Array(0));
       return withXCache(c, response, label);

@@ -225,6 +225,29 @@ for (const target of TARGETS) {
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
 
+    test("the response cache is emptied when the new child takes over, and what the old child answers after the switch is not stored", async () => {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+      const get = async (path: string) => {
+        const response = await fetch(`${sluice.url}${path}`);
+        return `${response.status} ${response.headers.get("x-cache")} ${(await response.text()).split("\n")[0]}`;
+      };
+      expect(await get("/cacheable?bytes=10")).toBe("200 miss served 1");
+      expect(await get("/cacheable?bytes=10")).toBe("200 hit served 1");
+      // On the old child across the switch, answered after it.
+      const slow = get("/cacheable?bytes=10&ms=2500");
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the slow request in flight");
+      sluice.signal("SIGUSR2");
+      const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
+      expect(record).toMatchObject({ result: "ok", cacheCleared: 1, drained: 1 });
+      expect(await slow).toBe("200 miss served 1");
+      // The new child's own counts: each page is its first.
+      expect(await get("/cacheable?bytes=10")).toBe("200 miss served 1");
+      expect(await get("/cacheable?bytes=10")).toBe("200 hit served 1");
+      expect(await get("/cacheable?bytes=10&ms=2500")).toBe("200 miss served 1");
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
     test("deploy/rolling-restart.sh: exit 0 once a rolling restart is ok, 1 when it failed, 2 when it cannot read /metrics", async () => {
       // The second child gets ready; the third never listens.
       const mark = join(tempDir(), "second-started");

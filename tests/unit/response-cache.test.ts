@@ -153,6 +153,17 @@ describe("ResponseCache", () => {
     expect(cache.count).toBe(1);
   });
 
+  test("clear drops every entry, says how many, and counts a generation", () => {
+    const { cache } = clocked();
+    cache.store(request(), head({ "cache-control": PUBLIC }), bytes(5));
+    cache.store(request("http://example.test/b"), head({ "cache-control": PUBLIC }), bytes(5));
+    const generation = cache.generation;
+    expect(cache.clear()).toBe(2);
+    expect([cache.count, cache.size, cache.generation]).toEqual([0, 0, generation + 1]);
+    expect(cache.lookup(request())).toBeUndefined();
+    expect(cache.clear()).toBe(0);
+  });
+
   test("remove drops the entry that would answer the request, and only that one", () => {
     const { cache } = clocked();
     const varyLanguage = head({ "cache-control": PUBLIC, vary: "Accept-Language" });
