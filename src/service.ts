@@ -464,9 +464,10 @@ export class Service {
     const killed = stopped?.killed ?? 0;
     const forced = aborted > closed || killed > 0 || cut.aborted || steps.failed || !drain || !stopped;
     const code = trigger.kind === "signal" ? (forced ? ExitCode.STOP_INCOMPLETE : ExitCode.OK) : trigger.code;
-    // The last record; main() flushes the logs after it.
+    // The last record; main() flushes the logs after it. A stop that did not end cleanly
+    // (75, the child's failure, 78) is a warning: at --log-level warning it says why.
     this.#signals.quiet();
-    log.lifecycle.info("shutdown complete", {
+    log.lifecycle[code === ExitCode.OK ? "info" : "warn"]("shutdown complete", {
       event: "shutdown.complete",
       reason: describe(trigger),
       exitCode: code,

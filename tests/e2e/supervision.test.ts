@@ -445,6 +445,21 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     await groupGone(pgid);
   }, 60_000);
 
+  test("at --log-level warning, a stop that had to SIGKILL still ends with its shutdown complete record; a clean one stays quiet", async () => {
+    const run = async (env: Record<string, string>) => {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--stop-timeout", "500ms", "--log-level", "warning"], env, waitReady: false });
+      await until(async () => (await fetch(`${sluice.adminUrl}/readyz`).catch(() => undefined))?.status === 200, 30_000, "ready");
+      sluice.signal("SIGTERM");
+      return { code: await sluice.exitCode(), records: sluice.records };
+    };
+    const forced = await run({ APP_ON_TERM: "ignore" });
+    expect(forced.code).toBe(75);
+    expect(forced.records.at(-1)).toMatchObject({ event: "shutdown.complete", level: "WARNING", exitCode: 75, killed: 1 });
+    const clean = await run({});
+    expect(clean.code).toBe(0);
+    expect(clean.records.filter((r) => r.event === "shutdown.complete")).toEqual([]);
+  }, 60_000);
+
   test("stop ladder: a child that ignores SIGTERM is SIGKILLed with its whole group after --stop-timeout", async () => {
     // sh ignores TERM, leaves a `sleep` behind, and becomes the app, which ignores TERM too
     // and starts a `sleep` of its own: three processes in the child's group.
