@@ -30,11 +30,12 @@ export interface RollingRestartDeps {
 
 /**
  * Where the rolling restart under way is, as a stop that begins must report it; `drain` is
- * set once the old child's requests are over and its stop signal is being sent.
+ * set once the old child's requests are over, or were cut at --drain-timeout (their answers
+ * may still be under way), and `oldChildSignalled` once its stop signal is being sent.
  */
 type Progress =
   | { phase: "starting"; pid: number | undefined }
-  | { phase: "switched"; pid: number; newPid: number; port: number; drain?: DrainResult };
+  | { phase: "switched"; pid: number; newPid: number; port: number; drain?: DrainResult; oldChildSignalled: boolean };
 
 /**
  * Runs rolling restarts one at a time: SIGUSR2s during one ask for one more after it (like
@@ -87,14 +88,14 @@ export class RollingRestarts {
       });
     } else if (progress?.phase === "switched") {
       // Its old child may have its stop signal already: its requests were over, or cut.
-      const { pid, newPid, port, drain } = progress;
+      const { pid, newPid, port, drain, oldChildSignalled } = progress;
       log.lifecycle.warn("Rolling restart interrupted by the stop: child {pid} stops with child {newPid}", {
         event: "rolling-restart",
         result: "interrupted",
         pid,
         newPid,
         port,
-        oldChildSignalled: drain !== undefined,
+        oldChildSignalled,
         ...(drain && { drained: drain.drained, aborted: drain.aborted }),
       });
     }
@@ -145,16 +146,17 @@ export class RollingRestarts {
     }
     // New requests go to the new child from now on: wait for those the old one has in flight.
     const { previous, current } = replacement;
-    this.#progress = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port };
+    const switched = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port, oldChildSignalled: false } as const;
+    this.#progress = switched;
     status(`rolling restart: child ${current.process.pid} on port ${current.target.port} serves; child ${previous.process.pid} finishes its requests`);
     // A page the old code answered must not stand in for the new code's (thruster's cache
     // goes with its process); nothing the old child still answers is stored.
     const cacheCleared = this.#deps.clearResponseCache();
     const old = previous.target;
-    const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped);
+    const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped, (cut) => (this.#progress = { ...switched, drain: cut }));
     // Once stopping, the stop's own drain waits for them, and it stops the old child after.
     if (stopped.aborted) return;
-    this.#progress = { ...this.#progress, drain };
+    this.#progress = { ...switched, drain, oldChildSignalled: true };
     // An app that waits for its idle keep-alive connections to close would wait for these.
     upstream.closeIdle(old.hostname, old.port);
     const result = await supervisor.retire(previous, stopSignal, stopTimeout, fastStop);

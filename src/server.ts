@@ -198,9 +198,15 @@ export class Server {
    * restart: those that went to the old child) to end; then aborts those left that it still
    * picks (one sent again to the new child is not) as the drain does (a WebSocket gets 1001)
    * and gives their answers the close grace. When `cut` aborts first (sluice's own stop
-   * began), it returns at once and leaves them to the stop's drain.
+   * began), it returns at once and leaves them to the stop's drain. `onCut` hears the counts
+   * as it aborts them: a stop in the close grace must still report what was cut.
    */
-  async drainWhere(test: (exchange: Exchange) => boolean, timeoutMs: number, cut: AbortSignal): Promise<DrainResult> {
+  async drainWhere(
+    test: (exchange: Exchange) => boolean,
+    timeoutMs: number,
+    cut: AbortSignal,
+    onCut?: (result: DrainResult) => void,
+  ): Promise<DrainResult> {
     const pending = new Set<Exchange>();
     for (const exchange of this.#inFlight.keys()) if (test(exchange)) pending.add(exchange);
     const before = pending.size;
@@ -219,8 +225,10 @@ export class Server {
         exchange.abort("aborted");
         this.#websockets.get(exchange)?.();
       }
+      const result = { drained: before - aborted, aborted, closed };
+      onCut?.(result);
       await raceDeadline(ended, CLOSE_GRACE_MS, cut);
-      return { drained: before - aborted, aborted, closed };
+      return result;
     } finally {
       this.#endWatchers.delete(watch);
     }

@@ -201,6 +201,29 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 90_000);
 
+  // The old child's answer to the 1001 is what ends the exchange, within the close grace:
+  // a stop that began in that moment wrote `interrupted` with no count, as if nothing were cut.
+  test("a rolling restart: a stop while the WebSocket cut at --drain-timeout waits for the old child's close: the interrupted record counts it", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "300ms", "--stop-timeout", "1s"], child: WS_APP });
+    const oldPid = sluice.childPid!;
+    const open = new Client(wsUrl(sluice.url, "/ws"));
+    await open.opened;
+    sluice.signal("SIGUSR2");
+    await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== oldPid);
+    // Stopped, the old child cannot answer the 1001 sluice sends it at the deadline.
+    process.kill(oldPid, "SIGSTOP");
+    try {
+      const cut = await open.closed;
+      expect(cut.code).toBe(1001);
+      sluice.signal("SIGTERM");
+      const record = await sluice.waitFor("rolling-restart");
+      expect(record).toMatchObject({ result: "interrupted", pid: oldPid, oldChildSignalled: false, drained: 0, aborted: 1 });
+    } finally {
+      process.kill(oldPid, "SIGCONT");
+    }
+    expect([0, 75]).toContain(await sluice.exitCode());
+  }, 90_000);
+
   test("backpressure: a client that stops reading stalls the child instead of filling sluice's memory", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
