@@ -28,6 +28,8 @@ import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websock
  * Bun its Content-Length too (Bun sends a stream of more than one chunk chunked).
  */
 const PASSTHROUGH_MAX_BYTES = 64 * 1024;
+/** How often drainWhere looks for exchanges sent on elsewhere meanwhile (see there). */
+const MOVED_CHECK_MS = 100;
 
 /**
  * An IPv4 client of a dual-stack listener (`--http-host ::`) arrives as "::ffff:192.0.2.1"
@@ -214,6 +216,11 @@ export class Server {
     const watch = (exchange: Exchange): void => void (pending.delete(exchange) && pending.size === 0 && resolve(true));
     if (before === 0) resolve(true);
     else this.#endWatchers.add(watch);
+    // One sent again to the new child (the old one refused it or died on it) is not to be
+    // waited for: nothing tells of the move, so look again now and then.
+    const moved = setInterval(() => {
+      for (const exchange of pending) if (!test(exchange)) watch(exchange);
+    }, MOVED_CHECK_MS);
     try {
       if ((await raceDeadline(ended, timeoutMs, cut)) || cut.aborted) return { drained: before - pending.size, aborted: 0, closed: 0 };
       const left = [...pending].filter(test);
@@ -231,6 +238,7 @@ export class Server {
       return result;
     } finally {
       this.#endWatchers.delete(watch);
+      clearInterval(moved);
     }
   }
 
