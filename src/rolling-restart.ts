@@ -103,13 +103,13 @@ export class RollingRestarts {
 
   /**
    * One rolling restart: a new child on a port of its own; once it is ready, new requests go
-   * to it; those in flight on the old child finish (up to --drain-timeout, then they are cut
+   * to it (and the response cache is emptied); those in flight on the old child finish (up to --drain-timeout, then they are cut
    * as at a stop's drain deadline); only then does the old child get --stop-signal, and
    * SIGKILL after --stop-timeout. A new child that is not ready within --ready-timeout is
    * stopped the same way, and the old one goes on serving. Never throws.
    */
   async #run(): Promise<void> {
-    const { supervisor, server, upstream, readiness, metrics, fastStop, status } = this.#deps;
+    const { supervisor, server, upstream, readiness, metrics, fastStop, status, clearResponseCache } = this.#deps;
     const stopped = this.#stopped.signal;
     const startedAt = performance.now();
     const skipped = (reason: string): void => {
@@ -151,7 +151,7 @@ export class RollingRestarts {
     status(`rolling restart: child ${current.process.pid} on port ${current.target.port} serves; child ${previous.process.pid} finishes its requests`);
     // A page the old code answered must not stand in for the new code's (thruster's cache
     // goes with its process); nothing the old child still answers is stored.
-    const cacheCleared = this.#deps.clearResponseCache();
+    const cacheCleared = clearResponseCache();
     const old = previous.target;
     const drain = await server.drainWhere((exchange) => exchange.child === old, drainTimeout, stopped, (cut) => (this.#progress = { ...switched, drain: cut }));
     // Once stopping, the stop's own drain waits for them, and it stops the old child after.
