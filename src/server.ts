@@ -214,13 +214,16 @@ export class Server {
     const before = pending.size;
     const { promise: ended, resolve } = Promise.withResolvers<true>();
     const watch = (exchange: Exchange): void => void (pending.delete(exchange) && pending.size === 0 && resolve(true));
+    let moved: ReturnType<typeof setInterval> | undefined;
     if (before === 0) resolve(true);
-    else this.#endWatchers.add(watch);
-    // One sent again to the new child (the old one refused it or died on it) is not to be
-    // waited for: nothing tells of the move, so look again now and then.
-    const moved = setInterval(() => {
-      for (const exchange of pending) if (!test(exchange)) watch(exchange);
-    }, MOVED_CHECK_MS);
+    else {
+      this.#endWatchers.add(watch);
+      // One sent again to the new child (the old one refused it or died on it) is not to be
+      // waited for: nothing tells of the move, so look again now and then.
+      moved = setInterval(() => {
+        for (const exchange of pending) if (!test(exchange)) watch(exchange);
+      }, MOVED_CHECK_MS);
+    }
     try {
       if ((await raceDeadline(ended, timeoutMs, cut)) || cut.aborted) return { drained: before - pending.size, aborted: 0, closed: 0 };
       const left = [...pending].filter(test);

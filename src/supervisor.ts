@@ -128,7 +128,7 @@ export class Supervisor {
   #noRestarts = new AbortController();
   /** Restarts since the child last ran stably; sets the backoff. */
   #attempt = 0;
-  #options: SupervisorOptions;
+  readonly #options: SupervisorOptions;
   #deps: SupervisorDeps;
   /** How the next child started is waited for (a reload may change it: see setReadiness). */
   #readiness: ChildReadiness;
@@ -147,11 +147,10 @@ export class Supervisor {
    * keeps what it was started with.
    */
   setReadiness(settings: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): void {
-    this.#options = { ...this.#options, ...settings };
-    this.#readiness = this.#readinessFor(this.#options);
+    this.#readiness = this.#readinessFor(settings);
   }
 
-  #readinessFor({ readyPath, readyTimeoutMs }: SupervisorOptions): ChildReadiness {
+  #readinessFor({ readyPath, readyTimeoutMs }: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): ChildReadiness {
     return new ChildReadiness({ readyPath, readyTimeoutMs, probeTcp: this.#deps.runtime.probeTcp, upstream: this.#deps.upstream });
   }
 
