@@ -422,8 +422,8 @@ export function childEnvironment(env: Record<string, string | undefined>, port: 
 
 /**
  * Options a reload does not change in a running sluice (its listeners, where its child
- * listens, the restart policy): it reports them as pending a restart and keeps the running
- * values. (--ready-path and --ready-timeout apply to the next child started: Supervisor.setReadiness.)
+ * listens): it reports them as pending a restart and keeps the running values. (The child's
+ * readiness and restart settings apply to the next child started or exit met: Supervisor.reconfigure.)
  */
 export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "httpHost",
@@ -433,8 +433,6 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "targetPort",
   "idleTimeout",
   "headerTimeout",
-  "restart",
-  "restartMaxDelay",
   "config",
 ]);
 

@@ -344,7 +344,12 @@ export class Service {
     }
     this.#server.swapPipeline(pipeline);
     this.#config = applied;
-    this.#supervisor.setReadiness({ readyPath: applied.readyPath, readyTimeoutMs: applied.readyTimeout });
+    this.#supervisor.reconfigure({
+      readyPath: applied.readyPath,
+      readyTimeoutMs: applied.readyTimeout,
+      restart: applied.restart,
+      restartMaxDelayMs: applied.restartMaxDelay,
+    });
     this.#metrics.reloads.inc({ result: "ok" });
     const pendingRestart = pendingKeys.map((key) => OPTIONS[key].name);
     const report = (): void => {

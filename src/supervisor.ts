@@ -27,6 +27,9 @@ export interface SupervisorOptions {
   restartMaxDelayMs: number;
 }
 
+/** What a reload may change for the children started, and the exits met, from then on. */
+export type ChildSettings = Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs" | "restart" | "restartMaxDelayMs">;
+
 export interface SupervisorDeps {
   runtime: Runtime;
   /** Requests to the child (the --ready-path probe). */
@@ -130,8 +133,10 @@ export class Supervisor {
   #attempt = 0;
   readonly #options: SupervisorOptions;
   #deps: SupervisorDeps;
-  /** How the next child started is waited for (a reload may change it: see setReadiness). */
+  /** How the next child started is waited for (a reload may change it: see reconfigure). */
   #readiness: ChildReadiness;
+  /** What the child's next exit meets (a reload may change it: see reconfigure). */
+  #restartPolicy: Pick<ChildSettings, "restart" | "restartMaxDelayMs">;
 
   constructor(options: SupervisorOptions, deps: SupervisorDeps) {
     this.#options = options;
@@ -139,15 +144,18 @@ export class Supervisor {
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.#target = childTarget(options.targetHost, options.targetPort);
     this.#readiness = this.#readinessFor(options);
+    this.#restartPolicy = { restart: options.restart, restartMaxDelayMs: options.restartMaxDelayMs };
   }
 
   /**
-   * A reload's --ready-path and --ready-timeout: they apply to the children started from
-   * now on (a rolling restart's, one restarted after a crash); a child being waited for
-   * keeps what it was started with.
+   * A reload's settings. --ready-path and --ready-timeout apply to the children started from
+   * now on (a rolling restart's, one restarted after a crash); a child being waited for keeps
+   * what it was started with. --restart and --restart-max-delay apply from the child's next
+   * exit on; a restart already waiting out its backoff goes ahead.
    */
-  setReadiness(settings: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): void {
-    this.#readiness = this.#readinessFor(settings);
+  reconfigure({ readyPath, readyTimeoutMs, restart, restartMaxDelayMs }: ChildSettings): void {
+    this.#readiness = this.#readinessFor({ readyPath, readyTimeoutMs });
+    this.#restartPolicy = { restart, restartMaxDelayMs };
   }
 
   #readinessFor({ readyPath, readyTimeoutMs }: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): ChildReadiness {
@@ -402,12 +410,13 @@ export class Supervisor {
 
   #shouldRestart(status: ExitStatus): boolean {
     if (this.#noRestarts.signal.aborted) return false;
-    return this.#options.restart === "always" || (this.#options.restart === "on-failure" && status.code !== 0);
+    const { restart } = this.#restartPolicy;
+    return restart === "always" || (restart === "on-failure" && status.code !== 0);
   }
 
   /** Waits out the backoff before the next restart; false when a stop came first. */
   async #backoff(): Promise<boolean> {
-    const delayMs = Math.min(FIRST_RESTART_DELAY_MS * 2 ** this.#attempt, this.#options.restartMaxDelayMs);
+    const delayMs = Math.min(FIRST_RESTART_DELAY_MS * 2 ** this.#attempt, this.#restartPolicy.restartMaxDelayMs);
     this.#attempt++;
     this.#setState("backoff");
     this.#deps.metrics.childRestarts.inc();

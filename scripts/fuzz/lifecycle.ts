@@ -784,12 +784,11 @@ function checkExitCode(o: Outcome, complete: Record<string, unknown>, finding: (
     const code = Number(match[1]);
     if (o.exitCode !== code) finding("exit code of a child exit", { exitCode: o.exitCode, childCode: code });
     if (code !== 3 && code !== 137) finding("the child exited with a code the case never caused", { code, kills: o.kills });
-    // The policy sluice started with: the plan's, or (from the file) one a rewrite put there
-    // before sluice first read it; a reload cannot change it (pendingRestart).
-    const listeningAt = o.anchorAt.get("listening") ?? Infinity;
+    // The policy the exit met: the plan's, or (from the file) one a rewrite put there before
+    // sluice read it, at its start or at a reload (the policy applies from the next exit on).
     const policies = o.plan.flags.includes("restart")
       ? [o.plan.timings.restart]
-      : [o.plan.timings.restart, ...o.configWrites.filter((w) => w.restart && w.at < listeningAt).map((w) => w.restart!)];
+      : [o.plan.timings.restart, ...o.configWrites.filter((w) => w.restart && w.at < o.exitedAt).map((w) => w.restart!)];
     // A child exit ends sluice only once its stop began (a failed restart has its own reason).
     if (policies.every((policy) => policy === "always" || (policy === "on-failure" && code !== 0))) {
       finding("a child exit ended sluice despite --restart", { restart: o.plan.timings.restart, code });

@@ -209,14 +209,40 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     const file = configFile(['shutdown-delay = "0s"']);
     const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
     // (The harness passes the ports as flags, which win over the file: use other settings.)
-    file.write(['shutdown-delay = "0s"', 'restart = "on-failure"', 'ready-timeout = "5s"', 'upstream-timeout = "30s"']);
+    file.write(['shutdown-delay = "0s"', 'idle-timeout = "30s"', 'ready-timeout = "5s"', 'upstream-timeout = "30s"']);
     sluice.signal("SIGHUP");
     const record = await sluice.waitFor("reload");
     // ready-timeout is for the next child started (tests/e2e/rolling-restart.test.ts).
-    expect(record).toMatchObject({ result: "ok", changed: ["ready-timeout", "upstream-timeout"], pendingRestart: ["restart"] });
+    expect(record).toMatchObject({ result: "ok", changed: ["ready-timeout", "upstream-timeout"], pendingRestart: ["idle-timeout"] });
     expect((await fetch(`${sluice.url}/`)).status).toBe(200);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("the restart policy applies from the child's next exit on: restarted, requests held, then back to never", async () => {
+    const file = configFile(['shutdown-delay = "0s"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    // It was pending a restart of sluice: a crash after this reload still ended sluice.
+    file.write(['shutdown-delay = "0s"', 'restart = "on-failure"', 'restart-max-delay = "100ms"']);
+    sluice.signal("SIGHUP");
+    expect(await sluice.waitFor("reload")).toMatchObject({ result: "ok", changed: ["restart", "restart-max-delay"], pendingRestart: [] });
+    const firstPid = sluice.childPid!;
+    process.kill(firstPid, "SIGKILL");
+    await sluice.waitFor((r) => r.event === "child.exited" && r.pid === firstPid);
+    // Held for the restarted child (the new pipeline waits for a comeback), not 503.
+    const during = fetch(`${sluice.url}/pid`).then(async (r) => [r.status, await r.text()] as const);
+    // The first backoff is 250 ms, capped by the reloaded restart-max-delay.
+    expect(await sluice.waitFor("child.restarting")).toMatchObject({ delayMs: 100, attempt: 1 });
+    const ready = await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== firstPid);
+    expect(await during).toEqual([200, String(ready.pid)]);
+
+    file.write(['shutdown-delay = "0s"', 'restart = "never"']);
+    sluice.signal("SIGHUP");
+    await until(() => reloads(sluice.records).length === 2, 30_000, "the second reload");
+    expect(reloads(sluice.records)[1]).toMatchObject({ result: "ok", changed: ["restart", "restart-max-delay"], pendingRestart: [] });
+    process.kill(ready.pid as number, "SIGKILL");
+    expect(await sluice.exitCode()).toBe(137);
+    expect(sluice.events("child.restarting")).toHaveLength(1);
   }, 60_000);
 
   test("at --log-level warning, a reload that leaves options pending a restart still says so", async () => {
@@ -224,11 +250,11 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     const file = configFile(['shutdown-delay = "0s"', 'log-level = "warning"']);
     const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV, waitReady: false });
     await until(async () => (await fetch(`${sluice.adminUrl}/readyz`).catch(() => undefined))?.status === 200, 30_000, "ready");
-    file.write(['shutdown-delay = "0s"', 'log-level = "warning"', 'restart = "always"', 'max-request-body = "10"']);
+    file.write(['shutdown-delay = "0s"', 'log-level = "warning"', 'idle-timeout = "30s"', 'max-request-body = "10"']);
     sluice.signal("SIGHUP");
     const record = await sluice.waitFor("reload");
-    expect(record).toMatchObject({ level: "WARNING", result: "ok", changed: ["max-request-body"], pendingRestart: ["restart"] });
-    expect(record.message).toBe('Reloaded the configuration; waiting for a restart: ["restart"]');
+    expect(record).toMatchObject({ level: "WARNING", result: "ok", changed: ["max-request-body"], pendingRestart: ["idle-timeout"] });
+    expect(record.message).toBe('Reloaded the configuration; waiting for a restart: ["idle-timeout"]');
     // A reload that applies everything stays at info, below this level.
     file.write(['shutdown-delay = "0s"', 'log-level = "warning"', 'max-request-body = "20"']);
     sluice.signal("SIGHUP");
