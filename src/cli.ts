@@ -130,7 +130,7 @@ Booleans: --name, --no-name or --name=true|false.
 ${rows.join("")}
 Signals: TERM/INT stop gracefully, a second TERM/INT or QUIT stops fast, HUP reloads,
 USR2 starts the child anew beside the running one and switches to it (rolling restart),
-USR1 is logged and ignored.
+USR1, ALRM, VTALRM, PROF, XCPU, XFSZ, IO, PWR and STKFLT are logged and ignored.
 Exit codes: 0 clean stop, the child's own code when it exits by itself (128+n when
 killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start failure.
 `;

@@ -10,8 +10,9 @@ export interface StopRequest {
 /**
  * SIGTERM/SIGINT ask for a graceful stop; a second one, or SIGQUIT at any time, aborts
  * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload, SIGUSR2 for a
- * rolling restart of the child. SIGUSR1 gets a handler too, because its default action would
- * end sluice at once, without a drain and with its child left running. Installed before the
+ * rolling restart of the child. SIGUSR1, SIGALRM and the other signals sluice has no use for
+ * are logged and ignored: their default action would end sluice at once, without a drain and
+ * with its child left running (Go programs such as thruster ignore them too). Installed before the
  * service exists when sluice is PID 1 (main.ts): a stop or a reload that comes meanwhile is
  * kept (a rolling restart is not: the child that starts then is started from the new code).
  */
@@ -69,7 +70,9 @@ export class ProcessSignals {
       if (this.#onReload) this.#onReload();
       else this.#reloadPending = true;
     });
-    on("SIGUSR1", () => log.lifecycle.warn("SIGUSR1 ignored: sluice has no use for it", { event: "signal.ignored", signal: "SIGUSR1" }));
+    for (const signal of this.#runtime.ignorableSignals) {
+      on(signal, () => log.lifecycle.warn("{signal} ignored: sluice has no use for it", { event: "signal.ignored", signal }));
+    }
     on("SIGUSR2", () => {
       if (this.#requested) return;
       if (this.#onRollingRestart) this.#onRollingRestart();

@@ -34,6 +34,7 @@ export type LogRecord = Record<string, unknown> & { event?: string; message?: st
 
 // Cleanup of every process a test starts lives in tests/cleanup.ts, preloaded by `bun test`
 // (package.json) so that its hooks apply to every test file.
+import { signalNumber } from "../src/runtime/signals.ts";
 import { track } from "./cleanup.ts";
 import { readLines } from "./read-lines.ts";
 export { readLines };
@@ -170,8 +171,9 @@ export class Sluice {
     return this.records.findLast((r) => r.event === "child.started")?.pid as number | undefined;
   }
 
-  signal(signal: NodeJS.Signals): void {
-    process.kill(this.proc.pid, signal);
+  signal(signal: NodeJS.Signals | "SIGPWR" | "SIGSTKFLT"): void {
+    // By number: Bun's process.kill knows neither SIGPWR nor SIGSTKFLT by name.
+    process.kill(this.proc.pid, signalNumber(signal) || signal);
   }
 
   /** Resolves with the first record (past or future) matching `event`. */

@@ -171,6 +171,8 @@ export const bunRuntime: Runtime = {
   pid: process.pid,
   fastBodyPassthrough: true,
   answersConnectionClose: false,
+  // Bun 1.4.5 ignores SIGPWR itself, and never calls a listener for SIGSTKFLT (docs/runtime-notes.md).
+  ignorableSignals: ["SIGUSR1", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO"],
   version: Bun.version,
   args: process.argv.slice(2),
   env: () => ({ ...initialEnv }),

@@ -17,7 +17,7 @@ import { orphanReaper } from "./orphans.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { sameObject } from "./shared-output.ts";
-import { signalNumber } from "./signals.ts";
+import { IGNORED_SIGNALS, signalNumber } from "./signals.ts";
 import { denoConnectTcp } from "./socket-deno.ts";
 import { denoServe } from "./listener-deno.ts";
 
@@ -222,6 +222,7 @@ export const denoRuntime: Runtime = {
   pid: Deno.pid,
   fastBodyPassthrough: false,
   answersConnectionClose: true,
+  ignorableSignals: IGNORED_SIGNALS,
   version: Deno.version.deno,
   args: Deno.args,
   env: () => Deno.env.toObject(),

@@ -1,4 +1,7 @@
-/** @module Linux signal numbers, for exit codes of children killed by a signal (128+n). */
+/**
+ * @module Linux signal numbers, for exit codes of children killed by a signal (128+n), and
+ * the signals sluice ignores.
+ */
 
 const LINUX_SIGNALS: Record<string, number> = {
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8,
@@ -12,3 +15,10 @@ const LINUX_SIGNALS: Record<string, number> = {
 export function signalNumber(name: string): number {
   return LINUX_SIGNALS[name] ?? 0;
 }
+
+/**
+ * Signals that end a process by default and that sluice has no use for: one sent by mistake
+ * would end it at once, with requests in flight and its child left running.
+ */
+export const IGNORED_SIGNALS = ["SIGUSR1", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSTKFLT"] as const;
+export type IgnoredSignal = typeof IGNORED_SIGNALS[number];

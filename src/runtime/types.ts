@@ -1,12 +1,14 @@
 /** @module The Runtime interface: everything sluice needs from Bun or Deno, in one shape. */
 
 import type { ReapResult } from "./orphans.ts";
+import type { IgnoredSignal } from "./signals.ts";
 
 /**
- * Signals sluice listens for. SIGUSR1 only to log and ignore it (its default action ends the
- * process); Deno still opens its inspector on it (docs/runtime-notes.md).
+ * Signals sluice listens for. The IgnoredSignals only to log and ignore them (their default
+ * action ends the process); Deno still opens its inspector on SIGUSR1 (docs/runtime-notes.md).
  */
-export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR1" | "SIGUSR2" | "SIGCHLD";
+export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2" | "SIGCHLD" | IgnoredSignal;
+
 
 /** Signals sluice may send to its children. */
 export type ChildSignal =
@@ -258,6 +260,8 @@ export interface Runtime {
    * asked to close its connection (Deno): sluice's own would make it appear twice.
    */
   readonly answersConnectionClose: boolean;
+  /** The IgnoredSignals this runtime lets a program handle (and does not already ignore itself). */
+  readonly ignorableSignals: readonly IgnoredSignal[];
   readonly version: string;
   /** Command-line arguments after the program (and script) name. */
   readonly args: readonly string[];

@@ -5,6 +5,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { IGNORED_SIGNALS } from "../../src/runtime/signals.ts";
 import { FIXTURE_APP, freePort, parseLogRecord, rawRequest, readMetrics, refuses, ROOT, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Uncompressed, so that the bytes fetch hands over are the bytes that were sent. */
@@ -290,10 +292,22 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     }
   }, 90_000);
 
-  test("SIGUSR1 is logged and ignored: sluice keeps serving, then stops in order", async () => {
+  test("SIGUSR1, SIGALRM and the other signals sluice has no use for are logged and ignored: a request in flight completes, then it stops in order", async () => {
+    // Each ended sluice at once (128+n), resetting the request and leaving the child running.
+    const ignored = target.name === "binary" ? bunRuntime.ignorableSignals : IGNORED_SIGNALS;
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
-    sluice.signal("SIGUSR1");
-    await sluice.waitFor((r) => r.event === "signal.ignored" && r.signal === "SIGUSR1");
+    const slow = fetch(`${sluice.url}/slow?ms=4000`).then(async (r) => [r.status, await r.text()]);
+    await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 30_000, "the slow request in flight");
+    for (const signal of ignored) {
+      sluice.signal(signal);
+      // One at a time: the record says the handler ran before the next signal is sent.
+      await sluice.waitFor((r) => r.event === "signal.ignored" && r.signal === signal);
+    }
+    // Bun ignores SIGPWR itself: no record, and the binary lives on.
+    if (target.name === "binary") sluice.signal("SIGPWR");
+    // Still in flight after every signal, and answered whole.
+    expect((await readMetrics(sluice))["sluice_requests_in_flight"]).toBe(1);
+    expect(await slow).toEqual([200, "slow 4000\n"]);
     expect((await fetch(`${sluice.url}/`)).status).toBe(200);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
