@@ -6,6 +6,7 @@
  */
 
 import { connectionNamed, HOP_BY_HOP } from "../forwarded-headers.ts";
+import { Fills } from "./fills.ts";
 import { type CacheRequest, type CacheResponseHead, deltaSeconds, freshnessLifetime, requestPolicy, resourceUrl, varyNames } from "./cache-rules.ts";
 
 /** A stored response. Immutable: every hit builds its own Response from it. */
@@ -83,6 +84,8 @@ export class ResponseCache {
   #size = 0;
   #lastPruneAt = Number.NEGATIVE_INFINITY;
   #generation = 0;
+  /** The misses fetching a URL's response now, which other misses for it wait for (see Fills). */
+  readonly fills = new Fills();
 
   constructor({ maxSize = 64 * 1024 * 1024, maxItemSize = 1024 * 1024, now = Date.now }: ResponseCacheOptions = {}) {
     if (!(maxSize >= 0) || !(maxItemSize >= 0)) {

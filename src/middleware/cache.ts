@@ -12,7 +12,7 @@ import type { Exchange } from "../exchange.ts";
 import { hasFileBody } from "../files/file-response.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
 import { parseHttpDate } from "../http-date.ts";
-import type { ProxyEnv } from "../proxy.ts";
+import { errorResponse, type ProxyEnv } from "../proxy.ts";
 import { hasWholeBody, markWholeBody, oneChunkStream } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
@@ -22,6 +22,7 @@ export type CacheEvent =
   | "not-modified" // answered 304 from the cache (If-None-Match / If-Modified-Since)
   | "miss" // looked up, not found: forwarded
   | "bypass" // forwarded without looking: another method, Authorization, no-cache, Range ...
+  | "collapsed" // answered from the cache after waiting for the same URL's miss to fetch it
   | "stored" // a response was stored, once its body had completed
   | "too-large" // a storable response passed through unstored: over the item limit
   | "cut"; // a storable response's body was cut short (client gone, upstream error): not stored
@@ -51,6 +52,12 @@ const NULL_BODY_STATUSES = new Set([204, 205]);
 const noop = (): void => {};
 
 /**
+ * Longest a miss waits for the same URL's miss already on its way to the app (nginx's
+ * proxy_cache_lock_timeout default); then it goes to the app itself.
+ */
+export const FILL_WAIT_MS = 5000;
+
+/**
  * Every response gets `X-Cache: hit|miss|bypass`; hits also get `Age` and the request's own
  * `X-Request-Id`. Put it after requestId and before holdUntilReady, so that hits are
  * answered even while the child is restarting.
@@ -70,14 +77,63 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     if (policy === "use") {
       const entry = store.lookup(request, (url = urlOf(exchange)));
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
+      if (request.method === "GET") {
+        return store.fills.underWay(url) ? waitForFill(c, next, url) : forward(c, next, url, policy, store.fills.begin(url));
+      }
     }
-    // Emptied meanwhile (a rolling restart): this answer may be the old code's.
-    const generation = store.generation;
-    const rest = next() as unknown as Response | Promise<Response | void>;
-    const after = (answered: Response | void) => afterUpstream(c, exchange, url, policy, generation, answerOf(c, answered));
-    return rest instanceof Response ? after(rest) : rest.then(after);
+    return forward(c, next, url, policy, noop);
   };
   return middleware as unknown as MiddlewareHandler<ProxyEnv>;
+
+  /** Sends the request on, and caches what comes back; `filled` ends this miss's fill once that is decided. */
+  function forward(c: Context<ProxyEnv>, next: Next, url: string | undefined, policy: RequestPolicy, filled: () => void): Response | Promise<Response> {
+    // Emptied meanwhile (a rolling restart): this answer may be the old code's.
+    const generation = store.generation;
+    let rest: Response | Promise<Response | void>;
+    const after = (answered: Response | void) => {
+      try {
+        return afterUpstream(c, c.env.exchange, url, policy, generation, answerOf(c, answered), filled);
+      } catch (error) {
+        filled();
+        throw error;
+      }
+    };
+    try {
+      rest = next() as unknown as Response | Promise<Response | void>;
+    } catch (error) {
+      filled();
+      throw error;
+    }
+    return rest instanceof Response ? after(rest) : rest.then(after, (error: unknown) => {
+      filled();
+      throw error;
+    });
+  }
+
+  /**
+   * A miss for a URL another miss is fetching now waits for that one (up to FILL_WAIT_MS,
+   * or until it is cut or its client leaves), then is answered from the cache, or goes on
+   * to the app itself when the answer was not stored.
+   */
+  function waitForFill(c: Context<ProxyEnv>, next: Next, url: string): Promise<Response> {
+    const { exchange } = c.env;
+    const { promise: filled, resolve } = Promise.withResolvers<void>();
+    const ended = (): void => resolve();
+    store.fills.join(url, ended);
+    exchange.watchClient();
+    const signal = exchange.signal;
+    signal.addEventListener("abort", ended, { once: true });
+    const timer = setTimeout(ended, FILL_WAIT_MS);
+    return filled.then(() => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", ended);
+      // Cut by the stop's drain deadline, a waiting request gets its 503 as a held one does.
+      if (exchange.aborted) return errorResponse(exchange.abortReason === "aborted" ? 503 : 499, exchange);
+      const entry = store.lookup(exchange.request, url);
+      if (entry !== undefined) return fromCache(store, entry, exchange.request, exchange.requestId, (event) => observe(event === "hit" ? "collapsed" : event));
+      return forward(c, next, url, "use", noop);
+    });
+  }
 
   /** What the cache does with the answer to a request it did not answer itself. */
   function afterUpstream(
@@ -87,6 +143,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     policy: RequestPolicy,
     generation: number,
     response: Response,
+    filled: () => void,
   ): Response | Promise<Response> {
     const request = exchange.request;
     const method = request.method;
@@ -101,23 +158,33 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     // stored response stand in for a failed validation, and sluice's own 502 while the
     // child restarts says nothing of the resource).
     if (policy === "refresh" && response.status < 500) store.remove(request, url ?? (url = urlOf(exchange)));
-    if (policy === "bypass" || freshnessLifetime(response) === undefined) return withXCache(c, response, label);
+    if (policy === "bypass" || freshnessLifetime(response) === undefined) {
+      filled();
+      return withXCache(c, response, label);
+    }
     const declared = response.headers.get("content-length");
     const length = declared === null ? undefined : Number(declared);
     if (length !== undefined && !(length <= store.maxItemSize)) {
+      filled();
       observe("too-large");
       return withXCache(c, response, label);
     }
     const save = (body: Uint8Array<ArrayBuffer>): void => {
       if (store.generation === generation) observe(store.store(request, response, body, url ?? urlOf(exchange)) ? "stored" : "too-large");
+      filled();
+    };
+    // A body not stored after all (cut, too large) ends the fill too.
+    const observeBody = (event: CacheEvent): void => {
+      observe(event);
+      filled();
     };
     if (response.body === null) {
       save(new Uint8Array(0));
       return withXCache(c, response, label);
     }
-    if (hasWholeBody(response)) return storeWhole(c, response, label, save);
-    if (hasFileBody(response)) return storeFileCopy(c, response, label, length, save, observe);
-    const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observe);
+    if (hasWholeBody(response)) return storeWhole(c, response, label, save).finally(filled);
+    if (hasFileBody(response)) return storeFileCopy(c, response, label, length, save, observeBody);
+    const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observeBody);
     const headers = new Headers(response.headers);
     headers.set("x-cache", label);
     return replaceResponse(c, new Response(body, { status: response.status, statusText: response.statusText, headers }));

@@ -187,9 +187,9 @@ export class Metrics {
   readonly orphansReaped = new Counter("sluice_orphans_reaped_total", "Orphaned processes reaped as PID 1");
   readonly cacheEvents = new CounterByLabel<CacheEvent>(
     "sluice_cache_events_total",
-    "Response cache events: hit, not-modified, miss, bypass, stored, too-large, cut",
+    "Response cache events: hit, not-modified, miss, bypass, collapsed, stored, too-large, cut",
     "event",
-    ["hit", "not-modified", "miss", "bypass", "stored", "too-large", "cut"],
+    ["hit", "not-modified", "miss", "bypass", "collapsed", "stored", "too-large", "cut"],
   );
   #cache: () => CacheCounts = () => ({ bytes: 0, entries: 0 });
   readonly #cacheMetrics = [

@@ -27,6 +27,38 @@ async function stop(sluice: Sluice): Promise<void> {
 }
 
 describe.each(TARGETS)("response cache ($name)", (target) => {
+  test("concurrent misses for one URL reach the app once: the others wait and are answered from the cache", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // Slow enough that all five arrive while the first is on its way to the app.
+    const path = "/cacheable?collapse&ms=800";
+    const answers = await Promise.all(Array.from({ length: 5 }, () => get(sluice, path)));
+    expect(await appSaw(sluice, path)).toBe(1);
+    expect(answers.map((a) => [a.status, a.body.slice(0, 9)])).toEqual(Array(5).fill([200, "served 1\n"]));
+    expect(answers.map((a) => a.xCache).sort()).toEqual(["hit", "hit", "hit", "hit", "miss"]);
+    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('sluice_cache_events_total{event="collapsed"} 4');
+    expect(metrics).toContain('sluice_cache_events_total{event="miss"} 1');
+
+    // An answer that cannot be stored releases the waiters at once, and each goes to the app.
+    const privatePath = "/cacheable?private&ms=800";
+    const privates = await Promise.all(Array.from({ length: 3 }, (_, i) => get(sluice, privatePath, { "x-cache-control": "private", "x-request-id": `private-${i}` })));
+    expect(privates.map((a) => [a.status, a.xCache])).toEqual(Array(3).fill([200, "miss"]));
+    expect(privates.map((a) => a.body.slice(0, 9)).sort()).toEqual(["served 1\n", "served 2\n", "served 3\n"]);
+    expect(await appSaw(sluice, privatePath)).toBe(3);
+    // The app's time for each, from the access records: the two that waited went once the
+    // first was answered, side by side, not one after the other.
+    const records = () => sluice.events("access").filter((r) => String(r.requestId).startsWith("private-"));
+    await until(() => records().length === 3, 10_000, "three access records");
+    const upstream = records().map((r) => {
+      const end = Date.parse(r["@timestamp"] as string);
+      return { start: end - (r.upstreamMs as number), end };
+    }).sort((a, b) => a.end - b.end);
+    const [first, second, third] = upstream as [typeof upstream[0], typeof upstream[0], typeof upstream[0]];
+    expect(Math.min(second.start, third.start)).toBeGreaterThanOrEqual(first.end - 50);
+    expect(Math.max(second.start, third.start)).toBeLessThan(Math.min(second.end, third.end));
+    await stop(sluice);
+  }, 60_000);
+
   test("a public response is stored once and then answered by sluice, with 304 for a matching ETag", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     const first = await get(sluice, "/cacheable?a");

@@ -393,3 +393,29 @@ describe("ResponseCache", () => {
     expect(() => new ResponseCache({ maxSize: -1 })).toThrow(RangeError);
   });
 });
+
+describe("Fills (concurrent misses for one URL)", () => {
+  test("those who join are told once when the fill ends; ending it again, or an old fill's end, touches no newer fill", () => {
+    const fills = new ResponseCache().fills;
+    const told: string[] = [];
+    expect(fills.underWay("u")).toBe(false);
+    const end = fills.begin("u");
+    expect(fills.underWay("u")).toBe(true);
+    fills.join("u", () => told.push("a"));
+    fills.join("u", () => told.push("b"));
+    expect(told).toEqual([]);
+    end();
+    expect(told).toEqual(["a", "b"]);
+    expect(fills.underWay("u")).toBe(false);
+    // A newer fill of the same URL is not ended by the first one's end, called again.
+    const endNewer = fills.begin("u");
+    fills.join("u", () => told.push("c"));
+    end();
+    expect([told, fills.underWay("u")]).toEqual([["a", "b"], true]);
+    endNewer();
+    expect([told, fills.size]).toEqual([["a", "b", "c"], 0]);
+    // Joining when nothing is under way is told at once.
+    fills.join("v", () => told.push("d"));
+    expect(told.at(-1)).toBe("d");
+  });
+});
