@@ -78,15 +78,22 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       const entry = store.lookup(request, (url = urlOf(exchange)));
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
       if (request.method === "GET") {
-        return store.fills.underWay(url) ? waitForFill(c, next, url) : forward(c, next, url, policy, store.fills.begin(url));
+        if (store.fills.underWay(url)) return waitForFill(c, next, url);
+        if (store.fills.worthCollapsing(url)) return forward(c, next, url, policy, store.fills.begin(url));
       }
     }
     return forward(c, next, url, policy, noop);
   };
   return middleware as unknown as MiddlewareHandler<ProxyEnv>;
 
-  /** Sends the request on, and caches what comes back; `filled` ends this miss's fill once that is decided. */
-  function forward(c: Context<ProxyEnv>, next: Next, url: string | undefined, policy: RequestPolicy, filled: () => void): Response | Promise<Response> {
+  /** Sends the request on, and caches what comes back; `filled` ends this miss's fill (see Fills) once that is decided. */
+  function forward(
+    c: Context<ProxyEnv>,
+    next: Next,
+    url: string | undefined,
+    policy: RequestPolicy,
+    filled: (stored: boolean) => void,
+  ): Response | Promise<Response> {
     // Emptied meanwhile (a rolling restart): this answer may be the old code's.
     const generation = store.generation;
     let rest: Response | Promise<Response | void>;
@@ -94,18 +101,18 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       try {
         return afterUpstream(c, c.env.exchange, url, policy, generation, answerOf(c, answered), filled);
       } catch (error) {
-        filled();
+        filled(false);
         throw error;
       }
     };
     try {
       rest = next() as unknown as Response | Promise<Response | void>;
     } catch (error) {
-      filled();
+      filled(false);
       throw error;
     }
     return rest instanceof Response ? after(rest) : rest.then(after, (error: unknown) => {
-      filled();
+      filled(false);
       throw error;
     });
   }
@@ -143,7 +150,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     policy: RequestPolicy,
     generation: number,
     response: Response,
-    filled: () => void,
+    filled: (stored: boolean) => void,
   ): Response | Promise<Response> {
     const request = exchange.request;
     const method = request.method;
@@ -159,30 +166,35 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     // child restarts says nothing of the resource).
     if (policy === "refresh" && response.status < 500) store.remove(request, url ?? (url = urlOf(exchange)));
     if (policy === "bypass" || freshnessLifetime(response) === undefined) {
-      filled();
+      filled(false);
       return withXCache(c, response, label);
     }
     const declared = response.headers.get("content-length");
     const length = declared === null ? undefined : Number(declared);
     if (length !== undefined && !(length <= store.maxItemSize)) {
-      filled();
+      filled(false);
       observe("too-large");
       return withXCache(c, response, label);
     }
     const save = (body: Uint8Array<ArrayBuffer>): void => {
-      if (store.generation === generation) observe(store.store(request, response, body, url ?? urlOf(exchange)) ? "stored" : "too-large");
-      filled();
+      let stored = false;
+      if (store.generation === generation) {
+        stored = store.store(request, response, body, (url ??= urlOf(exchange)));
+        observe(stored ? "stored" : "too-large");
+        if (stored) store.fills.stored(url);
+      }
+      filled(stored);
     };
     // A body not stored after all (cut, too large) ends the fill too.
     const observeBody = (event: CacheEvent): void => {
       observe(event);
-      filled();
+      filled(false);
     };
     if (response.body === null) {
       save(new Uint8Array(0));
       return withXCache(c, response, label);
     }
-    if (hasWholeBody(response)) return storeWhole(c, response, label, save).finally(filled);
+    if (hasWholeBody(response)) return storeWhole(c, response, label, save).finally(() => filled(false));
     if (hasFileBody(response)) return storeFileCopy(c, response, label, length, save, observeBody);
     const body = storeAsItStreams(response.body, length, store.maxItemSize, save, observeBody);
     const headers = new Headers(response.headers);

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { rawRequest, rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { rawRequest, readMetrics, rssKiB, type Sluice, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 /** Status, X-Cache and body of a GET through sluice. */
 async function get(sluice: Sluice, path: string, headers: Record<string, string> = {}) {
@@ -21,41 +21,70 @@ async function appSaw(sluice: Sluice, path: string): Promise<number> {
   return seen.filter((p) => p === path).length;
 }
 
+/** How often the app on `port` (a rolling restart's new child) was asked for `path`. */
+async function appSawOn(port: number, path: string): Promise<number> {
+  const seen = (await (await fetch(`http://127.0.0.1:${port}/seen`)).json()) as string[];
+  return seen.filter((p) => p === path).length;
+}
+
+/** sluice_cache_events_total by event. */
+async function cacheEvents(sluice: Sluice): Promise<Record<string, number>> {
+  const metrics = await readMetrics(sluice);
+  const events: Record<string, number> = {};
+  for (const [name, value] of Object.entries(metrics)) {
+    const match = /^sluice_cache_events_total\{event="([a-z-]+)"\}$/.exec(name);
+    if (match) events[match[1]!] = value;
+  }
+  return events;
+}
+
 async function stop(sluice: Sluice): Promise<void> {
   sluice.signal("SIGTERM");
   expect(await sluice.exitCode()).toBe(0);
 }
 
 describe.each(TARGETS)("response cache ($name)", (target) => {
-  test("concurrent misses for one URL reach the app once: the others wait and are answered from the cache", async () => {
+  test("after a rolling restart emptied the cache, concurrent misses for a stored URL reach the new app once; a URL not stored does not make misses wait", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
-    // Slow enough that all five arrive while the first is on its way to the app.
+    // Slow enough that all of a round arrive while its first request is on its way to the app.
     const path = "/cacheable?collapse&ms=800";
+    const flipping = "/cacheable?flip&ms=800";
+    for (const url of [path, flipping]) expect((await get(sluice, url)).xCache).toBe("miss");
+    await until(async () => (await cacheEvents(sluice)).stored === 2, 10_000, "two stored answers");
+    sluice.signal("SIGUSR2");
+    expect(await sluice.waitFor("rolling-restart")).toMatchObject({ result: "ok", cacheCleared: 2 });
+    const newPort = sluice.events("child.started").at(-1)!.port as number;
+    const before = await cacheEvents(sluice);
+
     const answers = await Promise.all(Array.from({ length: 5 }, () => get(sluice, path)));
-    expect(await appSaw(sluice, path)).toBe(1);
+    expect(await appSawOn(newPort, path)).toBe(1);
     expect(answers.map((a) => [a.status, a.body.slice(0, 9)])).toEqual(Array(5).fill([200, "served 1\n"]));
     expect(answers.map((a) => a.xCache).sort()).toEqual(["hit", "hit", "hit", "hit", "miss"]);
-    const metrics = await (await fetch(`${sluice.adminUrl}/metrics`)).text();
-    expect(metrics).toContain('sluice_cache_events_total{event="collapsed"} 4');
-    expect(metrics).toContain('sluice_cache_events_total{event="miss"} 1');
+    const after = await cacheEvents(sluice);
+    expect([after.collapsed! - before.collapsed!, after.miss! - before.miss!]).toEqual([4, 1]);
 
-    // An answer that cannot be stored releases the waiters at once, and each goes to the app.
-    const privatePath = "/cacheable?private&ms=800";
-    const privates = await Promise.all(Array.from({ length: 3 }, (_, i) => get(sluice, privatePath, { "x-cache-control": "private", "x-request-id": `private-${i}` })));
-    expect(privates.map((a) => [a.status, a.xCache])).toEqual(Array(3).fill([200, "miss"]));
-    expect(privates.map((a) => a.body.slice(0, 9)).sort()).toEqual(["served 1\n", "served 2\n", "served 3\n"]);
-    expect(await appSaw(sluice, privatePath)).toBe(3);
-    // The app's time for each, from the access records: the two that waited went once the
-    // first was answered, side by side, not one after the other.
-    const records = () => sluice.events("access").filter((r) => String(r.requestId).startsWith("private-"));
-    await until(() => records().length === 3, 10_000, "three access records");
-    const upstream = records().map((r) => {
-      const end = Date.parse(r["@timestamp"] as string);
-      return { start: end - (r.upstreamMs as number), end };
-    }).sort((a, b) => a.end - b.end);
-    const [first, second, third] = upstream as [typeof upstream[0], typeof upstream[0], typeof upstream[0]];
-    expect(Math.min(second.start, third.start)).toBeGreaterThanOrEqual(first.end - 50);
-    expect(Math.max(second.start, third.start)).toBeLessThan(Math.min(second.end, third.end));
+    // An answer that is not stored releases those waiting at once, and each goes to the app:
+    // side by side, not one after the other.
+    const round = async (name: string) => {
+      const answers = await Promise.all(
+        Array.from({ length: 3 }, (_, i) => get(sluice, flipping, { "x-cache-control": "private", "x-request-id": `${name}-${i}` })),
+      );
+      expect(answers.map((a) => [a.status, a.xCache])).toEqual(Array(3).fill([200, "miss"]));
+      const records = () => sluice.events("access").filter((r) => String(r.requestId).startsWith(`${name}-`));
+      await until(() => records().length === 3, 10_000, `the access records of ${name}`);
+      // The app's time for each, from the access records, in the order they ended.
+      return records().map((r) => {
+        const end = Date.parse(r["@timestamp"] as string);
+        return { start: end - (r.upstreamMs as number), end, waitedMs: (r.durationMs as number) - (r.upstreamMs as number) };
+      }).sort((a, b) => a.end - b.end);
+    };
+    const [first, second, third] = await round("flipped");
+    expect(Math.min(second!.start, third!.start)).toBeGreaterThanOrEqual(first!.end - 50);
+    expect(Math.max(second!.start, third!.start)).toBeLessThan(Math.min(second!.end, third!.end));
+    // Now known as not stored, the URL's misses no longer wait: all three at the app at once.
+    const again = await round("private");
+    expect(Math.max(...again.map((a) => a.start))).toBeLessThan(Math.min(...again.map((a) => a.end)));
+    expect(await appSawOn(newPort, flipping)).toBe(6);
     await stop(sluice);
   }, 60_000);
 

@@ -404,18 +404,33 @@ describe("Fills (concurrent misses for one URL)", () => {
     fills.join("u", () => told.push("a"));
     fills.join("u", () => told.push("b"));
     expect(told).toEqual([]);
-    end();
+    end(true);
     expect(told).toEqual(["a", "b"]);
     expect(fills.underWay("u")).toBe(false);
     // A newer fill of the same URL is not ended by the first one's end, called again.
     const endNewer = fills.begin("u");
     fills.join("u", () => told.push("c"));
-    end();
+    end(false);
     expect([told, fills.underWay("u")]).toEqual([["a", "b"], true]);
-    endNewer();
+    endNewer(true);
     expect([told, fills.size]).toEqual([["a", "b", "c"], 0]);
     // Joining when nothing is under way is told at once.
     fills.join("v", () => told.push("d"));
     expect(told.at(-1)).toBe("d");
+  });
+
+  test("only URLs whose last answer was stored are worth collapsing; a fill not stored forgets the URL; the oldest go past 10,000", () => {
+    const fills = new ResponseCache().fills;
+    expect(fills.worthCollapsing("u")).toBe(false);
+    fills.stored("u");
+    expect(fills.worthCollapsing("u")).toBe(true);
+    fills.begin("u")(true);
+    expect(fills.worthCollapsing("u")).toBe(true);
+    fills.begin("u")(false);
+    expect(fills.worthCollapsing("u")).toBe(false);
+    for (let i = 0; i < 10_000; i++) fills.stored(`u${i}`);
+    fills.stored("u0"); // stored again: the most recent
+    fills.stored("last");
+    expect([fills.worthCollapsing("u0"), fills.worthCollapsing("u1"), fills.worthCollapsing("u2"), fills.worthCollapsing("last")]).toEqual([true, false, true, true]);
   });
 });
