@@ -13,13 +13,14 @@ interface Fill {
   waiters: (() => void)[] | undefined;
 }
 
-/** URLs remembered as stored, at most: about 1 MiB of keys. */
-const MAX_STORED_URLS = 10_000;
+/** Characters of URLs remembered as stored, at most (a URL may be kilobytes long). */
+const MAX_STORED_URL_CHARS = 1024 * 1024;
 
 export class Fills {
   readonly #underWay = new Map<string, Fill>();
   /** URLs whose last answer was stored, least recently stored first; kept when the cache is emptied. */
   readonly #storedUrls = new Map<string, true>();
+  #storedUrlChars = 0;
 
   /** Fills under way. */
   get size(): number {
@@ -38,9 +39,17 @@ export class Fills {
 
   /** `url`'s answer was stored. */
   stored(url: string): void {
-    this.#storedUrls.delete(url);
+    this.#forget(url);
     this.#storedUrls.set(url, true);
-    if (this.#storedUrls.size > MAX_STORED_URLS) this.#storedUrls.delete(this.#storedUrls.keys().next().value!);
+    this.#storedUrlChars += url.length;
+    for (const oldest of this.#storedUrls.keys()) {
+      if (this.#storedUrlChars <= MAX_STORED_URL_CHARS) break;
+      this.#forget(oldest);
+    }
+  }
+
+  #forget(url: string): void {
+    if (this.#storedUrls.delete(url)) this.#storedUrlChars -= url.length;
   }
 
   /** Calls `ended` when the fill of `url` under way ends (at once when none is). */
@@ -61,7 +70,7 @@ export class Fills {
     return (stored) => {
       if (this.#underWay.get(url) !== fill) return;
       this.#underWay.delete(url);
-      if (!stored) this.#storedUrls.delete(url);
+      if (!stored) this.#forget(url);
       const waiters = fill.waiters;
       fill.waiters = undefined;
       if (waiters !== undefined) for (const ended of waiters) ended();

@@ -419,7 +419,7 @@ describe("Fills (concurrent misses for one URL)", () => {
     expect(told.at(-1)).toBe("d");
   });
 
-  test("only URLs whose last answer was stored are worth collapsing; a fill not stored forgets the URL; the oldest go past 10,000", () => {
+  test("only URLs whose last answer was stored are worth collapsing; a fill not stored forgets the URL; the oldest go past 1 MiB of URLs", () => {
     const fills = new ResponseCache().fills;
     expect(fills.worthCollapsing("u")).toBe(false);
     fills.stored("u");
@@ -428,9 +428,11 @@ describe("Fills (concurrent misses for one URL)", () => {
     expect(fills.worthCollapsing("u")).toBe(true);
     fills.begin("u")(false);
     expect(fills.worthCollapsing("u")).toBe(false);
-    for (let i = 0; i < 10_000; i++) fills.stored(`u${i}`);
-    fills.stored("u0"); // stored again: the most recent
-    fills.stored("last");
-    expect([fills.worthCollapsing("u0"), fills.worthCollapsing("u1"), fills.worthCollapsing("u2"), fills.worthCollapsing("last")]).toEqual([true, false, true, true]);
+    const url = (i: number) => `/${String(i).padStart(1023, "0")}`; // 1 KiB each
+    for (let i = 0; i < 1024; i++) fills.stored(url(i));
+    fills.stored(url(0)); // stored again: the most recent
+    fills.stored("/last");
+    expect([0, 1, 2, 1023].map((i) => fills.worthCollapsing(url(i)))).toEqual([true, false, true, true]);
+    expect(fills.worthCollapsing("/last")).toBe(true);
   });
 });
