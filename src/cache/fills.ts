@@ -11,6 +11,7 @@
 interface Fill {
   /** Told when the fill ends; made when the first miss joins. */
   waiters: (() => void)[] | undefined;
+  ended: boolean;
 }
 
 /** Characters of URLs remembered as stored, at most (a URL may be kilobytes long). */
@@ -60,20 +61,30 @@ export class Fills {
   }
 
   /**
-   * Starts a fill of `url`: the function returned ends it, telling those who joined. Its
-   * answer not stored (private now, an error, too large, cut), the URL is no longer
-   * collapsed until one is. Calling it again does nothing.
+   * Starts a fill of `url`: the function returned ends it, telling those who joined. An
+   * answer that cannot be stored (private now, an error, too large, cut) makes the URL no
+   * longer collapsed until one is stored. Calling it again does nothing.
    */
-  begin(url: string): (stored: boolean) => void {
-    const fill: Fill = { waiters: undefined };
+  begin(url: string): (storable: boolean) => void {
+    const fill: Fill = { waiters: undefined, ended: false };
     this.#underWay.set(url, fill);
-    return (stored) => {
-      if (this.#underWay.get(url) !== fill) return;
-      this.#underWay.delete(url);
-      if (!stored) this.#forget(url);
+    return (storable) => {
+      if (fill.ended) return;
+      fill.ended = true;
+      if (this.#underWay.get(url) === fill) this.#underWay.delete(url);
+      if (!storable) this.#forget(url);
       const waiters = fill.waiters;
       fill.waiters = undefined;
       if (waiters !== undefined) for (const ended of waiters) ended();
     };
+  }
+
+  /**
+   * The cache was emptied (a rolling restart): the fills under way began before and their
+   * answers will not be stored, so later misses start fills of their own rather than join
+   * them. Those who joined already still hear their end.
+   */
+  detachUnderWay(): void {
+    this.#underWay.clear();
   }
 }

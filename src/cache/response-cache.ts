@@ -234,6 +234,7 @@ export class ResponseCache {
     this.#entries.clear();
     this.#urls.clear();
     this.#size = 0;
+    this.fills.detachUnderWay();
     return dropped;
   }
 

@@ -92,7 +92,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     next: Next,
     url: string | undefined,
     policy: RequestPolicy,
-    filled: (stored: boolean) => void,
+    filled: (storable: boolean) => void,
   ): Response | Promise<Response> {
     // Emptied meanwhile (a rolling restart): this answer may be the old code's.
     const generation = store.generation;
@@ -150,7 +150,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
     policy: RequestPolicy,
     generation: number,
     response: Response,
-    filled: (stored: boolean) => void,
+    filled: (storable: boolean) => void,
   ): Response | Promise<Response> {
     const request = exchange.request;
     const method = request.method;
@@ -177,12 +177,11 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       return withXCache(c, response, label);
     }
     const save = (body: Uint8Array<ArrayBuffer>): void => {
-      let stored = false;
-      if (store.generation === generation) {
-        stored = store.store(request, response, body, (url ??= urlOf(exchange)));
-        observe(stored ? "stored" : "too-large");
-        if (stored) store.fills.stored(url);
-      }
+      // Emptied meanwhile: not stored, though the URL's answers still are storable.
+      if (store.generation !== generation) return filled(true);
+      const stored = store.store(request, response, body, (url ??= urlOf(exchange)));
+      observe(stored ? "stored" : "too-large");
+      if (stored) store.fills.stored(url);
       filled(stored);
     };
     // A body not stored after all (cut, too large) ends the fill too.

@@ -88,6 +88,33 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a miss still on the old child at a rolling restart's switch is not joined: later misses collapse onto one to the new child", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "20s"] });
+    const path = "/cacheable?across&ms=4000";
+    expect((await get(sluice, path)).xCache).toBe("miss");
+    await until(async () => (await cacheEvents(sluice)).stored === 1, 10_000, "the stored answer");
+    sluice.signal("SIGUSR2");
+    await sluice.waitFor((r) => r.event === "rolling-restart" && r.result === "ok");
+    // The URL is known as stored, and no longer in the cache: this miss fills it, on child A.
+    let oldAnswered = false;
+    const onOld = get(sluice, path).finally(() => (oldAnswered = true));
+    await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the miss in flight");
+    const started = sluice.events("child.started").length;
+    sluice.signal("SIGUSR2");
+    await until(() => sluice.events("child.started").length > started, 20_000, "child B's start");
+    const childB = sluice.events("child.started").at(-1)!.pid;
+    // The switch: new requests reach child B.
+    await until(async () => (await (await fetch(`${sluice.url}/pid`)).text()) === String(childB), 20_000, "child B to serve");
+    const newPort = sluice.events("child.started").at(-1)!.port as number;
+    // The switch came, and these three go, while the old child's miss is still on its way.
+    expect(oldAnswered).toBe(false);
+    const answers = await Promise.all(Array.from({ length: 3 }, () => get(sluice, path)));
+    expect(await appSawOn(newPort, path)).toBe(1);
+    expect(answers.map((a) => a.xCache).sort()).toEqual(["hit", "hit", "miss"]);
+    expect((await onOld).status).toBe(200);
+    await stop(sluice);
+  }, 90_000);
+
   test("a public response is stored once and then answered by sluice, with 304 for a matching ETag", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     const first = await get(sluice, "/cacheable?a");

@@ -419,6 +419,21 @@ describe("Fills (concurrent misses for one URL)", () => {
     expect(told.at(-1)).toBe("d");
   });
 
+  test("emptying the cache detaches the fills under way: later misses start their own, those who joined still hear the end", () => {
+    const cache = new ResponseCache();
+    const told: string[] = [];
+    const endOld = cache.fills.begin("u");
+    cache.fills.join("u", () => told.push("early"));
+    cache.clear();
+    expect(cache.fills.underWay("u")).toBe(false);
+    const endNew = cache.fills.begin("u");
+    cache.fills.join("u", () => told.push("late"));
+    endOld(true);
+    expect([told, cache.fills.underWay("u")]).toEqual([["early"], true]);
+    endNew(true);
+    expect(told).toEqual(["early", "late"]);
+  });
+
   test("only URLs whose last answer was stored are worth collapsing; a fill not stored forgets the URL; the oldest go past 1 MiB of URLs", () => {
     const fills = new ResponseCache().fills;
     expect(fills.worthCollapsing("u")).toBe(false);
