@@ -141,7 +141,11 @@ export class RollingRestarts {
         reason: replacement.reason,
       });
       this.#progress = undefined; // nothing left for a stop to report: the failed child is one more it stops
-      if (child) await supervisor.retire(child, stopSignal, stopTimeout, fastStop);
+      if (child) {
+        // Its --ready-path probes' idle connection would keep an app that waits for it.
+        upstream.closeIdle(child.target.hostname, child.target.port);
+        await supervisor.retire(child, stopSignal, stopTimeout, fastStop);
+      }
       return;
     }
     // New requests go to the new child from now on: wait for those the old one has in flight.

@@ -438,9 +438,10 @@ export class Service {
     await step("close-listener", () => this.#server.closeListener());
     // 4. Requests in flight finish, up to the drain deadline; the rest are aborted.
     const drain = await step("drain", () => this.#server.drain(config.drainTimeout, cut));
-    // 5. Only now does the child hear about the stop.
-    const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
+    // 5. Only now does the child hear about the stop. Nothing will use the idle connections
+    // to it again, and an app that waits for its clients to close them would wait for these.
     this.#upstream.close();
+    const stopped = await step("stop-child", () => this.#supervisor.stop(config.stopSignal, config.stopTimeout, cut));
     // 6. The rest shares one --flush-timeout, so the stop budget holds: spans of every
     // request served (drained ones included), the admin listener, then (in cli.ts) the log
     // lines still queued, which keep the last quarter of it, up to 250 ms.

@@ -140,10 +140,19 @@ export class Http1Client implements ConnectionPool {
     this.#idle.delete(key);
   }
 
-  /** Closes the idle connections; connections in use close when their response ends. */
+  /**
+   * Ends the idle connections cleanly (FIN), and keeps none from now on: connections in use
+   * close when their response ends.
+   */
   close(): void {
     this.#closed = true;
-    for (const list of this.#idle.values()) for (const connection of [...list]) connection.destroy();
+    for (const list of this.#idle.values()) {
+      for (const connection of list) {
+        connection.onIdleClose = undefined;
+        this.#idleTimeouts.delete(connection);
+        connection.end();
+      }
+    }
     this.#idle.clear();
   }
 
