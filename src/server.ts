@@ -173,12 +173,20 @@ export class Server {
    * then aborts the rest and cuts their connections.
    */
   async drain(timeoutMs: number, cut: AbortSignal): Promise<DrainResult> {
-    const before = this.#inFlight.size;
-    const emptied = before === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
+    // One a rolling restart already cut at its own drain deadline, still ending (a WebSocket
+    // waiting for its app's close), is waited for but counted there, not here again.
+    let before = 0;
+    for (const exchange of this.#inFlight.keys()) if (exchange.abortReason !== "aborted") before++;
+    const emptied = this.#inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#emptied = resolve));
     const finished = await raceDeadline(Promise.all([emptied, this.#listenerDone]), timeoutMs, cut);
-    const aborted = this.#inFlight.size;
-    const closed = this.#websockets.size + this.#eventStreams.size;
-    for (const exchange of this.#inFlight.keys()) exchange.abort("aborted");
+    let aborted = 0;
+    let closed = 0;
+    for (const exchange of this.#inFlight.keys()) {
+      if (exchange.abortReason === "aborted") continue;
+      aborted++;
+      if (this.#websockets.has(exchange) || this.#eventStreams.has(exchange)) closed++;
+      exchange.abort("aborted");
+    }
     for (const goAway of [...this.#websockets.values()]) goAway();
     // What was cut gets a moment to say so: a request still waiting for the app its 503, a
     // WebSocket its 1001, an event stream its clean end. Cutting the connections at once left
