@@ -296,7 +296,7 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     // Each ended sluice at once (128+n), resetting the request and leaving the child running.
     const ignored = target.name === "binary" ? bunRuntime.ignorableSignals : IGNORED_SIGNALS;
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
-    const slow = fetch(`${sluice.url}/slow?ms=4000`).then(async (r) => [r.status, await r.text()]);
+    const slow = fetch(`${sluice.url}/slow?ms=8000`).then(async (r) => [r.status, await r.text()]);
     await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 30_000, "the slow request in flight");
     for (const signal of ignored) {
       sluice.signal(signal);
@@ -307,7 +307,7 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     if (target.name === "binary") sluice.signal("SIGPWR");
     // Still in flight after every signal, and answered whole.
     expect((await readMetrics(sluice))["sluice_requests_in_flight"]).toBe(1);
-    expect(await slow).toEqual([200, "slow 4000\n"]);
+    expect(await slow).toEqual([200, "slow 8000\n"]);
     expect((await fetch(`${sluice.url}/`)).status).toBe(200);
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
