@@ -9,7 +9,6 @@ import type { IgnoredSignal } from "./signals.ts";
  */
 export type ListenSignal = "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGUSR2" | "SIGCHLD" | IgnoredSignal;
 
-
 /** Signals sluice may send to its children. */
 export type ChildSignal =
   | "SIGTERM"

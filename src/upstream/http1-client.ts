@@ -132,28 +132,27 @@ export class Http1Client implements ConnectionPool {
    */
   closeIdle(hostname: string, port: number): void {
     const key = `${hostname}:${port}`;
-    for (const connection of this.#idle.get(key) ?? []) {
-      connection.onIdleClose = undefined;
-      this.#idleTimeouts.delete(connection);
-      connection.end();
-    }
+    this.#end(this.#idle.get(key) ?? []);
     this.#idle.delete(key);
   }
 
   /**
-   * Ends the idle connections cleanly (FIN), and keeps none from now on: connections in use
-   * close when their response ends.
+   * Ends the idle connections, and keeps none from now on: connections in use close when
+   * their response ends.
    */
   close(): void {
     this.#closed = true;
-    for (const list of this.#idle.values()) {
-      for (const connection of list) {
-        connection.onIdleClose = undefined;
-        this.#idleTimeouts.delete(connection);
-        connection.end();
-      }
-    }
+    for (const list of this.#idle.values()) this.#end(list);
     this.#idle.clear();
+  }
+
+  /** Ends idle connections cleanly (FIN, not a reset). */
+  #end(idle: Http1Connection[]): void {
+    for (const connection of idle) {
+      connection.onIdleClose = undefined;
+      this.#idleTimeouts.delete(connection);
+      connection.end();
+    }
   }
 
   #origin(url: string): Origin {
