@@ -94,14 +94,18 @@ async function startSoak(target: Target) {
     received,
     samples,
     /**
-     * Sends `count` SIGHUPs, each once sluice logged the one before (waiting up to 100 ms):
-     * the kernel keeps one pending signal per kind, so HUPs sent back to back would merge.
+     * Sends `count` SIGHUPs, each once sluice logged the reload of the one before (waiting up
+     * to 2 s): the kernel keeps one pending signal per kind, so HUPs sent back to back would
+     * merge, and a HUP during a reload is coalesced with the next, more of them the slower
+     * the machine runs (one CI run coalesced 158 of 1,000 under Deno).
      */
     async hups(count: number): Promise<void> {
       for (let i = 0; i < count; i++) {
         const before = received();
+        const reloadsBefore = sluice.events("reload").length;
         sluice.signal("SIGHUP");
         for (let waited = 0; waited < 100 && received() === before; waited++) await Bun.sleep(1);
+        for (let waited = 0; waited < 2000 && sluice.events("reload").length === reloadsBefore; waited++) await Bun.sleep(1);
         if (i % 50 === 49) samples.push(await providers());
       }
     },
@@ -212,7 +216,7 @@ describe.each(TARGETS)("reload soak ($name)", (target) => {
 
     expect([...warmup.failures, ...round.failures, ...(confirm?.failures ?? [])]).toEqual([]);
     expect(sluice.events("reload").every((r) => r.result === "ok")).toBe(true);
-    expect(round.reloads).toBeGreaterThanOrEqual(RELOADS * 0.9); // coalescing merges only a few
+    expect(round.reloads).toBeGreaterThanOrEqual(RELOADS * 0.99); // each HUP waits for the reload before it
     expect(soak.samples.every((sample) => sample.built === 1 && sample.active === 1)).toBe(true);
     expect(await soak.providers()).toEqual({ built: 1, active: 1 });
     expect(Math.max(round.fds, confirm?.fds ?? 0)).toBeLessThanOrEqual(round.fdsBefore + FD_SLACK);
