@@ -184,8 +184,7 @@ export class Server {
     for (const exchange of this.#inFlight.keys()) {
       if (exchange.abortReason === "aborted") continue;
       aborted++;
-      if (this.#websockets.has(exchange) || this.#eventStreams.has(exchange)) closed++;
-      exchange.abort("aborted");
+      if (this.#cut(exchange)) closed++;
     }
     for (const goAway of [...this.#websockets.values()]) goAway();
     // What was cut gets a moment to say so: a request still waiting for the app its 503, a
@@ -239,8 +238,7 @@ export class Server {
       const aborted = left.length;
       let closed = 0;
       for (const exchange of left) {
-        if (this.#websockets.has(exchange) || this.#eventStreams.has(exchange)) closed++;
-        exchange.abort("aborted");
+        if (this.#cut(exchange)) closed++;
         this.#websockets.get(exchange)?.();
       }
       const result = { drained: before - aborted, aborted, closed };
@@ -251,6 +249,16 @@ export class Server {
       this.#endWatchers.delete(watch);
       clearInterval(moved);
     }
+  }
+
+  /**
+   * Aborts an exchange at a drain deadline; true for a WebSocket or an event stream, which
+   * are long-lived by nature (counted as `closed` too).
+   */
+  #cut(exchange: Exchange): boolean {
+    const longLived = this.#websockets.has(exchange) || this.#eventStreams.has(exchange);
+    exchange.abort("aborted");
+    return longLived;
   }
 
   #serve(request: Request, { remoteAddress }: ConnectionInfo): Response | undefined | Promise<Response | undefined> {

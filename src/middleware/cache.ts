@@ -96,25 +96,25 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
   ): Response | Promise<Response> {
     // Emptied meanwhile (a rolling restart): this answer may be the old code's.
     const generation = store.generation;
-    let rest: Response | Promise<Response | void>;
+    // A failure anywhere ends the fill as not stored, and goes on.
+    const failed = (error: unknown): never => {
+      filled(false);
+      throw error;
+    };
     const after = (answered: Response | void) => {
       try {
         return afterUpstream(c, c.env.exchange, url, policy, generation, answerOf(c, answered), filled);
       } catch (error) {
-        filled(false);
-        throw error;
+        return failed(error);
       }
     };
+    let rest: Response | Promise<Response | void>;
     try {
       rest = next() as unknown as Response | Promise<Response | void>;
     } catch (error) {
-      filled(false);
-      throw error;
+      return failed(error);
     }
-    return rest instanceof Response ? after(rest) : rest.then(after, (error: unknown) => {
-      filled(false);
-      throw error;
-    });
+    return rest instanceof Response ? after(rest) : rest.then(after, failed);
   }
 
   /**
