@@ -186,7 +186,9 @@ for (const target of TARGETS) {
       expect(record).toMatchObject({ result: "failed", pid: oldPid });
       expect(record.reason).toContain("was not ready within --ready-timeout 1.5s");
       // It was stopped with --stop-signal, as a child is at a stop.
+      // Its group can be gone a moment before sluice has reaped it and logged the exit.
       await until(() => !alive(-(record.newPid as number)), 15_000, "the new child's group to be gone");
+      await sluice.waitFor((r) => r.event === "child.exited" && r.pid === record.newPid, 15_000);
       expect(sluice.events("child.exited").map((r) => r.pid)).toEqual([record.newPid]);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
       sluice.signal("SIGTERM");
