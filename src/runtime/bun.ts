@@ -205,7 +205,7 @@ export const bunRuntime: Runtime = {
       return undefined; // missing or unreadable
     }
   },
-  openFile: (path) => bunOpenFile(path, readable),
+  openFile: (path) => bunOpenFile(path, readable, libc),
   onSignal(signal, listener) {
     process.on(signal, listener);
     return () => void process.off(signal, listener);

@@ -1,5 +1,9 @@
-/** @module A file's bytes as a Bun response: sent with sendfile(2), read as a stream that notices a short file. */
+/**
+ * @module A file's bytes as a Bun response: a small file read whole from one descriptor; a
+ * larger one sent with sendfile(2), read as a stream that notices a short file.
+ */
 
+import type { Libc, OpenLibc } from "./libc.ts";
 import type { NoFile, OpenFile } from "./types.ts";
 
 /**
@@ -42,19 +46,42 @@ class FileSliceResponse extends Response {
 }
 
 /**
- * The file at `path`, to send: its stat by path, once access(2) says it may be read (Bun.serve
- * opens the Blob only after the headers are promised, and a refused open then is a 500).
- * The bytes are read by path too, when Bun.serve sends them: a file renamed over the path
- * in between goes out cut to the first one's length (docs/runtime-notes.md).
+ * Files up to this size are read whole from one descriptor when opened, so that the bytes
+ * sent are the ones their size and time describe; larger ones go by sendfile(2), by path.
+ * Above it bytes are slower than sendfile: Bun writes a response of more than about 16 KiB
+ * made after an await (here, the read) one header piece per system call (runtime notes).
  */
-export async function bunOpenFile(path: string, readable: (path: string) => boolean): Promise<OpenFile | NoFile> {
-  let stat;
-  try {
-    stat = await Bun.file(path).stat();
-  } catch {
-    return "not a regular file"; // missing, or a directory on the way is not searchable
+export const READ_WHOLE_MAX_BYTES = 12 * 1024;
+
+// Linux's values (the same on x86-64 and arm64). O_NONBLOCK: a FIFO put there meanwhile
+// must not block the event loop in open(2); it is then refused as not a regular file.
+const O_RDONLY = 0;
+const O_NOCTTY = 0o400;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const encoder = new TextEncoder();
+
+/**
+ * The file at `path`, to send. A regular file of at most READ_WHOLE_MAX_BYTES is read whole
+ * from one open descriptor, its size and time taken from that descriptor (fstat): a file
+ * renamed over the path meanwhile (an rsync, an atomic deploy of an index.html) cannot mix
+ * into it. A larger one is stat'ed by path, once access(2) says it may be read (Bun.serve
+ * opens the Blob only after the headers are promised, and a refused open then is a 500); its
+ * bytes are read by path too, when Bun.serve sends them, so a file renamed over the path in
+ * between goes out cut or stretched to the first one's length (docs/runtime-notes.md).
+ */
+export async function bunOpenFile(path: string, readable: (path: string) => boolean, libc: OpenLibc): Promise<OpenFile | NoFile> {
+  let stat = await regularFileStat(path);
+  if (stat === undefined) return "not a regular file";
+  const c = stat.size <= READ_WHOLE_MAX_BYTES && !path.includes("\0") ? libc() : null;
+  if (c !== null) {
+    const whole = await readWhole(path, c);
+    if (whole !== undefined) return whole;
+    // open(2) failed (the file is gone or unreadable, or no descriptor is left), or a larger
+    // file took its place: as a larger file.
+    stat = await regularFileStat(path);
+    if (stat === undefined) return "not a regular file";
   }
-  if (!stat.isFile()) return "not a regular file";
   if (!readable(path)) return "permission denied";
   return {
     size: stat.size,
@@ -62,6 +89,38 @@ export async function bunOpenFile(path: string, readable: (path: string) => bool
     response: (start, end, init) => bunFileBodyResponse(path, start, end, init),
     close() {}, // nothing is open yet
   };
+}
+
+/** The stat of the regular file at `path`; undefined when there is none (missing, a directory, a directory on the way not searchable). */
+async function regularFileStat(path: string) {
+  const stat = await Bun.file(path).stat().catch(() => undefined);
+  return stat?.isFile() ? stat : undefined;
+}
+
+/**
+ * The file at `path` read whole from one descriptor; undefined when it cannot be opened or
+ * is larger than READ_WHOLE_MAX_BYTES.
+ */
+async function readWhole(path: string, c: Libc): Promise<OpenFile | "not a regular file" | undefined> {
+  const fd = c.open(encoder.encode(`${path}\0`), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return undefined;
+  try {
+    const file = Bun.file(fd);
+    const stat = await file.stat(); // fstat: this descriptor's file
+    if (!stat.isFile()) return "not a regular file";
+    if (stat.size > READ_WHOLE_MAX_BYTES) return undefined;
+    const bytes = await file.bytes(); // from offset 0: the descriptor is new
+    // A file written in place while read (not renamed over) can differ from its stat: the
+    // bytes read are one whole answer, described by their own length.
+    return {
+      size: bytes.byteLength,
+      modifiedMs: stat.mtimeMs,
+      response: (start, end, init) => new Response(bytes.subarray(start, end + 1), init),
+      close() {}, // nothing is open any more
+    };
+  } finally {
+    c.close(fd);
+  }
 }
 
 /**

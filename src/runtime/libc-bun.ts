@@ -13,6 +13,8 @@ const SYMBOLS = {
   waitid: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   realpath: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
   access: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 export const libc = libcOnFirstUse((name) => {
@@ -25,5 +27,7 @@ export const libc = libcOnFirstUse((name) => {
     waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
     realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
     access: (path, mode) => symbols.access(path, mode),
+    open: (path, flags) => symbols.open(path, flags),
+    close: (fd) => symbols.close(fd),
   };
 });
