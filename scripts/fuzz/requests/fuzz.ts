@@ -16,8 +16,9 @@
  * one client request seen twice upstream or under another target, a Host or header that
  * changed or appeared, a 5xx, no answer within 10 s, sluice gone, in-flight not back to 0,
  * fds grown, a client connection sluice left in CLOSE-WAIT. The recorder's "Connection reset"
- * and "eof mid-request" records of a client that went away midway or half-closed are requests
- * sluice cut on purpose: notes, not findings.
+ * and "eof mid-request" records of a client that went away midway or half-closed, of an app
+ * that answered before the body's end, or of a chunked body the runtime answered 400 midway
+ * are requests sluice cut on purpose: notes, not findings.
  */
 
 import { connect, type Socket } from "node:net";
@@ -429,11 +430,25 @@ for (const r of records) {
       resets.push(prior ? `${prior.c.method} ${prior.c.framing} ${prior.a.status} ${prior.c.write}${prior.c.halfClose ? " half-close" : ""} ${prior.c.tags.join(",")}` : "?");
       continue;
     }
-    // A request cut because its client went away or half-closed (docs/runtime-notes.md) is expected.
+    // A request sluice cut on purpose is expected (docs/runtime-notes.md): its client went away
+    // or half-closed; the app answered before the body was all sent (sluice gives up the rest
+    // and the connection); or the runtime refused the client's chunked body midway with its
+    // own 400 (Bun 1.4.5: a trailer section, oven-sh/bun#32887, or blanks around a chunk
+    // extension's ";" or "=", which RFC 9112 allows and Deno takes), which ends the exchange.
     const index = caseIndexOf(String(r.head || r.rest || ""));
-    const cause = index === undefined ? undefined : answers.get(index)?.c;
-    const clientLeft = /^eof mid-request|Connection reset/.test(String(r.error)) && (cause?.abortAfter !== undefined || cause?.halfClose === true);
-    report(clientLeft ? { note: "cut upstream: its client went away or half-closed", index, error: r.error } : { finding: "recorder could not parse", record: r });
+    const sent = index === undefined ? undefined : answers.get(index);
+    const cause = sent?.c;
+    const cut = /^eof mid-request|Connection reset/.test(String(r.error));
+    const why = !cut || cause === undefined
+      ? undefined
+      : cause.abortAfter !== undefined || cause.halfClose
+      ? "its client went away or half-closed"
+      : cause.tags.includes("app-answers-early")
+      ? "the app answered before the body was all sent"
+      : cause.framing === "chunked" && sent!.a.status === 400
+      ? "the runtime refused the client's chunked body (400)"
+      : undefined;
+    report(why !== undefined ? { note: `cut upstream: ${why}`, index, error: r.error } : { finding: "recorder could not parse", record: r });
     continue;
   }
   const m = /^\/f\/(\d+)(?:[/?]|$)/.exec(String(r.target));
