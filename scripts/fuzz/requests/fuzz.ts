@@ -277,8 +277,7 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
       clearTimeout(timer);
       socket.destroy();
       const text = Buffer.concat(chunks).toString("latin1");
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(text);
-      resolve({ localPort, status: status ? Number(status[1]) : undefined, bytes: text.slice(0, 300), timedOut, error });
+      resolve({ localPort, status: finalStatus(text), bytes: text.slice(0, 300), timedOut, error });
     };
     const timer = setTimeout(() => finish(true), 10_000);
     socket.on("data", (d: Buffer) => {
@@ -316,6 +315,22 @@ function exchange(c: Case, bytes: Uint8Array, rnd: () => number): Promise<Answer
       }
     });
   });
+}
+
+/**
+ * The status of the response after any 1xx (a 100 Continue, then the answer): the last 1xx
+ * when nothing followed it, undefined when no status line came.
+ */
+function finalStatus(text: string): number | undefined {
+  let status: number | undefined;
+  for (;;) {
+    const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+    if (!match) return status;
+    status = Number(match[1]);
+    const end = text.indexOf("\r\n\r\n");
+    if (status >= 200 || end < 0) return status;
+    text = text.slice(end + 4);
+  }
 }
 
 /** True once `text` holds one whole response (Content-Length or chunked or bodiless). */
