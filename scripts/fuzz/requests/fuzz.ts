@@ -17,8 +17,8 @@
  * changed or appeared, a 5xx, no answer within 10 s, sluice gone, in-flight not back to 0,
  * fds grown, a client connection sluice left in CLOSE-WAIT. The recorder's "Connection reset"
  * and "eof mid-request" records of a client that went away midway or half-closed, of an app
- * that answered before the body's end, or of a chunked body the runtime answered 400 midway
- * are requests sluice cut on purpose: notes, not findings.
+ * that answered before the body's end, or of a chunked body answered 400 (by the runtime) or
+ * 413 (over --max-request-body) midway are requests sluice cut on purpose: notes, not findings.
  */
 
 import { connect, type Socket } from "node:net";
@@ -449,7 +449,8 @@ for (const r of records) {
     // or half-closed; the app answered before the body was all sent (sluice gives up the rest
     // and the connection); or the runtime refused the client's chunked body midway with its
     // own 400 (Bun 1.4.5: a trailer section, oven-sh/bun#32887, or blanks around a chunk
-    // extension's ";" or "=", which RFC 9112 allows and Deno takes), which ends the exchange.
+    // extension's ";" or "=", which RFC 9112 allows and Deno takes), which ends the exchange;
+    // or its chunked body went over --max-request-body, which only its bytes can tell (413).
     const index = caseIndexOf(String(r.head || r.rest || ""));
     const sent = index === undefined ? undefined : answers.get(index);
     const cause = sent?.c;
@@ -462,6 +463,8 @@ for (const r of records) {
       ? "the app answered before the body was all sent"
       : cause.framing === "chunked" && sent!.a.status === 400
       ? "the runtime refused the client's chunked body (400)"
+      : cause.framing === "chunked" && sent!.a.status === 413
+      ? "its chunked body went over --max-request-body (413)"
       : undefined;
     report(why !== undefined ? { note: `cut upstream: ${why}`, index, error: r.error } : { finding: "recorder could not parse", record: r });
     continue;
