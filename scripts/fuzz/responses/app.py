@@ -12,6 +12,7 @@ lock = threading.Lock()
 conn_ids = [0]
 dirty = {}     # conn id -> reason
 events = []    # reused-dirty records
+closes = []    # connections the app closed without saying so (idle, x-close), with what was unread
 LOG = open(os.environ.get("APP_LOG", "/tmp/sluice-fuzz-responses-app.log"), "a", buffering=1)
 
 def log(*a):
@@ -195,6 +196,17 @@ def answer(conn, cid, method, path, headers, body_left):
         return True, ("fuzzed" if d else None)
     s(R(b"404 Not Found", token, cid, b"nope")); return True, None
 
+def unread_close(conn, cid, why, buf):
+    """Records a close the app makes without saying so (idle, x-close), with the request lines
+    that had come and were unread: a client that sent one just then gets a reset or nothing."""
+    try:
+        conn.setblocking(False)
+        buf += conn.recv(65536, socket.MSG_PEEK)
+    except (BlockingIOError, OSError):
+        pass
+    unread = [l.decode("latin1") for l in buf.split(b"\r\n") if l.split(b" ")[-1:] == [b"HTTP/1.1"]]
+    closes.append({"t": time.time(), "conn": cid, "why": why, "unread": unread})
+
 def serve(conn):
     with lock:
         conn_ids[0] += 1; cid = conn_ids[0]
@@ -203,42 +215,45 @@ def serve(conn):
     buf = b""
     try:
         with conn:
-            while True:
-                head, buf = read_head(conn, buf)
-                if head is None: return
-                lines = head.decode("latin1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for l in lines[1:]:
-                    k, _, v = l.partition(":"); headers[k.strip().lower()] = v.strip()
-                if cid in dirty:
-                    log("REUSED-DIRTY", cid, dirty[cid], "->", method, path)
-                    events.append({"conn": cid, "why": dirty[cid], "next": path})
-                if path.startswith("/early"):
-                    # answer before reading the body: arg says what then
-                    parts = path.split("/"); token = parts[2].encode(); arg = parts[3] if len(parts) > 3 else ""
-                    conn.sendall(resp(b"401 Unauthorized", token, cid, b"tok=" + token))
-                    if arg == "close":
-                        time.sleep(0.05); return
-                    if arg == "drain":
-                        _, buf = read_body(conn, buf, headers); dirty[cid] = "early response"; continue
-                    if arg == "rst":
-                        import struct
-                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); return
-                    dirty[cid] = "early, body unread"; continue
-                if path.startswith("/state"):
-                    b = json.dumps({"events": events, "conns": conn_ids[0]}).encode()
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(b) + b); continue
-                if path.startswith("/slowbody"):
-                    # reads the body fully, then answers
-                    _, buf = read_body(conn, buf, headers)
-                else:
-                    _, buf = read_body(conn, buf, headers)
-                go, why = answer(conn, cid, method, path, headers, buf)
-                if why: dirty[cid] = why
-                if not go: return
-    except socket.timeout:
-        pass
+            try:
+                while True:
+                    head, buf = read_head(conn, buf)
+                    if head is None: return
+                    lines = head.decode("latin1").split("\r\n")
+                    method, path, _ = lines[0].split(" ", 2)
+                    headers = {}
+                    for l in lines[1:]:
+                        k, _, v = l.partition(":"); headers[k.strip().lower()] = v.strip()
+                    if cid in dirty:
+                        log("REUSED-DIRTY", cid, dirty[cid], "->", method, path)
+                        events.append({"conn": cid, "why": dirty[cid], "next": path})
+                    if path.startswith("/early"):
+                        # answer before reading the body: arg says what then
+                        parts = path.split("/"); token = parts[2].encode(); arg = parts[3] if len(parts) > 3 else ""
+                        conn.sendall(resp(b"401 Unauthorized", token, cid, b"tok=" + token))
+                        if arg == "close":
+                            time.sleep(0.05); return
+                        if arg == "drain":
+                            _, buf = read_body(conn, buf, headers); dirty[cid] = "early response"; continue
+                        if arg == "rst":
+                            import struct
+                            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); return
+                        dirty[cid] = "early, body unread"; continue
+                    if path.startswith("/state"):
+                        b = json.dumps({"events": events, "conns": conn_ids[0], "closes": closes}).encode()
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(b) + b); continue
+                    if path.startswith("/slowbody"):
+                        # reads the body fully, then answers
+                        _, buf = read_body(conn, buf, headers)
+                    else:
+                        _, buf = read_body(conn, buf, headers)
+                    go, why = answer(conn, cid, method, path, headers, buf)
+                    if why: dirty[cid] = why
+                    if not go:
+                        unread_close(conn, cid, why, buf)
+                        return
+            except socket.timeout:
+                unread_close(conn, cid, "idle", buf)
     except Exception as e:
         log("EXC", cid, repr(e))
 

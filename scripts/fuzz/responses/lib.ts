@@ -162,7 +162,10 @@ export function fds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-export async function appState(s: Sluice): Promise<{ events: { conn: number; why: string; next: string }[]; conns: number }> {
+/** A connection the app closed without saying so (idle, x-close) at `t` (s since the epoch), with the request lines unread then. */
+export interface AppClose { t: number; conn: number; why: string; unread: string[] }
+
+export async function appState(s: Sluice): Promise<{ events: { conn: number; why: string; next: string }[]; conns: number; closes: AppClose[] }> {
   return JSON.parse((await request(s.target, "GET", "/state/x")).body);
 }
 
