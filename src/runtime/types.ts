@@ -228,13 +228,15 @@ export type NoFile = "not a regular file" | "permission denied";
 
 /**
  * A regular file to send, opened: its size and modification time and the bytes sent come from
- * the same file, even when another is renamed over its path meanwhile (on Deno; on Bun see
- * openFile). Either `response` is called once, and the response then owns the file, or `close`.
+ * the same file, even when another is renamed over its path meanwhile (on Deno; on Bun for a
+ * small file, see openFile). Either `response` is called once, and the response then owns
+ * the file, or `close`.
  */
 export interface OpenFile extends FileStat {
   /**
-   * A response whose body is bytes `start` to `end` (inclusive): on Bun a Blob slice, which
-   * Bun.serve sends with sendfile(2); on Deno a stream that closes the file at its end. Its
+   * A response whose body is bytes `start` to `end` (inclusive): on Bun the bytes of a small
+   * file, or a Blob slice, which Bun.serve sends with sendfile(2); on Deno a stream that
+   * closes the file at its end. Its
    * `body` stream errors if the file ends before `end` (it shrank while being read), so
    * whatever reads it (compression, the cache) cuts the response instead of ending it short
    * and clean.
@@ -304,9 +306,10 @@ export interface Runtime {
   statFile(path: string): Promise<FileStat | undefined>;
   /**
    * Opens the regular file at `path` to send it. Deno opens it here and takes size and time
-   * from the open file. Bun.serve opens a file body itself, by path, once the headers are
-   * promised: Bun's OpenFile holds the path's stat, after access(2) said it may be read, and a
-   * file renamed over the path in between is sent under the old one's length (runtime notes).
+   * from the open file; Bun reads a small one whole here the same way. Bun.serve opens a
+   * larger file body itself, by path, once the headers are promised: Bun's OpenFile then holds
+   * the path's stat, after access(2) said it may be read, and a file renamed over the path in
+   * between is sent under the old one's length (runtime notes).
    */
   openFile(path: string): Promise<OpenFile | NoFile>;
   /** Writes bytes to fd 1 or fd 2; resolves when the runtime has accepted all of them. */
