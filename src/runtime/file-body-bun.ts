@@ -51,7 +51,7 @@ class FileSliceResponse extends Response {
  * Above it bytes are slower than sendfile: Bun writes a response of more than about 16 KiB
  * made after an await (here, the read) one header piece per system call (runtime notes).
  */
-export const READ_WHOLE_MAX_BYTES = 12 * 1024;
+const READ_WHOLE_MAX_BYTES = 12 * 1024;
 
 // Linux's values (the same on x86-64 and arm64). O_NONBLOCK: a FIFO put there meanwhile
 // must not block the event loop in open(2); it is then refused as not a regular file.
