@@ -105,8 +105,9 @@ export class RollingRestarts {
    * One rolling restart: a new child on a port of its own; once it is ready, new requests go
    * to it (and the response cache is emptied); those in flight on the old child finish (up
    * to --drain-timeout, then they are cut as at a stop's drain deadline); only then does the
-   * old child get --stop-signal, and SIGKILL after --stop-timeout. A new child that is not ready within --ready-timeout is
-   * stopped the same way, and the old one goes on serving. Never throws.
+   * old child get --stop-signal, and SIGKILL after --stop-timeout. A new child that is not
+   * ready within --ready-timeout is stopped the same way, and the old one goes on serving.
+   * Never throws.
    */
   async #run(): Promise<void> {
     const { supervisor, server, upstream, readiness, metrics, fastStop, status, clearResponseCache } = this.#deps;

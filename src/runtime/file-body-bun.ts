@@ -3,7 +3,8 @@
  * larger one sent with sendfile(2), read as a stream that notices a short file.
  */
 
-import type { Libc, OpenLibc } from "./libc.ts";
+import type { OpenLibc } from "./libc.ts";
+import type { BunLibc } from "./libc-bun.ts";
 import type { NoFile, OpenFile } from "./types.ts";
 
 /**
@@ -46,15 +47,15 @@ class FileSliceResponse extends Response {
 }
 
 /**
- * Files up to this size are read whole from one descriptor when opened, so that the bytes
- * sent are the ones their size and time describe; larger ones go by sendfile(2), by path.
- * Above it bytes are slower than sendfile: Bun writes a response of more than about 16 KiB
- * made after an await (here, the read) one header piece per system call (runtime notes).
+ * Files up to this size are read whole from their descriptor, so that the bytes sent are the
+ * ones their size and time describe; larger ones go by sendfile(2), by path. Above it bytes
+ * are slower than sendfile: Bun writes a response of more than about 16 KiB made after an
+ * await (here, the read) one header piece per system call (runtime notes).
  */
 const READ_WHOLE_MAX_BYTES = 12 * 1024;
 
-// Linux's values (the same on x86-64 and arm64). O_NONBLOCK: a FIFO put there meanwhile
-// must not block the event loop in open(2); it is then refused as not a regular file.
+// Linux's values (the same on x86-64 and arm64). O_NONBLOCK: a FIFO put there must not
+// block the event loop in open(2); its fstat then refuses it as not a regular file.
 const O_RDONLY = 0;
 const O_NOCTTY = 0o400;
 const O_NONBLOCK = 0o4000;
@@ -62,53 +63,37 @@ const O_CLOEXEC = 0o2000000;
 const encoder = new TextEncoder();
 
 /**
- * The file at `path`, to send. A regular file of at most READ_WHOLE_MAX_BYTES is read whole
- * from one open descriptor, its size and time taken from that descriptor (fstat): a file
+ * The file at `path`, to send. sluice opens it and takes its size and time from that
+ * descriptor (fstat). One of at most READ_WHOLE_MAX_BYTES is read whole from it: a file
  * renamed over the path meanwhile (an rsync, an atomic deploy of an index.html) cannot mix
- * into it. A larger one is stat'ed by path, once access(2) says it may be read (Bun.serve
- * opens the Blob only after the headers are promised, and a refused open then is a 500); its
- * bytes are read by path too, when Bun.serve sends them, so a file renamed over the path in
+ * into it. A larger one's bytes are read by path, when Bun.serve sends them after the
+ * headers (it has no way to send an open descriptor), so a file renamed over the path in
  * between goes out cut or stretched to the first one's length (docs/runtime-notes.md).
+ * Without libc (macOS) or when open(2) fails, the path's stat stands in. Whenever Bun.serve
+ * is to open the path, access(2) is asked first: a file it could not open (unreadable, or
+ * gone meanwhile) is refused, where Bun.serve's own failed open would be a 500.
  */
-export async function bunOpenFile(path: string, readable: (path: string) => boolean, libc: OpenLibc): Promise<OpenFile | NoFile> {
-  let stat = await regularFileStat(path);
-  if (stat === undefined) return "not a regular file";
-  const c = stat.size <= READ_WHOLE_MAX_BYTES && !path.includes("\0") ? libc() : null;
-  if (c !== null) {
-    const whole = await readWhole(path, c);
-    if (whole !== undefined) return whole;
-    // open(2) failed (the file is gone or unreadable, or no descriptor is left), or a larger
-    // file took its place: as a larger file.
-    stat = await regularFileStat(path);
-    if (stat === undefined) return "not a regular file";
-  }
-  if (!readable(path)) return "permission denied";
-  return {
-    size: stat.size,
-    modifiedMs: stat.mtimeMs,
-    response: (start, end, init) => bunFileBodyResponse(path, start, end, init),
-    close() {}, // nothing is open yet
-  };
-}
-
-/** The stat of the regular file at `path`; undefined when there is none (missing, a directory, a directory on the way not searchable). */
-async function regularFileStat(path: string) {
+export async function bunOpenFile(path: string, readable: (path: string) => boolean, libc: OpenLibc<BunLibc>): Promise<OpenFile | NoFile> {
+  const c = path.includes("\0") ? null : libc();
+  const opened = c === null ? undefined : await openByDescriptor(path, c, readable);
+  if (opened !== undefined) return opened;
+  // Missing, a directory on the way not searchable, unreadable, or no descriptor left.
   const stat = await Bun.file(path).stat().catch(() => undefined);
-  return stat?.isFile() ? stat : undefined;
+  if (!stat?.isFile()) return "not a regular file";
+  if (!readable(path)) return "permission denied";
+  return sentByPath(path, stat);
 }
 
-/**
- * The file at `path` read whole from one descriptor; undefined when it cannot be opened or
- * is larger than READ_WHOLE_MAX_BYTES.
- */
-async function readWhole(path: string, c: Libc): Promise<OpenFile | "not a regular file" | undefined> {
+/** The file at `path` as its descriptor says it is; undefined when open(2) fails. */
+async function openByDescriptor(path: string, c: BunLibc, readable: (path: string) => boolean): Promise<OpenFile | NoFile | undefined> {
   const fd = c.open(encoder.encode(`${path}\0`), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return undefined;
   try {
     const file = Bun.file(fd);
     const stat = await file.stat(); // fstat: this descriptor's file
     if (!stat.isFile()) return "not a regular file";
-    if (stat.size > READ_WHOLE_MAX_BYTES) return undefined;
+    // Bun.serve will open the path again: one gone meanwhile (during the fstat) would be its 500.
+    if (stat.size > READ_WHOLE_MAX_BYTES) return readable(path) ? sentByPath(path, stat) : "permission denied";
     const bytes = await file.bytes(); // from offset 0: the descriptor is new
     // A file written in place while read (not renamed over) can differ from its stat: the
     // bytes read are one whole answer, described by their own length.
@@ -121,6 +106,16 @@ async function readWhole(path: string, c: Libc): Promise<OpenFile | "not a regul
   } finally {
     c.close(fd);
   }
+}
+
+/** A file whose bytes Bun.serve reads by path when it sends them, described by `stat`. */
+function sentByPath(path: string, stat: { size: number; mtimeMs: number }): OpenFile {
+  return {
+    size: stat.size,
+    modifiedMs: stat.mtimeMs,
+    response: (start, end, init) => bunFileBodyResponse(path, start, end, init),
+    close() {}, // nothing is open yet
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 /** @module libc.ts's functions bound with bun:ffi (works in the compiled binary too). */
 
 import { dlopen, FFIType } from "bun:ffi";
-import { libcOnFirstUse } from "./libc.ts";
+import { type Libc, libcOnFirstUse } from "./libc.ts";
 
 const SYMBOLS = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -17,7 +17,14 @@ const SYMBOLS = {
   close: { args: [FFIType.i32], returns: FFIType.i32 },
 } as const;
 
-export const libc = libcOnFirstUse((name) => {
+/** Bun's libc: Libc, and a file descriptor of its own (Bun has no API to open one). */
+export interface BunLibc extends Libc {
+  /** open(path, flags): `path` NUL-terminated; the descriptor, or -1. */
+  open(path: Uint8Array, flags: number): number;
+  close(fd: number): number;
+}
+
+export const libc = libcOnFirstUse<BunLibc>((name) => {
   const { symbols } = dlopen(name, SYMBOLS);
   return {
     socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),

@@ -14,8 +14,6 @@ const SYMBOLS = {
   waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
   realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
 } as const;
 
 /** What Deno.dlopen returns for SYMBOLS (usize arguments and isize results are bigints). */
@@ -26,8 +24,6 @@ interface DenoLibc {
   waitid(idType: number, id: number, info: Int32Array, options: number): number;
   realpath(path: Uint8Array, resolved: Uint8Array): unknown;
   access(path: Uint8Array, mode: number): number;
-  open(path: Uint8Array, flags: number): number;
-  close(fd: number): number;
 }
 
 /** The shape of Deno.dlopen this file uses. */
@@ -44,8 +40,6 @@ export function denoLibc(dlopen: DlOpen): OpenLibc {
       waitid: (idType, id, info, options) => symbols.waitid(idType, id, info, options),
       realpath: (path, resolved) => symbols.realpath(path, resolved) !== null,
       access: (path, mode) => symbols.access(path, mode),
-      open: (path, flags) => symbols.open(path, flags),
-      close: (fd) => symbols.close(fd),
     };
   });
 }

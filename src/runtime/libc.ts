@@ -2,10 +2,10 @@
  * @module The few libc functions sluice calls through FFI, because neither runtime offers them:
  * socket + sendto (sd_notify: Bun has no unix-datagram API, Deno's cannot send to an
  * abstract address), clock_gettime (MONOTONIC_USEC), waitid (reaping orphans as PID 1) and
- * realpath (confining served files to their directories; Bun has no API for it), access
- * (whether a file Bun.serve will open can be read, before its headers are promised) and
- * open + close (a small file read from one descriptor on Bun, which can open none itself).
+ * realpath (confining served files to their directories; Bun has no API for it) and access
+ * (whether a file Bun.serve will open can be read, before its headers are promised).
  * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
+ * libc-bun.ts adds open and close (Bun has no API for a file descriptor).
  */
 
 /** glibc's soname first; musl's dynamic linker answers "libc.so" with itself. */
@@ -22,17 +22,14 @@ export interface Libc {
   realpath(path: Uint8Array, resolved: Uint8Array): boolean;
   /** access(path, mode): `path` NUL-terminated; 0 when allowed, -1 otherwise. */
   access(path: Uint8Array, mode: number): number;
-  /** open(path, flags): `path` NUL-terminated; the descriptor, or -1. */
-  open(path: Uint8Array, flags: number): number;
-  close(fd: number): number;
 }
 
 /** libc, opened on first use; null when it cannot be opened here. */
-export type OpenLibc = () => Libc | null;
+export type OpenLibc<L extends Libc = Libc> = () => L | null;
 
 /** Opens libc once, on first use, with the first of LIBC_NAMES that `bind` can open; a null is never retried. */
-export function libcOnFirstUse(bind: (name: string) => Libc): OpenLibc {
-  let libc: Libc | null | undefined;
+export function libcOnFirstUse<L extends Libc>(bind: (name: string) => L): OpenLibc<L> {
+  let libc: L | null | undefined;
   return () => {
     if (libc !== undefined) return libc;
     libc = null;

@@ -1,6 +1,7 @@
 /**
- * @module access(2) over libc: whether sluice may read a file. The Bun adapter asks it, since
- * Bun.serve opens a file body only once its headers are promised; Deno learns it from its open.
+ * @module access(2) over libc: whether sluice may read a file. The Bun adapter asks it before
+ * Bun.serve opens a file body by path, which it does only once the headers are promised (a
+ * failed open then is a 500); Deno learns it from its open.
  */
 
 import type { OpenLibc } from "./libc.ts";

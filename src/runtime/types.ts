@@ -306,9 +306,8 @@ export interface Runtime {
   statFile(path: string): Promise<FileStat | undefined>;
   /**
    * Opens the regular file at `path` to send it. Deno opens it here and takes size and time
-   * from the open file; Bun reads a small one whole here the same way. Bun.serve opens a
-   * larger file body itself, by path, once the headers are promised: Bun's OpenFile then holds
-   * the path's stat, after access(2) said it may be read, and a file renamed over the path in
+   * from the open file; Bun too, and reads a small one whole here. Bun.serve opens a larger
+   * file body itself, by path, once the headers are promised: a file renamed over the path in
    * between is sent under the old one's length (runtime notes).
    */
   openFile(path: string): Promise<OpenFile | NoFile>;
