@@ -52,8 +52,7 @@ async function main(): Promise<number> {
   for (const runtime of RUNTIMES) {
     if (runtime !== "bun" && runtime !== "deno") throw new BenchError(`BENCH_RUNTIMES: unknown runtime ${runtime}`);
     const plainPort = await freePort();
-    let compressedPort = await freePort();
-    while (compressedPort === plainPort) compressedPort = await freePort();
+    const compressedPort = await freePort();
     log(`${runtime}: ports ${plainPort} ${compressedPort}`);
     const command = runtime === "bun"
       ? [BUN, SERVER, String(plainPort), String(compressedPort)]

@@ -86,11 +86,18 @@ export function which(bin: string): boolean {
   return Bun.which(bin) !== null;
 }
 
+/** Ports freePort gave out: the kernel may hand a just-closed port out again, and two roles of one run would collide. */
+const givenPorts = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
+  for (;;) {
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = l.port;
+    l.stop(true);
+    if (givenPorts.has(port)) continue;
+    givenPorts.add(port);
+    return port;
+  }
 }
 
 // ---------------------------------------------------------------- process registry

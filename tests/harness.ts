@@ -126,8 +126,8 @@ export async function loadUntil(
 export interface StartOptions {
   /** sluice flags; --http-port, --target-port and --admin-listen are added unless given. */
   args?: string[];
-  /** Extra environment for sluice (and so for the child). */
-  env?: Record<string, string>;
+  /** Extra environment for sluice (and so for the child); an undefined value removes an inherited variable. */
+  env?: Record<string, string | undefined>;
   /** The child's command; the fixture app by default. */
   child?: string[];
   /** Wait for the "ready" record before returning (default true). */
@@ -235,6 +235,10 @@ export function parseLogRecord(line: string): LogRecord | undefined {
 }
 
 /** Starts sluice with the fixture app (or `child`) and, by default, waits until it is ready. */
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
 export async function startSluice(target: Target, options: StartOptions = {}): Promise<Sluice> {
   const args = options.args ?? [];
   const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
@@ -254,7 +258,7 @@ export async function startSluice(target: Target, options: StartOptions = {}): P
   const proc = Bun.spawn([...target.command, ...full], {
     cwd: ROOT,
     // PROBE_PORT lets the fixture app probe sluice's own port when it gets SIGTERM.
-    env: { ...process.env, PROBE_PORT: String(httpPort), ...options.env },
+    env: definedOnly({ ...process.env, PROBE_PORT: String(httpPort), ...options.env }),
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -1,6 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
+import { ADDED_VARIABLES, environmentAsGiven, startOverTuned } from "./allocator-bun.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
@@ -15,8 +16,11 @@ import { signalNumber } from "./signals.ts";
 import { bunConnectTcp } from "./socket-bun.ts";
 import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
 
-// The environment as sluice was given it, for the child and for configuration.
-const initialEnv = { ...process.env } as Record<string, string>;
+// The environment as sluice was given it, for the child and for configuration: what
+// sluice's own start-over added (allocator-bun.ts) is its alone.
+const startEnv = { ...process.env } as Record<string, string>;
+const initialEnv = environmentAsGiven(startEnv);
+for (const name of ADDED_VARIABLES) if (!(name in initialEnv)) delete process.env[name];
 // Bun's fetch sends even loopback requests through HTTP_PROXY/ALL_PROXY (a proxy meant for
 // the app would swallow a local collector's trace exports); it reads NO_PROXY at call time.
 process.env.NO_PROXY = process.env.no_proxy = [process.env.NO_PROXY ?? process.env.no_proxy, "127.0.0.1", "localhost", "::1", "[::1]"]
@@ -176,6 +180,7 @@ export const bunRuntime: Runtime = {
   version: Bun.version,
   args: process.argv.slice(2),
   env: () => ({ ...initialEnv }),
+  tuneProcess: () => startOverTuned(startEnv, libc),
   serve,
   httpLimits: httpLimits(),
   // Bun's Headers know their size natively; iterating them would copy them into JS.

@@ -226,6 +226,7 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   args: Deno.args,
   env: () => Deno.env.toObject(),
+  tuneProcess: () => Promise.resolve(), // nothing to tune: Deno's allocator is the system's
   serve: denoServe,
   httpLimits,
   countHeaders,

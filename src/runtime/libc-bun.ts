@@ -1,6 +1,6 @@
 /** @module libc.ts's functions bound with bun:ffi (works in the compiled binary too). */
 
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { type Libc, libcOnFirstUse } from "./libc.ts";
 
 const SYMBOLS = {
@@ -15,13 +15,26 @@ const SYMBOLS = {
   access: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
+  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
 } as const;
 
-/** Bun's libc: Libc, and a file descriptor of its own (Bun has no API to open one). */
+/**
+ * Bun's libc: Libc, a file descriptor of its own (Bun has no API to open one), and execve
+ * (Bun has no API to start its own process over: allocator-bun.ts).
+ */
 export interface BunLibc extends Libc {
   /** open(path, flags): `path` NUL-terminated; the descriptor, or -1. */
   open(path: Uint8Array, flags: number): number;
   close(fd: number): number;
+  /** execve(path, argv, envp), each string NUL-terminated; returns (-1) only when it failed. */
+  execve(path: Uint8Array, args: readonly Uint8Array[], env: readonly Uint8Array[]): number;
+}
+
+/** A NULL-terminated array of pointers to `strings`, for as long as they are referenced. */
+function pointers(strings: readonly Uint8Array[]): BigUint64Array {
+  const list = new BigUint64Array(strings.length + 1);
+  strings.forEach((string, i) => (list[i] = BigInt(ptr(string))));
+  return list;
 }
 
 export const libc = libcOnFirstUse<BunLibc>((name) => {
@@ -36,5 +49,6 @@ export const libc = libcOnFirstUse<BunLibc>((name) => {
     access: (path, mode) => symbols.access(path, mode),
     open: (path, flags) => symbols.open(path, flags),
     close: (fd) => symbols.close(fd),
+    execve: (path, args, env) => symbols.execve(path, pointers(args), pointers(env)),
   };
 });

@@ -268,6 +268,12 @@ export interface Runtime {
   readonly args: readonly string[];
   /** A snapshot of the process environment. */
   env(): Record<string, string>;
+  /**
+   * Tunes the process for serving before anything else runs. Bun: starts it over once (same
+   * PID, same arguments) with its allocator's purge delay raised, so it resolves only when it
+   * did not (runtime/allocator-bun.ts).
+   */
+  tuneProcess(): Promise<void>;
   serve(options: ServeOptions): Promise<HttpListener>;
   readonly httpLimits: HttpServerLimits;
   /** The number of header fields (repeated names merged into one), as cheaply as the runtime allows. */

@@ -690,6 +690,40 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  test("on the binary, sluice starts itself over once (same PID, same argument bytes) with mimalloc's purge delay raised; the child gets the environment as given", async () => {
+    const processEnv = (pid: number) =>
+      Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").filter(Boolean).map((entry) => {
+        const equals = entry.indexOf("=");
+        return [entry.slice(0, equals), entry.slice(equals + 1)];
+      }));
+    const childEnv = async (sluice: Sluice) => (await (await fetch(`${sluice.url}/env`)).json()) as Record<string, string>;
+    // An argument that is no UTF-8 text (here the byte 0xFF, last, so the child's) would not
+    // survive a decode and encode: the start-over passes the bytes on.
+    const withByteArgument = { ...target, command: ["sh", "-c", `exec "$@" "$(printf '\\377')"`, "sh", ...target.command] };
+    const sluice = await startSluice(withByteArgument, {
+      args: QUICK_STOP,
+      env: { MIMALLOC_PURGE_DELAY: undefined, SLUICE_TEST_PASSED_THROUGH: "yes" },
+    });
+    // /proc/<pid>/environ is what the process's image was started with: the start-over's, on
+    // the binary, in the very process the harness spawned.
+    const own = processEnv(sluice.proc.pid);
+    expect(own.MIMALLOC_PURGE_DELAY).toBe(target.name === "binary" ? "1000" : undefined);
+    expect(readFileSync(`/proc/${sluice.proc.pid}/cmdline`, "latin1").split("\0").slice(-3)).toEqual([FIXTURE_APP.at(-1)!, "\xff", ""]);
+    const env = await childEnv(sluice);
+    expect(env.SLUICE_TEST_PASSED_THROUGH).toBe("yes");
+    expect(Object.keys(env).filter((name) => /MIMALLOC|_SLUICE_/.test(name))).toEqual([]);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+
+    // A delay the user set is theirs: kept for sluice and the child, and no start-over.
+    const given = await startSluice(target, { args: QUICK_STOP, env: { MIMALLOC_PURGE_DELAY: "250" } });
+    expect(processEnv(given.proc.pid).MIMALLOC_PURGE_DELAY).toBe("250");
+    expect(Object.keys(processEnv(given.proc.pid)).filter((name) => name.startsWith("_SLUICE_"))).toEqual([]);
+    expect((await childEnv(given)).MIMALLOC_PURGE_DELAY).toBe("250");
+    given.signal("SIGTERM");
+    expect(await given.exitCode()).toBe(0);
+  }, 60_000);
+
   test("HTTP_PROXY meant for the app diverts none of sluice's own requests to it", async () => {
     // A proxy that refuses everything: a request sent to it fails.
     const proxy = `http://127.0.0.1:${freePort()}`;
