@@ -3,7 +3,7 @@
  * 100 ms to the kernel (Bun 1.4.5's purge delay); a proxy's per-request allocations free and
  * take back the same pages at about that pace, so under load a thread of Bun's spent its time
  * purging pages (madvise) that the next requests faulted back in. MIMALLOC_PURGE_DELAY=1000,
- * upstream mimalloc's own default, cut sluice's CPU time per proxied request by about 9%
+ * upstream mimalloc's own default, cut sluice's CPU time per proxied request by 4-8%
  * (docs/runtime-notes.md). mimalloc reads it once, as the process starts, so sluice starts
  * itself over to set it: execve of its own executable, with the same PID, the same arguments
  * and the same environment plus the variable, before anything else happens. A delay the user
