@@ -8,7 +8,8 @@
  *
  *   node_modules/.bin/bun bench/compare.ts <name>=[<VAR>=<value>@]<binary>[:<flags ...>] ...
  *
- * The name "raw" with the binary "raw" runs bench/raw-proxy.ts. Environment: COMPARE_DURATION
+ * A variant's variable reaches the proxy, not sluice's child (the upstream). The name "raw"
+ * with the binary "raw" runs bench/raw-proxy.ts. Environment: COMPARE_DURATION
  * (default 3s), COMPARE_WARMUP (default 1s), COMPARE_ROUNDS (default 8). Same pinning as
  * bench/proxy.ts: proxies on CPU 0, upstreams and wrk on CPU 1.
  */
@@ -36,6 +37,15 @@ function parseVariant(spec: string): Variant {
   return { name, binary: binary!, flags, env };
 }
 
+/**
+ * A variant's variables are for the proxy alone: sluice's child would inherit them, and a
+ * tuning variable (MIMALLOC_*, BUN_JSC_*) would change the upstream, which shares wrk's CPU.
+ */
+function forProxyOnly(env: Record<string, string>): string[] {
+  const names = Object.keys(env);
+  return names.length === 0 ? [] : ["env", ...names.flatMap((name) => ["-u", name])];
+}
+
 async function main(): Promise<number> {
   const duration = seconds("COMPARE_DURATION", 3);
   const warmup = seconds("COMPARE_WARMUP", 1);
@@ -57,7 +67,7 @@ async function main(): Promise<number> {
       const cmd = v.binary === "raw"
         ? [BUN, join(import.meta.dir, "raw-proxy.ts"), String(port), String(rawTarget)]
         : [v.binary, "--http-host", "127.0.0.1", "--http-port", String(port), "--target-port", String(await freePort()),
-          "--admin-listen", "off", "--shutdown-delay", "0", ...v.flags, "--", ...upstreamCmd];
+          "--admin-listen", "off", "--shutdown-delay", "0", ...v.flags, "--", ...forProxyOnly(v.env), ...upstreamCmd];
       const p = start(v.name, ["taskset", "-c", PROXY_CPU, ...cmd], { env: v.env });
       const url = `http://127.0.0.1:${port}/`;
       await waitHttp200(url, p, 20_000, v.name);
