@@ -86,7 +86,7 @@ export function which(bin: string): boolean {
   return Bun.which(bin) !== null;
 }
 
-/** Ports freePort gave out: the kernel may hand a just-closed port out again, and two roles of one run would collide. */
+/** Ports freePort gave out: bind(0) may hand a just-closed port out again, and two roles of a run would collide. */
 const givenPorts = new Set<number>();
 
 export async function freePort(): Promise<number> {

@@ -234,11 +234,12 @@ export function parseLogRecord(line: string): LogRecord | undefined {
   return logRecord;
 }
 
-/** Starts sluice with the fixture app (or `child`) and, by default, waits until it is ready. */
+/** `env` without its undefined values: how a test removes an inherited variable. */
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
+/** Starts sluice with the fixture app (or `child`) and, by default, waits until it is ready. */
 export async function startSluice(target: Target, options: StartOptions = {}): Promise<Sluice> {
   const args = options.args ?? [];
   const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
