@@ -28,9 +28,6 @@ export function environmentAsGiven(env: Record<string, string>): Record<string, 
   return given;
 }
 
-/** The variables environmentAsGiven takes out, for removing from the process's own environment. */
-export const ADDED_VARIABLES: readonly string[] = [PURGE_DELAY, SET_BY_SLUICE];
-
 /**
  * Starts this process over with mimalloc's purge delay raised (execve: same PID, same
  * arguments), once. Returns only when it does not: already done, a delay set by the user, or

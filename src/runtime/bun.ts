@@ -1,7 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
-import { ADDED_VARIABLES, environmentAsGiven, startOverTuned } from "./allocator-bun.ts";
+import { environmentAsGiven, startOverTuned } from "./allocator-bun.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
@@ -20,7 +20,7 @@ import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
 // sluice's own start-over added (allocator-bun.ts) is its alone.
 const startEnv = { ...process.env } as Record<string, string>;
 const initialEnv = environmentAsGiven(startEnv);
-for (const name of ADDED_VARIABLES) if (!(name in initialEnv)) delete process.env[name];
+for (const name in startEnv) if (!(name in initialEnv)) delete process.env[name];
 // Bun's fetch sends even loopback requests through HTTP_PROXY/ALL_PROXY (a proxy meant for
 // the app would swallow a local collector's trace exports); it reads NO_PROXY at call time.
 process.env.NO_PROXY = process.env.no_proxy = [process.env.NO_PROXY ?? process.env.no_proxy, "127.0.0.1", "localhost", "::1", "[::1]"]
