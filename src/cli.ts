@@ -27,6 +27,7 @@ import type { ProcessSignals } from "./process-signals.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
+import { subcommandOf } from "./subcommand.ts";
 import { versionLine } from "./version.ts";
 import { Http1Client } from "./upstream/http1-client.ts";
 
@@ -232,14 +233,11 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
   /** Set once the service ran: from then on the flush at exit is bounded (and already done). */
   let flushTimeoutMs: number | undefined;
   try {
-    switch (first) {
+    switch (subcommandOf(first)) {
       case "version":
-      case "--version":
         stdout.write(`${versionLine(runtime)}\n`);
         return ExitCode.OK;
       case "help":
-      case "--help":
-      case "-h":
         stdout.write(helpText());
         return ExitCode.OK;
       case "healthcheck": {

@@ -278,8 +278,8 @@ export async function startSluice(target: Target, options: StartOptions = {}): P
 }
 
 /** Runs sluice to completion with `args` (no child started by the harness); returns code and output. */
-export async function runSluice(target: Target, args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([...target.command, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+export async function runSluice(target: Target, args: string[], env: Record<string, string | undefined> = {}) {
+  const proc = Bun.spawn([...target.command, ...args], { cwd: ROOT, env: definedOnly({ ...process.env, ...env }), stdout: "pipe", stderr: "pipe" });
   track(proc.pid);
   const [code, stdout, stderr] = await Promise.all([
     proc.exited,

@@ -724,6 +724,19 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     expect(await given.exitCode()).toBe(0);
   }, 60_000);
 
+  test("a command that only prints or asks (version, help, check, healthcheck) does not start over", async () => {
+    // MIMALLOC_VERBOSE=1 makes mimalloc print its options as each process image starts: once
+    // for a command that runs as started, twice (100, then 1000) for one that started over.
+    const verbose = { MIMALLOC_VERBOSE: "1", MIMALLOC_PURGE_DELAY: undefined };
+    const purgeDelays = (stderr: string) => stderr.match(/option 'purge_delay': \d+/g) ?? [];
+    const commands = [["version"], ["--help"], ["check", "--", "true"], ["healthcheck", `http://127.0.0.1:${freePort()}/readyz`]];
+    for (const args of commands) {
+      const { stderr } = await runSluice(target, args, verbose);
+      // Deno's allocator is the system's: mimalloc prints nothing there.
+      expect({ args, delays: purgeDelays(stderr) }).toEqual({ args, delays: target.name === "binary" ? ["option 'purge_delay': 100"] : [] });
+    }
+  }, 60_000);
+
   test("HTTP_PROXY meant for the app diverts none of sluice's own requests to it", async () => {
     // A proxy that refuses everything: a request sent to it fails.
     const proxy = `http://127.0.0.1:${freePort()}`;
