@@ -83,7 +83,10 @@ function isLengthCut(problem: string): boolean {
 function verdict(r: Parsed, t: string, own?: string): string[] {
   const bad = [...r.problems.filter((p) => !p.startsWith("chunked body cut") && !p.startsWith("socket error") && !p.startsWith("no head end") && !(own !== undefined && isLengthCut(p)))];
   for (const got of (header(r, "x-token") ?? "").split(/,\s*/)) {
-    if (got !== "" && got !== t && !(own?.includes(got) ?? false) && (/^t\d+x/.test(got) || (got.startsWith("EVIL-") && got !== `EVIL-${t}`))) bad.push(`DESYNC: got ${got} for ${t}`);
+    // A mutation that joined the X-Conn line to the token's (seed 132: "t00273xwyw49X-Conn:
+    // 0084") shows the connection number app.py put where `own` says CNID.
+    const asOwn = got.replace(/(Conn: ?)\d{4}/, "$1CNID");
+    if (got !== "" && got !== t && !(own?.includes(asOwn) ?? false) && (/^t\d+x/.test(got) || (got.startsWith("EVIL-") && got !== `EVIL-${t}`))) bad.push(`DESYNC: got ${got} for ${t}`);
   }
   if ([...r.body.matchAll(/t\d+x[0-9a-z]+/g)].some(([m]) => !t.startsWith(m) && !m.startsWith(t))) bad.push(`DESYNC body ${JSON.stringify(r.body.slice(0, 60))}`);
   if (r.status >= 500 && r.status !== 502) bad.push(`status ${r.status}`);
