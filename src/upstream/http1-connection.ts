@@ -202,6 +202,11 @@ export class Http1Connection implements TcpSocketEvents {
   #readHead(bytes: Uint8Array): void {
     let buffer = this.#partialHead === undefined ? bytes : concatBytes([this.#partialHead, bytes]);
     for (;;) {
+      // Empty lines before a status line are skipped, as llhttp and HAProxy do: an app's stray
+      // CRLF after its last response, written late, reaches the next request's connection.
+      let start = 0;
+      while (buffer[start] === 13 && buffer[start + 1] === 10) start += 2;
+      if (start > 0) buffer = buffer.subarray(start);
       const end = indexOfBytes(buffer, HEAD_END, 0);
       if (end > this.maxHeaderBytes || (end === -1 && buffer.byteLength > this.maxHeaderBytes)) {
         throw malformed(this.key, `response head longer than ${this.maxHeaderBytes} bytes`);

@@ -357,6 +357,20 @@ describe("Http1Client against a raw TCP upstream", () => {
     expect([res.status, res.headers.has("link"), await res.text()]).toEqual([200, false, "ok"]);
   });
 
+  test("skips empty lines before a status line, also when a CRLF is split across reads", async () => {
+    const server = rawServer((_head, socket, nth) => {
+      if (nth === 1) return void socket.write(`\r\n\r\n${ok}`);
+      socket.write("\r");
+      setTimeout(() => socket.write(`\nHTTP/1.1 100 Continue\r\n\r\n\r\n${ok}`), 20);
+    });
+    const c = client();
+    for (let i = 0; i < 2; i++) {
+      const res = await c.fetch(...req(server.url));
+      expect([res.status, await res.text()]).toEqual([200, "ok"]);
+    }
+    expect(server.counts.opened).toBe(1);
+  });
+
   test("de-chunks a body with chunk extensions and trailers, then reuses the connection", async () => {
     const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0\r\ntrailer-x: 1\r\n\r\n";
     const server = rawServer((_head, socket) => socket.write(chunked));
