@@ -151,6 +151,14 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(text).toEndWith("\r\n\r\nhello");
   });
 
+  test("empty lines before a status line (an app's stray CRLF) are skipped: a POST gets its answer, not 502", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const { text } = await raw(sluice.httpPort, "POST", "/crlf-first");
+    expect(text).toStartWith("HTTP/1.1 200");
+    expect(text).toEndWith("\r\n\r\nok");
+    expect((await raw(sluice.httpPort, "GET", "/seen?/crlf-first")).text).toEndWith("\r\n\r\n1");
+  });
+
   test("a control character in a response header value gets 502, and sluice keeps serving", async () => {
     const sluice = await startSluice(target, { child: APP });
     expect((await raw(sluice.httpPort, "GET", "/control-in-header")).text).toStartWith("HTTP/1.1 502");
