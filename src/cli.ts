@@ -222,7 +222,7 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
   }
 }
 
-/** Runs the command line; returns the exit code. `signals`: already installed (as PID 1, see main.ts). */
+/** Runs the command line; returns the exit code. `signals`: already installed (to serve, or as PID 1: main.ts). */
 export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promise<number> {
   const stdout = new LineOutput(runtime, 1);
   // With 2>&1 two outputs would write their batches to one pipe independently, and a partial

@@ -8,10 +8,15 @@
  * itself over to set it: execve of its own executable, with the same PID, the same arguments
  * and the same environment plus the variable, before anything else happens. A delay the user
  * set is left alone, and where execve is not possible sluice runs as it was started.
+ *
+ * The signals that stop or reload sluice are held back (blocked) across the execve: a blocked
+ * signal stays pending through it, so one sent while the new image loads waits for main.ts's
+ * handlers instead of being dropped (as PID 1, a signal without a handler is) or ending sluice.
  */
 
 import type { OpenLibc } from "./libc.ts";
 import type { BunLibc } from "./libc-bun.ts";
+import { signalNumber } from "./signals.ts";
 
 const PURGE_DELAY = "MIMALLOC_PURGE_DELAY";
 const TUNED_PURGE_DELAY = "1000";
@@ -20,6 +25,21 @@ const TUNED_PURGE_DELAY = "1000";
  * inherit it, and it tells the new process that it was already started over.
  */
 const SET_BY_SLUICE = "_SLUICE_SET_PURGE_DELAY";
+
+/**
+ * Held back across the start-over. Not SIGUSR2 (a rolling restart is not kept for later
+ * anyway) nor the ignored ones: only what a user expects to act even on a starting sluice.
+ */
+const HELD_SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
+const SIG_BLOCK = 0;
+const SIG_UNBLOCK = 1;
+
+/** A sigset_t (128 bytes, as glibc and musl define it) of HELD_SIGNALS: bit n-1 for signal n. */
+function heldSignalSet(): BigUint64Array {
+  const set = new BigUint64Array(16);
+  for (const name of HELD_SIGNALS) set[0]! |= 1n << BigInt(signalNumber(name) - 1);
+  return set;
+}
 
 /** The environment as the user gave it: without what sluice's start-over added. */
 export function environmentAsGiven(env: Record<string, string>): Record<string, string> {
@@ -49,8 +69,22 @@ export async function startOverTuned(env: Record<string, string>, libc: OpenLibc
   if (args.length === 0) return;
   const encoder = new TextEncoder();
   const added = [`${PURGE_DELAY}=${TUNED_PURGE_DELAY}\0`, `${SET_BY_SLUICE}=1\0`].map((entry) => encoder.encode(entry));
+  // The mask is the thread's, and execve keeps it: the new image starts with them blocked.
+  // Until execve, another thread of Bun's may still take one (and drop it as PID 1).
+  bound.sigprocmask(SIG_BLOCK, heldSignalSet());
   // /proc/self/exe: this very executable, even when its path was replaced since it started.
   bound.execve(encoder.encode("/proc/self/exe\0"), args, [...given, ...added]);
+  bound.sigprocmask(SIG_UNBLOCK, heldSignalSet()); // execve failed: run on as started
+}
+
+/**
+ * Delivers what the start-over held back, and every such signal from now on: called once
+ * their handlers are installed, and before a child is spawned (it would inherit the mask).
+ * Does nothing in a process that was not started over.
+ */
+export function releaseHeldSignals(env: Record<string, string>, libc: OpenLibc<BunLibc>): void {
+  if (env[SET_BY_SLUICE] === undefined) return;
+  libc()?.sigprocmask(SIG_UNBLOCK, heldSignalSet());
 }
 
 /** The NUL-terminated strings in `bytes`, each a view that includes its NUL. */

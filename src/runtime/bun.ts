@@ -1,7 +1,7 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
-import { environmentAsGiven, startOverTuned } from "./allocator-bun.ts";
+import { environmentAsGiven, releaseHeldSignals, startOverTuned } from "./allocator-bun.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
@@ -181,6 +181,7 @@ export const bunRuntime: Runtime = {
   args: process.argv.slice(2),
   env: () => ({ ...initialEnv }),
   tuneProcess: () => startOverTuned(startEnv, libc),
+  releaseSignals: () => releaseHeldSignals(startEnv, libc),
   serve,
   httpLimits: httpLimits(),
   // Bun's Headers know their size natively; iterating them would copy them into JS.

@@ -227,6 +227,7 @@ export const denoRuntime: Runtime = {
   args: Deno.args,
   env: () => Deno.env.toObject(),
   tuneProcess: () => Promise.resolve(), // nothing to tune: Deno's allocator is the system's
+  releaseSignals: () => {}, // nothing held: no start-over
   serve: denoServe,
   httpLimits,
   countHeaders,

@@ -16,11 +16,13 @@ const SYMBOLS = {
   open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
   execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  sigprocmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
 } as const;
 
 /**
- * Bun's libc: Libc, a file descriptor of its own (Bun has no API to open one), and execve
- * (Bun has no API to start its own process over: allocator-bun.ts).
+ * Bun's libc: Libc, a file descriptor of its own (Bun has no API to open one), and execve and
+ * sigprocmask (Bun has no API to start its own process over, nor to keep signals pending
+ * across it: allocator-bun.ts).
  */
 export interface BunLibc extends Libc {
   /** open(path, flags): `path` NUL-terminated; the descriptor, or -1. */
@@ -28,6 +30,8 @@ export interface BunLibc extends Libc {
   close(fd: number): number;
   /** execve(path, argv, envp), each string NUL-terminated; returns (-1) only when it failed. */
   execve(path: Uint8Array, args: readonly Uint8Array[], env: readonly Uint8Array[]): number;
+  /** sigprocmask(how, set, NULL) for the calling thread; `set` is a 128-byte sigset_t. 0, or -1. */
+  sigprocmask(how: number, set: BigUint64Array): number;
 }
 
 /** A NULL-terminated array of pointers to `strings`, for as long as they are referenced. */
@@ -50,5 +54,6 @@ export const libc = libcOnFirstUse<BunLibc>((name) => {
     open: (path, flags) => symbols.open(path, flags),
     close: (fd) => symbols.close(fd),
     execve: (path, args, env) => symbols.execve(path, pointers(args), pointers(env)),
+    sigprocmask: (how, set) => symbols.sigprocmask(how, set, null),
   };
 });

@@ -5,8 +5,8 @@
  * realpath (confining served files to their directories; Bun has no API for it) and access
  * (whether a file Bun.serve will open can be read, before its headers are promised).
  * libc-bun.ts and libc-deno.ts bind them; sd-notify.ts and orphans.ts use them on both.
- * libc-bun.ts adds open and close (Bun has no API for a file descriptor) and execve (Bun
- * cannot start its own process over: allocator-bun.ts).
+ * libc-bun.ts adds open and close (Bun has no API for a file descriptor), execve and
+ * sigprocmask (Bun cannot start its own process over: allocator-bun.ts).
  */
 
 /** glibc's soname first; musl's dynamic linker answers "libc.so" with itself. */

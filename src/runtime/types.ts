@@ -274,6 +274,11 @@ export interface Runtime {
    * did not (runtime/allocator-bun.ts).
    */
   tuneProcess(): Promise<void>;
+  /**
+   * Delivers the stop and reload signals that tuneProcess held back across its start-over
+   * (blocked, so pending, not lost): call once their handlers are installed, before any child.
+   */
+  releaseSignals(): void;
   serve(options: ServeOptions): Promise<HttpListener>;
   readonly httpLimits: HttpServerLimits;
   /** The number of header fields (repeated names merged into one), as cheaply as the runtime allows. */

@@ -3,6 +3,7 @@
  * and under Deno: it reaps the orphans the kernel hands it without stealing its own child's
  * exit status, and TERM/INT/QUIT/HUP/USR2 get their usual handling (PID 1 has no default actions).
  * The control shows the test can see zombies: a PID 1 that does not reap keeps them.
+ * The binary's start-over (execve at start) keeps a stop sent meanwhile, as PID 1 or not.
  */
 
 import { describe, expect, test } from "bun:test";
@@ -118,6 +119,61 @@ describe.each(TARGETS)("as PID 1 ($name)", (target) => {
     process.kill(await pid1Of(sluice), "SIGQUIT");
     expect(await sluice.exitCode(30_000)).toBe(75);
   }, 120_000);
+});
+
+describe("the binary's start-over", () => {
+  const binary = TARGETS.find((target) => target.name === "binary")!;
+  const SIGTERM_BIT = 1n << 14n; // signal 15 in /proc/<pid>/status's masks
+
+  /**
+   * Sends SIGTERM to `pid` in the gap the start-over (runtime/allocator-bun.ts) opens: the new
+   * image has begun (its environment names the start-over) and has no SIGTERM handler yet, for
+   * the tens of milliseconds Bun takes to load sluice. Spins without awaiting to catch it.
+   * Returns false when the handler was there before the signal could go.
+   */
+  function signalWhileStartingOver(pid: () => number, deadlineMs: number): boolean {
+    const deadline = Date.now() + deadlineMs;
+    while (Date.now() < deadline) {
+      const target = pid();
+      if (target === 0) continue;
+      let environ: string;
+      let status: string;
+      try {
+        environ = readFileSync(`/proc/${target}/environ`, "latin1");
+        status = readFileSync(`/proc/${target}/status`, "utf8");
+      } catch {
+        continue; // gone, or not yet readable
+      }
+      if (!environ.includes("\0_SLUICE_SET_PURGE_DELAY=1")) continue;
+      const caught = BigInt(`0x${/^SigCgt:\s+(\w+)/m.exec(status)![1]}`);
+      if ((caught & SIGTERM_BIT) !== 0n) return false;
+      process.kill(target, "SIGTERM");
+      return true;
+    }
+    throw new Error(`sluice did not start over within ${deadlineMs} ms`);
+  }
+
+  test.each([
+    // The kernel drops a signal without a handler sent to PID 1: the build before went on serving.
+    { as: "PID 1", target: asPid1(binary), pid: (sluice: Sluice) => childrenOf(sluice.proc.pid)[0] ?? 0 },
+    // Elsewhere its default action ended the build before with 143.
+    { as: "not PID 1", target: binary, pid: (sluice: Sluice) => sluice.proc.pid },
+  ])("a SIGTERM sent before the new image has its handlers is kept: it stops in order, exiting 0 ($as)", async ({ target, pid }) => {
+    // The gap is tens of milliseconds: a busy machine may still let the handler in first.
+    for (let attempt = 1; ; attempt++) {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], waitReady: false });
+      const sent = signalWhileStartingOver(() => pid(sluice), 30_000);
+      if (!sent && attempt < 5) {
+        sluice.signal("SIGKILL");
+        await sluice.exitCode(30_000);
+        continue;
+      }
+      expect(sent).toBe(true);
+      expect(await sluice.exitCode(30_000)).toBe(0);
+      expect(sluice.events("shutdown.complete")[0]).toMatchObject({ reason: "SIGTERM" });
+      return;
+    }
+  }, 180_000);
 });
 
 test("control: a PID 1 that does not reap is left with the zombies", async () => {
