@@ -150,8 +150,10 @@ const at = (r: Access): number => Date.parse(r["@timestamp"]);
  * - bytes the app wrote after a complete response, in a later write (after a cut), that
  *   came once the probe had gone out on the connection: the probe got them as its answer
  *   (EVIL with that request's token), or a 502 for them ("invalid status line" quoting what
- *   followed the cut). sluice had logged that request as answered, without error, in the
- *   second before the probe's answer (seed 203 concurrency 4: 1xx+cl +EVIL cut at its end).
+ *   followed the cut, or "invalid header line" quoting a line of it: seed 137 concurrency 2,
+ *   EVIL with a byte of its Content-Length mutated). sluice had logged that request as
+ *   answered, without error, in the second before the probe's answer (seed 203 concurrency
+ *   4: 1xx+cl +EVIL cut at its end).
  */
 function excuse(problem: ProbeProblem, records: Record<string, unknown>[], closes: AppClose[]): string | undefined {
   const access = (records as unknown as Access[]).filter((r) => r.event === "access");
@@ -170,7 +172,7 @@ function excuse(problem: ProbeProblem, records: Record<string, unknown>[], close
     const record = access.find((r) => r.path === exchange.path);
     if (record === undefined || record.upstreamError !== undefined || record.status >= 500 || at(record) > at(probe) || at(record) < at(probe) - 1000) continue;
     if (problem.gotToken === `EVIL-${exchange.token}` && exchange.later.some((rest) => rest.startsWith(`HTTP/1.1 200 OK\r\nX-Token: EVIL-${exchange.token}\r\n`))) return "probe got bytes the app wrote after a response in a later write";
-    if (problem.status === 502 && quoted !== undefined && quoted !== "" && exchange.later.some((rest) => rest.startsWith(quoted))) return "probe 502 for bytes the app wrote after a response in a later write";
+    if (problem.status === 502 && quoted !== undefined && quoted !== "" && exchange.later.some((rest) => rest.includes(quoted))) return "probe 502 for bytes the app wrote after a response in a later write";
   }
   return undefined;
 }
