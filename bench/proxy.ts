@@ -6,7 +6,7 @@
  * Environment:
  *   BENCH_DURATION  measured wrk run length (default 10s; "10", "10s", "1m")
  *   BENCH_WARMUP    warm-up run before each measured run (default 2s)
- *   BENCH_ROUNDS    rounds of direct/raw/sluice, each with fresh processes (default 3)
+ *   BENCH_ROUNDS    rounds of direct/raw/sluice, each with fresh processes (default 5)
  *   BENCH_IDLE      idle time before reading idle RSS (default 3s)
  *   BENCH_SLUICE    path to the sluice binary (default dist/sluice)
  *   BENCH_SLUICE_ARGS  extra sluice flags, whitespace-separated (e.g. "--access-log=false")
@@ -17,7 +17,10 @@
  * When sluice cannot be run (no dist/sluice and no compile.sh), the upstream is started
  * by the benchmark itself and the sluice rows are skipped. Every round starts sluice and the
  * raw proxy afresh (two processes of one binary differ by several percent here); idle RSS
- * is read in the first round, before any load.
+ * is read in the first round, before any load. The ratios are the median of each round's
+ * ratio: the targets of a round run back to back, so the host's drift between rounds (10-30%
+ * here) cancels out, where a ratio of medians can pair a fast round of one with a slow
+ * round of the other.
  *
  * It is a benchmark, not a test: it prints figures, ratios and a verdict per target and
  * exits 0 unless it could not run. Results go to bench/results/latest.json.
@@ -41,7 +44,7 @@ type Target = "direct" | "raw" | "sluice";
 async function main(): Promise<number> {
   const duration = seconds("BENCH_DURATION", 10);
   const warmup = seconds("BENCH_WARMUP", 2);
-  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) | 0);
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5) | 0);
   const idle = seconds("BENCH_IDLE", 3);
   const nproc = availableParallelism();
   const extraSluiceArgs = (process.env.BENCH_SLUICE_ARGS ?? "").split(/\s+/).filter(Boolean);
@@ -140,10 +143,12 @@ async function main(): Promise<number> {
       errors: runs[t].reduce((a, x) => a + x.errors, 0),
     }]),
   ) as Partial<Record<Target, { rps: number; p50: number; p99: number; errors: number }>>;
+  /** Each round's t/base ratio (the two ran in the same round, back to back). */
+  const roundRatios = (t: Target, base: Target, k: "rps" | "p99") =>
+    runs[t].length === runs[base].length ? runs[t].map((x, i) => x[k] / runs[base][i]![k]) : [];
   const ratio = (t: Target, base: Target, k: "rps" | "p99") => {
-    const a = summary[t]?.[k];
-    const b = summary[base]?.[k];
-    return a !== undefined && b !== undefined && b > 0 ? a / b : Number.NaN;
+    const ratios = roundRatios(t, base, k).filter(Number.isFinite);
+    return ratios.length > 0 ? median(ratios) : Number.NaN;
   };
 
   const header = ["target", "req/s", "p50", "p99", "errors", "idle RSS", "req/s vs raw", "p99 vs raw", "req/s vs direct", "p99 vs direct"];
@@ -169,8 +174,12 @@ async function main(): Promise<number> {
     ]);
   }
   log("");
-  log(`medians of ${rounds} runs (${duration}s each, ${CONNECTIONS} connections, 1 KiB responses); idle RSS of the direct row is the upstream's`);
+  log(`medians of ${rounds} runs (${duration}s each, ${CONNECTIONS} connections, 1 KiB responses), ratios the median of each round's; idle RSS of the direct row is the upstream's`);
   printTable(rows);
+  if (sluice) {
+    const perRound = (k: "rps" | "p99") => roundRatios("sluice", "raw", k).map(fmtRatio).join(" ");
+    log(`sluice vs raw per round: req/s ${perRound("rps")}; p99 ${perRound("p99")}`);
+  }
   if (sluice) log(`after load RSS: sluice ${fmt(afterRss.sluice, 1)} MiB (peak ${fmt(afterRss.sluicePeak, 1)}), raw proxy ${fmt(afterRss.raw, 1)} MiB (peak ${fmt(afterRss.rawPeak, 1)})`);
 
   // 6. Verdicts.
@@ -207,6 +216,8 @@ async function main(): Promise<number> {
     },
     median: summary,
     ratios: {
+      how: "median of each round's ratio",
+      sluiceVsRawPerRound: { rps: roundRatios("sluice", "raw", "rps"), p99: roundRatios("sluice", "raw", "p99") },
       sluiceVsRaw: { rps: rpsR, p99: p99R },
       sluiceVsDirect: { rps: ratio("sluice", "direct", "rps"), p99: ratio("sluice", "direct", "p99") },
       rawVsDirect: { rps: ratio("raw", "direct", "rps"), p99: ratio("raw", "direct", "p99") },
