@@ -12,8 +12,10 @@ cd "$(dirname "$0")"
 bun=node_modules/.bin/bun
 [ -x "$bun" ] || npm install --no-audit --no-fund >&2
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# --splitting: each dynamic import's modules in a chunk parsed only when imported, so the
+# start before the allocator's start-over (src/main.ts) skips most of sluice: handlers ~30 ms sooner.
 build() { # entry target outfile
-  "$bun" build "$1" --compile --minify --sourcemap=none \
+  "$bun" build "$1" --compile --splitting --minify --sourcemap=none \
     --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
     --define "SLUICE_COMMIT=\"$commit\"" ${2:+--target="$2"} --outfile "$3"
 }
