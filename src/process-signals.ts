@@ -12,9 +12,9 @@ export interface StopRequest {
  * `fastStop`, which cuts every remaining wait short. SIGHUP asks for a reload, SIGUSR2 for a
  * rolling restart of the child. SIGUSR1, SIGALRM and the other signals sluice has no use for
  * are logged and ignored: their default action would end sluice at once, without a drain and
- * with its child left running (Go programs such as thruster ignore them too). Installed before the
- * service exists (main.ts): a stop or a reload that comes meanwhile is
- * kept (a rolling restart is not: the child that starts then is started from the new code).
+ * with its child left running (Go programs such as thruster ignore them too). Installed before
+ * the service exists (main.ts): a stop or a reload that comes meanwhile is kept (a rolling
+ * restart is not: the child that starts then is started from the new code).
  */
 export class ProcessSignals {
   readonly stopRequested: Promise<StopRequest>;
