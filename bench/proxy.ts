@@ -179,8 +179,8 @@ async function main(): Promise<number> {
   if (sluice) {
     const perRound = (k: "rps" | "p99") => roundRatios("sluice", "raw", k).map(fmtRatio).join(" ");
     log(`sluice vs raw per round: req/s ${perRound("rps")}; p99 ${perRound("p99")}`);
+    log(`after load RSS: sluice ${fmt(afterRss.sluice, 1)} MiB (peak ${fmt(afterRss.sluicePeak, 1)}), raw proxy ${fmt(afterRss.raw, 1)} MiB (peak ${fmt(afterRss.rawPeak, 1)})`);
   }
-  if (sluice) log(`after load RSS: sluice ${fmt(afterRss.sluice, 1)} MiB (peak ${fmt(afterRss.sluicePeak, 1)}), raw proxy ${fmt(afterRss.raw, 1)} MiB (peak ${fmt(afterRss.rawPeak, 1)})`);
 
   // 6. Verdicts.
   type Verdict = { target: string; status: "PASS" | "FAIL" | "SKIP"; value: number; limit: number; line: string };

@@ -31,15 +31,11 @@ const SET_BY_SLUICE = "_SLUICE_SET_PURGE_DELAY";
  * anyway) nor the ignored ones: only what a user expects to act even on a starting sluice.
  */
 const HELD_SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
+/** HELD_SIGNALS as a sigset_t (128 bytes, as glibc and musl define it): bit n-1 for signal n. */
+const HELD_SET = new BigUint64Array(16);
+for (const name of HELD_SIGNALS) HELD_SET[0]! |= 1n << BigInt(signalNumber(name) - 1);
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
-
-/** A sigset_t (128 bytes, as glibc and musl define it) of HELD_SIGNALS: bit n-1 for signal n. */
-function heldSignalSet(): BigUint64Array {
-  const set = new BigUint64Array(16);
-  for (const name of HELD_SIGNALS) set[0]! |= 1n << BigInt(signalNumber(name) - 1);
-  return set;
-}
 
 /** The environment as the user gave it: without what sluice's start-over added. */
 export function environmentAsGiven(env: Record<string, string>): Record<string, string> {
@@ -71,10 +67,10 @@ export async function startOverTuned(env: Record<string, string>, libc: OpenLibc
   const added = [`${PURGE_DELAY}=${TUNED_PURGE_DELAY}\0`, `${SET_BY_SLUICE}=1\0`].map((entry) => encoder.encode(entry));
   // The mask is the thread's, and execve keeps it: the new image starts with them blocked.
   // Until execve, another thread of Bun's may still take one (and drop it as PID 1).
-  bound.sigprocmask(SIG_BLOCK, heldSignalSet());
+  bound.sigprocmask(SIG_BLOCK, HELD_SET);
   // /proc/self/exe: this very executable, even when its path was replaced since it started.
   bound.execve(encoder.encode("/proc/self/exe\0"), args, [...given, ...added]);
-  bound.sigprocmask(SIG_UNBLOCK, heldSignalSet()); // execve failed: run on as started
+  bound.sigprocmask(SIG_UNBLOCK, HELD_SET); // execve failed: run on as started
 }
 
 /**
@@ -84,7 +80,7 @@ export async function startOverTuned(env: Record<string, string>, libc: OpenLibc
  */
 export function releaseHeldSignals(env: Record<string, string>, libc: OpenLibc<BunLibc>): void {
   if (env[SET_BY_SLUICE] === undefined) return;
-  libc()?.sigprocmask(SIG_UNBLOCK, heldSignalSet());
+  libc()?.sigprocmask(SIG_UNBLOCK, HELD_SET);
 }
 
 /** The NUL-terminated strings in `bytes`, each a view that includes its NUL. */
