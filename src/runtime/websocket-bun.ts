@@ -49,7 +49,9 @@ export const bunWebSocketHandler: WebSocketHandler<WebSocketEvents> = {
 /** Upgrades `request` on `server`; `open` runs before this returns. */
 export function bunUpgradeWebSocket(server: Server<WebSocketEvents>, request: Request, { protocol, headers, events }: WebSocketAccept): Response | undefined {
   const answer = new Headers(headers);
-  if (protocol !== undefined) answer.set("sec-websocket-protocol", protocol);
+  // Given no Sec-WebSocket-Protocol, Bun answers with the first one the client offered, which
+  // the app never agreed to; an empty one makes it send none (docs/runtime-notes.md).
+  answer.set("sec-websocket-protocol", protocol ?? "");
   if (server.upgrade(request, { data: events, headers: answer })) return undefined;
   return new Response("Bad WebSocket handshake\n", { status: 400, headers: { "content-type": "text/plain; charset=utf-8" } });
 }

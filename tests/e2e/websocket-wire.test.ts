@@ -1,0 +1,68 @@
+/**
+ * @module WebSockets through sluice with a child written at the byte level
+ * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
+ * chooses none.
+ */
+
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { encodeClose, MessageReader } from "../../src/websockets/frames.ts";
+import { ROOT, startSluice, TARGETS } from "../harness.ts";
+
+const RAW_WS_APP = ["python3", join(ROOT, "tests/fixtures/raw-ws-app.py")];
+
+/** A handshake written by hand; resolves with the answer's head and a reader of the frames after it. */
+async function upgrade(port: number, path: string, extraHeaders = "") {
+  const { promise: answered, resolve } = Promise.withResolvers<string>();
+  let bytes = new Uint8Array(0);
+  let headEnd = -1;
+  let frames!: ReadableStreamDefaultController<Uint8Array>;
+  const afterHead = new ReadableStream<Uint8Array>({ start: (controller) => void (frames = controller) });
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, chunk) {
+        if (headEnd !== -1) return frames.enqueue(chunk);
+        bytes = new Uint8Array([...bytes, ...chunk]);
+        headEnd = Buffer.from(bytes).indexOf("\r\n\r\n");
+        if (headEnd === -1) return;
+        resolve(new TextDecoder().decode(bytes.subarray(0, headEnd + 4)));
+        frames.enqueue(bytes.subarray(headEnd + 4));
+      },
+      close() {
+        resolve(new TextDecoder().decode(bytes));
+        try {
+          frames.close();
+        } catch {
+          // closed already
+        }
+      },
+    },
+  });
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`,
+  );
+  const head = await Promise.race([answered, Bun.sleep(15_000).then(() => "no answer within 15 s")]);
+  const messages = new MessageReader(afterHead.getReader(), new Uint8Array(0), 1 << 20);
+  /** The next message or control frame from sluice, within 15 s. */
+  const next = () => Promise.race([messages.next(), Bun.sleep(15_000).then(() => ({ kind: "none within 15 s" }))]);
+  return { socket, head, next };
+}
+
+describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
+  // Bun's server.upgrade answers with the first subprotocol the client offered when it is given
+  // none: the client then speaks a protocol the app never agreed to.
+  test("a client that offers subprotocols gets none when the child chooses none", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
+    const { socket, head, next } = await upgrade(sluice.httpPort, "/echo", "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n");
+    expect(head).toStartWith("HTTP/1.1 101");
+    expect(head.toLowerCase()).not.toContain("sec-websocket-protocol");
+    socket.write(encodeClose(1000, ""));
+    expect(await next()).toMatchObject({ kind: "close", code: 1000 });
+    socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+});
