@@ -90,7 +90,7 @@ export class WebSocketRelay implements WebSocketEvents {
   close(code: number, reason: string): void {
     this.#clientClosed = true;
     this.drained(); // a pump waiting on the client must not wait forever
-    if (this.#peer === undefined) return this.#cut(); // the runtime refused the handshake: never opened
+    if (this.#peer === undefined) return this.#cut(true); // the runtime refused the handshake: never opened
     if (code === 1005 || validCloseCode(code)) this.#closeChild(code, reason);
     else this.#closeChild(1001, "");
   }
@@ -100,7 +100,7 @@ export class WebSocketRelay implements WebSocketEvents {
     if (this.#exchange.ended) return;
     this.#outcome = "aborted";
     if (!this.#clientClosed) this.#peer?.close(1001, "server stopping");
-    if (this.#peer === undefined) return this.#cut();
+    if (this.#peer === undefined) return this.#cut(true);
     this.#closeChild(1001, "server stopping");
   }
 
@@ -167,7 +167,7 @@ export class WebSocketRelay implements WebSocketEvents {
         this.#clientPaused = false;
         this.#peer?.resume();
       }
-    }, () => this.#cut());
+    }, () => this.#cut(true));
   }
 
   /**
@@ -179,14 +179,22 @@ export class WebSocketRelay implements WebSocketEvents {
     if (this.#closeSentUpstream) return;
     this.#closeSentUpstream = true;
     this.#write(encodeClose(code, reason));
-    this.#closeTimer = setTimeout(() => this.#cut(), CLOSE_WAIT_MS);
+    this.#closeTimer = setTimeout(() => this.#cut(true), CLOSE_WAIT_MS);
   }
 
-  /** Closes the child's connection and ends the exchange (once). */
-  #cut(): void {
+  /**
+   * Ends the exchange (once) and lets the child's connection go: what was written to it goes
+   * out first (a Close frame above all: cancelling the reader destroys the connection, and
+   * under Deno the writes still queued with it), then the connection is half-closed. Reading
+   * stops when the child closes its end, as it does on our Close frame, or after
+   * CLOSE_WAIT_MS; at once with `now` (a child that did not answer our Close frame in time, or
+   * a connection that failed or never opened).
+   */
+  #cut(now = false): void {
     if (this.#exchange.ended) return;
     clearTimeout(this.#closeTimer);
-    this.#messages.cancel();
+    if (now) this.#messages.cancel();
+    else setTimeout(() => this.#messages.cancel(), CLOSE_WAIT_MS);
     this.#writer.close().catch(() => {}).finally(() => {
       try {
         this.#tcp.close();

@@ -1,15 +1,24 @@
 /**
  * @module WebSockets through sluice with a child written at the byte level
  * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
- * chooses none.
+ * chooses none, and sluice's reply to the child's Close frame.
  */
 
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeClose, MessageReader } from "../../src/websockets/frames.ts";
-import { ROOT, startSluice, TARGETS } from "../harness.ts";
+import { ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const RAW_WS_APP = ["python3", join(ROOT, "tests/fixtures/raw-ws-app.py")];
+
+function records(file: string): Record<string, unknown>[] {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  } catch {
+    return [];
+  }
+}
 
 /** A handshake written by hand; resolves with the answer's head and a reader of the frames after it. */
 async function upgrade(port: number, path: string, extraHeaders = "") {
@@ -62,6 +71,22 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     socket.write(encodeClose(1000, ""));
     expect(await next()).toMatchObject({ kind: "close", code: 1000 });
     socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  // Under Deno the reply was queued, then the connection destroyed before it was written: the
+  // child saw the connection end without it (for a child's websocket library, an abnormal 1006).
+  test("a Close frame from the child gets sluice's reply before the connection ends", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
+    const closing = await upgrade(sluice.httpPort, "/close-first?code=4001");
+    expect(closing.head).toStartWith("HTTP/1.1 101");
+    expect(await closing.next()).toMatchObject({ kind: "close", code: 4001, reason: "bye" });
+    closing.socket.write(encodeClose(4001, "bye"));
+    await until(() => records(recordFile).some((r) => r.event === "reply"), 10_000, "the child's record of the reply");
+    expect(records(recordFile).find((r) => r.event === "reply")).toMatchObject({ opcode: 8, code: 4001 });
+    closing.socket.end();
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
