@@ -131,14 +131,16 @@ export class WebSocketRelay implements WebSocketEvents {
       this.#childLost(peer, "the child closed the connection without a Close frame");
     } catch (error) {
       if (this.#closeSentUpstream) return this.#cut(); // cut after our Close frame: expected
+      const why = error instanceof Error ? error.message : String(error);
       const code = error instanceof WebSocketProtocolError ? error.code : 1006;
-      if (code !== 1006) this.#closeChild(code, error instanceof Error ? error.message : "");
-      this.#childLost(peer, error instanceof Error ? error.message : String(error));
+      if (code !== 1006) this.#closeChild(code, why); // a protocol violation: the child hears which
+      this.#childLost(peer, why, true);
     }
   }
 
-  #childLost(peer: WebSocketPeer, why: string): void {
-    if (!this.#closeSentUpstream) {
+  /** `failed`: the child broke the connection or the protocol (not merely cut after our Close frame). */
+  #childLost(peer: WebSocketPeer, why: string, failed = !this.#closeSentUpstream): void {
+    if (failed) {
       this.#exchange.upstreamError = why;
       if (this.#outcome === "complete") this.#outcome = "error";
     }

@@ -1,7 +1,7 @@
 /**
  * @module WebSockets through sluice with a child written at the byte level
  * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
- * chooses none, and sluice's reply to the child's Close frame.
+ * chooses none, sluice's reply to the child's Close frame, and a child's protocol violation.
  */
 
 import { describe, expect, test } from "bun:test";
@@ -87,6 +87,22 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     await until(() => records(recordFile).some((r) => r.event === "reply"), 10_000, "the child's record of the reply");
     expect(records(recordFile).find((r) => r.event === "reply")).toMatchObject({ opcode: 8, code: 4001 });
     closing.socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  // Its record said the WebSocket had ended as it should (no outcome, no upstreamError): the
+  // Close frame sluice sends the child first made it look like a close sluice began.
+  test("a protocol violation by the child gets 1002 and is recorded as an error", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
+    const masked = await upgrade(sluice.httpPort, "/masked", "X-Request-Id: masked-frame\r\n");
+    expect(await masked.next()).toMatchObject({ kind: "close", code: 1011 });
+    await until(() => records(recordFile).some((r) => r.event === "reply"), 10_000, "the child's record of the reply");
+    expect(records(recordFile).find((r) => r.event === "reply")).toMatchObject({ opcode: 8, code: 1002 });
+    masked.socket.end();
+    const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "masked-frame");
+    expect(access).toMatchObject({ status: 101, outcome: "error", upstreamError: "masked frame from the server" });
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
