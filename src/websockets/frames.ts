@@ -87,10 +87,16 @@ export class MessageReader {
   readonly #maxMessageBytes: number;
   #chunks: Uint8Array[];
   #available: number;
-  /** The fragments of a message in progress, and its opcode. */
-  #fragments: Uint8Array[] = [];
-  #fragmentBytes = 0;
+  /**
+   * A message in progress: its opcode, its first fragment as read, and once a second one comes,
+   * all of them copied into one buffer that grows up to the message size limit. Never an array
+   * entry per fragment: empty ones count nothing against that limit, so a child sending them
+   * without end grew memory without bound (some 130 bytes for each 2-byte frame).
+   */
   #fragmentOpcode = 0;
+  #firstFragment: Uint8Array | undefined;
+  #joined: Uint8Array | undefined;
+  #fragmentBytes = 0;
 
   /** `leftover`: bytes read past the handshake's response head. */
   constructor(reader: ReadableStreamDefaultReader<Uint8Array>, leftover: Uint8Array, maxMessageBytes: number) {
@@ -154,15 +160,33 @@ export class MessageReader {
       default:
         throw new WebSocketProtocolError(1002, `unknown opcode ${opcode}`);
     }
-    this.#fragments.push(payload);
-    this.#fragmentBytes += payload.byteLength;
+    this.#addFragment(payload);
     if (!fin) return undefined;
-    const data = this.#fragments.length === 1 ? this.#fragments[0]! : joined(this.#fragments, this.#fragmentBytes);
+    const data = this.#joined?.subarray(0, this.#fragmentBytes) ?? this.#firstFragment!;
     const kind = this.#fragmentOpcode;
-    this.#fragments = [];
+    this.#firstFragment = undefined;
+    this.#joined = undefined;
     this.#fragmentBytes = 0;
     this.#fragmentOpcode = 0;
     return kind === Opcode.text ? { kind: "text", data: decodeText(data), byteLength: data.byteLength } : { kind: "binary", data };
+  }
+
+  /** Adds a fragment to the message in progress (#payloadLength kept the total within the limit). */
+  #addFragment(payload: Uint8Array): void {
+    if (this.#firstFragment === undefined) {
+      this.#firstFragment = payload;
+      this.#fragmentBytes = payload.byteLength;
+      return;
+    }
+    if (payload.byteLength === 0) return;
+    const total = this.#fragmentBytes + payload.byteLength;
+    if (this.#joined === undefined || this.#joined.byteLength < total) {
+      const grown = new Uint8Array(Math.min(this.#maxMessageBytes, Math.max(total, 2 * (this.#joined?.byteLength ?? 0), 4096)));
+      grown.set(this.#joined?.subarray(0, this.#fragmentBytes) ?? this.#firstFragment);
+      this.#joined = grown;
+    }
+    this.#joined.set(payload, this.#fragmentBytes);
+    this.#fragmentBytes = total;
   }
 
   /** Reads until `count` bytes are buffered; false on EOF before. */
@@ -198,14 +222,4 @@ export class MessageReader {
     }
     return out;
   }
-}
-
-function joined(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

@@ -1,14 +1,15 @@
 /**
  * @module WebSockets through sluice with a child written at the byte level
  * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
- * chooses none, sluice's reply to the child's Close frame, and a child's protocol violation.
+ * chooses none, sluice's reply to the child's Close frame, a child's protocol violation, and a
+ * message of many empty fragments.
  */
 
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeClose, MessageReader } from "../../src/websockets/frames.ts";
-import { ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const RAW_WS_APP = ["python3", join(ROOT, "tests/fixtures/raw-ws-app.py")];
 
@@ -106,4 +107,21 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
+
+  // Each fragment was kept as an array entry of its own, and empty ones count nothing against
+  // the 16 MiB message limit: a child could grow sluice's memory without bound (this message
+  // took some 300 MiB).
+  test("a message of a million and a half empty fragments passes with sluice's memory bounded", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
+    const before = rssKiB(sluice.proc.pid, "VmHWM");
+    const { socket, head, next } = await upgrade(sluice.httpPort, "/empty-fragments?n=1500000");
+    expect(head).toStartWith("HTTP/1.1 101");
+    const message = await next();
+    expect(message).toMatchObject({ kind: "binary" });
+    expect(new TextDecoder().decode((message as { data: Uint8Array }).data)).toBe("end");
+    expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(64);
+    socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
 });
