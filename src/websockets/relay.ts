@@ -17,6 +17,8 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const UPSTREAM_HIGH_WATER = 1024 * 1024;
 /** Where the runtime cannot pause a client (Deno), a child this far behind closes the connection (1008). */
 const UPSTREAM_HARD_LIMIT = 64 * 1024 * 1024;
+/** Longest the child's messages are passed on without letting the event loop take a turn. */
+const PUMP_SLICE_MS = 10;
 /** How long a Close frame sent to the child waits for the child's own before the connection is cut. */
 const CLOSE_WAIT_MS = 1000;
 
@@ -107,7 +109,14 @@ export class WebSocketRelay implements WebSocketEvents {
   /** Reads the child's messages and passes them on, waiting whenever the client's queue is full. */
   async #pumpFromChild(peer: WebSocketPeer): Promise<void> {
     try {
+      let sliceStart = performance.now();
       for (let message = await this.#messages.next(); message !== null; message = await this.#messages.next()) {
+        // Messages already buffered come one after another without a turn of the event loop
+        // in between: a child sending tiny ones fast would keep everything else waiting.
+        if (performance.now() - sliceStart > PUMP_SLICE_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          sliceStart = performance.now();
+        }
         switch (message.kind) {
           case "text":
           case "binary":

@@ -299,6 +299,29 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 90_000);
 
+  // The child's messages already buffered were passed on one after another without a turn of
+  // the event loop: with a client reading three million 1-byte ones, the binary answered no
+  // other request for 30 s and handled a SIGTERM 11 s late; here, where the client closes at
+  // once and the rest is dropped, a request waited 1.6-1.9 s on either target.
+  test("a child sending tiny messages fast does not hold up sluice: other requests are answered, and a close ends within its wait", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: WS_APP });
+    const client = new Client(wsUrl(sluice.url, "/ws"), { headers: { "x-request-id": "tiny-flood" } });
+    await client.opened;
+    client.ws.send("flood:3000000:1");
+    await client.next(); // the flood has begun
+    client.ws.close(1000); // the messages still coming are read and dropped until the child's Close frame, 1 s at most
+    const closedAt = Date.now();
+    const started = performance.now();
+    const response = await fetch(`${sluice.url}/nowhere`);
+    expect(response.status).toBe(404);
+    await response.text();
+    expect(performance.now() - started).toBeLessThan(1000);
+    await sluice.waitFor((r) => r.event === "access" && r.requestId === "tiny-flood", 30_000);
+    expect(Date.now() - closedAt).toBeLessThan(3000);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
   test("a client that goes away without a Close frame: the child hears 1001 (going away), a valid Close frame", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
