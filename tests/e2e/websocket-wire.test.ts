@@ -1,8 +1,8 @@
 /**
  * @module WebSockets through sluice with a child written at the byte level
  * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
- * chooses none, sluice's reply to the child's Close frame, a child's protocol violation, and a
- * message of many empty fragments.
+ * chooses none, sluice's reply to the child's Close frame, a child's protocol violation, a
+ * message of many empty fragments, and many tiny messages to a client that stops reading.
  */
 
 import { describe, expect, test } from "bun:test";
@@ -121,6 +121,35 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     expect(new TextDecoder().decode((message as { data: Uint8Array }).data)).toBe("end");
     expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(64);
     socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
+  // Deno's bufferedAmount counts bytes only, and each message queued for the client costs some
+  // 300 bytes beyond its one: sluice read a million 1-byte messages for a client that read none
+  // before it stopped reading the child, taking some 500 MiB under Deno.
+  test("a child sending tiny messages to a client that stops reading: sluice stops reading the child with its memory bounded", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
+    const before = rssKiB(sluice.proc.pid, "VmHWM");
+    const count = 4_000_000;
+    const client = new WebSocket(`ws://127.0.0.1:${sluice.httpPort}/tiny-messages?n=${count}`);
+    const opened = Promise.withResolvers<void>();
+    client.onopen = () => {
+      (client as unknown as { pause(): void }).pause();
+      opened.resolve();
+    };
+    client.onclose = () => opened.reject(new Error("closed"));
+    await opened.promise;
+    // Until the child's sends stall for 2 s (the sockets' buffers hold a million or two of them).
+    const sent = () => (records(recordFile).filter((r) => r.event === "tiny-messages").at(-1)?.sent as number | undefined) ?? 0;
+    for (let last = -1, since = Date.now(); Date.now() - since < 2000;) {
+      await Bun.sleep(250);
+      if (sent() !== last) [last, since] = [sent(), Date.now()];
+    }
+    expect(sent()).toBeLessThan(count);
+    expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(64);
+    client.close();
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 90_000);
