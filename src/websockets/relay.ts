@@ -17,6 +17,13 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const UPSTREAM_HIGH_WATER = 1024 * 1024;
 /** Where the runtime cannot pause a client (Deno), a child this far behind closes the connection (1008). */
 const UPSTREAM_HARD_LIMIT = 64 * 1024 * 1024;
+/**
+ * The same limits in frames: a frame waiting to be written costs memory well beyond its bytes
+ * (about 1 KiB under Deno, measured), so a client sending tiny messages to a child that reads
+ * none was bounded only at millions of them (2.7 GiB for three million 1-byte messages under Deno).
+ */
+const UPSTREAM_HIGH_WATER_FRAMES = 1024;
+const UPSTREAM_HARD_LIMIT_FRAMES = 16 * 1024;
 /** Longest the child's messages are passed on without letting the event loop take a turn. */
 const PUMP_SLICE_MS = 10;
 /** How long a Close frame sent to the child waits for the child's own before the connection is cut. */
@@ -38,6 +45,8 @@ export class WebSocketRelay implements WebSocketEvents {
   #peer: WebSocketPeer | undefined;
   /** Bytes handed to the child's socket and not yet written. */
   #unwritten = 0;
+  /** Frames handed to the child's socket and not yet written. */
+  #unwrittenFrames = 0;
   #clientPaused = false;
   /** Client pings passed to the child whose pongs are dropped: the runtime already answered them. */
   #pingsAnswered = 0;
@@ -60,6 +69,7 @@ export class WebSocketRelay implements WebSocketEvents {
   }
 
   message(message: WebSocketMessage): void {
+    if (this.#closeSentUpstream) return; // the child is being closed: nothing more goes to it
     const text = typeof message === "string";
     const payload = text ? encoder.encode(message) : message;
     if (payload.byteLength > MAX_MESSAGE_BYTES) {
@@ -160,11 +170,13 @@ export class WebSocketRelay implements WebSocketEvents {
   #toChild(frame: Uint8Array): void {
     if (this.#closeSentUpstream) return;
     this.#write(frame);
-    if (this.#unwritten <= UPSTREAM_HIGH_WATER || this.#clientPaused) return;
+    if ((this.#unwritten <= UPSTREAM_HIGH_WATER && this.#unwrittenFrames <= UPSTREAM_HIGH_WATER_FRAMES) || this.#clientPaused) return;
     this.#clientPaused = this.#peer?.pause() ?? false;
-    if (!this.#clientPaused && this.#unwritten > UPSTREAM_HARD_LIMIT) {
+    if (!this.#clientPaused && (this.#unwritten > UPSTREAM_HARD_LIMIT || this.#unwrittenFrames > UPSTREAM_HARD_LIMIT_FRAMES)) {
       this.#outcome = "error";
-      this.#exchange.upstreamError = `the child fell ${UPSTREAM_HARD_LIMIT} bytes behind`;
+      this.#exchange.upstreamError = this.#unwritten > UPSTREAM_HARD_LIMIT
+        ? `the child fell ${UPSTREAM_HARD_LIMIT} bytes behind`
+        : `the child fell ${UPSTREAM_HARD_LIMIT_FRAMES} messages behind`;
       this.#peer?.close(1008, "upstream too slow");
       this.#closeChild(1008, "");
     }
@@ -172,9 +184,11 @@ export class WebSocketRelay implements WebSocketEvents {
 
   #write(frame: Uint8Array): void {
     this.#unwritten += frame.byteLength;
+    this.#unwrittenFrames++;
     this.#writer.write(frame).then(() => {
       this.#unwritten -= frame.byteLength;
-      if (this.#clientPaused && this.#unwritten < UPSTREAM_HIGH_WATER / 2) {
+      this.#unwrittenFrames--;
+      if (this.#clientPaused && this.#unwritten < UPSTREAM_HIGH_WATER / 2 && this.#unwrittenFrames < UPSTREAM_HIGH_WATER_FRAMES / 2) {
         this.#clientPaused = false;
         this.#peer?.resume();
       }

@@ -322,6 +322,50 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 90_000);
 
+  // Each frame waiting for the child costs about 1 KiB under Deno, and only its bytes (7) counted
+  // against the 64 MiB limit: this flood took 750-870 MiB there before the client was closed.
+  test("a client sending tiny messages to an app that stops reading: sluice's memory stays bounded (Bun pauses the client, Deno closes it with 1008)", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: WS_APP });
+    const { socket, head, nextText } = await rawUpgrade(sluice.httpPort, "/ws", { "x-request-id": "tiny-messages" });
+    expect(head).toStartWith("HTTP/1.1 101");
+    socket.write(encodeFrame(Opcode.text, new TextEncoder().encode("deaf")));
+    expect(await nextText()).toBe("deaf");
+    const before = rssKiB(sluice.proc.pid, "VmHWM");
+    const one = encodeFrame(Opcode.binary, new Uint8Array(1));
+    const batch = new Uint8Array(one.byteLength * 10_000);
+    for (let i = 0; i < 10_000; i++) batch.set(one, i * one.byteLength);
+    // Two million messages (14 MiB on the wire, past what the sockets' buffers hold) at most,
+    // until sluice takes none for 3 s or closes the WebSocket.
+    let closing = false;
+    void nextText().catch(() => (closing = true));
+    let sent = 0;
+    let progressAt = Date.now();
+    for (let pending = batch; sent < 2_000_000 && !closing && Date.now() - progressAt < 3000;) {
+      const written = socket.write(pending);
+      if (written < 0) break; // closed
+      if (written === pending.byteLength) {
+        sent += 10_000;
+        pending = batch;
+        progressAt = Date.now();
+        if (sent % 100_000 === 0) await Bun.sleep(1); // lets the close be read
+      } else {
+        if (written > 0) progressAt = Date.now();
+        pending = pending.subarray(written);
+        await Bun.sleep(10);
+      }
+    }
+    await Bun.sleep(500);
+    expect(sluice.proc.exitCode).toBeNull();
+    expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(128);
+    if (target.name === "deno") {
+      const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "tiny-messages");
+      expect(access).toMatchObject({ outcome: "error", upstreamError: "the child fell 16384 messages behind" });
+    }
+    socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
   test("a client that goes away without a Close frame: the child hears 1001 (going away), a valid Close frame", async () => {
     const dir = tempDir();
     const recordFile = join(dir, "record.jsonl");
