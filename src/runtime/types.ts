@@ -32,6 +32,8 @@ export type FetchHandler = (request: Request, info: ConnectionInfo) => Response 
 /** A WebSocket message: text as a string, binary as bytes. */
 export type WebSocketMessage = string | Uint8Array;
 
+export type ControlFrameSent = "sent" | "full" | "unsupported";
+
 /** The client's side of an accepted WebSocket, as the runtime's server exposes it. */
 export interface WebSocketPeer {
   /**
@@ -39,9 +41,13 @@ export interface WebSocketPeer {
    * the caller should send no more until `drained` runs (the message itself is queued, never lost).
    */
   send(message: WebSocketMessage): boolean;
-  /** Sends a ping or pong frame; false where the runtime cannot (Deno answers pings itself). */
-  ping(payload: Uint8Array): boolean;
-  pong(payload: Uint8Array): boolean;
+  /**
+   * Sends a ping or pong frame: "sent"; "full" when the send queue is over its limit, as `send`
+   * returning false (wait for `drained`); "unsupported" where the runtime cannot (Deno answers
+   * pings itself).
+   */
+  ping(payload: Uint8Array): ControlFrameSent;
+  pong(payload: Uint8Array): ControlFrameSent;
   /** Starts the closing handshake. 1005 sends a Close frame without a code. */
   close(code: number, reason: string): void;
   /** Stops reading the client's messages (TCP backpressure) until `resume`; false where the runtime cannot. */

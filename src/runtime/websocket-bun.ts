@@ -20,8 +20,8 @@ type Socket = ServerWebSocket<WebSocketEvents>;
 function peerOf(ws: Socket): WebSocketPeer {
   return {
     send: (message) => ws.send(message) !== -1,
-    ping: (payload) => (ws.ping(payload), true),
-    pong: (payload) => (ws.pong(payload), true),
+    ping: (payload) => (ws.ping(payload) === -1 ? "full" : "sent"),
+    pong: (payload) => (ws.pong(payload) === -1 ? "full" : "sent"),
     // Bun sends a Close frame without a code for 1005.
     close: (code, reason) => ws.close(code, reason),
     pause: () => (ws.pause(), true),

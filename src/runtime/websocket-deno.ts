@@ -38,8 +38,8 @@ function peerOf(socket: WebSocket, events: WebSocketEvents): WebSocketPeer & { s
       return false;
     },
     // Deno answers pings itself and exposes neither pings nor pongs.
-    ping: () => false,
-    pong: () => false,
+    ping: () => "unsupported",
+    pong: () => "unsupported",
     close(code, reason) {
       try {
         if (code === 1005) socket.close();

@@ -131,15 +131,21 @@ export class WebSocketRelay implements WebSocketEvents {
           case "text":
           case "binary":
             this.#exchange.bytesOut += message.kind === "text" ? message.byteLength : message.data.byteLength;
-            if (!this.#clientClosed && !peer.send(message.data)) await new Promise<void>((resolve) => (this.#waitingForDrain = resolve));
+            if (!this.#clientClosed && !peer.send(message.data)) await this.#clientDrained();
             break;
           case "ping":
             // End to end where the runtime can; else answered here (the client's runtime answers its own).
-            if (this.#clientClosed || !peer.ping(message.data)) this.#toChild(encodeFrame(Opcode.pong, message.data));
+            switch (this.#clientClosed ? "unsupported" : peer.ping(message.data)) {
+              case "unsupported":
+                this.#toChild(encodeFrame(Opcode.pong, message.data));
+                break;
+              case "full": // a client that stops reading stalls the child's pings as its messages
+                await this.#clientDrained();
+            }
             break;
           case "pong":
             if (this.#pingsAnswered > 0) this.#pingsAnswered--;
-            else if (!this.#clientClosed) peer.pong(message.data);
+            else if (!this.#clientClosed && peer.pong(message.data) === "full") await this.#clientDrained();
             break;
           case "close":
             if (!this.#clientClosed) peer.close(message.code, message.reason);
@@ -158,6 +164,11 @@ export class WebSocketRelay implements WebSocketEvents {
   }
 
   /** `failed`: the child broke the connection or the protocol (not merely cut after our Close frame). */
+  /** Resolves once the client's send queue is back under its limit, or the client closed. */
+  #clientDrained(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#waitingForDrain = resolve));
+  }
+
   #childLost(peer: WebSocketPeer, why: string, failed = !this.#closeSentUpstream): void {
     if (failed) {
       this.#exchange.upstreamError = why;

@@ -2,7 +2,7 @@
  * @module WebSockets through sluice with a child written at the byte level
  * (tests/fixtures/raw-ws-app.py), on the binary and under Deno: the subprotocol when the child
  * chooses none, sluice's reply to the child's Close frame, a child's protocol violation, a
- * message of many empty fragments, and many tiny messages to a client that stops reading.
+ * message of many empty fragments, and many tiny messages or pings to a client that stops reading.
  */
 
 import { describe, expect, test } from "bun:test";
@@ -149,6 +149,40 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     }
     expect(sent()).toBeLessThan(count);
     expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(64);
+    client.close();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 90_000);
+
+  // A ping from the child went to the client whatever its queue held: on the binary, pings from
+  // a child to a client that read none filled Bun's queue for it (64 MiB) before any were dropped.
+  // Under Deno sluice answers the pings itself: a child that reads none of the pongs is closed
+  // with 1008 once 16384 wait.
+  test("a child flooding pings to a client that stops reading: sluice's memory stays bounded", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
+    const before = rssKiB(sluice.proc.pid, "VmHWM");
+    const count = 1_000_000;
+    const client = new WebSocket(`ws://127.0.0.1:${sluice.httpPort}/pings?n=${count}`, { headers: { "x-request-id": "pings" } } as unknown as string[]);
+    const opened = Promise.withResolvers<void>();
+    client.onopen = () => {
+      (client as unknown as { pause(): void }).pause();
+      opened.resolve();
+    };
+    client.onclose = () => opened.reject(new Error("closed"));
+    await opened.promise;
+    // Until the child's sends stall for 2 s, or sluice closes the connection.
+    const sent = () => (records(recordFile).filter((r) => r.event === "pings").at(-1)?.sent as number | undefined) ?? 0;
+    for (let last = -1, since = Date.now(); Date.now() - since < 2000;) {
+      await Bun.sleep(250);
+      if (sent() !== last) [last, since] = [sent(), Date.now()];
+    }
+    expect(sent()).toBeLessThan(count);
+    expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(target.name === "binary" ? 40 : 128);
+    if (target.name === "deno") {
+      const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "pings");
+      expect(access).toMatchObject({ outcome: "error", upstreamError: "the child fell 16384 messages behind" });
+    }
     client.close();
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
