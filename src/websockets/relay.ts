@@ -163,12 +163,12 @@ export class WebSocketRelay implements WebSocketEvents {
     }
   }
 
-  /** `failed`: the child broke the connection or the protocol (not merely cut after our Close frame). */
   /** Resolves once the client's send queue is back under its limit, or the client closed. */
   #clientDrained(): Promise<void> {
     return new Promise<void>((resolve) => (this.#waitingForDrain = resolve));
   }
 
+  /** `failed`: the child broke the connection or the protocol (not merely cut after our Close frame). */
   #childLost(peer: WebSocketPeer, why: string, failed = !this.#closeSentUpstream): void {
     if (failed) {
       this.#exchange.upstreamError = why;
