@@ -19,7 +19,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, UsageError } from "../../src/cli.ts";
-import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig } from "../../src/config.ts";
+import { ConfigError, envName, type OptionKey, OPTIONS, resolveConfig, validateConfig } from "../../src/config.ts";
 import { decodeConfigFile, loadConfigFile } from "../../src/config-file.ts";
 import { formatDuration } from "../../src/config-values.ts";
 import { readLines } from "../../tests/read-lines.ts";
@@ -294,6 +294,8 @@ interface Outcome {
   value?: unknown;
   error?: string;
   kind?: "usage" | "config" | "crash";
+  /** The message of the rule across options (validateConfig) that the parsed values break, if any. */
+  rule?: string;
 }
 
 function tomlString(text: string): string {
@@ -317,6 +319,12 @@ function resolveInProcess(args: string[], env: Record<string, string>, fileText:
     const { flags, command } = parseArgs(args);
     const file = fileText === undefined ? { options: {}, otel: {} } : loadConfigFile("/fuzz.toml", decodeConfigFile("/fuzz.toml", new TextEncoder().encode(fileText)));
     const config = resolveConfig(flags, env, command, { file: file.options, otel: file.otel });
+    try {
+      validateConfig(config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      return { value: config[key], rule: error.message };
+    }
     return { value: config[key] };
   } catch (error) {
     const kind = error instanceof UsageError ? "usage" : error instanceof ConfigError ? "config" : "crash";
@@ -492,8 +500,8 @@ for (const target of TARGET_NAMES) {
     if (/[\0]/.test(sample.text)) continue;
     const env: Record<string, string> = source === "env" ? { [envName(OPTIONS[key].name)]: sample.text } : {};
     let args = flagsFor(source === "file-raw" ? "file-string" : source, key, sample.text);
+    const path = join(work, `c${i}.toml`);
     if (source.startsWith("file")) {
-      const path = join(work, `c${i}.toml`);
       writeFileSync(path, fileFor(key, sample.text, false).replace("/fuzz.toml", path));
       args = ["--config", path];
     }
@@ -506,7 +514,13 @@ for (const target of TARGET_NAMES) {
       const shown = budgetOf(stdout)[OPTIONS[key].name];
       if (shown !== formatDuration(inProcess.value as number)) fail(`${target}: check shows another value`, `${where}: shows ${shown}, parsed ${inProcess.value}`);
     }
-    if (code !== 0 && inProcess.error === undefined && !/public|x-sendfile|directory|file|page|bind|Cannot apply|both|stop budget/i.test(stderr)) {
+    // A value the parser takes can still break a rule across options (validateConfig: a
+    // --target-port of 0, two ports alike, a stop budget over --grace-period): check refuses it
+    // with that rule's message, exit 78.
+    if (inProcess.rule !== undefined && (code !== 78 || !stderr.replaceAll(path, "/fuzz.toml").includes(inProcess.rule))) {
+      fail(`${target}: a rule across options not applied`, `${where}: expected 78 "${inProcess.rule.slice(0, 120)}", got ${stderr.slice(0, 300)}`);
+    }
+    if (code !== 0 && inProcess.error === undefined && inProcess.rule === undefined && !/public|x-sendfile|directory|file|page|bind|Cannot apply|both|stop budget/i.test(stderr)) {
       fail(`${target}: refused though the parser accepts`, `${where}: ${stderr.slice(0, 300)}`);
     }
   }
