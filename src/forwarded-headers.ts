@@ -26,7 +26,7 @@ const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
  * dropped (upstreamRequestHeaders), as X-Forwarded-Proto is replaced, or a client could have
  * a page made for a scheme or port of its choosing and the cache hand it to everyone.
  */
-const FROM_TRUSTED_PROXIES_ONLY = ["forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix"];
+export const FROM_TRUSTED_PROXIES_ONLY: readonly string[] = ["forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix"];
 
 /**
  * Request headers whose value the app gets from sluice, whatever the client sent: set,

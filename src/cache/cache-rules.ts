@@ -4,7 +4,7 @@
  * response may be stored (freshnessLifetime), and the header parsing they need.
  */
 
-import { connectionNamed, SET_BY_THE_PROXY } from "../forwarded-headers.ts";
+import { connectionNamed, FROM_TRUSTED_PROXIES_ONLY, SET_BY_THE_PROXY } from "../forwarded-headers.ts";
 import { requestTarget } from "../request-target.ts";
 
 /** What the cache reads from a request (a Request fits). */
@@ -24,9 +24,12 @@ export interface CacheRequest {
  * authority the target names ("http:///page").
  *
  * `fromTrustedProxy` says whether the client is a trusted proxy (forwarded-headers.ts's
- * trustsForwarding); it is asked only when the request has X-Forwarded-Proto or -Host.
- * Then the app is told the scheme and host that proxy forwards, and answers for them (an
- * http-to-https redirect, absolute links), so they are part of the URL.
+ * trustsForwarding); it is asked only when the request has X-Forwarded-Proto or -Host, or
+ * one of the headers only a trusted proxy may send (Forwarded, X-Forwarded-Port, -Ssl,
+ * -Scheme, -Prefix). Then the app is told the scheme, host, port and path prefix that proxy
+ * forwards, and answers for them (an http-to-https redirect, absolute links), so they are
+ * part of the URL: a proxy may pass its client's own X-Forwarded-Ssl or Forwarded on as
+ * they came, and the page made for them must not reach everyone else.
  */
 export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => boolean): string {
   const headers = request.headers;
@@ -35,7 +38,10 @@ export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => bool
   if (fromTrustedProxy !== undefined) {
     const proto = headers.get("x-forwarded-proto");
     const forwardedHost = headers.get("x-forwarded-host");
-    if ((proto !== null || forwardedHost !== null) && fromTrustedProxy()) return forwardedUrl(request, lowerHost, target, proto, forwardedHost);
+    const others = FROM_TRUSTED_PROXIES_ONLY.some((name) => headers.has(name));
+    if ((proto !== null || forwardedHost !== null || others) && fromTrustedProxy()) {
+      return forwardedUrl(request, lowerHost, target, proto, forwardedHost, others);
+    }
   }
   return `http://${lowerHost}${target}`;
 }
@@ -43,15 +49,23 @@ export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => bool
 /**
  * The URL the app is told through X-Forwarded-Proto and -Host, as upstreamRequestHeaders
  * forwards them from a trusted proxy (a header the request's Connection names is dropped);
- * the Host header too when it differs, as an app may read either.
+ * the Host header too when it differs, as an app may read either; and the values of the
+ * other forwarding headers a trusted proxy passes on (FROM_TRUSTED_PROXIES_ONLY), as they are.
  */
-function forwardedUrl(request: CacheRequest, host: string, target: string, proto: string | null, forwardedHost: string | null): string {
+function forwardedUrl(request: CacheRequest, host: string, target: string, proto: string | null, forwardedHost: string | null, others: boolean): string {
   const dropped = connectionNamed(request.headers.get("connection"));
   if (dropped?.has("x-forwarded-proto")) proto = null;
   if (dropped?.has("x-forwarded-host")) forwardedHost = null;
   const toldHost = forwardedHost?.toLowerCase() ?? host;
-  const url = `${proto?.trim().toLowerCase() ?? "http"}://${toldHost}${target}`;
-  return toldHost === host ? url : `${url} (Host: ${host})`;
+  let url = `${proto?.trim().toLowerCase() ?? "http"}://${toldHost}${target}`;
+  if (toldHost !== host) url += ` (Host: ${host})`;
+  if (others) {
+    for (const name of FROM_TRUSTED_PROXIES_ONLY) {
+      const value = request.headers.get(name);
+      if (value !== null && !dropped?.has(name)) url += ` (${name}: ${value})`;
+    }
+  }
+  return url;
 }
 
 /** What the cache reads from a response's head (a Response fits). */

@@ -292,6 +292,38 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(untrusting);
   }, 60_000);
 
+  test("with --trusted-proxies, the Forwarded, X-Forwarded-Ssl, -Port, -Scheme and -Prefix a trusted proxy passes on are part of the key", async () => {
+    // A proxy may pass its client's own headers on as they came (X-Forwarded-Ssl, Forwarded
+    // ...): the page the app made for them (https links, a port, a path prefix, another
+    // host) must not be stored for everyone else, nor theirs be answered with the plain one.
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--trusted-proxies", "127.0.0.1/32"] });
+    const path = "/cacheable?echo=forwarded,x-forwarded-ssl,x-forwarded-port,x-forwarded-scheme,x-forwarded-prefix";
+    const plain = await get(sluice, path);
+    expect([plain.xCache, plain.body.split("\n")[0]])
+      .toEqual(["miss", "served 1 forwarded=null x-forwarded-ssl=null x-forwarded-port=null x-forwarded-scheme=null x-forwarded-prefix=null"]);
+    const forwarded: Record<string, string>[] = [
+      { forwarded: "proto=https;host=evil.example" },
+      { "x-forwarded-ssl": "on" },
+      { "x-forwarded-port": "1337" },
+      { "x-forwarded-scheme": "https" },
+      { "x-forwarded-prefix": "/evil" },
+      { "x-forwarded-prefix": "/Evil" },
+    ];
+    for (const [i, headers] of forwarded.entries()) {
+      const [name, value] = Object.entries(headers)[0]!;
+      const answer = await get(sluice, path, headers);
+      expect([answer.xCache, answer.body.split("\n")[0]!.includes(`${name}=${value}`), answer.body.slice(0, 9)])
+        .toEqual(["miss", true, `served ${i + 2} `]);
+    }
+    const again = await get(sluice, path, { "x-forwarded-ssl": "on" });
+    expect([again.xCache, again.body.slice(0, 9)]).toEqual(["hit", "served 3 "]);
+    // One the request's Connection names never reaches the app: the plain page answers it.
+    const dropped = await get(sluice, path, { "x-forwarded-ssl": "on", connection: "X-Forwarded-Ssl" });
+    expect([dropped.xCache, dropped.body.slice(0, 9)]).toEqual(["hit", "served 1 "]);
+    expect(await appSaw(sluice, path)).toBe(forwarded.length + 1);
+    await stop(sluice);
+  }, 60_000);
+
   test("a request without Host is keyed without a host, whatever authority its target names", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app gets no Host either and answers for its own address. Under Deno, Request.url

@@ -90,6 +90,16 @@ describe("resourceUrl", () => {
     // Headers the Connection header names are dropped before the app.
     expect(resourceUrl(withHost({ "x-forwarded-proto": "https", connection: "X-Forwarded-Proto" }), trusted)).toBe("http://site.example/p?q");
   });
+
+  test("the other forwarding headers a trusted proxy passes on are part of it, as they came", () => {
+    expect(resourceUrl(withHost({ "x-forwarded-ssl": "on" }), () => true)).toBe("http://site.example/p?q (x-forwarded-ssl: on)");
+    expect(resourceUrl(withHost({ forwarded: "proto=https;host=Evil.Example", "x-forwarded-prefix": "/App" }), () => true))
+      .toBe("http://site.example/p?q (forwarded: proto=https;host=Evil.Example) (x-forwarded-prefix: /App)");
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "https", "x-forwarded-port": "8443" }), () => true)).toBe("https://site.example/p?q (x-forwarded-port: 8443)");
+    expect(resourceUrl(withHost({ "x-forwarded-ssl": "on" }), () => false)).toBe("http://site.example/p?q");
+    expect(resourceUrl(withHost({ "x-forwarded-ssl": "on" }))).toBe("http://site.example/p?q");
+    expect(resourceUrl(withHost({ "x-forwarded-scheme": "https", connection: "x-forwarded-scheme" }), () => true)).toBe("http://site.example/p?q");
+  });
 });
 
 describe("freshnessLifetime (what may be stored, and for how long)", () => {
