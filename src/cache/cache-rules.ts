@@ -57,7 +57,10 @@ function forwardedUrl(request: CacheRequest, host: string, target: string, proto
   if (dropped?.has("x-forwarded-proto")) proto = null;
   if (dropped?.has("x-forwarded-host")) forwardedHost = null;
   const toldHost = forwardedHost?.toLowerCase() ?? host;
-  let url = `${proto?.trim().toLowerCase() ?? "http"}://${toldHost}${target}`;
+  // The scheme as it came: Rack, Express and Django take only a lower-case "https" for
+  // https, so the page made for "HTTPS" (a plain-http page, an http-to-https redirect) must
+  // not answer "https".
+  let url = `${proto?.trim() ?? "http"}://${toldHost}${target}`;
   if (toldHost !== host) url += ` (Host: ${host})`;
   if (others) {
     for (const name of FROM_TRUSTED_PROXIES_ONLY) {

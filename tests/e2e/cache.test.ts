@@ -272,16 +272,22 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     const plain = await get(sluice, path, { "x-forwarded-proto": "http" });
     expect([plain.xCache, plain.body.split("\n")[0]])
       .toEqual(["miss", `served 1 x-forwarded-proto=http x-forwarded-host=127.0.0.1:${sluice.httpPort}`]);
-    const tls = await get(sluice, path, { "x-forwarded-proto": "HTTPS" });
+    const tls = await get(sluice, path, { "x-forwarded-proto": "https" });
     expect([tls.xCache, tls.body.slice(0, 13)]).toEqual(["miss", "served 2 x-fo"]);
     expect((await get(sluice, path, { "x-forwarded-proto": "https" })).xCache).toBe("hit");
+    // The scheme as it came: Rack, Express and Django take "HTTPS" for plain http (only a
+    // lower-case "https" is https to them), so its page must not answer "https", nor the reverse.
+    const upper = await get(sluice, path, { "x-forwarded-proto": "HTTPS" });
+    expect([upper.xCache, upper.body.split("\n")[0]])
+      .toEqual(["miss", `served 3 x-forwarded-proto=HTTPS x-forwarded-host=127.0.0.1:${sluice.httpPort}`]);
+    expect((await get(sluice, path, { "x-forwarded-proto": "https" })).body.slice(0, 9)).toBe("served 2 ");
     // No forwarded scheme: the app is told "http", as for the first request.
     expect((await get(sluice, path)).body.slice(0, 9)).toBe("served 1 ");
     const evil = await get(sluice, path, { "x-forwarded-host": "evil.example" });
-    expect([evil.xCache, evil.body.split("\n")[0]]).toEqual(["miss", "served 3 x-forwarded-proto=http x-forwarded-host=evil.example"]);
+    expect([evil.xCache, evil.body.split("\n")[0]]).toEqual(["miss", "served 4 x-forwarded-proto=http x-forwarded-host=evil.example"]);
     const good = await get(sluice, path, { "x-forwarded-host": "good.example" });
-    expect([good.xCache, good.body.slice(0, 9)]).toEqual(["miss", "served 4 "]);
-    expect((await get(sluice, path, { "x-forwarded-host": "Good.Example" })).body.slice(0, 9)).toBe("served 4 ");
+    expect([good.xCache, good.body.slice(0, 9)]).toEqual(["miss", "served 5 "]);
+    expect((await get(sluice, path, { "x-forwarded-host": "Good.Example" })).body.slice(0, 9)).toBe("served 5 ");
     await stop(sluice);
 
     // From an untrusted client they never reach the app, so they are no part of the key.

@@ -78,7 +78,9 @@ describe("resourceUrl", () => {
     const trusted = () => (asked++, true);
     expect(resourceUrl(withHost({}), trusted)).toBe("http://site.example/p?q");
     expect(asked).toBe(0); // nothing forwarded: trust is not looked up
-    expect(resourceUrl(withHost({ "x-forwarded-proto": "HTTPS" }), trusted)).toBe("https://site.example/p?q");
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "https" }), trusted)).toBe("https://site.example/p?q");
+    // As it came: frameworks take only a lower-case "https" for https.
+    expect(resourceUrl(withHost({ "x-forwarded-proto": "HTTPS" }), trusted)).toBe("HTTPS://site.example/p?q");
     expect(resourceUrl(withHost({ "x-forwarded-proto": "https" }), () => false)).toBe("http://site.example/p?q");
     expect(resourceUrl(withHost({ "x-forwarded-proto": "https" }))).toBe("http://site.example/p?q");
     // The app gets both X-Forwarded-Host and Host, and may read either.
