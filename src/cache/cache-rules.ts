@@ -130,6 +130,19 @@ export function deltaSeconds(value: string | undefined | null): number | undefin
   return value != null && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
+/**
+ * The Age (seconds) a response arrived with, or undefined when it has none or not a number.
+ * Of a list (two caches on the way each added one), the first member counts (RFC 9111
+ * section 5.1): "100, 1" read as a whole is no number, and a response already stale would
+ * have been stored as new.
+ */
+export function ageSeconds(headers: Headers): number | undefined {
+  const value = headers.get("age");
+  if (value === null) return undefined;
+  const comma = value.indexOf(",");
+  return deltaSeconds(comma < 0 ? value : value.slice(0, comma).trim());
+}
+
 /** Sorted, lowercased, deduplicated header names of a Vary value ("*" kept as is). */
 export function varyNames(header: string | null): string[] {
   if (!header) return [];
@@ -181,6 +194,6 @@ export function freshnessLifetime({ status, headers }: CacheResponseHead): numbe
   if (directives.has("no-cache") || directives.has("no-store") || directives.has("private")) return undefined;
   const maxAge = directives.has("s-maxage") ? deltaSeconds(directives.get("s-maxage")) : deltaSeconds(directives.get("max-age"));
   if (maxAge === undefined) return undefined;
-  const remaining = maxAge - (deltaSeconds(headers.get("age")) ?? 0);
+  const remaining = maxAge - (ageSeconds(headers) ?? 0);
   return remaining > 0 ? remaining : undefined;
 }

@@ -7,7 +7,7 @@
 
 import { connectionNamed, HOP_BY_HOP } from "../forwarded-headers.ts";
 import { Fills } from "./fills.ts";
-import { type CacheRequest, type CacheResponseHead, deltaSeconds, freshnessLifetime, requestPolicy, resourceUrl, varyNames } from "./cache-rules.ts";
+import { ageSeconds, type CacheRequest, type CacheResponseHead, freshnessLifetime, requestPolicy, resourceUrl, varyNames } from "./cache-rules.ts";
 
 /** A stored response. Immutable: every hit builds its own Response from it. */
 export interface CacheEntry {
@@ -178,7 +178,7 @@ export class ResponseCache {
       lastModified: response.headers.get("last-modified"),
       storedAt: now,
       expiresAt: now + lifetime * 1000,
-      initialAge: deltaSeconds(response.headers.get("age")) ?? 0,
+      initialAge: ageSeconds(response.headers) ?? 0,
       size,
     };
     this.#entries.set(key, entry);

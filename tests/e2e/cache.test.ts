@@ -367,6 +367,20 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("of more than one Age, the first counts: a response that arrived stale is not stored", async () => {
+    // Two caches on the way each added an Age (RFC 9111 section 5.1: use the first member).
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    const stale = "/cacheable?age=100&age=1"; // max-age=60, already 100 s old
+    expect((await get(sluice, stale)).xCache).toBe("miss");
+    expect((await get(sluice, stale)).xCache).toBe("miss");
+    expect(await appSaw(sluice, stale)).toBe(2);
+    const aged = "/cacheable?age=30&age=1";
+    await get(sluice, aged);
+    const hit = await get(sluice, aged);
+    expect([hit.xCache, Number(hit.headers.get("age")) >= 30]).toEqual(["hit", true]);
+    await stop(sluice);
+  }, 60_000);
+
   test("a directive inside a quoted Cache-Control value does not count", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // max-age=0: never stored, whatever the quoted extension holds.

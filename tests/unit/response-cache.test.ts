@@ -115,6 +115,7 @@ describe("freshnessLifetime (what may be stored, and for how long)", () => {
     [{ "cache-control": "public, max-age=60" }, 399, 60],
     [{ "cache-control": "public, max-age=60" }, 204, 60],
     [{ "cache-control": "public, max-age=60", age: "15" }, 200, 45],
+    [{ "cache-control": "public, max-age=60", age: "15, 1" }, 200, 45], // of a list, the first (RFC 9111 section 5.1)
   ] as const)("%j with %d -> %d s", (headers, status, expected) => {
     expect(freshnessLifetime(head(headers, status))).toBe(expected);
   });
@@ -137,6 +138,7 @@ describe("freshnessLifetime (what may be stored, and for how long)", () => {
     ...["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "X-Request-Start", "X-Sendfile-Type", "Traceparent", "TE", "Accept, x-forwarded-for"]
       .map((vary) => [`Vary: ${vary} (the proxy sets it for the app)`, { "cache-control": PUBLIC, vary }, 200] as const),
     ["older than its max-age", { "cache-control": PUBLIC, age: "60" }, 200],
+    ["older than its max-age by its first Age", { "cache-control": PUBLIC, age: "100, 1" }, 200],
     ["status 199", { "cache-control": PUBLIC }, 199],
     ["status 206", { "cache-control": PUBLIC }, 206],
     ["status 304", { "cache-control": PUBLIC }, 304],
