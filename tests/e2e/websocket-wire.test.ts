@@ -8,8 +8,9 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeClose, MessageReader } from "../../src/websockets/frames.ts";
+import { encodeClose } from "../../src/websockets/frames.ts";
 import { ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { rawUpgrade } from "../raw-websocket.ts";
 
 const RAW_WS_APP = ["python3", join(ROOT, "tests/fixtures/raw-ws-app.py")];
 
@@ -21,44 +22,25 @@ function records(file: string): Record<string, unknown>[] {
   }
 }
 
-/** A handshake written by hand; resolves with the answer's head and a reader of the frames after it. */
-async function upgrade(port: number, path: string, extraHeaders = "") {
-  const { promise: answered, resolve } = Promise.withResolvers<string>();
-  let bytes = new Uint8Array(0);
-  let headEnd = -1;
-  let frames!: ReadableStreamDefaultController<Uint8Array>;
-  const afterHead = new ReadableStream<Uint8Array>({ start: (controller) => void (frames = controller) });
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(_s, chunk) {
-        if (headEnd !== -1) return frames.enqueue(chunk);
-        bytes = new Uint8Array([...bytes, ...chunk]);
-        headEnd = Buffer.from(bytes).indexOf("\r\n\r\n");
-        if (headEnd === -1) return;
-        resolve(new TextDecoder().decode(bytes.subarray(0, headEnd + 4)));
-        frames.enqueue(bytes.subarray(headEnd + 4));
-      },
-      close() {
-        resolve(new TextDecoder().decode(bytes));
-        try {
-          frames.close();
-        } catch {
-          // closed already
-        }
-      },
-    },
-  });
-  socket.write(
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`,
-  );
-  const head = await Promise.race([answered, Bun.sleep(15_000).then(() => "no answer within 15 s")]);
-  const messages = new MessageReader(afterHead.getReader(), new Uint8Array(0), 1 << 20);
-  /** The next message or control frame from sluice, within 15 s. */
-  const next = () => Promise.race([messages.next(), Bun.sleep(15_000).then(() => ({ kind: "none within 15 s" }))]);
-  return { socket, head, next };
+/**
+ * Opens a WebSocket whose client reads nothing (paused once open), and waits until the child's
+ * sends, as it records them under `event`, have not moved for 2 s: what it sent by then.
+ */
+async function pausedUntilStalled(url: string, recordFile: string, event: string, headers: Record<string, string> = {}) {
+  const client = new WebSocket(url, { headers } as unknown as string[]);
+  const opened = Promise.withResolvers<void>();
+  client.onopen = () => {
+    (client as unknown as { pause(): void }).pause();
+    opened.resolve();
+  };
+  client.onclose = () => opened.reject(new Error("closed"));
+  await opened.promise;
+  const sent = () => (records(recordFile).filter((r) => r.event === event).at(-1)?.sent as number | undefined) ?? 0;
+  for (let last = -1, since = Date.now(); Date.now() - since < 2000;) {
+    await Bun.sleep(250);
+    if (sent() !== last) [last, since] = [sent(), Date.now()];
+  }
+  return { client, sent: sent() };
 }
 
 describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
@@ -66,7 +48,7 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
   // none: the client then speaks a protocol the app never agreed to.
   test("a client that offers subprotocols gets none when the child chooses none", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
-    const { socket, head, next } = await upgrade(sluice.httpPort, "/echo", "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n");
+    const { socket, head, next } = await rawUpgrade(sluice.httpPort, "/echo", { "sec-websocket-protocol": "chat.v1, chat.v2" });
     expect(head).toStartWith("HTTP/1.1 101");
     expect(head.toLowerCase()).not.toContain("sec-websocket-protocol");
     socket.write(encodeClose(1000, ""));
@@ -81,7 +63,7 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
   test("a Close frame from the child gets sluice's reply before the connection ends", async () => {
     const recordFile = join(tempDir(), "record.jsonl");
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
-    const closing = await upgrade(sluice.httpPort, "/close-first?code=4001");
+    const closing = await rawUpgrade(sluice.httpPort, "/close-first?code=4001");
     expect(closing.head).toStartWith("HTTP/1.1 101");
     expect(await closing.next()).toMatchObject({ kind: "close", code: 4001, reason: "bye" });
     closing.socket.write(encodeClose(4001, "bye"));
@@ -97,7 +79,7 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
   test("a protocol violation by the child gets 1002 and is recorded as an error", async () => {
     const recordFile = join(tempDir(), "record.jsonl");
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
-    const masked = await upgrade(sluice.httpPort, "/masked", "X-Request-Id: masked-frame\r\n");
+    const masked = await rawUpgrade(sluice.httpPort, "/masked", { "x-request-id": "masked-frame" });
     expect(await masked.next()).toMatchObject({ kind: "close", code: 1011 });
     await until(() => records(recordFile).some((r) => r.event === "reply"), 10_000, "the child's record of the reply");
     expect(records(recordFile).find((r) => r.event === "reply")).toMatchObject({ opcode: 8, code: 1002 });
@@ -114,7 +96,7 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
   test("a message of a million and a half empty fragments passes with sluice's memory bounded", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
     const before = rssKiB(sluice.proc.pid, "VmHWM");
-    const { socket, head, next } = await upgrade(sluice.httpPort, "/empty-fragments?n=1500000");
+    const { socket, head, next } = await rawUpgrade(sluice.httpPort, "/empty-fragments?n=1500000");
     expect(head).toStartWith("HTTP/1.1 101");
     const message = await next();
     expect(message).toMatchObject({ kind: "binary" });
@@ -133,21 +115,9 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
     const before = rssKiB(sluice.proc.pid, "VmHWM");
     const count = 4_000_000;
-    const client = new WebSocket(`ws://127.0.0.1:${sluice.httpPort}/tiny-messages?n=${count}`);
-    const opened = Promise.withResolvers<void>();
-    client.onopen = () => {
-      (client as unknown as { pause(): void }).pause();
-      opened.resolve();
-    };
-    client.onclose = () => opened.reject(new Error("closed"));
-    await opened.promise;
-    // Until the child's sends stall for 2 s (the sockets' buffers hold a million or two of them).
-    const sent = () => (records(recordFile).filter((r) => r.event === "tiny-messages").at(-1)?.sent as number | undefined) ?? 0;
-    for (let last = -1, since = Date.now(); Date.now() - since < 2000;) {
-      await Bun.sleep(250);
-      if (sent() !== last) [last, since] = [sent(), Date.now()];
-    }
-    expect(sent()).toBeLessThan(count);
+    // The sockets' buffers hold a million or two of them.
+    const { client, sent } = await pausedUntilStalled(`ws://127.0.0.1:${sluice.httpPort}/tiny-messages?n=${count}`, recordFile, "tiny-messages");
+    expect(sent).toBeLessThan(count);
     expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(64);
     client.close();
     sluice.signal("SIGTERM");
@@ -163,21 +133,9 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "1s"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
     const before = rssKiB(sluice.proc.pid, "VmHWM");
     const count = 1_000_000;
-    const client = new WebSocket(`ws://127.0.0.1:${sluice.httpPort}/pings?n=${count}`, { headers: { "x-request-id": "pings" } } as unknown as string[]);
-    const opened = Promise.withResolvers<void>();
-    client.onopen = () => {
-      (client as unknown as { pause(): void }).pause();
-      opened.resolve();
-    };
-    client.onclose = () => opened.reject(new Error("closed"));
-    await opened.promise;
-    // Until the child's sends stall for 2 s, or sluice closes the connection.
-    const sent = () => (records(recordFile).filter((r) => r.event === "pings").at(-1)?.sent as number | undefined) ?? 0;
-    for (let last = -1, since = Date.now(); Date.now() - since < 2000;) {
-      await Bun.sleep(250);
-      if (sent() !== last) [last, since] = [sent(), Date.now()];
-    }
-    expect(sent()).toBeLessThan(count);
+    // Or until sluice closes the connection.
+    const { client, sent } = await pausedUntilStalled(`ws://127.0.0.1:${sluice.httpPort}/pings?n=${count}`, recordFile, "pings", { "x-request-id": "pings" });
+    expect(sent).toBeLessThan(count);
     expect((rssKiB(sluice.proc.pid, "VmHWM") - before) / 1024).toBeLessThan(target.name === "binary" ? 40 : 128);
     if (target.name === "deno") {
       const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "pings");

@@ -9,8 +9,9 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeFrame, MessageReader, Opcode } from "../../src/websockets/frames.ts";
+import { encodeFrame, Opcode } from "../../src/websockets/frames.ts";
 import { BUN, ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { rawUpgrade } from "../raw-websocket.ts";
 
 const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
 
@@ -456,55 +457,6 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 });
-
-/**
- * Opens a connection and sends a WebSocket handshake (`headers` replace the usual ones, `body`
- * follows the head); resolves with the answer's head, and reads text messages after it.
- */
-async function rawUpgrade(port: number, path: string, headers: Record<string, string> = {}, body = "") {
-  const { promise: answered, resolve } = Promise.withResolvers<string>();
-  let bytes = new Uint8Array(0);
-  let headEnd = -1;
-  /** What follows the answer's head: the frames, read by sluice's own MessageReader. */
-  let frames!: ReadableStreamDefaultController<Uint8Array>;
-  const afterHead = new ReadableStream<Uint8Array>({ start: (controller) => void (frames = controller) });
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(_s, chunk) {
-        if (headEnd !== -1) return frames.enqueue(chunk);
-        bytes = new Uint8Array([...bytes, ...chunk]);
-        headEnd = Buffer.from(bytes).indexOf("\r\n\r\n");
-        if (headEnd === -1) return;
-        resolve(new TextDecoder().decode(bytes.subarray(0, headEnd + 4)));
-        frames.enqueue(bytes.subarray(headEnd + 4));
-      },
-      close() {
-        resolve(new TextDecoder().decode(bytes));
-        frames.close();
-      },
-    },
-  });
-  const all: Record<string, string> = {
-    host: `127.0.0.1:${port}`,
-    upgrade: "websocket",
-    connection: "Upgrade",
-    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-    "sec-websocket-version": "13",
-    ...headers,
-  };
-  socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(all).map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n${body}`);
-  const head = await Promise.race([answered, Bun.sleep(20_000).then(() => new TextDecoder().decode(bytes))]);
-  const messages = new MessageReader(afterHead.getReader(), new Uint8Array(0), 1 << 20);
-  /** The next text message from sluice, within 10 s. */
-  const nextText = async (): Promise<string> => {
-    const message = await Promise.race([messages.next(), Bun.sleep(10_000).then(() => "none within 10 s")]);
-    if (typeof message === "string" || message?.kind !== "text") throw new Error(`expected a text message, got ${JSON.stringify(message)}`);
-    return message.data;
-  };
-  return { socket, head, nextText };
-}
 
 /** Sends a WebSocket handshake by hand and returns the whole answer (the connection is closed after it). */
 async function rawHandshake(port: number, path: string): Promise<string> {
