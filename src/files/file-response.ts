@@ -22,6 +22,11 @@ export interface FileAccess {
 export interface FileResponseOptions {
   /** Cache-Control for the file's responses (none when undefined). */
   cacheControl?: string;
+  /**
+   * The name the Content-Type is guessed from: the one the request or the app named, which a
+   * symlink's target need not share (`report.pdf -> blobs/sha256-...`); `path` when undefined.
+   */
+  typeName?: string;
 }
 
 const fileBodies = new WeakSet<Response>();
@@ -126,7 +131,7 @@ function answerFrom(file: OpenFile, request: Request, path: string, options: Fil
   const unchanged = conditional && (ifNoneMatch !== null
     ? noneMatch(ifNoneMatch, etag)
     : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs));
-  headers.set("content-type", getMimeType(path) ?? "application/octet-stream");
+  headers.set("content-type", getMimeType(options.typeName ?? path) ?? "application/octet-stream");
   // The 200's type and length: compression then gives a 304 the ETag and Vary of the 200
   // it stands for (RFC 9110 section 15.4.5), and drops the length if the 200 had none.
   if (unchanged) {

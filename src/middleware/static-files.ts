@@ -30,7 +30,9 @@ async function fromDirectory(request: Request, { root, files }: StaticFilesOptio
   const names = target.directory ? [...target.segments, "index.html"] : target.segments;
   const real = files.realPath(`${root}/${names.join("/")}`);
   if (real === undefined || !isWithin(real, root)) return undefined; // missing, or a symlink leading outside
-  const answer = await fileResponse(request, real, files, isFingerprinted(names.at(-1)!) ? { cacheControl: IMMUTABLE } : {});
+  // Type and caching follow the name asked for, not a symlink's target (`report.pdf -> blobs/sha256-...`).
+  const name = names.at(-1)!;
+  const answer = await fileResponse(request, real, files, isFingerprinted(name) ? { cacheControl: IMMUTABLE, typeName: name } : { typeName: name });
   return answer instanceof Response ? answer : undefined; // a directory, or a file sluice may not read
 }
 

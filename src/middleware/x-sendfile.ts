@@ -81,7 +81,8 @@ async function sendFile(exchange: Exchange, app: Response, named: string, { dire
   const path = headerPath(named);
   const real = files.realPath(path);
   const allowed = real !== undefined && directories.some((directory) => isWithin(real, directory));
-  const file = allowed ? await fileResponse(exchange.request, real, files) : undefined;
+  // The type is guessed from the name the app gave, not a symlink's target's.
+  const file = allowed ? await fileResponse(exchange.request, real, files, { typeName: path }) : undefined;
   if (file instanceof Response) return withAppHeaders(file, app.headers);
   const reason = real === undefined ? "no such file" : file ?? "outside the allowed directories";
   fileLog.warn("X-Sendfile refused {path}: {reason}", {

@@ -41,6 +41,11 @@ beforeAll(() => {
   writeFileSync(join(dir, "secret.txt"), "top secret\n");
   symlinkSync(join(dir, "secret.txt"), join(publicDir, "link-out.txt"));
   symlinkSync(join(publicDir, "robots.txt"), join(publicDir, "link-in.txt"));
+  // Content-addressed storage: the names asked for are links to blobs without an extension.
+  mkdirSync(join(publicDir, "blobs"));
+  writeFileSync(join(publicDir, "blobs/sha256-9f86d081"), "%PDF-1.4 blob\n");
+  symlinkSync("blobs/sha256-9f86d081", join(publicDir, "guide.pdf"));
+  symlinkSync("blobs/sha256-9f86d081", join(publicDir, "guide-1a2b3c4d.pdf"));
   writeFileSync(join(publicDir, "locked.txt"), "locked\n");
   chmodSync(join(publicDir, "locked.txt"), 0o000);
 });
@@ -149,6 +154,18 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     expect(await head.text()).toBe("");
     // A symlink to a file inside the directory is followed.
     expect(await (await fetch(`${sluice.url}/link-in.txt`)).text()).toBe("User-agent: *\n");
+    await stop(sluice);
+  }, 60_000);
+
+  test("a symlink's file is typed and cached by the name asked for, not by its target's", async () => {
+    const sluice = await start(target);
+    for (const [path, cacheControl] of [["/guide.pdf", null], ["/guide-1a2b3c4d.pdf", IMMUTABLE]] as const) {
+      const response = await fetch(`${sluice.url}${path}`, { headers: { "accept-encoding": "identity" } });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("%PDF-1.4 blob\n");
+      expect(response.headers.get("content-type")).toBe("application/pdf");
+      expect(response.headers.get("cache-control")).toBe(cacheControl);
+    }
     await stop(sluice);
   }, 60_000);
 

@@ -28,6 +28,10 @@ beforeAll(() => {
   symlinkSync(join(dir, "outside/secret.txt"), join(dir, "allowed/escape.txt"));
   writeFileSync(join(dir, "allowed/locked.txt"), "locked\n");
   chmodSync(join(dir, "allowed/locked.txt"), 0o000);
+  // Content-addressed storage: the name the app gives is a link to a blob without an extension.
+  mkdirSync(join(dir, "allowed/blobs"));
+  writeFileSync(join(dir, "allowed/blobs/sha256-9f86d081"), "body { color: red }\n");
+  symlinkSync("blobs/sha256-9f86d081", join(dir, "allowed/site.css"));
   big = randomBytes(BIG_BYTES);
   writeFileSync(join(dir, "allowed/big.bin"), big);
 });
@@ -77,6 +81,15 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     // A UTF-8 path, sent as its bytes.
     const accented = await fetch(sendUrl(sluice, join(dir, "allowed/café ünïcode.txt")));
     expect(await accented.text()).toBe("accents\n");
+    await stop(sluice);
+  }, 60_000);
+
+  test("the type is guessed from the name the app gave, not from a symlink's target", async () => {
+    const sluice = await start(target);
+    const response = await fetch(sendUrl(sluice, join(dir, "allowed/site.css")), { headers: { "accept-encoding": "identity" } });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("body { color: red }\n");
+    expect(response.headers.get("content-type")).toBe("text/css; charset=utf-8");
     await stop(sluice);
   }, 60_000);
 
