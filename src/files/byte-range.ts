@@ -24,7 +24,10 @@ export function parseRange(header: string | null, size: number): ByteRange | "fu
   if (first === "") {
     // "-N": the last N bytes
     const suffix = Number(last);
-    if (suffix === 0 || size === 0) return "unsatisfiable";
+    if (suffix === 0) return "unsatisfiable";
+    // Satisfiable on an empty file (RFC 9110 section 14.1.1), but no 206 can say "no bytes":
+    // the Range is ignored, as section 14.2 allows, and the empty file is sent whole.
+    if (size === 0) return "full";
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(first);

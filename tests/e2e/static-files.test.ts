@@ -32,6 +32,7 @@ beforeAll(() => {
     "files/données.pdf": "%PDF-1.4\n",
     "page.html": "<p>static</p>\n".repeat(300), // worth compressing
     "empty/.keep": "",
+    "blank.txt": "",
     ".env": "SECRET=top secret\n",
   };
   for (const [name, content] of Object.entries(files)) {
@@ -166,6 +167,20 @@ describe.each(TARGETS)("static files ($name)", (target) => {
       expect(response.headers.get("content-type")).toBe("application/pdf");
       expect(response.headers.get("cache-control")).toBe(cacheControl);
     }
+    await stop(sluice);
+  }, 60_000);
+
+  test("an empty file: a suffix range is satisfiable but ignored (200), one from an offset is not (416)", async () => {
+    const sluice = await start(target);
+    const suffix = await fetch(`${sluice.url}/blank.txt`, { headers: { range: "bytes=-5" } });
+    expect(suffix.status).toBe(200);
+    expect(suffix.headers.get("content-length")).toBe("0");
+    expect(suffix.headers.get("content-range")).toBeNull();
+    expect(await suffix.text()).toBe("");
+    const offset = await fetch(`${sluice.url}/blank.txt`, { headers: { range: "bytes=0-" } });
+    expect(offset.status).toBe(416);
+    expect(offset.headers.get("content-range")).toBe("bytes */0");
+    await offset.arrayBuffer();
     await stop(sluice);
   }, 60_000);
 

@@ -30,9 +30,10 @@ describe("parseRange", () => {
     expect(parseRange(header, 100)).toEqual(expected);
   });
 
-  test("an empty file satisfies no range", () => {
+  test("an empty file satisfies only a suffix range (RFC 9110 section 14.1.1), which is ignored: no 206 can be empty", () => {
     expect(parseRange("bytes=0-", 0)).toBe("unsatisfiable");
-    expect(parseRange("bytes=-5", 0)).toBe("unsatisfiable");
+    expect(parseRange("bytes=-0", 0)).toBe("unsatisfiable");
+    expect(parseRange("bytes=-5", 0)).toBe("full");
   });
 });
 
