@@ -76,6 +76,17 @@ function withAppHeaders(file: Response, app: Headers): Response {
   return file;
 }
 
+/**
+ * Why a path has no real path: missing, or behind a directory sluice may not search (which
+ * realpath(3) cannot resolve either); the stat of opening it tells the two apart. Nothing is
+ * sent from it: its containment was never checked.
+ */
+async function unresolved(path: string, files: FileAccess): Promise<"no such file" | "permission denied"> {
+  const opened = await files.openFile(path);
+  if (typeof opened !== "string") opened.close();
+  return opened === "permission denied" ? "permission denied" : "no such file";
+}
+
 async function sendFile(exchange: Exchange, app: Response, named: string, { directories, files }: XSendfileOptions): Promise<Response> {
   app.body?.cancel().catch(() => {}); // the app's body, if any, is not sent
   const path = headerPath(named);
@@ -84,7 +95,7 @@ async function sendFile(exchange: Exchange, app: Response, named: string, { dire
   // The type is guessed from the name the app gave, not a symlink's target's.
   const file = allowed ? await fileResponse(exchange.request, real, files, { typeName: path }) : undefined;
   if (file instanceof Response) return withAppHeaders(file, app.headers);
-  const reason = real === undefined ? "no such file" : file ?? "outside the allowed directories";
+  const reason = real === undefined ? await unresolved(path, files) : file ?? "outside the allowed directories";
   fileLog.warn("X-Sendfile refused {path}: {reason}", {
     event: "x-sendfile.refused",
     path,

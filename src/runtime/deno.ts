@@ -117,7 +117,13 @@ async function statFile(path: string): Promise<FileStat | undefined> {
  * by path first: opening a FIFO would wait for a writer.
  */
 async function openFile(path: string): Promise<OpenFile | NoFile> {
-  if ((await statFile(path)) === undefined) return "not a regular file";
+  try {
+    if (!(await Deno.stat(path)).isFile) return "not a regular file";
+  } catch (error) {
+    // A directory on the way not searchable: denied, as X-Sendfile must tell apart from missing.
+    const code = (error as { code?: unknown } | null)?.code;
+    return code === "EACCES" || code === "EPERM" ? "permission denied" : "not a regular file";
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path);

@@ -78,7 +78,12 @@ export async function bunOpenFile(path: string, readable: (path: string) => bool
   const opened = c === null ? undefined : await openByDescriptor(path, c, readable);
   if (opened !== undefined) return opened;
   // Missing, a directory on the way not searchable, unreadable, or no descriptor left.
-  const stat = await Bun.file(path).stat().catch(() => undefined);
+  let denied = false;
+  const stat = await Bun.file(path).stat().catch((error: { code?: unknown } | null) => {
+    denied = error?.code === "EACCES" || error?.code === "EPERM"; // a directory on the way not searchable
+    return undefined;
+  });
+  if (denied) return "permission denied";
   if (!stat?.isFile()) return "not a regular file";
   if (!readable(path)) return "permission denied";
   return sentByPath(path, stat);

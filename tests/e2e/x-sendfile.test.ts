@@ -28,6 +28,9 @@ beforeAll(() => {
   symlinkSync(join(dir, "outside/secret.txt"), join(dir, "allowed/escape.txt"));
   writeFileSync(join(dir, "allowed/locked.txt"), "locked\n");
   chmodSync(join(dir, "allowed/locked.txt"), 0o000);
+  mkdirSync(join(dir, "allowed/locked-dir"));
+  writeFileSync(join(dir, "allowed/locked-dir/inner.txt"), "inner\n");
+  chmodSync(join(dir, "allowed/locked-dir"), 0o000); // not searchable: realpath(3) fails on its files
   // Content-addressed storage: the name the app gives is a link to a blob without an extension.
   mkdirSync(join(dir, "allowed/blobs"));
   writeFileSync(join(dir, "allowed/blobs/sha256-9f86d081"), "body { color: red }\n");
@@ -35,7 +38,10 @@ beforeAll(() => {
   big = randomBytes(BIG_BYTES);
   writeFileSync(join(dir, "allowed/big.bin"), big);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  chmodSync(join(dir, "allowed/locked-dir"), 0o755);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -189,6 +195,16 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     }
     const record = await sluice.waitFor((r) => r.event === "x-sendfile.refused" && r.path === path);
     expect(record.reason).toBe("permission denied");
+    // A file in a directory sluice may not search: denied too, not "no such file".
+    const inner = join(dir, "allowed/locked-dir/inner.txt");
+    const behind = await fetch(sendUrl(sluice, inner));
+    expect(behind.status).toBe(403);
+    expect(await behind.text()).not.toContain(dir);
+    expect((await sluice.waitFor((r) => r.event === "x-sendfile.refused" && r.path === inner)).reason).toBe("permission denied");
+    // A missing file next to them is still a 404.
+    const missing = await fetch(sendUrl(sluice, join(dir, "allowed/missing.txt")));
+    expect(missing.status).toBe(404);
+    await missing.arrayBuffer();
     // A readable file next to it is sent as ever.
     expect(await (await fetch(sendUrl(sluice, join(dir, "allowed/report.pdf")))).text()).toBe("%PDF-1.4 sluice\n");
     await stop(sluice);
