@@ -45,7 +45,9 @@ const FILE_HEADERS = new Set(["x-sendfile", "content-length", "content-range", "
  * byte, so a UTF-8 path ("café.pdf") is decoded back from its bytes.
  */
 function headerPath(value: string): string {
-  const path = value.trim();
+  // Only the blanks HTTP strips (RFC 9110 section 5.5): trim() would also take a final 0xA0
+  // byte, the last of a UTF-8 "à" (C3 A0), "Р" (D0 A0) or "Š" (C5 A0).
+  const path = value.replace(/^[\t ]+|[\t ]+$/g, "");
   if (/^[\x20-\x7e]*$/.test(path) || /[\u0100-\u{10FFFF}]/u.test(path)) return path; // plain ASCII, or already decoded
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(path, (ch) => ch.charCodeAt(0)));

@@ -25,6 +25,7 @@ beforeAll(() => {
   utimesSync(join(dir, "allowed/report.pdf"), modified, modified);
   writeFileSync(join(dir, "outside/secret.txt"), "secret\n");
   writeFileSync(join(dir, "allowed/café ünïcode.txt"), "accents\n");
+  writeFileSync(join(dir, "allowed/voilà"), "voilà\n"); // its UTF-8 ends in the byte 0xA0 (C3 A0)
   symlinkSync(join(dir, "outside/secret.txt"), join(dir, "allowed/escape.txt"));
   writeFileSync(join(dir, "allowed/locked.txt"), "locked\n");
   chmodSync(join(dir, "allowed/locked.txt"), 0o000);
@@ -87,6 +88,10 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     // A UTF-8 path, sent as its bytes.
     const accented = await fetch(sendUrl(sluice, join(dir, "allowed/café ünïcode.txt")));
     expect(await accented.text()).toBe("accents\n");
+    // One whose last byte is 0xA0, which is no blank in a header value.
+    const nbspEnding = await fetch(sendUrl(sluice, join(dir, "allowed/voilà")));
+    expect(nbspEnding.status).toBe(200);
+    expect(await nbspEnding.text()).toBe("voilà\n");
     await stop(sluice);
   }, 60_000);
 
