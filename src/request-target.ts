@@ -17,18 +17,25 @@ export function isValidHost(value: string): boolean {
   return HOST.test(value);
 }
 
-/** The path and query of `url` (a Request.url); undefined when it has no path (CONNECT, "*"). */
+/**
+ * The path and query of `url` (a Request.url); undefined when it has no path (CONNECT, "*").
+ * The authority ends at the first "/", "?" or "#": Deno hands an absolute-form target over as
+ * sent, so "http://x?z=/admin" is the empty path (taken as "/") with the query "z=/admin",
+ * never the path "/admin".
+ */
 export function requestTarget(url: string): string | undefined {
   if (url.charCodeAt(0) === 47) return url; // "/": only the target, no origin
   const authority = url.indexOf("//");
   if (authority < 0) return undefined;
-  const path = url.indexOf("/", authority + 2);
-  return path < 0 ? undefined : url.slice(path);
+  const end = url.slice(authority + 2).search(/[/?#]/);
+  if (end < 0) return undefined;
+  const rest = url.slice(authority + 2 + end);
+  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
 
-/** The path of `url` (a Request.url), without the query; "" when it has none. */
+/** The path of `url` (a Request.url), without the query or a fragment; "" when it has none. */
 export function requestPath(url: string): string {
   const target = requestTarget(url) ?? "";
-  const query = target.indexOf("?");
-  return query < 0 ? target : target.slice(0, query);
+  const end = target.search(/[?#]/);
+  return end < 0 ? target : target.slice(0, end);
 }

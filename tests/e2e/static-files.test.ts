@@ -223,7 +223,17 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
-  test("a file sluice may not read goes on to the app, never Bun's 500 with its path", async () => {
+  test("an absolute-form target with a query and no path is the path /, not a path its query names", async () => {
+    const sluice = await start(target);
+    for (const query of ["?z=/robots.txt", "?z=/docs/"]) {
+      const { status, body } = await rawGet(sluice.httpPort, `http://127.0.0.1:${sluice.httpPort}${query}`);
+      expect(status).toBe(200);
+      expect(body).toBe("<h1>home</h1>\n"); // the index.html of /, not the file the query names
+    }
+    await stop(sluice);
+  }, 60_000);
+
+    test("a file sluice may not read goes on to the app, never Bun's 500 with its path", async () => {
     const sluice = await start(boundByPermissions(target));
     for (const method of ["GET", "HEAD"]) {
       const response = await fetch(`${sluice.url}/locked.txt`, { method });

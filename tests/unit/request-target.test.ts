@@ -11,6 +11,14 @@ describe("requestTarget and requestPath", () => {
     expect(requestPath("http://app.example/a/b?c=1")).toBe("/a/b");
   });
 
+  test("a query or fragment right after the authority belongs to the empty path (Deno's absolute form), never names a path", () => {
+    expect(requestTarget("http://app.example?z=/admin")).toBe("/?z=/admin");
+    expect(requestPath("http://app.example?z=/admin")).toBe("/");
+    expect(requestTarget("http://app.example#/admin")).toBe("/#/admin");
+    expect(requestPath("http://app.example#/admin")).toBe("/");
+    expect(requestPath("http://app.example/a.txt#frag")).toBe("/a.txt");
+  });
+
   test("Bun's bare target (no usable Host) is the target itself", () => {
     expect(requestTarget("/a?b=1")).toBe("/a?b=1");
     expect(requestPath("/a?b=1")).toBe("/a");
