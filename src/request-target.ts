@@ -27,15 +27,20 @@ export function requestTarget(url: string): string | undefined {
   if (url.charCodeAt(0) === 47) return url; // "/": only the target, no origin
   const authority = url.indexOf("//");
   if (authority < 0) return undefined;
-  const end = url.slice(authority + 2).search(/[/?#]/);
-  if (end < 0) return undefined;
-  const rest = url.slice(authority + 2 + end);
-  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
+  // Per request: a scan, not a regular expression over a copy of the URL.
+  for (let at = authority + 2; at < url.length; at++) {
+    const code = url.charCodeAt(at);
+    if (code === 47) return url.slice(at); // "/"
+    if (code === 63 || code === 35) return `/${url.slice(at)}`; // "?", "#"
+  }
+  return undefined;
 }
 
 /** The path of `url` (a Request.url), without the query or a fragment; "" when it has none. */
 export function requestPath(url: string): string {
   const target = requestTarget(url) ?? "";
-  const end = target.search(/[?#]/);
+  const query = target.indexOf("?");
+  const fragment = target.indexOf("#");
+  const end = query < 0 ? fragment : fragment < 0 ? query : Math.min(query, fragment);
   return end < 0 ? target : target.slice(0, end);
 }
