@@ -20,6 +20,12 @@ export function readErrorCode(error: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** True when a failed read or stat was refused for permissions (EACCES, EPERM): not the same as a missing file. */
+export function isPermissionDenied(error: unknown): boolean {
+  const code = readErrorCode(error);
+  return code === "EACCES" || code === "EPERM";
+}
+
 /** The reason for a failed read, from its error code; the runtime's message for any other code. */
 export function readErrorReason(error: unknown): string {
   const code = readErrorCode(error);

@@ -40,7 +40,7 @@ export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => bool
     const forwardedHost = headers.get("x-forwarded-host");
     const others = FROM_TRUSTED_PROXIES_ONLY.some((name) => headers.has(name));
     if ((proto !== null || forwardedHost !== null || others) && fromTrustedProxy()) {
-      return forwardedUrl(request, lowerHost, target, proto, forwardedHost, others);
+      return forwardedUrl(request, lowerHost, target, proto, forwardedHost);
     }
   }
   return `http://${lowerHost}${target}`;
@@ -52,7 +52,7 @@ export function resourceUrl(request: CacheRequest, fromTrustedProxy?: () => bool
  * the Host header too when it differs, as an app may read either; and the values of the
  * other forwarding headers a trusted proxy passes on (FROM_TRUSTED_PROXIES_ONLY), as they are.
  */
-function forwardedUrl(request: CacheRequest, host: string, target: string, proto: string | null, forwardedHost: string | null, others: boolean): string {
+function forwardedUrl(request: CacheRequest, host: string, target: string, proto: string | null, forwardedHost: string | null): string {
   const dropped = connectionNamed(request.headers.get("connection"));
   if (dropped?.has("x-forwarded-proto")) proto = null;
   if (dropped?.has("x-forwarded-host")) forwardedHost = null;
@@ -62,11 +62,9 @@ function forwardedUrl(request: CacheRequest, host: string, target: string, proto
   // not answer "https".
   let url = `${proto?.trim() ?? "http"}://${toldHost}${target}`;
   if (toldHost !== host) url += ` (Host: ${host})`;
-  if (others) {
-    for (const name of FROM_TRUSTED_PROXIES_ONLY) {
-      const value = request.headers.get(name);
-      if (value !== null && !dropped?.has(name)) url += ` (${name}: ${value})`;
-    }
+  for (const name of FROM_TRUSTED_PROXIES_ONLY) {
+    const value = request.headers.get(name);
+    if (value !== null && !dropped?.has(name)) url += ` (${name}: ${value})`;
   }
   return url;
 }

@@ -11,6 +11,7 @@ import type {
   OpenFile,
   Runtime,
 } from "./types.ts";
+import { isPermissionDenied, readErrorCode } from "../read-errors.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
@@ -121,17 +122,16 @@ async function openFile(path: string): Promise<OpenFile | NoFile> {
     if (!(await Deno.stat(path)).isFile) return "not a regular file";
   } catch (error) {
     // A directory on the way not searchable: denied, as X-Sendfile must tell apart from missing.
-    const code = (error as { code?: unknown } | null)?.code;
-    return code === "EACCES" || code === "EPERM" ? "permission denied" : "not a regular file";
+    return isPermissionDenied(error) ? "permission denied" : "not a regular file";
   }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path);
   } catch (error) {
     // Gone or locked since the stat: as if the stat had found it so.
-    const code = (error as { code?: unknown } | null)?.code;
+    const code = readErrorCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") return "not a regular file";
-    if (code === "EACCES" || code === "EPERM") return "permission denied";
+    if (isPermissionDenied(error)) return "permission denied";
     throw error;
   }
   try {

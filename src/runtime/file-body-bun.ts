@@ -3,6 +3,7 @@
  * larger one sent with sendfile(2), read as a stream that notices a short file.
  */
 
+import { isPermissionDenied } from "../read-errors.ts";
 import type { OpenLibc } from "./libc.ts";
 import type { BunLibc } from "./libc-bun.ts";
 import type { NoFile, OpenFile } from "./types.ts";
@@ -78,12 +79,9 @@ export async function bunOpenFile(path: string, readable: (path: string) => bool
   const opened = c === null ? undefined : await openByDescriptor(path, c, readable);
   if (opened !== undefined) return opened;
   // Missing, a directory on the way not searchable, unreadable, or no descriptor left.
-  let denied = false;
-  const stat = await Bun.file(path).stat().catch((error: { code?: unknown } | null) => {
-    denied = error?.code === "EACCES" || error?.code === "EPERM"; // a directory on the way not searchable
-    return undefined;
-  });
-  if (denied) return "permission denied";
+  // A directory on the way not searchable: denied, as X-Sendfile must tell apart from missing.
+  const stat = await Bun.file(path).stat().catch((error: unknown) => (isPermissionDenied(error) ? "permission denied" as const : undefined));
+  if (stat === "permission denied") return stat;
   if (!stat?.isFile()) return "not a regular file";
   if (!readable(path)) return "permission denied";
   return sentByPath(path, stat);
