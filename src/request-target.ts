@@ -44,3 +44,26 @@ export function requestPath(url: string): string {
   const end = query < 0 ? fragment : fragment < 0 ? query : Math.min(query, fragment);
   return end < 0 ? target : target.slice(0, end);
 }
+
+/** Any character but visible ASCII: what a request line cannot carry as it is. */
+const NOT_VISIBLE_ASCII = /[^!-~]/;
+const NOT_ASCII = /[\u0080-\uffff]+/g;
+const utf8 = new TextEncoder();
+
+/**
+ * `target` (from requestTarget) as it goes on the wire to the child: characters outside ASCII
+ * percent-encoded as UTF-8, as the binary gets it from Bun. Deno hands a target's raw UTF-8
+ * bytes over decoded, and each character written as one byte would be its code's low byte:
+ * "\u010d\u010a" a CR LF, ending the request line and letting a client add headers or a whole
+ * request of its own. Throws a TypeError for a target with a space or a control character.
+ */
+export function wireTarget(target: string): string {
+  if (!NOT_VISIBLE_ASCII.test(target)) return target;
+  const ascii = target.replace(NOT_ASCII, (run) => {
+    let encoded = "";
+    for (const byte of utf8.encode(run)) encoded += `%${byte.toString(16).toUpperCase()}`; // 80-FF: two digits
+    return encoded;
+  });
+  if (NOT_VISIBLE_ASCII.test(ascii)) throw new TypeError(`Cannot send a request for ${JSON.stringify(target)}: invalid request target`);
+  return ascii;
+}

@@ -3,6 +3,7 @@
  * response heads in, and the three ways a response body is framed.
  */
 
+import { wireTarget } from "../request-target.ts";
 import { latin1Decode, latin1Encode } from "../wire-bytes.ts";
 import type { HeaderFields } from "./http1-client.ts";
 
@@ -43,12 +44,9 @@ export function hasToken(value: string | null, token: string): boolean {
   return false;
 }
 
-/** Characters a request target can never hold (controls, space, DEL): one would split the request line. */
-const UNSAFE_TARGET = /[^!-~\u0080-\uffff]/;
-
 /**
- * A request head. The fields go as given, `host` first when given here (the request had
- * none); the body framing is the client's own: `transfer-encoding: chunked`, or one
+ * A request head. The target goes as wireTarget makes it (a space or control character in it
+ * throws); the fields go as given, `host` first when given here (the request had none); the body framing is the client's own: `transfer-encoding: chunked`, or one
  * `content-length` (a repeated "5, 5" goes as "5"); with no body framing, the fields' own
  * `content-length` goes as given. Values come from Headers or from the proxy's edits of them,
  * so they hold no CR or LF.
@@ -60,8 +58,7 @@ export function encodeRequestHead(
   fields: HeaderFields,
   bodyFraming: "chunked" | number | undefined,
 ): Uint8Array {
-  if (UNSAFE_TARGET.test(target)) throw new TypeError(`Cannot send a request for ${JSON.stringify(target)}: invalid request target`);
-  let head = `${method} ${target} HTTP/1.1\r\n`;
+  let head = `${method} ${wireTarget(target)} HTTP/1.1\r\n`;
   if (host !== undefined) head += `host: ${host}\r\n`;
   for (const [name, value] of fields) {
     if (name.length === 17 && name.toLowerCase() === "transfer-encoding") continue;

@@ -6,6 +6,7 @@
  */
 
 import { removeHopByHop } from "../forwarded-headers.ts";
+import { wireTarget } from "../request-target.ts";
 import type { TcpConnection } from "../runtime/types.ts";
 import { concatBytes, indexOfBytes, latin1Decode, latin1Encode } from "../wire-bytes.ts";
 
@@ -78,7 +79,7 @@ export async function upstreamHandshake({ connect, hostname, port, target, heade
 }
 
 function requestHead(target: string, authority: string, headers: Headers): string {
-  let head = `GET ${target} HTTP/1.1\r\n`;
+  let head = `GET ${wireTarget(target)} HTTP/1.1\r\n`;
   if (!headers.has("host")) head += `host: ${authority}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   return `${head}\r\n`;

@@ -690,6 +690,29 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect((await seenByApp(sluice)).filter((path) => path.includes("report"))).toEqual([]);
   }, 60_000);
 
+  test("a request target with characters outside ASCII reaches the app percent-encoded as UTF-8, never as bytes that end its request line", async () => {
+    const sluice = await startSluice(target);
+    const ask = async (target: string, id: string): Promise<Echo> => {
+      const head = `GET ${target} HTTP/1.1\r\nHost: a.example\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n`;
+      const response = await rawHttp(sluice.httpPort, [Buffer.from(head, "utf8")]);
+      expect({ id, status: response.status }).toEqual({ id, status: 200 });
+      return JSON.parse(Buffer.from(response.body!).toString()) as Echo;
+    };
+    // The client sends UTF-8 bytes; the binary gets the target from Bun percent-encoded.
+    const utf8 = await ask("/echo?q=caf\u00e9-\u20ac-\u{1F600}", "utf8-target");
+    expect(new URL(utf8.url).search).toBe("?q=caf%C3%A9-%E2%82%AC-%F0%9F%98%80");
+    // Deno hands the target over decoded, and each character went to the app as its code's low
+    // byte: U+0100 + c as c, so "\u010d\u010a" as CR LF, which ended the request line and let
+    // the client write headers (or a whole request) of its own on the pooled connection.
+    const hidden = [..." HTTP/1.1\r\nx-injected: 1\r\nx-request-id: spoofed\r\nx-rest:"].map((c) => String.fromCharCode(0x100 + c.charCodeAt(0))).join("");
+    const smuggled = await ask(`/echo?${hidden}`, "smuggling-target");
+    expect(smuggled.headers["x-injected"]).toBeUndefined();
+    expect(smuggled.headers["x-request-id"]).toBe("smuggling-target");
+    expect(new URL(smuggled.url).search).toBe(`?${[...Buffer.from(hidden, "utf8")].map((b) => `%${b.toString(16).toUpperCase()}`).join("")}`);
+    // A client's next request on the pooled connection gets its own answer.
+    expect(new URL(((await (await fetch(`${sluice.url}/echo?next`)).json()) as Echo).url).search).toBe("?next");
+  }, 60_000);
+
   test("an HTTP/1.0 request without Host reaches the app, with the app's own address as Host", async () => {
     const sluice = await startSluice(target);
     const response = await rawHttp(sluice.httpPort, ["GET /echo?x=1 HTTP/1.0\r\nX-Request-Id: no-host\r\n\r\n"], { until: "complete" });

@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeClose } from "../../src/websockets/frames.ts";
+import { encodeClose, encodeFrame } from "../../src/websockets/frames.ts";
 import { ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 import { rawUpgrade } from "../raw-websocket.ts";
 
@@ -56,6 +56,25 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     socket.end();
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  // Deno hands a target's UTF-8 over decoded, and each character went to the child as its
+  // code's low byte: U+0100 + c as c, so a client could end the request line with "\u010d\u010a"
+  // and write headers of its own ahead of sluice's X-Forwarded-For.
+  test("a target with characters outside ASCII reaches the child percent-encoded as UTF-8, never as bytes that end its request line", async () => {
+    const recordFile = join(tempDir(), "record.jsonl");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP, env: { RECORD_FILE: recordFile } });
+    const hidden = [..." HTTP/1.1\r\nx-forwarded-for: 10.0.0.1\r\nx-rest:"].map((c) => String.fromCharCode(0x100 + c.charCodeAt(0))).join("");
+    const { socket, head, nextText } = await rawUpgrade(sluice.httpPort, `/record-head?q=caf\u00e9&h=${hidden}`);
+    expect(head).toStartWith("HTTP/1.1 101");
+    socket.write(encodeFrame(1, new TextEncoder().encode("hello")));
+    expect(await nextText()).toBe("hello");
+    socket.end();
+    const percent = (text: string) => [...Buffer.from(text, "utf8")].map((b) => `%${b.toString(16).toUpperCase()}`).join("");
+    const recorded = records(recordFile).find((r) => r.event === "head")!;
+    expect(recorded.target).toBe(`/record-head?q=caf%C3%A9&h=${percent(hidden)}`);
+    expect((recorded.names as string[]).filter((name) => name === "x-forwarded-for")).toHaveLength(1);
+    expect(recorded.names).not.toContain("x-rest");
   }, 60_000);
 
   // Under Deno the reply was queued, then the connection destroyed before it was written: the

@@ -1,7 +1,7 @@
 /** @module The request target read from Request.url as each runtime builds it, and the Host rule. */
 
 import { describe, expect, test } from "bun:test";
-import { isValidHost, requestPath, requestTarget } from "../../src/request-target.ts";
+import { isValidHost, requestPath, requestTarget, wireTarget } from "../../src/request-target.ts";
 
 describe("requestTarget and requestPath", () => {
   test("an absolute URL gives its path and query", () => {
@@ -44,5 +44,23 @@ describe("isValidHost", () => {
     for (const host of ["app.example/admin", "app.example@evil", "app.example?x", "app.example#x", "app example", "a.example, b.example", "app.example:port", "app.example:123456", "[::1", "app.example\\x", "café.example", "app.example:80:80"]) {
       expect({ host, valid: isValidHost(host) }).toEqual({ host, valid: false });
     }
+  });
+});
+
+describe("wireTarget", () => {
+  test("visible ASCII goes as it is", () => {
+    expect(wireTarget("/a/b?c=%20&d=~!$'()*")).toBe("/a/b?c=%20&d=~!$'()*");
+  });
+
+  test("characters outside ASCII go percent-encoded as UTF-8, as Bun gives them (a lone surrogate as U+FFFD)", () => {
+    expect(wireTarget("/caf\u00e9?q=\u20ac")).toBe("/caf%C3%A9?q=%E2%82%AC");
+    expect(wireTarget("/\u{1F600}")).toBe("/%F0%9F%98%80");
+    expect(wireTarget("/a\ud800b")).toBe("/a%EF%BF%BDb");
+    // Never the code's low byte: these would be CR, LF, space and "/".
+    expect(wireTarget("/\u010d\u010a\u0120\u012f")).toBe("/%C4%8D%C4%8A%C4%A0%C4%AF");
+  });
+
+  test.each(["/a b", "/a\tb", "/a\r\nx: 1", "/a\u0000", "/a\u007f", "/\u00e9 "])("refuses %j", (target) => {
+    expect(() => wireTarget(target)).toThrow("invalid request target");
   });
 });

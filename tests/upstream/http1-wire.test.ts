@@ -110,7 +110,12 @@ describe("encodeRequestHead", () => {
     expect(String.fromCharCode(...head)).toBe("GET / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
   });
 
-  test.each(["/a b", "/a\r\nx-injected: 1", "/a\u0000", "/a\u007f"])("refuses the target %j", (target) => {
+  test("a target's characters outside ASCII go percent-encoded as UTF-8, never as one byte each", () => {
+    const head = encodeRequestHead("GET", "/caf\u00e9?\u010d\u010ax:1&\u{1F600}", undefined, [], undefined);
+    expect(String.fromCharCode(...head)).toBe("GET /caf%C3%A9?%C4%8D%C4%8Ax:1&%F0%9F%98%80 HTTP/1.1\r\n\r\n");
+  });
+
+  test.each(["/a b", "/a\r\nx-injected: 1", "/a\u0000", "/a\u007f", "/caf\u00e9 x"])("refuses the target %j", (target) => {
     expect(() => encodeRequestHead("GET", target, "up", [], undefined)).toThrow("invalid request target");
   });
 });
