@@ -72,6 +72,8 @@ export class Http1Client implements ConnectionPool {
   readonly #maxHeaderBytes: number;
   readonly #idle = new Map<string, Http1Connection[]>();
   readonly #idleTimeouts: Deadlines<Http1Connection>;
+  /** Connections ended cleanly (FIN) whose upstream has not closed its side yet: reset when it never does. */
+  readonly #ending: Deadlines<Http1Connection>;
   readonly #origins = new Map<string, Origin>();
   #closed = false;
 
@@ -79,7 +81,11 @@ export class Http1Client implements ConnectionPool {
     this.#connect = connect;
     this.#maxIdlePerHost = maxIdlePerHost;
     this.#maxHeaderBytes = maxHeaderBytes;
-    this.#idleTimeouts = new Deadlines(idleTimeoutMs, (connection) => connection.destroy());
+    this.#idleTimeouts = new Deadlines(idleTimeoutMs, (connection) => {
+      this.#forget(connection);
+      this.#end([connection]);
+    });
+    this.#ending = new Deadlines(idleTimeoutMs, (connection) => connection.destroy());
   }
 
   /** Sends a request to an http: URL; resolves with the response once its head is in. */
@@ -146,14 +152,21 @@ export class Http1Client implements ConnectionPool {
     this.#idle.clear();
   }
 
-  /** Ends idle connections cleanly (FIN, not a reset). */
+  /**
+   * Ends idle connections cleanly (FIN, not a reset, which apps log as an error: Python's
+   * http.server prints a traceback); one whose upstream does not close its side in turn is
+   * reset after idleTimeoutMs.
+   */
   #end(idle: Http1Connection[]): void {
     for (const connection of idle) {
-      connection.onIdleClose = undefined;
+      connection.onIdleClose = this.#ended;
       this.#idleTimeouts.delete(connection);
+      this.#ending.add(connection);
       connection.end();
     }
   }
+
+  #ended = (connection: Http1Connection): void => this.#ending.delete(connection);
 
   #origin(url: string): Origin {
     if (!url.startsWith("http://")) throw new TypeError(`Cannot fetch ${url}: only http: URLs are supported`);
@@ -187,7 +200,7 @@ export class Http1Client implements ConnectionPool {
   /** Takes back a connection whose exchange is over, or closes it when the pool has no room (ConnectionPool). */
   park(connection: Http1Connection): void {
     const list = this.#idle.get(connection.key) ?? [];
-    if (this.#closed || list.length >= this.#maxIdlePerHost) return connection.destroy();
+    if (this.#closed || list.length >= this.#maxIdlePerHost) return this.#end([connection]);
     connection.reused = true;
     connection.onIdleClose = this.#forget;
     list.push(connection);

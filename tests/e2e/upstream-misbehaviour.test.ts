@@ -159,6 +159,17 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect((await raw(sluice.httpPort, "GET", "/seen?/crlf-first")).text).toEndWith("\r\n\r\n1");
   });
 
+  // The binary reset it (Bun's terminate()): an app whose server logs a reset, as Python's
+  // http.server does with a traceback, logged one for every keep-alive connection left idle.
+  test("a keep-alive connection to the app left idle past the pool's 4 s is ended with a FIN, never reset", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok");
+    const ends = async () => JSON.parse((await raw(sluice.targetPort, "GET", "/idle-ends")).text.split("\r\n\r\n")[1]!) as { fin: number; reset: number };
+    const deadline = Date.now() + 10_000;
+    for (let now = await ends(); now.fin + now.reset === 0 && Date.now() < deadline; now = await ends()) await Bun.sleep(200);
+    expect(await ends()).toEqual({ fin: 1, reset: 0 });
+  }, 30_000);
+
   test("a control character in a response header value gets 502, and sluice keeps serving", async () => {
     const sluice = await startSluice(target, { child: APP });
     expect((await raw(sluice.httpPort, "GET", "/control-in-header")).text).toStartWith("HTTP/1.1 502");

@@ -292,6 +292,32 @@ describe("Http1Client against a raw TCP upstream", () => {
     expect({ ...seen, opened: c.opened() }).toEqual({ fins: 1, resets: 0, opened: 2 });
   });
 
+  test("an idle connection whose time runs out is ended cleanly (FIN, no reset); one whose upstream never closes in turn is reset after idleTimeoutMs more", async () => {
+    const seen = { fins: 0, resets: 0, closes: 0 };
+    let closeOnFin = true;
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data: (socket) => void socket.write(ok),
+        end: (socket) => void (seen.fins++, closeOnFin && socket.end()),
+        error: () => void seen.resets++,
+        close: (_socket, error) => void (seen.closes++, error && seen.resets++),
+      },
+    });
+    cleanups.push(() => listener.stop(true));
+    const c = client({ idleTimeoutMs: 100 });
+    const url = `http://127.0.0.1:${listener.port}/`;
+    expect(await (await c.fetch(...req(url))).text()).toBe("ok");
+    await withTimeout((async () => { while (seen.closes === 0) await Bun.sleep(10); })(), 3000, "the close");
+    expect(seen).toEqual({ fins: 1, resets: 0, closes: 1 });
+    closeOnFin = false; // an upstream that keeps its side open after the FIN
+    expect(await (await c.fetch(...req(url))).text()).toBe("ok");
+    await withTimeout((async () => { while (seen.fins < 2) await Bun.sleep(10); })(), 3000, "the second FIN");
+    await withTimeout((async () => { while (seen.closes < 2) await Bun.sleep(10); })(), 3000, "the reset after the FIN");
+    expect({ ...seen, opened: c.opened() }).toEqual({ fins: 2, resets: 0, closes: 2, opened: 2 });
+  });
+
   test("sends the headers exactly as given, Host included, adding nothing", async () => {
     const server = rawServer((_head, socket) => socket.write(ok));
     const c = client();
