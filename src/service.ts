@@ -206,6 +206,21 @@ export class Service {
   /** When the flush that ends a stop must be over (performance.now() time), once it began. */
   #flushDeadline: number | undefined;
 
+  /**
+   * After the stop's flush: spans it did not deliver (a receiver slow or hanging past
+   * --flush-timeout, or a fast stop) are lost with the process. Not counted in
+   * sluice_spans_dropped_total (an export still running may yet count them, and nothing
+   * scrapes it any more), so this record is the only place that says how many.
+   */
+  #reportUnexportedSpans(fast: boolean): void {
+    const spans = this.#tracers.providers().reduce((sum, provider) => sum + provider.unexported, 0);
+    if (spans === 0) return;
+    const message = fast
+      ? "{spans} spans were not exported: the fast stop cut their flush; they are lost"
+      : "{spans} spans were not exported within --flush-timeout; they are lost";
+    log.lifecycle.warn(message, { event: "tracing.flush.incomplete", spans, fast });
+  }
+
   /** What is left of --flush-timeout (all of it before the flush began), in ms. */
   #flushRemainingMs(): number {
     if (this.#flushDeadline === undefined) return this.#config.flushTimeout;
@@ -450,6 +465,7 @@ export class Service {
     await step("flush-traces", async () => {
       this.#server.retirePipeline();
       await raceDeadline(this.#tracers.settled(), Math.max(0, this.#flushRemainingMs() - logReserveMs), cut);
+      this.#reportUnexportedSpans(cut.aborted);
     });
     await step("close-admin", () => {
       const admin = this.#admin;

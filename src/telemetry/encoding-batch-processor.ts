@@ -69,6 +69,14 @@ export class EncodingBatchProcessor {
     this.#closing = traceRequestClosing(resource, scope);
   }
 
+  /**
+   * Spans accepted and not yet exported or counted as dropped: those waiting for a batch or an
+   * export, and those of the export in progress. What a flush cut short leaves undelivered.
+   */
+  get unexported(): number {
+    return this.#queued;
+  }
+
   /** Takes an ended span. */
   onEnd(span: EncodableSpan): void {
     if ((span.context.traceFlags & TraceFlags.SAMPLED) === 0) return;

@@ -38,7 +38,8 @@ export class TracerPool<T extends PooledProvider> {
   readonly #byKey = new Map<string, Entry<T>>();
   /** Leases not yet released: a token absent from here was released already (or is foreign). */
   readonly #leases = new Map<TracerLease<T>, Entry<T>>();
-  readonly #closing = new Set<Promise<void>>();
+  /** Providers released to zero and still flushing or shutting down, by that work. */
+  readonly #closing = new Map<Promise<void>, T>();
   readonly #report: (problem: PoolProblem) => void;
   #built = 0;
 
@@ -96,13 +97,18 @@ export class TracerPool<T extends PooledProvider> {
     if (--entry.leases > 0) return Promise.resolve();
     this.#byKey.delete(entry.key);
     const closing: Promise<void> = this.#close(entry.provider).finally(() => this.#closing.delete(closing));
-    this.#closing.add(closing);
+    this.#closing.set(closing, entry.provider);
     return closing;
   }
 
   /** Resolves when every provider released to zero so far has finished shutting down. */
   async settled(): Promise<void> {
-    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    while (this.#closing.size > 0) await Promise.all(this.#closing.keys());
+  }
+
+  /** Every provider in use or still shutting down (what a flush that was cut short left behind). */
+  providers(): T[] {
+    return [...[...this.#byKey.values()].map((entry) => entry.provider), ...this.#closing.values()];
   }
 
   async #close(provider: T): Promise<void> {

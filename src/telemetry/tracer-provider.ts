@@ -37,6 +37,11 @@ export class TracerProvider implements SpanDestination {
     this.#processor.onEnd(span);
   }
 
+  /** Spans ended and not yet exported or counted as dropped (see EncodingBatchProcessor). */
+  get unexported(): number {
+    return this.#processor.unexported;
+  }
+
   /** Exports every span ended so far. */
   forceFlush(): Promise<void> {
     return this.#processor.forceFlush();

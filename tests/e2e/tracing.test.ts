@@ -271,6 +271,26 @@ describe.each(TARGETS)("tracing ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("spans still unexported when --flush-timeout ends are not lost silently: a warning counts them", async () => {
+    const otlp = receiver();
+    otlp.delayMs = 120_000; // a collector that accepts the request and never answers
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--flush-timeout", "1s"],
+      env: { ...CLEAN_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+    await echo(sluice);
+    // The first export (two spans) hangs; three more requests' spans wait behind it.
+    await until(() => otlp.requests.length === 1, 20_000, "the first export");
+    for (let i = 0; i < 3; i++) await echo(sluice);
+    const startedAt = performance.now();
+    await stop(sluice);
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+    const lost = sluice.events("tracing.flush.incomplete");
+    expect(lost).toEqual([expect.objectContaining({ level: "WARNING", spans: 8 })]);
+    // Before the last record, which still ends the output.
+    expect(sluice.records.indexOf(lost[0]!)).toBeLessThan(sluice.records.length - 1);
+  }, 60_000);
+
   test("a WebSocket handshake is a client span, whose traceparent the app gets; a refused one too", async () => {
     const otlp = receiver();
     const sluice = await startSluice(target, {
