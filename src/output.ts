@@ -51,6 +51,8 @@ export class LineOutput {
   #fullBytes = 0;
   /** Lines dropped since the last onDropped call. */
   #dropped = 0;
+  /** Set by finish(): the stop's last records are being written. */
+  #finishing = false;
   /** Writers waiting for the queue to be at most half full (untilRoom). */
   #roomWaiters: (() => void)[] = [];
   #runtime: Runtime;
@@ -76,10 +78,25 @@ export class LineOutput {
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  /** Queues text or bytes that already end with a newline; drops them when the queue is full. */
+  /**
+   * For the stop's last records (call it before the shutdown record): says at once how many
+   * lines were dropped so far, then takes sluice's own records (text) whatever the queue
+   * holds: only a few are left to write, and the last of them must neither be dropped nor
+   * come before the report of what was. The child's output (bytes) stays bounded; what of
+   * it is dropped from now on (a process outside the child's group still writing to its
+   * pipe) is no longer reported: a record would come after the shutdown record.
+   */
+  finish(): void {
+    if (this.#finishing) return;
+    this.#finishing = true;
+    this.#reportDropped();
+  }
+
+  /** Queues text or bytes that already end with a newline; drops them when the queue is full (see finish). */
   write(chunk: string | Uint8Array): void {
+    const text = typeof chunk === "string";
     // A string's UTF-16 length is at most its UTF-8 length: a cheap lower bound.
-    if (this.#fullBytes + this.#length + (typeof chunk === "string" ? chunk.length : chunk.byteLength) > this.#maxQueuedBytes) {
+    if (this.#fullBytes + this.#length + (text ? chunk.length : chunk.byteLength) > this.#maxQueuedBytes && !(text && this.#finishing)) {
       this.#dropped += typeof chunk === "string" ? 1 : countLines(chunk);
       return;
     }
@@ -131,12 +148,16 @@ export class LineOutput {
   /** Once at most half the queue is used: says how many lines were dropped before, and wakes waiting writers. */
   #madeRoom(): void {
     if (this.#fullBytes + this.#length > this.#maxQueuedBytes / 2) return;
-    if (this.#dropped > 0) {
-      const lines = this.#dropped;
-      this.#dropped = 0;
-      this.onDropped?.(lines);
-    }
+    if (!this.#finishing) this.#reportDropped();
     for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+
+  /** Tells onDropped how many lines were dropped since it last heard, if any. */
+  #reportDropped(): void {
+    if (this.#dropped === 0) return;
+    const lines = this.#dropped;
+    this.#dropped = 0;
+    this.onDropped?.(lines);
   }
 
   #startDrain(): void {

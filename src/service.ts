@@ -489,6 +489,10 @@ export class Service {
     // The last record; main() flushes the logs after it. A stop that did not end cleanly
     // (75, the child's failure, 78) is a warning: at --log-level warning it says why.
     this.#signals.quiet();
+    // Lines dropped while stdout was stuck are said before the last record, and that record
+    // is never dropped itself: both would otherwise wait for a queue that is still full.
+    this.#deps.stdout.finish();
+    this.#deps.stderr.finish();
     log.lifecycle[code === ExitCode.OK ? "info" : "warn"]("shutdown complete", {
       event: "shutdown.complete",
       reason: describe(trigger),

@@ -1021,6 +1021,38 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(out.otherLines.filter((l) => l.startsWith("tick ")).map((l) => l.slice(0, 6))).toEqual(Array.from({ length: TICKS }, (_, i) => `tick ${i}`));
     }, 120_000);
 
+    test("a stop while sluice's own records fill the stuck output: the drops are reported before the shutdown record, which is not dropped and is last", async () => {
+      const { proc, out, port } = startWithSlowStdout(target, [...QUICK_STOP, "--flush-timeout", "30s"]);
+      await out.waitFor("ready");
+      out.pausedUntil = Infinity;
+      // About 9 MiB of access records (8 KiB paths): past the output queue's 8 MiB bound. Then
+      // short ones, so that what room is left is less than one record of the stop's needs.
+      const send = async (path: string, count: number) => {
+        let next = 0;
+        const worker = async () => {
+          while (next++ < count) await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer();
+        };
+        await Promise.all(Array.from({ length: 8 }, worker));
+      };
+      await send(`/${"p".repeat(8 * 1024)}`, 1100);
+      await send("/", 300);
+      proc.kill("SIGTERM");
+      // The stop is over (its records written while the queue is still full) before stdout is read again.
+      await Bun.sleep(1500);
+      out.chunkBytes = 65536;
+      out.delayMs = 0;
+      out.pausedUntil = 0;
+      expect(await Promise.race([proc.exited, Bun.sleep(40_000).then(() => "still running")])).toBe(0);
+      await out.ended;
+      const dropped = out.records.filter((r) => r.event === "output.dropped");
+      expect(dropped.length).toBeGreaterThan(0);
+      expect(out.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0 });
+      expect(out.lines.at(-1)).toBe(JSON.stringify(out.records.at(-1)));
+      // Every access record arrived or was counted among the dropped lines.
+      const droppedLines = dropped.reduce((sum, r) => sum + Number(r.lines), 0);
+      expect(accessRecords(out.records).length + droppedLines).toBeGreaterThanOrEqual(1400);
+    }, 120_000);
+
     for (const stop of ["SIGTERM", "SIGQUIT"] as const) {
       test(`${stop} while stdout is paused and the child's output waits for it: every line it wrote comes before the shutdown record`, async () => {
         const dir = tempDir();
