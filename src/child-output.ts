@@ -12,7 +12,8 @@ const MAX_HELD_BYTES = 64 * 1024;
  * interleaves with sluice's log records or the other stream's lines. A last line without
  * a newline gets one. Once `finishing` aborts (the child's group is gone), it no longer
  * waits for room in `out`: there is no child left to hold back, and what is left in the
- * pipe (its capacity at most) must come before sluice's last record.
+ * pipe (its capacity at most) must come before sluice's last record; `out` takes it past
+ * the room sluice's own records left (LineOutput.write's `final`).
  */
 export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOutput, finishing?: AbortSignal): Promise<void> {
   let held: Uint8Array = new Uint8Array(0);
@@ -25,16 +26,17 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
       // child waits, no line is lost. Asked after the read, not before: a child silent while
       // sluice's own records filled the queue had its next line dropped.
       await untilRoom(out, finishing);
+      const final = finishing?.aborted === true;
       const lastNewline = chunk.lastIndexOf(NEWLINE);
       if (lastNewline < 0) {
         held = join(held, chunk);
         if (held.length > MAX_HELD_BYTES) {
-          out.write(join(held, Uint8Array.of(NEWLINE)));
+          out.write(join(held, Uint8Array.of(NEWLINE)), final);
           held = new Uint8Array(0);
         }
         continue;
       }
-      out.write(join(held, chunk.subarray(0, lastNewline + 1)));
+      out.write(join(held, chunk.subarray(0, lastNewline + 1)), final);
       held = chunk.slice(lastNewline + 1);
     }
   } catch {
@@ -42,7 +44,7 @@ export async function pipeLines(stream: ReadableStream<Uint8Array>, out: LineOut
   }
   if (held.length > 0) {
     await untilRoom(out, finishing);
-    out.write(join(held, Uint8Array.of(NEWLINE)));
+    out.write(join(held, Uint8Array.of(NEWLINE)), finishing?.aborted === true);
   }
 }
 

@@ -92,11 +92,18 @@ export class LineOutput {
     this.#reportDropped();
   }
 
-  /** Queues text or bytes that already end with a newline; drops them when the queue is full (see finish). */
-  write(chunk: string | Uint8Array): void {
+  /**
+   * Queues text or bytes that already end with a newline; drops them when the queue is full
+   * (see finish). `final`: a child's output that no longer waits for room (its group is gone
+   * and what is left in its pipe must come before the shutdown record); it may take the
+   * queue half its bound further, past what sluice's own records filled, so that it is not
+   * dropped for them, while a process outside the group that keeps writing stays bounded.
+   */
+  write(chunk: string | Uint8Array, final = false): void {
     const text = typeof chunk === "string";
+    const limit = final ? this.#maxQueuedBytes * 1.5 : this.#maxQueuedBytes;
     // A string's UTF-16 length is at most its UTF-8 length: a cheap lower bound.
-    if (this.#fullBytes + this.#length + (text ? chunk.length : chunk.byteLength) > this.#maxQueuedBytes && !(text && this.#finishing)) {
+    if (this.#fullBytes + this.#length + (text ? chunk.length : chunk.byteLength) > limit && !(text && this.#finishing)) {
       this.#dropped += typeof chunk === "string" ? 1 : countLines(chunk);
       return;
     }

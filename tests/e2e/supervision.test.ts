@@ -1053,6 +1053,52 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(accessRecords(out.records).length + droppedLines).toBeGreaterThanOrEqual(1400);
     }, 120_000);
 
+    test("a stop while sluice's own records fill the stuck output and the child's lines wait for room: none of them is dropped", async () => {
+      const dir = tempDir();
+      const progress = join(dir, "progress");
+      // 1000-byte numbered lines as fast as stdout takes them, the count written so far in `progress`.
+      const script = [
+        "import os, sys",
+        "i = 0",
+        "while True:",
+        "    os.write(1, (f'line {i} '.ljust(999, 'z') + '\\n').encode())",
+        "    i += 1",
+        `    open(${JSON.stringify(progress)}, 'w').write(str(i))`,
+      ].join("\n");
+      const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+      const { proc, out, port } = startWithSlowStdout(target, [...QUICK_STOP, "--flush-timeout", "30s"], child);
+      await out.waitFor("ready");
+      out.pausedUntil = Infinity;
+      const written = () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0);
+      await until(() => written() > 0, 30_000, "the child to print");
+      // About 10 MiB of access records (8 KiB paths): past the output queue's 8 MiB bound, so
+      // the child's lines wait for room, which sluice's own records keep taking.
+      let next = 0;
+      const path = `/${"p".repeat(8 * 1024)}`;
+      const worker = async () => {
+        while (next++ < 1200) await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer();
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      let last = -1;
+      await until(() => {
+        const now = written();
+        const still = now === last;
+        last = now;
+        return still;
+      }, 30_000, "the child to wait for stdout");
+      proc.kill("SIGTERM");
+      await Bun.sleep(3000); // the stop is over: the child's group is gone, what was left in its pipe passed on
+      out.chunkBytes = 65536;
+      out.delayMs = 0;
+      out.pausedUntil = 0;
+      expect(await Promise.race([proc.exited, Bun.sleep(40_000).then(() => "still running")])).toBe(0);
+      await out.ended;
+      const lines = out.otherLines.filter((l) => l.startsWith("line "));
+      expect(lines.length).toBeGreaterThanOrEqual(written());
+      expect(lines.findIndex((l, i) => !l.startsWith(`line ${i} `))).toBe(-1);
+      expect(out.records.at(-1)).toMatchObject({ event: "shutdown.complete" });
+    }, 120_000);
+
     for (const stop of ["SIGTERM", "SIGQUIT"] as const) {
       test(`${stop} while stdout is paused and the child's output waits for it: every line it wrote comes before the shutdown record`, async () => {
         const dir = tempDir();
