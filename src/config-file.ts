@@ -26,7 +26,9 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     document = parse(text);
   } catch (error) {
     if (!(error instanceof TomlError)) throw error;
-    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${codeBlock(text, error.line, error.column)}`, {
+    // The lines shown are logged (a failed reload's record): credentials in them are masked.
+    const shown = codeBlock(withSecretsMasked(text), error.line, error.column);
+    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${shown}`, {
       cause: error,
     });
   }
@@ -210,12 +212,16 @@ export function topLevelKeyLines(text: string): Map<string, number> {
   return lines;
 }
 
-/** The index just past the string (basic or literal, single- or multi-line) opening at `start`. */
+/**
+ * The index just past the string (basic or literal, single- or multi-line) opening at `start`.
+ * A single-line one left open ends at its line's end (where TOML says it is in error).
+ */
 function endOfString(text: string, start: number): number {
   const quote = text[start]!;
   const triple = quote.repeat(3);
   const multiLine = text.startsWith(triple, start);
   for (let i = start + (multiLine ? 3 : 1); i < text.length; i++) {
+    if (text[i] === "\n" && !multiLine) return i;
     if (text[i] === "\\" && quote === '"') i++;
     else if (text[i] === quote && (!multiLine || text.startsWith(triple, i))) {
       if (!multiLine) return i + 1;
@@ -223,6 +229,73 @@ function endOfString(text: string, start: number): number {
       let end = i + 3;
       while (end < i + 5 && text[end] === quote) end++;
       return end;
+    }
+  }
+  return text.length;
+}
+
+/**
+ * Keys whose values hold credentials: OTEL_EXPORTER_OTLP_HEADERS and its TRACES_ form
+ * (`authorization=Bearer ...`), and misspellings of them (a typo shows in the lines around
+ * another error too).
+ */
+const SECRET_KEY = /^OTEL_.*HEADER/i;
+
+/**
+ * `text` with what SECRET_KEY keys hold written over with asterisks: their values (to the end
+ * of a value spanning lines, or of its line when it is broken), and a [table] of theirs to the
+ * next header. Lines and columns stay where they were, for the code block of a TOML error:
+ * that shows the lines around the error, and a failed reload logs it.
+ */
+export function withSecretsMasked(text: string): string {
+  const spans: [number, number][] = [];
+  let secretTable = -1; // where the body of a secret [table] began, while in one
+  for (let i = 0; i < text.length;) {
+    LINE_START.lastIndex = i;
+    const match = LINE_START.exec(text);
+    const header = match !== null && match[1] !== "";
+    if (header && secretTable >= 0) spans.push([secretTable, i]), (secretTable = -1);
+    const secret = match !== null && SECRET_KEY.test(unquote(match[2]!));
+    let end: number;
+    if (header) {
+      end = text.indexOf("\n", LINE_START.lastIndex);
+      end = end < 0 ? text.length : end;
+      if (secret) secretTable = end;
+    } else if (match !== null && secretTable < 0 && secret) {
+      let start = LINE_START.lastIndex;
+      while (text[start] === " " || text[start] === "\t") start++;
+      end = endOfValue(text, start);
+      spans.push([start, end]);
+    } else {
+      end = endOfValue(text, i);
+    }
+    i = end + 1; // past the line break
+  }
+  if (secretTable >= 0) spans.push([secretTable, text.length]);
+  let masked = "";
+  let from = 0;
+  for (const [start, end] of spans) {
+    masked += text.slice(from, start) + text.slice(start, end).replace(/[^\r\n]/g, "*");
+    from = end;
+  }
+  return masked + text.slice(from);
+}
+
+/** Where what starts at `start` ends: the line break after it, outside strings, arrays and inline tables (or the text's end). */
+function endOfValue(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length;) {
+    const c = text[i];
+    if (c === "\n" && depth === 0) return i;
+    if (c === "#") {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end;
+    } else if (c === '"' || c === "'") {
+      i = endOfString(text, i);
+    } else {
+      if (c === "[" || c === "{") depth++;
+      else if ((c === "]" || c === "}") && depth > 0) depth--;
+      i++;
     }
   }
   return text.length;

@@ -9,7 +9,7 @@ import { mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "n
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { startReceiver } from "../fixtures/otlp-receiver.ts";
-import { type LogRecord, readMetrics, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+import { type LogRecord, readMetrics, runSluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
 const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
@@ -71,6 +71,33 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect(metrics).toContain('sluice_reloads_total{result="error"} 1');
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("a failed reload's TOML excerpt masks the OTLP headers' credentials in the lines it shows", async () => {
+    // The excerpt showed the lines around the error as they were: a token set on the line
+    // above went into the reload's record (and, from `sluice check`, to stderr).
+    const token = "Bearer s3cr3t-t0ken";
+    const headers = `OTEL_EXPORTER_OTLP_HEADERS = "authorization=${token.replace(" ", "%20")},x-api-key=k3y"`;
+    const file = configFile(['shutdown-delay = "0s"', headers]);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    file.write(['shutdown-delay = "0s"', headers, "drain-timeout = 3x"]);
+    sluice.signal("SIGHUP");
+    const record = await sluice.waitFor("reload");
+    expect(record.result).toBe("error");
+    const error = String(record.error);
+    expect(error).toStartWith(`Invalid TOML in ${file.path} line 3, column 18: `);
+    expect(error).toContain(`\n2:  OTEL_EXPORTER_OTLP_HEADERS = ${"*".repeat(headers.length - 29)}\n3:  drain-timeout = 3x\n`);
+    // Broken itself: its own line is masked too.
+    file.write(['shutdown-delay = "0s"', headers.slice(0, -1)]);
+    const checked = await runSluice(target, ["check", "--config", file.path], CLEAN_ENV);
+    expect(checked.code).toBe(78);
+    expect(checked.stderr).toContain("control characters are not allowed in strings\n");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    for (const secret of ["s3cr3t", "k3y"]) {
+      expect(error).not.toContain(secret);
+      expect(checked.stderr).not.toContain(secret);
+    }
   }, 60_000);
 
   test("a file that is a pipe (--config <(...)) is read once: a reload fails instead of falling back to defaults", async () => {

@@ -2,7 +2,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { parse } from "smol-toml";
-import { decodeConfigFile, loadConfigFile, topLevelKeyLines } from "../../src/config-file.ts";
+import { decodeConfigFile, loadConfigFile, topLevelKeyLines, withSecretsMasked } from "../../src/config-file.ts";
 import { ConfigError, resolveConfig } from "../../src/config.ts";
 import { TRACING_VARIABLES } from "../../src/telemetry/tracing-config.ts";
 import { readFileSync } from "node:fs";
@@ -306,5 +306,32 @@ describe("decodeConfigFile", () => {
     for (const [input, line] of cases) {
       expect(() => decodeConfigFile(PATH, input)).toThrow(new ConfigError(`Invalid TOML in ${PATH} line ${line}: not valid UTF-8 (a TOML file is UTF-8)`));
     }
+  });
+});
+
+describe("withSecretsMasked", () => {
+  test("writes over what the OTLP headers keys hold, lines and columns kept", () => {
+    const cases: [string, string][] = [
+      ['OTEL_EXPORTER_OTLP_HEADERS = "a=Bearer s3cr3t"\nx = 15s\n', "OTEL_EXPORTER_OTLP_HEADERS = *****************\nx = 15s\n"],
+      // Left open: to its line's end, not into the next line.
+      ['OTEL_EXPORTER_OTLP_HEADERS = "a=s3cr3t\nx = "15s"\n', 'OTEL_EXPORTER_OTLP_HEADERS = *********\nx = "15s"\n'],
+      ['"OTEL_EXPORTER_OTLP_TRACES_HEADERS" = """\na=s3cr3t\n"""\nx = = 1\n', '"OTEL_EXPORTER_OTLP_TRACES_HEADERS" = ***\n********\n***\nx = = 1\n'],
+      ['OTEL_EXPORTER_OTLP_HEADERS = ["a=s3cr3t",\r\n  "b=2"] # c\r\nx = 1\r\n', "OTEL_EXPORTER_OTLP_HEADERS = ************\r\n************\r\nx = 1\r\n"],
+      // A misspelt key, a dotted key, a table of its own, an inline table.
+      ["otel_exporter_otlp_header = 'a=s3cr3t'\n", "otel_exporter_otlp_header = **********\n"],
+      ['OTEL_EXPORTER_OTLP_HEADERS.a = "s3cr3t"\nx = 1\n', "OTEL_EXPORTER_OTLP_HEADERS.************\nx = 1\n"],
+      ['[OTEL_EXPORTER_OTLP_HEADERS]\na = "s3cr3t"\n[x]\ny = 1\n', "[OTEL_EXPORTER_OTLP_HEADERS]\n************\n[x]\ny = 1\n"],
+      ['OTEL_EXPORTER_OTLP_HEADERS = { a = "s3cr3t" }\n', "OTEL_EXPORTER_OTLP_HEADERS = ****************\n"],
+      // Only keys at the start of a line: not in a comment, not in another key's string.
+      ['x = "5s" # OTEL_EXPORTER_OTLP_HEADERS = "a"\ny = """\nOTEL_EXPORTER_OTLP_HEADERS = 1\n"""\n', 'x = "5s" # OTEL_EXPORTER_OTLP_HEADERS = "a"\ny = """\nOTEL_EXPORTER_OTLP_HEADERS = 1\n"""\n'],
+    ];
+    for (const [text, masked] of cases) expect(withSecretsMasked(text)).toBe(masked);
+  });
+
+  test("an invalid TOML error shows the masked lines", () => {
+    expect(errorOf('OTEL_EXPORTER_OTLP_HEADERS = "authorization=Bearer s3cr3t"\ndrain-timeout = 15s\n')).toBe(
+      `Invalid TOML in ${PATH} line 2, column 19: illegal character in numeric literal (text needs quotes: drain-timeout = "15s")\n` +
+        `1:  OTEL_EXPORTER_OTLP_HEADERS = ${"*".repeat(29)}\n2:  drain-timeout = 15s\n                      ^`,
+    );
   });
 });
