@@ -140,24 +140,28 @@ killed by signal n), 64 usage error, 75 stop forced, 78 configuration or start f
 /** A configuration file is a page of TOML: one past this was named by mistake (a log, /dev/zero). */
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
-/** What the --config file (or SLUICE_CONFIG) sets, as resolveConfig takes it; nothing when neither names one. */
+/**
+ * What the --config file (or SLUICE_CONFIG) sets, as resolveConfig takes it; nothing when
+ * neither names one. `pipe`: the file read was a pipe (--config <(...)), which gives what it
+ * holds only once.
+ */
 async function readConfigFile(
   flags: OptionSources,
   env: Record<string, string | undefined>,
   runtime: Runtime,
-): Promise<{ file: OptionSources; otel: ConfigFile["otel"] }> {
+): Promise<{ file: OptionSources; otel: ConfigFile["otel"]; pipe: boolean }> {
   const { value: path, from } = resolveWithSource("config", flags, env);
-  if (path === undefined) return { file: {}, otel: {} };
-  let bytes: Uint8Array;
+  if (path === undefined) return { file: {}, otel: {}, pipe: false };
+  let read: { bytes: Uint8Array; pipe: boolean };
   try {
-    bytes = await runtime.readFile(path, MAX_CONFIG_FILE_BYTES);
+    read = await runtime.readFile(path, MAX_CONFIG_FILE_BYTES);
   } catch (error) {
     throw new ConfigError(`Cannot read the configuration file ${path} (${from}): ${readErrorReason(error)}`, {
       cause: error,
     });
   }
-  const { options, otel } = loadConfigFile(path, decodeConfigFile(path, bytes));
-  return { file: options, otel };
+  const { options, otel } = loadConfigFile(path, decodeConfigFile(path, read.bytes));
+  return { file: options, otel, pipe: read.pipe };
 }
 
 /** What `sluice check` prints after its verdict: the stop budget, phase by phase (the README quotes it). */
@@ -266,8 +270,8 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
     /** A configuration "file" that is a pipe (--config <(...)): the start read all it had. */
     let readOnce: string | undefined;
-    /** Set once the start's configuration was read: from then on whether the file is a pipe is known. */
-    let started = false;
+    /** True until the start's configuration was read. */
+    let atStart = true;
     // Run again on every SIGHUP: the same flags and environment, the file as it is now.
     const loadConfig = async (): Promise<Config> => {
       // Read again, a pipe would give nothing, or wait for a writer: every option from the
@@ -275,12 +279,13 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
       if (readOnce !== undefined) {
         throw new ConfigError(`Cannot read the configuration file ${readOnce} again: it is not a regular file (a pipe is read once, at start); restart sluice to change the configuration`);
       }
-      const config = resolveConfig(flags, env, command, await readConfigFile(flags, env, runtime));
-      // Looked at once, at start. A reload's look can fall in the moment a tool that replaces
-      // the file by unlink and create leaves it missing: it took the file for a pipe, and every
-      // reload after it was refused until a restart.
-      if (!started && config.config !== undefined && (await runtime.statFile(config.config)) === undefined) readOnce = config.config;
-      started = true;
+      const read = await readConfigFile(flags, env, runtime);
+      const config = resolveConfig(flags, env, command, read);
+      // What the read itself met, at start: a stat after it (at start, or at every reload) could
+      // fall in the moment a tool that replaces the file by unlink and create leaves it missing,
+      // take the file for a pipe, and refuse every reload after it until a restart.
+      if (read.pipe && atStart) readOnce = config.config;
+      atStart = false;
       validateConfig(config);
       validateClientLimits(config, runtime);
       return { ...config, files: await prepareFiles(config, runtime) };

@@ -199,9 +199,9 @@ export const bunRuntime: Runtime = {
     const kind = stat.isFile() ? "file" : stat.isFIFO() ? "pipe" : stat.isDirectory() ? "directory" : "other";
     const refused = unreadableKind(kind);
     if (refused) throw refused;
-    if (kind === "pipe") return readAtMost(file.stream(), maxBytes);
+    if (kind === "pipe") return { bytes: await readAtMost(file.stream(), maxBytes), pipe: true };
     if (stat.size > maxBytes) throw tooLarge(maxBytes);
-    return file.bytes();
+    return { bytes: await file.bytes(), pipe: false };
   },
   async statFile(path) {
     try {

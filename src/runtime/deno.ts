@@ -251,7 +251,7 @@ export const denoRuntime: Runtime = {
     const refused = unreadableKind(kind);
     if (refused) throw refused;
     if (kind === "file" && stat.size > maxBytes) throw tooLarge(maxBytes);
-    return readAtMost((await Deno.open(path)).readable, maxBytes);
+    return { bytes: await readAtMost((await Deno.open(path)).readable, maxBytes), pipe: kind === "pipe" };
   },
   statFile,
   openFile,

@@ -313,10 +313,11 @@ export interface Runtime {
    */
   readTextFile(path: string): Promise<string>;
   /**
-   * Reads a whole regular file or pipe as bytes; rejects as readTextFile does, and (code
-   * EFBIG) once it is larger than `maxBytes`, or (ENOTSUP) when it is another kind of file.
+   * Reads a whole regular file or pipe as bytes, saying which of the two it read; rejects as
+   * readTextFile does, and (code EFBIG) once it is larger than `maxBytes`, or (ENOTSUP) when
+   * it is another kind of file.
    */
-  readFile(path: string, maxBytes: number): Promise<Uint8Array>;
+  readFile(path: string, maxBytes: number): Promise<{ bytes: Uint8Array; pipe: boolean }>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
   /** Size and modification time of a regular file; undefined when missing or not a regular file. */

@@ -151,6 +151,38 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 120_000);
 
+  test("a file replaced by unlink and create just after the start read it: reloads still read it", async () => {
+    // The start looked whether the file was a pipe with a stat after parsing it: one that fell
+    // while the file was missing took it for a pipe, and every reload was refused until a restart.
+    const dir = tempDir();
+    const path = join(dir, "sluice.toml");
+    // Comments make the parse, between the read and that look, last milliseconds.
+    const text = (limit: number) => `${`${"#".repeat(99)}\n`.repeat(9000)}shutdown-delay = "0s"\nmax-request-body = ${limit}\n`;
+    writeFileSync(path, text(1000));
+    writeFileSync(join(dir, "next.toml"), text(10));
+    // Unlinks the file as soon as the start's read closes it, and creates it anew 300 ms later.
+    const replacer = Bun.spawn(["python3", "-c", `
+import ctypes, os, shutil, sys, time
+libc = ctypes.CDLL(None)
+fd = libc.inotify_init()
+libc.inotify_add_watch(fd, sys.argv[1].encode(), 0x10)  # IN_CLOSE_NOWRITE
+print("watching", flush=True)
+os.read(fd, 4096)
+os.unlink(sys.argv[1])
+time.sleep(0.3)
+shutil.copyfile(sys.argv[2], sys.argv[1])
+`, path, join(dir, "next.toml")], { stdout: "pipe" });
+    track(replacer.pid);
+    await new Response(replacer.stdout).body!.getReader().read(); // "watching"
+    const sluice = await startSluice(target, { args: ["--config", path], env: CLEAN_ENV });
+    expect(await replacer.exited).toBe(0);
+    sluice.signal("SIGHUP");
+    expect(await sluice.waitFor("reload")).toMatchObject({ result: "ok", changed: ["max-request-body"] });
+    expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(413);
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   test("a reload reports a public directory that moved and a page whose text changed, as it applies them", async () => {
     // Only option values were compared: a `current` symlink turned to a new release changed
     // what sluice serves while the record said nothing had changed.
