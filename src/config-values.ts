@@ -24,6 +24,18 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/**
+ * As parseDuration, for a wait that ends in giving up (a 504, a child not ready): a duration
+ * of 0, or one that rounds to 0 ms, is refused, as it would give up at once, every time.
+ */
+export function parseGiveUpAfter(text: string): number {
+  const match = DURATION.exec(text.trim());
+  if (match && Math.round(Number(match[1]) * DURATION_UNIT_MS[match[2] ?? "s"]!) === 0) {
+    throw new RangeError("expected a duration of at least 1ms: 0 would give up at once, every time (for a long wait, give one, such as 1h)");
+  }
+  return parseDuration(text);
+}
+
 /** Formats milliseconds the way a user would write them back (`1.5s`, `250ms`, `2m`). */
 export function formatDuration(ms: number): string {
   if (ms === 0) return "0s";

@@ -251,9 +251,16 @@ function kindOf(key: OptionKey): Kind {
   return KIND_OF[OPTIONS[key].placeholder]!;
 }
 
+/** Waits that end in giving up (a 504, a child not ready): 0 would give up at once, and is refused. */
+const GIVE_UP_AFTER: readonly OptionKey[] = ["upstreamTimeout", "readyTimeout"];
+
 function sampleFor(key: OptionKey): Sample {
   switch (kindOf(key)) {
-    case "duration": return durationSample();
+    case "duration": {
+      const sample = durationSample();
+      const accepted = "accept" in sample.expect ? sample.expect.accept : "either" in sample.expect ? sample.expect.either : undefined;
+      return GIVE_UP_AFTER.includes(key) && accepted === 0 ? bad(sample.text) : sample;
+    }
     case "size": return sizeSample();
     case "boolean": return booleanSample();
     case "port": return portSample();

@@ -100,6 +100,27 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     }
   }, 60_000);
 
+  test("a reload to an upstream-timeout or ready-timeout of 0 is refused: it would give up on every request or child at once", async () => {
+    // Accepted, 0 answered every request 504 at once (and no rolling restart's child could be ready).
+    const file = configFile(['shutdown-delay = "0s"']);
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: CLEAN_ENV });
+    for (const [key, line] of [["upstream-timeout", 2], ["ready-timeout", 3]] as const) {
+      const before = reloads(sluice.records).length;
+      file.write(['shutdown-delay = "0s"', ...(key === "upstream-timeout" ? ["upstream-timeout = 0"] : ['max-request-body = "10"', 'ready-timeout = "0s"'])]);
+      sluice.signal("SIGHUP");
+      await until(() => reloads(sluice.records).length > before, 30_000, `the reload of ${key}`);
+      const record = reloads(sluice.records).at(-1)!;
+      expect(record.result).toBe("error");
+      expect(String(record.error)).toStartWith(`Cannot parse ${file.path} line ${line} (${key}): expected a duration of at least 1ms`);
+      expect((await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) })).status).toBe(200);
+    }
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    const checked = await runSluice(target, ["check", "--upstream-timeout", "0ms"], CLEAN_ENV);
+    expect(checked.code).toBe(78);
+    expect(checked.stderr).toStartWith("sluice: Cannot parse --upstream-timeout: expected a duration of at least 1ms");
+  }, 60_000);
+
   test("a file that is a pipe (--config <(...)) is read once: a reload fails instead of falling back to defaults", async () => {
     // Read again, the pipe gave nothing (or waited for a writer): --max-request-body fell back to no limit.
     const fifo = join(tempDir(), "sluice.toml");
