@@ -4,8 +4,11 @@
  * cache (request collapsing, as nginx's proxy_cache_lock), instead of all going to the app at
  * once: after a deploy emptied the cache, or when a popular page expires. Only URLs whose
  * last answer was stored are collapsed: the misses of a page that is never stored (most
- * dynamic pages) must not queue behind each other. Pure bookkeeping: the cache middleware
- * bounds the wait.
+ * dynamic pages) must not queue behind each other. A fill is keyed by the variant it fetches
+ * (the URL and, under the Vary of the URL's last stored answer, the request's values of the
+ * headers it names: see ResponseCache.fillKey), so a miss never waits for an answer that
+ * could not be its own (another Accept-Encoding's, for a compressed page). Pure bookkeeping:
+ * the cache middleware bounds the wait.
  */
 
 interface Fill {
@@ -18,9 +21,13 @@ interface Fill {
 const MAX_STORED_URL_CHARS = 1024 * 1024;
 
 export class Fills {
+  /** By fill key (the URL itself for a URL whose answers do not vary). */
   readonly #underWay = new Map<string, Fill>();
-  /** URLs whose last answer was stored, least recently stored first; kept when the cache is emptied. */
-  readonly #storedUrls = new Map<string, true>();
+  /**
+   * URLs whose last answer was stored, with the header names that answer varied on; least
+   * recently stored first; kept when the cache is emptied.
+   */
+  readonly #storedUrls = new Map<string, readonly string[]>();
   #storedUrlChars = 0;
 
   /** Fills under way. */
@@ -28,9 +35,9 @@ export class Fills {
     return this.#underWay.size;
   }
 
-  /** True while a miss fetches `url`. */
-  underWay(url: string): boolean {
-    return this.#underWay.has(url);
+  /** True while a miss fetches the variant `key` names (its fill key). */
+  underWay(key: string): boolean {
+    return this.#underWay.has(key);
   }
 
   /** True when `url`'s last answer was stored: its misses are worth collapsing. */
@@ -38,10 +45,18 @@ export class Fills {
     return this.#storedUrls.has(url);
   }
 
-  /** `url`'s answer was stored. */
-  stored(url: string): void {
+  /**
+   * The header names the last stored answer for `url` varied on (sorted, lowercased, as
+   * varyNames gives them), or undefined when its last answer was not stored.
+   */
+  varyOf(url: string): readonly string[] | undefined {
+    return this.#storedUrls.get(url);
+  }
+
+  /** `url`'s answer was stored; it varied on the header names `vary` (varyNames). */
+  stored(url: string, vary: readonly string[] = []): void {
     this.#forget(url);
-    this.#storedUrls.set(url, true);
+    this.#storedUrls.set(url, vary);
     this.#storedUrlChars += url.length;
     for (const oldest of this.#storedUrls.keys()) {
       if (this.#storedUrlChars <= MAX_STORED_URL_CHARS) break;
@@ -53,25 +68,26 @@ export class Fills {
     if (this.#storedUrls.delete(url)) this.#storedUrlChars -= url.length;
   }
 
-  /** Calls `ended` when the fill of `url` under way ends (at once when none is). */
-  join(url: string, ended: () => void): void {
-    const fill = this.#underWay.get(url);
+  /** Calls `ended` when the fill of `key` under way ends (at once when none is). */
+  join(key: string, ended: () => void): void {
+    const fill = this.#underWay.get(key);
     if (fill === undefined) ended();
     else (fill.waiters ??= []).push(ended);
   }
 
   /**
-   * Starts a fill of `url`: the function returned ends it, telling those who joined. An
-   * answer that cannot be stored (private now, an error, too large, cut) makes the URL no
-   * longer collapsed until one is stored. Calling it again does nothing.
+   * Starts a fill of the variant `key` of `url` (the URL itself when it does not vary): the
+   * function returned ends it, telling those who joined. An answer that cannot be stored
+   * (private now, an error, too large, cut) makes the URL no longer collapsed until one is
+   * stored. Calling it again does nothing.
    */
-  begin(url: string): (storable: boolean) => void {
+  begin(key: string, url = key): (storable: boolean) => void {
     const fill: Fill = { waiters: undefined, ended: false };
-    this.#underWay.set(url, fill);
+    this.#underWay.set(key, fill);
     return (storable) => {
       if (fill.ended) return;
       fill.ended = true;
-      if (this.#underWay.get(url) === fill) this.#underWay.delete(url);
+      if (this.#underWay.get(key) === fill) this.#underWay.delete(key);
       if (!storable) this.#forget(url);
       const waiters = fill.waiters;
       fill.waiters = undefined;

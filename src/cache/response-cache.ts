@@ -132,6 +132,17 @@ export class ResponseCache {
   }
 
   /**
+   * The key of the fill (see Fills) a miss for `request` (`url` its resourceUrl) starts or
+   * joins: the URL, and under the Vary of the URL's last stored answer, the request's values
+   * of the headers it names, as its entry's key. Only misses the same answer can serve wait
+   * for each other: a compressed page's answer for one Accept-Encoding never serves another.
+   */
+  fillKey(request: CacheRequest, url = resourceUrl(request)): string {
+    const names = this.fills.varyOf(url);
+    return names === undefined || names.length === 0 ? url : entryKey(url, request, names);
+  }
+
+  /**
    * Stores the complete response to a GET (`url` is its resourceUrl), when the request and
    * response allow it and it fits; returns whether it did. Replaces the entry for the same key, and drops the URL's
    * entries that varied on other headers (the newest response says how the URL varies).

@@ -5,7 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl } from "../cache/cache-rules.ts";
+import { freshnessLifetime, requestPolicy, type RequestPolicy, resourceUrl, varyNames } from "../cache/cache-rules.ts";
 import type { CacheEntry, ResponseCache } from "../cache/response-cache.ts";
 import type { Cidr } from "../config-values.ts";
 import type { Exchange } from "../exchange.ts";
@@ -78,8 +78,9 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       const entry = store.lookup(request, (url = urlOf(exchange)));
       if (entry !== undefined) return fromCache(store, entry, request, exchange.requestId, observe);
       if (request.method === "GET") {
-        if (store.fills.underWay(url)) return waitForFill(c, next, url);
-        if (store.fills.worthCollapsing(url)) return forward(c, next, url, policy, store.fills.begin(url));
+        const fill = store.fillKey(request, url);
+        if (store.fills.underWay(fill)) return waitForFill(c, next, url, fill);
+        if (store.fills.worthCollapsing(url)) return forward(c, next, url, policy, store.fills.begin(fill, url));
       }
     }
     return forward(c, next, url, policy, noop);
@@ -118,15 +119,15 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
   }
 
   /**
-   * A miss for a URL another miss is fetching now waits for that one (up to FILL_WAIT_MS,
-   * or until it is cut or its client leaves), then is answered from the cache, or goes on
-   * to the app itself when the answer was not stored.
+   * A miss for a variant another miss is fetching now (`fill`, its fill key) waits for that
+   * one (up to FILL_WAIT_MS, or until it is cut or its client leaves), then is answered from
+   * the cache, or goes on to the app itself when the answer was not stored.
    */
-  function waitForFill(c: Context<ProxyEnv>, next: Next, url: string): Promise<Response> {
+  function waitForFill(c: Context<ProxyEnv>, next: Next, url: string, fill: string): Promise<Response> {
     const { exchange } = c.env;
     const { promise: filled, resolve } = Promise.withResolvers<void>();
     const ended = (): void => resolve();
-    store.fills.join(url, ended);
+    store.fills.join(fill, ended);
     exchange.watchClient();
     const signal = exchange.signal;
     signal.addEventListener("abort", ended, { once: true });
@@ -181,7 +182,7 @@ export function cache(store: ResponseCache, { observe = noop, trustedProxies = [
       if (store.generation !== generation) return filled(true);
       const stored = store.store(request, response, body, (url ??= urlOf(exchange)));
       observe(stored ? "stored" : "too-large");
-      if (stored) store.fills.stored(url);
+      if (stored) store.fills.stored(url, varyNames(response.headers.get("vary")));
       filled(stored);
     };
     // A body not stored after all (cut, too large) ends the fill too.

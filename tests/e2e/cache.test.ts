@@ -424,6 +424,28 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a miss waits only for a fill of its own variant: another Accept-Encoding's goes to the app at once", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    // Compressible and slow: every answer says Vary: Accept-Encoding and takes 2 s.
+    const path = "/cacheable?variants&bytes=5000&ms=2000";
+    const gzip = { "accept-encoding": "gzip" };
+    const br = { "accept-encoding": "br" };
+    expect((await get(sluice, path, gzip)).xCache).toBe("miss"); // stored: the URL's misses now collapse
+    const started = performance.now();
+    const timed = (headers: Record<string, string>) => get(sluice, path, headers).then((answer) => ({ ...answer, ms: performance.now() - started }));
+    const filling = timed(br); // a miss for the br variant, on its way to the app
+    await Bun.sleep(300);
+    // The same variant waits for it and is answered from the cache; another one (identity)
+    // would never be, so it goes to the app at once instead of after the br fill.
+    const [same, other, first] = await Promise.all([timed(br), timed({}), filling]);
+    expect([first.xCache, same.xCache, other.xCache]).toEqual(["miss", "hit", "miss"]);
+    expect(same.headers.get("content-encoding")).toBe("br");
+    expect(other.headers.get("content-encoding")).toBeNull();
+    expect(other.ms).toBeLessThan(3500); // about 2.3 s; waiting for the br fill first made it 4 s
+    expect(await appSaw(sluice, path)).toBe(3);
+    await stop(sluice);
+  }, 60_000);
+
   test("--cache-size 0, or thruster's CACHE_SIZE=0, turns the cache off", async () => {
     for (const options of [{ args: ["--cache-size", "0"] }, { env: { CACHE_SIZE: "0" } }]) {
       const sluice = await startSluice(target, { ...options, args: [...(options.args ?? []), "--shutdown-delay", "0"] });

@@ -464,4 +464,22 @@ describe("Fills (concurrent misses for one URL)", () => {
     expect([0, 1, 2, 1023].map((i) => fills.worthCollapsing(url(i)))).toEqual([true, false, true, true]);
     expect(fills.worthCollapsing("/last")).toBe(true);
   });
+
+  test("a fill is keyed by the variant it fetches, under the Vary of the URL's last stored answer; a variant's end still decides the URL", () => {
+    const cache = new ResponseCache();
+    const gzip = request(URL_A, { "accept-encoding": "gzip" });
+    const gzipToo = request(URL_A, { "accept-encoding": " gzip " });
+    const identity = request(URL_A);
+    // Not stored yet, or stored without Vary: the URL itself.
+    expect(cache.fillKey(gzip)).toBe(URL_A);
+    cache.fills.stored(URL_A);
+    expect([cache.fillKey(gzip), cache.fillKey(identity)]).toEqual([URL_A, URL_A]);
+    cache.fills.stored(URL_A, ["accept-encoding"]);
+    expect(cache.fillKey(gzip)).toBe(cache.fillKey(gzipToo));
+    expect(cache.fillKey(gzip)).not.toBe(cache.fillKey(identity));
+    const end = cache.fills.begin(cache.fillKey(gzip), URL_A);
+    expect([cache.fills.underWay(cache.fillKey(gzipToo)), cache.fills.underWay(cache.fillKey(identity))]).toEqual([true, false]);
+    end(false);
+    expect([cache.fills.underWay(cache.fillKey(gzip)), cache.fills.worthCollapsing(URL_A)]).toEqual([false, false]);
+  });
 });
