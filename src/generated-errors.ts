@@ -16,3 +16,19 @@ export function markGenerated(response: Response): Response {
 export function isGenerated(response: Response): boolean {
   return generated.has(response);
 }
+
+const encoder = new TextEncoder();
+
+/**
+ * A short text/plain answer of sluice's own, with its Content-Length. A Response made from a
+ * string has none until it is sent, so compression took it for a body of unknown length and
+ * compressed it whatever its size: some twenty bytes made longer, at the cost of a compressor
+ * each (a stop's or a start's 503s at a quarter of the rate). With its length it is left
+ * alone under --compression-min-size, as the app's short answers are.
+ */
+export function plainText(text: string, status: number, headers: Headers): Response {
+  const body = encoder.encode(text);
+  headers.set("content-type", "text/plain; charset=utf-8");
+  headers.set("content-length", String(body.byteLength));
+  return new Response(body, { status, headers });
+}

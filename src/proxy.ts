@@ -7,7 +7,7 @@ import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
 import type { Comeback } from "./readiness.ts";
 import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-headers.ts";
-import { markGenerated } from "./generated-errors.ts";
+import { markGenerated, plainText } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
 import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
 import { IDEMPOTENT_METHODS, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
@@ -65,13 +65,13 @@ const ERROR_TEXT = {
  * any internal detail. `detail` says what was wrong with the request, never quoting it.
  */
 export function errorResponse(status: keyof typeof ERROR_TEXT, exchange: Exchange, detail?: string): Response {
-  const headers = new Headers({ "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId });
+  const headers = new Headers({ "x-request-id": exchange.requestId });
   if (status === 503) headers.set("retry-after", "1");
   if (status === 413 || status === 408 || exchange.abortReason === "body-malformed") {
     headers.set("connection", "close"); // the unread body stays on the connection
   }
   const text = detail === undefined ? ERROR_TEXT[status] : `${ERROR_TEXT[status]}: ${detail}`;
-  return markGenerated(new Response(`${text}\n`, { status, headers }));
+  return markGenerated(plainText(`${text}\n`, status, headers));
 }
 
 /**

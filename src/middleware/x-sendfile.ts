@@ -13,6 +13,7 @@ import { type FileAccess, fileResponse } from "../files/file-response.ts";
 import type { Exchange } from "../exchange.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { removeField, setField } from "../forwarded-headers.ts";
+import { plainText } from "../generated-errors.ts";
 import type { HeaderFields } from "../upstream/http1-client.ts";
 
 const fileLog = getLogger(["sluice", "files"]);
@@ -59,7 +60,7 @@ function headerPath(value: string): string {
 /** A plain answer for a file that is not sent; the path stays in the log, never in the response. */
 function refused(status: 403 | 404, exchange: Exchange): Response {
   const text = status === 403 ? "Forbidden\n" : "Not Found\n";
-  return new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8", "x-request-id": exchange.requestId } });
+  return plainText(text, status, new Headers({ "x-request-id": exchange.requestId }));
 }
 
 /**

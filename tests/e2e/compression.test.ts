@@ -6,7 +6,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from "node:zlib";
-import { startSluice, TARGETS } from "../harness.ts";
+import { join } from "node:path";
+import { BUN, ROOT, startSluice, TARGETS, tempDir } from "../harness.ts";
 
 const PAGE_BYTES = 102_400;
 const decoders: Record<string, (bytes: Uint8Array) => Uint8Array> = {
@@ -72,6 +73,28 @@ describe.each(TARGETS)("compression ($name)", (target) => {
     let rest = "";
     for (let part = await reader.read(); !part.done; part = await reader.read()) rest += new TextDecoder().decode(part.value);
     expect(rest).toBe("chunk 2\nchunk 3\n");
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
+  test("sluice's own short answers (413, X-Sendfile's 404) carry their length and stay uncompressed under the minimum, as the app's do", async () => {
+    const dir = tempDir();
+    const sluice = await startSluice(target, {
+      args: ["--shutdown-delay", "0", "--max-request-body", "10", "--x-sendfile-dirs", dir],
+      child: [BUN, join(ROOT, "tests/fixtures/files-app.ts")],
+    });
+    const browser = { "accept-encoding": "gzip, deflate, br, zstd" };
+    const missing = `${sluice.url}/send?path=${encodeURIComponent(join(dir, "missing.txt"))}`;
+    const answers = [
+      [await fetch(sluice.url, { method: "POST", body: "x".repeat(100), headers: browser, decompress: false } as RequestInit), 413, "Payload Too Large\n"],
+      [await fetch(missing, { headers: browser, decompress: false } as RequestInit), 404, "Not Found\n"],
+      [await fetch(missing, { method: "HEAD", headers: browser }), 404, ""],
+    ] as const;
+    for (const [response, status, text] of answers) {
+      expect([response.status, response.headers.get("content-encoding")]).toEqual([status, null]);
+      expect(response.headers.get("content-length")).toBe(String(status === 404 ? "Not Found\n".length : text.length));
+      expect(await response.text()).toBe(text);
+    }
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
