@@ -35,6 +35,7 @@ export type SkipReason =
   | "no-body"
   | "encoded" // Content-Encoding already present
   | "no-transform" // Cache-Control: no-transform (RFC 9111 section 5.2.2.6)
+  | "digest" // a digest of the bytes as sent (Content-Digest, Repr-Digest ...), which compressing would make false
   | "content-type" // not in the compressible list (text/event-stream never is)
   | "too-small"
   | "personal" // disableOnAuth: Set-Cookie, Cache-Control private/no-store, or Vary: Cookie
@@ -128,6 +129,17 @@ export function negotiateEncoding(acceptEncoding: string | null, available: read
   return best;
 }
 
+/**
+ * Fields that state a digest of the bytes the response carries: RFC 9530's (of the content,
+ * and of the representation data, which includes its content coding) and the older Digest
+ * (RFC 3230) and Content-MD5. Compressed, the bytes no longer match them, and a client that
+ * checks them refuses a response that is fine; they cannot be dropped either (they are there
+ * to be checked), so such a response is sent as it is, as no-transform asks.
+ */
+function statesDigest(headers: Headers): boolean {
+  return headers.has("content-digest") || headers.has("repr-digest") || headers.has("digest") || headers.has("content-md5");
+}
+
 /** True when a comma-separated header value holds one of `tokens` (case-insensitive). */
 function hasToken(value: string | null, tokens: readonly string[]): boolean {
   if (!value) return false;
@@ -159,6 +171,7 @@ export function compressionFor(
   if (hasToken(cacheControl, ["no-transform"])) return skip("no-transform");
   if (!isCompressibleType(headers.get("content-type"))) return skip("content-type");
   if (length !== null && Number(length) < minimumBytes) return skip("too-small");
+  if (statesDigest(headers)) return skip("digest");
   if (disableOnAuth && (headers.has("set-cookie") || hasToken(cacheControl, ["private", "no-store"]) || hasToken(headers.get("vary"), ["cookie"]))) {
     return skip("personal");
   }
