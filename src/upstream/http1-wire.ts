@@ -46,10 +46,10 @@ export function hasToken(value: string | null, token: string): boolean {
 
 /**
  * A request head. The target goes as wireTarget makes it (a space or control character in it
- * throws); the fields go as given, `host` first when given here (the request had none); the body framing is the client's own: `transfer-encoding: chunked`, or one
- * `content-length` (a repeated "5, 5" goes as "5"); with no body framing, the fields' own
- * `content-length` goes as given. Values come from Headers or from the proxy's edits of them,
- * so they hold no CR or LF.
+ * throws); the fields go as given, `host` first when given here (the request had none); the
+ * body framing is the client's own: `transfer-encoding: chunked`, or one `content-length` (a
+ * repeated "5, 5" goes as "5"); with no body framing, the fields' own `content-length` goes
+ * as given. Values come from Headers or from the proxy's edits of them, so they hold no CR or LF.
  */
 export function encodeRequestHead(
   method: string,

@@ -158,6 +158,27 @@ class SlowStdout {
   }
 }
 
+/**
+ * A child that writes 1000-byte numbered lines ("line 0 zzz...") to stdout as fast as it
+ * takes them, beside the fixture app (whose own output goes to stderr); `written()` is its
+ * count so far, noted every `every` lines.
+ */
+function numberedLines(every: number): { child: string[]; written: () => number } {
+  const progress = join(tempDir(), "progress");
+  const script = [
+    "import os",
+    "i = 0",
+    "while True:",
+    "    os.write(1, (f'line {i} '.ljust(999, 'z') + '\\n').encode())",
+    "    i += 1",
+    `    if i % ${every} == 0: open(${JSON.stringify(progress)}, 'w').write(str(i))`,
+  ].join("\n");
+  return {
+    child: ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP],
+    written: () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0),
+  };
+}
+
 /** Starts sluice (with the fixture app, or `child`) whose stdout is a SlowStdout. */
 function startWithSlowStdout(
   target: Target,
@@ -1054,22 +1075,10 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     }, 120_000);
 
     test("a stop while sluice's own records fill the stuck output and the child's lines wait for room: none of them is dropped", async () => {
-      const dir = tempDir();
-      const progress = join(dir, "progress");
-      // 1000-byte numbered lines as fast as stdout takes them, the count written so far in `progress`.
-      const script = [
-        "import os, sys",
-        "i = 0",
-        "while True:",
-        "    os.write(1, (f'line {i} '.ljust(999, 'z') + '\\n').encode())",
-        "    i += 1",
-        `    open(${JSON.stringify(progress)}, 'w').write(str(i))`,
-      ].join("\n");
-      const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+      const { child, written } = numberedLines(1);
       const { proc, out, port } = startWithSlowStdout(target, [...QUICK_STOP, "--flush-timeout", "30s"], child);
       await out.waitFor("ready");
       out.pausedUntil = Infinity;
-      const written = () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0);
       await until(() => written() > 0, 30_000, "the child to print");
       // About 10 MiB of access records (8 KiB paths): past the output queue's 8 MiB bound, so
       // the child's lines wait for room, which sluice's own records keep taking.
@@ -1101,22 +1110,10 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
 
     for (const stop of ["SIGTERM", "SIGQUIT"] as const) {
       test(`${stop} while stdout is paused and the child's output waits for it: every line it wrote comes before the shutdown record`, async () => {
-        const dir = tempDir();
-        const progress = join(dir, "progress");
-        // 1000-byte numbered lines as fast as stdout takes them, the count written so far in `progress`.
-        const script = [
-          "import os, sys",
-          "i = 0",
-          "while True:",
-          "    os.write(1, (f'line {i} '.ljust(999, 'z') + '\\n').encode())",
-          "    i += 1",
-          `    if i % 100 == 0: open(${JSON.stringify(progress)}, 'w').write(str(i))`,
-        ].join("\n");
-        const child = ["sh", "-c", `python3 -c "$0" & exec "$@" >&2`, script, ...FIXTURE_APP];
+        const { child, written } = numberedLines(100);
         const { proc, out } = startWithSlowStdout(target, [...QUICK_STOP, "--flush-timeout", "30s"], child);
         await out.waitFor("ready");
         out.pausedUntil = Infinity;
-        const written = () => (existsSync(progress) ? Number(readFileSync(progress, "utf8")) || 0 : 0);
         // The child is held back: its count stops growing once sluice's queue is half full.
         let last = -1;
         await until(() => {
