@@ -151,6 +151,27 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
     expect(text).toEndWith("\r\n\r\nhello");
   });
 
+  // The binary waited for such a body's first bytes before it handed the response over, so a
+  // client that left meanwhile went unnoticed: the exchange stayed in flight, the app's
+  // connection open, as long as the app took (for good, if it never sent them), and the record
+  // then said 200, complete, 5 bytes out.
+  test("a small body that comes long after its head: a client that leaves meanwhile is logged 499 at once, and the body reaches one that stays", async () => {
+    const sluice = await startSluice(target, { child: APP });
+    const started = performance.now();
+    const socket = connect({ host: "127.0.0.1", port: sluice.httpPort });
+    socket.on("error", () => {});
+    socket.write("GET /late-body?ms=6000 HTTP/1.1\r\nhost: app\r\n\r\n");
+    await Bun.sleep(500);
+    socket.destroy();
+    const record = await sluice.waitFor((r) => r.event === "access" && r.path === "/late-body", 10_000);
+    expect([record.status, record.outcome]).toEqual([499, "client-cancel"]);
+    expect(performance.now() - started).toBeLessThan(4_000);
+    const { text } = await raw(sluice.httpPort, "GET", "/late-body?ms=1000");
+    expect(text).toStartWith("HTTP/1.1 200");
+    expect(text).toEndWith("hello");
+    expect(text).not.toContain("hello\r\n0\r\n"); // never a chunked copy of it
+  }, 30_000);
+
   test("empty lines before a status line (an app's stray CRLF) are skipped: a POST gets its answer, not 502", async () => {
     const sluice = await startSluice(target, { child: APP });
     const { text } = await raw(sluice.httpPort, "POST", "/crlf-first");
