@@ -100,11 +100,14 @@ export function proxy({
   return async function forward(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const incoming = exchange.request;
-    const declaredLength = incoming.headers.get("content-length");
+    // A length given twice with the same value, which both runtimes take, comes as "5000, 5000":
+    // as a number, that was no length at all (NaN), and the request went to the app.
+    const declared = incoming.headers.get("content-length");
+    const declaredLength = declared === null ? null : Number(declared.split(",", 1)[0]) || 0;
     // bytesIn counts what is read of the body (countBody), never the length the client
     // declared: a claim of any size, which a 413 refuses without reading a byte.
     if (declaredLength !== null) {
-      if (maxRequestBody > 0 && (Number(declaredLength) || 0) > maxRequestBody) return errorResponse(413, exchange);
+      if (maxRequestBody > 0 && declaredLength > maxRequestBody) return errorResponse(413, exchange);
     } else if (incoming.body !== null) {
       // Deno takes "Transfer-Encoding: gzip, chunked" and hands over the body still gzipped,
       // which the app would get as plain bytes (Bun refuses it: 400). RFC 9112 section 6.1.
@@ -116,7 +119,7 @@ export function proxy({
     }
     // A declared length of 0 is no body, as Bun hands it over (null); Deno gives an empty
     // stream, which would count as a body sent, and a PUT the child died on would not go again.
-    const noBody = incoming.body === null || (declaredLength !== null && Number(declaredLength) === 0);
+    const noBody = incoming.body === null || declaredLength === 0;
     let awaitingAnswer = true;
     // --upstream-timeout counts the child's time only: it is off while sluice waits for the
     // client's next chunk (--body-timeout's wait) and starts again as each chunk goes on, so an

@@ -296,6 +296,19 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await seenByApp(sluice)).not.toContain("/echo?declared");
   }, 60_000);
 
+  // Both runtimes take a Content-Length given twice with the same value, and hand it over as
+  // "5000, 5000": read as a number, that was no length at all, so the request went to the app
+  // and was cut there once its body passed the limit.
+  test("a content-length over --max-request-body given twice gets 413 and the upstream is never asked", async () => {
+    const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
+    const head = `POST /echo?declared-twice HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\nContent-Length: 5000\r\nX-Request-Id: too-big-twice\r\n\r\n`;
+    const response = await rawHttp(sluice.httpPort, [head], { until: "complete" });
+    expect(response.status).toBe(413);
+    const record = await accessRecord(sluice, "too-big-twice");
+    expect(record).toMatchObject({ status: 413, upstreamMs: null, bytesIn: 0 });
+    expect(await seenByApp(sluice)).not.toContain("/echo?declared-twice");
+  }, 60_000);
+
   test("a chunked request body over --max-request-body gets 413", async () => {
     const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
     const chunk = `258\r\n${"y".repeat(600)}\r\n`; // 0x258 = 600 bytes
