@@ -237,10 +237,12 @@ function fieldsOf(headers: Headers): HeaderFields {
  * The framing for a request sent without a body that still declares a length: a GET or HEAD
  * sent with one, whose body both runtimes read and drop (`request.body` is null). Announcing
  * bytes never sent would make the app take the start of the next request on the connection
- * for them; it gets `content-length: 0` instead. Undefined (the fields go as given) otherwise.
+ * for them; it gets `content-length: 0` instead, as it does for a 0 given twice (the runtimes
+ * take "0, 0", a list no sender may send: RFC 9110 section 8.6). Undefined (the fields go as
+ * given) otherwise.
  */
 function unsentLength(contentLength: string | undefined): 0 | undefined {
-  return contentLength === undefined || parseLength(contentLength) === 0 ? undefined : 0;
+  return contentLength === undefined || /^0+$/.test(contentLength) ? undefined : 0;
 }
 
 /** What the request's own header fields say about its framing and its connection. */
