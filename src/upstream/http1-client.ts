@@ -197,6 +197,11 @@ export class Http1Client implements ConnectionPool {
     }
   }
 
+  /** Ends a connection whose exchange is over cleanly, as an idle one is (ConnectionPool). */
+  retire(connection: Http1Connection): void {
+    this.#end([connection]);
+  }
+
   /** Takes back a connection whose exchange is over, or closes it when the pool has no room (ConnectionPool). */
   park(connection: Http1Connection): void {
     const list = this.#idle.get(connection.key) ?? [];

@@ -57,6 +57,8 @@ export interface ConnectionPool {
   park(connection: Http1Connection): void;
   /** Sends a request again on a new connection: the pooled one it went out on had been closed by the upstream. */
   resend(request: OutgoingRequest): Promise<Response>;
+  /** Ends a connection whose exchange is over cleanly (a FIN), never to carry another request. */
+  retire(connection: Http1Connection): void;
 }
 
 const HEAD_END = new Uint8Array([13, 10, 13, 10]);
@@ -76,6 +78,8 @@ export class Http1Connection implements TcpSocketEvents {
   onIdleClose: ((connection: Http1Connection) => void) | undefined;
   #socket!: TcpSocket;
   #closed = false;
+  /** Ended by end(): it carries no more requests. */
+  #ended = false;
   #phase: Phase = "idle";
   // The request in flight and what is known of its exchange.
   #request: OutgoingRequest | undefined;
@@ -146,13 +150,17 @@ export class Http1Connection implements TcpSocketEvents {
 
   /** Closes an idle connection cleanly (FIN, not a reset, which apps log as an error). */
   end(): void {
-    if (!this.#closed && this.#phase === "idle") this.#socket.end();
+    if (this.#closed || this.#phase !== "idle") return;
+    this.#ended = true;
+    this.#socket.end();
   }
 
   // ---------------------------------------------------------------- socket events
 
   data(bytes: Uint8Array): void {
-    if (this.#phase === "idle") return this.destroy(); // bytes nobody asked for: the framing went wrong
+    // Bytes nobody asked for: the framing went wrong. Once ended, nothing is asked any more, and
+    // what still comes (a late body to a HEAD) is dropped.
+    if (this.#phase === "idle") return this.#ended ? undefined : this.destroy();
     this.#responseStarted = true;
     try {
       if (this.#phase === "head") this.#readHead(bytes);
@@ -335,9 +343,15 @@ export class Http1Connection implements TcpSocketEvents {
   #finish(): void {
     // A response that ended before its request body was sent leaves the connection in an unknown state.
     const reusable = this.#reusable && this.#bodySent && !this.#closed;
+    // An app that answers HEAD as it answers GET may write the body after the head: bytes that
+    // the next request sent on the connection, another client's, would get as its answer (a
+    // whole forged one, if they look like one). So a HEAD's connection carries nothing more;
+    // it ends cleanly, and what comes after its answer is dropped.
+    const head = this.#request!.method === "HEAD";
     const pool = this.#pool!;
     this.#clear();
-    if (reusable) pool.park(this);
+    if (reusable && !head) pool.park(this);
+    else if (reusable) pool.retire(this);
     else this.destroy();
   }
 

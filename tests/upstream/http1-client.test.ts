@@ -192,7 +192,9 @@ describe("Http1Client against Bun.serve", () => {
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(gzipped);
   });
 
-  test("HEAD, 204 and 304 have no body, and the connection is reused after them", async () => {
+  // Not after a HEAD: an app that answers it as GET may write the body after the head, and the
+  // next request on the connection would take those bytes for its answer.
+  test("HEAD, 204 and 304 have no body; the connection is reused after 204 and 304, not after HEAD", async () => {
     const c = client();
     const head = await c.fetch(...req(`${base}/eleven?tag=bodyless`, { method: "HEAD" }));
     expect(head.body).toBeNull();
@@ -202,8 +204,8 @@ describe("Http1Client against Bun.serve", () => {
     const notModified = await c.fetch(...req(`${base}/304?tag=bodyless`));
     expect([notModified.status, notModified.body, notModified.headers.get("etag")]).toEqual([304, null, '"x"']);
     expect(await (await c.fetch(...req(`${base}/eleven?tag=bodyless`))).text()).toBe("0123456789a");
-    expect(portsByTag.get("bodyless")?.size).toBe(1);
-    expect(c.opened()).toBe(1);
+    expect(portsByTag.get("bodyless")?.size).toBe(2); // the HEAD's, then one for the rest
+    expect(c.opened()).toBe(2);
   });
 
   test("keep-alive: sequential requests reuse one connection; connection: close does not", async () => {
