@@ -173,17 +173,24 @@ export class Supervisor {
 
   /** Spawns the child and waits until it is ready; throws ChildStartError when it cannot be. */
   async start(): Promise<void> {
-    // Readiness is "the port accepts": a port some other process already listens on would
-    // look ready at once, and every request would go to that process instead of the child.
     const target = this.#target;
-    if (await this.#deps.runtime.probeTcp(target.hostname, target.port)) {
-      const option = target.port === this.#options.targetPort ? "--target-port" : "the port a rolling restart chose";
-      throw new ChildStartError(
-        `Cannot start the child: ${hostPort(target.hostname, target.port)} (${option}) already accepts connections, ` +
-          `so requests would go to another process; stop it or choose another --target-port`,
-      );
-    }
+    /** The child before this one, when it exited before it was ready (and is restarted). */
+    let exitedBefore: ExitStatus | undefined;
     for (;;) {
+      // Readiness is "the port accepts": a port some other process already listens on would
+      // look ready at once, and every request would go to that process instead of the child.
+      // Checked before each spawn: a child that exited before it was ready may have left a
+      // daemon there (in a session of its own, out of reach of the group's SIGKILL).
+      if (await this.#deps.runtime.probeTcp(target.hostname, target.port)) {
+        const option = target.port === this.#options.targetPort ? "--target-port" : "the port a rolling restart chose";
+        const left = exitedBefore === undefined
+          ? ""
+          : `; the child that exited with code ${exitedBefore.code} before it was ready most likely left it (a daemon sluice cannot stop)`;
+        throw new ChildStartError(
+          `Cannot start the child: ${hostPort(target.hostname, target.port)} (${option}) already accepts connections, ` +
+            `so requests would go to another process${left}; stop it or choose another --target-port`,
+        );
+      }
       // A stop that came during the port check (or a restart's backoff) already ran: a
       // child spawned now would outlive sluice in its own process group.
       if (this.#stopping.signal.aborted) return;
@@ -203,6 +210,7 @@ export class Supervisor {
       }
       if (!this.#shouldRestart(outcome)) throw new ChildStartError(await readiness.exitedBeforeReady(child, outcome), outcome);
       this.#killLeftovers(child.process);
+      exitedBefore = outcome;
       if (!(await this.#backoff())) return;
     }
   }

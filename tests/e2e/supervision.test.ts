@@ -6,7 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   alive,
@@ -432,6 +432,38 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       expect(failed).toMatchObject([{ code: 78 }]);
       expect(failed[0]!.error).toContain("The child exited with code 0 before it was ready: if it daemonizes");
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78, childExitCode: 0 });
+    }, 60_000);
+
+    test("with --restart, a child that daemonizes before it is ready: the restart finds the daemon on the port and stops with 78, it is never taken for the child", async () => {
+      // The first child leaves a server in a session of its own (whose /ready answers 200 only
+      // later, so the first child is not taken for ready through it) and exits once the server
+      // listens. The restarted child listens nowhere: it would pass for ready through the
+      // daemon, and every request would go to a process sluice cannot stop.
+      const mark = join(tempDir(), "started");
+      for (const [policy, code] of [["always", 0], ["on-failure", 1]] as const) {
+        const script = `if [ -e ${mark} ]; then exec sleep 30; fi; touch ${mark}
+          APP_READY_AFTER_MS=3000 setsid "$0" "$1" & echo "daemon $!"
+          until (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.05; done
+          exit ${code}`;
+        const sluice = await startSluice(target, {
+          args: [...QUICK_STOP, "--restart", policy, "--ready-path", "/ready"],
+          child: ["bash", "-c", script, ...FIXTURE_APP],
+          waitReady: false,
+        });
+        await until(() => sluice.otherLines.some((l) => l.startsWith("daemon ")), 20_000, "the daemon's pid");
+        const daemon = Number(sluice.otherLines.find((l) => l.startsWith("daemon "))!.slice("daemon ".length));
+        track(daemon, true);
+        const exitCode = await Promise.race([sluice.exitCode(), sluice.waitFor("ready").then(() => "ready")]);
+        expect({ policy, exitCode }).toEqual({ policy, exitCode: 78 });
+        const failed = sluice.events("start.failed");
+        expect(failed).toMatchObject([{ code: 78 }]);
+        expect(failed[0]!.error).toContain("(--target-port) already accepts connections");
+        expect(failed[0]!.error).toContain(`the child that exited with code ${code} before it was ready most likely left it`);
+        expect(sluice.events("child.started")).toHaveLength(1);
+        process.kill(daemon, "SIGKILL");
+        await until(() => refuses(sluice.targetPort), 10_000, "the daemon's port closed");
+        rmSync(mark);
+      }
     }, 60_000);
 
     test("a command that does not exist: exit 78 with a message naming it", async () => {
