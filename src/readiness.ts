@@ -73,7 +73,7 @@ export class Readiness {
 
   #changed(): void {
     for (const listener of this.#listeners) listener(this.state);
-    if (this.#child !== "ready" || this.#stopping) {
+    if (this.#child !== "ready") {
       for (const wake of this.#lossWaiters) wake();
     }
     if (this.#child === "ready") {
@@ -110,7 +110,9 @@ export class Readiness {
    * hold limits (or holds were refused, or `signal` aborted).
    */
   async waitForComeback(noticeMs: number, limits: HoldLimits, signal: AbortSignal): Promise<Comeback> {
-    if (this.#child === "ready" && !this.#stopping) {
+    // Also once stopping: a child that dies during the shutdown delay or the drain is not
+    // restarted, and the request then gets 503 as a held one does (the holds are refused).
+    if (this.#child === "ready") {
       const lost = await new Promise<boolean>((resolve) => {
         const done = (): void => {
           clearTimeout(timer);

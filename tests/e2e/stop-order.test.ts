@@ -165,6 +165,24 @@ describe.each(TARGETS)("stop order ($name)", (target) => {
     expect((complete.phases as Record<string, number>)["shutdown-delay"]).toBeLessThan(10_000);
   }, 60_000);
 
+  test("with --restart, a request the dying child refuses during the shutdown delay waits for its exit and gets 503 with Retry-After, as without a stop", async () => {
+    // The stop made the refused request skip the wait for the child's exit: it was sent again
+    // at once to the child still counted as ready, refused again, and answered 502.
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "20s", "--restart", "on-failure"] });
+    sluice.signal("SIGTERM");
+    await sluice.waitFor("stop.begin");
+    // The app stops listening at once and exits 1 a moment later: until then sluice counts it as ready.
+    const app = `http://127.0.0.1:${sluice.targetPort}`;
+    expect(await (await fetch(`${app}/close-listener?exitAfterMs=400`)).text()).toBe("closing\n");
+    await until(() => refuses(sluice.targetPort), 10_000, "the app to stop listening");
+    const response = await fetch(`${sluice.url}/pid`, { headers: { "x-request-id": "refused-in-delay" } });
+    expect([response.status, response.headers.get("retry-after")]).toEqual([503, "1"]);
+    const record = await sluice.waitFor((r) => r.event === "access" && r.requestId === "refused-in-delay");
+    expect(record.status).toBe(503);
+    expect(await sluice.exitCode(15_000)).toBe(0);
+    expect(sluice.events("child.started")).toHaveLength(1);
+  }, 60_000);
+
   test("with --restart, a request during the shutdown delay while the child is being restarted is held and served", async () => {
     // Found while deciding which 503s scripts/fuzz/lifecycle.ts may accept (by reading the
     // gate, then reproduced): the stop refused every hold at once, so during the delay, which
