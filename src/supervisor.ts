@@ -10,6 +10,7 @@ import { raceDeadline, sleep } from "./deadlines.ts";
 import { hostPort } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
+import { isNotFound, missingInterpreter } from "./spawn-failure.ts";
 import type { LineOutput } from "./output.ts";
 import type { Readiness } from "./readiness.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, Runtime } from "./runtime/types.ts";
@@ -82,6 +83,14 @@ export class ChildStartError extends Error {
    */
   get exitCode(): number {
     return this.status && this.status.code !== 0 ? this.status.code : ExitCode.STARTUP_FAILED;
+  }
+}
+
+/** The runtime could not spawn the child (`cause`); Supervisor#spawnFailed turns it into a ChildStartError. */
+class SpawnFailed extends Error {
+  override name = "SpawnFailed";
+  constructor(override readonly cause: unknown) {
+    super("the child could not be spawned", { cause });
   }
 }
 
@@ -196,7 +205,12 @@ export class Supervisor {
       if (this.#stopping.signal.aborted) return;
       this.#setState("starting");
       const readiness = this.#readiness;
-      const child = this.#spawn(target);
+      let child: RunningChild;
+      try {
+        child = this.#spawn(target);
+      } catch (error) {
+        throw await this.#spawnFailed(error);
+      }
       this.#current = child;
       const outcome = await readiness.wait(child, this.#stopping.signal);
       if (outcome === "ready") {
@@ -262,7 +276,8 @@ export class Supervisor {
       if (this.#noRestarts.signal.aborted) return { kind: "stopped" };
       child = this.#spawn(target);
     } catch (error) {
-      return { kind: "failed", reason: error instanceof Error ? error.message : String(error) };
+      const failed = await this.#spawnFailed(error);
+      return { kind: "failed", reason: failed instanceof Error ? failed.message : String(failed) };
     }
     this.#others.add(child);
     const { promise: settled, resolve: settle } = Promise.withResolvers<void>();
@@ -353,18 +368,18 @@ export class Supervisor {
     }
   }
 
-  /** Starts a child listening on `target` (its PORT). */
+  /**
+   * Starts a child listening on `target` (its PORT). Synchronous, so that whoever started it
+   * records it before a stop can look for it; a failure to spawn is explained by #spawnFailed.
+   */
   #spawn(target: ChildTarget): RunningChild {
     const { runtime, stdout, stderr } = this.#deps;
+    const { command, env } = this.#options;
     let child: ChildProcess;
     try {
-      child = runtime.spawn(this.#options.command, { env: { ...this.#options.env, PORT: String(target.port) } });
+      child = runtime.spawn(command, { env: { ...env, PORT: String(target.port) } });
     } catch (error) {
-      throw new ChildStartError(
-        `Cannot start the child "${this.#options.command.join(" ")}": ${error instanceof Error ? error.message : error}`,
-        undefined,
-        { cause: error },
-      );
+      throw new SpawnFailed(error);
     }
     const exited = child.exited.then((status) => {
       log.lifecycle.info("Child {pid} exited with code {code}", { event: "child.exited", pid: child.pid, ...status });
@@ -381,6 +396,20 @@ export class Supervisor {
       port: target.port,
     });
     return { process: child, target, exited, lastAnswer: undefined, stopped: undefined };
+  }
+
+  /** What a failed spawn throws: a ChildStartError that says why, when it is a SpawnFailed; `error` itself otherwise. */
+  async #spawnFailed(error: unknown): Promise<unknown> {
+    if (!(error instanceof SpawnFailed)) return error;
+    const { command, env } = this.#options;
+    const { cause } = error;
+    // "No such file" for a program that exists: its #! interpreter or its ELF loader is missing.
+    const missing = isNotFound(cause) ? await missingInterpreter(command[0]!, env.PATH, this.#deps.runtime) : undefined;
+    return new ChildStartError(
+      `Cannot start the child "${command.join(" ")}": ${cause instanceof Error ? cause.message : cause}${missing ? `; ${missing}` : ""}`,
+      undefined,
+      { cause },
+    );
   }
 
   /** Follows a ready child until it exits, then restarts it or reports the exit (unless a rolling restart replaced it). */

@@ -26,6 +26,7 @@ import {
   track,
   until,
 } from "../harness.ts";
+import { elfInterpreter } from "../../src/spawn-failure.ts";
 
 /** No shutdown delay: for tests that stop sluice but are not about the stop. */
 const QUICK_STOP = ["--shutdown-delay", "0"];
@@ -474,6 +475,32 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         expect(failed).toHaveLength(1);
         expect(failed[0]!.error).toContain(`Cannot start the child "${command} --flag"`);
         expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 78 });
+        expect(sluice.events("child.started")).toEqual([]);
+      }
+    }, 60_000);
+
+    test("a program that exists but whose interpreter does not (#! line, CRLF, ELF loader): exit 78 naming what is missing, not only \"no such file\"", async () => {
+      const dir = tempDir();
+      const script = (name: string, text: string) => (writeFileSync(join(dir, name), text, { mode: 0o755 }), join(dir, name));
+      // A dynamically linked program whose loader is missing (a glibc build in a FROM scratch image or on Alpine).
+      const program = new Uint8Array(readFileSync("/bin/true"));
+      const loader = elfInterpreter(program.subarray(0, 4096))!;
+      const missingLoader = `/nonexistent${"x".repeat(loader.length - "/nonexistent".length)}`;
+      const at = Buffer.from(program).indexOf(loader);
+      program.set(new TextEncoder().encode(missingLoader), at);
+      writeFileSync(join(dir, "glibc-app"), program, { mode: 0o755 });
+      const cases = [
+        [script("crlf.sh", "#!/bin/sh\r\nexec sleep 600\r\n"), `the interpreter its #! line names, "/bin/sh\\r", does not (the script has Windows line endings`],
+        [script("gone.sh", "#! /nonexistent/ruby -w\nputs 1\n"), `the interpreter its #! line names, "/nonexistent/ruby", does not`],
+        [join(dir, "glibc-app"), `the dynamic loader it needs, "${missingLoader}" (its ELF interpreter), does not`],
+      ];
+      for (const [command, missing] of cases) {
+        const sluice = await startSluice(target, { child: [command!], waitReady: false });
+        expect(await sluice.exitCode()).toBe(78);
+        const failed = sluice.events("start.failed");
+        expect(failed).toHaveLength(1);
+        expect(failed[0]!.error).toStartWith(`Cannot start the child "${command}": `);
+        expect(failed[0]!.error).toContain(`; ${command} exists, but ${missing}`);
         expect(sluice.events("child.started")).toEqual([]);
       }
     }, 60_000);

@@ -1,0 +1,101 @@
+/**
+ * @module Why a program that exists could not be started with "no such file or directory":
+ * execve(2) says ENOENT also when the interpreter the file names is missing, the one on its
+ * #! line (a script with Windows line endings names "/bin/sh\r") or, for a dynamically linked
+ * program, its ELF interpreter (the C library's loader, missing from a FROM scratch image or
+ * an Alpine system for a glibc build). The runtimes' messages then name only the program.
+ */
+
+import type { Runtime } from "./runtime/types.ts";
+
+/** What is read of the program: a #! line, or an ELF header and its program headers. */
+const HEAD_BYTES = 4096;
+const PT_INTERP = 3;
+
+type Files = Pick<Runtime, "openFile" | "realPath">;
+
+/** True for an error of a spawn that execve(2) refused with ENOENT (Bun's code, Deno's NotFound). */
+export function isNotFound(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (error as { code?: unknown }).code === "ENOENT" || error.name === "NotFound" || /\(os error 2\)/.test(error.message);
+}
+
+/**
+ * For a spawn of `program` that failed with ENOENT: what is missing when the program itself
+ * exists, or undefined when it does not (or nothing more can be said).
+ */
+export async function missingInterpreter(program: string, pathVariable: string | undefined, files: Files): Promise<string | undefined> {
+  try {
+    const path = findProgram(program, pathVariable, files);
+    if (path === undefined) return undefined;
+    const head = await readHead(path, files);
+    if (head === undefined) return undefined;
+    const script = shebangInterpreter(head);
+    if (script !== undefined) {
+      if (files.realPath(script) !== undefined) return undefined;
+      const windows = script.endsWith("\r") ? " (the script has Windows line endings: remove the \\r)" : "";
+      return `${path} exists, but the interpreter its #! line names, ${JSON.stringify(script)}, does not${windows}`;
+    }
+    const loader = elfInterpreter(head);
+    if (loader === undefined || files.realPath(loader) !== undefined) return undefined;
+    return `${path} exists, but the dynamic loader it needs, ${JSON.stringify(loader)} (its ELF interpreter), does not: ` +
+      `it was built for another C library (glibc, musl) or needs one the system or image lacks; link it statically or build it for this one`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file `program` names: a path (with a /) as it is, else the first match on PATH. */
+function findProgram(program: string, pathVariable: string | undefined, files: Files): string | undefined {
+  if (program.includes("/")) return files.realPath(program) === undefined ? undefined : program;
+  for (const dir of (pathVariable ?? "").split(":")) {
+    const candidate = `${dir === "" ? "." : dir}/${program}`;
+    if (files.realPath(candidate) !== undefined) return candidate;
+  }
+  return undefined;
+}
+
+async function readHead(path: string, files: Files): Promise<Uint8Array | undefined> {
+  const file = await files.openFile(path);
+  if (typeof file === "string") return undefined;
+  if (file.size === 0) {
+    file.close();
+    return undefined;
+  }
+  const response = file.response(0, Math.min(file.size, HEAD_BYTES) - 1, {});
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The interpreter of a #! line, as the kernel takes it: up to the first space, tab or newline (a \r included). */
+export function shebangInterpreter(head: Uint8Array): string | undefined {
+  if (head[0] !== 0x23 || head[1] !== 0x21) return undefined;
+  let start = 2;
+  while (head[start] === 0x20 || head[start] === 0x09) start++;
+  let end = start;
+  while (end < head.length && head[end] !== 0x20 && head[end] !== 0x09 && head[end] !== 0x0a) end++;
+  return end > start ? new TextDecoder().decode(head.subarray(start, end)) : undefined;
+}
+
+/** The PT_INTERP path of an ELF file whose program headers and interpreter lie in `head`. */
+export function elfInterpreter(head: Uint8Array): string | undefined {
+  if (head.length < 52 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) return undefined;
+  const wide = head[4] === 2;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const little = head[5] === 1;
+  const word = (at: number) => (wide ? Number(view.getBigUint64(at, little)) : view.getUint32(at, little));
+  const phoff = word(wide ? 0x20 : 0x1c);
+  const phentsize = view.getUint16(wide ? 0x36 : 0x2a, little);
+  const phnum = view.getUint16(wide ? 0x38 : 0x2c, little);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + phentsize > head.length) return undefined;
+    if (view.getUint32(at, little) !== PT_INTERP) continue;
+    const offset = word(at + (wide ? 8 : 4));
+    const size = word(at + (wide ? 32 : 16));
+    if (offset + size > head.length || size === 0) return undefined;
+    const bytes = head.subarray(offset, offset + size);
+    const nul = bytes.indexOf(0);
+    return new TextDecoder().decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  }
+  return undefined;
+}
