@@ -438,7 +438,7 @@ export class Supervisor {
 
   /** SIGKILLs what an exited child left in its process group (background jobs), if anything. */
   #killLeftovers(child: ChildProcess): void {
-    if (!child.killGroup("SIGKILL")) return;
+    if (!child.groupAlive() || !child.killGroup("SIGKILL")) return;
     log.lifecycle.warn("Child exited but left processes in its group; killed them", {
       event: "child.leftovers-killed",
       pgid: child.pid,

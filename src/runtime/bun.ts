@@ -1,5 +1,6 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
+import { readdirSync, readFileSync } from "node:fs";
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
 import { environmentAsGiven, releaseHeldSignals, startOverTuned } from "./allocator-bun.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
@@ -7,6 +8,7 @@ import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
+import { liveProcessInGroup } from "./process-group.ts";
 import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
@@ -145,12 +147,22 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
     },
     groupAlive(): boolean {
       try {
-        return process.kill(-proc.pid, 0);
+        process.kill(-proc.pid, 0);
       } catch {
         return false;
       }
+      // kill() also counts a zombie of the group that init has not collected yet.
+      return liveProcessInGroup(proc.pid, () => readdirSync("/proc"), readProcStat) ?? true;
     },
   };
+}
+
+function readProcStat(pid: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined; // exited meanwhile
+  }
 }
 
 async function probeTcp(hostname: string, port: number): Promise<boolean> {

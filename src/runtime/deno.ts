@@ -15,6 +15,7 @@ import { isPermissionDenied, readErrorCode } from "../read-errors.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
+import { liveProcessInGroup } from "./process-group.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { sameObject } from "./shared-output.ts";
@@ -79,12 +80,21 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
       try {
         // Signal 0 checks without signalling; Deno.kill takes it, though its type names only signals.
         Deno.kill(-child.pid, 0 as unknown as Deno.Signal);
-        return true;
       } catch {
         return false;
       }
+      // kill() also counts a zombie of the group that init has not collected yet.
+      return liveProcessInGroup(child.pid, () => Array.from(Deno.readDirSync("/proc"), (entry) => entry.name), readProcStat) ?? true;
     },
   };
+}
+
+function readProcStat(pid: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined; // exited meanwhile
+  }
 }
 
 async function probeTcp(hostname: string, port: number): Promise<boolean> {

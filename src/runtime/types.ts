@@ -174,9 +174,9 @@ export interface ChildProcess {
   /** Signals the child's whole process group; false when no process of it remains. */
   killGroup(signal: ChildSignal): boolean;
   /**
-   * Whether a process of the child's group remains (signal 0). An orphan of the group that
-   * has exited counts until init collects it: at once under systemd, Docker's init or sluice
-   * as PID 1.
+   * Whether a process of the child's group remains that has not exited (signal 0, then
+   * /proc: an orphan of the group that has exited stays a zombie until init collects it,
+   * which an init may do late or never). Without /proc, signal 0 alone.
    */
   groupAlive(): boolean;
 }

@@ -525,6 +525,43 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
     await groupGone(pgid);
   }, 60_000);
 
+  describe("under an init that collects orphans late (tests/fixtures/late-init.py)", () => {
+    // An orphan of the child's group that has exited stays a zombie until init collects it,
+    // and kill(-pgid, 0) counts it: the group looked alive, though nothing in it ran.
+    const underLateInit: Target = { ...target, command: ["python3", join(import.meta.dir, "../fixtures/late-init.py"), ...target.command] };
+    // A background job of a shell that exited at once: an orphan, which exits 200 ms later. Then the app.
+    const child = ["sh", "-c", `sh -c 'sleep 0.2 &'; exec "$0" "$1"`, ...FIXTURE_APP];
+    const onlyZombies = async (pgid: number) => {
+      await until(() => groupProcesses(pgid).every((p) => p.state === "Z" || p.pid === pgid), 10_000, "the orphan exited");
+      expect(groupProcesses(pgid).filter((p) => p.pid !== pgid).map((p) => p.state)).toEqual(["Z"]);
+    };
+
+    test("stop: a group whose processes all exited, though init has not collected them all, is gone: no SIGKILL, exit 0", async () => {
+      const sluice = await startSluice(underLateInit, { args: [...QUICK_STOP, "--stop-timeout", "2s"], child });
+      await onlyZombies(sluice.childPid!);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+      expect(sluice.events("child.kill")).toEqual([]);
+      const last = sluice.records.at(-1)!;
+      expect(last).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0 });
+      expect((last.phases as Record<string, number>)["stop-child"]).toBeLessThan(1500);
+    }, 60_000);
+
+    test("--restart: a crashed child whose group holds only exited processes is restarted without a child.leftovers-killed record", async () => {
+      const sluice = await startSluice(underLateInit, {
+        args: [...QUICK_STOP, "--restart", "on-failure"],
+        env: { APP_EXIT_AFTER_MS: "1500", APP_EXIT_CODE: "1" },
+        child,
+      });
+      const first = sluice.childPid!;
+      await onlyZombies(first);
+      await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== first);
+      expect(sluice.events("child.leftovers-killed")).toEqual([]);
+      sluice.signal("SIGTERM");
+      await sluice.exitCode();
+    }, 60_000);
+  });
+
   test("at --log-level warning, a stop that had to SIGKILL still ends with its shutdown complete record; a clean one stays quiet", async () => {
     const run = async (env: Record<string, string>) => {
       const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--stop-timeout", "500ms", "--log-level", "warning"], env, waitReady: false });
