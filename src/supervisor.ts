@@ -223,7 +223,7 @@ export class Supervisor {
         throw new ChildStartError(`The child did not become ready ${readiness.within} (${await readiness.whyNotReady(child)})`);
       }
       if (!this.#shouldRestart(outcome)) throw new ChildStartError(await readiness.exitedBeforeReady(child, outcome), outcome);
-      this.#killLeftovers(child.process);
+      await this.#killLeftovers(child.process);
       exitedBefore = outcome;
       if (!(await this.#backoff())) return;
     }
@@ -327,7 +327,7 @@ export class Supervisor {
       // an app under a wrapper script without exec, a master's workers still shutting down.
       if (status !== undefined) await this.#untilGroupGone(process, deadline, cut);
       let killed = 0;
-      if (status === undefined || process.groupAlive()) {
+      if (status === undefined || (await process.groupAlive())) {
         const what = status === undefined ? "Child" : "Child exited but its process group is";
         log.lifecycle.warn(`${what} still running after {timeoutMs}ms; sending SIGKILL to its process group`, {
           event: "child.kill",
@@ -363,7 +363,7 @@ export class Supervisor {
 
   /** Waits until no process of the child's group remains, the deadline passes or `cut` aborts. */
   async #untilGroupGone(child: ChildProcess, deadline: number, cut: AbortSignal): Promise<void> {
-    while (child.groupAlive() && !cut.aborted && performance.now() < deadline) {
+    while ((await child.groupAlive()) && !cut.aborted && performance.now() < deadline) {
       await sleep(Math.min(GROUP_POLL_MS, deadline - performance.now()), cut);
     }
   }
@@ -425,7 +425,7 @@ export class Supervisor {
     }
     if (performance.now() - readyAt >= STABLE_RUN_MS) this.#attempt = 0;
     // What the old child left behind could hold its port or pile up across restarts.
-    this.#killLeftovers(child.process);
+    await this.#killLeftovers(child.process);
     try {
       if ((await this.#backoff()) && (await this.#replacementStopped())) await this.start();
       else if (!this.#stopping.signal.aborted) this.#resolveExited({ kind: "exited", status }); // the stop began during the backoff
@@ -437,8 +437,8 @@ export class Supervisor {
   }
 
   /** SIGKILLs what an exited child left in its process group (background jobs), if anything. */
-  #killLeftovers(child: ChildProcess): void {
-    if (!child.groupAlive() || !child.killGroup("SIGKILL")) return;
+  async #killLeftovers(child: ChildProcess): Promise<void> {
+    if (!(await child.groupAlive()) || !child.killGroup("SIGKILL")) return;
     log.lifecycle.warn("Child exited but left processes in its group; killed them", {
       event: "child.leftovers-killed",
       pgid: child.pid,

@@ -1,6 +1,5 @@
 /** @module The Bun adapter: fills the Runtime interface with Bun.* and Bun's process global. */
 
-import { readdirSync, readFileSync } from "node:fs";
 import type { ChildProcess, ChildSignal, ExitStatus, HttpListener, HttpServerLimits, Runtime, ServeOptions } from "./types.ts";
 import { environmentAsGiven, releaseHeldSignals, startOverTuned } from "./allocator-bun.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
@@ -145,21 +144,24 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
         return false; // ESRCH: no process of the group remains.
       }
     },
-    groupAlive(): boolean {
+    async groupAlive(): Promise<boolean> {
       try {
         process.kill(-proc.pid, 0);
       } catch {
         return false;
       }
       // kill() also counts a zombie of the group that init has not collected yet.
-      return liveProcessInGroup(proc.pid, () => readdirSync("/proc"), readProcStat) ?? true;
+      return (await liveProcessInGroup(proc.pid, () => PIDS.scanSync({ cwd: "/proc", onlyFiles: false }), readProcStat)) ?? true;
     },
   };
 }
 
-function readProcStat(pid: string): string | undefined {
+/** The names in /proc that are process ids. */
+const PIDS = new Bun.Glob("[0-9]*");
+
+async function readProcStat(pid: string): Promise<string | undefined> {
   try {
-    return readFileSync(`/proc/${pid}/stat`, "latin1");
+    return await Bun.file(`/proc/${pid}/stat`).text();
   } catch {
     return undefined; // exited meanwhile
   }

@@ -76,7 +76,7 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
         return false; // ESRCH: no process of the group remains.
       }
     },
-    groupAlive(): boolean {
+    async groupAlive(): Promise<boolean> {
       try {
         // Signal 0 checks without signalling; Deno.kill takes it, though its type names only signals.
         Deno.kill(-child.pid, 0 as unknown as Deno.Signal);
@@ -84,14 +84,14 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
         return false;
       }
       // kill() also counts a zombie of the group that init has not collected yet.
-      return liveProcessInGroup(child.pid, () => Array.from(Deno.readDirSync("/proc"), (entry) => entry.name), readProcStat) ?? true;
+      return (await liveProcessInGroup(child.pid, () => Array.from(Deno.readDirSync("/proc"), (entry) => entry.name), readProcStat)) ?? true;
     },
   };
 }
 
-function readProcStat(pid: string): string | undefined {
+async function readProcStat(pid: string): Promise<string | undefined> {
   try {
-    return Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return await Deno.readTextFile(`/proc/${pid}/stat`);
   } catch {
     return undefined; // exited meanwhile
   }

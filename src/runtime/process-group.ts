@@ -10,20 +10,23 @@
  * when it lists none; undefined when /proc cannot be listed (not Linux). `list` gives the
  * names in /proc, `readStat` the text of /proc/<pid>/stat (undefined when it is gone).
  */
-export function liveProcessInGroup(pgid: number, list: () => Iterable<string>, readStat: (pid: string) => string | undefined): boolean | undefined {
-  let names: string[];
+export async function liveProcessInGroup(
+  pgid: number,
+  list: () => Iterable<string>,
+  readStat: (pid: string) => Promise<string | undefined>,
+): Promise<boolean | undefined> {
+  let pids: number[];
   try {
-    names = Array.from(list());
+    pids = Array.from(list(), Number).filter((pid) => Number.isInteger(pid));
   } catch {
     return undefined;
   }
-  // Newest first (/proc lists pids in ascending order): the group's processes are most
-  // likely among them, and a live one ends the look early, each 50 ms of a stop's wait.
-  for (let i = names.length - 1; i >= 0; i--) {
-    const name = names[i]!;
-    const first = name.charCodeAt(0);
-    if (first < 0x30 || first > 0x39) continue; // not a pid
-    const stat = readStat(name);
+  if (pids.length === 0) return undefined; // no /proc: it would list this process at least
+  // Newest first: the group's processes are most likely among them, and a live one ends the
+  // look early, each 50 ms of a stop's wait.
+  pids.sort((a, b) => b - a);
+  for (const pid of pids) {
+    const stat = await readStat(String(pid));
     if (stat === undefined) continue;
     // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
     const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);

@@ -178,7 +178,7 @@ export interface ChildProcess {
    * /proc: an orphan of the group that has exited stays a zombie until init collects it,
    * which an init may do late or never). Without /proc, signal 0 alone.
    */
-  groupAlive(): boolean;
+  groupAlive(): Promise<boolean>;
 }
 
 /**
