@@ -562,6 +562,30 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(upstream["x-request-start"]).not.toBe("t=1");
   }, 60_000);
 
+  test("forwarding headers named with underscores (X_Forwarded_Ssl) never reach the app, from any peer", async () => {
+    // A CGI-style server (Rack under Puma before 6.4.3, wsgiref) maps "_" and "-" alike: the
+    // alias would be the header itself to the app (X_Forwarded_Ssl: on made Rack take https).
+    const aliases = {
+      x_forwarded_ssl: "on",
+      x_forwarded_port: "8443",
+      "x-forwarded_proto": "https",
+      x_forwarded_host: "spoofed.example",
+      x_forwarded_for: "203.0.113.9",
+      x_forwarded_prefix: "/evil",
+      x_forwarded_scheme: "https",
+      x_request_start: "t=1",
+      x_custom_thing: "kept",
+    };
+    for (const args of [[], ["--trusted-proxies", "127.0.0.1"]]) {
+      const sluice = await startSluice(target, { args });
+      const response = await fetch(`${sluice.url}/echo`, { headers: aliases });
+      const upstream = ((await response.json()) as Echo).headers;
+      expect(Object.keys(upstream).filter((name) => name.includes("_"))).toEqual(["x_custom_thing"]);
+      expect(upstream["x-forwarded-for"]).toBe("127.0.0.1");
+      expect(upstream["x-forwarded-proto"]).toBe("http");
+    }
+  }, 60_000);
+
   test("on a dual-stack listener (--http-host ::) an IPv4 client is forwarded and logged as IPv4, an IPv6 one as IPv6", async () => {
     const sluice = await startSluice(target, { args: ["--http-host", "::"] });
     for (const [host, expected] of [["127.0.0.1", "127.0.0.1"], ["[::1]", "::1"]] as const) {

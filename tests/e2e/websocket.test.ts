@@ -118,6 +118,23 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 90_000);
 
+  test("the handshake drops forwarding headers named with underscores (X_Forwarded_Ssl), from any peer, as a request does", async () => {
+    for (const args of [[], ["--trusted-proxies", "127.0.0.1"]]) {
+      const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", ...args], child: WS_APP });
+      const headers = { x_forwarded_ssl: "on", x_forwarded_port: "8443", "x-forwarded_proto": "https", x_forwarded_for: "203.0.113.9", x_custom_thing: "kept" };
+      const client = new Client(wsUrl(sluice.url, "/ws"), { headers });
+      await client.opened;
+      client.ws.send("headers");
+      const seen = JSON.parse(await client.next() as string) as Record<string, string>;
+      expect(Object.keys(seen).filter((name) => name.includes("_"))).toEqual(["x_custom_thing"]);
+      expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+      expect(seen["x-forwarded-proto"]).toBe("http");
+      client.ws.close();
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }
+  }, 60_000);
+
   test("a refused upgrade reaches the client as the child's own answer", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP });
     const answer = await rawHandshake(sluice.httpPort, "/refuse");
