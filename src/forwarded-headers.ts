@@ -47,16 +47,19 @@ export const SET_BY_THE_PROXY: ReadonlySet<string> = new Set([
   "tracestate",
 ]);
 
-/*
- * UNDERSCORE_ALIASES: a request header named as one of SET_BY_THE_PROXY with underscores for
- * some of its dashes (X_Forwarded_Ssl, X-Forwarded_Proto) is dropped, from every peer. A
- * server that hands the app CGI-style variables (Rack under Puma before 6.4.3 and 5.6.9,
- * Python's wsgiref, other WSGI and CGI servers) maps "-" and "_" alike to HTTP_X_FORWARDED_SSL,
- * so the alias would reach the app as the header itself: from any client, `X_Forwarded_Ssl: on`
- * made Rack take the request for https and `X_Forwarded_Port` set its port (CVE-2024-45614 in
- * Puma; nginx drops names with underscores by default for the same reason). No proxy sends
- * these names, so a trusted one's are a client's passed on: they go too.
+/**
+ * A request header named as one of SET_BY_THE_PROXY with underscores for some of its dashes
+ * (X_Forwarded_Ssl, X-Forwarded_Proto): dropped, from every peer. A server that hands the app
+ * CGI-style variables (Rack under Puma before 6.4.3 and 5.6.9, Python's wsgiref, other WSGI
+ * and CGI servers) maps "-" and "_" alike to HTTP_X_FORWARDED_SSL, so the alias would reach
+ * the app as the header itself: from any client, `X_Forwarded_Ssl: on` made Rack take the
+ * request for https and `X_Forwarded_Port` set its port (CVE-2024-45614 in Puma; nginx drops
+ * names with underscores by default for the same reason). No proxy sends these names, so a
+ * trusted one's are a client's passed on: they go too.
  */
+function isUnderscoreAlias(name: string): boolean {
+  return name.includes("_") && SET_BY_THE_PROXY.has(name.replaceAll("_", "-"));
+}
 
 /** Sets a field, replacing every field of that name. */
 export function setField(fields: HeaderFields, name: string, value: string): void {
@@ -125,7 +128,7 @@ export function downstreamResponseFields(fields: HeaderFields, requestId: string
  * X-Forwarded-For/-Proto/-Host, X-Request-Id and X-Request-Start. Incoming X-Forwarded-*
  * and Forwarded headers are extended only when the peer is a trusted proxy; otherwise
  * they are replaced, so a client cannot spoof its address. Names of those with underscores
- * for dashes are dropped from every peer (UNDERSCORE_ALIASES above).
+ * for dashes are dropped from every peer (isUnderscoreAlias).
  */
 export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields {
   const headers = exchange.request.headers;
@@ -140,7 +143,7 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
   let host: string | undefined;
   headers.forEach((value, name) => {
     if (HOP_BY_HOP_NAMES.has(name) || named?.has(name)) return;
-    if (name.includes("_") && SET_BY_THE_PROXY.has(name.replaceAll("_", "-"))) return; // UNDERSCORE_ALIASES
+    if (isUnderscoreAlias(name)) return;
     switch (name) {
       case "x-forwarded-for":
         forwardedFor = value;
