@@ -12,7 +12,8 @@
 #                      -- docker kill --signal=USR2 CONTAINER
 #
 # Exits 0 when the rolling restart succeeded (the new child serves), 1 when it failed or was
-# skipped (the old child goes on serving; sluice's log says why), 2 when it cannot tell
+# skipped (sluice's log says why: the old child goes on serving, unless the new one exited
+# after it took over), 2 when it cannot tell
 # (a usage error, /metrics unreadable, the command failed, sluice went away, the timeout).
 # Needs curl. Start one deploy at a time: sluice runs SIGUSR2s one after the other.
 set -u
@@ -57,5 +58,5 @@ went_up=$(printf '%s\n' "$now" | while read -r result count; do
 done)
 case " $went_up" in
   " ok ") echo "rolling restart ok: the new child serves"; exit 0 ;;
-  *) echo "rolling restart: ${went_up% } (the old child goes on serving; sluice's log, event \"rolling-restart\", says why)" >&2; exit 1 ;;
+  *) echo "rolling restart: ${went_up% } (sluice's log, event \"rolling-restart\", says why)" >&2; exit 1 ;;
 esac

@@ -5,6 +5,7 @@
  */
 
 import type { Config } from "./config.ts";
+import type { ExitStatus } from "./runtime/types.ts";
 import { log } from "./log.ts";
 import type { Readiness } from "./readiness.ts";
 import type { DrainResult, Server } from "./server.ts";
@@ -107,6 +108,7 @@ export class RollingRestarts {
    * to --drain-timeout, then they are cut as at a stop's drain deadline); only then does the
    * old child get --stop-signal, and SIGKILL after --stop-timeout. A new child that is not
    * ready within --ready-timeout is stopped the same way, and the old one goes on serving.
+   * A new child that exits after the switch, before the old one is stopped, fails it too.
    * Never throws.
    */
   async #run(): Promise<void> {
@@ -151,6 +153,9 @@ export class RollingRestarts {
     }
     // New requests go to the new child from now on: wait for those the old one has in flight.
     const { previous, current } = replacement;
+    // The new code may crash once it serves: then this rolling restart did not deploy it.
+    let newChildExit: ExitStatus | undefined;
+    void current.exited.then((exit) => (newChildExit = exit));
     const switched = { phase: "switched", pid: previous.process.pid, newPid: current.process.pid, port: current.target.port, oldChildSignalled: false } as const;
     this.#progress = switched;
     status(`rolling restart: child ${current.process.pid} on port ${current.target.port} serves; child ${previous.process.pid} finishes its requests`);
@@ -166,11 +171,7 @@ export class RollingRestarts {
     upstream.closeIdle(old.hostname, old.port);
     const result = await supervisor.retire(previous, stopSignal, stopTimeout, fastStop);
     if (stopped.aborted) return;
-    metrics.rollingRestarts.inc({ result: "ok" });
-    status(`last rolling restart ok: child ${current.process.pid} on port ${current.target.port} replaced child ${previous.process.pid}`);
-    log.lifecycle.info("Rolling restart complete: child {newPid} on port {port} replaced child {pid}", {
-      event: "rolling-restart",
-      result: "ok",
+    const counts = {
       pid: previous.process.pid,
       newPid: current.process.pid,
       port: current.target.port,
@@ -180,6 +181,17 @@ export class RollingRestarts {
       cacheCleared,
       killed: result.killed,
       exitCode: result.status?.code ?? null,
-    });
+    };
+    if (newChildExit) {
+      // Its restart (--restart) runs the new code again; without one, sluice is stopping.
+      metrics.rollingRestarts.inc({ result: "failed" });
+      const reason = `The new child (pid ${current.process.pid}, PORT=${current.target.port}) exited with code ${newChildExit.code} after it took over; child ${previous.process.pid} was stopped all the same after its drain`;
+      status(`last rolling restart failed: ${reason}`);
+      log.lifecycle.error("Rolling restart failed: {reason}", { event: "rolling-restart", result: "failed", ...counts, reason });
+      return;
+    }
+    metrics.rollingRestarts.inc({ result: "ok" });
+    status(`last rolling restart ok: child ${current.process.pid} on port ${current.target.port} replaced child ${previous.process.pid}`);
+    log.lifecycle.info("Rolling restart complete: child {newPid} on port {port} replaced child {pid}", { event: "rolling-restart", result: "ok", ...counts });
   }
 }

@@ -637,14 +637,14 @@ function check(o: Outcome): void {
   const retiredBy = new Map<number, Rollout>();
   for (const rollout of rollouts) {
     // An interrupted one may have signalled its old child before the stop began.
-    if (rollout.result?.result === "ok" || rollout.result?.oldChildSignalled === true) retiredBy.set(rollout.oldPid, rollout);
-    if (rollout.result?.result === "failed" && rollout.newPid !== undefined) retiredBy.set(rollout.newPid, rollout);
+    if (rollout.result?.result === "ok" || rollout.result?.oldChildSignalled === true || tookOver(rollout)) retiredBy.set(rollout.oldPid, rollout);
+    else if (rollout.result?.result === "failed" && rollout.newPid !== undefined) retiredBy.set(rollout.newPid, rollout);
   }
   const cutStop = complete !== undefined && ((complete.aborted as number) > 0 || complete.fast === true);
   for (const term of o.childRecords.filter((r) => r.event === "term")) {
     const retired = retiredBy.get(term.pid as number);
     if (retired) {
-      const aborted = retired.result!.result === "failed" ? 0 : (retired.result!.aborted as number);
+      const aborted = retired.result!.result === "failed" && !tookOver(retired) ? 0 : (retired.result!.aborted as number);
       if ((term.inFlight as number) > 0 && aborted === 0) finding("a child stopped by a rolling restart got its stop signal with requests in flight", { term, result: retired.result });
       continue;
     }
@@ -655,6 +655,11 @@ function check(o: Outcome): void {
   }
 
   checkAnswers(o, complete, rollouts, finding, note, stopAt);
+}
+
+/** A rolling restart that failed because its new child exited after it took over: its old child was retired as for ok. */
+function tookOver(rollout: Rollout): boolean {
+  return rollout.result?.result === "failed" && / exited with code \d+ after it took over;/.test(String(rollout.result.reason));
 }
 
 /** One rolling restart, from its records: the begin, its new child's start and ready, its result. */
@@ -712,8 +717,9 @@ function checkRollouts(o: Outcome, rollouts: Rollout[], complete: Record<string,
   // exited, and no child was ready since: a rolling restart's old child or a new one that
   // never served does not count).
   const readyIndex = o.seen.findIndex((s) => s.record.event === "ready");
-  const neverServed = new Set(rollouts.filter((r) => r.result?.result === "failed" || r.result?.result === "abandoned").map((r) => r.newPid));
-  const notServing = new Set(rollouts.flatMap((r) => [r.result?.result === "ok" || r.result?.result === "interrupted" ? r.oldPid : undefined, r.result?.result === "ok" || r.result?.result === "interrupted" ? undefined : r.newPid]));
+  const neverServed = new Set(rollouts.filter((r) => (r.result?.result === "failed" && !tookOver(r)) || r.result?.result === "abandoned").map((r) => r.newPid));
+  const switched = (r: Rollout): boolean => r.result?.result === "ok" || r.result?.result === "interrupted" || tookOver(r);
+  const notServing = new Set(rollouts.flatMap((r) => [switched(r) ? r.oldPid : undefined, switched(r) ? undefined : r.newPid]));
   o.seen.forEach(({ record }, index) => {
     if (record.event !== "rolling-restart" || record.result !== "skipped") return;
     if (/not ready yet/.test(String(record.reason))) {
@@ -733,7 +739,7 @@ function checkRollouts(o: Outcome, rollouts: Rollout[], complete: Record<string,
     }
     const kind = String(result.result);
     if (result.pid !== rollout.oldPid) finding("a rolling restart's result names another old child", detail);
-    if ((kind === "ok" || kind === "interrupted") && (result.newPid !== rollout.newPid || result.port !== rollout.newPort || rollout.newReadyIndex === undefined)) {
+    if ((kind === "ok" || kind === "interrupted" || tookOver(rollout)) && (result.newPid !== rollout.newPid || result.port !== rollout.newPort || rollout.newReadyIndex === undefined)) {
       finding(`a rolling restart ${kind} whose new child is not the one started and ready`, detail);
     }
     if ((kind === "abandoned" || kind === "interrupted") && !before(stopIndex, rollout.resultIndex!)) finding(`a rolling restart ${kind} with no stop begun`, detail);
@@ -746,6 +752,9 @@ function checkRollouts(o: Outcome, rollouts: Rollout[], complete: Record<string,
         else if (behaviour !== "exit" && behaviour !== "ignore-port" && !killed(rollout.newPid)) finding("a rolling restart failed for the exit of a new child that did not exit on its own", detail);
       } else if (/ was not ready within --ready-timeout /.test(reason)) {
         if (behaviour !== "never-ready" && behaviour !== "ignore-port" && behaviour !== "slow-ready") finding("a rolling restart failed for the readiness of a new child that gets ready", detail);
+      } else if (tookOver(rollout)) {
+        if (!before(exitIndex(rollout.newPid), rollout.resultIndex!)) finding("a rolling restart failed for a new child's exit (after it took over) not seen", detail);
+        if (!before(exitIndex(rollout.oldPid), rollout.resultIndex!)) finding("a rolling restart failed after the switch before its old child exited", detail);
       } else if (/ exited meanwhile$/.test(reason)) {
         if (!before(exitIndex(rollout.oldPid), rollout.resultIndex!)) finding("a rolling restart failed for an old child's exit not seen", detail);
       } else finding("a rolling restart failed for an unexpected reason", detail);

@@ -2,12 +2,12 @@
  * @module SIGUSR2's rolling restart against what else happens meanwhile, end to end on both
  * targets (the races scripts/fuzz/lifecycle.ts fires at): the old child dying on a request
  * after requests moved to the new child; the old child crashing while a new child that
- * ignores PORT waits to take its port.
+ * ignores PORT waits to take its port; the new child exiting after it took over.
  */
 
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { alive, BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { alive, appStartingDifferently, BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
 
@@ -67,6 +67,38 @@ for (const target of TARGETS) {
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(restarted.pid));
       expect(alive(-(started.pid as number))).toBe(false);
       expect(sluice.events("child.restart-failed")).toEqual([]);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode()).toBe(0);
+    }, 120_000);
+
+    // It was counted ok, its record and STATUS= said "child <dead pid> replaced child <old>",
+    // and deploy/rolling-restart.sh said "the new child serves" while the new code crashed.
+    test("the new child exiting after it took over, while the old child finishes its requests: the rolling restart failed, saying so (--restart on-failure)", async () => {
+      const crashed = join(tempDir(), "crashed");
+      const sluice = await startSluice(target, {
+        args: ["--shutdown-delay", "0", "--restart", "on-failure"],
+        // The second child (the rolling restart's new one) exits 3 half a second after it started; the ones after it stay.
+        child: appStartingDifferently(`if [ ! -e ${crashed} ]; then touch ${crashed}; export APP_EXIT_AFTER_MS=500 APP_EXIT_CODE=3; fi`),
+      });
+      const oldPid = sluice.childPid!;
+      // Keeps the old child's drain going past the new child's exit.
+      const slow = fetch(`${sluice.url}/slow?ms=2500`).then(async (r) => `${r.status} ${await r.text()}`);
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 1, 10_000, "the slow request in flight");
+      sluice.signal("SIGUSR2");
+      const started = await sluice.waitFor((r) => r.event === "child.started" && r.pid !== oldPid, 30_000);
+      const record = await sluice.waitFor("rolling-restart", 30_000);
+      expect(await slow).toBe("200 slow 2500\n");
+      expect(record).toMatchObject({ result: "failed", pid: oldPid, newPid: started.pid, drained: 1, aborted: 0, killed: 0 });
+      expect(record.reason).toBe(
+        `The new child (pid ${started.pid}, PORT=${record.port}) exited with code 3 after it took over; child ${oldPid} was stopped all the same after its drain`,
+      );
+      const metrics = await readMetrics(sluice);
+      expect(metrics['sluice_rolling_restarts_total{result="ok"}']).toBe(0);
+      expect(metrics['sluice_rolling_restarts_total{result="failed"}']).toBe(1);
+      // The new code, restarted, serves.
+      const restarted = await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== oldPid && r.pid !== started.pid, 30_000);
+      expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(restarted.pid));
+      expect(alive(-oldPid)).toBe(false);
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);
