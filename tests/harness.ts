@@ -321,6 +321,31 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
   }
 }
 
+/** Processes of a process group, from /proc (zombies included, with state Z). */
+export function groupProcesses(pgid: number): { pid: number; state: string }[] {
+  const found: { pid: number; state: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid) found.push({ pid: Number(entry), state: state! });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/**
+ * True while a process of group `pgid` runs. One that exited counts no more, though it stays
+ * a zombie until init reaps it, which this machine's PID 1 does only every second or two:
+ * sluice counts its child's group so too (kill(-pgid, 0), `alive`, counts the zombies).
+ */
+export function groupRunning(pgid: number): boolean {
+  return groupProcesses(pgid).some((p) => p.state !== "Z" && p.state !== "X");
+}
+
 /** True when a process (or, with a negative pid, a process group) still exists. */
 export function alive(pid: number): boolean {
   try {

@@ -7,7 +7,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { alive, appStartingDifferently, BUN, freePort, readMetrics, ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { appStartingDifferently, BUN, freePort, groupRunning, readMetrics, ROOT, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
 
@@ -65,7 +65,7 @@ for (const target of TARGETS) {
       // The restarted child serves, on --target-port.
       const restarted = await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== oldPid && r.pid !== started.pid, 30_000);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(restarted.pid));
-      expect(alive(-(started.pid as number))).toBe(false);
+      expect(groupRunning(started.pid as number)).toBe(false);
       expect(sluice.events("child.restart-failed")).toEqual([]);
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
@@ -98,7 +98,7 @@ for (const target of TARGETS) {
       // The new code, restarted, serves.
       const restarted = await sluice.waitFor((r) => r.event === "child.ready" && r.pid !== oldPid && r.pid !== started.pid, 30_000);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(restarted.pid));
-      expect(alive(-oldPid)).toBe(false);
+      expect(groupRunning(oldPid)).toBe(false);
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);
     }, 120_000);

@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alive, appStartingDifferently, BUN, freePort, loadUntil, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
+import { appStartingDifferently, BUN, freePort, groupRunning, loadUntil, type LogRecord, readMetrics, ROOT, type Sluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
 
 const APP = join(ROOT, "tests/fixtures/app.ts");
 
@@ -57,7 +57,7 @@ for (const target of TARGETS) {
       expect(load.notReady).toBe(0);
       // The old child heard of its stop with nothing in flight, while sluice still served.
       expect(termProbes(records)).toEqual([{ probe: "term", sluicePort: "accepted", inFlight: 0 }]);
-      expect(alive(-oldPid)).toBe(false);
+      expect(groupRunning(oldPid)).toBe(false);
 
       // The new child listens on the port it was given, not --target-port.
       const env = await (await fetch(`${sluice.url}/env`)).json() as Record<string, string>;
@@ -100,8 +100,8 @@ for (const target of TARGETS) {
       const interrupted = sluice.events("rolling-restart");
       expect(interrupted).toMatchObject([{ result: "interrupted", pid: oldPid, oldChildSignalled: true, drained: 0, aborted: 0 }]);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 75, killed: 2 });
-      expect(alive(-oldPid)).toBe(false);
-      expect(alive(-(interrupted[0]!.newPid as number))).toBe(false);
+      expect(groupRunning(oldPid)).toBe(false);
+      expect(groupRunning(interrupted[0]!.newPid as number)).toBe(false);
     }, 120_000);
 
     test("the old child crashing during a rolling restart: --restart on-failure brings it back, held requests are served, the rolling restart fails saying why", async () => {
@@ -121,7 +121,7 @@ for (const target of TARGETS) {
       const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
       expect(record).toMatchObject({ result: "failed", pid: oldPid, newPid: replacement.pid });
       expect(record.reason).toBe(`The child it was to replace (pid ${oldPid}) exited meanwhile`);
-      await until(() => !alive(-(replacement.pid as number)), 15_000, "the replacement's group to be gone");
+      await until(() => !groupRunning(replacement.pid as number), 15_000, "the replacement's group to be gone");
       const restarted = sluice.events("child.started").at(-1)!;
       expect(restarted.pid).not.toBe(replacement.pid);
       expect(restarted.port).toBe(sluice.targetPort);
@@ -167,7 +167,7 @@ for (const target of TARGETS) {
       const record = await sluice.waitFor((r) => r.event === "rolling-restart", 60_000);
       expect(record).toMatchObject({ result: "failed", pid: oldPid });
       expect(record.reason).toMatch(/^The new child \(pid \d+, PORT=\d+\) exited with code [1-9]\d* before it was ready$/);
-      expect(alive(-(record.newPid as number))).toBe(false);
+      expect(groupRunning(record.newPid as number)).toBe(false);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
       expect((await fetch(`${sluice.adminUrl}/readyz`)).status).toBe(200);
       expect((await readMetrics(sluice))['sluice_rolling_restarts_total{result="failed"}']).toBe(1);
@@ -187,7 +187,7 @@ for (const target of TARGETS) {
       expect(record.reason).toContain("was not ready within --ready-timeout 1.5s");
       // It was stopped with --stop-signal, as a child is at a stop.
       // Its group can be gone a moment before sluice has reaped it and logged the exit.
-      await until(() => !alive(-(record.newPid as number)), 15_000, "the new child's group to be gone");
+      await until(() => !groupRunning(record.newPid as number), 15_000, "the new child's group to be gone");
       await sluice.waitFor((r) => r.event === "child.exited" && r.pid === record.newPid, 15_000);
       expect(sluice.events("child.exited").map((r) => r.pid)).toEqual([record.newPid]);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(oldPid));
@@ -333,8 +333,8 @@ for (const target of TARGETS) {
       expect(await sluice.exitCode()).toBe(0);
       expect(sluice.records.at(-1)).toMatchObject({ event: "shutdown.complete", exitCode: 0, killed: 0, childExitCode: 0 });
       expect(sluice.events("rolling-restart")).toMatchObject([{ result: "abandoned", pid: oldPid }]);
-      expect(alive(-oldPid)).toBe(false);
-      expect(alive(-(started.pid as number))).toBe(false);
+      expect(groupRunning(oldPid)).toBe(false);
+      expect(groupRunning(started.pid as number)).toBe(false);
     }, 120_000);
   });
 }

@@ -8,24 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  alive,
-  appStartingDifferently,
-  FIXTURE_APP,
-  freePort,
-  type LogRecord,
-  parseLogRecord,
-  refuses,
-  rssKiB,
-  runSluice,
-  type Sluice,
-  startSluice,
-  type Target,
-  TARGETS,
-  tempDir,
-  track,
-  until,
-} from "../harness.ts";
+import { alive, appStartingDifferently, FIXTURE_APP, freePort, groupProcesses, type LogRecord, parseLogRecord, refuses, rssKiB, runSluice, type Sluice, startSluice, type Target, TARGETS, tempDir, track, until } from "../harness.ts";
 import { elfInterpreter } from "../../src/spawn-failure.ts";
 
 /** No shutdown delay: for tests that stop sluice but are not about the stop. */
@@ -39,22 +22,6 @@ async function metricsText(sluice: Sluice): Promise<string> {
 async function metric(sluice: Sluice, name: string): Promise<number | undefined> {
   const line = (await metricsText(sluice)).split("\n").find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
-}
-
-/** Processes of a process group, from /proc (zombies included, with state Z). */
-function groupProcesses(pgid: number): { pid: number; state: string }[] {
-  const found: { pid: number; state: string }[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(pgrp) === pgid) found.push({ pid: Number(entry), state: state! });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 /** Waits until no process of the group exists; orphaned zombies count until init reaps them. */
