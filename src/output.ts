@@ -104,7 +104,7 @@ export class LineOutput {
     const limit = final ? this.#maxQueuedBytes * 1.5 : this.#maxQueuedBytes;
     // A string's UTF-16 length is at most its UTF-8 length: a cheap lower bound.
     if (this.#fullBytes + this.#length + (text ? chunk.length : chunk.byteLength) > limit && !(text && this.#finishing)) {
-      this.#dropped += typeof chunk === "string" ? 1 : countLines(chunk);
+      this.#dropped += text ? 1 : countLines(chunk);
       return;
     }
     if (typeof chunk === "string") {

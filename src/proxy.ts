@@ -10,7 +10,7 @@ import { downstreamResponseFields, upstreamRequestHeaders } from "./forwarded-he
 import { markGenerated, plainText } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
 import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
-import { IDEMPOTENT_METHODS, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
+import { IDEMPOTENT_METHODS, parseLength, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
 
 export interface ProxyOptions {
   /** Where the child listens now (a rolling restart moves it): read as each request goes out. */
@@ -103,7 +103,7 @@ export function proxy({
     // A length given twice with the same value, which both runtimes take, comes as "5000, 5000":
     // as a number, that was no length at all (NaN), and the request went to the app.
     const declared = incoming.headers.get("content-length");
-    const declaredLength = declared === null ? null : Number(declared.split(",", 1)[0]) || 0;
+    const declaredLength = declared === null ? null : (parseLength(declared) ?? 0);
     // bytesIn counts what is read of the body (countBody), never the length the client
     // declared: a claim of any size, which a 413 refuses without reading a byte.
     if (declaredLength !== null) {

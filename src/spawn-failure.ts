@@ -6,6 +6,7 @@
  * an Alpine system for a glibc build). The runtimes' messages then name only the program.
  */
 
+import { readErrorCode } from "./read-errors.ts";
 import type { Runtime } from "./runtime/types.ts";
 
 /** What is read of the program: a #! line, or an ELF header and its program headers. */
@@ -17,7 +18,7 @@ type Files = Pick<Runtime, "openFile" | "realPath">;
 /** True for an error of a spawn that execve(2) refused with ENOENT (Bun's code, Deno's NotFound). */
 export function isNotFound(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  return (error as { code?: unknown }).code === "ENOENT" || error.name === "NotFound" || /\(os error 2\)/.test(error.message);
+  return readErrorCode(error) === "ENOENT" || error.name === "NotFound" || /\(os error 2\)/.test(error.message);
 }
 
 /**
