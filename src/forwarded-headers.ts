@@ -29,6 +29,24 @@ const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 export const FROM_TRUSTED_PROXIES_ONLY: readonly string[] = ["forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix"];
 
 /**
+ * Headers other proxies and CDNs use to name the client's address, which apps and their
+ * middleware read before X-Forwarded-For (Rails' remote_ip reads Client-Ip and raises
+ * IpSpoofAttackError when it disagrees with X-Forwarded-For; Go's chi RealIP takes
+ * True-Client-IP, then X-Real-IP). Like FROM_TRUSTED_PROXIES_ONLY, only a trusted proxy's
+ * reach the app, or any client could name its own address; unlike them they are not part of
+ * the cache key (they differ per client, as X-Forwarded-For does).
+ */
+export const CLIENT_ADDRESS_HEADERS: readonly string[] = [
+  "x-real-ip",
+  "client-ip",
+  "true-client-ip",
+  "x-client-ip",
+  "x-cluster-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+];
+
+/**
  * Request headers whose value the app gets from sluice, whatever the client sent: set,
  * replaced or removed on the way (upstreamRequestHeaders below, X-Sendfile-Type in
  * middleware/x-sendfile.ts, the trace context in middleware/tracing.ts). Keep it in step
@@ -40,6 +58,7 @@ export const SET_BY_THE_PROXY: ReadonlySet<string> = new Set([
   "x-forwarded-proto",
   "x-forwarded-host",
   ...FROM_TRUSTED_PROXIES_ONLY,
+  ...CLIENT_ADDRESS_HEADERS,
   "x-request-id",
   "x-request-start",
   "x-sendfile-type",
@@ -127,7 +146,8 @@ export function downstreamResponseFields(fields: HeaderFields, requestId: string
  * client's own, less hop-by-hop ones, plus
  * X-Forwarded-For/-Proto/-Host, X-Request-Id and X-Request-Start. Incoming X-Forwarded-*
  * and Forwarded headers are extended only when the peer is a trusted proxy; otherwise
- * they are replaced, so a client cannot spoof its address. Names of those with underscores
+ * they are replaced, so a client cannot spoof its address; the other client-address
+ * headers (CLIENT_ADDRESS_HEADERS) are dropped. Names of those with underscores
  * for dashes are dropped from every peer (isUnderscoreAlias).
  */
 export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields {
@@ -164,7 +184,15 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
       case "x-forwarded-ssl":
       case "x-forwarded-scheme":
       case "x-forwarded-prefix":
-        if (!trusted) return; // FROM_TRUSTED_PROXIES_ONLY, in a switch: no lookup per header
+      case "x-real-ip":
+      case "client-ip":
+      case "true-client-ip":
+      case "x-client-ip":
+      case "x-cluster-client-ip":
+      case "cf-connecting-ip":
+      case "fastly-client-ip":
+        // FROM_TRUSTED_PROXIES_ONLY and CLIENT_ADDRESS_HEADERS, in a switch: no lookup per header
+        if (!trusted) return;
         break;
       case "host":
         // An empty Host (allowed, meaning no authority) goes as none: the upstream client

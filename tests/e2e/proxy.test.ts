@@ -586,6 +586,27 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     }
   }, 60_000);
 
+  test("client-address headers (X-Real-IP, Client-Ip, True-Client-IP ...) reach the app only from --trusted-proxies", async () => {
+    // Apps read these before X-Forwarded-For (Rails' remote_ip: Client-Ip; chi's RealIP:
+    // True-Client-IP, X-Real-IP): from any client they would name an address of its choosing.
+    const claimed = {
+      "x-real-ip": "203.0.113.1",
+      "client-ip": "203.0.113.2",
+      "true-client-ip": "203.0.113.3",
+      "x-client-ip": "203.0.113.4",
+      "x-cluster-client-ip": "203.0.113.5",
+      "cf-connecting-ip": "203.0.113.6",
+      "fastly-client-ip": "203.0.113.7",
+    };
+    const untrusted = await startSluice(target);
+    const dropped = ((await (await fetch(`${untrusted.url}/echo`, { headers: claimed })).json()) as Echo).headers;
+    for (const name of Object.keys(claimed)) expect(dropped[name]).toBeUndefined();
+    expect(dropped["x-forwarded-for"]).toBe("127.0.0.1");
+    const trusted = await startSluice(target, { args: ["--trusted-proxies", "127.0.0.1"] });
+    const kept = ((await (await fetch(`${trusted.url}/echo`, { headers: claimed })).json()) as Echo).headers;
+    for (const [name, value] of Object.entries(claimed)) expect(kept[name]).toBe(value);
+  }, 60_000);
+
   test("on a dual-stack listener (--http-host ::) an IPv4 client is forwarded and logged as IPv4, an IPv6 one as IPv6", async () => {
     const sluice = await startSluice(target, { args: ["--http-host", "::"] });
     for (const [host, expected] of [["127.0.0.1", "127.0.0.1"], ["[::1]", "::1"]] as const) {
