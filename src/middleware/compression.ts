@@ -101,8 +101,10 @@ function qValue(text: string): number {
 
 /**
  * The coding to answer with, from an Accept-Encoding value (RFC 9110 section 12.5.3): the
- * available coding with the highest q-value above 0, ties to the earlier one in `available`.
- * `*` covers codings not named; `x-gzip` means gzip; no header or an empty one means identity.
+ * available coding with the highest q-value above 0, ties to the earlier one in `available`,
+ * unless `identity` is named with a higher q-value than it (`identity;q=1, gzip;q=0.5`: the
+ * client prefers the bytes as they are). `*` covers codings not named; `x-gzip` means gzip;
+ * no header or an empty one means identity.
  */
 export function negotiateEncoding(acceptEncoding: string | null, available: readonly ContentEncoding[]): ContentEncoding | null {
   if (!acceptEncoding) return null;
@@ -126,7 +128,7 @@ export function negotiateEncoding(acceptEncoding: string | null, available: read
     const q = weights.get(encoding) ?? other;
     if (q > bestQ) [best, bestQ] = [encoding, q];
   }
-  return best;
+  return bestQ < (weights.get("identity") ?? 0) ? null : best;
 }
 
 /**

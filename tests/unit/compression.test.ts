@@ -64,6 +64,10 @@ describe("negotiateEncoding", () => {
     ["*, br;q=0", ALL, "zstd"],
     ["*;q=0", ALL, null],
     ["identity;q=1, *;q=0", ALL, null],
+    ["identity;q=1, gzip;q=0.5", ALL, null], // the client prefers the bytes as they are
+    ["gzip;q=0.5, identity;q=0.4", ALL, "gzip"],
+    ["gzip, identity", ALL, "gzip"], // a tie goes to compression
+    ["br;q=0.9, identity;q=0.8, *;q=0.1", ALL, "br"],
     ["gzip ; q=0.5 , br ; q=0.4", ALL, "gzip"], // whitespace around separators
     ["br;q=2, gzip", ALL, "gzip"], // malformed q counts as 0
     ["br;q=abc, gzip;q=0.1", ALL, "gzip"],
