@@ -157,6 +157,10 @@ export function parseCidrList(text: string): Cidr[] {
       const address = slash < 0 ? part : part.slice(0, slash);
       const prefixText = slash < 0 ? undefined : part.slice(slash + 1);
       const parsed = parseIp(address);
+      if (!parsed && /(?:^|[.:])0\d+(?:\.|$)/.test(address) && parseIp(address.replace(/(^|[.:])0+(?=\d)/g, "$1"))) {
+        // 010.0.0.0 is 8.0.0.0 to inet_aton and to many tools, 10.0.0.0 to others.
+        throw new RangeError(`"${part}" has an IPv4 octet with a leading zero, which tools read as octal or as decimal: write it without`);
+      }
       if (!parsed) throw new RangeError(`"${part}" is not an IP address or CIDR range`);
       const width = parsed.family === 4 ? 32 : 128;
       // Digits only: Number() would take "", " 8" or "0x8" too.
@@ -191,7 +195,7 @@ export function cidrsContain(networks: readonly Cidr[], address: string): boolea
 }
 
 function parseIpv4(text: string): bigint | undefined {
-  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(text)) return undefined;
+  if (!/^(?:(?:0|[1-9]\d{0,2})\.){3}(?:0|[1-9]\d{0,2})$/.test(text)) return undefined;
   const octets = text.split(".").map(Number);
   if (octets.some((o) => o > 255)) return undefined;
   return octets.reduce((acc, o) => (acc << 8n) | BigInt(o), 0n);

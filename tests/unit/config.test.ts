@@ -231,6 +231,14 @@ describe("CIDR lists", () => {
     expect(() => parseCidrList(text)).toThrow(RangeError);
   });
 
+  test.each(["010.0.0.0/8", "10.0.0.01", "::ffff:10.00.0.1"])("%p (a leading zero, octal to some tools) is refused, saying so", (text) => {
+    expect(() => parseCidrList(text)).toThrow(`"${text}" has an IPv4 octet with a leading zero`);
+  });
+
+  test("0 octets are fine", () => {
+    expect(parseCidrList("0.0.0.0/0, 10.0.0.0")).toHaveLength(2);
+  });
+
   test("IPv4 matching", () => {
     const nets = parseCidrList("10.0.0.0/8, 192.168.1.7");
     expect(cidrsContain(nets, "10.0.0.1")).toBe(true);
