@@ -5,6 +5,7 @@
  */
 
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
+import { parseHttpDate } from "../http-date.ts";
 
 /** Spans counted once their export ended; sluice_spans_exported_total / _dropped_total read them. */
 export interface SpanCounts {
@@ -23,11 +24,16 @@ export interface OtlpExporterOptions {
   counts?: SpanCounts;
 }
 
+/** The longest a receiver's Retry-After keeps exports back: a typo there must not end tracing. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
 /**
  * One export is one POST; a failed one (network error, timeout, non-2xx) is not retried and
- * its spans are counted as dropped. The only timer is each request's own timeout, cleared
- * when the request ends: an idle exporter holds nothing, and after shutdown() resolves no
- * request is pending.
+ * its spans are counted as dropped. A 429 or 503 with Retry-After is obeyed: until then,
+ * exports are dropped without a request (an overloaded receiver asked for less, not the same
+ * again; the OTLP specification asks clients to honour it). The only timer is each request's
+ * own timeout, cleared when the request ends: an idle exporter holds nothing, and after
+ * shutdown() resolves no request is pending.
  */
 export class OtlpExporter {
   static #live = 0;
@@ -44,6 +50,8 @@ export class OtlpExporter {
   readonly #timeoutMs: number;
   readonly #pending = new Set<Promise<void>>();
   #shutDown = false;
+  /** When a receiver's Retry-After ends (ms since the epoch); 0 when none holds. */
+  #quietUntil = 0;
 
   constructor({ url, headers = {}, timeoutMs = 10_000, counts = { exported: 0, dropped: 0 } }: OtlpExporterOptions) {
     // Fail here, on the pool's build path, rather than at the first export.
@@ -74,6 +82,11 @@ export class OtlpExporter {
       this.counts.dropped += count;
       return Promise.resolve({ code: ExportResultCode.FAILED, error: new Error("Cannot export spans: the exporter is shut down") });
     }
+    if (this.#quietUntil > Date.now()) {
+      this.counts.dropped += count;
+      const until = new Date(this.#quietUntil).toISOString();
+      return Promise.resolve({ code: ExportResultCode.FAILED, error: new Error(`OTLP receiver at ${this.#where} asked to wait until ${until} (Retry-After): spans dropped`) });
+    }
     // Off the pending list before the result is handed on, so the caller sees it ended; a
     // throwing callback is the caller's bug and must not become an unhandled rejection
     // (fatal on Deno) nor stop forceFlush(). #send itself never rejects.
@@ -96,7 +109,10 @@ export class OtlpExporter {
       const response = await fetch(this.url, { method: "POST", headers: this.#headers, body, signal: abort.signal });
       // Read the body (under the same timeout) so the connection can be reused; bounded.
       const text = await answerText(response);
-      if (!response.ok) throw new OtlpAnswerError(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
+      if (!response.ok) {
+        if (response.status === 429 || response.status === 503) this.#keepQuiet(response.headers.get("retry-after"));
+        throw new OtlpAnswerError(`OTLP receiver at ${this.#where} answered ${response.status}: ${text.slice(0, 200)}`);
+      }
       const rejected = Math.min(rejectedSpans(text), count);
       this.counts.exported += count - rejected;
       this.counts.dropped += rejected;
@@ -114,6 +130,14 @@ export class OtlpExporter {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Holds exports back for a Retry-After: delay-seconds or an HTTP-date, at most MAX_RETRY_AFTER_MS. */
+  #keepQuiet(retryAfter: string | null): void {
+    if (retryAfter === null) return;
+    const now = Date.now();
+    const until = /^\s*\d+\s*$/.test(retryAfter) ? now + Number(retryAfter) * 1000 : parseHttpDate(retryAfter, now);
+    if (until !== undefined && until > now) this.#quietUntil = Math.min(until, now + MAX_RETRY_AFTER_MS);
   }
 
   /** Resolves when every export started so far has ended (each is bounded by its timeout). */

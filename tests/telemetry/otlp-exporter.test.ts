@@ -170,6 +170,41 @@ test("counts spans exported, and dropped on an error answer, a partial success, 
   expect(refused.counts).toEqual({ exported: 0, dropped: 2 });
 });
 
+test("a 429 or 503 with Retry-After holds exports back until then, dropping their spans without a request", async () => {
+  const target = receiver();
+  const sender = exporter(target.tracesUrl);
+  target.status = 429;
+  target.retryAfter = "2";
+  expect((await exportNow(sender, twoSpans())).error?.message).toContain("answered 429");
+  target.status = 200;
+  const held = await exportNow(sender, twoSpans());
+  expect(held.code).toBe(ExportResultCode.FAILED);
+  expect(held.error?.message).toContain("asked to wait until");
+  expect(target.requests).toHaveLength(1); // the held export sent nothing
+  expect(sender.counts).toEqual({ exported: 0, dropped: 4 });
+  // Once the time has passed, exports go again (polled: a deadline, not a sleep).
+  const deadline = Date.now() + 10_000;
+  while ((await exportNow(sender, twoSpans())).code !== ExportResultCode.SUCCESS) {
+    expect(Date.now()).toBeLessThan(deadline);
+    await Bun.sleep(100);
+  }
+  expect(target.requests).toHaveLength(2);
+
+  // An HTTP-date works too; a 500's Retry-After, or a malformed one, holds nothing back.
+  target.status = 503;
+  target.retryAfter = new Date(Date.now() + 60_000).toUTCString();
+  await exportNow(sender, twoSpans());
+  expect((await exportNow(sender, twoSpans())).error?.message).toContain("asked to wait until");
+  const other = exporter(target.tracesUrl);
+  for (const [status, retryAfter] of [[500, "60"], [429, "soon"], [503, "-5"]] as const) {
+    target.status = status;
+    target.retryAfter = retryAfter;
+    await exportNow(other, twoSpans());
+    target.status = 200;
+    expect((await exportNow(other, twoSpans())).code).toBe(ExportResultCode.SUCCESS);
+  }
+});
+
 test("shutdown waits for the export in flight, then refuses new ones; nothing stays pending", async () => {
   const target = receiver();
   target.delayMs = 200;
