@@ -92,8 +92,9 @@ function rangeStillValid(header: string | null, etag: string, modifiedMs: number
  * The response for `request` from the file at `path`, or why there is none. The file is
  * opened first (on Bun: checked readable, see Runtime.openFile), so that a refusal is known
  * before a status is chosen and the validators describe the bytes sent. `path` must already
- * be checked against the allowed directories. Preconditions and Range apply to GET and HEAD
- * only: for another method (a POST the app answered with X-Sendfile) the app has already
+ * be checked against the allowed directories. Preconditions apply to GET and HEAD only, Range
+ * to GET only (RFC 9110 section 14.2: a HEAD's answer is the 200 its GET without Range would
+ * have): for another method (a POST the app answered with X-Sendfile) the app has already
  * acted, so the whole file is sent.
  */
 export async function fileResponse(
@@ -139,7 +140,9 @@ function answerFrom(file: OpenFile, request: Request, path: string, options: Fil
     return new Response(null, { status: 304, headers });
   }
 
-  const range = conditional && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
+  // Range is defined for GET alone (RFC 9110 section 14.2): a HEAD gets the headers of the
+  // GET without it, the whole file's 200, not a 206 describing bytes it would not send.
+  const range = request.method === "GET" && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
     ? parseRange(request.headers.get("range"), stat.size)
     : "full";
   if (range === "unsatisfiable") {

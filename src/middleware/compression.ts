@@ -39,7 +39,7 @@ export type SkipReason =
   | "content-type" // not in the compressible list (text/event-stream never is)
   | "too-small"
   | "personal" // disableOnAuth: Set-Cookie, Cache-Control private/no-store, or Vary: Cookie
-  | "range" // the request asks for a byte range
+  | "range" // the request is a GET that asks for a byte range
   | "credentials" // disableOnAuth: Cookie, Authorization or X-CSRF-Token on the request
   | "not-accepted"; // no available coding is acceptable to the client
 
@@ -178,7 +178,9 @@ export function compressionFor(
     return skip("personal");
   }
   // From here on the response itself qualifies: whatever this client gets, Vary says why.
-  if (request.headers.has("range")) return skip("range", true);
+  // Only a GET's Range counts: any other method's is ignored (RFC 9110 section 14.2), so a
+  // HEAD with one gets the headers of the GET without it, compressed ones included.
+  if (request.method === "GET" && request.headers.has("range")) return skip("range", true);
   if (disableOnAuth && ["cookie", "authorization", "x-csrf-token"].some((name) => request.headers.has(name))) {
     return skip("credentials", true);
   }

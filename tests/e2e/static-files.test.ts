@@ -290,6 +290,22 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a HEAD with Range gets the headers of the GET without it: 200, whole length, compressed ones too", async () => {
+    const sluice = await start(target);
+    for (const range of ["bytes=0-9", "bytes=100000-"]) {
+      const head = await fetch(`${sluice.url}/robots.txt`, { method: "HEAD", headers: { range, "accept-encoding": "identity" } });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("content-length")).toBe("14");
+      expect(head.headers.get("content-range")).toBeNull();
+    }
+    const plain = await fetch(`${sluice.url}/page.html`, { method: "HEAD", headers: { "accept-encoding": "gzip" } });
+    const ranged = await fetch(`${sluice.url}/page.html`, { method: "HEAD", headers: { "accept-encoding": "gzip", range: "bytes=0-9" } });
+    expect(ranged.status).toBe(200);
+    for (const name of ["content-encoding", "etag", "vary", "content-length", "content-range"]) expect(ranged.headers.get(name)).toBe(plain.headers.get(name));
+    expect(ranged.headers.get("content-encoding")).toBe("gzip");
+    await stop(sluice);
+  }, 60_000);
+
   test("a 304 carries the ETag and Vary of the 200 it stands for, compressed or not", async () => {
     const sluice = await start(target);
     const get = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);

@@ -132,6 +132,19 @@ describe.each(TARGETS)("X-Sendfile ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a HEAD with Range gets the whole file's headers (200), not a 206: Range is for GET alone", async () => {
+    const sluice = await start(target);
+    const url = sendUrl(sluice, join(dir, "allowed/report.pdf"));
+    for (const headers of [{ range: "bytes=5-7" }, { range: "bytes=100-" }, { range: "bytes=5-7", "if-range": "Fri, 02 Jan 2026 03:04:05 GMT" }]) {
+      const head = await fetch(url, { method: "HEAD", headers });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("content-length")).toBe("16");
+      expect(head.headers.get("content-range")).toBeNull();
+      expect(head.headers.get("content-type")).toBe("application/pdf");
+    }
+    await stop(sluice);
+  }, 60_000);
+
   test("a 10 MiB file arrives byte for byte, whole and as a range", async () => {
     const sluice = await start(target);
     const url = sendUrl(sluice, join(dir, "allowed/big.bin"));

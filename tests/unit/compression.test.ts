@@ -192,6 +192,8 @@ describe("compressionFor", () => {
   test("a HEAD gets the coding its GET would get, bodies or not (headers only)", () => {
     expect(compressionFor(request({}, "HEAD"), response({ "content-length": "2800" }, null), RULES)).toEqual({ encoding: "br", vary: true });
     expect(compressionFor(request({ "accept-encoding": "identity" }, "HEAD"), response({}, null), RULES)).toMatchObject({ reason: "not-accepted" });
+    // Range is ignored for any method but GET (RFC 9110 section 14.2): a HEAD with one is a plain HEAD.
+    expect(compressionFor(request({ range: "bytes=0-9" }, "HEAD"), response({ "content-length": "2800" }, null), RULES)).toEqual({ encoding: "br", vary: true });
   });
 
   test("a 304 gets the decision of the 200 it stands for (its headers only)", () => {
