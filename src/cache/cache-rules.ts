@@ -162,6 +162,10 @@ export function requestPolicy(request: CacheRequest): RequestPolicy {
   if (headers.has("authorization")) return "bypass";
   // Ranges and upgrades are answered by the upstream (206 and 101 are never stored).
   if (headers.has("range") || headers.has("upgrade")) return "bypass";
+  // If-Match and If-Unmodified-Since are the app's to evaluate (412 when they fail, before
+  // If-None-Match counts: RFC 9110 section 13.2.2): a hit would answer 200, or 304, where the
+  // app (or a file sluice serves) answers 412.
+  if (headers.has("if-match") || headers.has("if-unmodified-since")) return "bypass";
   const cacheControl = headers.get("cache-control");
   // Pragma: no-cache counts only without Cache-Control (RFC 9111 section 5.4).
   if (cacheControl === null) return /\bno-cache\b/i.test(headers.get("pragma") ?? "") ? "refresh" : "use";

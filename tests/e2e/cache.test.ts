@@ -200,6 +200,31 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("If-Match and If-Unmodified-Since go past the cache: a stored file's failed precondition is a 412, as on a miss", async () => {
+    const root = tempDir();
+    const name = "app-3f2a9c1d8e7b6a5f.css";
+    mkdirSync(join(root, "assets"));
+    writeFileSync(join(root, "assets", name), "body { color: red }\n");
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--public-dir", root] });
+    const path = `/assets/${name}`;
+    const stored = async () => (await (await fetch(`${sluice.adminUrl}/metrics`)).text()).includes('sluice_cache_events_total{event="stored"} 1');
+    const first = await get(sluice, path);
+    await until(stored, 30_000, "the file to be stored");
+    expect((await get(sluice, path)).xCache).toBe("hit");
+    const etag = first.headers.get("etag")!;
+    const old = "Mon, 01 Jan 2001 00:00:00 GMT";
+    for (const method of ["GET", "HEAD"]) {
+      for (const headers of [{ "if-match": '"other"' }, { "if-unmodified-since": old }, { "if-match": '"other"', "if-none-match": etag }]) {
+        const response = await fetch(`${sluice.url}${path}`, { method, headers: { "accept-encoding": "identity", ...headers } });
+        await response.arrayBuffer();
+        expect([method, headers, response.status, response.headers.get("x-cache")]).toEqual([method, headers, 412, "bypass"]);
+      }
+    }
+    const matching = await get(sluice, path, { "if-match": etag });
+    expect([matching.status, matching.body]).toEqual([200, "body { color: red }\n"]);
+    await stop(sluice);
+  }, 60_000);
+
   test("an absolute-form target naming another host than Host cannot fill that host's entry", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
     // The app builds its page for the Host it sees: evil.example. Under Deno, Request.url
