@@ -1,6 +1,6 @@
 /**
  * @module A request answered from a file, as a web server would: Content-Type from the
- * name, Content-Length, Last-Modified and a strong ETag from size and modification time,
+ * name, Content-Length, Last-Modified and a strong ETag from size and modification time (ms),
  * the preconditions of RFC 9110 section 13.2.2 in its order (412 for a failed If-Match /
  * If-Unmodified-Since, 304 for a matching If-None-Match / If-Modified-Since), 206 for one
  * satisfiable Range (honouring If-Range), 416 for an unsatisfiable one. Shared by X-Sendfile
@@ -49,8 +49,15 @@ export function hasFileBody(response: Response): boolean {
 /** HTTP dates have whole seconds: compare and print modification times that way. */
 const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
 
+/**
+ * A strong tag must change whenever the bytes do (RFC 9110 section 8.8.1): the modification
+ * time goes in to the millisecond (both runtimes give that much), not to the second of
+ * Last-Modified, so that a file replaced by one of the same size within the same second gets
+ * a new tag, and a download resumed with If-Range gets the new file whole, not the old one's
+ * head spliced to the new one's tail.
+ */
 function entityTag({ size, modifiedMs }: FileStat): string {
-  return `"${wholeSeconds(modifiedMs).toString(16)}-${size.toString(16)}"`;
+  return `"${Math.floor(modifiedMs).toString(16)}-${size.toString(16)}"`;
 }
 
 /** If-None-Match: "*" or a list of tags; compared weakly (W/ ignored), as RFC 9110 §13.1.2 says. */

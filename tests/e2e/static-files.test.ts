@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { boundByPermissions, BUN, ROOT, type Sluice, startSluice, TARGETS, tempDir, track, until } from "../harness.ts";
@@ -303,6 +303,30 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     expect(ranged.status).toBe(200);
     for (const name of ["content-encoding", "etag", "vary", "content-length", "content-range"]) expect(ranged.headers.get(name)).toBe(plain.headers.get(name));
     expect(ranged.headers.get("content-encoding")).toBe("gzip");
+    await stop(sluice);
+  }, 60_000);
+
+  test("a file replaced within the same second by one of the same size gets a new ETag: a resumed download is not spliced", async () => {
+    const sluice = await start(target);
+    const file = join(publicDir, "replaced.txt");
+    const second = Math.floor(Date.now() / 1000) - 60;
+    const put = (content: string, mtime: number) => {
+      writeFileSync(`${file}.new`, content);
+      utimesSync(`${file}.new`, mtime, mtime);
+      renameSync(`${file}.new`, file);
+    };
+    put("version-1 aaaaaaaaaa\n", second + 0.1);
+    const first = await fetch(`${sluice.url}/replaced.txt`, { headers: { "accept-encoding": "identity" } });
+    expect(await first.text()).toBe("version-1 aaaaaaaaaa\n");
+    put("version-2 bbbbbbbbbb\n", second + 0.7);
+    const resumed = await fetch(`${sluice.url}/replaced.txt`, { headers: { "accept-encoding": "identity", range: "bytes=10-", "if-range": first.headers.get("etag")! } });
+    expect(resumed.status).toBe(200);
+    expect(await resumed.text()).toBe("version-2 bbbbbbbbbb\n");
+    expect(resumed.headers.get("etag")).not.toBe(first.headers.get("etag"));
+    expect(resumed.headers.get("last-modified")).toBe(first.headers.get("last-modified")); // the same second
+    const revalidated = await fetch(`${sluice.url}/replaced.txt`, { headers: { "accept-encoding": "identity", "if-none-match": first.headers.get("etag")! } });
+    expect(revalidated.status).toBe(200);
+    await revalidated.arrayBuffer();
     await stop(sluice);
   }, 60_000);
 
