@@ -20,7 +20,12 @@ export interface FileAccess {
 }
 
 export interface FileResponseOptions {
-  /** Cache-Control for the file's responses (none when undefined). */
+  /**
+   * Cache-Control for the file's 200, 206 and 304 (none when undefined). A 412 or 416 answers
+   * the request's own If-Match or Range, which a cache's key (the URL) does not hold: marked
+   * cacheable (a fingerprinted file's year, immutable) it could be kept and served to every
+   * later request for the file, so it gets none (nginx's `expires` neither).
+   */
   cacheControl?: string;
   /**
    * The name the Content-Type is guessed from: the one the request or the app named, which a
@@ -130,11 +135,11 @@ function answerFrom(file: OpenFile, request: Request, path: string, options: Fil
     etag,
     "last-modified": new Date(wholeSeconds(stat.modifiedMs)).toUTCString(),
   });
-  if (options.cacheControl) headers.set("cache-control", options.cacheControl);
 
   const head = request.method === "HEAD";
   const conditional = head || request.method === "GET";
   if (conditional && !preconditionHolds(request.headers, etag, stat.modifiedMs)) return new Response(null, { status: 412, headers });
+  if (options.cacheControl) headers.set("cache-control", options.cacheControl);
   const ifNoneMatch = request.headers.get("if-none-match");
   const unchanged = conditional && (ifNoneMatch !== null
     ? noneMatch(ifNoneMatch, etag)
@@ -155,6 +160,7 @@ function answerFrom(file: OpenFile, request: Request, path: string, options: Fil
   if (range === "unsatisfiable") {
     headers.set("content-range", `bytes */${stat.size}`);
     headers.delete("content-type");
+    headers.delete("cache-control");
     return new Response(null, { status: 416, headers });
   }
   const { start, end } = range === "full" ? { start: 0, end: stat.size - 1 } : range;

@@ -158,6 +158,24 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a fingerprinted file's 412 and 416 are not marked cacheable for a year; its 200, 206 and 304 are", async () => {
+    const sluice = await start(target);
+    const url = `${sluice.url}/assets/application-3b4c5d6e.css`;
+    const answer = async (headers: Record<string, string>) => {
+      const response = await fetch(url, { headers: { "accept-encoding": "identity", ...headers } });
+      await response.arrayBuffer();
+      return [response.status, response.headers.get("cache-control")];
+    };
+    const etag = (await fetch(url).then(async (r) => (await r.arrayBuffer(), r))).headers.get("etag")!;
+    expect(await answer({})).toEqual([200, IMMUTABLE]);
+    expect(await answer({ range: "bytes=0-3" })).toEqual([206, IMMUTABLE]);
+    expect(await answer({ "if-none-match": etag })).toEqual([304, IMMUTABLE]);
+    expect(await answer({ "if-match": '"other"' })).toEqual([412, null]);
+    expect(await answer({ "if-unmodified-since": "Mon, 01 Jan 2001 00:00:00 GMT" })).toEqual([412, null]);
+    expect(await answer({ range: "bytes=1000-" })).toEqual([416, null]);
+    await stop(sluice);
+  }, 60_000);
+
   test("a symlink's file is typed and cached by the name asked for, not by its target's", async () => {
     const sluice = await start(target);
     for (const [path, cacheControl] of [["/guide.pdf", null], ["/guide-1a2b3c4d.pdf", IMMUTABLE]] as const) {
