@@ -130,20 +130,24 @@ export async function fileResponse(
 function answerFrom(file: OpenFile, request: Request, path: string, options: FileResponseOptions): Response {
   const stat: FileStat = file;
   const etag = entityTag(stat);
+  // Never later than now (RFC 9110 section 8.8.2.1): a modification time in the future (a
+  // build machine's clock ahead, a `touch -d`) is replaced by the time of the answer, or a
+  // client revalidating with it would keep its copy through every change dated before it.
+  const modifiedMs = Math.min(stat.modifiedMs, Date.now());
   const headers = new Headers({
     "accept-ranges": "bytes",
     etag,
-    "last-modified": new Date(wholeSeconds(stat.modifiedMs)).toUTCString(),
+    "last-modified": new Date(wholeSeconds(modifiedMs)).toUTCString(),
   });
 
   const head = request.method === "HEAD";
   const conditional = head || request.method === "GET";
-  if (conditional && !preconditionHolds(request.headers, etag, stat.modifiedMs)) return new Response(null, { status: 412, headers });
+  if (conditional && !preconditionHolds(request.headers, etag, modifiedMs)) return new Response(null, { status: 412, headers });
   if (options.cacheControl) headers.set("cache-control", options.cacheControl);
   const ifNoneMatch = request.headers.get("if-none-match");
   const unchanged = conditional && (ifNoneMatch !== null
     ? noneMatch(ifNoneMatch, etag)
-    : notModifiedSince(request.headers.get("if-modified-since"), stat.modifiedMs));
+    : notModifiedSince(request.headers.get("if-modified-since"), modifiedMs));
   headers.set("content-type", getMimeType(options.typeName ?? path) ?? "application/octet-stream");
   // The 200's type and length: compression then gives a 304 the ETag and Vary of the 200
   // it stands for (RFC 9110 section 15.4.5), and drops the length if the 200 had none.
@@ -154,7 +158,7 @@ function answerFrom(file: OpenFile, request: Request, path: string, options: Fil
 
   // Range is defined for GET alone (RFC 9110 section 14.2): a HEAD gets the headers of the
   // GET without it, the whole file's 200, not a 206 describing bytes it would not send.
-  const range = request.method === "GET" && rangeStillValid(request.headers.get("if-range"), etag, stat.modifiedMs)
+  const range = request.method === "GET" && rangeStillValid(request.headers.get("if-range"), etag, modifiedMs)
     ? parseRange(request.headers.get("range"), stat.size)
     : "full";
   if (range === "unsatisfiable") {

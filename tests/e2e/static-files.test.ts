@@ -348,6 +348,27 @@ describe.each(TARGETS)("static files ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("a modification time in the future is sent as the time of the answer, so a later replacement is not answered 304", async () => {
+    const sluice = await start(target);
+    const file = join(publicDir, "ahead.txt");
+    const future = new Date("2030-01-01T00:00:00Z");
+    writeFileSync(file, "built on a machine whose clock is ahead\n");
+    utimesSync(file, future, future);
+    const first = await fetch(`${sluice.url}/ahead.txt`, { headers: { "accept-encoding": "identity" } });
+    await first.arrayBuffer();
+    const lastModified = first.headers.get("last-modified")!;
+    expect(Date.parse(lastModified)).toBeLessThanOrEqual(Date.now());
+    // The next deploy's file, made now with a right clock: a client revalidating with the
+    // Last-Modified it got must get it.
+    await Bun.sleep(1_100);
+    writeFileSync(`${file}.new`, "rebuilt with a right clock\n");
+    renameSync(`${file}.new`, file);
+    const revalidated = await fetch(`${sluice.url}/ahead.txt`, { headers: { "accept-encoding": "identity", "if-modified-since": lastModified } });
+    expect(revalidated.status).toBe(200);
+    expect(await revalidated.text()).toBe("rebuilt with a right clock\n");
+    await stop(sluice);
+  }, 60_000);
+
   test("a 304 carries the ETag and Vary of the 200 it stands for, compressed or not", async () => {
     const sluice = await start(target);
     const get = await fetch(`${sluice.url}/page.html`, { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);
