@@ -12,6 +12,11 @@
  * The signals that stop or reload sluice are held back (blocked) across the execve: a blocked
  * signal stays pending through it, so one sent while the new image loads waits for main.ts's
  * handlers instead of being dropped (as PID 1, a signal without a handler is) or ending sluice.
+ *
+ * The descriptors sluice inherits are close-on-exec by the time of the execve, which closed
+ * them: the one a --config path names (`--config <(envsubst < sluice.toml.in)` is /dev/fd/63)
+ * is kept open across it, else the new image found "no such file" (or, for a low number, a
+ * descriptor of Bun's own). The child does not get it: Bun.spawn passes it only its stdio.
  */
 
 import type { OpenLibc } from "./libc.ts";
@@ -36,6 +41,8 @@ const HELD_SET = new BigUint64Array(16);
 for (const name of HELD_SIGNALS) HELD_SET[0]! |= 1n << BigInt(signalNumber(name) - 1);
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 /** The environment as the user gave it: without what sluice's start-over added. */
 export function environmentAsGiven(env: Record<string, string>): Record<string, string> {
@@ -64,13 +71,35 @@ export async function startOverTuned(env: Record<string, string>, libc: OpenLibc
   }
   if (args.length === 0) return;
   const encoder = new TextEncoder();
+  const kept = configDescriptors(args.slice(1).map((arg) => new TextDecoder().decode(arg.subarray(0, -1))), env.SLUICE_CONFIG);
   const added = [`${PURGE_DELAY}=${TUNED_PURGE_DELAY}\0`, `${SET_BY_SLUICE}=1\0`].map((entry) => encoder.encode(entry));
   // The mask is the thread's, and execve keeps it: the new image starts with them blocked.
   // Until execve, another thread of Bun's may still take one (and drop it as PID 1).
   bound.sigprocmask(SIG_BLOCK, HELD_SET);
+  for (const fd of kept) bound.fcntl(fd, F_SETFD, 0);
   // /proc/self/exe: this very executable, even when its path was replaced since it started.
   bound.execve(encoder.encode("/proc/self/exe\0"), args, [...given, ...added]);
-  bound.sigprocmask(SIG_UNBLOCK, HELD_SET); // execve failed: run on as started
+  // execve failed: run on as started (a child spawned later must not inherit the descriptor).
+  for (const fd of kept) bound.fcntl(fd, F_SETFD, FD_CLOEXEC);
+  bound.sigprocmask(SIG_UNBLOCK, HELD_SET);
+}
+
+/**
+ * The descriptors that --config (up to `--`) or SLUICE_CONFIG name as a path: /dev/fd/N,
+ * /proc/self/fd/N or /proc/<this pid>/fd/N, as a shell's `<(...)` gives them. Only the
+ * descriptor is looked at here, not whether the option is valid: main.ts judges that.
+ */
+export function configDescriptors(args: readonly string[], variable: string | undefined): number[] {
+  const paths = variable === undefined ? [] : [variable];
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    if (args[i] === "--config" && i + 1 < args.length) paths.push(args[++i]!);
+    else if (args[i]!.startsWith("--config=")) paths.push(args[i]!.slice("--config=".length));
+  }
+  const named = new RegExp(`^/(?:dev|proc/(?:self|${process.pid}))/fd/(\\d{1,9})$`);
+  return [...new Set(paths.flatMap((path) => {
+    const fd = named.exec(path)?.[1];
+    return fd === undefined || Number(fd) < 3 ? [] : [Number(fd)];
+  }))];
 }
 
 /**

@@ -17,12 +17,13 @@ const SYMBOLS = {
   close: { args: [FFIType.i32], returns: FFIType.i32 },
   execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   sigprocmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 /**
- * Bun's libc: Libc, a file descriptor of its own (Bun has no API to open one), and execve and
- * sigprocmask (Bun has no API to start its own process over, nor to keep signals pending
- * across it: allocator-bun.ts).
+ * Bun's libc: Libc, a file descriptor of its own (Bun has no API to open one), and execve,
+ * sigprocmask and fcntl (Bun has no API to start its own process over, nor to keep signals
+ * pending or a descriptor open across it: allocator-bun.ts).
  */
 export interface BunLibc extends Libc {
   /** open(path, flags): `path` NUL-terminated; the descriptor, or -1. */
@@ -32,6 +33,8 @@ export interface BunLibc extends Libc {
   execve(path: Uint8Array, args: readonly Uint8Array[], env: readonly Uint8Array[]): number;
   /** sigprocmask(how, set, NULL) for the calling thread; `set` is a 128-byte sigset_t. 0, or -1. */
   sigprocmask(how: number, set: BigUint64Array): number;
+  /** fcntl(fd, cmd, arg) with an int argument (F_SETFD); -1 when it failed. */
+  fcntl(fd: number, cmd: number, arg: number): number;
 }
 
 /** A NULL-terminated array of pointers to `strings`, for as long as they are referenced. */
@@ -55,5 +58,6 @@ export const libc = libcOnFirstUse<BunLibc>((name) => {
     close: (fd) => symbols.close(fd),
     execve: (path, args, env) => symbols.execve(path, pointers(args), pointers(env)),
     sigprocmask: (how, set) => symbols.sigprocmask(how, set, null),
+    fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
   };
 });

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
-import { freePort, refuses, runSluice, startSluice, TARGETS, tempDir } from "../harness.ts";
+import { freePort, refuses, runSluice, startSluice, type Target, TARGETS, tempDir } from "../harness.ts";
 
 /** Variables that would change what these tests see, removed from the inherited environment. */
 const CLEAN_ENV = Object.fromEntries(Object.values(OPTIONS).map((spec) => [envName(spec.name), ""]));
@@ -250,6 +250,24 @@ describe.each(TARGETS)("config file ($name)", (target) => {
     expect(await sluice.exitCode(30_000)).toBe(0);
     expect(sluice.events("access")).toEqual([]); // access-log = false
     expect(sluice.events("shutdown.complete")).toHaveLength(1);
+  }, 120_000);
+
+  test("a file given as an inherited descriptor (--config <(...), /dev/fd/N) is read when serving, by flag or SLUICE_CONFIG", async () => {
+    // The binary starts itself over (execve) before it reads its configuration, and Bun marks
+    // every inherited descriptor close-on-exec: /dev/fd/N was gone, "no such file", exit 78.
+    const text = 'shutdown-delay = 0\nmax-request-body = "10"\n';
+    for (const [args, env] of [[["--config", "/dev/fd/63"], {}], [[], { SLUICE_CONFIG: "/proc/self/fd/63" }]] as const) {
+      // bash opens fd 63 on a pipe, as its `<(...)` does, then becomes sluice.
+      const fromPipe: Target = { name: target.name, command: ["bash", "-c", 'exec "$@" 63< <(printf "%s" "$SLUICE_TEST_TOML")', "bash", ...target.command] };
+      const sluice = await startSluice(fromPipe, { args: [...args], env: { ...CLEAN_ENV, ...env, SLUICE_TEST_TOML: text } });
+      const big = await fetch(`${sluice.url}/echo`, { method: "POST", body: "x".repeat(100) });
+      expect(big.status).toBe(413); // the file's max-request-body
+      await big.body?.cancel();
+      const app = (await (await fetch(`${sluice.url}/env`)).json()) as Record<string, string>;
+      expect(app.SLUICE_TEST_TOML).toBe(text);
+      sluice.signal("SIGTERM");
+      expect(await sluice.exitCode(30_000)).toBe(0);
+    }
   }, 120_000);
 
   test("flags and SLUICE_* variables win over the file when running", async () => {
