@@ -291,8 +291,13 @@ export class Service {
       this.#admin = await listen(optionSource(this.#config, "adminListen"), adminListen.hostname, adminListen.port, (onListenerFailed) =>
         runtime.serve({ ...adminListen, handler: (request) => adminApp.fetch(request), onListenerFailed }));
     }
-    // Both options make the address, so a failure to bind it names both (the host may be at fault).
-    const httpOptions = `${optionSource(this.#config, "httpHost")} and ${optionSource(this.#config, "httpPort")}`;
+    // Both options make the address, so a failure to bind it names both (the host may be at fault),
+    // a default last: "the default of --http-host and --http-port" read as both left at their defaults.
+    const DEFAULT = "the default of ";
+    const [host, port] = [optionSource(this.#config, "httpHost"), optionSource(this.#config, "httpPort")];
+    const httpOptions = host.startsWith(DEFAULT) && port.startsWith(DEFAULT)
+      ? `the defaults of --http-host and --http-port`
+      : host.startsWith(DEFAULT) ? `${port} and ${host}` : `${host} and ${port}`;
     await listen(httpOptions, httpHost, httpPort, (onListenerFailed) => this.#server.start(httpHost, httpPort, this.#config, onListenerFailed));
     log.lifecycle.info("Listening on {address}", {
       event: "listening",

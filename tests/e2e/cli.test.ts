@@ -117,6 +117,16 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     const admin = await run(["--http-port", "0", "--target-port", String(freePort()), "--", "true"], { SLUICE_ADMIN_LISTEN: `[2001:db8::1]:${port}` });
     expect(admin.code).toBe(78);
     expect(admin.stdout).toContain(`Cannot listen on [2001:db8::1]:${port} (SLUICE_ADMIN_LISTEN): `);
+    // A port taken, given by flag with the host left at its default: it read "(the default of
+    // --http-host and --http-port)", as if --http-port had not been given.
+    const taken = Bun.listen({ hostname: "0.0.0.0", port, socket: { data() {} } });
+    try {
+      const busy = await run(["--http-port", String(port), "--admin-listen", "off", "--target-port", String(freePort()), "--", "true"], { SLUICE_HTTP_HOST: "" });
+      expect(busy.code).toBe(78);
+      expect(busy.stdout).toContain(`Cannot listen on 0.0.0.0:${port} (--http-port and the default of --http-host): `);
+    } finally {
+      taken.stop(true);
+    }
   }, 30_000);
 
   test("a --ready-path no request can carry fails check and start at once, not after --ready-timeout", async () => {
