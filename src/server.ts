@@ -302,6 +302,11 @@ export class Server {
       response.body.cancel().catch(() => {});
       response = new Response(null, response);
     }
+    // Bun 1.4.5 sends no Date on a HEAD's answer (Runtime.datesHeadAnswers), which RFC 9110 section
+    // 6.6.1 requires of an origin server and of a proxy forwarding an answer without one.
+    if (!this.#runtime.datesHeadAnswers && exchange.request.method === "HEAD" && !response.headers.has("date")) {
+      response = withHeader(response, "date", new Date().toUTCString());
+    }
     let final = response;
     const length = response.headers.get("content-length");
     // A client that left while a slow upstream answered (an exchange answered within the
@@ -357,14 +362,7 @@ export class Server {
   #closing(response: Response, request: Request): Response {
     if (!this.#connectionClose) return response;
     if (this.#runtime.answersConnectionClose && connectionNamed(request.headers.get("connection"))?.has("close")) return response;
-    try {
-      response.headers.set("connection", "close");
-      return response;
-    } catch {
-      const copy = new Response(response.body, response); // the headers were immutable
-      copy.headers.set("connection", "close");
-      return copy;
-    }
+    return withHeader(response, "connection", "close");
   }
 
   /**
@@ -396,4 +394,16 @@ export class Server {
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };
+}
+
+/** `response` with header `name` set to `value`: itself, or a copy when its headers are immutable. */
+function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set(name, value);
+    return copy;
+  }
 }

@@ -189,6 +189,7 @@ export const bunRuntime: Runtime = {
   pid: process.pid,
   fastBodyPassthrough: true,
   answersConnectionClose: false,
+  datesHeadAnswers: false,
   // Bun 1.4.5 ignores SIGPWR itself, and never calls a listener for SIGSTKFLT (docs/runtime-notes.md).
   ignorableSignals: ["SIGUSR1", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO"],
   version: Bun.version,

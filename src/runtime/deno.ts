@@ -238,6 +238,7 @@ export const denoRuntime: Runtime = {
   pid: Deno.pid,
   fastBodyPassthrough: false,
   answersConnectionClose: true,
+  datesHeadAnswers: true,
   ignorableSignals: IGNORED_SIGNALS,
   version: Deno.version.deno,
   args: Deno.args,

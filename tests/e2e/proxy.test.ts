@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -678,6 +678,21 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     const head = await fetch(`${sluice.url}/`, { method: "HEAD" });
     expect(head.status).toBe(200);
     expect((await (await fetch(`${sluice.url}/`)).text()).length).toBe(1024);
+  }, 60_000);
+
+  test("the answer to a HEAD carries a Date, as the GET's does: proxied, a static file, sluice's own 504", async () => {
+    const publicDir = tempDir();
+    writeFileSync(join(publicDir, "robots.txt"), "User-agent: *\n");
+    const sluice = await startSluice(target, { args: ["--upstream-timeout", "300ms", "--public-dir", publicDir] });
+    for (const [path, status] of [["/", 200], ["/robots.txt", 200], ["/status?code=404", 404], ["/hang", 504]] as const) {
+      for (const method of ["GET", "HEAD"]) {
+        const before = Date.now() - 1000;
+        const response = await rawHttp(sluice.httpPort, [get(path, sluice.httpPort, {}, method)]);
+        const date = Date.parse(response.headers.date ?? "");
+        expect({ method, path, status: response.status, dated: date >= before - 1000 && date <= Date.now() + 1000 }).toEqual({ method, path, status, dated: true });
+        expect(response.head.match(/^date:/gim)?.length).toBe(1);
+      }
+    }
   }, 60_000);
 
   test("an upstream body that fails midway reaches the client cut, never as a clean end, without traces on stderr", async () => {
