@@ -6,6 +6,7 @@
 import type { EventBoundary } from "./event-stream.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
+import { upstreamErrorText } from "./upstream/error-text.ts";
 import { oneChunkStream } from "./whole-body.ts";
 
 /**
@@ -131,7 +132,7 @@ export function observeBody(
         }
       } catch (error) {
         if (exchange.ended) return;
-        exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+        exchange.upstreamError = upstreamErrorText(error);
         controller.error(); // no reason: see onAbort
         finish("error");
       }

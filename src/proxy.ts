@@ -11,6 +11,7 @@ import { markGenerated, plainText } from "./generated-errors.ts";
 import { requestTarget } from "./request-target.ts";
 import { type HeaderFields, UpstreamConnectError, type UpstreamFetch } from "./upstream/http1-client.ts";
 import { IDEMPOTENT_METHODS, parseLength, UpstreamUnansweredError } from "./upstream/http1-wire.ts";
+import { upstreamErrorText } from "./upstream/error-text.ts";
 
 export interface ProxyOptions {
   /** Where the child listens now (a rolling restart moves it): read as each request goes out. */
@@ -202,7 +203,7 @@ export function proxy({
         case "upstream-timeout":
           return errorResponse(504, exchange);
       }
-      exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      exchange.upstreamError = upstreamErrorText(error);
       return errorResponse(error instanceof ChildGoneError ? 503 : 502, exchange);
     } finally {
       awaitingAnswer = false;

@@ -13,6 +13,7 @@ import { upstreamRequestHeaders } from "../forwarded-headers.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
 import { requestTarget } from "../request-target.ts";
 import type { TcpConnection, WebSocketAccept } from "../runtime/types.ts";
+import { upstreamErrorText } from "../upstream/error-text.ts";
 import { upstreamHandshake } from "./handshake.ts";
 import { WebSocketRelay } from "./relay.ts";
 
@@ -79,7 +80,7 @@ export function websocketProxy({ target: childTarget, connect, upstreamTimeoutMs
       if (exchange.abortReason === "client-cancel") return errorResponse(499, exchange);
       if (exchange.abortReason === "aborted") return errorResponse(503, exchange);
       if (timeout.signal.aborted) return errorResponse(504, exchange);
-      exchange.upstreamError = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      exchange.upstreamError = upstreamErrorText(error);
       return errorResponse(502, exchange);
     } finally {
       clearTimeout(timer);

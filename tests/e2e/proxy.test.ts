@@ -712,6 +712,18 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(own).toEqual([]);
   }, 60_000);
 
+  test("upstreamError names a refused or reset connection in the same words on both runtimes", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"] });
+    await rawHttp(sluice.httpPort, [get("/stream-error", sluice.httpPort, { "X-Request-Id": "reset-body" })]);
+    expect(await accessRecord(sluice, "reset-body")).toMatchObject({ status: 200, outcome: "error", upstreamError: "connection reset by peer (ECONNRESET)" });
+    expect((await fetch(`${sluice.url}/close-listener`)).status).toBe(200);
+    await until(() => refuses(sluice.targetPort), 10_000, "the app's port to refuse");
+    const refused = await rawHttp(sluice.httpPort, [get("/", sluice.httpPort, { "X-Request-Id": "refused" })]);
+    expect(refused.status).toBe(502);
+    // Bun's own words were "Failed to connect", Deno's "Connection refused (os error 111)".
+    expect(await accessRecord(sluice, "refused")).toMatchObject({ status: 502, upstreamError: "connection refused (ECONNREFUSED)" });
+  }, 60_000);
+
   test("a response without Content-Type reaches the client without one, with its Content-Length", async () => {
     // Uncached: with the cache on, a miss is read to be stored and goes out another way.
     const sluice = await startSluice(target, { args: ["--cache-size", "0"] });
