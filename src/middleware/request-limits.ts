@@ -5,6 +5,7 @@
  */
 
 import type { MiddlewareHandler } from "hono";
+import { plainText } from "../generated-errors.ts";
 import type { ProxyEnv } from "../proxy.ts";
 import { requestTarget } from "../request-target.ts";
 import type { HttpServerLimits } from "../runtime/types.ts";
@@ -51,8 +52,6 @@ function headSize(request: Request): number {
 
 /** Names the limit, never the headers' contents. The connection closes: the body, if any, is unread. */
 function tooLarge(limit: string, requestId: string): Response {
-  return new Response(`Request Header Fields Too Large: ${limit}\n`, {
-    status: 431,
-    headers: { "content-type": "text/plain; charset=utf-8", "x-request-id": requestId, "connection": "close" },
-  });
+  // With its Content-Length (plainText): made from a string, Deno sent it chunked.
+  return plainText(`Request Header Fields Too Large: ${limit}\n`, 431, new Headers({ "x-request-id": requestId, "connection": "close" }));
 }

@@ -229,6 +229,20 @@ describe.each(TARGETS)("client limits ($name)", (target) => {
     await stop(sluice);
   }, 60_000);
 
+  test("the 431 goes with its Content-Length, uncompressed, as sluice's other answers do", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-header-count", "50"] });
+    const many = await rawClient(sluice.httpPort);
+    const fields = Array.from({ length: 60 }, (_, i) => `X-Field-${i}: ${i}\r\n`).join("");
+    many.write(`GET /status?code=204 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n${fields}\r\n`);
+    await answered(many);
+    const [head, body] = many.received().split("\r\n\r\n") as [string, string];
+    expect(head).toStartWith("HTTP/1.1 431");
+    expect(head).not.toMatch(/^(transfer|content)-encoding:/im);
+    expect(head).toMatch(new RegExp(`^content-length: ${body.length}$`, "im"));
+    expect(body).toBe("Request Header Fields Too Large: more than 50 header fields (--max-header-count)\n");
+    await stop(sluice);
+  }, 60_000);
+
   test("--max-header-size is exact: a head of that many bytes passes, one byte more gets 431", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--max-header-size", "4KiB"] });
     // A long Host: the head is measured as sent, not with the URL the runtime built from it.
