@@ -7,7 +7,7 @@ import type { EventBoundary } from "./event-stream.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { Exchange } from "./exchange.ts";
 import { upstreamErrorText } from "./upstream/error-text.ts";
-import { oneChunkStream } from "./whole-body.ts";
+import { hasContentType, oneChunkStream } from "./whole-body.ts";
 
 /**
  * How long a small body's first chunk is waited for before its response is handed over as a
@@ -59,7 +59,7 @@ export async function firstChunkWhole(response: Response, length: number, exchan
     exchange.bytesOut = bytes.byteLength;
     exchange.end("complete");
     // Untyped bytes would get Bun's own Content-Type (see oneChunkStream).
-    return new Response(response.headers.has("content-type") ? bytes : oneChunkStream(bytes), response);
+    return new Response(hasContentType(response.headers) ? bytes : oneChunkStream(bytes), response);
   }
   // The first chunk (read already, or still to come), then the rest.
   let next: Promise<Chunk> | undefined = first === undefined ? reading : Promise.resolve(first);

@@ -18,7 +18,17 @@ export function hasWholeBody(response: Response): boolean {
 }
 
 /**
- * `bytes` as a stream of one chunk, for a response without Content-Type: Bun's server sends
+ * True when Bun's server sends a bytes body with `headers`' own Content-Type alone: one with a
+ * value. An empty Content-Type counts as none there: Bun sends it and its own type beside it
+ * (two Content-Type fields, "" and application/octet-stream), so such a body goes as
+ * oneChunkStream too.
+ */
+export function hasContentType(headers: Headers): boolean {
+  return headers.get("content-type") ? true : false;
+}
+
+/**
+ * `bytes` as a stream of one chunk, for a response without Content-Type (see hasContentType): Bun's server sends
  * a body of bytes (or a Blob, or a string) that has none with its own
  * (application/octet-stream), and leaves a stream's alone; a one-chunk stream still goes out
  * with its Content-Length.

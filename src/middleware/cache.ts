@@ -13,7 +13,7 @@ import { hasFileBody } from "../files/file-response.ts";
 import { trustsForwarding } from "../forwarded-headers.ts";
 import { parseHttpDate } from "../http-date.ts";
 import { errorResponse, type ProxyEnv } from "../proxy.ts";
-import { hasWholeBody, markWholeBody, oneChunkStream } from "../whole-body.ts";
+import { hasContentType, hasWholeBody, markWholeBody, oneChunkStream } from "../whole-body.ts";
 import { answerOf, replaceResponse } from "./replace-response.ts";
 
 /** What happened to one request or one response, as far as the cache is concerned. */
@@ -215,7 +215,7 @@ async function storeWhole(c: Context<ProxyEnv>, response: Response, label: strin
   headers.set("x-cache", label);
   // Bun's server would give bytes without a type its own (see oneChunkStream); a copy:
   // the entry's bytes stay the entry's.
-  const body = headers.has("content-type") ? bytes : oneChunkStream(bytes.slice());
+  const body = hasContentType(headers) ? bytes : oneChunkStream(bytes.slice());
   return replaceResponse(c, markWholeBody(new Response(body, { status: response.status, statusText: response.statusText, headers })));
 }
 
@@ -262,7 +262,7 @@ function fromCache(
   stamp(headers, store.age(entry), requestId);
   const body = request.method === "HEAD" || NULL_BODY_STATUSES.has(entry.status)
     ? null
-    : headers.has("content-type")
+    : hasContentType(headers)
     ? entry.body
     : oneChunkStream(entry.body.slice()); // a copy: the entry's bytes stay the entry's
   return markWholeBody(new Response(body, { status: entry.status, headers }));

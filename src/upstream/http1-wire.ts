@@ -79,7 +79,7 @@ export interface ResponseHead {
   headers: HeaderFields;
   contentLength: string | null;
   transferEncoding: string | null;
-  /** It has a Content-Type. */
+  /** It has a Content-Type with a value. */
   typed: boolean;
   /** The response asked to close the connection after it. */
   close: boolean;
@@ -138,7 +138,7 @@ export function parseResponseHead(bytes: Uint8Array, key: string): ResponseHead 
         head.close ||= hasToken(value, "close");
         break;
       case "content-type":
-        head.typed = true;
+        head.typed ||= value !== ""; // an empty one counts as none (see hasContentType)
         break;
     }
     head.headers.push([name, value]);

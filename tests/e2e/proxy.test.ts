@@ -733,6 +733,19 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(Buffer.from(response.body!).toString()).toStartWith("served 1\n");
   }, 60_000);
 
+  test("an empty Content-Type from the app reaches the client once, as sent, uncached and from the cache", async () => {
+    for (const args of [["--cache-size", "0"], []]) {
+      const sluice = await startSluice(target, { args });
+      for (const pass of ["first", "second"]) {
+        const response = await rawHttp(sluice.httpPort, [get("/cacheable?emptytype", sluice.httpPort)]);
+        // Bun's server sends bytes with an empty Content-Type and its own beside it.
+        const types = response.head.split("\r\n").filter((line) => /^content-type:/i.test(line)).map((line) => line.slice(13).trim());
+        expect({ args, pass, status: response.status, types, length: response.headers["content-length"] }).toEqual({ args, pass, status: 200, types: [""], length: "100" });
+        expect(Buffer.from(response.body!).toString()).toStartWith("served ");
+      }
+    }
+  }, 60_000);
+
   test("several Set-Cookie headers stay separate", async () => {
     const sluice = await startSluice(target);
     const response = await rawHttp(sluice.httpPort, [get("/cookies", sluice.httpPort)]);
