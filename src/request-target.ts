@@ -36,19 +36,35 @@ export function requestTarget(url: string): string | undefined {
   return undefined;
 }
 
-/** The path of `url` (a Request.url), without the query or a fragment; "" when it has none. */
+/**
+ * The path of `url` (a Request.url), without the query or a fragment; "" when it has none.
+ * Characters outside ASCII are percent-encoded as UTF-8, as the child gets them (see
+ * wireTarget): Deno hands them over decoded, Bun encoded, and the access record named the
+ * same request's path "/café" under Deno and "/caf%C3%A9" on the binary.
+ */
 export function requestPath(url: string): string {
   const target = requestTarget(url) ?? "";
   const query = target.indexOf("?");
   const fragment = target.indexOf("#");
   const end = query < 0 ? fragment : fragment < 0 ? query : Math.min(query, fragment);
-  return end < 0 ? target : target.slice(0, end);
+  const path = end < 0 ? target : target.slice(0, end);
+  return HAS_NOT_ASCII.test(path) ? encodeNotAscii(path) : path;
 }
 
 /** Any character but visible ASCII: what a request line cannot carry as it is. */
 const NOT_VISIBLE_ASCII = /[^!-~]/;
 const NOT_ASCII = /[\u0080-\uffff]+/g;
+const HAS_NOT_ASCII = /[\u0080-\uffff]/;
 const utf8 = new TextEncoder();
+
+/** `text` with each run of characters outside ASCII percent-encoded as UTF-8. */
+function encodeNotAscii(text: string): string {
+  return text.replace(NOT_ASCII, (run) => {
+    let encoded = "";
+    for (const byte of utf8.encode(run)) encoded += `%${byte.toString(16).toUpperCase()}`; // 80-FF: two digits
+    return encoded;
+  });
+}
 
 /**
  * `target` (from requestTarget) as it goes on the wire to the child: characters outside ASCII
@@ -59,11 +75,7 @@ const utf8 = new TextEncoder();
  */
 export function wireTarget(target: string): string {
   if (!NOT_VISIBLE_ASCII.test(target)) return target;
-  const ascii = target.replace(NOT_ASCII, (run) => {
-    let encoded = "";
-    for (const byte of utf8.encode(run)) encoded += `%${byte.toString(16).toUpperCase()}`; // 80-FF: two digits
-    return encoded;
-  });
+  const ascii = encodeNotAscii(target);
   if (NOT_VISIBLE_ASCII.test(ascii)) throw new TypeError(`Cannot send a request for ${JSON.stringify(target)}: invalid request target`);
   return ascii;
 }

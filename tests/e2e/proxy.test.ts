@@ -788,6 +788,14 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect((await seenByApp(sluice)).filter((path) => path.includes("report"))).toEqual([]);
   }, 60_000);
 
+  test("the access record names a path with characters outside ASCII percent-encoded as UTF-8, as the app gets it, on both runtimes", async () => {
+    const sluice = await startSluice(target);
+    const head = `GET /caf\u00e9/\u20ac?q=\u00e9 HTTP/1.1\r\nHost: a.example\r\nX-Request-Id: utf8-path\r\nConnection: close\r\n\r\n`;
+    expect((await rawHttp(sluice.httpPort, [Buffer.from(head, "utf8")])).status).toBe(200);
+    // Deno hands the target over decoded ("/café/€"), Bun percent-encoded.
+    expect(await accessRecord(sluice, "utf8-path")).toMatchObject({ path: "/caf%C3%A9/%E2%82%AC", message: "GET /caf%C3%A9/%E2%82%AC 200" });
+  }, 60_000);
+
   test("a request target with characters outside ASCII reaches the app percent-encoded as UTF-8, never as bytes that end its request line", async () => {
     const sluice = await startSluice(target);
     const ask = async (target: string, id: string): Promise<Echo> => {
