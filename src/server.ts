@@ -307,6 +307,14 @@ export class Server {
     if (!this.#runtime.datesHeadAnswers && exchange.request.method === "HEAD" && !response.headers.has("date")) {
       response = withHeader(response, "date", new Date().toUTCString());
     }
+    // Deno adds its own `connection: close` for a client that asked to close: one that sluice
+    // set (a 413, 408 or 431 whose unread body or head stays on the connection) went twice.
+    if (
+      this.#runtime.answersConnectionClose && response.headers.get("connection") === "close" &&
+      connectionNamed(exchange.request.headers.get("connection"))?.has("close")
+    ) {
+      response = withHeader(response, "connection", null);
+    }
     let final = response;
     const length = response.headers.get("content-length");
     // A client that left while a slow upstream answered (an exchange answered within the
@@ -396,14 +404,18 @@ export class Server {
   };
 }
 
-/** `response` with header `name` set to `value`: itself, or a copy when its headers are immutable. */
-function withHeader(response: Response, name: string, value: string): Response {
+/**
+ * `response` with header `name` set to `value` (removed for null): itself, or a copy when its
+ * headers are immutable.
+ */
+function withHeader(response: Response, name: string, value: string | null): Response {
+  const edit = (headers: Headers): void => (value === null ? headers.delete(name) : headers.set(name, value));
   try {
-    response.headers.set(name, value);
+    edit(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    copy.headers.set(name, value);
+    edit(copy.headers);
     return copy;
   }
 }

@@ -299,6 +299,17 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
   // Both runtimes take a Content-Length given twice with the same value, and hand it over as
   // "5000, 5000": read as a number, that was no length at all, so the request went to the app
   // and was cut there once its body passed the limit.
+  test("sluice's own answers that close the connection say so once to a client that asked to close it (413, 431)", async () => {
+    const sluice = await startSluice(target, { args: ["--max-request-body", "1000", "--max-header-count", "20"] });
+    const tooLarge = await rawHttp(sluice.httpPort, [`POST /echo HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n${"x".repeat(5000)}`]);
+    const fields = Array.from({ length: 30 }, (_, i) => `X-Field-${i}: ${i}\r\n`).join("");
+    const tooMany = await rawHttp(sluice.httpPort, [`GET /echo HTTP/1.1\r\nHost: a.example\r\n${fields}Connection: close\r\n\r\n`]);
+    for (const [response, status] of [[tooLarge, 413], [tooMany, 431]] as const) {
+      // Deno adds its own "connection: close" for such a client: sluice's made it two.
+      expect({ status: response.status, connection: response.head.match(/^connection:.*$/gim) }).toEqual({ status, connection: [expect.stringMatching(/^connection: *close$/i)] });
+    }
+  }, 60_000);
+
   test("a content-length over --max-request-body given twice gets 413 and the upstream is never asked", async () => {
     const sluice = await startSluice(target, { args: ["--max-request-body", "1000"] });
     const head = `POST /echo?declared-twice HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\nContent-Length: 5000\r\nX-Request-Id: too-big-twice\r\n\r\n`;
