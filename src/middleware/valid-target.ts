@@ -2,7 +2,8 @@
  * @module validTarget: refuses what cannot be passed on faithfully: a Host header that is no
  * host[:port] (400: under Deno its text becomes part of the path; two Host headers arrive
  * joined and fail too), a URL without a path (400: what a runtime could make of an
- * authority-form target), and CONNECT (501: sluice proxies requests, it opens no tunnels).
+ * authority-form target), and CONNECT (501 with Connection: close: sluice proxies requests, it
+ * opens no tunnels).
  * `OPTIONS *` never gets here as such: Bun refuses it, Deno hands it over as "/*".
  */
 
@@ -17,7 +18,13 @@ export function validTarget(): MiddlewareHandler<ProxyEnv> {
     const { request } = exchange;
     if (request.method === "CONNECT") {
       exchange.rejected = "CONNECT";
-      return Promise.resolve(errorResponse(501, exchange, "CONNECT is not supported"));
+      // With Connection: close: what follows a CONNECT's head is no request of the client's.
+      // Deno 2.9.6 ignores a CONNECT's Content-Length and reads the body as the next request
+      // (a front proxy that framed it as the body would hand that request's answer to its
+      // next client if it kept the connection); Bun held the connection open, unanswered.
+      const response = errorResponse(501, exchange, "CONNECT is not supported");
+      response.headers.set("connection", "close");
+      return Promise.resolve(response);
     }
     const host = request.headers.get("host");
     if (host !== null && !isValidHost(host)) {

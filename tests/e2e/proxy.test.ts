@@ -900,6 +900,32 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await seenByApp(sluice)).toEqual([]);
   }, 60_000);
 
+  // Deno 2.9.6 ignores a CONNECT's Content-Length (a chunked body it does read) and takes the
+  // bytes after the head for the next request: a front proxy that framed them as the body and
+  // kept its connection would give that hidden request's answer to its next client. The 501
+  // says Connection: close, so none keeps it; Bun, which kept the connection open unanswered
+  // after the 501, now closes it, the hidden request unread.
+  test("a CONNECT with a body gets 501 with Connection: close; on the binary what follows never reaches the app", async () => {
+    const sluice = await startSluice(target);
+    const hidden = "GET /echo?hidden HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    const request = `CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\nX-Request-Id: tunnel-body\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    // Read to the end on the binary (before, the connection stayed open); Deno never closes a
+    // connection for a handler's Connection: close (docs/runtime-notes.md).
+    const response = await rawHttp(sluice.httpPort, [request], { until: target.name === "binary" ? "eof" : "complete" });
+    expect(response.status).toBe(501);
+    expect(response.headers.connection).toBe("close");
+    expect(await accessRecord(sluice, "tunnel-body")).toMatchObject({ method: "CONNECT", status: 501, rejected: "CONNECT" });
+    if (target.name === "binary") {
+      expect(response.end).toBe("eof");
+      expect(Buffer.from(response.wire).toString()).toBe("Not Implemented: CONNECT is not supported\n");
+      expect(await seenByApp(sluice)).toEqual([]);
+    } else {
+      // Deno's own parser: the app gets the hidden request. When this starts failing, Deno
+      // reads a CONNECT's Content-Length: update docs/runtime-notes.md and this test.
+      await until(async () => (await seenByApp(sluice)).includes("/echo?hidden"), 15_000, "the hidden request at the app");
+    }
+  }, 60_000);
+
   // Under Deno pipelined requests are answered in order. Bun 1.4.5 closes a connection without
   // a byte as soon as a request arrives behind one whose async answer is pending (uWS,
   // oven-sh/bun#38128): a known limitation of the binary, in the README. When this starts
