@@ -149,8 +149,12 @@ export function downstreamResponseFields(fields: HeaderFields, requestId: string
  * they are replaced, so a client cannot spoof its address; the other client-address
  * headers (CLIENT_ADDRESS_HEADERS) are dropped. Names of those with underscores
  * for dashes are dropped from every peer (isUnderscoreAlias).
+ *
+ * Undefined, with `exchange.rejected` set, when a value holds DEL (0x7f): no field value may
+ * (RFC 9110 section 5.5), and it would reach the app's parser as it came. Bun 1.4.5 takes
+ * it, while it refuses every other control character but HTAB (400) and Deno refuses DEL too.
  */
-export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields {
+export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: readonly Cidr[]): HeaderFields | undefined {
   const headers = exchange.request.headers;
   const client = exchange.clientAddress;
   const trusted = trustsForwarding(trustedProxies, client);
@@ -161,7 +165,9 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
   let forwardedHost: string | undefined;
   let requestStart: string | undefined;
   let host: string | undefined;
+  let withDel: string | undefined;
   headers.forEach((value, name) => {
+    if (value.includes("\x7f")) withDel ??= name;
     if (HOP_BY_HOP_NAMES.has(name) || named?.has(name)) return;
     if (isUnderscoreAlias(name)) return;
     switch (name) {
@@ -203,6 +209,10 @@ export function upstreamRequestHeaders(exchange: Exchange, trustedProxies: reado
     }
     fields.push([name, value]);
   });
+  if (withDel !== undefined) {
+    exchange.rejected = `control character in the value of ${JSON.stringify(withDel)}`;
+    return undefined;
+  }
   if (!trusted) forwardedFor = forwardedProto = forwardedHost = requestStart = undefined;
   if (client) fields.push(["x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client]);
   else if (forwardedFor) fields.push(["x-forwarded-for", forwardedFor]);

@@ -101,6 +101,8 @@ export function proxy({
   return async function forward(c: Context<ProxyEnv>): Promise<Response> {
     const exchange = c.env.exchange;
     const incoming = exchange.request;
+    const headers = upstreamRequestHeaders(exchange, trustedProxies);
+    if (headers === undefined) return errorResponse(400, exchange, "a header field value holds a control character");
     // A length given twice with the same value, which both runtimes take, comes as "5000, 5000":
     // as a number, that was no length at all (NaN), and the request went to the app.
     const declared = incoming.headers.get("content-length");
@@ -141,7 +143,6 @@ export function proxy({
     const child = target();
     exchange.child = child;
     let url = child.origin + requestTarget(incoming.url)!;
-    const headers = upstreamRequestHeaders(exchange, trustedProxies);
     editRequestHeaders?.(headers);
     const upstreamTrace = exchange.trace?.startUpstream(incoming.method, url, headers);
     let sentAt = performance.now();

@@ -62,6 +62,7 @@ export function websocketProxy({ target: childTarget, connect, upstreamTimeoutMs
     exchange.child = child;
     const { hostname, port, origin } = child;
     const fields = upstreamRequestHeaders(exchange, trustedProxies);
+    if (fields === undefined) return errorResponse(400, exchange, "a header field value holds a control character");
     // The handshake is the call to the app: a client span, whose traceparent the app gets.
     const upstreamTrace = exchange.trace?.startUpstream(request.method, `${origin}${target}`, fields);
     const headers = new Headers(fields);
