@@ -23,6 +23,7 @@
 
 import { connect, type Socket } from "node:net";
 import { readdirSync, readFileSync } from "node:fs";
+import { CLIENT_ADDRESS_HEADERS } from "../../../src/forwarded-headers.ts";
 import { concatBytes, latin1Encode } from "../../../src/wire-bytes.ts";
 import { mulberry32 } from "../random.ts";
 
@@ -41,7 +42,9 @@ const ONLY = args.get("only") === undefined ? undefined : Number(args.get("only"
 const QUERY_CHARS = "-._~!$&()*+,;=:@0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
-const SET_BY_SLUICE = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix", "x-request-id", "x-request-start", "x-sendfile-type", "traceparent", "tracestate", "content-length", "host"];
+const SET_BY_SLUICE = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix", "x-request-id", "x-request-start", "x-sendfile-type", "traceparent", "tracestate", "content-length", "host",
+  // Other proxies' client-address headers (X-Real-IP ...): dropped unless from --trusted-proxies (README, Proxying).
+  ...CLIENT_ADDRESS_HEADERS];
 
 interface Case {
   index: number;
