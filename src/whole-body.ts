@@ -24,7 +24,7 @@ export function hasWholeBody(response: Response): boolean {
  * oneChunkStream too.
  */
 export function hasContentType(headers: Headers): boolean {
-  return headers.get("content-type") ? true : false;
+  return Boolean(headers.get("content-type"));
 }
 
 /**
