@@ -47,8 +47,17 @@ export interface ResponseCacheOptions {
   now?: () => number;
 }
 
-/** Bytes counted per entry on top of its body, headers and key: the bookkeeping around them. */
-export const ENTRY_OVERHEAD = 256;
+/**
+ * Bytes counted per entry on top of its body, headers and key: the memory around them (the
+ * entry, its Headers, its records in the maps and sets here). Measured with 100,000 entries
+ * of an empty body and four header fields: 1.9 KB each on Bun 1.4.5, 2.5 KB on Deno 2.9.6,
+ * of which the bytes counted otherwise were 143; counted as 256, a 64 MiB cache of small
+ * answers held 162,000 entries and 360 MiB.
+ */
+export const ENTRY_OVERHEAD = 2048;
+
+/** Bytes counted per stored header field on top of its name and value (measured as above: 80-110). */
+export const FIELD_OVERHEAD = 96;
 
 /** Headers that describe one connection or one exchange, never stored. */
 const NOT_STORED = new Set([
@@ -162,11 +171,11 @@ export class ResponseCache {
     for (const [name, value] of response.headers) {
       if (NOT_STORED.has(name) || notForwarded.includes(name)) continue;
       headers.append(name, value);
-      size += name.length + value.length;
+      size += FIELD_OVERHEAD + name.length + value.length;
     }
     const contentLength = String(body.byteLength);
     headers.set("content-length", contentLength);
-    size += "content-length".length + contentLength.length;
+    size += FIELD_OVERHEAD + "content-length".length + contentLength.length;
     if (body.byteLength > this.maxItemSize || size > this.maxSize) return false;
 
     const now = this.#now();

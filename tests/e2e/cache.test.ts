@@ -481,6 +481,22 @@ describe.each(TARGETS)("response cache ($name)", (target) => {
     }
   }, 60_000);
 
+  test("--cache-size bounds the memory of many small entries too: each counts about what it costs", async () => {
+    // A stored response costs about 1.9 KB (binary) to 2.5 KB (Deno) of memory beyond its
+    // body, key and header bytes (Headers, entry, map and set records); counted as 256
+    // bytes, a 64 MiB cache of small answers held 162,000 entries and 360 MiB.
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--cache-size", "1MiB"] });
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < 1500) expect((await get(sluice, `/cacheable?bytes=1&small=${next++}`)).status).toBe(200);
+    }));
+    const metrics = await readMetrics(sluice);
+    expect(metrics.sluice_cache_bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(metrics.sluice_cache_entries).toBeGreaterThan(100);
+    expect(metrics.sluice_cache_entries).toBeLessThanOrEqual(Math.floor((1024 * 1024) / 1800));
+    await stop(sluice);
+  }, 60_000);
+
   test("a reload keeps the cache while its limits stay, and starts an empty one when they change", async () => {
     const path = join(tempDir(), "sluice.toml");
     writeFileSync(path, 'shutdown-delay = "0s"\n');

@@ -205,11 +205,11 @@ describe("cache middleware (Bun)", () => {
   });
 
   test("the total size limit evicts the least recently used entry", async () => {
-    await start({ maxSize: 1000, maxItemSize: 1000 });
+    await start({ maxSize: 6000, maxItemSize: 1000 });
     await (await get("/public")).text();
     await (await get("/vary", { headers: { "accept-language": "en" } })).text();
     await app.waitForEvent("stored", 2);
-    // Each entry is about 400 bytes (body, headers, key and ENTRY_OVERHEAD): two fit, three do not.
+    // Each entry is about 2,700 bytes (body, headers, key, ENTRY_OVERHEAD and FIELD_OVERHEAD each): two fit, three do not.
     expect(app.store.count).toBe(2);
     expect((await get("/public")).headers.get("x-cache")).toBe("hit");
     await (await get("/vary", { headers: { "accept-language": "fr" } })).text();

@@ -2,7 +2,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { freshnessLifetime, parseCacheControl, requestPolicy, resourceUrl } from "../../src/cache/cache-rules.ts";
-import { ENTRY_OVERHEAD, ResponseCache } from "../../src/cache/response-cache.ts";
+import { ENTRY_OVERHEAD, FIELD_OVERHEAD, ResponseCache } from "../../src/cache/response-cache.ts";
 
 const URL_A = "http://example.test/a";
 const PUBLIC = "public, max-age=60";
@@ -334,7 +334,7 @@ describe("ResponseCache", () => {
 
   describe("size limits and eviction", () => {
     /** The size of an entry for `url` with an n-byte body and the `head()` headers. */
-    const entrySize = (url: string, n: number) => ENTRY_OVERHEAD + `${url}\n`.length + n + "cache-control".length + PUBLIC.length + "content-length".length + String(n).length;
+    const entrySize = (url: string, n: number) => ENTRY_OVERHEAD + 2 * FIELD_OVERHEAD + `${url}\n`.length + n + "cache-control".length + PUBLIC.length + "content-length".length + String(n).length;
 
     test("size counts body, headers and key; it returns to 0 when entries go", () => {
       const { cache } = clocked();
@@ -370,7 +370,10 @@ describe("ResponseCache", () => {
       expect([1, 3, 4].map((n) => cache.lookup(request(`${URL_A}${n}`)) !== undefined)).toEqual([true, true, true]);
       expect(cache.size).toBe(one * 3);
       // A bigger entry evicts as many as it needs, oldest first (1, then 3, in lookup order above).
-      cache.store(request(`${URL_A}5`), head(), bytes(100 + one));
+      // (its body's length has more digits than 100: Content-Length counts them)
+      let twice = 100 + one;
+      while (entrySize(`${URL_A}5`, twice) > 2 * one) twice--;
+      cache.store(request(`${URL_A}5`), head(), bytes(twice));
       expect([1, 3, 4, 5].map((n) => cache.lookup(request(`${URL_A}${n}`)) !== undefined)).toEqual([false, false, true, true]);
       expect(cache.size).toBeLessThanOrEqual(cache.maxSize);
     });
