@@ -323,7 +323,12 @@ export class Http1Connection implements TcpSocketEvents {
 
   #readBody(bytes: Uint8Array): void {
     const decoder = this.#decoder!;
-    const used = decoder.decode(bytes, this.#emit);
+    let used: number;
+    try {
+      used = decoder.decode(bytes, this.#emit);
+    } finally {
+      this.#flushParts();
+    }
     if (decoder.done) {
       if (used < bytes.byteLength) this.#reusable = false;
       this.#body!.close();
@@ -335,7 +340,33 @@ export class Http1Connection implements TcpSocketEvents {
     }
   }
 
-  #emit = (payload: Uint8Array): void => this.#body!.enqueue(payload);
+  /**
+   * The payload decoded from one read, handed on as one chunk: a chunked body of tiny chunks
+   * (an app flushing every few bytes) would otherwise queue one object per chunk, each costing
+   * far more than its bytes, while the queue's limit counts bytes alone: under Deno, a client
+   * that read nothing of 1-byte chunks cost sluice 29-30 MiB, and 4-8 MiB as one per read.
+   */
+  #parts: Uint8Array[] = [];
+
+  #emit = (payload: Uint8Array): void => void this.#parts.push(payload);
+
+  #flushParts(): void {
+    const parts = this.#parts;
+    if (parts.length === 0) return;
+    if (parts.length === 1) this.#body!.enqueue(parts[0]!);
+    else {
+      let length = 0;
+      for (const part of parts) length += part.byteLength;
+      const whole = new Uint8Array(length);
+      let offset = 0;
+      for (const part of parts) {
+        whole.set(part, offset);
+        offset += part.byteLength;
+      }
+      this.#body!.enqueue(whole);
+    }
+    parts.length = 0;
+  }
 
   // ---------------------------------------------------------------- endings
 
