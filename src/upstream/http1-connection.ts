@@ -353,6 +353,7 @@ export class Http1Connection implements TcpSocketEvents {
   #flushParts(): void {
     const parts = this.#parts;
     if (parts.length === 0) return;
+    this.#parts = []; // taken before enqueue, which may call pull: nothing is handed on twice
     if (parts.length === 1) this.#body!.enqueue(parts[0]!);
     else {
       let length = 0;
@@ -365,7 +366,6 @@ export class Http1Connection implements TcpSocketEvents {
       }
       this.#body!.enqueue(whole);
     }
-    parts.length = 0;
   }
 
   // ---------------------------------------------------------------- endings
