@@ -353,9 +353,14 @@ export class Http1Connection implements TcpSocketEvents {
   #flushParts(): void {
     const parts = this.#parts;
     if (parts.length === 0) return;
-    this.#parts = []; // taken before enqueue, which may call pull: nothing is handed on twice
-    if (parts.length === 1) this.#body!.enqueue(parts[0]!);
-    else {
+    // Taken before enqueue, which may call pull: nothing is handed on twice. One part (a
+    // Content-Length body, a chunk per read) reuses the array rather than making another.
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      parts.length = 0;
+      this.#body!.enqueue(only);
+    } else {
+      this.#parts = [];
       let length = 0;
       for (const part of parts) length += part.byteLength;
       const whole = new Uint8Array(length);
