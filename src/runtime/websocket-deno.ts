@@ -12,6 +12,14 @@ const SEND_QUEUE_LIMIT = 1024 * 1024;
 const SEND_QUEUE_MESSAGES = 16 * 1024;
 /** Deno has no drain event: the queue is polled this often while over the limit. */
 const DRAIN_POLL_MS = 10;
+/**
+ * Longest a WebSocket may stay connecting after its 101 was handed over. Deno 2.9.6 leaves one
+ * whose client went away just as it was upgraded connecting for good: no open, no close, no
+ * error, the request's signal not aborted (a bare Deno.serve, 1,000 clients reset right after
+ * sending their handshake: 254 such). sluice counted each as in flight until the drain
+ * deadline of its stop. The 101 is a few hundred bytes on a fresh connection: written at once.
+ */
+const OPEN_DEADLINE_MS = 10_000;
 
 function peerOf(socket: WebSocket, events: WebSocketEvents): WebSocketPeer & { stop(): void } {
   let polling: ReturnType<typeof setInterval> | undefined;
@@ -72,10 +80,29 @@ export function denoUpgradeWebSocket(request: Request, { protocol, headers, even
   if (protocol !== undefined) response.headers.set("sec-websocket-protocol", protocol);
   socket.binaryType = "arraybuffer";
   const peer = peerOf(socket, events);
-  socket.onopen = () => events.open(peer);
-  socket.onmessage = (event) => events.message(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer));
+  /** Set once the socket counts as closed: by its close event, or as never opened (OPEN_DEADLINE_MS). */
+  let closed = false;
+  const neverOpened = (): void => {
+    if (closed || socket.readyState !== WebSocket.CONNECTING) return;
+    closed = true;
+    events.close(1006, ""); // the relay lets the child go and ends the exchange
+  };
+  const openDeadline = setTimeout(neverOpened, OPEN_DEADLINE_MS);
+  // Gone before the upgrade completed: at once, when Deno says so (it may never: the deadline).
+  request.signal.addEventListener("abort", () => setTimeout(neverOpened, 0), { once: true });
+  socket.onopen = () => {
+    clearTimeout(openDeadline);
+    if (closed) socket.close(); // past its deadline: the relay has let the child go
+    else events.open(peer);
+  };
+  socket.onmessage = (event) => {
+    if (!closed) events.message(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer));
+  };
   socket.onclose = (event) => {
+    clearTimeout(openDeadline);
     peer.stop();
+    if (closed) return;
+    closed = true;
     // Deno itself closes every WebSocket with 1001 when its listener closes; the close event then
     // reports 1005. Passed on as what it is: going away.
     events.close(event.code === 1005 && stopping() ? 1001 : event.code, event.reason);

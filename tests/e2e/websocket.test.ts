@@ -8,9 +8,10 @@
 
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { encodeFrame, Opcode } from "../../src/websockets/frames.ts";
-import { BUN, ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
+import { BUN, readMetrics, ROOT, rssKiB, startSluice, TARGETS, tempDir, until } from "../harness.ts";
 import { rawUpgrade } from "../raw-websocket.ts";
 
 const WS_APP = [BUN, join(ROOT, "tests/fixtures/ws-app.ts")];
@@ -396,6 +397,29 @@ describe.each(TARGETS)("websockets ($name)", (target) => {
     sluice.signal("SIGTERM");
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
+
+  test("clients reset just as their upgrade completes: every exchange ends, nothing stays in flight", async () => {
+    // Deno 2.9.6 left such a WebSocket connecting for good (no open, no close): sluice counted
+    // it in flight for ever, and a rolling restart's drain waited for it. (Deno's own server
+    // shutdown still waits for those connections: the stop ends at --drain-timeout.)
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0", "--drain-timeout", "5s"], child: WS_APP });
+    const handshake = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for (let round = 0; round < 3; round++) {
+      const sockets = await Promise.all(Array.from({ length: 300 }, () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect(sluice.httpPort, "127.0.0.1", () => resolve(socket));
+          socket.on("error", () => {});
+        })));
+      for (const socket of sockets) socket.write(handshake);
+      // Cut them over the next moments, some before their 101, some as it is sent, some after.
+      for (const [i, socket] of sockets.entries()) setTimeout(() => socket.resetAndDestroy(), i % 60);
+      await until(async () => (await readMetrics(sluice))["sluice_requests_in_flight"] === 0, 30_000, `round ${round}: nothing in flight`);
+    }
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+    expect(sluice.events("shutdown.complete")[0]).toMatchObject({ aborted: 0 });
+  }, 180_000);
 
   test("the access record counts message bytes as sent on the wire (UTF-8), both ways", async () => {
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: WS_APP });
