@@ -9,10 +9,10 @@ import { firstChunkWhole, observeBody } from "./followed-body.ts";
 import { Exchange, NO_RESPONSE_STATUS } from "./exchange.ts";
 import { hasFileBody } from "./files/file-response.ts";
 import { hasWholeBody } from "./whole-body.ts";
-import { connectionNamed } from "./forwarded-headers.ts";
 import { log } from "./log.ts";
 import { errorResponse } from "./proxy.ts";
 import { requestPath } from "./request-target.ts";
+import { withHeader } from "./runtime/answer-headers.ts";
 import { plainServerError } from "./runtime/server-error.ts";
 import type { ConnectionInfo, HttpListener, Runtime, ServeOptions } from "./runtime/types.ts";
 import { type AcceptedUpgrade, takeWebSocketUpgrade } from "./websockets/websocket-proxy.ts";
@@ -302,19 +302,6 @@ export class Server {
       response.body.cancel().catch(() => {});
       response = new Response(null, response);
     }
-    // Bun 1.4.5 sends no Date on a HEAD's answer (Runtime.datesHeadAnswers), which RFC 9110 section
-    // 6.6.1 requires of an origin server and of a proxy forwarding an answer without one.
-    if (!this.#runtime.datesHeadAnswers && exchange.request.method === "HEAD" && !response.headers.has("date")) {
-      response = withHeader(response, "date", new Date().toUTCString());
-    }
-    // Deno adds its own `connection: close` for a client that asked to close: one that sluice
-    // set (a 413, 408 or 431 whose unread body or head stays on the connection) went twice.
-    if (
-      this.#runtime.answersConnectionClose && response.headers.get("connection") === "close" &&
-      connectionNamed(exchange.request.headers.get("connection"))?.has("close")
-    ) {
-      response = withHeader(response, "connection", null);
-    }
     let final = response;
     const length = response.headers.get("content-length");
     // A client that left while a slow upstream answered (an exchange answered within the
@@ -356,21 +343,19 @@ export class Server {
       if (length === null && exchange.request.method === "HEAD" && !bodyless("GET", response.status)) final = new Response(unsentBody(), response);
     } else if (this.#runtime.fastBodyPassthrough && length !== null && Number(length) <= PASSTHROUGH_MAX_BYTES) {
       // A small body still arriving: its first chunk decides (see firstChunkWhole).
-      return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole, exchange.request));
+      return firstChunkWhole(response, Number(length), exchange).then((whole) => this.#closing(whole));
     } else if (isEventStream(response.headers)) {
       this.#eventStreams.add(exchange);
       final = new Response(observeBody(response.body, exchange, new EventBoundary()), response);
     } else {
       final = new Response(observeBody(response.body, exchange), response);
     }
-    return this.#closing(final, exchange.request);
+    return this.#closing(final);
   }
 
   /** Once the stop began, every response asks its client to close the connection. */
-  #closing(response: Response, request: Request): Response {
-    if (!this.#connectionClose) return response;
-    if (this.#runtime.answersConnectionClose && connectionNamed(request.headers.get("connection"))?.has("close")) return response;
-    return withHeader(response, "connection", "close");
+  #closing(response: Response): Response {
+    return this.#connectionClose ? withHeader(response, "connection", "close") : response;
   }
 
   /**
@@ -402,20 +387,4 @@ export class Server {
     for (const observe of slot.pipeline.onEnd) observe(exchange);
     if (--slot.inFlight === 0 && slot.retired) slot.pipeline.release();
   };
-}
-
-/**
- * `response` with header `name` set to `value` (removed for null): itself, or a copy when its
- * headers are immutable.
- */
-function withHeader(response: Response, name: string, value: string | null): Response {
-  const edit = (headers: Headers): void => (value === null ? headers.delete(name) : headers.set(name, value));
-  try {
-    edit(response.headers);
-    return response;
-  } catch {
-    const copy = new Response(response.body, response);
-    edit(copy.headers);
-    return copy;
-  }
 }

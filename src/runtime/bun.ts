@@ -13,6 +13,7 @@ import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
 import { sameObject } from "./shared-output.ts";
 import { plainServerError } from "./server-error.ts";
+import { editAnswer, withHeader } from "./answer-headers.ts";
 import { signalNumber } from "./signals.ts";
 import { bunConnectTcp } from "./socket-bun.ts";
 import { bunUpgradeWebSocket, bunWebSocketHandler } from "./websocket-bun.ts";
@@ -39,6 +40,8 @@ const ownChildren = new Set<number>();
 /** access(2) R_OK, for files Bun.serve will open only once their headers are promised. */
 const readable = readableOf(libc);
 
+const dated = (response: Response): Response => (response.headers.has("date") ? response : withHeader(response, "date", new Date().toUTCString()));
+
 /** How often a closed listener checks whether anything is still pending (only during a stop). */
 const PENDING_POLL_MS = 10;
 
@@ -60,7 +63,11 @@ function serve({ hostname, port, handler, onError, idleTimeoutMs = 0 }: ServeOpt
     // (or, chunked, midway): sluice streams bodies of any size, --max-request-body is the limit.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch(request, server) {
-      return handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
+      const answer = handler(request, { remoteAddress: server.requestIP(request)?.address ?? "" });
+      // Bun 1.4.5 sends a Date on every answer but a HEAD's (a bare Bun.serve neither), which
+      // RFC 9110 section 6.6.1 requires of an origin server and of a proxy forwarding an
+      // answer without one.
+      return request.method === "HEAD" ? editAnswer(answer, dated) : answer;
     },
     error: onError ?? plainServerError,
   });
@@ -188,8 +195,6 @@ export const bunRuntime: Runtime = {
   name: "bun",
   pid: process.pid,
   fastBodyPassthrough: true,
-  answersConnectionClose: false,
-  datesHeadAnswers: false,
   // Bun 1.4.5 ignores SIGPWR itself, and never calls a listener for SIGSTKFLT (docs/runtime-notes.md).
   ignorableSignals: ["SIGUSR1", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO"],
   version: Bun.version,

@@ -237,8 +237,6 @@ export const denoRuntime: Runtime = {
   name: "deno",
   pid: Deno.pid,
   fastBodyPassthrough: false,
-  answersConnectionClose: true,
-  datesHeadAnswers: true,
   ignorableSignals: IGNORED_SIGNALS,
   version: Deno.version.deno,
   args: Deno.args,

@@ -1,5 +1,7 @@
 /** @module denoServe: Runtime.serve on Deno.serve, with a listener that outlives a failed accept. */
 
+import { hasToken } from "../upstream/http1-wire.ts";
+import { editAnswer, withHeader } from "./answer-headers.ts";
 import { plainServerError } from "./server-error.ts";
 import type { HttpListener, ServeOptions } from "./types.ts";
 import { denoUpgradeWebSocket } from "./websocket-deno.ts";
@@ -11,6 +13,9 @@ import { denoUpgradeWebSocket } from "./websocket-deno.ts";
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_LONGEST_MS = 2_000;
 const STEADY_MS = 10_000;
+
+const closingOnce = (response: Response): Response =>
+  hasToken(response.headers.get("connection"), "close") ? withHeader(response, "connection", null) : response;
 
 /**
  * Deno.serve's accept loop ends for good on an accept error, such as EMFILE when a flood of
@@ -35,7 +40,12 @@ export function denoServe({ hostname, port, handler, onError, onListenerFailed }
       onListen,
       onError: onError ?? plainServerError,
       // Never undefined here: an upgrade on Deno answers with its 101 Response (denoUpgradeWebSocket).
-      handler: (request, info) => handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" }) as Response | Promise<Response>,
+      handler: (request, info) => {
+        const answer = handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" });
+        // Deno adds its own `connection: close` for a client that asked to close: an answer
+        // that says so itself (sluice's 413, 408 or 431, any answer once the stop began) went twice.
+        return (hasToken(request.headers.get("connection"), "close") ? editAnswer(answer, closingOnce) : answer) as Response | Promise<Response>;
+      },
     });
     current = server;
     openedAt = performance.now();

@@ -262,16 +262,6 @@ export interface Runtime {
    * observed, so that aborting its exchange cuts it.
    */
   readonly fastBodyPassthrough: boolean;
-  /**
-   * True when the server adds `connection: close` itself to the response of a request that
-   * asked to close its connection (Deno): sluice's own would make it appear twice.
-   */
-  readonly answersConnectionClose: boolean;
-  /**
-   * True when the server sends a `Date` on the answer to a HEAD that has none (Deno). Bun
-   * 1.4.5 sends one on every other answer but none on a HEAD's: sluice adds it there.
-   */
-  readonly datesHeadAnswers: boolean;
   /** The IgnoredSignals this runtime lets a program handle (and does not already ignore itself). */
   readonly ignorableSignals: readonly IgnoredSignal[];
   readonly version: string;

@@ -691,14 +691,16 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect((await (await fetch(`${sluice.url}/`)).text()).length).toBe(1024);
   }, 60_000);
 
-  test("the answer to a HEAD carries a Date, as the GET's does: proxied, a static file, sluice's own 504", async () => {
+  test("the answer to a HEAD carries a Date, as the GET's does: proxied, a static file, sluice's own 504, the admin listener's", async () => {
     const publicDir = tempDir();
     writeFileSync(join(publicDir, "robots.txt"), "User-agent: *\n");
     const sluice = await startSluice(target, { args: ["--upstream-timeout", "300ms", "--public-dir", publicDir] });
-    for (const [path, status] of [["/", 200], ["/robots.txt", 200], ["/status?code=404", 404], ["/hang", 504]] as const) {
+    const cases = [["/", 200], ["/robots.txt", 200], ["/status?code=404", 404], ["/hang", 504], ["admin /readyz", 200], ["admin /livez", 200]] as const;
+    for (const [where, status] of cases) {
+      const [port, path] = where.startsWith("admin ") ? [sluice.adminPort, where.slice(6)] : [sluice.httpPort, where];
       for (const method of ["GET", "HEAD"]) {
         const before = Date.now() - 1000;
-        const response = await rawHttp(sluice.httpPort, [get(path, sluice.httpPort, {}, method)]);
+        const response = await rawHttp(port, [get(path, port, {}, method)]);
         const date = Date.parse(response.headers.date ?? "");
         expect({ method, path, status: response.status, dated: date >= before - 1000 && date <= Date.now() + 1000 }).toEqual({ method, path, status, dated: true });
         expect(response.head.match(/^date:/gim)?.length).toBe(1);
