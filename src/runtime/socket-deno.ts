@@ -12,6 +12,8 @@ const MAX_READ_BYTES = 64 * 1024;
  * come back full (a body streaming) and fall back to it after one that was small.
  */
 const MIN_READ_BYTES = 8 * 1024;
+/** After the peer's end of stream, longest the connection stays open for what is left to write. */
+const WRITE_AFTER_END_MS = 1000;
 /** Bytes queued for writing before `write` asks the caller to wait for `drain`. */
 const WRITE_HIGH_WATER = 64 * 1024;
 
@@ -23,6 +25,11 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
   const conn = await Deno.connect({ hostname, port });
   conn.setNoDelay(true);
   let closed = false;
+  /** The peer's end of stream was read (the connection stays open for `events.end`'s receiver to write on). */
+  let readEnded = false;
+  /** `end()` was called: our side is closed, or will be once the writes under way are done. */
+  let ending = false;
+  let endDeadline: ReturnType<typeof setTimeout> | undefined;
   let paused = false;
   let resumed: (() => void) | undefined;
   let queued = 0;
@@ -32,6 +39,7 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
   const finish = (error?: Error): void => {
     if (closed) return;
     closed = true;
+    clearTimeout(endDeadline);
     resumed?.();
     try {
       conn.close();
@@ -50,7 +58,12 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
         const buffer = new Uint8Array(readBytes);
         const read = await conn.read(buffer);
         if (closed) return;
-        if (read === null) return finish();
+        if (read === null) {
+          if (!events.end || ending) return finish();
+          readEnded = true;
+          endDeadline = setTimeout(finish, WRITE_AFTER_END_MS); // a peer that reads no more holds nothing for long
+          return events.end();
+        }
         if (read === readBytes) readBytes = Math.min(readBytes * 2, MAX_READ_BYTES);
         else if (read < MIN_READ_BYTES) readBytes = MIN_READ_BYTES;
         events.data(buffer.subarray(0, read));
@@ -83,7 +96,12 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
       resumed = undefined;
     },
     end() {
-      writes = writes.then(() => (closed ? undefined : conn.closeWrite())).catch(fail);
+      ending = true;
+      writes = writes.then(() => {
+        if (closed) return;
+        if (readEnded) return finish(); // both sides are done
+        return conn.closeWrite();
+      }).catch(fail);
     },
     destroy: () => finish(),
   };

@@ -195,6 +195,12 @@ export interface TcpSocketEvents {
    * `destroy()` was called. Nothing is read or written after it.
    */
   close(error?: Error): void;
+  /**
+   * Optional: the peer ended its side (EOF) and the connection stays open for writing, until
+   * `end()` (which then closes it) or `destroy()`. Without it, the peer's EOF is `close`. Under
+   * Deno only: Bun's sockets close at the peer's EOF (what was written before it still goes out).
+   */
+  end?(): void;
 }
 
 /** A TCP connection (no delay), driven by TcpSocketEvents. */

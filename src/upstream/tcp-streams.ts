@@ -28,6 +28,15 @@ export async function connectTcpStreams(connect: Runtime["connectTcp"], hostname
       if ((input.desiredSize ?? 0) <= 0) socket?.pause();
     },
     drain: wake,
+    // The peer's EOF: nothing more to read, but what is still to be written goes out (a
+    // WebSocket child that half-closes after its Close frame waits for the reply).
+    end() {
+      try {
+        input.close();
+      } catch {
+        // the reader cancelled it already
+      }
+    },
     close(error) {
       closed = true;
       wake();
