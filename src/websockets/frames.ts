@@ -21,7 +21,11 @@ export type IncomingMessage =
   | { kind: "close"; code: number; reason: string };
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+/**
+ * `ignoreBOM`: a leading U+FEFF is part of the text, not a byte order mark to drop (the
+ * default decoder dropped it: a child's "\uFEFFx" reached the client as "x").
+ */
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** One frame, masked as a client must (section 5.3), unfragmented unless `fin` is false. */
 export function encodeFrame(opcode: number, payload: Uint8Array, fin = true): Uint8Array {

@@ -111,6 +111,25 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  // sluice decodes the child's text messages to check them (invalid UTF-8 is a 1007) and to pass
+  // them on as text: its decoder took a leading U+FEFF for a byte order mark and dropped it,
+  // so the client got "bom" for "\uFEFFbom" and an empty message for a lone U+FEFF.
+  test("a text message from the child that begins with U+FEFF reaches the client whole", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
+    const { socket, head, next } = await rawUpgrade(sluice.httpPort, "/echo"); // the client's text reaches the child as sent
+    expect(head).toStartWith("HTTP/1.1 101");
+    for (const text of ["\uFEFFbom", "\uFEFF", "\uFEFF\uFEFFtwo"]) {
+      const bytes = new TextEncoder().encode(text);
+      socket.write(encodeFrame(1, bytes));
+      expect(await next()).toEqual({ kind: "text", data: text, byteLength: bytes.byteLength });
+    }
+    socket.write(encodeClose(1000, ""));
+    expect(await next()).toMatchObject({ kind: "close", code: 1000 });
+    socket.end();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   // Its record said the WebSocket had ended as it should (no outcome, no upstreamError): the
   // Close frame sluice sends the child first made it look like a close sluice began.
   test("a protocol violation by the child gets 1002 and is recorded as an error", async () => {
