@@ -170,7 +170,8 @@ export class WebSocketRelay implements WebSocketEvents {
       const why = error instanceof Error ? error.message : String(error);
       const code = error instanceof WebSocketProtocolError ? error.code : 1006;
       if (code !== 1006) this.#closeChild(code, why); // a protocol violation: the child hears which
-      this.#childLost(peer, why, true);
+      // A message over the limit is no lost connection: the client hears 1009 as well, as for its own.
+      this.#childLost(peer, why, true, code === 1009 ? [1009, why] : undefined);
     }
   }
 
@@ -180,12 +181,17 @@ export class WebSocketRelay implements WebSocketEvents {
   }
 
   /** `failed`: the child broke the connection or the protocol (not merely cut after our Close frame). */
-  #childLost(peer: WebSocketPeer, why: string, failed = !this.#closeSentUpstream): void {
+  #childLost(
+    peer: WebSocketPeer,
+    why: string,
+    failed = !this.#closeSentUpstream,
+    [code, reason]: [number, string] = [1011, "upstream connection lost"],
+  ): void {
     if (failed) {
       this.#exchange.upstreamError = why;
       if (this.#outcome === "complete") this.#outcome = "error";
     }
-    if (!this.#clientClosed) peer.close(1011, "upstream connection lost");
+    if (!this.#clientClosed) peer.close(code, reason);
     this.#cut();
   }
 

@@ -130,6 +130,20 @@ describe.each(TARGETS)("websockets at the byte level ($name)", (target) => {
     expect(await sluice.exitCode()).toBe(0);
   }, 60_000);
 
+  // A client's message over 16 MiB closes with 1009 on both sides; a child's closed the client
+  // with 1011 "upstream connection lost", as if the child had gone away.
+  test("a child message over 16 MiB closes the client with 1009, not as a lost connection", async () => {
+    const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], child: RAW_WS_APP });
+    const { socket, head, next } = await rawUpgrade(sluice.httpPort, `/big?n=${16 * 1024 * 1024 + 1}`, { "x-request-id": "too-big" });
+    expect(head).toStartWith("HTTP/1.1 101");
+    expect(await next()).toMatchObject({ kind: "close", code: 1009, reason: "message over 16777216 bytes" });
+    socket.end();
+    const access = await sluice.waitFor((r) => r.event === "access" && r.requestId === "too-big");
+    expect(access).toMatchObject({ status: 101, outcome: "error", upstreamError: "message over 16777216 bytes" });
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(0);
+  }, 60_000);
+
   // Its record said the WebSocket had ended as it should (no outcome, no upstreamError): the
   // Close frame sluice sends the child first made it look like a close sluice began.
   test("a protocol violation by the child gets 1002 and is recorded as an error", async () => {
