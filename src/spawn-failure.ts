@@ -1,5 +1,6 @@
 /**
- * @module Why a program that exists could not be started with "no such file or directory":
+ * @module Why a program could not be started, in the same words on both runtimes (Bun says
+ * "Executable not found in $PATH", Deno "entity not found"; Bun "ENOEXEC: unknown error").
  * execve(2) says ENOENT also when the interpreter the file names is missing, the one on its
  * #! line (a script with Windows line endings names "/bin/sh\r") or, for a dynamically linked
  * program, its ELF interpreter (the C library's loader, missing from a FROM scratch image or
@@ -13,7 +14,40 @@ import type { Runtime } from "./runtime/types.ts";
 const HEAD_BYTES = 4096;
 const PT_INTERP = 3;
 
-type Files = Pick<Runtime, "openFile" | "realPath">;
+type Files = Pick<Runtime, "openFile" | "realPath" | "statFile">;
+
+/**
+ * Why the spawn of `program` failed (`error`, the runtime's), in the same words on both
+ * runtimes: what is missing, or what the file found is instead of a program, and what to do.
+ */
+export async function spawnFailureReason(program: string, error: unknown, pathVariable: string | undefined, files: Files): Promise<string> {
+  const runtimeMessage = error instanceof Error ? error.message : String(error);
+  try {
+    const code = readErrorCode(error);
+    if (isNotFound(error)) {
+      if (!program.includes("/") && findProgram(program, pathVariable, files) === undefined) {
+        const here = (await files.statFile(program)) !== undefined ? `; a file of that name is in the working directory: name it with its path, ./${program}` : "";
+        return `${JSON.stringify(program)} is not found in any directory of PATH (${pathVariable ?? "unset"})${here}`;
+      }
+      const missing = await missingInterpreter(program, pathVariable, files);
+      return missing === undefined ? (program.includes("/") ? "no such file or directory" : runtimeMessage) : `no such file or directory; ${missing}`;
+    }
+    const path = findProgram(program, pathVariable, files);
+    if (code === "EACCES" && path !== undefined) {
+      const stat = await files.statFile(path);
+      if (stat === undefined) {
+        return `permission denied: ${path} is ${files.realPath(`${path}/.`) === undefined ? "not a regular file" : "a directory"}, not a program`;
+      }
+      if (stat.mode !== undefined && (stat.mode & 0o111) === 0) return `permission denied: ${path} is not executable (chmod +x ${path})`;
+    }
+    if (code === "ENOEXEC") {
+      return `${path ?? program} is neither a program for this system nor a script with a #! line (begin it with one, such as #!/bin/sh)`;
+    }
+  } catch {
+    // Nothing more can be said than the runtime's message.
+  }
+  return runtimeMessage;
+}
 
 /** True for an error of a spawn that execve(2) refused with ENOENT (Bun's code, Deno's NotFound). */
 export function isNotFound(error: unknown): boolean {

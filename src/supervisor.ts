@@ -10,7 +10,7 @@ import { raceDeadline, sleep } from "./deadlines.ts";
 import { hostPort } from "./config-values.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { log } from "./log.ts";
-import { isNotFound, missingInterpreter } from "./spawn-failure.ts";
+import { spawnFailureReason } from "./spawn-failure.ts";
 import type { LineOutput } from "./output.ts";
 import type { Readiness } from "./readiness.ts";
 import type { ChildProcess, ChildSignal, ExitStatus, Runtime } from "./runtime/types.ts";
@@ -403,10 +403,11 @@ export class Supervisor {
     if (!(error instanceof SpawnFailed)) return error;
     const { command, env } = this.#options;
     const { cause } = error;
-    // "No such file" for a program that exists: its #! interpreter or its ELF loader is missing.
-    const missing = isNotFound(cause) ? await missingInterpreter(command[0]!, env.PATH, this.#deps.runtime) : undefined;
+    // In the same words on both runtimes; "no such file" for a program that exists says which
+    // interpreter (#! line, ELF loader) is missing.
+    const reason = await spawnFailureReason(command[0]!, cause, env.PATH, this.#deps.runtime);
     return new ChildStartError(
-      `Cannot start the child "${command.join(" ")}": ${cause instanceof Error ? cause.message : cause}${missing ? `; ${missing}` : ""}`,
+      `Cannot start the child "${command.join(" ")}": ${reason}`,
       undefined,
       { cause },
     );

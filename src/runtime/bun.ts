@@ -226,7 +226,7 @@ export const bunRuntime: Runtime = {
   async statFile(path) {
     try {
       const stat = await Bun.file(path).stat();
-      return stat.isFile() ? { size: stat.size, modifiedMs: stat.mtimeMs } : undefined;
+      return stat.isFile() ? { size: stat.size, modifiedMs: stat.mtimeMs, mode: stat.mode } : undefined;
     } catch {
       return undefined; // missing or unreadable
     }

@@ -116,7 +116,7 @@ function freePort(hostname: string): number {
 async function statFile(path: string): Promise<FileStat | undefined> {
   try {
     const stat = await Deno.stat(path);
-    return stat.isFile ? { size: stat.size, modifiedMs: stat.mtime?.getTime() ?? 0 } : undefined;
+    return stat.isFile ? { size: stat.size, modifiedMs: stat.mtime?.getTime() ?? 0, ...(stat.mode === null ? {} : { mode: stat.mode }) } : undefined;
   } catch {
     return undefined; // missing or unreadable
   }

@@ -233,6 +233,8 @@ export type ContentEncoding = "br" | "zstd" | "gzip";
 export interface FileStat {
   size: number;
   modifiedMs: number;
+  /** Its permission bits (st_mode), where the runtime gives them (statFile). */
+  mode?: number;
 }
 
 /** Why no file was opened: nothing regular there (missing, a directory ...), or no right to read it. */
@@ -321,7 +323,7 @@ export interface Runtime {
   readFile(path: string, maxBytes: number): Promise<{ bytes: Uint8Array; pipe: boolean }>;
   /** The canonical absolute path (symlinks, "." and ".." resolved); undefined when it does not exist. */
   realPath(path: string): string | undefined;
-  /** Size and modification time of a regular file; undefined when missing or not a regular file. */
+  /** Size, modification time and mode of a regular file; undefined when missing or not a regular file. */
   statFile(path: string): Promise<FileStat | undefined>;
   /**
    * Opens the regular file at `path` to send it. Deno opens it here and takes size and time

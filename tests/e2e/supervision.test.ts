@@ -471,6 +471,29 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         expect(sluice.events("child.started")).toEqual([]);
       }
     }, 60_000);
+
+    test("a command that cannot be run (not on PATH, a directory, not executable): exit 78 saying why, in the same words on both runtimes", async () => {
+      const dir = tempDir();
+      writeFileSync(join(dir, "app.sh"), "#!/bin/sh\nexec sleep 600\n", { mode: 0o644 });
+      // The runtimes said "Executable not found in $PATH" (Bun) or "entity not found" (Deno), and
+      // "permission denied" for a directory or a file without its execute bit, with no hint of which.
+      const path = "/usr/bin:/bin";
+      const cases = [
+        [["sluice-test-no-such-command", "s"], `"sluice-test-no-such-command" is not found in any directory of PATH (${path})`],
+        // The harness runs sluice in the repository's root, where compile.sh is.
+        [["compile.sh"], `"compile.sh" is not found in any directory of PATH (${path}); a file of that name is in the working directory: name it with its path, ./compile.sh`],
+        [[dir], `permission denied: ${dir} is a directory, not a program`],
+        [[join(dir, "app.sh")], `permission denied: ${join(dir, "app.sh")} is not executable (chmod +x ${join(dir, "app.sh")})`],
+      ] as const;
+      for (const [command, reason] of cases) {
+        const sluice = await startSluice(target, { child: [...command], waitReady: false, env: { PATH: path } });
+        expect(await sluice.exitCode()).toBe(78);
+        const failed = sluice.events("start.failed");
+        expect(failed).toHaveLength(1);
+        expect(failed[0]!.error).toBe(`Cannot start the child "${command.join(" ")}": ${reason}`);
+        expect(sluice.events("child.started")).toEqual([]);
+      }
+    }, 60_000);
   });
 
   test("stop: what the child leaves in its group when it exits on the stop signal gets the rest of --stop-timeout to finish", async () => {
