@@ -13,6 +13,8 @@ import type { UpstreamFetch } from "./upstream/http1-client.ts";
 export interface ReadinessCheckOptions {
   readyPath: string | undefined;
   readyTimeoutMs: number;
+  /** Where --ready-timeout was set (a variable, the file's line), for messages; the flag when absent. */
+  readyTimeoutSource?: string | undefined;
   probeTcp: Runtime["probeTcp"];
   /** Requests to the child (the --ready-path probe). */
   upstream: UpstreamFetch;
@@ -40,7 +42,7 @@ export class ChildReadiness {
 
   /** "within --ready-timeout 30s", for messages. */
   get within(): string {
-    return `within --ready-timeout ${formatDuration(this.#options.readyTimeoutMs)}`;
+    return `within ${this.#options.readyTimeoutSource ?? "--ready-timeout"} ${formatDuration(this.#options.readyTimeoutMs)}`;
   }
 
   /** Waits until `child` is ready, racing its exit, --ready-timeout and `stop` ("stopped"). */

@@ -122,8 +122,10 @@ export class Service {
         env: childEnvironment(deps.env, config.targetPort),
         targetHost: config.targetHost,
         targetPort: config.targetPort,
+        targetPortSource: optionSource(config, "targetPort"),
         readyPath: config.readyPath,
         readyTimeoutMs: config.readyTimeout,
+        readyTimeoutSource: optionSource(config, "readyTimeout"),
         restart: config.restart,
         restartMaxDelayMs: config.restartMaxDelay,
       },
@@ -367,6 +369,7 @@ export class Service {
     this.#supervisor.reconfigure({
       readyPath: applied.readyPath,
       readyTimeoutMs: applied.readyTimeout,
+      readyTimeoutSource: optionSource(applied, "readyTimeout"),
       restart: applied.restart,
       restartMaxDelayMs: applied.restartMaxDelay,
     });

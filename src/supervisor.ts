@@ -22,14 +22,18 @@ export interface SupervisorOptions {
   env: Record<string, string>;
   targetHost: string;
   targetPort: number;
+  /** Where --target-port was set (a variable, the file's line), for messages; the flag when absent. */
+  targetPortSource?: string;
   readyPath: string | undefined;
   readyTimeoutMs: number;
+  /** Where --ready-timeout was set, for messages; the flag when absent. */
+  readyTimeoutSource?: string | undefined;
   restart: "never" | "on-failure" | "always";
   restartMaxDelayMs: number;
 }
 
 /** What a reload may change for the children started, and the exits met, from then on. */
-export type ChildSettings = Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs" | "restart" | "restartMaxDelayMs">;
+export type ChildSettings = Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs" | "readyTimeoutSource" | "restart" | "restartMaxDelayMs">;
 
 export interface SupervisorDeps {
   runtime: Runtime;
@@ -162,13 +166,19 @@ export class Supervisor {
    * what it was started with. --restart and --restart-max-delay apply from the child's next
    * exit on; a restart already waiting out its backoff goes ahead.
    */
-  reconfigure({ readyPath, readyTimeoutMs, restart, restartMaxDelayMs }: ChildSettings): void {
-    this.#readiness = this.#readinessFor({ readyPath, readyTimeoutMs });
+  reconfigure({ readyPath, readyTimeoutMs, readyTimeoutSource, restart, restartMaxDelayMs }: ChildSettings): void {
+    this.#readiness = this.#readinessFor({ readyPath, readyTimeoutMs, readyTimeoutSource });
     this.#restartPolicy = { restart, restartMaxDelayMs };
   }
 
-  #readinessFor({ readyPath, readyTimeoutMs }: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs">): ChildReadiness {
-    return new ChildReadiness({ readyPath, readyTimeoutMs, probeTcp: this.#deps.runtime.probeTcp, upstream: this.#deps.upstream });
+  #readinessFor({ readyPath, readyTimeoutMs, readyTimeoutSource }: Pick<SupervisorOptions, "readyPath" | "readyTimeoutMs" | "readyTimeoutSource">): ChildReadiness {
+    return new ChildReadiness({
+      readyPath,
+      readyTimeoutMs,
+      readyTimeoutSource,
+      probeTcp: this.#deps.runtime.probeTcp,
+      upstream: this.#deps.upstream,
+    });
   }
 
   get pid(): number | undefined {
@@ -191,13 +201,15 @@ export class Supervisor {
       // Checked before each spawn: a child that exited before it was ready may have left a
       // daemon there (in a session of its own, out of reach of the group's SIGKILL).
       if (await this.#deps.runtime.probeTcp(target.hostname, target.port)) {
-        const option = target.port === this.#options.targetPort ? "--target-port" : "the port a rolling restart chose";
+        // Named where it was set: SLUICE_TARGET_PORT or the file's line, not a flag the user never passed.
+        const source = this.#options.targetPortSource ?? "--target-port";
+        const option = target.port === this.#options.targetPort ? source : "the port a rolling restart chose";
         const left = exitedBefore === undefined
           ? ""
           : `; the child that exited with code ${exitedBefore.code} before it was ready most likely left it (a daemon sluice cannot stop)`;
         throw new ChildStartError(
           `Cannot start the child: ${hostPort(target.hostname, target.port)} (${option}) already accepts connections, ` +
-            `so requests would go to another process${left}; stop it or choose another --target-port`,
+            `so requests would go to another process${left}; stop it or choose another ${source}`,
         );
       }
       // A stop that came during the port check (or a restart's backoff) already ran: a

@@ -244,7 +244,8 @@ for (const target of TARGETS) {
       sluice.signal("SIGUSR2");
       const second = await sluice.waitFor((r) => r.event === "rolling-restart" && r !== first, 60_000);
       expect(second).toMatchObject({ result: "failed", pid: secondPid });
-      expect(second.reason).toContain("was not ready within --ready-timeout 1.5s (waiting for GET /ready on 127.0.0.1:");
+      // Named where the reload set it: the file's line.
+      expect(second.reason).toContain(`was not ready within ${config} line 3 (ready-timeout) 1.5s (waiting for GET /ready on 127.0.0.1:`);
       expect(await (await fetch(`${sluice.url}/pid`)).text()).toBe(String(secondPid));
       sluice.signal("SIGTERM");
       expect(await sluice.exitCode()).toBe(0);

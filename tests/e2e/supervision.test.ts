@@ -321,6 +321,25 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         squatter.stop(true);
       }
     }, 60_000);
+
+    test("the start's errors name where --target-port and --ready-timeout were set (a variable, the file's line), not a flag never passed", async () => {
+      const port = freePort();
+      const squatter = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      try {
+        const sluice = await startSluice(target, { ports: { target: port }, env: { SLUICE_TARGET_PORT: String(port) }, waitReady: false });
+        expect(await sluice.exitCode()).toBe(78);
+        expect(sluice.events("start.failed")[0]?.error).toBe(
+          `Cannot start the child: 127.0.0.1:${port} (SLUICE_TARGET_PORT) already accepts connections, so requests would go to another process; stop it or choose another SLUICE_TARGET_PORT`,
+        );
+      } finally {
+        squatter.stop(true);
+      }
+      const file = join(tempDir(), "sluice.toml");
+      writeFileSync(file, 'ready-timeout = "1s"\n');
+      const sluice = await startSluice(target, { args: ["--config", file], child: ["sleep", "600"], waitReady: false });
+      expect(await sluice.exitCode()).toBe(78);
+      expect(sluice.events("start.failed")[0]?.error).toStartWith(`The child did not become ready within ${file} line 1 (ready-timeout) 1s (waiting for 127.0.0.1:`);
+    }, 60_000);
   });
 
   describe("held requests are bounded", () => {
