@@ -4,6 +4,7 @@ import {
   type Config,
   ConfigError,
   envName,
+  nearestOptionName,
   optionKeyOf,
   type OptionKey,
   OPTIONS,
@@ -71,21 +72,26 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
       break;
     }
     if (!arg.startsWith("--")) {
-      if (arg.startsWith("-") && arg !== "-") throw new UsageError(`Unknown flag ${arg}`);
+      if (arg.startsWith("-") && arg !== "-") throw new UsageError(unknownFlagText(arg.split("=")[0]!));
       break;
     }
     const eq = arg.indexOf("=");
     let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     let text = eq < 0 ? undefined : arg.slice(eq + 1);
     let key = optionKeyOf(name);
-    if (key === undefined && name.startsWith("no-") && text === undefined) {
-      key = optionKeyOf(name.slice(3));
-      if (key !== undefined && isBooleanOption(key)) {
+    if (key === undefined && name.startsWith("no-")) {
+      const negated = optionKeyOf(name.slice(3));
+      if (negated !== undefined && isBooleanOption(negated)) {
+        // `--no-access-log=true` is not `--no-access-log`'s "unknown flag": it takes no value.
+        if (text !== undefined) throw new UsageError(`--${name} takes no value: write --${name}, or --${name.slice(3)}=true|false`);
+        key = negated;
         name = name.slice(3);
         text = "false";
-      } else key = undefined;
+      } else if (negated !== undefined) {
+        throw new UsageError(`Unknown flag --${name}: --${name.slice(3)} is not a boolean, it takes a value (--${name.slice(3)} ${OPTIONS[negated].placeholder})`);
+      }
     }
-    if (key === undefined) throw new UsageError(`Unknown flag --${name}`);
+    if (key === undefined) throw new UsageError(unknownFlagText(`--${name}`));
     if (text === undefined) {
       if (isBooleanOption(key)) {
         // `--access-log false -- app` would run the command `false`, and the log stay on; so
@@ -110,6 +116,12 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     flags[key] = { text, from: `--${name}` };
   }
   return { flags, command: args.slice(i) };
+}
+
+/** "Unknown flag --drain-timout (did you mean --drain-timeout?)": the suggestion only when one option is near. */
+function unknownFlagText(flag: string): string {
+  const near = nearestOptionName(flag);
+  return `Unknown flag ${flag}${near === undefined ? "" : ` (did you mean --${near}?)`}`;
 }
 
 export function helpText(): string {

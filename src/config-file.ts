@@ -1,7 +1,7 @@
 /** @module The --config file: TOML setting options by their flags' names, turned into option sources. */
 
 import { parse, TomlDate, TomlError } from "smol-toml";
-import { ConfigError, isListOption, type OptionKey, optionKeyOf, OPTIONS, type OptionSources, type SourcedText } from "./config.ts";
+import { ConfigError, isListOption, nearestOptionName, type OptionKey, optionKeyOf, OPTIONS, type OptionSources, type SourcedText } from "./config.ts";
 import { TRACING_VARIABLES } from "./telemetry/tracing-config.ts";
 
 /** What a configuration file sets: options, and OTEL_* variables for tracing. */
@@ -47,7 +47,10 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     const key = optionKeyOf(name);
     // An OTEL_* key sluice does not read (a typo of one, OTEL_PROPAGATORS) would be ignored, tracing silently unchanged.
     if (key === undefined && !TRACING_VARIABLES.includes(name)) {
-      const hint = name.startsWith("OTEL_") ? ` (the OTEL_* keys sluice reads: ${TRACING_VARIABLES.join(", ")})` : "";
+      const near = nearestOptionName(name);
+      const hint = name.startsWith("OTEL_")
+        ? ` (the OTEL_* keys sluice reads: ${TRACING_VARIABLES.join(", ")})`
+        : near === undefined ? "" : ` (did you mean ${near}?)`;
       throw new ConfigError(`Unknown key "${name}" in ${where}${hint}`);
     }
     const from = `${where} (${name})`;

@@ -225,12 +225,51 @@ export function unknownVariables(env: Record<string, string | undefined>): strin
 
 /** The words for an unknown SLUICE_* variable, at start and in `sluice check`. */
 export function unknownVariableText(name: string): string {
-  return `${name} is set but names no option of sluice (sluice --help lists them); it is ignored`;
+  const near = nearestOptionName(name.slice("SLUICE_".length));
+  const meant = near === undefined ? "" : `did you mean ${envName(near)}? `;
+  return `${name} is set but names no option of sluice (${meant}sluice --help lists them); it is ignored`;
 }
 
 const KEYS_BY_NAME = new Map<string, OptionKey>(
   (Object.keys(OPTIONS) as OptionKey[]).map((key) => [OPTIONS[key].name, key]),
 );
+
+/**
+ * The option name a misspelt flag, file key or variable most likely meant: the same name in
+ * another case, with underscores or as its variable (HTTP_PORT, SLUICE_HTTP_PORT), or the one
+ * name within a few typed letters of it (drain-timout, drian-timeout); undefined when none is
+ * near or two are as near.
+ */
+export function nearestOptionName(text: string): string | undefined {
+  const name = text.toLowerCase().replaceAll("_", "-").replace(/^-+/, "").replace(/^sluice-/, "");
+  if (KEYS_BY_NAME.has(name)) return name;
+  // One typo per four letters, at most three: "port" suggests nothing, "drian-timeout" drain-timeout.
+  const limit = Math.min(3, Math.max(1, Math.floor(name.length / 4)));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  let tied = false;
+  for (const candidate of KEYS_BY_NAME.keys()) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) [best, bestDistance, tied] = [candidate, distance, false];
+    else if (distance === bestDistance) tied = true;
+  }
+  return tied ? undefined : best;
+}
+
+/** Letters inserted, deleted, replaced or two neighbours swapped to turn `a` into `b` (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
 
 /** True for the options that take a comma-separated list (--trusted-proxies, --x-sendfile-dirs). */
 export function isListOption(key: OptionKey): boolean {

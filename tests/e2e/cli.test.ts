@@ -1,7 +1,7 @@
 /** @module The command line end to end: version, help, usage errors, bad values, check, the grace-period refusal. */
 
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OPTIONS, envName } from "../../src/config.ts";
 import { freePort, runSluice, startSluice, TARGETS, tempDir } from "../harness.ts";
@@ -41,11 +41,31 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(stdout).toContain("64 usage error");
   }, 30_000);
 
-  test("an unknown flag is a usage error naming it", async () => {
+  test("an unknown flag is a usage error naming it, and the option it most likely meant", async () => {
     const { code, stdout, stderr } = await run(["--drain-timout", "3s", "--", "true"]);
     expect(code).toBe(64);
-    expect(stderr).toContain("Unknown flag --drain-timout");
+    expect(stderr).toBe('sluice: Unknown flag --drain-timout (did you mean --drain-timeout?)\nRun "sluice --help" for usage.\n');
     expect(stdout).toBe("");
+    // Another case, underscores, a single dash, a swap of two letters; a misspelt key in the file.
+    for (const [flag, meant] of [["--HTTP-PORT", "--http-port"], ["--http_port", "--http-port"], ["-http-port", "--http-port"], ["--stop-tiemout", "--stop-timeout"]]) {
+      const typo = await run(["check", flag!, "8080"]);
+      expect(typo.code).toBe(64);
+      expect(typo.stderr).toStartWith(`sluice: Unknown flag ${flag} (did you mean ${meant}?)\n`);
+    }
+    const nothingNear = await run(["check", "--bogus", "1"]);
+    expect(nothingNear.stderr).toStartWith("sluice: Unknown flag --bogus\n");
+    const path = join(tempDir(), "sluice.toml");
+    writeFileSync(path, 'SLUICE_HTTP_PORT = 8080\ndrian-timeout = "3s"\n');
+    const file = await run(["check", "--config", path]);
+    expect(file.code).toBe(78);
+    expect(file.stderr).toBe(`sluice: Unknown key "SLUICE_HTTP_PORT" in ${path} line 1 (did you mean http-port?)\n`);
+    // --no- of a boolean takes no value; --no- of another option is not a flag.
+    const negated = await run(["check", "--no-access-log=true"]);
+    expect(negated.code).toBe(64);
+    expect(negated.stderr).toStartWith("sluice: --no-access-log takes no value: write --no-access-log, or --access-log=true|false\n");
+    const notBoolean = await run(["check", "--no-http-port"]);
+    expect(notBoolean.code).toBe(64);
+    expect(notBoolean.stderr).toStartWith("sluice: Unknown flag --no-http-port: --http-port is not a boolean, it takes a value (--http-port PORT)\n");
   }, 30_000);
 
   test("a flag without its value is a usage error", async () => {
@@ -200,7 +220,7 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     const checked = await run(["check"], env);
     expect(checked.code).toBe(0);
     expect(checked.stdout).toMatch(/drain-timeout +15s\n/);
-    expect(checked.stderr).toBe("sluice: warning: SLUICE_DRAIN_TIMOUT is set but names no option of sluice (sluice --help lists them); it is ignored\n");
+    expect(checked.stderr).toBe("sluice: warning: SLUICE_DRAIN_TIMOUT is set but names no option of sluice (did you mean SLUICE_DRAIN_TIMEOUT? sluice --help lists them); it is ignored\n");
     const sluice = await startSluice(target, { args: ["--shutdown-delay", "0"], env });
     expect(sluice.events("config.unknown-variable").map((r) => r.variable)).toEqual(["SLUICE_DRAIN_TIMOUT"]);
     sluice.signal("SIGTERM");

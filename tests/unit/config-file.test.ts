@@ -197,9 +197,11 @@ describe("errors name the file, the line and the key", () => {
 
   test("an unknown key", () => {
     expect(errorOf('http-port = 8080\n# drain it\ndrian-timeout = "3s"\n')).toBe(
-      'Unknown key "drian-timeout" in /etc/sluice.toml line 3',
+      'Unknown key "drian-timeout" in /etc/sluice.toml line 3 (did you mean drain-timeout?)',
     );
-    expect(errorOf('"http port" = 1')).toBe('Unknown key "http port" in /etc/sluice.toml line 1');
+    expect(errorOf('"http port" = 1')).toBe('Unknown key "http port" in /etc/sluice.toml line 1 (did you mean http-port?)');
+    expect(errorOf("HTTP_PORT = 1")).toBe('Unknown key "HTTP_PORT" in /etc/sluice.toml line 1 (did you mean http-port?)');
+    expect(errorOf("bogus = 1")).toBe('Unknown key "bogus" in /etc/sluice.toml line 1');
   });
 
   test("invalid TOML, with its line and column", () => {

@@ -348,13 +348,13 @@ describe("parseArgs", () => {
   });
 
   test("--no- works only for booleans and takes no value", () => {
-    expect(() => parseArgs(["--no-drain-timeout", "app"])).toThrow("Unknown flag --no-drain-timeout");
-    expect(() => parseArgs(["--no-access-log=true", "app"])).toThrow("Unknown flag --no-access-log");
+    expect(() => parseArgs(["--no-drain-timeout", "app"])).toThrow("Unknown flag --no-drain-timeout: --drain-timeout is not a boolean, it takes a value (--drain-timeout DURATION)");
+    expect(() => parseArgs(["--no-access-log=true", "app"])).toThrow("--no-access-log takes no value: write --no-access-log, or --access-log=true|false");
     expect(() => parseArgs(["--no-such-thing", "app"])).toThrow("Unknown flag --no-such-thing");
   });
 
   test("unknown flags are usage errors naming the flag", () => {
-    expect(() => parseArgs(["--drain-timout", "3s", "app"])).toThrow(new UsageError("Unknown flag --drain-timout"));
+    expect(() => parseArgs(["--drain-timout", "3s", "app"])).toThrow(new UsageError("Unknown flag --drain-timout (did you mean --drain-timeout?)"));
     expect(() => parseArgs(["--bogus=1", "app"])).toThrow("Unknown flag --bogus");
     expect(() => parseArgs(["-v", "app"])).toThrow("Unknown flag -v");
   });

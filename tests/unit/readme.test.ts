@@ -87,7 +87,7 @@ test("the README's configuration file errors are the messages sluice gives for t
   };
   const cases: [RegExp, string][] = [
     [/^sluice: Cannot parse \/etc\/sluice\.toml line (\d+) \(drain-timeout\).*"3x"$/, `drain-timeout = "3x"`],
-    [/^sluice: Unknown key "drian-timeout" in \/etc\/sluice\.toml line (\d+)$/, `drian-timeout = "15s"`],
+    [/^sluice: Unknown key "drian-timeout" in \/etc\/sluice\.toml line (\d+) \(did you mean drain-timeout\?\)$/, `drian-timeout = "15s"`],
     [/^sluice: Invalid TOML in \/etc\/sluice\.toml line (\d+), column \d+: .*drain-timeout = "15s"\)$/, "drain-timeout = 15s"],
   ];
   for (const [pattern, text] of cases) {
