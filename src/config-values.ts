@@ -111,14 +111,17 @@ export function hostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
+/** What parseListenAddress expects, as its error says. */
+export const LISTEN_ADDRESS_EXPECTED = "expected host:port, [ipv6]:port or :port";
+
 export function parseListenAddress(text: string): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
-  if (!match) throw new RangeError("expected host:port, [ipv6]:port or :port");
+  if (!match) throw new RangeError(LISTEN_ADDRESS_EXPECTED);
   let hostname: string;
   try {
     hostname = match[1] !== undefined ? parseHost(`[${match[1]}]`) : match[2] ? parseHost(match[2]) : "0.0.0.0";
   } catch (error) {
-    throw new RangeError("expected host:port, [ipv6]:port or :port", { cause: error });
+    throw new RangeError(LISTEN_ADDRESS_EXPECTED, { cause: error });
   }
   return { hostname, port: parsePort(match[3]!) };
 }

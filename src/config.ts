@@ -13,6 +13,7 @@ import {
   parseDuration,
   parseGiveUpAfter,
   parseHost,
+  LISTEN_ADDRESS_EXPECTED,
   parseListenAddress,
   parseNonNegativeInteger,
   parsePort,
@@ -91,8 +92,16 @@ function goIntText(text: string): string {
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
-const parseAdminListen: ValueParser<ListenAddress | undefined> = (text) =>
-  text.trim() === "off" ? undefined : parseListenAddress(text);
+const parseAdminListen: ValueParser<ListenAddress | undefined> = (text) => {
+  if (text.trim() === "off") return undefined;
+  try {
+    return parseListenAddress(text);
+  } catch (error) {
+    // `admin-listen = false` in the file, or a port alone: say that "off" is the way to turn it off.
+    if (error instanceof RangeError && error.message === LISTEN_ADDRESS_EXPECTED) throw new RangeError("expected host:port, [ipv6]:port, :port or off", { cause: error });
+    throw error;
+  }
+};
 
 const parseConfigPath: ValueParser<string> = (text) => {
   if (text.trim() === "") throw new RangeError("expected the path of a TOML file");

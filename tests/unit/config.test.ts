@@ -182,6 +182,13 @@ describe("listen addresses", () => {
 
   test("--admin-listen off turns the admin listener off", () => {
     expect(resolveConfig({ adminListen: { text: "off", from: "--admin-listen" } }, {}, []).adminListen).toBeUndefined();
+    // A port alone, or `admin-listen = false` in the file: the error says that off is the word.
+    for (const text of ["9000", "false"]) {
+      expect(() => resolveConfig({ adminListen: { text, from: "--admin-listen" } }, {}, [])).toThrow(
+        `Cannot parse --admin-listen: expected host:port, [ipv6]:port, :port or off; current value is "${text}"`,
+      );
+    }
+    expect(() => resolveConfig({ adminListen: { text: "127.0.0.1:99999", from: "--admin-listen" } }, {}, [])).toThrow("expected a port number from 0 to 65535");
   });
 });
 
