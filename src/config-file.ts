@@ -28,7 +28,7 @@ export function loadConfigFile(path: string, text: string): ConfigFile {
     if (!(error instanceof TomlError)) throw error;
     // The lines shown are logged (a failed reload's record): credentials in them are masked.
     const shown = codeBlock(withSecretsMasked(text), error.line, error.column);
-    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error)}\n${shown}`, {
+    throw new ConfigError(`Invalid TOML in ${path} line ${error.line}, column ${error.column}: ${tomlReason(error, text)}\n${shown}`, {
       cause: error,
     });
   }
@@ -131,10 +131,22 @@ function codeBlock(text: string, line: number, column: number): string {
 }
 
 /** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */
-function tomlReason(error: TomlError): string {
+function tomlReason(error: TomlError, text: string): string {
   const reason = error.message.replace(/^Invalid TOML document: /, "").split("\n\n")[0]!;
   // `drain-timeout = 15s` or `log-level = debug`: TOML wants quotes around text.
-  return /numeric literal|invalid value/.test(reason) ? `${reason} (text needs quotes: drain-timeout = "15s")` : reason;
+  return /numeric literal|invalid value/.test(reason) ? `${reason} (text needs quotes: ${quotedLine(text, error.line)})` : reason;
+}
+
+/**
+ * The line `line` of `text` with its value quoted (`log-level = "debug"`), when it is one
+ * key = unquoted value; `drain-timeout = "15s"` otherwise, and for a key that holds credentials,
+ * whose value is never shown.
+ */
+function quotedLine(text: string, line: number): string {
+  const source = text.split("\n")[line - 1]?.replace(/\r$/, "") ?? "";
+  const match = /^\s*([A-Za-z0-9_-]+)\s*=\s*([^\s"'#[{][^#]*?)\s*(?:#.*)?$/.exec(source);
+  if (match === null || SECRET_KEY.test(match[1]!)) return 'drain-timeout = "15s"';
+  return `${match[1]} = ${JSON.stringify(match[2])}`;
 }
 
 function isTable(value: unknown): boolean {

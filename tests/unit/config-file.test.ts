@@ -214,11 +214,22 @@ describe("errors name the file, the line and the key", () => {
     expect(errorOf("drain-timeout = 1\ndrain-timeout = 2\n")).toStartWith("Invalid TOML in /etc/sluice.toml line 2, column 1: ");
   });
 
+  test("the quotes text needs are shown on the line's own key and value, not on drain-timeout's (but never a credential)", () => {
+    expect(errorOf("http-port = 8080\ntrusted-proxies = 10.0.0.0/8, 127.0.0.1 # the LB\n")).toStartWith(
+      'Invalid TOML in /etc/sluice.toml line 2, column 23: illegal character in numeric literal (text needs quotes: trusted-proxies = "10.0.0.0/8, 127.0.0.1")\n',
+    );
+    expect(errorOf("access-log = False\r\n")).toStartWith('Invalid TOML in /etc/sluice.toml line 1, column 14: invalid value (text needs quotes: access-log = "False")\n');
+    expect(errorOf("OTEL_EXPORTER_OTLP_HEADERS = api-key=s3cret\n")).toStartWith(
+      'Invalid TOML in /etc/sluice.toml line 1, column 30: invalid value (text needs quotes: drain-timeout = "15s")\n',
+    );
+    expect(errorOf("OTEL_EXPORTER_OTLP_HEADERS = api-key=s3cret\n")).not.toContain("s3cret");
+  });
+
   test("the lines shown around invalid TOML are cut around the column: a 200 kB line was shown whole", () => {
     const long = "x".repeat(200_000);
     expect(errorOf(`# ${long}\nlog-level = debug\n# ${long}\n`)).toBe(
       [
-        "Invalid TOML in /etc/sluice.toml line 2, column 13: invalid value (text needs quotes: drain-timeout = \"15s\")",
+        "Invalid TOML in /etc/sluice.toml line 2, column 13: invalid value (text needs quotes: log-level = \"debug\")",
         `1:  # ${"x".repeat(98)}...`,
         "2:  log-level = debug",
         "                ^",
