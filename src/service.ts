@@ -9,6 +9,7 @@ import { changedFiles } from "./files/prepare-files.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { compareLogLevel } from "@logtape/logtape";
+import { readErrorCode } from "./read-errors.ts";
 import { log, setupLogging } from "./log.ts";
 import type { LineOutput } from "./output.ts";
 import { OrphanReaping } from "./orphan-reaping.ts";
@@ -557,7 +558,31 @@ async function listen<T>(
   try {
     return await bind(onListenerFailed);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot listen on ${hostPort(hostname, port)} (${option}): ${reason}`, { cause: error });
+    throw new Error(`Cannot listen on ${hostPort(hostname, port)} (${option}): ${listenFailureReason(error, hostname, port)}`, { cause: error });
   }
+}
+
+/**
+ * Why a listener could not be opened, in the same words on both runtimes, which differ (Bun:
+ * "Failed to start server. Is port 8080 in use?", "permission denied 127.0.0.1:80", and
+ * "ENXIO: no such device or address" for a host name that does not resolve; Deno: "Address
+ * already in use (os error 98)", "failed to lookup address information").
+ */
+export function listenFailureReason(error: unknown, hostname: string, port: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  switch (readErrorCode(error)) {
+    case "EADDRINUSE":
+      return `the address is already in use (another process listens on port ${port})`;
+    case "EACCES":
+    case "EPERM":
+      return port < 1024 && port !== 0
+        ? `permission denied: a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability (or choose a port from 1024)`
+        : "permission denied";
+    case "EADDRNOTAVAIL":
+      return `no network interface of this machine has the address ${hostname}`;
+    case "ENXIO": // Bun's, for a name that does not resolve
+      return `the host name ${hostname} does not resolve to an address`;
+  }
+  if (/failed to lookup address/i.test(message)) return `the host name ${hostname} does not resolve to an address`;
+  return message;
 }

@@ -149,6 +149,27 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     }
   }, 30_000);
 
+  test("an address that cannot be bound says why in the same words on both runtimes", async () => {
+    // Bun said "ENXIO: no such device or address" for a name that does not resolve, and
+    // "Failed to start server. Is port N in use?"; Deno "failed to lookup address information"
+    // and "Address already in use (os error 98)".
+    const port = freePort();
+    const reasonFor = async (env: Record<string, string>) => {
+      const { code, stdout } = await run(["--target-port", String(freePort()), "--", "true"], { SLUICE_HTTP_PORT: String(port), SLUICE_ADMIN_LISTEN: "off", ...env });
+      expect(code).toBe(78);
+      const failed = stdout.split("\n").filter((line) => line.includes('"start.failed"')).map((line) => JSON.parse(line) as { error: string });
+      return /^Cannot listen on [^ ]+ \([^)]+\): (.*)$/.exec(failed[0]?.error ?? "")?.[1];
+    };
+    expect(await reasonFor({ SLUICE_HTTP_HOST: "sluice-test.invalid" })).toBe("the host name sluice-test.invalid does not resolve to an address");
+    expect(await reasonFor({ SLUICE_HTTP_HOST: "192.0.2.1" })).toBe("no network interface of this machine has the address 192.0.2.1");
+    const taken = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    try {
+      expect(await reasonFor({ SLUICE_HTTP_HOST: "127.0.0.1" })).toBe(`the address is already in use (another process listens on port ${port})`);
+    } finally {
+      taken.stop(true);
+    }
+  }, 30_000);
+
   test("a --ready-path no request can carry fails check and start at once, not after --ready-timeout", async () => {
     // "/ready up" (or a tab inside, from a variable) passed check, then every probe failed for 60 s.
     const checked = await run(["check"], { SLUICE_READY_PATH: "/ready up" });
