@@ -280,6 +280,8 @@ export async function runCli(runtime: Runtime, signals?: ProcessSignals): Promis
     }
     const { flags, command } = parseArgs(runtime.args);
     if (command.length === 0) throw new UsageError("Missing the command to run: sluice [options] [--] <command> [args...]");
+    // `sluice -- "$APP"` with the variable unset or empty: no program has an empty name.
+    if (command[0] === "") throw new UsageError(`The command to run is empty (an unset variable?): sluice [options] [--] <command> [args...]`);
     /** A configuration "file" that is a pipe (--config <(...)): the start read all it had. */
     let readOnce: string | undefined;
     /** True until the start's configuration was read. */

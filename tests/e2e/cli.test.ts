@@ -80,6 +80,11 @@ describe.each(TARGETS)("command line ($name)", (target) => {
       expect(code).toBe(64);
       expect(stderr).toContain("Missing the command to run");
     }
+    // `sluice -- "$APP"` with APP unset: it bound the listeners, then failed to spawn "" (exit 78).
+    const empty = await run(["--http-port", String(freePort()), "--admin-listen", "off", "--", "", "arg"]);
+    expect(empty.code).toBe(64);
+    expect(empty.stderr).toBe('sluice: The command to run is empty (an unset variable?): sluice [options] [--] <command> [args...]\nRun "sluice --help" for usage.\n');
+    expect(empty.stdout).toBe("");
   }, 60_000);
 
   test("a bad value fails at start naming the flag or the variable and the value", async () => {
