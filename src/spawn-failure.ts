@@ -41,6 +41,10 @@ export async function spawnFailureReason(program: string, error: unknown, pathVa
       if (stat.mode !== undefined && (stat.mode & 0o111) === 0) return `permission denied: ${path} is not executable (chmod +x ${path})`;
     }
     if (code === "ENOEXEC") {
+      const head = path === undefined ? undefined : await readHead(path, files);
+      if (head !== undefined && isElf(head)) {
+        return `${path} is a program built for another kind of machine (its ELF header names another architecture or word size than this system's): build or download it for this one`;
+      }
       return `${path ?? program} is neither a program for this system nor a script with a #! line (begin it with one, such as #!/bin/sh)`;
     }
   } catch {
@@ -109,6 +113,10 @@ export function shebangInterpreter(head: Uint8Array): string | undefined {
   let end = start;
   while (end < head.length && head[end] !== 0x20 && head[end] !== 0x09 && head[end] !== 0x0a) end++;
   return end > start ? new TextDecoder().decode(head.subarray(start, end)) : undefined;
+}
+
+function isElf(head: Uint8Array): boolean {
+  return head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
 }
 
 /** The PT_INTERP path of an ELF file whose program headers and interpreter lie in `head`. */

@@ -491,9 +491,10 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       }
     }, 60_000);
 
-    test("a command that cannot be run (not on PATH, a directory, not executable): exit 78 saying why, in the same words on both runtimes", async () => {
+    test("a command that cannot be run (not on PATH, a directory, not executable, no #! line): exit 78 saying why, in the same words on both runtimes", async () => {
       const dir = tempDir();
       writeFileSync(join(dir, "app.sh"), "#!/bin/sh\nexec sleep 600\n", { mode: 0o644 });
+      const script = (name: string, text: string) => (writeFileSync(join(dir, name), text, { mode: 0o755 }), join(dir, name));
       // The runtimes said "Executable not found in $PATH" (Bun) or "entity not found" (Deno), and
       // "permission denied" for a directory or a file without its execute bit, with no hint of which.
       const path = "/usr/bin:/bin";
@@ -503,6 +504,10 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         [["compile.sh"], `"compile.sh" is not found in any directory of PATH (${path}); a file of that name is in the working directory: name it with its path, ./compile.sh`],
         [[dir], `permission denied: ${dir} is a directory, not a program`],
         [[join(dir, "app.sh")], `permission denied: ${join(dir, "app.sh")} is not executable (chmod +x ${join(dir, "app.sh")})`],
+        // Deno's spawn ran these with /bin/sh (execvp), where the binary refused them: a script
+        // without a #! line served from source only, and an empty file "exited 0 before it was ready".
+        [[script("no-shebang.sh", "exec sleep 600\n")], `${join(dir, "no-shebang.sh")} is neither a program for this system nor a script with a #! line (begin it with one, such as #!/bin/sh)`],
+        [[script("empty", "")], `${join(dir, "empty")} is neither a program for this system nor a script with a #! line (begin it with one, such as #!/bin/sh)`],
       ] as const;
       for (const [command, reason] of cases) {
         const sluice = await startSluice(target, { child: [...command], waitReady: false, env: { PATH: path } });
