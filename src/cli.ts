@@ -73,6 +73,11 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
     }
     if (!arg.startsWith("--")) {
       if (arg.startsWith("-") && arg !== "-") throw new UsageError(unknownFlagText(arg.split("=")[0]!));
+      // `sluice run -- rails server`, as other supervisors are run: "run" would be spawned as the
+      // app, with "--" as its first argument. A program of that name comes after --.
+      if (NOT_SUBCOMMANDS.includes(arg) && args[i + 1]?.startsWith("-")) {
+        throw new UsageError(`sluice has no "${arg}" command: write sluice [options] -- <command> [args...] (or put -- before a program named ${arg})`);
+      }
       break;
     }
     const eq = arg.indexOf("=");
@@ -117,6 +122,9 @@ export function parseArgs(args: readonly string[]): { flags: OptionSources; comm
   }
   return { flags, command: args.slice(i) };
 }
+
+/** Words other supervisors take as their subcommand to run the app; sluice runs it without one. */
+const NOT_SUBCOMMANDS = ["run", "start", "serve", "exec"];
 
 /** "Unknown flag --drain-timout (did you mean --drain-timeout?)": the suggestion only when one option is near. */
 function unknownFlagText(flag: string): string {

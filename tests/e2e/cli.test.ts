@@ -87,6 +87,14 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     expect(empty.stdout).toBe("");
   }, 60_000);
 
+  test("sluice run -- app (a subcommand sluice does not have) is a usage error saying how to write it", async () => {
+    // "run" was spawned as the app with "--" as its first argument, after binding the listeners.
+    const { code, stdout, stderr } = await run(["run", "--http-port", String(freePort()), "--admin-listen", "off", "--", "true"]);
+    expect(code).toBe(64);
+    expect(stderr).toBe('sluice: sluice has no "run" command: write sluice [options] -- <command> [args...] (or put -- before a program named run)\nRun "sluice --help" for usage.\n');
+    expect(stdout).toBe("");
+  }, 30_000);
+
   test("a bad value fails at start naming the flag or the variable and the value", async () => {
     const flag = await run(["--drain-timeout", "3x", "--", "true"]);
     expect(flag.code).toBe(78);
