@@ -22,7 +22,7 @@ export interface ReadinessCheckOptions {
 
 /** A child being waited for. */
 export interface ProbedChild {
-  readonly process: { readonly pid: number };
+  readonly process: { readonly pid: number; listeningAddresses?(): Promise<string[]> };
   readonly target: ChildTarget;
   readonly exited: Promise<ExitStatus>;
   /** What the last --ready-path probe saw, for the message when it is never ready. */
@@ -108,7 +108,9 @@ export class ChildReadiness {
     const { hostname, port } = child.target;
     const { readyPath, probeTcp } = this.#options;
     if (readyPath !== undefined) {
-      return `waiting for GET ${readyPath} on ${hostPort(hostname, port)} to answer 2xx; ${child.lastAnswer ?? "it never answered"}`;
+      const waitedFor = `waiting for GET ${readyPath} on ${hostPort(hostname, port)} to answer 2xx; ${child.lastAnswer ?? "it never answered"}`;
+      const elsewhere = (await raceDeadline(probeTcp(hostname, port), PROBE_TIMEOUT_MS)) ? undefined : await this.#listensElsewhere(child);
+      return elsewhere === undefined ? waitedFor : `${waitedFor}; ${elsewhere}`;
     }
     const waited = `waiting for ${hostPort(hostname, port)} to accept TCP connections`;
     // An app that binds "localhost" may get only the other loopback address (::1 first, as
@@ -117,7 +119,21 @@ export class ChildReadiness {
     if (otherLoopback && (await raceDeadline(probeTcp(otherLoopback, port), PROBE_TIMEOUT_MS))) {
       return `${waited}; the app listens on ${hostPort(otherLoopback, port)} instead: pass --target-host ${otherLoopback}`;
     }
-    return `${waited}; does the app listen on $PORT?`;
+    return `${waited}; ${(await this.#listensElsewhere(child)) ?? "does the app listen on $PORT?"}`;
+  }
+
+  /**
+   * Where the child's group listens instead of its target, from /proc: an app that ignores
+   * PORT (a port in its own configuration or command) or binds another address.
+   */
+  async #listensElsewhere(child: ProbedChild): Promise<string | undefined> {
+    const { hostname, port } = child.target;
+    const addresses = (await raceDeadline(child.process.listeningAddresses?.() ?? Promise.resolve([]), PROBE_TIMEOUT_MS)) ?? [];
+    if (addresses.length === 0) return undefined;
+    const listed = `the app listens on ${addresses.join(", ")} instead`;
+    return addresses.some((address) => address.endsWith(`:${port}`))
+      ? `${listed}: make it listen on ${hostPort(hostname, port)}, or pass its address as --target-host`
+      : `${listed}: make it listen on the port sluice passes it as PORT (${port})`;
   }
 }
 

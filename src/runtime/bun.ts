@@ -7,6 +7,7 @@ import { bunCompression } from "./compression-bun.ts";
 import { bunOpenFile } from "./file-body-bun.ts";
 import { libc } from "./libc-bun.ts";
 import { orphanReaper } from "./orphans.ts";
+import { groupListeningAddresses, type ProcReader } from "./listening-sockets.ts";
 import { liveProcessInGroup } from "./process-group.ts";
 import { readableOf } from "./readable.ts";
 import { realPathOf } from "./real-path.ts";
@@ -160,8 +161,30 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
       // kill() also counts a zombie of the group that init has not collected yet.
       return (await liveProcessInGroup(proc.pid, () => PIDS.scanSync({ cwd: "/proc", onlyFiles: false }), readProcStat)) ?? true;
     },
+    listeningAddresses: () => groupListeningAddresses(proc.pid, PROC),
   };
 }
+
+/** /proc as groupListeningAddresses reads it. */
+const PROC: ProcReader = {
+  list: () => PIDS.scanSync({ cwd: "/proc", onlyFiles: false }),
+  async readText(path) {
+    try {
+      return await Bun.file(path).text();
+    } catch {
+      return undefined;
+    }
+  },
+  listDir: (path) => new Bun.Glob("*").scanSync({ cwd: path, onlyFiles: false }),
+  async socketInode(path) {
+    try {
+      const stat = await Bun.file(path).stat();
+      return stat.isSocket() ? String(stat.ino) : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
 
 /** The names in /proc that are process ids. */
 const PIDS = new Bun.Glob("[0-9]*");

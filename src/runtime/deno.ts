@@ -15,6 +15,7 @@ import { isPermissionDenied, readErrorCode } from "../read-errors.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
+import { groupListeningAddresses, type ProcReader } from "./listening-sockets.ts";
 import { liveProcessInGroup } from "./process-group.ts";
 import { realPathOf } from "./real-path.ts";
 import { sdNotify } from "./sd-notify.ts";
@@ -136,8 +137,30 @@ function spawn(command: readonly string[], { env, cwd }: { env: Record<string, s
       // kill() also counts a zombie of the group that init has not collected yet.
       return (await liveProcessInGroup(child.pid, () => Array.from(Deno.readDirSync("/proc"), (entry) => entry.name), readProcStat)) ?? true;
     },
+    listeningAddresses: () => groupListeningAddresses(child.pid, PROC),
   };
 }
+
+/** /proc as groupListeningAddresses reads it. */
+const PROC: ProcReader = {
+  list: () => Array.from(Deno.readDirSync("/proc"), (entry) => entry.name),
+  async readText(path) {
+    try {
+      return await Deno.readTextFile(path);
+    } catch {
+      return undefined;
+    }
+  },
+  listDir: (path) => Array.from(Deno.readDirSync(path), (entry) => entry.name),
+  async socketInode(path) {
+    try {
+      const stat = await Deno.stat(path);
+      return stat.isSocket && stat.ino !== null ? String(stat.ino) : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
 
 async function readProcStat(pid: string): Promise<string | undefined> {
   try {

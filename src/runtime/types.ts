@@ -179,6 +179,11 @@ export interface ChildProcess {
    * which an init may do late or never). Without /proc, signal 0 alone.
    */
   groupAlive(): Promise<boolean>;
+  /**
+   * The TCP addresses (host:port) the child's group listens on, from /proc, sorted; empty
+   * without /proc. For the message of a child that is not ready: where it listens instead.
+   */
+  listeningAddresses(): Promise<string[]>;
 }
 
 /**

@@ -322,6 +322,25 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       }
     }, 60_000);
 
+    test("an app that listens elsewhere (it ignores PORT, or binds another address): the timeout says where, from /proc", async () => {
+      // It said only "does the app listen on $PORT?", after the whole --ready-timeout.
+      const other = freePort();
+      const app = (bind: string, port: string) => ["sh", "-c", `exec python3 -m http.server ${port} --bind ${bind}`];
+      const ignoring = await startSluice(target, { args: ["--ready-timeout", "2s"], child: app("127.0.0.1", String(other)), waitReady: false });
+      expect(await ignoring.exitCode()).toBe(78);
+      expect(ignoring.events("start.failed")[0]?.error).toBe(
+        `The child did not become ready within --ready-timeout 2s (waiting for 127.0.0.1:${ignoring.targetPort} to accept TCP connections; ` +
+          `the app listens on 127.0.0.1:${other} instead: make it listen on the port sluice passes it as PORT (${ignoring.targetPort}))`,
+      );
+      const port = freePort();
+      const elsewhere = await startSluice(target, { args: ["--ready-timeout", "2s", "--target-port", String(port)], child: app("127.0.0.2", "$PORT"), waitReady: false });
+      expect(await elsewhere.exitCode()).toBe(78);
+      expect(elsewhere.events("start.failed")[0]?.error).toBe(
+        `The child did not become ready within --ready-timeout 2s (waiting for 127.0.0.1:${port} to accept TCP connections; ` +
+          `the app listens on 127.0.0.2:${port} instead: make it listen on 127.0.0.1:${port}, or pass its address as --target-host)`,
+      );
+    }, 60_000);
+
     test("the start's errors name where --target-port and --ready-timeout were set (a variable, the file's line), not a flag never passed", async () => {
       const port = freePort();
       const squatter = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
