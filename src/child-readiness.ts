@@ -15,6 +15,8 @@ export interface ReadinessCheckOptions {
   readyTimeoutMs: number;
   /** Where --ready-timeout was set (a variable, the file's line), for messages; the flag when absent. */
   readyTimeoutSource?: string | undefined;
+  /** Where --target-host was set, for messages; the flag when absent. */
+  targetHostSource?: string | undefined;
   probeTcp: Runtime["probeTcp"];
   /** Requests to the child (the --ready-path probe). */
   upstream: UpstreamFetch;
@@ -130,6 +132,12 @@ export class ChildReadiness {
     const { hostname, port } = child.target;
     const addresses = (await raceDeadline(child.process.listeningAddresses?.() ?? Promise.resolve([]), PROBE_TIMEOUT_MS)) ?? [];
     if (addresses.length === 0) return undefined;
+    // On every address, with the right port: the fault is the target host (a name that does
+    // not resolve, an address of another machine), not the app.
+    if (addresses.includes(`0.0.0.0:${port}`) || addresses.includes(`[::]:${port}`)) {
+      return `the app listens on ${addresses.join(", ")}, every address of this machine, yet ${hostPort(hostname, port)} does not accept: ` +
+        `does ${this.#options.targetHostSource ?? "--target-host"} name this machine (and resolve)?`;
+    }
     const listed = `the app listens on ${addresses.join(", ")} instead`;
     return addresses.some((address) => address.endsWith(`:${port}`))
       ? `${listed}: make it listen on ${hostPort(hostname, port)}, or pass its address as --target-host`

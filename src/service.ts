@@ -122,6 +122,7 @@ export class Service {
         command: config.command,
         env: childEnvironment(deps.env, config.targetPort),
         targetHost: config.targetHost,
+        targetHostSource: optionSource(config, "targetHost"),
         targetPort: config.targetPort,
         targetPortSource: optionSource(config, "targetPort"),
         readyPath: config.readyPath,

@@ -21,6 +21,8 @@ export interface SupervisorOptions {
   command: readonly string[];
   env: Record<string, string>;
   targetHost: string;
+  /** Where --target-host was set, for messages; the flag when absent. */
+  targetHostSource?: string;
   targetPort: number;
   /** Where --target-port was set (a variable, the file's line), for messages; the flag when absent. */
   targetPortSource?: string;
@@ -176,6 +178,7 @@ export class Supervisor {
       readyPath,
       readyTimeoutMs,
       readyTimeoutSource,
+      ...(this.#options.targetHostSource === undefined ? {} : { targetHostSource: this.#options.targetHostSource }),
       probeTcp: this.#deps.runtime.probeTcp,
       upstream: this.#deps.upstream,
     });

@@ -339,6 +339,13 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
         `The child did not become ready within --ready-timeout 2s (waiting for 127.0.0.1:${port} to accept TCP connections; ` +
           `the app listens on 127.0.0.2:${port} instead: make it listen on 127.0.0.1:${port}, or pass its address as --target-host)`,
       );
+      // On every address, with the right port: the target host is at fault (here a name that does not resolve).
+      const wildcard = await startSluice(target, { args: ["--ready-timeout", "2s", "--target-port", String(port)], env: { SLUICE_TARGET_HOST: "sluice-test.invalid" }, child: app("0.0.0.0", "$PORT"), waitReady: false });
+      expect(await wildcard.exitCode()).toBe(78);
+      expect(wildcard.events("start.failed")[0]?.error).toBe(
+        `The child did not become ready within --ready-timeout 2s (waiting for sluice-test.invalid:${port} to accept TCP connections; ` +
+          `the app listens on 0.0.0.0:${port}, every address of this machine, yet sluice-test.invalid:${port} does not accept: does SLUICE_TARGET_HOST name this machine (and resolve)?)`,
+      );
     }, 60_000);
 
     test("the start's errors name where --target-port and --ready-timeout were set (a variable, the file's line), not a flag never passed", async () => {
