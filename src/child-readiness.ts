@@ -34,6 +34,8 @@ export interface ProbedChild {
 const PROBE_INTERVAL_MS = 100;
 /** Longest wait for one readiness check: a ready path that hangs is not ready. */
 const PROBE_TIMEOUT_MS = 2000;
+/** When a child not yet ready gets its one child.not-ready warning (when --ready-timeout runs at least as long again). */
+const NOT_READY_NOTICE_MS = 10_000;
 
 export class ChildReadiness {
   #options: ReadinessCheckOptions;
@@ -44,7 +46,12 @@ export class ChildReadiness {
 
   /** "within --ready-timeout 30s", for messages. */
   get within(): string {
-    return `within ${this.#options.readyTimeoutSource ?? "--ready-timeout"} ${formatDuration(this.#options.readyTimeoutMs)}`;
+    return `within ${this.limit}`;
+  }
+
+  /** "--ready-timeout 30s" (or where it was set), for messages. */
+  get limit(): string {
+    return `${this.#options.readyTimeoutSource ?? "--ready-timeout"} ${formatDuration(this.#options.readyTimeoutMs)}`;
   }
 
   /** Waits until `child` is ready, racing its exit, --ready-timeout and `stop` ("stopped"). */
@@ -52,6 +59,7 @@ export class ChildReadiness {
     const startedAt = performance.now();
     const deadline = startedAt + this.#options.readyTimeoutMs;
     let exited: ExitStatus | undefined;
+    let noticed = false;
     void child.exited.then((status) => (exited = status));
     while (!exited && !stop.aborted) {
       if (await this.#probe(child, deadline - performance.now())) {
@@ -61,6 +69,21 @@ export class ChildReadiness {
         return "ready";
       }
       if (performance.now() >= deadline) return "timeout";
+      // Once, while a long --ready-timeout runs on: what the wait is for, and what it sees, so
+      // that an app that will never be ready (it listens elsewhere) is not a silent minute.
+      if (!noticed && performance.now() - startedAt >= NOT_READY_NOTICE_MS && deadline - performance.now() >= NOT_READY_NOTICE_MS) {
+        noticed = true;
+        const reason = await this.whyNotReady(child);
+        if (!exited && !stop.aborted) {
+          log.lifecycle.warn("Child {pid} is not ready after {seconds}s ({reason}); it has until {limit}", {
+            event: "child.not-ready",
+            pid: child.process.pid,
+            seconds: Math.round((performance.now() - startedAt) / 1000),
+            reason,
+            limit: this.limit,
+          });
+        }
+      }
       await raceDeadline(child.exited, PROBE_INTERVAL_MS, stop);
     }
     return exited ?? "stopped";

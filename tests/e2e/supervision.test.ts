@@ -348,6 +348,23 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       );
     }, 60_000);
 
+    test("a long wait for readiness says why 10 s in (child.not-ready, once), not only at --ready-timeout", async () => {
+      // With the default 60 s, an app that will never be ready was a silent minute.
+      const other = freePort();
+      const sluice = await startSluice(target, { args: ["--ready-timeout", "30s"], child: ["python3", "-m", "http.server", String(other), "--bind", "127.0.0.1"], waitReady: false });
+      const notice = await sluice.waitFor("child.not-ready", 20_000);
+      expect(notice).toMatchObject({
+        level: "WARNING",
+        pid: sluice.events("child.started")[0]!.pid,
+        seconds: 10,
+        reason: `waiting for 127.0.0.1:${sluice.targetPort} to accept TCP connections; the app listens on 127.0.0.1:${other} instead: make it listen on the port sluice passes it as PORT (${sluice.targetPort})`,
+        limit: "--ready-timeout 30s",
+      });
+      sluice.signal("SIGTERM");
+      await sluice.exitCode();
+      expect(sluice.events("child.not-ready")).toHaveLength(1);
+    }, 60_000);
+
     test("the start's errors name where --target-port and --ready-timeout were set (a variable, the file's line), not a flag never passed", async () => {
       const port = freePort();
       const squatter = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
