@@ -30,7 +30,7 @@ import { Service } from "./service.ts";
 import { raceDeadline } from "./deadlines.ts";
 import { subcommandOf } from "./subcommand.ts";
 import { versionLine } from "./version.ts";
-import { Http1Client } from "./upstream/http1-client.ts";
+import { Http1Client, UpstreamConnectError } from "./upstream/http1-client.ts";
 
 /** A command line that cannot be understood; exits with ExitCode.USAGE. */
 export class UsageError extends Error {
@@ -240,6 +240,12 @@ async function healthcheck(args: readonly string[], env: Record<string, string |
     await response.body?.cancel();
     return response.status === 200 ? undefined : `GET ${url} answered ${response.status}`;
   } catch (error) {
+    // The same words on both runtimes (Bun "The operation timed out.", Deno "The operation was
+    // aborted due to timeout"), and not the proxy's own "Cannot connect to upstream".
+    if (error instanceof Error && error.name === "TimeoutError") return `GET ${url} got no answer within ${formatDuration(HEALTHCHECK_TIMEOUT_MS)}`;
+    if (error instanceof UpstreamConnectError) {
+      return `GET ${url} failed: nothing accepts connections there (is sluice running, with its admin listener on that address?)`;
+    }
     return `GET ${url} failed: ${error instanceof Error ? error.message : String(error)}`;
   } finally {
     client.close();

@@ -204,6 +204,25 @@ describe.each(TARGETS)("command line ($name)", (target) => {
     }
   }, 30_000);
 
+  test("a healthcheck that cannot connect, or gets no answer, says so in the same words on both runtimes", async () => {
+    // Bun said "The operation timed out.", Deno "The operation was aborted due to timeout"; and
+    // both "Cannot connect to upstream", the proxy's words for its app.
+    const port = freePort();
+    const refused = await run(["healthcheck", `http://127.0.0.1:${port}/readyz`]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `sluice healthcheck: not ready (GET http://127.0.0.1:${port}/readyz failed: nothing accepts connections there (is sluice running, with its admin listener on that address?))\n`,
+    );
+    const silent = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    try {
+      const hung = await run(["healthcheck", `http://127.0.0.1:${port}/readyz`]);
+      expect(hung.code).toBe(1);
+      expect(hung.stderr).toBe(`sluice healthcheck: not ready (GET http://127.0.0.1:${port}/readyz got no answer within 3s)\n`);
+    } finally {
+      silent.stop(true);
+    }
+  }, 30_000);
+
   test("a size that rounds to 0 bytes, or one or a count too large to be exact, fails naming the value as written", async () => {
     // --max-request-body 0.5 was taken as 0 (no limit), and 400 nines as Infinity, said so in errors.
     const { code, stderr } = await run(["--http-port", "0", "--admin-listen", "off", "--target-port", String(freePort()), "--max-request-body", "0.5", "--", "true"]);
