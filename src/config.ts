@@ -363,7 +363,12 @@ export function resolveWithSource<K extends OptionKey>(
     return { value: spec.parse(source.text) as Config[K], from: source.from };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"`, { cause: error });
+    // Kubernetes injects SLUICE_HTTP_PORT=tcp://10.0.0.1:8080 into every pod of the namespace
+    // when a Service is named sluice-http: the fix is in the pod spec, not in the value.
+    const serviceLink = source.from.startsWith("SLUICE_") && /^tcp:\/\/[^/]+:\d+$/.test(source.text)
+      ? " (a Kubernetes service link, from a Service whose name makes this variable: set enableServiceLinks: false in the pod spec)"
+      : "";
+    throw new ConfigError(`Cannot parse ${source.from}: ${reason}; current value is "${source.text}"${serviceLink}`, { cause: error });
   }
 }
 

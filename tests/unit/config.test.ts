@@ -192,6 +192,16 @@ describe("listen addresses", () => {
   });
 });
 
+describe("Kubernetes service links", () => {
+  test("a SLUICE_* variable Kubernetes set for a Service (tcp://host:port) says where it comes from", () => {
+    // A Service named sluice-http makes SLUICE_HTTP_PORT=tcp://... in every pod of its namespace.
+    expect(() => resolveConfig({}, { SLUICE_HTTP_PORT: "tcp://10.0.0.1:8080" }, [])).toThrow(
+      'Cannot parse SLUICE_HTTP_PORT: expected a port number from 0 to 65535; current value is "tcp://10.0.0.1:8080" (a Kubernetes service link, from a Service whose name makes this variable: set enableServiceLinks: false in the pod spec)',
+    );
+    expect(() => resolveConfig({ httpPort: { text: "tcp://10.0.0.1:8080", from: "--http-port" } }, {}, [])).toThrow(/current value is "tcp:\/\/10\.0\.0\.1:8080"$/);
+  });
+});
+
 describe("booleans and choices", () => {
   test.each(["1", "true", "TRUE", "yes", "on"])("%p is true", (text) => expect(parseBoolean(text)).toBe(true));
   test.each(["0", "false", "no", "off", " Off "])("%p is false", (text) => expect(parseBoolean(text)).toBe(false));
