@@ -133,6 +133,12 @@ function codeBlock(text: string, line: number, column: number): string {
 /** smol-toml's reason without its prefix and code block, with a hint for the likeliest mistake. */
 function tomlReason(error: TomlError, text: string): string {
   const reason = error.message.replace(/^Invalid TOML document: /, "").split("\n\n")[0]!;
+  // A key written twice (a line appended to a file that had it): name it, and its other line.
+  if (/redefine/.test(reason)) {
+    const key = /^\s*(["']?)([A-Za-z0-9_-]+)\1\s*=/.exec(text.split("\n")[error.line - 1] ?? "")?.[2];
+    const first = key === undefined ? undefined : topLevelKeyLines(text).get(key);
+    if (key !== undefined && first !== undefined && first < error.line) return `${key} is set twice, on line ${first} and here: keep one`;
+  }
   // `drain-timeout = 15s` or `log-level = debug`: TOML wants quotes around text.
   return /numeric literal|invalid value/.test(reason) ? `${reason} (text needs quotes: ${quotedLine(text, error.line)})` : reason;
 }

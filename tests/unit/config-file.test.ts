@@ -214,6 +214,16 @@ describe("errors name the file, the line and the key", () => {
     expect(errorOf("drain-timeout = 1\ndrain-timeout = 2\n")).toStartWith("Invalid TOML in /etc/sluice.toml line 2, column 1: ");
   });
 
+  test("a key set twice is named, with both its lines", () => {
+    // "trying to redefine an already defined table or value", after a line appended to a file that had it.
+    expect(errorOf('http-port = 8080\n# appended\ndrain-timeout = "5s"\nhttp-port = 9090\n')).toStartWith(
+      "Invalid TOML in /etc/sluice.toml line 4, column 1: http-port is set twice, on line 1 and here: keep one\n",
+    );
+    expect(errorOf('drain-timeout = "5s"\r\n"drain-timeout" = "6s"\r\n')).toStartWith(
+      "Invalid TOML in /etc/sluice.toml line 2, column 1: drain-timeout is set twice, on line 1 and here: keep one\n",
+    );
+  });
+
   test("the quotes text needs are shown on the line's own key and value, not on drain-timeout's (but never a credential)", () => {
     expect(errorOf("http-port = 8080\ntrusted-proxies = 10.0.0.0/8, 127.0.0.1 # the LB\n")).toStartWith(
       'Invalid TOML in /etc/sluice.toml line 2, column 23: illegal character in numeric literal (text needs quotes: trusted-proxies = "10.0.0.0/8, 127.0.0.1")\n',
