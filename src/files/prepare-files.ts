@@ -4,7 +4,8 @@
  * `sluice check` and on every reload (a reload applies changes, or fails and keeps the old).
  */
 
-import { type Config, type OptionKey, optionSource } from "../config.ts";
+import { type Config, ConfigError, type OptionKey, optionSource } from "../config.ts";
+import { isPermissionDenied } from "../read-errors.ts";
 import { realDirectory } from "./directories.ts";
 import { type ErrorPages, loadErrorPages, PAGE_OPTIONS, type PageDisk, type PageStatus } from "./error-pages.ts";
 
@@ -21,13 +22,31 @@ export type DiskAccess = PageDisk;
 
 /** Resolves and reads what `config` names; throws ConfigError naming the option at fault. */
 export async function prepareFiles(config: Config, disk: DiskAccess): Promise<PreparedFiles> {
-  const sendfileDirs = config.xSendfile
-    ? config.xSendfileDirs.map((dir) => realDirectory(dir, optionSource(config, "xSendfileDirs"), disk.realPath))
-    : [];
-  const publicDir = config.publicDir === undefined
-    ? undefined
-    : realDirectory(config.publicDir, optionSource(config, "publicDir"), disk.realPath);
+  const sendfileDirs: string[] = [];
+  if (config.xSendfile) for (const dir of config.xSendfileDirs) sendfileDirs.push(await servedDirectory(dir, optionSource(config, "xSendfileDirs"), disk));
+  const publicDir = config.publicDir === undefined ? undefined : await servedDirectory(config.publicDir, optionSource(config, "publicDir"), disk);
   return { sendfileDirs, publicDir, pages: await loadErrorPages(config, disk) };
+}
+
+/** A name no directory holds: opening it says whether files in the directory can be opened at all. */
+const PROBE_NAME = ".sluice-permission-probe";
+
+/**
+ * The real path of a directory files are served from. One this user cannot search (a
+ * directory of mode 700 owned by another user, or one on its path) is refused: it resolved
+ * (or read as "no such directory"), and then every file in it went to the app, its 404 or
+ * worse, without a word.
+ */
+async function servedDirectory(path: string, source: string, disk: DiskAccess): Promise<string> {
+  try {
+    await disk.readTextFile(`${path}/${PROBE_NAME}`);
+  } catch (error) {
+    // Not the default (--x-sendfile-dirs .): an app that sends no file must not fail to start for it.
+    if (isPermissionDenied(error) && !source.startsWith("the default of ")) {
+      throw new ConfigError(`Cannot serve files from ${source}: permission denied (this user cannot open files in it); current value is "${path}"`);
+    }
+  }
+  return realDirectory(path, source, disk.realPath);
 }
 
 /**

@@ -80,6 +80,31 @@ describe("prepareFiles", () => {
   });
 });
 
+describe("a directory this user cannot search", () => {
+  // As a user other than its owner (a directory of mode 700): it resolved, or read "no such
+  // directory" when one above it was so, and then every file in it went to the app.
+  const denied = (path: string) => path.startsWith(join(dir, "public")) || path.startsWith(join(dir, "files"));
+  const disk = {
+    ...bunRuntime,
+    readTextFile: (path: string) => denied(path) ? Promise.reject(Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" })) : bunRuntime.readTextFile(path),
+  };
+  test("is refused naming the option and the path, when given on purpose", async () => {
+    for (const [flags, source, path] of [
+      [{ publicDir: join(dir, "public") }, "--public-dir", join(dir, "public")],
+      [{ xSendfileDirs: `${dir},${join(dir, "files")}` }, "--x-sendfile-dirs", join(dir, "files")],
+    ] as const) {
+      expect(prepareFiles(configOf(flags), disk)).rejects.toThrow(
+        new ConfigError(`Cannot serve files from ${source}: permission denied (this user cannot open files in it); current value is "${path}"`),
+      );
+    }
+  });
+  test("is not refused as the default --x-sendfile-dirs (the working directory): an app that sends no file still starts", async () => {
+    const everywhere = (path: string) => path.endsWith("/.sluice-permission-probe") ? Promise.reject(Object.assign(new Error("EACCES"), { code: "EACCES" })) : bunRuntime.readTextFile(path);
+    const inPublic = { ...disk, readTextFile: everywhere };
+    expect((await prepareFiles(configOf({}), inPublic)).sendfileDirs).toHaveLength(1);
+  });
+});
+
 describe("changedFiles", () => {
   const prepared = async (flags: Partial<Record<OptionKey, string>>) => {
     const config = configOf(flags);
