@@ -120,6 +120,9 @@ export class ChildReadiness {
    */
   async exitedBeforeReady(child: ProbedChild, status: ExitStatus, who = "The child"): Promise<string> {
     const exited = `${who} exited with code ${status.code} before it was ready`;
+    // 137 reads as a code of the app's own; it was a signal, and SIGKILL most often the
+    // kernel's out-of-memory killer (or a container's memory limit).
+    if (status.signal) return `${exited}: it was killed by ${status.signal}${status.signal === "SIGKILL" ? " (as the kernel's out-of-memory killer does)" : ""}`;
     if (status.code !== 0) return exited;
     const { hostname, port } = child.target;
     const left = (await this.#options.probeTcp(hostname, port))

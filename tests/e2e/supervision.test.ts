@@ -496,6 +496,16 @@ describe.each(TARGETS)("supervision ($name)", (target) => {
       }
     }, 60_000);
 
+    test("a child killed by a signal before it was ready: its 128+n code, and the signal named (SIGKILL: the out-of-memory killer)", async () => {
+      // "exited with code 137" read as the app's own code; the OOM killer's SIGKILL was not named.
+      for (const [signal, code] of [["KILL", 137], ["TERM", 143]] as const) {
+        const sluice = await startSluice(target, { child: ["sh", "-c", `kill -${signal} $$`], waitReady: false });
+        expect(await sluice.exitCode()).toBe(code);
+        const oom = signal === "KILL" ? " (as the kernel's out-of-memory killer does)" : "";
+        expect(sluice.events("start.failed")[0]?.error).toBe(`The child exited with code ${code} before it was ready: it was killed by SIG${signal}${oom}`);
+      }
+    }, 60_000);
+
     test("a command that does not exist: exit 78 with a message naming it", async () => {
       for (const command of ["/nonexistent/sluice-test-app", "sluice-test-no-such-command"]) {
         const sluice = await startSluice(target, { child: [command, "--flag"], waitReady: false });
