@@ -136,9 +136,24 @@ export function parseBoolean(text: string): boolean {
 export function parseChoice<T extends string>(choices: readonly T[]): ValueParser<T> {
   return (text) => {
     const value = text.trim() as T;
-    if (!choices.includes(value)) throw new RangeError(`expected one of ${choices.join(", ")}`);
+    if (!choices.includes(value)) {
+      const near = nearestChoice(value, choices);
+      throw new RangeError(`expected one of ${choices.join(", ")}${near === undefined ? "" : ` (did you mean ${near}?)`}`);
+    }
     return value;
   };
+}
+
+/**
+ * The choice a refused value most likely meant: the same in another case or with "_" for "-"
+ * (WARNING, on_failure), without its SIG prefix (TERM), or the one choice it begins (warn).
+ */
+function nearestChoice<T extends string>(value: string, choices: readonly T[]): T | undefined {
+  const plain = value.toLowerCase().replaceAll("_", "-");
+  const same = choices.find((choice) => [plain, `sig${plain}`].includes(choice.toLowerCase()));
+  if (same !== undefined) return same;
+  const begun = plain === "" ? [] : choices.filter((choice) => choice.toLowerCase().startsWith(plain));
+  return begun.length === 1 ? begun[0] : undefined;
 }
 
 /** An IPv4 or IPv6 network, as parsed from CIDR notation. */

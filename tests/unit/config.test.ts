@@ -212,6 +212,18 @@ describe("booleans and choices", () => {
     expect(parse(" always ")).toBe("always");
     expect(() => parse("sometimes")).toThrow("expected one of never, on-failure, always");
   });
+
+  test("a refused choice names the one it most likely meant: another case, _ for -, without SIG, or the one it begins", () => {
+    const restart = parseChoice(["never", "on-failure", "always"] as const);
+    expect(() => restart("on_failure")).toThrow(new RangeError("expected one of never, on-failure, always (did you mean on-failure?)"));
+    expect(() => restart("Always")).toThrow("(did you mean always?)");
+    expect(() => restart("no")).toThrow(new RangeError("expected one of never, on-failure, always"));
+    const level = parseChoice(["trace", "debug", "info", "warning", "error", "fatal"] as const);
+    expect(() => level("WARN")).toThrow("(did you mean warning?)");
+    const signal = parseChoice(["SIGTERM", "SIGINT", "SIGQUIT"] as const);
+    expect(() => signal("TERM")).toThrow("(did you mean SIGTERM?)");
+    expect(() => signal("SIGKILL")).toThrow(new RangeError("expected one of SIGTERM, SIGINT, SIGQUIT"));
+  });
 });
 
 describe("CIDR lists", () => {
