@@ -51,8 +51,11 @@ export interface Http1ClientOptions {
   maxIdlePerHost?: number;
   /**
    * Idle connections older than this are closed: below the usual servers' own keep-alive
-   * timeouts (Node 5 s, Puma 20 s), so the upstream seldom closes one just as it is reused.
-   * @default 4000 (ms)
+   * timeouts (gunicorn's threaded workers 2 s, Node and uvicorn 5 s, Puma 20 s), so the
+   * upstream seldom closes one just as it is reused; a new connection to the child costs far
+   * less than a request lost so. An upstream that closes idle connections sooner is learned
+   * from the first one it closes: see KEEP_ALIVE_MARGIN.
+   * @default 1500 (ms)
    */
   idleTimeoutMs?: number;
   /** Largest response head (status line + headers) accepted. @default 65536 */
@@ -60,6 +63,21 @@ export interface Http1ClientOptions {
 }
 
 const MAX_ORIGINS = 64;
+
+/**
+ * An upstream that closed an idle connection after t ms closes its others at about t too:
+ * from then on a connection idle for more than this share of the shortest such t is not
+ * reused (it is ended, and the request goes on a new one). Reusing it would race the
+ * upstream's own close, which wins when the request arrives just as it closes: the request
+ * is then lost unanswered, and a POST, which may not be sent again, gets 502 (gunicorn
+ * --threads with its 2 s keep-alive, a POST every 2 s). The margin covers the time the close
+ * takes to be seen here when the event loop is busy.
+ */
+const KEEP_ALIVE_MARGIN = 0.75;
+/** Idle closes sooner than this are not taken for a keep-alive timeout: a crash or a restart closes connections of any age. */
+const MIN_LEARNED_KEEP_ALIVE_MS = 250;
+/** A reused connection closed unanswered this soon after it was taken was most likely closed for its idle time. */
+const UNANSWERED_AT_ONCE_MS = 250;
 
 /** The upstream could not be connected to (refused, unreachable): nothing of the request was sent. */
 export class UpstreamConnectError extends TypeError {
@@ -75,9 +93,11 @@ export class Http1Client implements ConnectionPool {
   /** Connections ended cleanly (FIN) whose upstream has not closed its side yet: reset when it never does. */
   readonly #ending: Deadlines<Http1Connection>;
   readonly #origins = new Map<string, Origin>();
+  /** Per host:port, how long an idle connection may be reused, learned from the upstream's own idle closes. */
+  readonly #reuseLimits = new Map<string, number>();
   #closed = false;
 
-  constructor({ connect, maxIdlePerHost = 64, idleTimeoutMs = 4000, maxHeaderBytes = 65536 }: Http1ClientOptions) {
+  constructor({ connect, maxIdlePerHost = 64, idleTimeoutMs = 1500, maxHeaderBytes = 65536 }: Http1ClientOptions) {
     this.#connect = connect;
     this.#maxIdlePerHost = maxIdlePerHost;
     this.#maxHeaderBytes = maxHeaderBytes;
@@ -207,19 +227,54 @@ export class Http1Client implements ConnectionPool {
     const list = this.#idle.get(connection.key) ?? [];
     if (this.#closed || list.length >= this.#maxIdlePerHost) return this.#end([connection]);
     connection.reused = true;
-    connection.onIdleClose = this.#forget;
+    connection.idleSince = performance.now();
+    connection.onIdleClose = this.#closedIdle;
     list.push(connection);
     this.#idle.set(connection.key, list);
     this.#idleTimeouts.add(connection);
   }
 
   #takeIdle(key: string): Http1Connection | undefined {
-    const connection = this.#idle.get(key)?.pop(); // the most recently used one is the least likely to have been closed upstream
-    if (connection !== undefined) {
-      connection.onIdleClose = undefined;
-      this.#idleTimeouts.delete(connection);
+    const list = this.#idle.get(key);
+    const connection = list?.pop(); // the most recently used one is the least likely to have been closed upstream
+    if (connection === undefined) return undefined;
+    const limit = this.#reuseLimits.get(key);
+    if (limit !== undefined && performance.now() - connection.idleSince > limit) {
+      // Idle about as long as the upstream keeps connections: it may be closing this one
+      // now. The others were parked before it, so they are older still.
+      this.#end([connection, ...list!]);
+      this.#idle.delete(key);
+      return undefined;
     }
+    connection.onIdleClose = undefined;
+    this.#idleTimeouts.delete(connection);
+    connection.takenAt = performance.now();
+    connection.idleFor = connection.takenAt - connection.idleSince;
     return connection;
+  }
+
+  /**
+   * A reused connection closed unanswered at once (ConnectionPool): most likely the upstream
+   * closed it for its idle time just as the request went out, the race the reuse limit avoids.
+   */
+  closedUnanswered(connection: Http1Connection): void {
+    if (performance.now() - connection.takenAt < UNANSWERED_AT_ONCE_MS) this.#learn(connection.key, connection.idleFor);
+  }
+
+  /** The upstream closed an idle connection: its keep-alive timeout may be shorter than ours. */
+  #closedIdle = (connection: Http1Connection): void => {
+    this.#learn(connection.key, performance.now() - connection.idleSince);
+    this.#forget(connection);
+  };
+
+  /** The upstream at `key` closed a connection idle for `idle` ms: reuse none idle that long again. */
+  #learn(key: string, idle: number): void {
+    if (idle < MIN_LEARNED_KEEP_ALIVE_MS) return;
+    const limit = idle * KEEP_ALIVE_MARGIN;
+    const known = this.#reuseLimits.get(key);
+    if (known !== undefined && known <= limit) return;
+    if (known === undefined && this.#reuseLimits.size >= MAX_ORIGINS) this.#reuseLimits.clear();
+    this.#reuseLimits.set(key, limit);
   }
 
   /** An idle connection closed (by the upstream, or its idle time ran out). */

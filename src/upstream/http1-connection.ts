@@ -59,6 +59,8 @@ export interface ConnectionPool {
   resend(request: OutgoingRequest): Promise<Response>;
   /** Ends a connection whose exchange is over cleanly (a FIN), never to carry another request. */
   retire(connection: Http1Connection): void;
+  /** A reused connection closed before any byte of the answer: the upstream may have closed it for being idle too long. */
+  closedUnanswered(connection: Http1Connection): void;
 }
 
 const HEAD_END = new Uint8Array([13, 10, 13, 10]);
@@ -74,6 +76,11 @@ type Phase = "idle" | "head" | "body";
 export class Http1Connection implements TcpSocketEvents {
   /** Set once it went back to the pool: a failure before any response byte may then mean the upstream closed it while idle. */
   reused = false;
+  /** When it last went back to the pool (performance.now()). */
+  idleSince = 0;
+  /** When it was last taken from the pool, and how long it had been idle then. */
+  takenAt = 0;
+  idleFor = 0;
   /** Called when an idle connection closes (the pool forgets it). */
   onIdleClose: ((connection: Http1Connection) => void) | undefined;
   #socket!: TcpSocket;
@@ -182,6 +189,7 @@ export class Http1Connection implements TcpSocketEvents {
       case "idle":
         return this.onIdleClose?.(this);
       case "head": {
+        if (this.reused && !this.#responseStarted) this.#pool!.closedUnanswered(this);
         // Closed by the upstream while it was idle, just before this request went out: safe to send again.
         const request = this.#request!;
         // Only an idempotent method (RFC 9110 section 9.2.2): the upstream may have taken the

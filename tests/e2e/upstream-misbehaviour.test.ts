@@ -198,7 +198,7 @@ describe.each(TARGETS)("misbehaving upstream ($name)", (target) => {
 
   // The binary reset it (Bun's terminate()): an app whose server logs a reset, as Python's
   // http.server does with a traceback, logged one for every keep-alive connection left idle.
-  test("a keep-alive connection to the app left idle past the pool's 4 s is ended with a FIN, never reset", async () => {
+  test("a keep-alive connection to the app left idle past the pool's 1.5 s is ended with a FIN, never reset", async () => {
     const sluice = await startSluice(target, { child: APP });
     expect((await raw(sluice.httpPort, "GET", "/ok")).text).toEndWith("\r\n\r\nok");
     const ends = async () => JSON.parse((await raw(sluice.targetPort, "GET", "/idle-ends")).text.split("\r\n\r\n")[1]!) as { fin: number; reset: number };
