@@ -25,7 +25,7 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
   const conn = await Deno.connect({ hostname, port });
   conn.setNoDelay(true);
   let closed = false;
-  /** The peer's end of stream was read (the connection stays open for `events.end`'s receiver to write on). */
+  /** The peer's end of stream was read (the connection stays open for `events.peerEnded`'s receiver to write on). */
   let readEnded = false;
   /** `end()` was called: our side is closed, or will be once the writes under way are done. */
   let ending = false;
@@ -59,10 +59,10 @@ export async function denoConnectTcp(hostname: string, port: number, events: Tcp
         const read = await conn.read(buffer);
         if (closed) return;
         if (read === null) {
-          if (!events.end || ending) return finish();
+          if (!events.peerEnded || ending) return finish();
           readEnded = true;
           endDeadline = setTimeout(finish, WRITE_AFTER_END_MS); // a peer that reads no more holds nothing for long
-          return events.end();
+          return events.peerEnded();
         }
         if (read === readBytes) readBytes = Math.min(readBytes * 2, MAX_READ_BYTES);
         else if (read < MIN_READ_BYTES) readBytes = MIN_READ_BYTES;

@@ -204,8 +204,10 @@ export interface TcpSocketEvents {
    * Optional: the peer ended its side (EOF) and the connection stays open for writing, until
    * `end()` (which then closes it) or `destroy()`. Without it, the peer's EOF is `close`. Under
    * Deno only: Bun's sockets close at the peer's EOF (what was written before it still goes out).
+   * (Not named `end`: a receiver may have an `end` of its own, as Http1Connection does, whose
+   * EOF was then taken for this and left its request waiting.)
    */
-  end?(): void;
+  peerEnded?(): void;
 }
 
 /** A TCP connection (no delay), driven by TcpSocketEvents. */

@@ -30,7 +30,7 @@ export async function connectTcpStreams(connect: Runtime["connectTcp"], hostname
     drain: wake,
     // The peer's EOF: nothing more to read, but what is still to be written goes out (a
     // WebSocket child that half-closes after its Close frame waits for the reply).
-    end() {
+    peerEnded() {
       try {
         input.close();
       } catch {
