@@ -21,7 +21,9 @@ export interface CacheRequest {
  * for evil.example stored under victim.example's URL would reach victim.example's visitors.
  * A request without a Host header (HTTP/1.0; HTTP/1.1 too under Deno), or with an empty
  * one, has no host: the app gets no Host either and answers for its own address, whatever
- * authority the target names ("http:///page").
+ * authority the target names ("http:///page"). Under Deno a request whose URL names an
+ * authority and that came without Host (HTTP/2, or an absolute-form target) is given that
+ * authority as its Host header as it arrives (listener-deno.ts): the app gets it too.
  *
  * `fromTrustedProxy` says whether the client is a trusted proxy (forwarded-headers.ts's
  * trustsForwarding); it is asked only when the request has X-Forwarded-Proto or -Host, or

@@ -18,6 +18,31 @@ const closingOnce = (response: Response): Response =>
   hasToken(response.headers.get("connection"), "close") ? withHeader(response, "connection", null) : response;
 
 /**
+ * Gives a request without a Host header the authority its client named another way, as Host:
+ * an HTTP/2 request's `:authority` (Deno answers an HTTP/2 prior-knowledge preface with HTTP/2
+ * on the same port, and hands such a request over without a Host header, its authority only
+ * in Request.url) or an absolute-form target's (RFC 9112 section 3.2.2). The app got its own
+ * address as Host instead, without X-Forwarded-Host, and the cache keyed every HTTP/2
+ * request on no host at all. Deno's URL for a request that names no authority has
+ * `localhost:<port>` (`fallback`): that one stays without Host, as an HTTP/1.0 request
+ * without one is passed on (an HTTP/2 client that names exactly that authority too).
+ * Request headers are immutable: the request's own `headers` property shadows the getter,
+ * so the body, the signal, the method and a WebSocket upgrade stay the runtime's own.
+ */
+function namedAuthority(request: Request, fallback: string): void {
+  const url = request.url;
+  const start = url.indexOf("://"); // none in "*" or CONNECT's bare authority
+  if (start < 0) return;
+  let end = start + 3;
+  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#") end++;
+  const authority = url.slice(start + 3, end);
+  if (authority === "" || authority === fallback) return;
+  const headers = new Headers([["host", authority]]);
+  request.headers.forEach((value, name) => headers.append(name, value));
+  Object.defineProperty(request, "headers", { value: headers });
+}
+
+/**
  * Deno.serve's accept loop ends for good on an accept error, such as EMFILE when a flood of
  * connections used up the open-file limit: `finished` rejects, the port refuses, and the
  * rejection unhandled ends the process, orphaning the child (measured on 2.9.6, a bare
@@ -41,6 +66,7 @@ export function denoServe({ hostname, port, handler, onError, onListenerFailed }
       onError: onError ?? plainServerError,
       // Never undefined here: an upgrade on Deno answers with its 101 Response (denoUpgradeWebSocket).
       handler: (request, info) => {
+        if (!request.headers.has("host")) namedAuthority(request, `localhost:${server.addr.port}`);
         const answer = handler(request, { remoteAddress: (info.remoteAddr as Deno.NetAddr).hostname ?? "" });
         // Deno adds its own `connection: close` for a client that asked to close: an answer
         // that says so itself (sluice's 413, 408 or 431, any answer once the stop began) went twice.

@@ -5,6 +5,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { connect as connect2 } from "node:http2";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -152,6 +153,28 @@ async function appRecord(file: string, probe: string): Promise<Record<string, un
     readFileSync(file, { encoding: "utf8", flag: "a+" }).split("\n").filter((l) => l.includes(`"probe":"${probe}"`)).at(-1);
   await until(() => find() !== undefined, 15_000, `the app's ${probe} record`);
   return JSON.parse(find()!);
+}
+
+/** One HTTP/2 request over cleartext with prior knowledge (h2c): its status (undefined when the session failed) and body. */
+function h2Request(port: number, headers: Record<string, string>, body?: string): Promise<{ status: number | undefined; body: string }> {
+  return new Promise((resolve) => {
+    const session = connect2(`http://127.0.0.1:${port}`);
+    const timer = setTimeout(() => done(undefined), 15_000);
+    let status: number | undefined;
+    let text = "";
+    const done = (got: number | undefined): void => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve({ status: got, body: text });
+    };
+    session.on("error", () => done(undefined));
+    const stream = session.request(headers);
+    stream.on("response", (head) => (status = Number(head[":status"])));
+    stream.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    stream.on("end", () => done(status));
+    stream.on("error", () => done(undefined));
+    stream.end(body);
+  });
 }
 
 interface Echo {
@@ -868,6 +891,30 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(echo.headers.host).toBe(`127.0.0.1:${sluice.targetPort}`);
     expect(echo.headers["x-forwarded-host"]).toBeUndefined();
     expect(await accessRecord(sluice, "no-host")).toMatchObject({ status: 200, path: "/echo" });
+  }, 60_000);
+
+  test("an HTTP/2 request (prior knowledge) reaches the app with its :authority as Host under Deno; the binary refuses it unforwarded", async () => {
+    const sluice = await startSluice(target);
+    const answer = await h2Request(sluice.httpPort, { ":method": "POST", ":path": "/echo?h2=1", ":authority": "h2.example:8443", "x-request-id": "h2-authority" }, "hello h2");
+    if (target.name === "binary") {
+      // Bun answers the preface ("PRI * HTTP/2.0") with its own 400 and closes: no request.
+      expect(answer.status).toBeUndefined();
+      expect((await seenByApp(sluice)).some((path) => path.includes("h2=1"))).toBe(false);
+      return;
+    }
+    // Deno serves HTTP/2 on the same port, and hands the request over without a Host header:
+    // the app got its own address as Host, without X-Forwarded-Host.
+    expect(answer.status).toBe(200);
+    const echo = JSON.parse(answer.body) as Echo;
+    expect(new URL(echo.url).pathname + new URL(echo.url).search).toBe("/echo?h2=1");
+    expect({ host: echo.headers.host, forwardedHost: echo.headers["x-forwarded-host"], method: echo.method, bodyLength: echo.bodyLength })
+      .toEqual({ host: "h2.example:8443", forwardedHost: "h2.example:8443", method: "POST", bodyLength: 8 });
+    expect(await accessRecord(sluice, "h2-authority")).toMatchObject({ status: 200, path: "/echo" });
+    // Cached per authority: each host's page to its own clients.
+    const page = (host: string): Promise<{ status: number | undefined; body: string }> =>
+      h2Request(sluice.httpPort, { ":method": "GET", ":path": "/cacheable?echo=host", ":authority": host });
+    const [a, b] = [await page("a.example"), await page("b.example")];
+    expect([a.body.split("\n")[0], b.body.split("\n")[0]]).toEqual(["served 1 host=a.example", "served 2 host=b.example"]);
   }, 60_000);
 
   test("a Content-Length sent twice with one value reaches the app once", async () => {
