@@ -893,6 +893,23 @@ describe.each(TARGETS)("proxy ($name)", (target) => {
     expect(await accessRecord(sluice, "no-host")).toMatchObject({ status: 200, path: "/echo" });
   }, 60_000);
 
+  test("an absolute-form target of another scheme than http or https gets 400 and never reaches the app", async () => {
+    const sluice = await startSluice(target);
+    // Bun answers these 400 itself; Deno took them, and the app got "GET /f" for "ftp://a.example/f".
+    for (const url of ["ftp://a.example/f?scheme=ftp", "ws://a.example/w?scheme=ws", "foo://a.example/x?scheme=foo", "ftp://a.example?scheme=nopath"]) {
+      const response = await rawHttp(sluice.httpPort, [`GET ${url} HTTP/1.1\r\nHost: a.example\r\nX-Request-Id: scheme-${url.slice(0, url.indexOf(":"))}\r\nConnection: close\r\n\r\n`]);
+      expect({ url, status: response.status }).toEqual({ url, status: 400 });
+    }
+    if (target.name === "deno") expect(await accessRecord(sluice, "scheme-ftp")).toMatchObject({ status: 400 });
+    expect((await seenByApp(sluice)).filter((path) => path.includes("scheme="))).toEqual([]);
+    // http and https (any case) still pass: the target's path and query reach the app.
+    for (const url of ["HTTP://a.example/echo?scheme=HTTP", "https://a.example/echo?scheme=https"]) {
+      const response = await rawHttp(sluice.httpPort, [`GET ${url} HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n`]);
+      expect({ url, status: response.status }).toEqual({ url, status: 200 });
+    }
+    expect((await seenByApp(sluice)).filter((path) => path.includes("scheme="))).toEqual(["/echo?scheme=HTTP", "/echo?scheme=https"]);
+  }, 60_000);
+
   test("an HTTP/2 request (prior knowledge) reaches the app with its :authority as Host under Deno; the binary refuses it unforwarded", async () => {
     const sluice = await startSluice(target);
     const answer = await h2Request(sluice.httpPort, { ":method": "POST", ":path": "/echo?h2=1", ":authority": "h2.example:8443", "x-request-id": "h2-authority" }, "hello h2");
