@@ -490,6 +490,9 @@ export const RESTART_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>([
   "config",
 ]);
 
+/** The listener's connection timeouts: a runtime without them (Deno) applies neither, at start or after a restart. */
+export const CONNECTION_TIMEOUT_OPTIONS: ReadonlySet<OptionKey> = new Set<OptionKey>(["idleTimeout", "headerTimeout"]);
+
 /**
  * Options the response cache's contents depend on: its limits, and those of the steps after
  * it in the pipeline (src/app.ts), which made what it holds. A reload that changes one

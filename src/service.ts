@@ -3,7 +3,7 @@
 import { buildAdminApp } from "./admin.ts";
 import { buildApp, type Pipeline } from "./app.ts";
 import { ResponseCache } from "./cache/response-cache.ts";
-import { changedOptions, childEnvironment, type Config, type OptionKey, OPTIONS, optionSource, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
+import { changedOptions, childEnvironment, type Config, CONNECTION_TIMEOUT_OPTIONS, type OptionKey, OPTIONS, optionSource, RESPONSE_CACHE_OPTIONS, RESTART_OPTIONS, stopBudget } from "./config.ts";
 import { hostPort } from "./config-values.ts";
 import { changedFiles } from "./files/prepare-files.ts";
 import { raceDeadline, sleep } from "./deadlines.ts";
@@ -351,10 +351,15 @@ export class Service {
     const changedKeys = changesBetween(current, next);
     const changed: string[] = changedKeys.map((key) => OPTIONS[key].name);
     if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) changed.push("tracing");
-    const pendingKeys = changedKeys.filter((key) => RESTART_OPTIONS.has(key));
+    // A runtime without connection timeouts (Deno) applies --idle-timeout and
+    // --header-timeout after no restart either: saying they wait for one would be a promise
+    // the restart breaks (it reports them unapplied, as config.unapplied).
+    const neverApplied = this.#deps.runtime.httpLimits.connectionTimeouts ? new Set<OptionKey>() : CONNECTION_TIMEOUT_OPTIONS;
+    const unappliedKeys = changedKeys.filter((key) => neverApplied.has(key));
+    const pendingKeys = changedKeys.filter((key) => RESTART_OPTIONS.has(key) && !neverApplied.has(key));
     // The listeners and the child keep what they were started with.
     const applied: Config = { ...next, command: current.command };
-    for (const key of pendingKeys) (applied as Record<OptionKey, unknown>)[key] = current[key];
+    for (const key of [...pendingKeys, ...unappliedKeys]) (applied as Record<OptionKey, unknown>)[key] = current[key];
     let pipeline: Pipeline;
     try {
       if (applied.tracing.enabled) this.#tracing ??= await loadTracing();
@@ -377,17 +382,22 @@ export class Service {
     });
     this.#metrics.reloads.inc({ result: "ok" });
     const pendingRestart = pendingKeys.map((key) => OPTIONS[key].name);
+    const unapplied = unappliedKeys.map((key) => OPTIONS[key].name);
     const report = (): void => {
       const record = {
         event: "reload",
         result: "ok",
-        changed: changed.filter((name) => !pendingRestart.includes(name)),
+        changed: changed.filter((name) => !pendingRestart.includes(name) && !unapplied.includes(name)),
         pendingRestart,
+        ...(unapplied.length > 0 ? { unapplied } : {}),
         ms: Math.round(performance.now() - startedAt),
       };
       // What the file asks for and does not apply yet is a warning: at --log-level warning
       // the operator would otherwise never learn that a new port waits for a restart.
-      if (pendingRestart.length === 0) log.lifecycle.info("Reloaded the configuration", record);
+      if (unapplied.length > 0) {
+        const waiting = pendingRestart.length > 0 ? "; waiting for a restart: {pendingRestart}" : "";
+        log.lifecycle.warn(`Reloaded the configuration; not applied by this runtime's HTTP server, which has no idle or header timeout: {unapplied}${waiting}`, record);
+      } else if (pendingRestart.length === 0) log.lifecycle.info("Reloaded the configuration", record);
       else log.lifecycle.warn("Reloaded the configuration; waiting for a restart: {pendingRestart}", record);
     };
     if (applied.logLevel === current.logLevel && applied.logFormat === current.logFormat) return report();
