@@ -6,6 +6,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { envName, OPTIONS } from "../../src/config.ts";
 import { startReceiver } from "../fixtures/otlp-receiver.ts";
@@ -22,6 +23,26 @@ function configFile(lines: string[]): { path: string; write: (lines: string[]) =
 }
 
 const reloads = (records: LogRecord[]) => records.filter((r) => r.event === "reload");
+
+/** A POST /echo of 10 bytes sent as 5, a pause of `pauseMs`, then 5; resolves with the status line. */
+function pausedUpload(port: number, pauseMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port }, () => {
+      socket.write("POST /echo HTTP/1.1\r\nHost: sluice\r\nContent-Length: 10\r\n\r\nabcde");
+      setTimeout(() => socket.writable && socket.write("fghij"), pauseMs);
+    });
+    let received = "";
+    socket.setTimeout(15_000, () => socket.destroy(new Error(`no answer within 15 s: ${received}`)));
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+      if (received.includes("\r\n")) {
+        resolve(received.slice(0, received.indexOf("\r\n")));
+        socket.destroy();
+      }
+    });
+    socket.on("error", reject);
+  });
+}
 
 describe.each(TARGETS)("reload ($name)", (target) => {
   test("a valid file applies live: new limits for new requests, nothing dropped", async () => {
@@ -55,6 +76,35 @@ describe.each(TARGETS)("reload ($name)", (target) => {
     expect(after.filter((r) => r.event === "access" && r.level === "INFO")).toEqual([]);
     expect(after.filter((r) => r.event === "access" && r.status === 413).length).toBe(0); // 413 is below 500: info
     expect(sluice.records.slice(0, sluice.records.indexOf(record)).some((r) => r.event === "access")).toBe(true);
+  }, 60_000);
+
+  test("requests in flight finish on the old timeouts while new ones get the new; the stop uses the reloaded stop timings", async () => {
+    const timings = (seconds: number) => [`upstream-timeout = "${seconds}s"`, `body-timeout = "${seconds}s"`, `drain-timeout = "${seconds}s"`, `stop-timeout = "${seconds}s"`];
+    const file = configFile(['shutdown-delay = "0s"', ...timings(20)]);
+    // The app ignores SIGTERM: only --stop-timeout ends it.
+    const sluice = await startSluice(target, { args: ["--config", file.path], env: { ...CLEAN_ENV, APP_ON_TERM: "ignore" } });
+    const slow = fetch(`${sluice.url}/slow?ms=2000`).then(async (r) => [r.status, await r.text()]);
+    const upload = pausedUpload(sluice.httpPort, 2000);
+    await Bun.sleep(300);
+    file.write(['shutdown-delay = "0s"', ...timings(1)]);
+    sluice.signal("SIGHUP");
+    expect(await sluice.waitFor("reload")).toMatchObject({ result: "ok", changed: ["upstream-timeout", "body-timeout", "drain-timeout", "stop-timeout"] });
+    // Begun under 20 s, they wait longer than the new 1 s.
+    expect(await slow).toEqual([200, "slow 2000\n"]);
+    expect(await upload).toBe("HTTP/1.1 200 OK");
+    // Begun after the reload: 1 s.
+    expect((await fetch(`${sluice.url}/slow?ms=2000`)).status).toBe(504);
+    expect(await pausedUpload(sluice.httpPort, 2000)).toBe("HTTP/1.1 408 Request Timeout");
+    // At the stop: a request cut at the 1 s drain deadline, the child killed 1 s after SIGTERM.
+    // (A stream: its head comes at once, so the new upstream timeout does not end it first.)
+    const cut = fetch(`${sluice.url}/stream?chunks=20&gap=300`).then((r) => r.text()).catch((error) => String(error));
+    await until(async () => (await readMetrics(sluice)).sluice_requests_in_flight === 1, 10_000, "the request in flight");
+    const stopAt = performance.now();
+    sluice.signal("SIGTERM");
+    expect(await sluice.exitCode()).toBe(75);
+    expect(performance.now() - stopAt).toBeLessThan(5_000);
+    expect(await cut).not.toContain("chunk 20\n");
+    expect(sluice.events("shutdown.complete")[0]).toMatchObject({ aborted: 1, killed: 1 });
   }, 60_000);
 
   test("an invalid file keeps the old configuration serving and the exit code clean", async () => {
