@@ -857,9 +857,11 @@ function checkAnswers(
   // An interrupted one with an `aborted` count cut them before the stop began. sluice switches
   // as it writes the new child's ready record, so a request sent once that record was read
   // went to the new child (seed 126 case 7: a stream sent 2 ms after it, cut by that child's
-  // crash, was counted as the rolling restart's).
+  // crash, was counted as the rolling restart's). A failed one whose new child exited after it
+  // took over drained the old child all the same, with the same deadline (seed 9001 case 37
+  // under Deno: a GET waiting on the old child got 503 at a drain-timeout of 50 ms).
   const rolloutCuts = rollouts
-    .filter((r) => (r.result?.result === "ok" || r.result?.result === "interrupted") && (r.result!.aborted as number) > 0)
+    .filter((r) => (r.result?.result === "ok" || r.result?.result === "interrupted" || tookOver(r)) && (r.result!.aborted as number) > 0)
     .map((r) => ({ rollout: r, from: r.newReadyAt!, to: r.resultAt! + 50, aborted: r.result!.aborted as number, seen: [] as unknown[] }));
   const rolloutCut = (sentAt: number, answeredAt: number, where: unknown): boolean => {
     const cut = rolloutCuts.find((c) => sentAt <= c.from && answeredAt >= c.from && answeredAt <= c.to);
