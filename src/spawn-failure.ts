@@ -115,13 +115,14 @@ export function shebangInterpreter(head: Uint8Array): string | undefined {
   return end > start ? new TextDecoder().decode(head.subarray(start, end)) : undefined;
 }
 
-function isElf(head: Uint8Array): boolean {
+/** True when `head` begins with the ELF magic number (a program or shared library). */
+export function isElf(head: Uint8Array): boolean {
   return head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
 }
 
 /** The PT_INTERP path of an ELF file whose program headers and interpreter lie in `head`. */
 export function elfInterpreter(head: Uint8Array): string | undefined {
-  if (head.length < 52 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) return undefined;
+  if (head.length < 52 || !isElf(head)) return undefined;
   const wide = head[4] === 2;
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const little = head[5] === 1;

@@ -12,6 +12,7 @@ import type {
   Runtime,
 } from "./types.ts";
 import { isPermissionDenied, readErrorCode } from "../read-errors.ts";
+import { isElf } from "../spawn-failure.ts";
 import { readAtMost, tooLarge, unreadableKind } from "./bounded-read.ts";
 import { denoLibc } from "./libc-deno.ts";
 import { orphanReaper } from "./orphans.ts";
@@ -55,7 +56,7 @@ function execFormatOf(path: string): "#!" | "elf" | "other" | undefined {
     const head = new Uint8Array(4);
     const got = file.readSync(head) ?? 0; // a regular file's first bytes come in one read
     if (got >= 2 && head[0] === 0x23 && head[1] === 0x21) return "#!";
-    return got === 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46 ? "elf" : "other";
+    return got === 4 && isElf(head) ? "elf" : "other";
   } catch {
     return undefined;
   } finally {
