@@ -238,8 +238,9 @@ export class Http1Client implements ConnectionPool {
     const list = this.#idle.get(key);
     const connection = list?.pop(); // the most recently used one is the least likely to have been closed upstream
     if (connection === undefined) return undefined;
+    const now = performance.now();
     const limit = this.#reuseLimits.get(key);
-    if (limit !== undefined && performance.now() - connection.idleSince > limit) {
+    if (limit !== undefined && now - connection.idleSince > limit) {
       // Idle about as long as the upstream keeps connections: it may be closing this one
       // now. The others were parked before it, so they are older still.
       this.#end([connection, ...list!]);
@@ -248,8 +249,7 @@ export class Http1Client implements ConnectionPool {
     }
     connection.onIdleClose = undefined;
     this.#idleTimeouts.delete(connection);
-    connection.takenAt = performance.now();
-    connection.idleFor = connection.takenAt - connection.idleSince;
+    connection.takenAt = now;
     return connection;
   }
 
@@ -258,7 +258,7 @@ export class Http1Client implements ConnectionPool {
    * closed it for its idle time just as the request went out, the race the reuse limit avoids.
    */
   closedUnanswered(connection: Http1Connection): void {
-    if (performance.now() - connection.takenAt < UNANSWERED_AT_ONCE_MS) this.#learn(connection.key, connection.idleFor);
+    if (performance.now() - connection.takenAt < UNANSWERED_AT_ONCE_MS) this.#learn(connection.key, connection.takenAt - connection.idleSince);
   }
 
   /** The upstream closed an idle connection: its keep-alive timeout may be shorter than ours. */

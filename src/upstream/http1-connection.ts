@@ -76,11 +76,10 @@ type Phase = "idle" | "head" | "body";
 export class Http1Connection implements TcpSocketEvents {
   /** Set once it went back to the pool: a failure before any response byte may then mean the upstream closed it while idle. */
   reused = false;
-  /** When it last went back to the pool (performance.now()). */
+  /** When it last went back to the pool (performance.now()); kept while it carries a request. */
   idleSince = 0;
-  /** When it was last taken from the pool, and how long it had been idle then. */
+  /** When it was last taken from the pool. */
   takenAt = 0;
-  idleFor = 0;
   /** Called when an idle connection closes (the pool forgets it). */
   onIdleClose: ((connection: Http1Connection) => void) | undefined;
   #socket!: TcpSocket;
